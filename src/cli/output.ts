@@ -1,0 +1,31 @@
+import pc from 'picocolors';
+import Table from 'cli-table3';
+
+export type Colors = ReturnType<typeof pc.createColors>;
+
+/** Colour only on a TTY, never with NO_COLOR set (https://no-color.org), forced by FORCE_COLOR. */
+export function useColor(stream: NodeJS.WriteStream): boolean {
+  if (process.env.NO_COLOR !== undefined && process.env.NO_COLOR !== '') return false;
+  if (process.env.FORCE_COLOR !== undefined && process.env.FORCE_COLOR !== '0') return true;
+  return Boolean(stream.isTTY) && process.env.TERM !== 'dumb';
+}
+
+export function colorsFor(stream: NodeJS.WriteStream): Colors {
+  return pc.createColors(useColor(stream));
+}
+
+/** A table for many rows; plain borders when not on a TTY so logs stay greppable. */
+export function table(head: string[], rows: (string | number)[][], stream: NodeJS.WriteStream = process.stdout): string {
+  const color = useColor(stream);
+  const t = new Table({
+    head,
+    style: { head: color ? ['cyan'] : [], border: color ? ['grey'] : [] },
+    ...(color ? {} : { chars: { top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '', left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: '  ' } }),
+  });
+  for (const r of rows) t.push(r.map(String));
+  return t.toString();
+}
+
+export function json(value: unknown): string {
+  return JSON.stringify(value, null, 2);
+}

@@ -1,0 +1,54 @@
+import { z } from 'zod';
+import { RE } from '../fleet/values.js';
+
+/**
+ * agent.json: the contract between `edgectl render` (which writes it into every bundle, at
+ * agent/agent.json) and `edgectl agent` (which runs from it on the node). Every field can also
+ * be given as a flag of `edgectl agent`.
+ */
+const hostPort = z.string().regex(/^(?:\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be HOST:PORT');
+const sha = z.string().regex(RE.sha256, 'must be 64 lowercase hex digits');
+
+export const agentTopicSchema = z.object({
+  name: z.string().regex(RE.topic),
+  whenFull: z.enum(['reject', 'drop-oldest']).default('reject'),
+  /** Seconds a message may wait before it is dropped (counted); absent = forever. */
+  ttlSeconds: z.number().int().positive().optional(),
+}).strict();
+
+export const agentTenantSchema = z.object({
+  name: z.string().regex(RE.dnsLabel),
+  /** sha256 hex of device tokens accepted for this tenant. */
+  tokens: z.array(sha),
+  topics: z.array(agentTopicSchema),
+  spoolBytes: z.number().int().positive(),
+  requestsPerSecond: z.number().int().positive().optional(),
+}).strict();
+
+export const agentConfigSchema = z.object({
+  format: z.literal('edgectl-agent/v1'),
+  node: z.string().regex(RE.dnsLabel),
+  role: z.enum(['edge', 'relay', 'hub']),
+  /** Device API (/v1/q/) and hop API (/v1/forward); nginx on the node proxies to it. */
+  listen: hostPort,
+  /** Admin API (status, peek, purge) on loopback only; never proxied by nginx. */
+  admin: hostPort,
+  /** LevelDB spool directory (persistent, outside releases). */
+  dataDir: z.string().min(1),
+  maxMessageBytes: z.number().int().positive(),
+  /** Next hops towards the hub, in failover order (…/v1/forward URLs). Empty for the hub. */
+  upstreams: z.array(z.string().url()),
+  /** File on the node holding this node's bearer credential for /v1/forward (never in git). */
+  credentialFile: z.string().optional(),
+  /** sha256 of credentials allowed to POST /v1/forward here; empty = any (development only). */
+  acceptForward: z.array(sha).default([]),
+  /** Hub only: file:PATH | http(s)://… | nats://HOST:PORT */
+  sink: z.string().optional(),
+  tenants: z.array(agentTenantSchema),
+  /** FastCGI apps the agent supervises (reset-to-work): socket path and command to run. */
+  fastcgi: z.array(z.object({ app: z.string(), socket: z.string(), root: z.string() }).strict()).default([]),
+}).strict();
+
+export type AgentConfig = z.infer<typeof agentConfigSchema>;
+export type AgentTenant = z.infer<typeof agentTenantSchema>;
+export type AgentTopic = z.infer<typeof agentTopicSchema>;

@@ -1,0 +1,48 @@
+/**
+ * Coded errors. The code is stable API (scripts may match on it); the message may change.
+ * An error without a code reaching the CLI is a bug, and only then is a stack trace shown.
+ */
+export const ERROR_HINTS = {
+  EDGECTL_USAGE: 'Run the command with --help to see its flags.',
+  EDGECTL_FLEET_NOT_FOUND: 'Pass --fleet DIR pointing at a fleet repo (a directory of edgectl/v1 YAML files).',
+  EDGECTL_FLEET_INVALID: 'Run `edgectl validate` to see every problem with file and line.',
+  EDGECTL_GIT: 'Check that the fleet is a git repository and that the revision exists (`git log --oneline`).',
+  EDGECTL_RENDER: 'This is a template error; check overridden templates under the fleet\'s templates/.',
+  EDGECTL_CHECK_FAILED: 'The tool\'s own output above names the file and line that failed.',
+  EDGECTL_TRANSPORT: 'Check the node\'s address, ssh settings and relays (`via`).',
+  EDGECTL_HOSTKEY_UNKNOWN: 'Verify the fingerprint out of band, then run `edgectl trust NODE` (or apply with --accept-new).',
+  EDGECTL_HOSTKEY_CHANGED: 'The node\'s host key differs from the recorded one. If the node was reinstalled, remove the old key from known_hosts after verifying the new fingerprint.',
+  EDGECTL_LOCKED: 'Another apply holds the node\'s lock; wait for it, or remove a stale lock after it expires.',
+  EDGECTL_PLAN_STALE: 'The node changed since the plan was made; run `edgectl plan --out` again.',
+  EDGECTL_NOT_CONFIRMED: 'Pass --yes to apply without asking (required when not on a terminal).',
+  EDGECTL_AGENT: 'Check the agent configuration (`edgectl agent --help`).',
+  EDGECTL_INTERNAL: 'This is a bug in edgectl; please report it with the command you ran.',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_HINTS;
+
+export class EdgectlError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string;
+  readonly exitCode: number;
+  readonly detail?: string;
+
+  constructor(code: ErrorCode, message: string, opts: { hint?: string; exitCode?: number; detail?: string; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'EdgectlError';
+    this.code = code;
+    this.hint = opts.hint ?? ERROR_HINTS[code];
+    this.exitCode = opts.exitCode ?? 1;
+    this.detail = opts.detail;
+  }
+}
+
+export function isEdgectlError(err: unknown): err is EdgectlError {
+  return err instanceof EdgectlError;
+}
+
+/** Message of any thrown value, for results and logs (never a stack). */
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

@@ -1,0 +1,99 @@
+import type { AppSpec, FleetSpec, Kind, NodeSpec, TenantSpec } from './schema.js';
+import type { ParsedDoc } from './parse.js';
+
+export interface Resource<K extends Kind, S> {
+  kind: K;
+  name: string;
+  labels: Record<string, string>;
+  spec: S;
+  /** Where the document is: for problems found later (rules, render). */
+  source: ParsedDoc;
+}
+
+export type FleetResource = Resource<'Fleet', FleetSpec>;
+export type TenantResource = Resource<'Tenant', TenantSpec>;
+export type NodeResource = Resource<'Node', NodeSpec>;
+export type AppResource = Resource<'App', AppSpec>;
+
+/** Node settings with the fleet's defaults applied: what render and apply work from. */
+export interface ResolvedNode {
+  name: string;
+  labels: Record<string, string>;
+  role: 'core' | 'relay' | 'edge';
+  address: string;
+  ssh: { user: string; port: number; hostKey?: string; identityFile?: string };
+  root: string;
+  via: string[];
+  tunnel: 'none' | 'reverse';
+  capacity: { cpu: number; memoryMb: number };
+  kong: boolean;
+  http: { address?: string; port: number };
+  agent: { listen: string; maxMessageBytes: number };
+  nginx: { binary: string; workerProcesses: 'auto' | number; workerConnections: number };
+}
+
+export interface ResolvedTopic {
+  name: string;
+  whenFull: 'reject' | 'drop-oldest';
+  ttl?: string;
+}
+
+/** A valid fleet, sorted by name within each kind so every consumer sees a stable order. */
+export interface FleetModel {
+  name: string;
+  fleet: FleetResource;
+  tenants: TenantResource[];
+  nodes: NodeResource[];
+  apps: AppResource[];
+  commit?: string;
+  dirty: boolean;
+}
+
+export const DEFAULTS = {
+  sshUser: 'edge',
+  sshPort: 22,
+  root: '/var/lib/edgectl',
+  httpPort: 80,
+  agentListen: '127.0.0.1:7311',
+  maxMessageBytes: 1024 * 1024,
+  nginxBinary: '/usr/sbin/nginx',
+  workerConnections: 1024,
+  cpu: 1,
+  memoryMb: 1024,
+} as const;
+
+export function resolveNode(fleet: FleetSpec, n: NodeResource): ResolvedNode {
+  const d = fleet.defaults ?? {};
+  const s = n.spec;
+  return {
+    name: n.name,
+    labels: n.labels,
+    role: s.role,
+    address: s.address,
+    ssh: {
+      user: s.ssh?.user ?? d.ssh?.user ?? DEFAULTS.sshUser,
+      port: s.ssh?.port ?? d.ssh?.port ?? DEFAULTS.sshPort,
+      hostKey: s.ssh?.hostKey,
+      identityFile: s.ssh?.identityFile ?? d.ssh?.identityFile,
+    },
+    root: s.root ?? d.root ?? DEFAULTS.root,
+    via: s.via ?? [],
+    tunnel: s.tunnel ?? 'none',
+    capacity: { cpu: s.capacity?.cpu ?? DEFAULTS.cpu, memoryMb: s.capacity?.memoryMb ?? DEFAULTS.memoryMb },
+    kong: s.kong ?? false,
+    http: { address: s.http?.address ?? d.http?.address, port: s.http?.port ?? d.http?.port ?? DEFAULTS.httpPort },
+    agent: {
+      listen: s.agent?.listen ?? d.agent?.listen ?? DEFAULTS.agentListen,
+      maxMessageBytes: s.agent?.maxMessageBytes ?? d.agent?.maxMessageBytes ?? DEFAULTS.maxMessageBytes,
+    },
+    nginx: {
+      binary: s.nginx?.binary ?? d.nginx?.binary ?? DEFAULTS.nginxBinary,
+      workerProcesses: s.nginx?.workerProcesses ?? d.nginx?.workerProcesses ?? 'auto',
+      workerConnections: s.nginx?.workerConnections ?? d.nginx?.workerConnections ?? DEFAULTS.workerConnections,
+    },
+  };
+}
+
+export function appTopics(app: AppSpec): ResolvedTopic[] {
+  return (app.uplink?.topics ?? []).map((t) => (typeof t === 'string' ? { name: t, whenFull: 'reject' as const } : { name: t.name, whenFull: t.whenFull ?? 'reject', ttl: t.ttl }));
+}

@@ -1,0 +1,172 @@
+import { z } from 'zod';
+import { RE, COUNT_OR_PERCENT, checkHttpUrl, isAddress, isDomain } from './values.js';
+
+/**
+ * zod schemas of the edgectl/v1 documents. Every object is strict: an unknown field is an
+ * error (usually a typo; the validator adds a "did you mean" hint). Stage one of validation;
+ * cross-references live in rules.ts.
+ */
+const re = (r: RegExp, what: string) => z.string().regex(r, { message: `must be ${what}` });
+
+export const dnsName = re(RE.dnsLabel, 'a DNS label: lowercase letters, digits and "-", at most 63, not starting or ending with "-"');
+export const port = z.number({ invalid_type_error: 'must be a number' }).int('must be an integer').min(1, 'must be a port between 1 and 65535').max(65535, 'must be a port between 1 and 65535');
+const absPath = re(RE.absPath, 'an absolute path of letters, digits, ".", "_", "-" and "/"').refine((p) => !p.split('/').includes('..'), { message: 'must not contain ".."' });
+const relPath = re(RE.relPath, 'a relative path inside the fleet repo (letters, digits, ".", "_", "-", "/")').refine((p) => !p.split('/').some((s) => s === '..' || s === '.'), { message: 'must not contain "." or ".." segments' });
+const httpUrl = (allowQuery = false) =>
+  z.string().superRefine((s, ctx) => {
+    const why = checkHttpUrl(s, { allowQuery });
+    if (why) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `URL ${why}` });
+  });
+const address = z.string().refine(isAddress, { message: 'must be an IP address or a hostname' });
+const domain = z.string().refine(isDomain, { message: 'must be a valid hostname (lowercase; a wildcard only as the whole leftmost label, like *.example.com)' });
+const duration = re(RE.duration, 'a duration like 30s, 10m, 2h or 1d');
+const countOrPercent = z.union([z.number().int().min(0), re(COUNT_OR_PERCENT, 'a count or a percentage like "25%"')]);
+const hostPort = z.string().superRefine((s, ctx) => {
+  const m = /^(.+):(\d{1,5})$/.exec(s);
+  const host = m?.[1]?.replace(/^\[(.*)\]$/, '$1');
+  if (!m || !host || !isAddress(host) || Number(m[2]) < 1 || Number(m[2]) > 65535) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be HOST:PORT, with an IP or hostname and a port between 1 and 65535' });
+  }
+});
+
+export const labels = z.record(re(RE.labelKey, 'a label key (lowercase letters, digits, ".", "_", "-", "/")'), z.string({ invalid_type_error: 'must be a string (quote numbers and booleans)' }).regex(RE.labelValue, { message: 'must be a label value: letters, digits, ".", "_", "-", at most 63, starting and ending with a letter or digit' }));
+
+export const metadataSchema = z.object({
+  name: dnsName,
+  labels: labels.optional(),
+  annotations: z.record(z.string(), z.string().max(1000)).optional(),
+}).strict();
+
+const sshSchema = z.object({
+  user: re(RE.sshUser, 'a unix user name').optional(),
+  port: port.optional(),
+  hostKey: re(RE.hostKey, 'an OpenSSH public key line: "<type> <base64>", like ssh-ed25519 AAAA...').optional(),
+  identityFile: z.string().regex(/^(?:~\/|\/)?[A-Za-z0-9._/-]+$/, { message: 'must be a path of letters, digits, ".", "_", "-", "/"' }).optional(),
+}).strict();
+
+const httpSchema = z.object({
+  address: address.optional(),
+  port: port.optional(),
+}).strict();
+
+const agentSchema = z.object({
+  listen: hostPort.optional(),
+  maxMessageBytes: z.number().int().min(1).max(64 * 1024 * 1024).optional(),
+}).strict();
+
+const nginxSchema = z.object({
+  binary: absPath.optional(),
+  workerProcesses: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).optional(),
+  workerConnections: z.number().int().min(64).max(65536).optional(),
+}).strict();
+
+export const fleetSpecSchema = z.object({
+  defaults: z.object({
+    ssh: sshSchema.optional(),
+    root: absPath.optional(),
+    http: httpSchema.optional(),
+    agent: agentSchema.optional(),
+    nginx: nginxSchema.optional(),
+  }).strict().optional(),
+  hub: z.object({ url: httpUrl(true) }).strict(),
+  rollout: z.object({
+    canary: z.number().int().min(0).optional(),
+    batchSize: countOrPercent.optional(),
+    maxFailures: countOrPercent.optional(),
+  }).strict().optional(),
+}).strict();
+
+const topicName = re(RE.topic, 'a plain topic name: lowercase letters, digits, "_" and "-", at most 63');
+
+export const tenantSpecSchema = z.object({
+  displayName: re(RE.text, 'printable text of at most 200 characters without { } ; $ # quotes < > or backslashes').optional(),
+  uplink: z.object({
+    tokens: z.array(z.object({
+      name: dnsName,
+      sha256: re(RE.sha256, 'the sha256 of the token as 64 lowercase hex digits (never the token itself)'),
+    }).strict()).optional(),
+  }).strict().optional(),
+  quota: z.object({
+    requestsPerSecond: z.number().int().min(1).max(1_000_000).optional(),
+    spoolMb: z.number().int().min(1).max(1_048_576).optional(),
+  }).strict().optional(),
+  consumers: z.array(z.object({
+    name: dnsName,
+    keyEnv: re(RE.envName, 'an environment variable name (A-Z, 0-9, "_") holding the key on the node'),
+  }).strict()).optional(),
+}).strict();
+
+export const nodeSpecSchema = z.object({
+  role: z.enum(['core', 'relay', 'edge']),
+  address,
+  ssh: sshSchema.optional(),
+  root: absPath.optional(),
+  via: z.array(dnsName).max(8, 'at most 8 relays').optional(),
+  tunnel: z.enum(['none', 'reverse']).optional(),
+  capacity: z.object({
+    cpu: z.number().positive().max(1024).optional(),
+    memoryMb: z.number().int().positive().optional(),
+  }).strict().optional(),
+  kong: z.boolean().optional(),
+  http: httpSchema.optional(),
+  agent: agentSchema.optional(),
+  nginx: nginxSchema.optional(),
+}).strict();
+
+const topicSchema = z.union([
+  topicName,
+  z.object({
+    name: topicName,
+    whenFull: z.enum(['reject', 'drop-oldest']).optional(),
+    ttl: duration.optional(),
+  }).strict(),
+]);
+
+export const appSpecSchema = z.object({
+  tenant: dnsName,
+  type: z.enum(['static', 'proxy', 'fastcgi', 'api']),
+  domains: z.array(domain).min(1, 'needs at least one domain'),
+  upstream: z.object({
+    urls: z.array(httpUrl()).min(1, 'needs at least one URL'),
+    keepalive: z.number().int().min(0).max(1024).optional(),
+    connectTimeout: duration.optional(),
+    readTimeout: duration.optional(),
+  }).strict().optional(),
+  cache: z.object({
+    ttl: duration.optional(),
+    methods: z.array(z.enum(['GET', 'HEAD', 'POST'])).optional(),
+    staleOnError: z.boolean().optional(),
+    maxBodyKb: z.number().int().min(1).max(1024).optional(),
+  }).strict().optional(),
+  static: z.object({ path: relPath, index: re(/^[A-Za-z0-9._-]{1,100}$/, 'a file name').optional() }).strict().optional(),
+  fastcgi: z.object({ path: relPath.optional(), index: re(/^[A-Za-z0-9._-]{1,100}$/, 'a file name').optional() }).strict().optional(),
+  routes: z.array(z.object({
+    paths: z.array(re(RE.httpPath, 'an absolute URL path of letters, digits and . _ ~ / -')).min(1),
+    methods: z.array(re(RE.httpMethod, 'an HTTP method in capitals')).optional(),
+    stripPath: z.boolean().optional(),
+  }).strict()).optional(),
+  healthCheck: z.object({ path: re(RE.httpPath, 'an absolute URL path').optional(), expectStatus: z.number().int().min(100).max(599).optional() }).strict().optional(),
+  placement: z.object({
+    selector: labels.optional(),
+    replicas: z.number().int().min(1).max(100_000).optional(),
+    spreadBy: re(RE.labelKey, 'a label key').optional(),
+    nodes: z.array(dnsName).optional(),
+  }).strict().optional(),
+  uplink: z.object({ topics: z.array(topicSchema).min(1) }).strict().optional(),
+}).strict();
+
+export const SPEC_SCHEMAS = {
+  Fleet: fleetSpecSchema,
+  Tenant: tenantSpecSchema,
+  Node: nodeSpecSchema,
+  App: appSpecSchema,
+} as const;
+
+export type Kind = keyof typeof SPEC_SCHEMAS;
+export const KINDS = Object.keys(SPEC_SCHEMAS) as Kind[];
+
+export type FleetSpec = z.infer<typeof fleetSpecSchema>;
+export type TenantSpec = z.infer<typeof tenantSpecSchema>;
+export type NodeSpec = z.infer<typeof nodeSpecSchema>;
+export type AppSpec = z.infer<typeof appSpecSchema>;
+export type Metadata = z.infer<typeof metadataSchema>;

@@ -1,0 +1,145 @@
+import { KINDS, SPEC_SCHEMAS, metadataSchema, type Kind } from './schema.js';
+import { parseFile, locate, type ParsedDoc } from './parse.js';
+import { closest, formatPath, sortProblems, type Problem } from './problems.js';
+import { zodProblems } from './zod-problems.js';
+import { crossRules } from './rules.js';
+import type { FleetModel, FleetResource, Resource } from './model.js';
+import type { FleetSource } from './source.js';
+
+export const API_VERSION = 'edgectl/v1';
+const TOP_KEYS = ['apiVersion', 'kind', 'metadata', 'spec'];
+
+export interface ValidationResult {
+  /** Present when there are no errors (warnings allowed). */
+  model?: FleetModel;
+  problems: Problem[];
+  errors: number;
+  warnings: number;
+  /** File texts by path, so reports can quote the offending line. */
+  texts: Map<string, string>;
+  counts: { files: number; documents: number; fleets: number; tenants: number; nodes: number; apps: number };
+  commit?: string;
+  dirty: boolean;
+  from: FleetSource['from'];
+  rev?: string;
+}
+
+function docProblem(d: ParsedDoc, path: (string | number)[], rule: string, message: string, hint?: string, onKey = false): Problem {
+  return { severity: 'error', rule, file: d.file, ...locate(d, path, onKey), path: formatPath(path), message, hint };
+}
+
+/** Stage one for one document: envelope, metadata and the spec schema of its kind. */
+function checkDocument(d: ParsedDoc, out: Problem[]): Resource<Kind, unknown> | undefined {
+  const v = d.value;
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) {
+    out.push(docProblem(d, [], 'not-a-mapping', 'a fleet document must be a mapping with apiVersion, kind, metadata and spec'));
+    return undefined;
+  }
+  const o = v as Record<string, unknown>;
+  let ok = true;
+  for (const k of Object.keys(o)) {
+    if (!TOP_KEYS.includes(k)) {
+      const near = closest(k, TOP_KEYS);
+      out.push(docProblem(d, [k], 'unknown-field', `unknown field "${k}"`, near ? `did you mean \`${near}\`?` : `allowed here: ${TOP_KEYS.join(', ')}`, true));
+      ok = false;
+    }
+  }
+  if (o.apiVersion !== API_VERSION) {
+    out.push(docProblem(d, ['apiVersion'], o.apiVersion === undefined ? 'missing-field' : 'wrong-api-version',
+      o.apiVersion === undefined ? 'apiVersion is missing' : `apiVersion ${JSON.stringify(o.apiVersion)} is not supported`, `use \`apiVersion: ${API_VERSION}\``));
+    ok = false;
+  }
+  const kind = o.kind;
+  if (typeof kind !== 'string' || !(KINDS as string[]).includes(kind)) {
+    const near = typeof kind === 'string' ? closest(kind, KINDS) : undefined;
+    out.push(docProblem(d, ['kind'], kind === undefined ? 'missing-field' : 'unknown-kind',
+      kind === undefined ? 'kind is missing' : `unknown kind ${JSON.stringify(kind)}`, near ? `did you mean \`${near}\`?` : `kinds are ${KINDS.join(', ')}`));
+    return undefined;
+  }
+  const meta = metadataSchema.safeParse(o.metadata);
+  if (!meta.success) {
+    zodProblems(d, ['metadata'], metadataSchema, meta.error, out);
+    ok = false;
+  }
+  const schema = SPEC_SCHEMAS[kind as Kind];
+  const spec = schema.safeParse(o.spec ?? (kind === 'Tenant' ? {} : undefined));
+  if (!spec.success) {
+    if (o.spec === undefined) out.push(docProblem(d, [], 'missing-field', `${kind} needs a spec`));
+    else zodProblems(d, ['spec'], schema, spec.error, out);
+    ok = false;
+  }
+  if (!ok || !meta.success || !spec.success) return undefined;
+  return { kind: kind as Kind, name: meta.data.name, labels: meta.data.labels ?? {}, spec: spec.data, source: d };
+}
+
+/** Validates a fleet read from disk or git. Pure apart from the source it is given. */
+export function validateFleet(src: FleetSource): ValidationResult {
+  const problems: Problem[] = [];
+  const texts = new Map<string, string>();
+  const resources: Resource<Kind, unknown>[] = [];
+  let documents = 0;
+  let invalidDocs = 0;
+  for (const f of src.files) {
+    const parsed = parseFile(f, problems);
+    if (!parsed) continue;
+    texts.set(f.path, parsed.text);
+    for (const d of parsed.docs) {
+      documents++;
+      const r = checkDocument(d, problems);
+      if (r) resources.push(r);
+      else invalidDocs++;
+    }
+  }
+  const byKind = (k: Kind) => resources.filter((r) => r.kind === k).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const fleets = byKind('Fleet');
+  const counts = { files: src.files.length, documents, fleets: fleets.length, tenants: 0, nodes: 0, apps: 0 };
+
+  // Duplicate names within a kind.
+  for (const k of KINDS) {
+    const seen = new Map<string, Resource<Kind, unknown>>();
+    for (const r of byKind(k)) {
+      const prev = seen.get(r.name);
+      if (prev) problems.push(docProblem(r.source, ['metadata', 'name'], 'duplicate-name', `${k} "${r.name}" is already defined at ${prev.source.file}:${prev.source.line}`));
+      else seen.set(r.name, r);
+    }
+  }
+  if (fleets.length === 0 && invalidDocs === 0) {
+    problems.push({ severity: 'error', rule: 'missing-fleet', file: src.files[0]?.path ?? '.', line: 1, column: 1, path: '', message: 'no Fleet document found: a fleet repo needs exactly one `kind: Fleet`', hint: 'Start from `edgectl init`, or see docs/fleet-format.md.' });
+  }
+  for (const extra of fleets.slice(1)) {
+    problems.push(docProblem(extra.source, ['kind'], 'duplicate-fleet', `a second Fleet document ("${extra.name}"); the first is at ${fleets[0].source.file}:${fleets[0].source.line}`, 'A fleet repo has exactly one Fleet.'));
+  }
+
+  const unique = <T extends Resource<Kind, unknown>>(list: T[]) => list.filter((r, i) => i === 0 || r.name !== list[i - 1].name);
+  const model: FleetModel | undefined = fleets[0]
+    ? {
+        name: fleets[0].name,
+        fleet: fleets[0] as FleetResource,
+        tenants: unique(byKind('Tenant')) as any,
+        nodes: unique(byKind('Node')) as any,
+        apps: unique(byKind('App')) as any,
+        commit: src.commit,
+        dirty: src.dirty,
+      }
+    : undefined;
+  if (model) {
+    counts.tenants = model.tenants.length;
+    counts.nodes = model.nodes.length;
+    counts.apps = model.apps.length;
+    problems.push(...crossRules(model));
+  }
+  sortProblems(problems);
+  const errors = problems.filter((p) => p.severity === 'error').length;
+  return {
+    model: errors === 0 ? model : undefined,
+    problems,
+    errors,
+    warnings: problems.length - errors,
+    texts,
+    counts,
+    commit: src.commit,
+    dirty: src.dirty,
+    from: src.from,
+    rev: src.rev,
+  };
+}

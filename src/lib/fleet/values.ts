@@ -1,0 +1,77 @@
+import { isIP } from 'node:net';
+
+/**
+ * The value grammars of the fleet format. Everything that can reach nginx.conf, Kong config, a
+ * shell command or a file path is one of these whitelisted shapes: none admits whitespace,
+ * `;`, `{`, `}`, `#`, `$`, quotes or backslashes. The renderer re-checks with the same predicates.
+ */
+export const RE = {
+  dnsLabel: /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/,
+  hostLabel: /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/,
+  labelKey: /^[a-z0-9](?:[a-z0-9._/-]{0,61}[a-z0-9])?$/,
+  labelValue: /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/,
+  topic: /^[a-z0-9](?:[a-z0-9_-]{0,62})$/,
+  sha256: /^[0-9a-f]{64}$/,
+  duration: /^[1-9][0-9]{0,8}(?:ms|s|m|h|d)$/,
+  absPath: /^\/(?:[A-Za-z0-9._-]+\/?)*$/,
+  relPath: /^[A-Za-z0-9_-][A-Za-z0-9._-]*(?:\/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$/,
+  httpPath: /^\/[A-Za-z0-9._~/-]*$/,
+  sshUser: /^[a-z_][a-z0-9_-]{0,31}$/,
+  envName: /^[A-Z][A-Z0-9_]{0,63}$/,
+  hostKey: /^(?:ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|rsa-sha2-256|rsa-sha2-512) [A-Za-z0-9+/]+={0,3}$/,
+  // Free text shown to people (display names): printable, no control characters, no markup breakers.
+  text: /^[^\u0000-\u001f\u007f{};$#"'`\\<>]{1,200}$/,
+  httpMethod: /^(?:GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS)$/,
+  urlPathPart: /^(?:\/[A-Za-z0-9._~%/-]*)?$/,
+} as const;
+
+export function isHostname(s: string): boolean {
+  if (s.length === 0 || s.length > 253) return false;
+  const labels = s.split('.');
+  if (labels.length < 1) return false;
+  return labels.every((l) => RE.hostLabel.test(l));
+}
+
+/** A domain an app serves: a hostname, or `*.` followed by one, the wildcard only as the whole leftmost label. */
+export function isDomain(s: string): boolean {
+  if (s.startsWith('*.')) return isHostname(s.slice(2)) && s.slice(2).includes('.');
+  return isHostname(s) && s.includes('.');
+}
+
+export function isAddress(s: string): boolean {
+  return isIP(s) !== 0 || isHostname(s);
+}
+
+/** A duration in nginx's own units (ms, s, m, h, d), returned in seconds. */
+export function durationSeconds(s: string): number {
+  const m = /^(\d+)(ms|s|m|h|d)$/.exec(s);
+  if (!m) return NaN;
+  const n = Number(m[1]);
+  return { ms: n / 1000, s: n, m: n * 60, h: n * 3600, d: n * 86400 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
+}
+
+/**
+ * A plain http(s) URL with a host: no credentials, no fragment, no characters that mean
+ * anything to nginx or a shell. Returns a reason when it is not one.
+ */
+export function checkHttpUrl(s: string, opts: { allowQuery?: boolean } = {}): string | undefined {
+  if (!/^https?:\/\//.test(s)) return 'must start with http:// or https://';
+  if (/[\s;{}#$"'`\\<>|^]/.test(s)) return 'contains characters that are not allowed in a URL here (whitespace, ; { } # $ quotes \\ < > | ^)';
+  let u: URL;
+  try {
+    u = new URL(s);
+  } catch {
+    return 'is not a valid URL';
+  }
+  if (!u.hostname) return 'has no host';
+  if (u.username || u.password) return 'must not carry credentials (user:password@)';
+  const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
+  if (!(isIP(host) !== 0 || isHostname(host))) return `host "${u.hostname}" is neither an IP address nor a hostname`;
+  if (!RE.urlPathPart.test(u.pathname === '/' && !s.replace(/^https?:\/\/[^/]*/, '').startsWith('/') ? '' : u.pathname)) return 'path contains characters that are not allowed';
+  if (u.search && !opts.allowQuery) return 'must not have a query string';
+  if (u.search && !/^\?[A-Za-z0-9._~=&%-]*$/.test(u.search)) return 'query contains characters that are not allowed';
+  return undefined;
+}
+
+/** `N` or `N%`, as used by rollout sizes. */
+export const COUNT_OR_PERCENT = /^(?:[0-9]{1,6}|(?:100|[1-9]?[0-9])%)$/;
