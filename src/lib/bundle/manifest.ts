@@ -24,6 +24,11 @@ export interface Manifest {
   files: Record<string, ManifestFile>;
   /** sha256 of the canonical file list: `${path}\0${sha256}\0${mode}\n` for each path in order. */
   digest: string;
+  /**
+   * sha256 of the nginx config files with the marker placeholder; nginx serves it at
+   * GET /.edgectl/config (any Host) so apply can check positively that a reload took effect.
+   */
+  nginxConfigId: string;
 }
 
 export function sha256Hex(data: string | Buffer): string {
