@@ -25,6 +25,8 @@ export interface ResolvedNode {
   root: string;
   via: string[];
   tunnel: 'none' | 'reverse';
+  /** tunnel: reverse: the port on the last relay's 127.0.0.1 where the node's `ssh -R` tunnel lands. */
+  tunnelPort?: number;
   capacity: { cpu: number; memoryMb: number };
   kong: boolean;
   http: { address?: string; port: number };
@@ -79,6 +81,7 @@ export function resolveNode(fleet: FleetSpec, n: NodeResource): ResolvedNode {
     root: s.root ?? d.root ?? DEFAULTS.root,
     via: s.via ?? [],
     tunnel: s.tunnel ?? 'none',
+    tunnelPort: s.tunnelPort,
     capacity: { cpu: s.capacity?.cpu ?? DEFAULTS.cpu, memoryMb: s.capacity?.memoryMb ?? DEFAULTS.memoryMb },
     kong: s.kong ?? false,
     http: { address: s.http?.address ?? d.http?.address, port: s.http?.port ?? d.http?.port ?? DEFAULTS.httpPort },

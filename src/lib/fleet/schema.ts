@@ -103,6 +103,8 @@ export const nodeSpecSchema = z.object({
   root: absPath.optional(),
   via: z.array(dnsName).max(8, 'at most 8 relays').optional(),
   tunnel: z.enum(['none', 'reverse']).optional(),
+  /** tunnel: reverse only: the port on the last relay's loopback where the node's reverse tunnel lands. */
+  tunnelPort: port.optional(),
   capacity: z.object({
     cpu: z.number().positive().max(1024).optional(),
     memoryMb: z.number().int().positive().optional(),
