@@ -43,6 +43,11 @@ export interface HttpResponse {
 
 export interface Transport {
   readonly node: string;
+  /**
+   * The node's root directory as paths on the node see it: the fleet's resolved root over SSH,
+   * <localRoot>/<node> for the embedded local mode. Transports from createConnector always set it.
+   */
+  readonly root?: string;
   /** Runs argv on the node. Each argument is passed as one word (shell-quoted by SSH, never interpreted). */
   exec(argv: string[], opts?: ExecOptions): Promise<ExecResult>;
   /** The file's bytes, or undefined when it does not exist. */

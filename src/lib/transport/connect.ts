@@ -1,0 +1,181 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { EdgectlError } from '../errors.js';
+import { silentLogger, type Logger } from '../logger.js';
+import { resolveNode, type FleetModel, type ResolvedNode } from '../fleet/model.js';
+import { HostKeyStore, type ObservedKey } from './host-keys.js';
+import { hostName } from './known-hosts.js';
+import { LocalTransport } from './local.js';
+import { ConnectionPool } from './pool.js';
+import { expandHome, loadSshConfig, lookupSshConfig } from './ssh-config.js';
+import type { Hop } from './ssh-conn.js';
+import { SshTransport } from './ssh.js';
+import type { Transport } from './types.js';
+
+export interface ConnectorOptions {
+  model: FleetModel;
+  /** The fleet repo: its known_hosts (if any) is checked before the user's, and --accept-new records there. */
+  fleetRoot: string;
+  /** Key files from --identity, tried before the fleet's and the user's defaults. */
+  identity?: string[];
+  /** Record first-seen host keys in <fleetRoot>/known_hosts. Never skips a changed key. */
+  acceptNew?: boolean;
+  /** Record first-seen keys only for these nodes (what `edgectl trust NODE` does). */
+  acceptNewFor?: string[];
+  /** Embedded default: every node is a local directory <localRoot>/<node>. No SSH at all. */
+  localRoot?: string;
+  connectTimeoutMs?: number;
+  /** Default timeout of each exec (override per call with ExecOptions.timeoutMs). */
+  execTimeoutMs?: number;
+  keepaliveIntervalMs?: number;
+  /** Extra connection attempts after the first, with backoff (0.25 s, 1 s, 4 s). */
+  connectRetries?: number;
+  /** Session channels per connection (sshd's MaxSessions defaults to 10). */
+  maxChannels?: number;
+  logger?: Logger;
+  /** Defaults: ~/.ssh/known_hosts, ~/.ssh/config, $SSH_AUTH_SOCK. Tests point them elsewhere. */
+  userKnownHosts?: string | false;
+  sshConfig?: string | false;
+  agentSocket?: string | false;
+}
+
+export interface Connector {
+  /** A transport to the node; rejects with a coded EdgectlError naming the hop that failed. */
+  open(nodeName: string): Promise<Transport>;
+  /** Closes every pooled connection (relays included). */
+  close(): Promise<void>;
+  stats(): { handshakes: number; byHost: Record<string, number>; open: number };
+  /** Host keys seen in this run (what `edgectl trust` reports). */
+  hostKeys(): ObservedKey[];
+  /** How a node is reached, for plans: ['relay-1', 'node'] (local mode: ['local']). */
+  route(nodeName: string): string[];
+}
+
+export function createConnector(opts: ConnectorOptions): Connector {
+  const logger = opts.logger ?? silentLogger;
+  const nodes = new Map(opts.model.nodes.map((n) => [n.name, resolveNode(opts.model.fleet.spec, n)]));
+  const find = (name: string): ResolvedNode => {
+    const n = nodes.get(name);
+    if (!n) throw new EdgectlError('EDGECTL_USAGE', `no node named "${name}" in the fleet`);
+    return n;
+  };
+  if (opts.localRoot !== undefined) return localConnector(opts.localRoot, find, opts.execTimeoutMs);
+
+  const acceptFor = new Set(opts.acceptNewFor ?? []);
+  const hostKeys = new HostKeyStore({
+    fleetKnownHosts: join(opts.fleetRoot, 'known_hosts'),
+    userKnownHosts: opts.userKnownHosts === false ? undefined : (opts.userKnownHosts ?? join(homedir(), '.ssh', 'known_hosts')),
+    acceptNew: (node) => opts.acceptNew === true || acceptFor.has(node),
+  });
+  const sshConfig = opts.sshConfig === false ? [] : loadSshConfig(opts.sshConfig);
+  const agent = opts.agentSocket === false ? undefined : (opts.agentSocket ?? process.env.SSH_AUTH_SOCK);
+  const keys = new KeyCache(logger);
+  const explicitSsh = (name: string) => {
+    const spec = opts.model.nodes.find((n) => n.name === name)!.spec;
+    const d = opts.model.fleet.spec.defaults?.ssh;
+    return { user: spec.ssh?.user ?? d?.user, port: spec.ssh?.port ?? d?.port };
+  };
+
+  const hopFor = (n: ResolvedNode, forwardTo?: { host: string; port: number }): Hop => {
+    const cfg = lookupSshConfig(sshConfig, n.address);
+    const explicit = explicitSsh(n.name);
+    // Explicit fleet settings win over ~/.ssh/config, which wins over edgectl's defaults.
+    const host = cfg.hostName ?? n.address;
+    const port = explicit.port ?? cfg.port ?? n.ssh.port;
+    const user = explicit.user ?? cfg.user ?? n.ssh.user;
+    const identities = [...new Set([...(opts.identity ?? []), ...(n.ssh.identityFile ? [expandHome(n.ssh.identityFile)] : []), ...cfg.identityFiles, ...defaultIdentities()])];
+    const names = [hostName(host, port), ...(host !== n.address ? [hostName(n.address, port)] : [])];
+    return { node: n.name, host: forwardTo?.host ?? host, port: forwardTo?.port ?? port, user, identities, names, pinned: n.ssh.hostKey, label: `${n.name} (${host}:${port})` };
+  };
+
+  const route = (name: string): Hop[] => {
+    const n = find(name);
+    const hops = n.via.map((r) => hopFor(find(r)));
+    if (n.tunnel === 'reverse') {
+      if (!n.tunnelPort) throw new EdgectlError('EDGECTL_FLEET_INVALID', `node ${name} has tunnel: reverse but no spec.tunnelPort`);
+      // The node's tunnel lands on its last relay's loopback.
+      hops.push({ ...hopFor(n, { host: '127.0.0.1', port: n.tunnelPort }), label: `${n.name} (reverse tunnel at 127.0.0.1:${n.tunnelPort} on ${n.via[n.via.length - 1]})` });
+    } else {
+      hops.push(hopFor(n));
+    }
+    return hops;
+  };
+
+  const pool = new ConnectionPool({
+    hostKeys,
+    auth: async (hop) => {
+      const methods: unknown[] = agent ? [{ type: 'agent', username: hop.user, agent }] : [];
+      for (const f of hop.identities) {
+        const key = await keys.get(f);
+        if (key) methods.push({ type: 'publickey', username: hop.user, key });
+      }
+      return methods;
+    },
+    connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
+    keepaliveIntervalMs: opts.keepaliveIntervalMs ?? 15_000,
+    retries: opts.connectRetries ?? 2,
+    maxChannels: opts.maxChannels ?? 8,
+    logger,
+  });
+
+  return {
+    async open(nodeName) {
+      const hops = route(nodeName);
+      const conn = await pool.acquire(hops);
+      return new SshTransport(nodeName, find(nodeName).root, conn, () => pool.release(hops), { execTimeoutMs: opts.execTimeoutMs });
+    },
+    close: () => pool.closeAll(),
+    stats: () => pool.stats(),
+    hostKeys: () => [...hostKeys.observed],
+    route: (nodeName) => route(nodeName).map((h) => h.node),
+  };
+}
+
+function localConnector(localRoot: string, find: (n: string) => ResolvedNode, execTimeoutMs?: number): Connector {
+  return {
+    async open(nodeName) {
+      find(nodeName);
+      const root = join(localRoot, nodeName);
+      await mkdir(root, { recursive: true });
+      return new LocalTransport(nodeName, root, { execTimeoutMs });
+    },
+    async close() {},
+    stats: () => ({ handshakes: 0, byHost: {}, open: 0 }),
+    hostKeys: () => [],
+    route: () => ['local'],
+  };
+}
+
+function defaultIdentities(): string[] {
+  return ['id_ed25519', 'id_ecdsa', 'id_rsa'].map((f) => join(homedir(), '.ssh', f)).filter((p) => existsSync(p));
+}
+
+/** Key files read once per run; unreadable or passphrase-protected keys are skipped with a warning. */
+class KeyCache {
+  private readonly keys = new Map<string, Promise<Buffer | undefined>>();
+  constructor(private readonly logger: Logger) {}
+
+  get(path: string): Promise<Buffer | undefined> {
+    let p = this.keys.get(path);
+    if (!p) this.keys.set(path, (p = this.load(path)));
+    return p;
+  }
+
+  private async load(path: string): Promise<Buffer | undefined> {
+    const { utils } = await import('ssh2');
+    try {
+      const key = readFileSync(path);
+      const parsed = utils.parseKey(key);
+      if (parsed instanceof Error) {
+        this.logger.warn('skipping an identity file ssh2 cannot use (passphrase-protected keys belong in ssh-agent)', { path, error: parsed.message });
+        return undefined;
+      }
+      return key;
+    } catch (e) {
+      this.logger.warn('cannot read identity file', { path, error: (e as Error).message });
+      return undefined;
+    }
+  }
+}

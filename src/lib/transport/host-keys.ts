@@ -1,0 +1,122 @@
+import { EdgectlError } from '../errors.js';
+import { appendKnownHost, blobType, entryMatches, fingerprint, keyLine, readKnownHosts, type KnownHostEntry } from './known-hosts.js';
+
+/**
+ * Host key policy for every hop (relays included): the node's pinned key, else the fleet
+ * repo's known_hosts, else the user's. The first source that knows the host decides; an
+ * unknown key is refused with its fingerprint unless first-seen keys may be recorded; a
+ * changed key is refused always, and no option here can turn that off.
+ */
+export interface HostKeyTarget {
+  node: string;
+  /** Names looked up in known_hosts (`host` or `[host]:port`); the first is the one recorded. */
+  names: string[];
+  pinned?: string;
+  /** How the hop is shown in messages, e.g. `relay-1 (10.0.0.1:22)`. */
+  label: string;
+}
+
+export interface ObservedKey {
+  node: string;
+  name: string;
+  fingerprint: string;
+  keyLine: string;
+  status: 'pinned' | 'known' | 'recorded';
+  source: string;
+}
+
+interface Expectation {
+  source: string;
+  keys: KnownHostEntry[];
+}
+
+const SERVER_HOST_KEY_ALGOS: Record<string, string[]> = {
+  'ssh-ed25519': ['ssh-ed25519'],
+  'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'],
+  'ecdsa-sha2-nistp256': ['ecdsa-sha2-nistp256'],
+  'ecdsa-sha2-nistp384': ['ecdsa-sha2-nistp384'],
+  'ecdsa-sha2-nistp521': ['ecdsa-sha2-nistp521'],
+};
+
+export class HostKeyStore {
+  private cache = new Map<string, Promise<KnownHostEntry[]>>();
+  private appending: Promise<void> = Promise.resolve();
+  readonly observed: ObservedKey[] = [];
+
+  constructor(private readonly opts: { fleetKnownHosts: string; userKnownHosts?: string; acceptNew: (node: string) => boolean }) {}
+
+  private file(path: string): Promise<KnownHostEntry[]> {
+    let p = this.cache.get(path);
+    if (!p) this.cache.set(path, (p = readKnownHosts(path)));
+    return p;
+  }
+
+  async expect(t: HostKeyTarget): Promise<Expectation | undefined> {
+    if (t.pinned) {
+      const [type, b64] = t.pinned.split(/\s+/);
+      return { source: `spec.ssh.hostKey of node ${t.node}`, keys: [{ names: '', keyType: type, key: Buffer.from(b64, 'base64'), line: 0 }] };
+    }
+    for (const path of [this.opts.fleetKnownHosts, this.opts.userKnownHosts]) {
+      if (!path) continue;
+      const keys = (await this.file(path)).filter((e) => e.marker !== 'cert-authority' && t.names.some((n) => entryMatches(e, n)));
+      if (keys.some((k) => !k.marker)) return { source: path, keys };
+    }
+    return undefined;
+  }
+
+  /** ssh2's serverHostKey list: only the types we hold a key for, so the server shows the one we can check. */
+  algorithmsFor(exp: Expectation | undefined): string[] | undefined {
+    if (!exp) return undefined;
+    const algos = [...new Set(exp.keys.filter((k) => !k.marker).flatMap((k) => SERVER_HOST_KEY_ALGOS[normalType(k.keyType)] ?? []))];
+    return algos.length ? algos : undefined;
+  }
+
+  /** Decides on the key a hop presented. Resolves when accepted, rejects with a coded error otherwise. */
+  async verify(t: HostKeyTarget, exp: Expectation | undefined, blob: Buffer): Promise<void> {
+    const fp = fingerprint(blob);
+    const line = keyLine(blob);
+    const note = (status: ObservedKey['status'], source: string) => this.observed.push({ node: t.node, name: t.names[0], fingerprint: fp, keyLine: line, status, source });
+    if (exp) {
+      const revoked = exp.keys.find((k) => k.marker === 'revoked' && k.key.equals(blob));
+      if (revoked) throw new EdgectlError('EDGECTL_HOSTKEY_CHANGED', `host key of ${t.label} is marked @revoked in ${exp.source}:${revoked.line} (${fp}); refusing to connect`);
+      if (exp.keys.some((k) => !k.marker && k.key.equals(blob))) return void note(exp.source.startsWith('spec.') ? 'pinned' : 'known', exp.source);
+      const was = exp.keys.filter((k) => !k.marker).map((k) => `${shortType(k.keyType)} ${fingerprint(k.key)}${k.line ? ` (line ${k.line})` : ''}`).join(', ');
+      throw new EdgectlError('EDGECTL_HOSTKEY_CHANGED', `HOST KEY CHANGED for ${t.label}: it presents ${shortType(blobType(blob))} ${fp}, but ${exp.source} has ${was}. Refusing to connect: this is what a man-in-the-middle looks like`, {
+        detail: `If the node was reinstalled, verify ${fp} out of band, then remove the old entry from ${exp.source} and run \`edgectl trust ${t.node}\`.`,
+      });
+    }
+    if (this.opts.acceptNew(t.node)) {
+      await this.record(t.names[0], line);
+      return void note('recorded', this.opts.fleetKnownHosts);
+    }
+    throw new EdgectlError('EDGECTL_HOSTKEY_UNKNOWN', `host key of ${t.label} is not known: ${shortType(blobType(blob))} ${fp}`, {
+      detail: `Pinned in neither spec.ssh.hostKey nor ${this.opts.fleetKnownHosts}${this.opts.userKnownHosts ? ` nor ${this.opts.userKnownHosts}` : ''}.`,
+      hint: `Verify ${fp} out of band (on the node: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then run \`edgectl trust ${t.node}\`, or rerun with --accept-new to record first-seen keys in the fleet's known_hosts.`,
+    });
+  }
+
+  /** Appends to the fleet's known_hosts, one writer at a time, never twice for the same name and key. */
+  private record(name: string, line: string): Promise<void> {
+    const path = this.opts.fleetKnownHosts;
+    const run = this.appending.then(async () => {
+      const blob = Buffer.from(line.split(' ')[1], 'base64');
+      const existing = await readKnownHosts(path);
+      const same = existing.filter((e) => !e.marker && entryMatches(e, name));
+      if (same.some((e) => e.key.equals(blob))) return;
+      if (same.length) throw new EdgectlError('EDGECTL_HOSTKEY_CHANGED', `${path} already holds a different key for ${name}; not overwriting it`);
+      await appendKnownHost(path, name, line);
+      this.cache.delete(path);
+    });
+    this.appending = run.catch(() => {});
+    return run;
+  }
+}
+
+function normalType(t: string): string {
+  return t === 'rsa-sha2-256' || t === 'rsa-sha2-512' ? 'ssh-rsa' : t;
+}
+
+function shortType(t: string): string {
+  const m: Record<string, string> = { 'ssh-ed25519': 'ED25519', 'ssh-rsa': 'RSA' };
+  return m[t] ?? (t.startsWith('ecdsa') ? 'ECDSA' : t);
+}

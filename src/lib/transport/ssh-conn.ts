@@ -1,0 +1,185 @@
+import type { Duplex } from 'node:stream';
+import type { Client, ClientChannel, ConnectConfig, SFTPWrapper } from 'ssh2';
+import { EdgectlError, isEdgectlError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { HostKeyStore, HostKeyTarget } from './host-keys.js';
+import { Limiter } from './limiter.js';
+
+/** One hop of a route: a relay or the node itself. */
+export interface Hop extends HostKeyTarget {
+  /** Where to connect: TCP host:port for the first hop, the forwardOut target for the others. */
+  host: string;
+  port: number;
+  user: string;
+  /** Key files to offer after the agent's keys. */
+  identities: string[];
+}
+
+export interface HopOptions {
+  hostKeys: HostKeyStore;
+  /** Authentication methods to try for a hop, in order (ssh2 authHandler objects). */
+  auth(hop: Hop): Promise<unknown[]>;
+  connectTimeoutMs: number;
+  keepaliveIntervalMs: number;
+  retries: number;
+  maxChannels: number;
+  logger: Logger;
+  onHandshake(hop: Hop): void;
+}
+
+/** curve25519 first: ssh2's other key exchanges can stall for seconds (ssh2#1031, #1325). */
+const KEX = ['curve25519-sha256', 'curve25519-sha256@libssh.org', 'ecdh-sha2-nistp256', 'ecdh-sha2-nistp384', 'ecdh-sha2-nistp521', 'diffie-hellman-group14-sha256'];
+
+/**
+ * An authenticated ssh2 connection with a channel limit (sshd's MaxSessions is 10 per
+ * connection; we keep `maxChannels` session channels, SFTP included, and queue the rest) and
+ * one SFTP session opened on first use and reused.
+ */
+export class SshConn {
+  readonly sessions: Limiter;
+  closed = false;
+  closeReason?: string;
+  private sftpP?: Promise<SFTPWrapper>;
+  private readonly onClose = new Set<(why: string) => void>();
+
+  constructor(readonly hop: Hop, readonly client: Client, maxChannels: number) {
+    // One slot is the SFTP session's for the connection's lifetime.
+    this.sessions = new Limiter(Math.max(1, maxChannels - 1));
+    const closed = (why: string) => {
+      if (this.closed) return;
+      this.closed = true;
+      this.closeReason = why;
+      for (const f of this.onClose) f(why);
+    };
+    client.on('close', () => closed('connection closed'));
+    client.on('error', (e) => closed(e.message));
+  }
+
+  /** Calls f if the connection drops while something waits on it; returns the unsubscribe. */
+  whenClosed(f: (why: string) => void): () => void {
+    if (this.closed) {
+      f(this.closeReason ?? 'connection closed');
+      return () => {};
+    }
+    this.onClose.add(f);
+    return () => this.onClose.delete(f);
+  }
+
+  exec(command: string): Promise<ClientChannel> {
+    return new Promise((resolve, reject) => {
+      if (this.closed) return reject(this.gone());
+      this.client.exec(command, (err, ch) => (err ? reject(this.wrap(err)) : resolve(ch)));
+    });
+  }
+
+  sftp(): Promise<SFTPWrapper> {
+    if (!this.sftpP) {
+      this.sftpP = new Promise<SFTPWrapper>((resolve, reject) => {
+        if (this.closed) return reject(this.gone());
+        this.client.sftp((err, s) => (err ? reject(this.wrap(err)) : resolve(s)));
+      });
+      this.sftpP.catch(() => (this.sftpP = undefined));
+    }
+    return this.sftpP;
+  }
+
+  /** A direct-tcpip channel to host:port as the far side sees it. Not a session: MaxSessions does not count it. */
+  forward(host: string, port: number): Promise<ClientChannel> {
+    return new Promise((resolve, reject) => {
+      if (this.closed) return reject(this.gone());
+      this.client.forwardOut('127.0.0.1', 0, host, port, (err, ch) => (err ? reject(new EdgectlError('EDGECTL_TRANSPORT', `${this.hop.label} cannot open a connection to ${host}:${port}: ${err.message}`, { cause: err })) : resolve(ch)));
+    });
+  }
+
+  end(): void {
+    this.client.end();
+  }
+
+  gone(): EdgectlError {
+    return new EdgectlError('EDGECTL_TRANSPORT', `connection to ${this.hop.label} is closed (${this.closeReason ?? 'closed'})`);
+  }
+
+  private wrap(err: Error): EdgectlError {
+    return new EdgectlError('EDGECTL_TRANSPORT', `${this.hop.label}: ${err.message}`, { cause: err });
+  }
+}
+
+/**
+ * Connects one hop, directly or over a channel from the previous hop's connection, verifying
+ * its host key. Retries transient failures (refused, reset, timeout) with backoff; host key
+ * and authentication failures are final.
+ */
+export async function connectHop(hop: Hop, via: SshConn | undefined, o: HopOptions): Promise<SshConn> {
+  const { Client } = await import('ssh2');
+  let last: unknown;
+  for (let attempt = 0; attempt <= o.retries; attempt++) {
+    if (attempt > 0) await sleep(Math.min(250 * 4 ** (attempt - 1), 4000));
+    try {
+      const sock = via ? await via.forward(hop.host, hop.port) : undefined;
+      return await handshake(new Client(), hop, sock, o);
+    } catch (e) {
+      last = e;
+      if (!retryable(e) || via?.closed) break;
+      o.logger.debug('ssh connect failed, retrying', { hop: hop.label, attempt: attempt + 1, error: (e as Error).message });
+    }
+  }
+  if (isEdgectlError(last) && last.code !== 'EDGECTL_TRANSPORT') throw last;
+  const msg = (last as Error)?.message ?? String(last);
+  throw new EdgectlError('EDGECTL_TRANSPORT', msg.startsWith(hop.label) ? msg : `${hop.label}: ${msg}`, { cause: last });
+}
+
+async function handshake(client: Client, hop: Hop, sock: Duplex | undefined, o: HopOptions): Promise<SshConn> {
+  const exp = await o.hostKeys.expect(hop);
+  const auth = await o.auth(hop);
+  let keyError: unknown;
+  o.onHandshake(hop);
+  return new Promise<SshConn>((resolve, reject) => {
+    let done = false;
+    const fail = (e: unknown) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      client.end();
+      sock?.destroy();
+      reject(keyError ?? e);
+    };
+    // ssh2's readyTimeout covers the handshake only; this covers forwardOut streams that never answer too.
+    const timer = setTimeout(() => fail(new EdgectlError('EDGECTL_TRANSPORT', `${hop.label}: no SSH handshake within ${o.connectTimeoutMs} ms`)), o.connectTimeoutMs + 500);
+    client.on('ready', () => {
+      if (done) return void client.end();
+      done = true;
+      clearTimeout(timer);
+      resolve(new SshConn(hop, client, o.maxChannels));
+    });
+    client.on('error', (e) => fail(e));
+    client.on('close', () => fail(new EdgectlError('EDGECTL_TRANSPORT', `${hop.label}: connection closed during the handshake`)));
+    const serverHostKey = o.hostKeys.algorithmsFor(exp);
+    client.connect({
+      ...(sock ? { sock } : { host: hop.host, port: hop.port }),
+      username: hop.user,
+      authHandler: auth as never,
+      readyTimeout: o.connectTimeoutMs,
+      keepaliveInterval: o.keepaliveIntervalMs,
+      keepaliveCountMax: 3,
+      algorithms: { kex: KEX as never, ...(serverHostKey ? { serverHostKey: serverHostKey as never } : {}) },
+      hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
+        o.hostKeys.verify(hop, exp, key).then(
+          () => verify(true),
+          (e) => {
+            keyError = e;
+            verify(false);
+          },
+        );
+      },
+    } as ConnectConfig);
+  });
+}
+
+function retryable(e: unknown): boolean {
+  if (isEdgectlError(e) && e.code !== 'EDGECTL_TRANSPORT') return false;
+  const msg = (e as Error)?.message ?? '';
+  if (/authentication methods failed|Host denied|no matching/i.test(msg)) return false;
+  return true;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,149 @@
+import { posix } from 'node:path';
+import type { SFTPWrapper, Stats } from 'ssh2';
+import { EdgectlError } from '../errors.js';
+import { httpOver } from './http-over.js';
+import { feed } from './local.js';
+import { OutputBuffer } from './output-buffer.js';
+import { shJoin, shQuote } from './quote.js';
+import type { SshConn } from './ssh-conn.js';
+import type { ExecOptions, ExecResult, HttpRequest, HttpResponse, StatResult, Transport } from './types.js';
+
+const SFTP_NO_SUCH_FILE = 2;
+const WRITE_PARALLEL = 16;
+
+/**
+ * A node over SSH. Commands go through the login shell of the node's user, so every argv word
+ * is single-quoted (quote.ts); files go over the connection's one SFTP session; HTTP goes
+ * through a direct-tcpip channel, so it reaches the node's loopback without opening any port.
+ */
+export class SshTransport implements Transport {
+  private closed = false;
+
+  constructor(readonly node: string, readonly root: string | undefined, private readonly conn: SshConn, private readonly onClose: () => void, private readonly defaults: { execTimeoutMs?: number } = {}) {}
+
+  exec(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    if (argv.length === 0) return Promise.reject(new EdgectlError('EDGECTL_INTERNAL', 'exec needs a command'));
+    let command: string;
+    try {
+      command = (opts.cwd ? `cd ${shQuote(opts.cwd)} && ` : '') + shJoin(argv);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const timeoutMs = opts.timeoutMs ?? this.defaults.execTimeoutMs;
+    return this.conn.sessions.run(async () => {
+      const ch = await this.conn.exec(command);
+      return new Promise<ExecResult>((resolve, reject) => {
+        const out = new OutputBuffer();
+        const err = new OutputBuffer();
+        let code: number | undefined;
+        let settled = false;
+        const settle = (fn: () => void) => {
+          if (settled) return;
+          settled = true;
+          if (timer) clearTimeout(timer);
+          unsubscribe();
+          fn();
+        };
+        const what = `${this.node}: \`${argv[0]}\``;
+        const timer = timeoutMs
+          ? setTimeout(() => {
+              ch.signal('KILL');
+              ch.close();
+              settle(() => reject(new EdgectlError('EDGECTL_TRANSPORT', `${what} did not finish within ${timeoutMs} ms`)));
+            }, timeoutMs)
+          : undefined;
+        const unsubscribe = this.conn.whenClosed((why) => settle(() => reject(new EdgectlError('EDGECTL_TRANSPORT', `${what}: connection lost while the command ran (${why}); its outcome on the node is unknown`))));
+        ch.on('data', (c: Buffer) => out.push(c));
+        ch.stderr.on('data', (c: Buffer) => err.push(c));
+        ch.on('exit', (c: number | null, signal?: string) => {
+          code = c ?? (signal ? 128 + (SIGNALS[signal] ?? 0) : undefined);
+        });
+        ch.on('close', () => {
+          if (code === undefined) settle(() => reject(new EdgectlError('EDGECTL_TRANSPORT', `${what}: the channel closed without an exit status (connection lost?)`)));
+          else settle(() => resolve({ code: code!, stdout: out.text(), stderr: err.text() }));
+        });
+        ch.on('error', (e: Error) => settle(() => reject(new EdgectlError('EDGECTL_TRANSPORT', `${what}: ${e.message}`, { cause: e }))));
+        feed(ch, opts.input);
+      });
+    });
+  }
+
+  async readFile(path: string): Promise<Buffer | undefined> {
+    const sftp = await this.conn.sftp();
+    return new Promise((resolve, reject) => {
+      sftp.readFile(path, (err, data) => {
+        if (!err) return resolve(data);
+        if ((err as { code?: number }).code === SFTP_NO_SUCH_FILE) return resolve(undefined);
+        reject(this.sftpError('read', path, err));
+      });
+    });
+  }
+
+  async writeFiles(files: { path: string; data: Buffer; mode?: number }[]): Promise<void> {
+    const sftp = await this.conn.sftp();
+    const made = new Set<string>();
+    for (const dir of [...new Set(files.map((f) => posix.dirname(f.path)))].sort()) await this.mkdirp(sftp, dir, made);
+    let next = 0;
+    const worker = async () => {
+      while (next < files.length) {
+        const f = files[next++];
+        await call(sftp, 'writeFile', f.path, f.data, { mode: f.mode ?? 0o644 }).catch((e) => Promise.reject(this.sftpError('write', f.path, e)));
+        // The server creates files through its umask and keeps an existing file's mode: set it.
+        if (f.mode !== undefined) await call(sftp, 'chmod', f.path, f.mode).catch((e) => Promise.reject(this.sftpError('chmod', f.path, e)));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(WRITE_PARALLEL, files.length) }, worker));
+  }
+
+  async stat(path: string): Promise<StatResult | undefined> {
+    const sftp = await this.conn.sftp();
+    let s: Stats;
+    try {
+      s = await call<Stats>(sftp, 'lstat', path);
+    } catch (e) {
+      if ((e as { code?: number }).code === SFTP_NO_SUCH_FILE) return undefined;
+      throw this.sftpError('stat', path, e);
+    }
+    const type = s.isSymbolicLink() ? 'symlink' : s.isDirectory() ? 'dir' : s.isFile() ? 'file' : 'other';
+    const target = type === 'symlink' ? await call<string>(sftp, 'readlink', path).catch((e) => Promise.reject(this.sftpError('readlink', path, e))) : undefined;
+    return { type, size: s.size, mode: s.mode & 0o7777, ...(target !== undefined ? { target } : {}) };
+  }
+
+  async http(req: HttpRequest): Promise<HttpResponse> {
+    const ch = await this.conn.forward(req.host, req.port);
+    return httpOver(this.node, ch, req);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.onClose();
+  }
+
+  private async mkdirp(sftp: SFTPWrapper, dir: string, made: Set<string>): Promise<void> {
+    if (made.has(dir) || dir === '/' || dir === '.') return;
+    const st = await call<Stats>(sftp, 'stat', dir).catch(() => undefined);
+    if (st?.isDirectory()) return void made.add(dir);
+    if (st) throw new EdgectlError('EDGECTL_TRANSPORT', `${this.node}: ${dir} exists and is not a directory`);
+    await this.mkdirp(sftp, posix.dirname(dir), made);
+    await call(sftp, 'mkdir', dir, { mode: 0o755 }).catch(async (e) => {
+      const again = await call<Stats>(sftp, 'stat', dir).catch(() => undefined);
+      if (!again?.isDirectory()) throw this.sftpError('mkdir', dir, e);
+    });
+    made.add(dir);
+  }
+
+  private sftpError(op: string, path: string, e: unknown): EdgectlError {
+    if (this.conn.closed) return new EdgectlError('EDGECTL_TRANSPORT', `${this.node}: cannot ${op} ${path}: connection lost (${this.conn.closeReason})`, { cause: e });
+    return new EdgectlError('EDGECTL_TRANSPORT', `${this.node}: cannot ${op} ${path}: ${(e as Error)?.message ?? e}`, { cause: e });
+  }
+}
+
+/** Promisifies one SFTPWrapper method (callback last). */
+function call<T = void>(sftp: SFTPWrapper, method: string, ...args: unknown[]): Promise<T> {
+  return new Promise((resolve, reject) => {
+    (sftp as unknown as Record<string, (...a: unknown[]) => void>)[method].call(sftp, ...args, (err: Error | undefined, v: T) => (err ? reject(err) : resolve(v)));
+  });
+}
+
+const SIGNALS: Record<string, number> = { HUP: 1, INT: 2, QUIT: 3, KILL: 9, SEGV: 11, PIPE: 13, TERM: 15 };
