@@ -1,0 +1,129 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { mkdtemp, rm, readdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Spool } from '../../src/lib/agent/store/queue.js';
+import { SpoolFullError } from '../../src/lib/agent/store/errors.js';
+import { silentLogger } from '../../src/lib/logger.js';
+
+// The queue contract, run against the real store (classic-level on a temp directory).
+let dir: string;
+let spool: Spool;
+
+async function openSpool(opts: { dedupeWindow?: number } = {}): Promise<Spool> {
+  const s = new Spool({ dataDir: dir, log: silentLogger, ...opts });
+  s.node = 'edge1';
+  await s.open();
+  return s;
+}
+
+const msg = (text: string) => ({ contentType: 'text/plain', body: Buffer.from(text) });
+
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'edgectl-store-'));
+  spool = await openSpool();
+});
+afterEach(async () => {
+  await spool.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('spool queue contract', () => {
+  it('keeps FIFO order per topic and survives a reopen with its counters', async () => {
+    const ids = await Promise.all(Array.from({ length: 50 }, (_, i) => spool.append('acme', 'events', [msg(`m${i}`)])));
+    expect(new Set(ids.flat()).size).toBe(50);
+    await spool.append('acme', 'other', [msg('x')]);
+    await spool.close();
+    spool = await openSpool();
+    const st = await spool.status();
+    expect(st.find((s) => s.topic === 'events')?.depth).toBe(50);
+    const b = await spool.readBatch(1000, 1 << 20);
+    const bodies = b.items.filter((i) => i.msg.topic === 'events').map((i) => i.msg.body.toString());
+    expect(bodies.slice(0, 3)).toEqual(['m0', 'm1', 'm2']);
+    expect(bodies).toEqual([...bodies].sort((a, c) => Number(a.slice(1)) - Number(c.slice(1))));
+    expect(b.items.map((i) => i.msg.id)).toEqual(expect.arrayContaining(ids.flat()));
+  });
+
+  it('acks advance the cursor: nothing is read twice, later batches continue where the last stopped', async () => {
+    for (let i = 0; i < 30; i++) await spool.append('acme', 'events', [msg(String(i))]);
+    const b1 = await spool.readBatch(10, 1 << 20);
+    expect(b1.items.map((i) => i.msg.body.toString())).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+    await spool.ack(b1);
+    const b2 = await spool.readBatch(10, 1 << 20);
+    expect(b2.items[0].msg.body.toString()).toBe('10');
+    spool.release(b2);
+    const b3 = await spool.readBatch(10, 1 << 20);
+    expect(b3.items[0].msg.body.toString()).toBe('10');
+    expect((await spool.status())[0].depth).toBe(20);
+  });
+
+  it('NDJSON-style multi-message appends are all or nothing and quota rejects whole batches', async () => {
+    const ids = await spool.append('acme', 't', [msg('a'), msg('b'), msg('c')], { quotaBytes: 10_000 });
+    expect(ids).toHaveLength(3);
+    await expect(spool.append('acme', 't', Array.from({ length: 200 }, () => msg('x'.repeat(100))), { quotaBytes: 10_000 })).rejects.toBeInstanceOf(SpoolFullError);
+    expect((await spool.status())[0].depth).toBe(3);
+  });
+
+  it('drop-oldest makes room by dropping the head and counts every drop', async () => {
+    for (let i = 0; i < 20; i++) await spool.append('acme', 't', [msg(String(i).padStart(100, '0'))], { quotaBytes: 1500, whenFull: 'drop-oldest' });
+    const st = (await spool.status())[0];
+    expect(st.dropped).toBeGreaterThan(0);
+    expect(st.depth + st.dropped).toBe(20);
+    const b = await spool.readBatch(100, 1 << 20);
+    expect(Number(b.items[b.items.length - 1].msg.body.toString())).toBe(19);
+    expect(Number(b.items[0].msg.body.toString())).toBe(st.dropped);
+  });
+
+  it('idempotency keys return the first ids without a second copy', async () => {
+    const [a, b] = await Promise.all([
+      spool.append('acme', 't', [msg('1')], { idempotencyKey: 'k1' }),
+      spool.append('acme', 't', [msg('1')], { idempotencyKey: 'k1' }),
+    ]);
+    const c = await spool.append('acme', 't', [msg('1')], { idempotencyKey: 'k1' });
+    expect(b).toEqual(a);
+    expect(c).toEqual(a);
+    expect((await spool.status())[0].depth).toBe(1);
+  });
+
+  it('forwarded messages are deduplicated by id across reopen, within a bounded window', async () => {
+    const m = (id: string) => ({ id, tenant: 'acme', topic: 't', contentType: 'text/plain', ts: Date.now(), body: Buffer.from(id) });
+    expect(await spool.appendForwarded([m('e:1:1'), m('e:1:2'), m('e:1:2')])).toEqual({ accepted: 2, duplicates: 1 });
+    await spool.close();
+    spool = await openSpool({ dedupeWindow: 10 });
+    expect(await spool.appendForwarded([m('e:1:1'), m('e:1:3')])).toEqual({ accepted: 1, duplicates: 1 });
+    expect(spool.dedupe.size).toBe(3);
+  });
+
+  it('expires messages past their TTL and counts them', async () => {
+    await spool.append('acme', 't', [msg('old'), msg('old2')]);
+    await new Promise((r) => setTimeout(r, 30));
+    await spool.append('acme', 't', [msg('new')]);
+    const q = spool.queue('acme', 't');
+    expect(await spool.removeOldest(q, { olderThan: Date.now() - 20 }, 'expired')).toBe(2);
+    const st = (await spool.status())[0];
+    expect([st.depth, st.expired]).toEqual([1, 2]);
+  });
+
+  it('purge removes a queue, says how much, and the queue keeps working', async () => {
+    await spool.append('acme', 't', [msg('a'), msg('b')]);
+    expect(await spool.purge('acme', 't')).toEqual([{ tenant: 'acme', topic: 't', count: 2, bytes: expect.any(Number) }]);
+    await spool.append('acme', 't', [msg('c')]);
+    const b = await spool.readBatch(10, 1 << 20);
+    expect(b.items.map((i) => i.msg.body.toString())).toEqual(['c']);
+  });
+
+  it('a store with garbage in its files is repaired or quarantined, never deleted, and opens', async () => {
+    await spool.append('acme', 't', [msg('a')]);
+    await spool.close();
+    const store = path.join(dir, 'spool');
+    for (const f of await readdir(store)) await writeFile(path.join(store, f), 'garbage'.repeat(100));
+    spool = await openSpool();
+    expect(spool.incidents.length).toBeGreaterThan(0);
+    expect(spool.state).toBe('open');
+    await spool.append('acme', 't', [msg('b')]);
+    if (spool.incidents.some((i) => i.kind === 'quarantined')) {
+      const moved = spool.incidents.find((i) => i.movedTo)!.movedTo!;
+      expect((await readdir(moved)).length).toBeGreaterThan(0);
+    }
+  });
+});
