@@ -1,0 +1,71 @@
+import { createHash } from 'node:crypto';
+import { EdgectlError } from '../errors.js';
+import { MANIFEST_FORMAT, bundleDigest, isSafeBundlePath, type Manifest, type ManifestFile } from '../bundle/manifest.js';
+import { CONFIG_ID_PLACEHOLDER } from './nginx.js';
+
+export interface BundleFile {
+  path: string;
+  data: Buffer;
+  /** 0o644 or 0o755 */
+  mode: number;
+}
+
+/** One node's bundle in memory: `files` excludes manifest.json and is sorted by path. */
+export interface Bundle {
+  node: string;
+  files: BundleFile[];
+  manifest: Manifest;
+}
+
+export function manifestBytes(m: Manifest): Buffer {
+  return Buffer.from(JSON.stringify(m, null, 2) + '\n');
+}
+
+// Buffers shared between bundles (app fragments, payloads, mime.types) are hashed once.
+const shaCache = new WeakMap<Buffer, string>();
+function sha(data: Buffer): string {
+  let h = shaCache.get(data);
+  if (h === undefined) {
+    h = createHash('sha256').update(data).digest('hex');
+    shaCache.set(data, h);
+  }
+  return h;
+}
+
+/**
+ * The nginx config id: sha256 over `path\0sha256\n` of every nginx/ file in path order, with
+ * nginx.conf still carrying the placeholder where the id itself goes. Two bundles with the same
+ * nginx config have the same id whatever else differs (agent.json, payloads).
+ */
+export function nginxConfigId(files: { path: string; data: Buffer }[]): string {
+  const h = createHash('sha256');
+  for (const f of files) if (f.path.startsWith('nginx/')) h.update(`${f.path}\0${sha(f.data)}\n`);
+  return h.digest('hex');
+}
+
+const byPath = (a: { path: string }, b: { path: string }) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
+
+export function assembleBundle(node: string, nginxConf: string, others: BundleFile[], meta: { edgectl: string; fleet: Manifest['fleet'] }): Bundle {
+  const withPlaceholder = [...others, { path: 'nginx/nginx.conf', data: Buffer.from(nginxConf), mode: 0o644 }].sort(byPath);
+  const configId = nginxConfigId(withPlaceholder);
+  const conf = Buffer.from(nginxConf.split(CONFIG_ID_PLACEHOLDER).join(configId));
+  const files = withPlaceholder.map((f) => (f.path === 'nginx/nginx.conf' ? { ...f, data: conf } : f));
+  const manifestFiles: Record<string, ManifestFile> = {};
+  let prev = '';
+  for (const f of files) {
+    if (f.path === prev) throw new EdgectlError('EDGECTL_RENDER', `node ${node}: two files at ${f.path}`);
+    if (!isSafeBundlePath(f.path) || f.path === 'manifest.json') throw new EdgectlError('EDGECTL_RENDER', `node ${node}: unsafe bundle path ${f.path}`);
+    prev = f.path;
+    manifestFiles[f.path] = { sha256: sha(f.data), size: f.data.length, mode: f.mode };
+  }
+  const manifest: Manifest = {
+    format: MANIFEST_FORMAT,
+    edgectl: meta.edgectl,
+    node,
+    fleet: meta.fleet,
+    files: manifestFiles,
+    digest: bundleDigest(manifestFiles),
+    nginxConfigId: configId,
+  };
+  return { node, files, manifest };
+}

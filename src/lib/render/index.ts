@@ -1,0 +1,81 @@
+import { EdgectlError } from '../errors.js';
+import type { LoadedFleet } from '../fleet/load.js';
+import type { ResolvedNode } from '../fleet/model.js';
+import { closest } from '../fleet/problems.js';
+import { matchesSelector } from '../fleet/selector.js';
+import { silentLogger, type Logger } from '../logger.js';
+import type { Manifest } from '../bundle/manifest.js';
+import { buildAgentConfig } from './agent.js';
+import { assembleBundle, manifestBytes, type Bundle, type BundleFile } from './bundle.js';
+import { appsOnNode, renderContext } from './context.js';
+import { renderKong } from './kong.js';
+import { NginxRenderer } from './nginx.js';
+import { loadPayloads } from './payloads.js';
+import { loadTemplates } from './templates.js';
+
+export type { Bundle, BundleFile, Manifest };
+export { manifestBytes };
+export { writeBundles } from './write.js';
+
+export interface RenderOptions {
+  /** Only these nodes (by name); unknown names are an error. */
+  nodes?: string[];
+  /** Only nodes whose labels match. */
+  selector?: Record<string, string>;
+  edgectlVersion: string;
+  logger?: Logger;
+}
+
+/**
+ * Renders the bundle of every selected node: nginx (edge, relay, core), Kong (kong: true), the
+ * agent's config and the app payloads. Pure apart from reading templates and payloads through
+ * the fleet's source; deterministic: same fleet commit and edgectl version, same bytes.
+ */
+export async function renderFleet(loaded: LoadedFleet, opts: RenderOptions): Promise<Bundle[]> {
+  const log = opts.logger ?? silentLogger;
+  const { model, source } = loaded;
+  const ctx = renderContext(model);
+  const selected = selectNodes(ctx.nodes, opts);
+  const templates = await loadTemplates(source);
+  if (templates.overridden.length > 0) log.info('using fleet templates', { templates: templates.overridden });
+  const placedApps = new Set<string>();
+  for (const n of selected) for (const a of ctx.placement.byNode.get(n.name) ?? []) placedApps.add(a);
+  const payloads = await loadPayloads(source, [...placedApps].map((a) => ctx.apps.get(a)!));
+  const nginx = new NginxRenderer(templates);
+  const fleet = { name: model.name, commit: model.commit ?? null, dirty: model.dirty };
+  const bundles: Bundle[] = [];
+  const every = selected.length >= 2000 ? 1000 : selected.length >= 200 ? 100 : 0;
+  for (const node of selected) {
+    const apps = appsOnNode(ctx, node);
+    const { conf, fragments } = nginx.render(node, apps);
+    const files: BundleFile[] = fragments.map((f) => ({ path: f.path, data: f.data, mode: 0o644 }));
+    files.push({ path: 'nginx/mime.types', data: templates.raw('nginx/mime.types'), mode: 0o644 });
+    const agent = buildAgentConfig(ctx, node, apps);
+    files.push({ path: 'agent/agent.json', data: Buffer.from(JSON.stringify(agent, null, 2) + '\n'), mode: 0o644 });
+    if (node.kong) {
+      const kong = renderKong(templates, node.name, apps.filter((a) => a.spec.type === 'api'), ctx.tenants);
+      files.push({ path: 'kong/kong.yml', data: Buffer.from(kong), mode: 0o644 });
+    }
+    for (const a of apps) for (const p of payloads.get(a.name) ?? []) files.push({ path: p.path, data: p.data, mode: 0o644 });
+    bundles.push(assembleBundle(node.name, conf, files, { edgectl: opts.edgectlVersion, fleet }));
+    if (every && bundles.length % every === 0) log.info(`rendered ${bundles.length}/${selected.length} nodes`, { done: bundles.length, total: selected.length });
+  }
+  return bundles;
+}
+
+function selectNodes(nodes: ResolvedNode[], opts: RenderOptions): ResolvedNode[] {
+  let out = nodes;
+  if (opts.nodes && opts.nodes.length > 0) {
+    const names = new Map(nodes.map((n) => [n.name, n]));
+    for (const want of opts.nodes) {
+      if (!names.has(want)) {
+        const near = closest(want, names.keys());
+        throw new EdgectlError('EDGECTL_USAGE', `unknown node "${want}"`, { hint: near ? `did you mean \`${near}\`?` : 'Run `edgectl placement` or look under nodes/ for node names.' });
+      }
+    }
+    const wanted = new Set(opts.nodes);
+    out = out.filter((n) => wanted.has(n.name));
+  }
+  if (opts.selector) out = out.filter((n) => matchesSelector(n.labels, opts.selector));
+  return out;
+}

@@ -1,0 +1,46 @@
+import { EdgectlError } from '../errors.js';
+import type { AppResource } from '../fleet/model.js';
+import type { FleetSource } from '../fleet/source.js';
+import { isSafeBundlePath } from '../bundle/manifest.js';
+import { appId } from './context.js';
+
+export interface PayloadFile {
+  path: string;
+  data: Buffer;
+}
+
+/** An app's payload directory in the fleet repo (static sites, FastCGI apps), if it has one. */
+function payloadDir(app: AppResource): string | undefined {
+  if (app.spec.type === 'static') return app.spec.static?.path;
+  if (app.spec.type === 'fastcgi') return app.spec.fastcgi?.path;
+  return undefined;
+}
+
+/**
+ * Reads each app's payload once: the files under its directory in the fleet (same working tree
+ * or git revision as the fleet), as `apps/<tenant>--<app>/<relative path>`. Bundles share the
+ * buffers. A file whose name is not a safe bundle path is an error, not silently skipped.
+ */
+export async function loadPayloads(source: FleetSource, apps: AppResource[]): Promise<Map<string, PayloadFile[]>> {
+  const out = new Map<string, PayloadFile[]>();
+  await Promise.all(apps.map(async (app) => {
+    const dir = payloadDir(app);
+    if (!dir) return;
+    const prefix = dir.replace(/\/+$/, '') + '/';
+    const files: PayloadFile[] = [];
+    for (const rel of await source.listExtra(dir)) {
+      if (!rel.startsWith(prefix)) continue;
+      const inner = rel.slice(prefix.length);
+      const path = `apps/${appId(app)}/${inner}`;
+      if (!isSafeBundlePath(path)) {
+        throw new EdgectlError('EDGECTL_RENDER', `app ${app.name}: payload file "${rel}" has a name that cannot go into a bundle (letters, digits, ".", "_", "-" only)`);
+      }
+      const data = await source.readExtra(rel);
+      if (data === undefined) throw new EdgectlError('EDGECTL_RENDER', `app ${app.name}: cannot read payload file ${rel}`);
+      files.push({ path, data });
+    }
+    files.sort((a, b) => (a.path < b.path ? -1 : 1));
+    out.set(app.name, files);
+  }));
+  return out;
+}
