@@ -29,7 +29,7 @@ export async function httpOver(node: string, socket: Duplex, req: HttpRequest): 
     if (req.body !== undefined) headers['content-length'] = String(Buffer.byteLength(req.body));
     let r: ReturnType<typeof request>;
     try {
-      r = request({ method: req.method, path: req.path, headers, createConnection: () => socket as never, agent: false }, (res) => {
+      r = request({ method: req.method, path: req.path, headers, createConnection: () => socket as never }, (res) => {
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (c: Buffer) => {
@@ -48,6 +48,7 @@ export async function httpOver(node: string, socket: Duplex, req: HttpRequest): 
       // node:http refuses header values with CR/LF: an injected header never reaches the wire.
       return finish(new EdgectlError('EDGECTL_TRANSPORT', `${where}: ${(e as Error).message}`, { cause: e }));
     }
+    socket.on('error', (e: Error) => finish(new EdgectlError('EDGECTL_TRANSPORT', `${where}: ${e.message}`, { cause: e })));
     r.on('error', (e) => finish(new EdgectlError('EDGECTL_TRANSPORT', `${where}: ${e.message}`, { cause: e })));
     r.end(req.body);
   });
