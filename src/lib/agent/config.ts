@@ -45,6 +45,19 @@ export const agentConfigSchema = z.object({
   /** Hub only: file:PATH | http(s)://… | nats://HOST:PORT */
   sink: z.string().optional(),
   tenants: z.array(agentTenantSchema),
+  /** Largest NDJSON batch body in bytes (default max(maxMessageBytes, 8 MiB)). */
+  maxBatchBytes: z.number().int().positive().optional(),
+  /** Most messages in one NDJSON batch (default 10000). */
+  maxBatchMessages: z.number().int().positive().optional(),
+  /** A device must send its whole request within this many ms, else 408 (default 30000). */
+  requestTimeoutMs: z.number().int().positive().optional(),
+  /** Forwarding batch bounds (defaults 1000 messages, 4 MiB). */
+  forwardBatchMessages: z.number().int().positive().optional(),
+  forwardBatchBytes: z.number().int().positive().optional(),
+  /** Seconds between the agent's own heartbeat messages (priority over device data; default 30, 0 = off). */
+  heartbeatSeconds: z.number().int().nonnegative().optional(),
+  /** Message ids remembered for dedupe at this hop (default 1,000,000; kept on disk). */
+  dedupeWindow: z.number().int().positive().optional(),
   /** FastCGI apps the agent supervises (reset-to-work): socket path and command to run. */
   fastcgi: z.array(z.object({ app: z.string(), socket: z.string(), root: z.string() }).strict()).default([]),
 }).strict();

@@ -1,0 +1,154 @@
+import { createServer, type Server } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import type { AgentConfig } from './config.js';
+import type { Logger } from '../logger.js';
+import { EdgectlError, errorMessage } from '../errors.js';
+import { Spool } from './store/queue.js';
+import { type AgentContext, buildContext } from './context.js';
+import { buildAdminApp, buildDeviceApp, type Handler } from './http/app.js';
+import { Forwarder } from './forward/forwarder.js';
+import type { Deliverer } from './forward/deliverer.js';
+import { UpstreamDeliverer } from './forward/upstream.js';
+import { createSink } from './sinks/index.js';
+import { INTERNAL_TENANT } from './forward/wire.js';
+import { collectStatus } from './status.js';
+
+export type AgentState = 'created' | 'running' | 'stopping' | 'stopped';
+
+function splitHostPort(hp: string): { host: string; port: number } {
+  const i = hp.lastIndexOf(':');
+  return { host: hp.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(hp.slice(i + 1)) };
+}
+
+/**
+ * The HTTPQ agent: spool + device/hop API + admin API + forwarder (or sink on the hub).
+ * create() opens the store and builds the handlers; listen() binds the sockets; close() stops
+ * accepting, lets the forwarder finish its batch, and closes the store. Tests use the handlers
+ * without sockets.
+ */
+export class Agent {
+  state: AgentState = 'created';
+  readonly device: Handler;
+  readonly admin: Handler;
+  private servers: Server[] = [];
+  private timer?: NodeJS.Timeout;
+  private lastHeartbeat = 0;
+  private maintaining = false;
+
+  private constructor(readonly ctx: AgentContext, private forwarder?: Forwarder) {
+    this.device = buildDeviceApp(ctx);
+    this.admin = buildAdminApp(ctx);
+  }
+
+  static async create(config: AgentConfig, log: Logger): Promise<Agent> {
+    const spool = new Spool({ dataDir: config.dataDir, log, dedupeWindow: config.dedupeWindow });
+    spool.node = config.node;
+    try {
+      await spool.open();
+    } catch (err) {
+      throw new EdgectlError('EDGECTL_AGENT', `cannot open the spool in ${config.dataDir}: ${errorMessage(err)}`, { cause: err });
+    }
+    let out: Deliverer;
+    try {
+      out = config.role === 'hub' ? await hubSink(config, log) : await upstream(config, log);
+    } catch (err) {
+      await spool.close();
+      throw err;
+    }
+    let fw: Forwarder | undefined;
+    const ctx = buildContext(config, spool, log, () => fw?.notify());
+    fw = new Forwarder(spool, out, ctx.stats, log, { maxMessages: config.forwardBatchMessages ?? 1000, maxBytes: config.forwardBatchBytes ?? 4 << 20 });
+    return new Agent(ctx, fw);
+  }
+
+  /** Binds the device and admin sockets, starts forwarding and maintenance. */
+  async listen(): Promise<{ listen: string; admin: string }> {
+    const c = this.ctx.config;
+    const timeout = c.requestTimeoutMs ?? 30_000;
+    const bind = async (hp: string, handler: Handler): Promise<string> => {
+      const server = createServer({ requestTimeout: timeout, headersTimeout: Math.min(timeout, 10_000), keepAliveTimeout: 65_000 }, handler);
+      server.maxHeadersCount = 64;
+      const { host, port } = splitHostPort(hp);
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => { server.off('error', reject); resolve(); });
+      });
+      this.servers.push(server);
+      const a = server.address() as AddressInfo;
+      return `${a.address}:${a.port}`;
+    };
+    const listen = await bind(c.listen, this.device);
+    const admin = await bind(c.admin, this.admin);
+    this.forwarder?.start();
+    this.timer = setInterval(() => void this.maintain(), 1000);
+    this.state = 'running';
+    this.ctx.log.info('agent running', { node: c.node, role: c.role, listen, admin, epoch: this.ctx.spool.epoch });
+    return { listen, admin };
+  }
+
+  /** TTLs, dedupe window eviction, compaction, heartbeat. One run at a time. */
+  async maintain(now = Date.now()): Promise<void> {
+    const { spool, config, log } = this.ctx;
+    if (this.maintaining || spool.state !== 'open') return;
+    this.maintaining = true;
+    try {
+      for (const t of this.ctx.tenants.values()) {
+        for (const topic of t.topics.values()) {
+          if (topic.ttlSeconds) await spool.removeOldest(spool.queue(t.name, topic.name), { olderThan: now - topic.ttlSeconds * 1000 }, 'expired');
+        }
+      }
+      for (const w of [spool.dedupe, spool.idempotency]) {
+        const ops = await w.evictOps(spool.db);
+        if (ops.length > 0) await spool.commit(ops);
+      }
+      await spool.compactIfDue();
+      const every = (config.heartbeatSeconds ?? 30) * 1000;
+      if (every > 0 && now - this.lastHeartbeat >= every) {
+        this.lastHeartbeat = now;
+        const s = await collectStatus(this.ctx);
+        const beat = { node: s.node, role: s.role, time: new Date(now).toISOString(), store: s.store.state, depth: s.totals.depth, bytes: s.totals.bytes, quarantined: s.store.quarantined.length, lastForward: s.forward.lastSuccessAt };
+        await spool.append(INTERNAL_TENANT, 'heartbeat', [{ contentType: 'application/json', body: Buffer.from(JSON.stringify(beat)) }], { quotaBytes: 256 << 10, whenFull: 'drop-oldest' });
+        this.forwarder?.notify();
+      }
+    } catch (err) {
+      log.warn('maintenance step failed', { error: errorMessage(err) });
+    } finally {
+      this.maintaining = false;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.state === 'stopping' || this.state === 'stopped') return;
+    this.state = 'stopping';
+    clearInterval(this.timer);
+    await Promise.all(this.servers.map((s) => new Promise<void>((r) => { s.close(() => r()); s.closeAllConnections(); })));
+    await this.forwarder?.stop();
+    while (this.maintaining) await new Promise((r) => setTimeout(r, 10));
+    await this.ctx.spool.close();
+    this.state = 'stopped';
+  }
+}
+
+async function hubSink(config: AgentConfig, log: Logger): Promise<Deliverer> {
+  if (!config.sink) throw new EdgectlError('EDGECTL_AGENT', 'role hub needs a sink (--sink file:PATH | http(s)://… | nats://HOST:PORT)');
+  try {
+    return await createSink(config.sink, log);
+  } catch (err) {
+    throw new EdgectlError('EDGECTL_AGENT', errorMessage(err));
+  }
+}
+
+async function upstream(config: AgentConfig, log: Logger): Promise<Deliverer> {
+  if (config.upstreams.length === 0) throw new EdgectlError('EDGECTL_AGENT', `role ${config.role} needs at least one upstream (--upstream http://relay:PORT/v1/forward)`);
+  let credential: string | undefined;
+  if (config.credentialFile) {
+    try {
+      credential = (await readFile(config.credentialFile, 'utf8')).trim();
+    } catch (err) {
+      throw new EdgectlError('EDGECTL_AGENT', `cannot read credentialFile ${config.credentialFile}: ${errorMessage(err)}`);
+    }
+    if (!/^[\x21-\x7e]{1,512}$/.test(credential)) throw new EdgectlError('EDGECTL_AGENT', `credentialFile ${config.credentialFile} must hold one printable token`);
+  }
+  return new UpstreamDeliverer(config.upstreams, credential, log);
+}

@@ -1,0 +1,89 @@
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { agentConfigSchema, type AgentConfig } from './config.js';
+import { EdgectlError, errorMessage } from '../errors.js';
+
+/** Every agent.json field as a flag; flags win over the file. Repeatable flags are arrays. */
+export interface AgentFlags {
+  config?: string;
+  node?: string;
+  role?: string;
+  listen?: string;
+  admin?: string;
+  data?: string;
+  upstream?: string[];
+  sink?: string;
+  credentialFile?: string;
+  acceptForward?: string[];
+  token?: string[];
+  topic?: string[];
+  spoolBytes?: number;
+  maxMessageBytes?: number;
+  requestTimeoutMs?: number;
+  heartbeatSeconds?: number;
+}
+
+type Raw = Record<string, unknown> & { tenants?: Record<string, unknown>[] };
+
+function tenantOf(raw: Raw, name: string, spoolBytes: number): Record<string, unknown> & { tokens: string[]; topics: Record<string, unknown>[] } {
+  raw.tenants ??= [];
+  let t = raw.tenants.find((x) => x.name === name) as ReturnType<typeof tenantOf> | undefined;
+  if (!t) {
+    t = { name, tokens: [], topics: [], spoolBytes };
+    raw.tenants.push(t);
+  }
+  return t;
+}
+
+/** Builds and validates the agent configuration; every problem names the field (or flag) at fault. */
+export async function resolveAgentConfig(f: AgentFlags): Promise<AgentConfig> {
+  let raw: Raw = {};
+  if (f.config) {
+    let text: string;
+    try {
+      text = await readFile(f.config, 'utf8');
+    } catch (err) {
+      throw new EdgectlError('EDGECTL_AGENT', `cannot read ${f.config}: ${errorMessage(err)}`);
+    }
+    try {
+      raw = JSON.parse(text) as Raw;
+    } catch (err) {
+      throw new EdgectlError('EDGECTL_AGENT', `${f.config} is not valid JSON: ${errorMessage(err)}`);
+    }
+  } else {
+    raw = {
+      format: 'edgectl-agent/v1',
+      node: hostname().toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/^-+|-+$/g, '').slice(0, 63) || 'agent',
+      listen: '127.0.0.1:8480', admin: '127.0.0.1:8481', maxMessageBytes: 1 << 20, upstreams: [], tenants: [],
+    };
+  }
+  const set = (k: string, v: unknown) => { if (v !== undefined) raw[k] = v; };
+  set('node', f.node); set('role', f.role); set('listen', f.listen); set('admin', f.admin); set('dataDir', f.data);
+  set('sink', f.sink); set('credentialFile', f.credentialFile); set('maxMessageBytes', f.maxMessageBytes);
+  set('requestTimeoutMs', f.requestTimeoutMs); set('heartbeatSeconds', f.heartbeatSeconds);
+  if (f.upstream?.length) raw.upstreams = f.upstream;
+  if (f.acceptForward?.length) raw.acceptForward = f.acceptForward;
+  const spoolBytes = f.spoolBytes ?? 1 << 30;
+  for (const tok of f.token ?? []) {
+    const m = /^([^:]+):(.+)$/.exec(tok);
+    if (!m) throw new EdgectlError('EDGECTL_AGENT', `--token ${tok}: expected TENANT:SHA256`);
+    tenantOf(raw, m[1], spoolBytes).tokens.push(m[2]);
+  }
+  for (const spec of f.topic ?? []) {
+    const m = /^([^/]+)\/([^:]+)((?::[^:]+)*)$/.exec(spec);
+    if (!m) throw new EdgectlError('EDGECTL_AGENT', `--topic ${spec}: expected TENANT/TOPIC[:reject|:drop-oldest][:ttl=SECONDS]`);
+    const topic: Record<string, unknown> = { name: m[2] };
+    for (const opt of m[3].split(':').filter(Boolean)) {
+      if (opt === 'reject' || opt === 'drop-oldest') topic.whenFull = opt;
+      else if (/^ttl=\d+$/.test(opt)) topic.ttlSeconds = Number(opt.slice(4));
+      else throw new EdgectlError('EDGECTL_AGENT', `--topic ${spec}: unknown option "${opt}"`);
+    }
+    tenantOf(raw, m[1], spoolBytes).topics.push(topic);
+  }
+  const parsed = agentConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`).join('\n');
+    throw new EdgectlError('EDGECTL_AGENT', `invalid agent configuration${f.config ? ` in ${f.config}` : ''}`, { detail: problems });
+  }
+  return parsed.data;
+}

@@ -1,0 +1,93 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AgentContext } from '../context.js';
+import { handleEnqueue } from './device.js';
+import { handleForward } from './forward-api.js';
+import { fail, send, text } from './respond.js';
+import { collectStatus, renderMetrics } from '../status.js';
+import { sinkRecord } from '../sinks/format.js';
+import { RE } from '../../fleet/values.js';
+import { INTERNAL_TENANT } from '../forward/wire.js';
+
+export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+function guard(ctx: AgentContext, res: ServerResponse, p: Promise<void>): void {
+  p.catch((err) => {
+    ctx.log.error('request failed', { error: String(err) });
+    fail(res, ctx.stats, 500, 'internal', 'internal error');
+  });
+}
+
+async function common(ctx: AgentContext, req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> {
+  if (req.method !== 'GET') return false;
+  if (path === '/healthz') {
+    const ok = ctx.spool.state === 'open';
+    send(res, undefined, ok ? 200 : 503, { ok, store: ctx.spool.state });
+    return true;
+  }
+  if (path === '/status') {
+    send(res, undefined, 200, await collectStatus(ctx));
+    return true;
+  }
+  if (path === '/metrics') {
+    text(res, 200, renderMetrics(await collectStatus(ctx)), 'text/plain; version=0.0.4; charset=utf-8');
+    return true;
+  }
+  return false;
+}
+
+/** The device and hop API (what nginx proxies). Built without a socket: pass it to http.createServer. */
+export function buildDeviceApp(ctx: AgentContext): Handler {
+  return (req, res) => {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    if (req.method === 'POST' && path.startsWith('/v1/q/')) {
+      guard(ctx, res, handleEnqueue(ctx, req, res, decodeURIComponentSafe(path.slice(6))));
+      return;
+    }
+    if (req.method === 'POST' && path === '/v1/forward') {
+      guard(ctx, res, handleForward(ctx, req, res));
+      return;
+    }
+    guard(ctx, res, common(ctx, req, res, path).then((done) => {
+      if (!done) fail(res, ctx.stats, 404, 'not_found', 'no such endpoint');
+    }));
+  };
+}
+
+function decodeURIComponentSafe(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+/** The loopback admin API: status, peek and purge for `edgectl spool`. Never proxied by nginx. */
+export function buildAdminApp(ctx: AgentContext): Handler {
+  return (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    guard(ctx, res, (async () => {
+      if (await common(ctx, req, res, url.pathname)) return;
+      const tenant = url.searchParams.get('tenant') ?? undefined;
+      const topic = url.searchParams.get('topic') ?? undefined;
+      if ((tenant && tenant !== INTERNAL_TENANT && !RE.dnsLabel.test(tenant)) || (topic && !RE.topic.test(topic))) return fail(res, undefined, 400, 'invalid_name', 'tenant/topic must be plain names');
+      if (req.method === 'GET' && url.pathname === '/v1/spool') {
+        const s = await collectStatus(ctx);
+        return send(res, undefined, 200, { ...s, queues: s.queues.filter((x) => (!tenant || x.tenant === tenant) && (!topic || x.topic === topic)) });
+      }
+      if (req.method === 'GET' && url.pathname === '/v1/spool/peek') {
+        if (!tenant || !topic) return fail(res, undefined, 400, 'missing_queue', 'peek needs tenant and topic');
+        const limit = Math.min(Math.max(Number(url.searchParams.get('limit') ?? 10) || 10, 1), 1000);
+        const msgs = await ctx.spool.peek(tenant, topic, limit);
+        return send(res, undefined, 200, { tenant, topic, messages: msgs.map((m) => ({ ...sinkRecord(m), bytes: m.body.length })) });
+      }
+      if (req.method === 'POST' && url.pathname === '/v1/spool/purge') {
+        const removed = await ctx.spool.purge(tenant, topic);
+        ctx.log.warn('spool purged by operator', { tenant: tenant ?? '*', topic: topic ?? '*', removed });
+        return send(res, undefined, 200, { removed });
+      }
+      fail(res, undefined, 404, 'not_found', 'no such endpoint');
+    })());
+  };
+}

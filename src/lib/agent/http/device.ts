@@ -1,0 +1,89 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { RE } from '../../fleet/values.js';
+import { type AgentContext, sha256hex, takeToken } from '../context.js';
+import { BodyTooLarge, readBody } from './body.js';
+import { fail, send } from './respond.js';
+import { CONTENT_TYPE, SAFE_TOKEN } from '../store/record.js';
+import { SpoolFullError, SpoolUnavailableError } from '../store/errors.js';
+import type { NewMessage } from '../store/queue.js';
+
+const NDJSON = /^application\/(x-)?ndjson\b/i;
+
+/** POST /v1/q/{topic}: one message (any content type) or an NDJSON batch, acknowledged once synced. */
+export async function handleEnqueue(ctx: AgentContext, req: IncomingMessage, res: ServerResponse, rawTopic: string): Promise<void> {
+  const st = ctx.stats;
+  const auth = req.headers.authorization;
+  const m = auth ? /^Bearer ([\x21-\x7e]{1,512})$/.exec(auth) : null;
+  if (!m) return fail(res, st, 401, 'unauthorized', 'Authorization: Bearer <token> is required');
+  const tenant = ctx.tenantsByHash.get(sha256hex(m[1]));
+  if (!tenant) return fail(res, st, 401, 'unauthorized', 'token not recognised');
+  if (!RE.topic.test(rawTopic)) return fail(res, st, 400, 'invalid_topic', 'topic must be a plain name: a-z 0-9 _ - (max 63)');
+  const topic = tenant.topics.get(rawTopic);
+  if (!topic) return fail(res, st, 403, 'topic_not_allowed', `topic ${rawTopic} is not declared for tenant ${tenant.name}`);
+  if (!takeToken(tenant)) return fail(res, st, 429, 'rate_limited', `tenant ${tenant.name} exceeds its request rate`, 1);
+  const idem = req.headers['idempotency-key'];
+  if (idem !== undefined && (typeof idem !== 'string' || !SAFE_TOKEN.test(idem))) return fail(res, st, 400, 'invalid_idempotency_key', 'Idempotency-Key must be 1-128 printable ASCII characters');
+  const ctype = (req.headers['content-type'] ?? 'application/octet-stream').trim();
+  if (!CONTENT_TYPE.test(ctype)) return fail(res, st, 400, 'invalid_content_type', 'Content-Type must be printable ASCII (max 100)');
+  const batch = NDJSON.test(ctype);
+  const limit = batch ? ctx.limits.maxBatchBytes : ctx.limits.maxMessageBytes;
+  let body: Buffer;
+  try {
+    body = await readBody(req, limit);
+  } catch (err) {
+    if (err instanceof BodyTooLarge) {
+      fail(res, st, 413, 'too_large', `${batch ? 'batch' : 'message'} exceeds ${limit} bytes`);
+      res.once('finish', () => req.destroy());
+      return;
+    }
+    return; // client went away: nothing stored, nothing to answer
+  }
+  let msgs: NewMessage[];
+  if (batch) {
+    const parsed = splitNdjson(body, ctx.limits.maxMessageBytes, ctx.limits.maxBatchMessages);
+    if (typeof parsed === 'string') return fail(res, st, parsed.startsWith('too') ? 413 : 400, parsed.startsWith('too') ? 'too_large' : 'malformed_batch', parsed);
+    msgs = parsed;
+  } else {
+    msgs = [{ contentType: ctype, body }];
+  }
+  try {
+    const ids = await ctx.spool.append(tenant.name, topic.name, msgs, { quotaBytes: tenant.spoolBytes, whenFull: topic.whenFull, idempotencyKey: idem });
+    ctx.notify();
+    send(res, st, 202, batch ? { ids } : { id: ids[0] });
+  } catch (err) {
+    if (err instanceof SpoolFullError) return fail(res, st, 507, 'spool_full', err.message, 5);
+    if (err instanceof SpoolUnavailableError) return fail(res, st, 507, 'storage_unavailable', 'the spool cannot store messages right now (disk full or I/O error); nothing was stored', 5);
+    ctx.log.error('enqueue failed', { error: String(err) });
+    return fail(res, st, 500, 'internal', 'internal error; nothing was stored');
+  }
+}
+
+/** Each non-empty line must be JSON; any bad line rejects the whole batch (nothing stored). */
+export function splitNdjson(body: Buffer, maxLine: number, maxLines: number): NewMessage[] | string {
+  const out: NewMessage[] = [];
+  let start = 0;
+  let line = 0;
+  while (start < body.length) {
+    let end = body.indexOf(10, start);
+    if (end === -1) end = body.length;
+    line++;
+    let stop = end;
+    if (stop > start && body[stop - 1] === 13) stop--;
+    if (stop > start) {
+      if (stop - start > maxLine) return `too large: line ${line} exceeds ${maxLine} bytes`;
+      if (out.length >= maxLines) return `too many messages: more than ${maxLines} lines`;
+      const slice = body.subarray(start, stop);
+      try {
+        JSON.parse(slice.toString('utf8'));
+      } catch {
+        return `line ${line} is not valid JSON; nothing was stored`;
+      }
+      out.push({ contentType: 'application/json', body: slice });
+    } else if (end < body.length) {
+      return `line ${line} is empty; nothing was stored`;
+    }
+    start = end + 1;
+  }
+  if (out.length === 0) return 'batch is empty';
+  return out;
+}

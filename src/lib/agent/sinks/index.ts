@@ -1,0 +1,21 @@
+import type { Deliverer } from '../forward/deliverer.js';
+import type { Logger } from '../../logger.js';
+
+/** file:PATH | http(s)://… | nats://HOST:PORT[?stream=&prefix=&duplicateWindow=] */
+export async function createSink(spec: string, log: Logger): Promise<Deliverer> {
+  if (spec.startsWith('file:')) {
+    const { FileSink } = await import('./file.js');
+    const p = spec.slice(5);
+    if (!p) throw new Error('file sink needs a path: file:/var/lib/edgectl/sink.jsonl');
+    return new FileSink(p);
+  }
+  if (/^https?:\/\//.test(spec)) {
+    const { HttpSink } = await import('./http.js');
+    return new HttpSink(spec);
+  }
+  if (spec.startsWith('nats://')) {
+    const { NatsSink, parseNatsSink } = await import('./nats.js');
+    return new NatsSink(parseNatsSink(spec), log);
+  }
+  throw new Error(`unknown sink "${spec}": use file:PATH, http(s)://… or nats://HOST:PORT`);
+}

@@ -1,0 +1,93 @@
+import type { NatsConnection, JetStreamClient } from 'nats';
+import type { Deliverer } from '../forward/deliverer.js';
+import { DeliveryError } from '../forward/deliverer.js';
+import type { SpoolMessage } from '../store/record.js';
+import type { Logger } from '../../logger.js';
+import { errorMessage } from '../../errors.js';
+
+export interface NatsSinkOptions {
+  servers: string;
+  /** Stream to publish into (created if missing). */
+  stream: string;
+  /** Subjects are <prefix>.<tenant>.<topic>. */
+  prefix: string;
+  /** Stream duplicate window for Nats-Msg-Id dedupe, seconds. */
+  duplicateWindowSeconds: number;
+}
+
+/** nats://HOST:PORT[?stream=EDGECTL&prefix=edgectl&duplicateWindow=600] */
+export function parseNatsSink(spec: string): NatsSinkOptions {
+  const u = new URL(spec);
+  const stream = u.searchParams.get('stream') ?? 'EDGECTL';
+  const prefix = u.searchParams.get('prefix') ?? 'edgectl';
+  const dup = Number(u.searchParams.get('duplicateWindow') ?? 600);
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(stream)) throw new Error('nats sink: stream must be a plain name');
+  if (!/^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64})*$/.test(prefix)) throw new Error('nats sink: prefix must be plain subject tokens');
+  if (!Number.isInteger(dup) || dup < 1) throw new Error('nats sink: duplicateWindow must be whole seconds');
+  return { servers: `${u.hostname}:${u.port || 4222}`, stream, prefix, duplicateWindowSeconds: dup };
+}
+
+/**
+ * JetStream: subject <prefix>.<tenant>.<topic>, Nats-Msg-Id = message id (JetStream drops
+ * repeats within the duplicate window), and a batch counts as delivered only when every
+ * publish has its JetStream ack. One connection keeps publish order per topic.
+ */
+export class NatsSink implements Deliverer {
+  readonly name: string;
+  private nc?: NatsConnection;
+  private js?: JetStreamClient;
+  duplicates = 0;
+
+  constructor(private opts: NatsSinkOptions, private log: Logger) {
+    this.name = `nats:${opts.servers}/${opts.stream}`;
+  }
+
+  private async ready(): Promise<JetStreamClient> {
+    if (this.js && this.nc && !this.nc.isClosed()) return this.js;
+    const { connect, nanos, headers: _h, StorageType } = await import('nats');
+    void _h;
+    this.nc = await connect({ servers: this.opts.servers, maxReconnectAttempts: -1, reconnectTimeWait: 500, name: 'edgectl-hub' });
+    const jsm = await this.nc.jetstreamManager();
+    try {
+      await jsm.streams.info(this.opts.stream);
+    } catch {
+      await jsm.streams.add({ name: this.opts.stream, subjects: [`${this.opts.prefix}.>`], storage: StorageType.File, duplicate_window: nanos(this.opts.duplicateWindowSeconds * 1000) });
+      this.log.info('created JetStream stream', { stream: this.opts.stream, subjects: `${this.opts.prefix}.>` });
+    }
+    this.js = this.nc.jetstream();
+    return this.js;
+  }
+
+  async deliver(msgs: SpoolMessage[]): Promise<void> {
+    let js: JetStreamClient;
+    try {
+      js = await this.ready();
+    } catch (err) {
+      await this.reset();
+      throw new DeliveryError(`NATS: ${errorMessage(err)}`, undefined, { cause: err });
+    }
+    const { headers } = await import('nats');
+    const acks = msgs.map((m) => {
+      const h = headers();
+      h.set('Edgectl-Content-Type', m.contentType);
+      h.set('Edgectl-Time', new Date(m.ts).toISOString());
+      return js.publish(`${this.opts.prefix}.${m.tenant}.${m.topic}`, m.body, { msgID: m.id, headers: h, timeout: 15_000 });
+    });
+    const results = await Promise.allSettled(acks);
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) throw new DeliveryError(`JetStream publish failed: ${errorMessage((failed as PromiseRejectedResult).reason)}`);
+    for (const r of results) if (r.status === 'fulfilled' && r.value.duplicate) this.duplicates++;
+  }
+
+  private async reset(): Promise<void> {
+    const nc = this.nc;
+    this.nc = undefined;
+    this.js = undefined;
+    await nc?.close().catch(() => {});
+  }
+
+  async close(): Promise<void> {
+    await this.nc?.drain().catch(() => {});
+    await this.reset();
+  }
+}
