@@ -24,6 +24,7 @@
  *   await lab.execIn(host, argv)    // run a command in the host's namespace (e.g. nginx -t), returns {code,stdout,stderr}
  *   lab.spawnIn(host, argv)         // long-running process in the host's namespace (e.g. nginx), killed by close()
  *   await lab.killSessions(host)    // SIGKILL the host's per-connection sshd processes (connection dropped mid-command)
+ *   await lab.connectionsTo(host)   // established TCP connections to its sshd (counted in the namespace they come from)
  *   await lab.rekey(host)           // new host key + sshd restart (a "changed host key")
  *   await lab.stop(host) / lab.start(host)
  *
@@ -212,6 +213,9 @@ export async function createLab() {
       'AllowTcpForwarding yes',
       'Subsystem sftp internal-sftp',
       'LogLevel VERBOSE',
+      // Debian's bash sources ~/.bashrc for ssh commands when SHLVL < 2. This machine's root
+      // .bashrc runs `pyenv init` (0.2-0.9 s a command), which no edge node has: skip it.
+      'SetEnv SHLVL=1',
       '',
     ].join('\n'));
   }
@@ -239,6 +243,12 @@ export async function createLab() {
     // With `ip netns exec` the sshd master is a child of the spawned pid (exec replaces it, so usually the same pid).
     const children = (ppid: number) => listProcs().filter((p) => p.ppid === ppid).map((p) => p.pid);
     return children(h.sshd.pid);
+  }
+
+  /** Established TCP connections to the host's sshd, counted where they come from (root ns, or its relay's ns). */
+  async function connectionsTo(h: LabHost): Promise<number> {
+    const r = await execIn(h.behind, ['ss', '-Htn', 'state', 'established', 'dst', `${h.address}:${h.port}`]);
+    return r.stdout.split('\n').filter((l) => l.trim()).length;
   }
 
   async function killSessions(h: LabHost): Promise<void> {
@@ -319,7 +329,7 @@ export async function createLab() {
       for (const n of names) out.push(await addHost(n, o));
       return out;
     },
-    execIn, spawnIn, nodeDoc, knownHosts, writeFleet, killSessions, sessionPids, rekey, stop, start, close,
+    execIn, spawnIn, nodeDoc, knownHosts, writeFleet, killSessions, sessionPids, connectionsTo, rekey, stop, start, close,
   };
 }
 

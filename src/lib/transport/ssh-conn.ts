@@ -65,11 +65,22 @@ export class SshConn {
     return () => this.onClose.delete(f);
   }
 
-  exec(command: string): Promise<ClientChannel> {
-    return new Promise((resolve, reject) => {
-      if (this.closed) return reject(this.gone());
-      this.client.exec(command, (err, ch) => (err ? reject(this.wrap(err)) : resolve(ch)));
-    });
+  /**
+   * Opens a session channel running `command`. sshd frees a session slot a little after the
+   * channel's close reaches us, so a refused open is retried briefly before it counts.
+   */
+  async exec(command: string): Promise<ClientChannel> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await new Promise<ClientChannel>((resolve, reject) => {
+          if (this.closed) return reject(this.gone());
+          this.client.exec(command, (err, ch) => (err ? reject(err) : resolve(ch)));
+        });
+      } catch (e) {
+        if (this.closed || attempt >= 6 || !/open failure/i.test((e as Error).message)) throw isEdgectlError(e) ? e : this.wrap(e as Error);
+        await sleep(20 * 2 ** attempt);
+      }
+    }
   }
 
   sftp(): Promise<SFTPWrapper> {

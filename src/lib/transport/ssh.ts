@@ -35,7 +35,6 @@ export class SshTransport implements Transport {
       return new Promise<ExecResult>((resolve, reject) => {
         const out = new OutputBuffer();
         const err = new OutputBuffer();
-        let code: number | undefined;
         let settled = false;
         const settle = (fn: () => void) => {
           if (settled) return;
@@ -55,12 +54,11 @@ export class SshTransport implements Transport {
         const unsubscribe = this.conn.whenClosed((why) => settle(() => reject(new EdgectlError('EDGECTL_TRANSPORT', `${what}: connection lost while the command ran (${why}); its outcome on the node is unknown`))));
         ch.on('data', (c: Buffer) => out.push(c));
         ch.stderr.on('data', (c: Buffer) => err.push(c));
-        ch.on('exit', (c: number | null, signal?: string) => {
-          code = c ?? (signal ? 128 + (SIGNALS[signal] ?? 0) : undefined);
-        });
-        ch.on('close', () => {
+        // ssh2 passes the exit status to 'close' (an 'exit' listener attached after the exec callback could miss it).
+        ch.on('close', (c?: number | null, signal?: string) => {
+          const code = typeof c === 'number' ? c : signal ? 128 + (SIGNALS[signal.replace(/^SIG/, '')] ?? 0) : undefined;
           if (code === undefined) settle(() => reject(new EdgectlError('EDGECTL_TRANSPORT', `${what}: the channel closed without an exit status (connection lost?)`)));
-          else settle(() => resolve({ code: code!, stdout: out.text(), stderr: err.text() }));
+          else settle(() => resolve({ code, stdout: out.text(), stderr: err.text() }));
         });
         ch.on('error', (e: Error) => settle(() => reject(new EdgectlError('EDGECTL_TRANSPORT', `${what}: ${e.message}`, { cause: e }))));
         feed(ch, opts.input);
