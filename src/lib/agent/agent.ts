@@ -41,7 +41,10 @@ export class Agent {
     this.admin = buildAdminApp(ctx);
   }
 
+  private startedAt = Date.now();
+
   static async create(config: AgentConfig, log: Logger): Promise<Agent> {
+    const t0 = Date.now();
     const spool = new Spool({ dataDir: config.dataDir, log, dedupeWindow: config.dedupeWindow });
     spool.node = config.node;
     try {
@@ -59,7 +62,9 @@ export class Agent {
     let fw: Forwarder | undefined;
     const ctx = buildContext(config, spool, log, () => fw?.notify());
     fw = new Forwarder(spool, out, ctx.stats, log, { maxMessages: config.forwardBatchMessages ?? 1000, maxBytes: config.forwardBatchBytes ?? 4 << 20 });
-    return new Agent(ctx, fw);
+    const agent = new Agent(ctx, fw);
+    agent.startedAt = t0;
+    return agent;
   }
 
   /** Binds the device and admin sockets, starts forwarding and maintenance. */
@@ -67,7 +72,7 @@ export class Agent {
     const c = this.ctx.config;
     const timeout = c.requestTimeoutMs ?? 30_000;
     const bind = async (hp: string, handler: Handler): Promise<string> => {
-      const server = createServer({ requestTimeout: timeout, headersTimeout: Math.min(timeout, 10_000), keepAliveTimeout: 65_000 }, handler);
+      const server = createServer({ requestTimeout: timeout, headersTimeout: Math.min(timeout, 10_000), keepAliveTimeout: 65_000, connectionsCheckingInterval: Math.max(100, Math.min(1000, timeout / 4)) }, handler);
       server.maxHeadersCount = 64;
       const { host, port } = splitHostPort(hp);
       await new Promise<void>((resolve, reject) => {
@@ -83,7 +88,7 @@ export class Agent {
     this.forwarder?.start();
     this.timer = setInterval(() => void this.maintain(), 1000);
     this.state = 'running';
-    this.ctx.log.info('agent running', { node: c.node, role: c.role, listen, admin, epoch: this.ctx.spool.epoch });
+    this.ctx.log.info('agent running', { node: c.node, role: c.role, listen, admin, epoch: this.ctx.spool.epoch, startupMs: Date.now() - this.startedAt });
     return { listen, admin };
   }
 
