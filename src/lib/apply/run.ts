@@ -1,0 +1,97 @@
+import { activateRelease, type NodeResult, type Outcome } from '../release/activate.js';
+import { makeHolder, type LockHolder } from '../release/lock.js';
+import { noTransfer, type ReleaseBundle } from '../release/stage.js';
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { Connector } from '../transport/connect.js';
+import type { Transport } from '../transport/types.js';
+import type { Plan, PlanNode } from '../plan/types.js';
+import { eachLimit } from '../plan/observe.js';
+import { batches, resolveCount, type RolloutOptions } from './rollout.js';
+import { APPLY_REPORT_FORMAT, FAILED_OUTCOMES, type ApplyEvent, type ApplyReport } from './types.js';
+
+export interface ApplyDeps {
+  connector: Connector;
+  logger: Logger;
+  now: () => Date;
+  onEvent?: (e: ApplyEvent) => void;
+  /** Aborting stops starting new nodes; nodes in flight finish or roll back. */
+  signal?: AbortSignal;
+  holder?: LockHolder;
+}
+
+const CHANGING = new Set(['create', 'update', 'finish']);
+
+/**
+ * Applies exactly the plan: the nodes it changes, with the bytes it carries, each refused if its
+ * current release is no longer the one the plan saw. Rollout: canary, batches, failure budget.
+ */
+export async function applyPlan(plan: Plan, bundles: Map<string, ReleaseBundle>, deps: ApplyDeps, o: RolloutOptions): Promise<ApplyReport> {
+  const startedAt = deps.now().toISOString();
+  const holder = deps.holder ?? makeHolder('edgectl apply');
+  const results = new Map<string, NodeResult>();
+  const emit = (e: Omit<ApplyEvent, 'time'>) => deps.onEvent?.({ time: deps.now().toISOString(), ...e });
+  const targets = plan.nodes.filter((n) => CHANGING.has(n.action));
+  const budget = resolveCount(o.maxFailures, targets.length, '--max-failures');
+  let failures = 0;
+  let stopped: string | undefined;
+
+  for (const n of plan.nodes) {
+    if (n.action === 'none') results.set(n.node, blank(n, 'unchanged'));
+    if (n.action === 'unreachable') results.set(n.node, { ...blank(n, 'unreachable'), step: 'connect', cause: n.error ?? n.reason });
+  }
+  for (const batch of batches(targets, o)) {
+    await eachLimit(batch, o.concurrency, async (n) => {
+      if (!stopped && deps.signal?.aborted) stopped = 'interrupted: no new nodes started';
+      if (!stopped && failures > budget) stopped = `failures (${failures}) exceeded --max-failures ${o.maxFailures}`;
+      if (stopped) {
+        results.set(n.node, { ...blank(n, 'skipped'), cause: `not started: ${stopped}` });
+        emit({ node: n.node, kind: 'result', outcome: 'skipped', message: stopped });
+        return;
+      }
+      emit({ node: n.node, kind: 'start', message: `${n.current.release ?? 'none'} → ${n.desired.release}` });
+      const r = await applyNode(n, bundles.get(n.node), deps, holder, (s) => emit({ node: n.node, kind: 'step', step: s }));
+      if (FAILED_OUTCOMES.includes(r.outcome)) failures++;
+      results.set(n.node, r);
+      emit({ node: n.node, kind: 'result', outcome: r.outcome, step: r.step, message: r.cause });
+    });
+  }
+  const nodes = plan.nodes.map((n) => results.get(n.node)!);
+  const summary = { applied: 0, unchanged: 0, failed: 0, 'rolled-back': 0, stale: 0, locked: 0, unreachable: 0, skipped: 0, uploadedFiles: 0, uploadedBytes: 0, reloads: 0 } as ApplyReport['summary'];
+  for (const r of nodes) {
+    summary[r.outcome]++;
+    summary.uploadedFiles += r.transfer.files;
+    summary.uploadedBytes += r.transfer.bytes;
+    summary.reloads += r.reloads;
+  }
+  return { format: APPLY_REPORT_FORMAT, startedAt, finishedAt: deps.now().toISOString(), interrupted: !!deps.signal?.aborted, ...(stopped ? { stopped } : {}), nodes, summary };
+}
+
+async function applyNode(n: PlanNode, bundle: ReleaseBundle | undefined, deps: ApplyDeps, holder: LockHolder, onStep: (s: NodeResult['step']) => void): Promise<NodeResult> {
+  let t: Transport | undefined;
+  try {
+    onStep('connect');
+    t = await deps.connector.open(n.node);
+    return await activateRelease(t, {
+      op: 'apply',
+      root: n.root,
+      nginx: n.nginx,
+      kong: n.kong,
+      manifest: n.manifest,
+      bundle,
+      health: n.health,
+      expectCurrent: n.current.release,
+      holder,
+      onStep,
+      logger: deps.logger,
+    });
+  } catch (e) {
+    return { ...blank(n, 'unreachable'), step: 'connect', cause: errorMessage(e) };
+  } finally {
+    await t?.close().catch(() => {});
+  }
+}
+
+function blank(n: PlanNode, outcome: Outcome): NodeResult {
+  return { node: n.node, outcome, step: 'done', from: n.current.release, to: n.desired.release, transfer: noTransfer(), reloads: 0, notes: [], durationMs: 0 };
+}

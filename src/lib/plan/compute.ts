@@ -1,0 +1,123 @@
+import { createTwoFilesPatch } from 'diff';
+import type { Manifest } from '../bundle/manifest.js';
+import type { HealthTarget } from '../release/health.js';
+import type { NginxTarget } from '../release/nginx.js';
+import type { NodeState } from '../release/state.js';
+import { kongDiff } from './kong-diff.js';
+import { PLAN_FORMAT, type FileDiff, type Plan, type PlanAction, type PlanNode } from './types.js';
+
+export interface DesiredNode {
+  node: string;
+  role: 'core' | 'relay' | 'edge';
+  route: string[];
+  root: string;
+  nginx: NginxTarget;
+  kong: boolean;
+  health: HealthTarget[];
+  manifest: Manifest;
+  /** The desired bytes of the files a diff may show (nginx/, kong/). */
+  files: Map<string, Buffer>;
+}
+
+export interface ObservedNode {
+  reachable: boolean;
+  error?: string;
+  state?: NodeState;
+  /** current's bytes of the files a diff may show. */
+  files?: Map<string, Buffer>;
+}
+
+export interface PlanInput {
+  createdAt: string;
+  edgectl: string;
+  fleet: Plan['fleet'];
+  local?: Plan['local'];
+  diff: boolean;
+}
+
+const DIFFABLE = (p: string) => p.startsWith('nginx/') || p === 'kong/kong.yml';
+const MAX_DIFF_BYTES = 256 * 1024;
+
+/** Pure: desired bundles + what the nodes hold → the plan. Same inputs, same plan. */
+export function computePlan(desired: DesiredNode[], observed: Map<string, ObservedNode>, input: PlanInput): Plan {
+  const nodes = desired.map((d) => planNode(d, observed.get(d.node) ?? { reachable: false, error: 'not observed' }, input.diff));
+  return {
+    format: PLAN_FORMAT,
+    createdAt: input.createdAt,
+    edgectl: input.edgectl,
+    fleet: input.fleet,
+    ...(input.local ? { local: input.local } : {}),
+    nodes,
+    summary: {
+      nodes: nodes.length,
+      changes: nodes.filter((n) => n.action !== 'none' && n.action !== 'unreachable').length,
+      unchanged: nodes.filter((n) => n.action === 'none').length,
+      unreachable: nodes.filter((n) => n.action === 'unreachable').length,
+    },
+  };
+}
+
+function planNode(d: DesiredNode, o: ObservedNode, withDiff: boolean): PlanNode {
+  const s = o.state;
+  const m = d.manifest;
+  const base: PlanNode = {
+    node: d.node, role: d.role, route: d.route, root: d.root, nginx: d.nginx, kong: d.kong,
+    reachable: o.reachable,
+    ...(o.error ? { error: o.error } : {}),
+    current: { release: s?.current ?? null },
+    desired: { release: m.digest.slice(0, 20), digest: m.digest, commit: m.fleet.commit, nginxConfigId: m.nginxConfigId },
+    action: 'none',
+    files: { added: [], changed: [], removed: [] },
+    health: d.health,
+    manifest: m,
+  };
+  if (!o.reachable || !s) return { ...base, action: 'unreachable', reason: o.error ?? 'unreachable' };
+  const cm = s.currentManifest;
+  base.current = {
+    release: s.current ?? null,
+    ...(cm ? { commit: cm.fleet.commit } : {}),
+    ...(s.currentManifestError ? { manifestError: s.currentManifestError } : {}),
+    nginxRunning: s.nginxRunning,
+    pendingIntent: !!(s.intent || s.intentRaw),
+    ...(s.lockHolder ? { lockedBy: s.lockHolder } : {}),
+  };
+  const old = cm?.files ?? {};
+  for (const [p, f] of Object.entries(m.files)) {
+    if (!old[p]) base.files.added.push(p);
+    else if (old[p].sha256 !== f.sha256 || old[p].mode !== f.mode) base.files.changed.push(p);
+  }
+  for (const p of Object.keys(old)) if (!m.files[p]) base.files.removed.push(p);
+  const [action, reason] = actionOf(base, s);
+  base.action = action;
+  if (reason) base.reason = reason;
+  if (withDiff && action !== 'none') base.diff = diffOf(base, d, o);
+  return base;
+}
+
+function actionOf(n: PlanNode, s: NodeState): [PlanAction, string?] {
+  if (!s.current) return ['create', 'no release on the node yet'];
+  if (s.current !== n.desired.release) return ['update', s.currentManifestError ? `current release unreadable: ${s.currentManifestError}` : undefined];
+  if (s.currentManifestError) return ['update', `current release damaged: ${s.currentManifestError}`];
+  if (s.intent || s.intentRaw) return ['finish', 'a previous apply stopped midway (intent recorded, not completed)'];
+  if (!s.nginxRunning) return ['finish', 'nginx is not running'];
+  return ['none'];
+}
+
+function diffOf(n: PlanNode, d: DesiredNode, o: ObservedNode): NonNullable<PlanNode['diff']> {
+  const files: FileDiff[] = [];
+  const paths = [...n.files.added, ...n.files.changed, ...n.files.removed].filter(DIFFABLE).filter((p) => p !== 'kong/kong.yml').sort();
+  for (const p of paths) {
+    const a = o.files?.get(p);
+    const b = d.files.get(p);
+    const change = n.files.added.includes(p) ? 'added' : n.files.removed.includes(p) ? 'removed' : 'changed';
+    const text = (x?: Buffer) => (x && x.length <= MAX_DIFF_BYTES ? x.toString('utf8') : x ? `(${x.length} bytes, too large to diff)\n` : '');
+    const patch = createTwoFilesPatch(change === 'added' ? '/dev/null' : `a/${p}`, change === 'removed' ? '/dev/null' : `b/${p}`, text(a), text(b), n.current.release ?? '', n.desired.release);
+    files.push({ path: p, change, patch });
+  }
+  const kongChanged = [...n.files.added, ...n.files.changed, ...n.files.removed].includes('kong/kong.yml');
+  return { files, ...(kongChanged ? { kong: kongDiff(o.files?.get('kong/kong.yml')?.toString(), d.files.get('kong/kong.yml')?.toString()) } : {}) };
+}
+
+export function hasChanges(plan: Plan): boolean {
+  return plan.summary.changes > 0;
+}

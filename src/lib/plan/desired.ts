@@ -1,0 +1,66 @@
+import { resolveNode, type FleetModel, type ResolvedNode } from '../fleet/model.js';
+import type { LoadedFleet } from '../fleet/load.js';
+import type { Logger } from '../logger.js';
+import type { HealthTarget } from '../release/health.js';
+import type { NginxTarget } from '../release/nginx.js';
+import type { DesiredNode } from './compute.js';
+
+export interface LocalMode {
+  /** Every node is the directory <root>/<node> on this machine. */
+  root: string;
+  /** nginx of the n-th node (fleet order) listens on portBase + n. */
+  portBase: number;
+  address: string;
+}
+
+/**
+ * The embedded default runs every node's nginx on this one machine, so each needs its own
+ * listen port and its root under the local directory. Done on a copy of the model before
+ * rendering, so the rendered configs, the plan and the health checks all agree.
+ */
+export function localModel(model: FleetModel, local: LocalMode): FleetModel {
+  return {
+    ...model,
+    nodes: model.nodes.map((n, i) => ({ ...n, spec: { ...n.spec, root: `${local.root.replace(/\/+$/, '')}/${n.name}`, http: { address: local.address, port: local.portBase + i } } })),
+  };
+}
+
+export function nginxTargetOf(n: ResolvedNode): NginxTarget {
+  const a = n.http.address;
+  const host = !a || a === '0.0.0.0' || a === '*' ? '127.0.0.1' : a === '::' || a === '[::]' ? '::1' : a.replace(/^\[(.*)\]$/, '$1');
+  return { binary: n.nginx.binary, host, port: n.http.port };
+}
+
+export interface DesiredSet {
+  nodes: DesiredNode[];
+  bundles: Map<string, { files: { path: string; data: Buffer; mode: number }[] }>;
+}
+
+/** Renders the selected nodes and describes what each should hold. */
+export async function desiredState(loaded: LoadedFleet, opts: { nodes?: string[]; selector?: Record<string, string>; edgectlVersion: string; logger: Logger; route: (node: string) => string[] }): Promise<DesiredSet> {
+  const { renderFleet } = await import('../render/index.js');
+  const { renderContext, appsOnNode } = await import('../render/context.js');
+  const bundles = await renderFleet(loaded, { nodes: opts.nodes, selector: opts.selector, edgectlVersion: opts.edgectlVersion, logger: opts.logger });
+  const ctx = renderContext(loaded.model);
+  const nodes: DesiredNode[] = [];
+  for (const b of bundles) {
+    const r = resolveNode(loaded.model.fleet.spec, loaded.model.nodes.find((n) => n.name === b.node)!);
+    const health: HealthTarget[] = appsOnNode(ctx, r).map((a) => {
+      const id = `${a.spec.tenant}--${a.name}`;
+      const path = a.spec.healthCheck?.path ?? '/healthz';
+      return { app: id, host: a.spec.domains[0].replace(/^\*\./, 'healthz.'), path, expectStatus: a.spec.healthCheck?.expectStatus ?? 200, ...(path === '/healthz' && !a.spec.healthCheck?.expectStatus ? { expectBody: `${a.spec.tenant}/${a.name}` } : {}) };
+    });
+    nodes.push({
+      node: b.node,
+      role: r.role,
+      route: opts.route(b.node),
+      root: r.root,
+      nginx: nginxTargetOf(r),
+      kong: r.kong,
+      health,
+      manifest: b.manifest,
+      files: new Map(b.files.filter((f) => f.path.startsWith('nginx/') || f.path === 'kong/kong.yml').map((f) => [f.path, f.data])),
+    });
+  }
+  return { nodes, bundles: new Map(bundles.map((b) => [b.node, b])) };
+}

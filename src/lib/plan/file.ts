@@ -1,0 +1,73 @@
+import { z } from 'zod';
+import { EdgectlError } from '../errors.js';
+import { sha256Hex } from '../bundle/manifest.js';
+import { parseManifest } from '../release/manifest-parse.js';
+import { normaliseRoot } from '../release/layout.js';
+import type { ReleaseBundle } from '../release/stage.js';
+import { PLAN_FORMAT, type Plan, type PlanNode } from './types.js';
+
+/** A saved plan carries the bytes of every file it would send: apply needs nothing else. */
+export function serialisePlan(plan: Plan, blobs: Map<string, Buffer>): string {
+  const need = new Set<string>();
+  for (const n of plan.nodes) if (n.action !== 'none' && n.action !== 'unreachable') for (const f of Object.values(n.manifest.files)) need.add(f.sha256);
+  const out: Record<string, string> = {};
+  for (const sha of [...need].sort()) {
+    const b = blobs.get(sha);
+    if (b) out[sha] = b.toString('base64');
+  }
+  return JSON.stringify({ ...plan, blobs: out }, null, 2) + '\n';
+}
+
+/** Without the bytes: what `plan --json` prints. */
+export function planView(plan: Plan): Plan {
+  const { blobs: _b, ...rest } = plan;
+  return rest;
+}
+
+const nodeSchema = z.object({
+  node: z.string().regex(/^[a-z0-9-]{1,63}$/),
+  role: z.enum(['core', 'relay', 'edge']),
+  route: z.array(z.string().max(100)),
+  root: z.string(),
+  nginx: z.object({ binary: z.string().regex(/^\/[A-Za-z0-9._/-]+$/), host: z.string().regex(/^[A-Za-z0-9.:-]+$/), port: z.number().int().min(1).max(65535) }),
+  kong: z.boolean(),
+  action: z.enum(['none', 'create', 'update', 'finish', 'unreachable']),
+  current: z.object({ release: z.string().regex(/^[0-9a-f]{20}$/).nullable() }).passthrough(),
+  health: z.array(z.object({ app: z.string().regex(/^[a-z0-9-]+$/), host: z.string().regex(/^[a-z0-9.-]+$/), path: z.string().regex(/^\/[A-Za-z0-9._~/-]*$/), expectStatus: z.number().int(), expectBody: z.string().max(200).optional() })),
+}).passthrough();
+
+/** Reads a saved plan: a hostile file until every manifest, digest and blob checks out. */
+export async function loadPlan(text: string, file: string): Promise<{ plan: Plan; bundles: Map<string, ReleaseBundle> }> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new EdgectlError('EDGECTL_USAGE', `${file} is not a plan (not JSON: ${(e as Error).message})`);
+  }
+  const p = raw as Plan;
+  if (p?.format !== PLAN_FORMAT) throw new EdgectlError('EDGECTL_USAGE', `${file} is not an ${PLAN_FORMAT} plan (format: ${JSON.stringify((p as { format?: unknown })?.format ?? null)})`, { hint: 'Make one with `edgectl plan --out plan.json`.' });
+  if (!Array.isArray(p.nodes)) throw new EdgectlError('EDGECTL_USAGE', `${file}: nodes must be a list`);
+  const { assertNoForbiddenDirectives } = await import('../render/nginx-quote.js');
+  const bundles = new Map<string, ReleaseBundle>();
+  const blobs = p.blobs ?? {};
+  p.nodes.forEach((n: PlanNode, i: number) => {
+    const where = `${file}: nodes[${i}]`;
+    const r = nodeSchema.safeParse(n);
+    if (!r.success) throw new EdgectlError('EDGECTL_USAGE', `${where}.${r.error.issues[0].path.join('.')}: ${r.error.issues[0].message}`);
+    normaliseRoot(n.root);
+    const pm = parseManifest(JSON.stringify(n.manifest));
+    if (!pm.manifest) throw new EdgectlError('EDGECTL_USAGE', `${where}: ${pm.error}`);
+    if (n.desired?.digest !== pm.manifest.digest || n.desired?.nginxConfigId !== pm.manifest.nginxConfigId) throw new EdgectlError('EDGECTL_USAGE', `${where}: desired does not match its manifest`);
+    if (n.action === 'none' || n.action === 'unreachable') return;
+    const files = Object.entries(pm.manifest.files).map(([path, f]) => {
+      const b64 = blobs[f.sha256];
+      if (typeof b64 !== 'string') throw new EdgectlError('EDGECTL_USAGE', `${where}: the plan lacks the bytes of ${path}`);
+      const data = Buffer.from(b64, 'base64');
+      if (sha256Hex(data) !== f.sha256 || data.length !== f.size) throw new EdgectlError('EDGECTL_USAGE', `${where}: the bytes of ${path} do not match its sha256 (plan edited?)`);
+      if (path.startsWith('nginx/') && path.endsWith('.conf')) assertNoForbiddenDirectives(path, data.toString());
+      return { path, data, mode: f.mode };
+    });
+    bundles.set(n.node, { files, manifest: pm.manifest, manifestData: Buffer.from(JSON.stringify(pm.manifest, null, 2) + '\n') });
+  });
+  return { plan: p, bundles };
+}

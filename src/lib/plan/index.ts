@@ -1,0 +1,65 @@
+import type { FleetModel } from '../fleet/model.js';
+import type { Logger } from '../logger.js';
+import type { Connector } from '../transport/connect.js';
+import { computePlan } from './compute.js';
+import { desiredState, localModel, type LocalMode } from './desired.js';
+import { observeNodes } from './observe.js';
+import type { Plan } from './types.js';
+
+export type { Plan } from './types.js';
+export { computePlan } from './compute.js';
+
+/** Side effects a fleet-wide operation needs, injected by the command (tests pass real local ones). */
+export interface FleetDeps {
+  logger: Logger;
+  now: () => Date;
+  edgectlVersion: string;
+  /** Opens transports for the (possibly local-mode) model. */
+  connect: (model: FleetModel) => Connector;
+}
+
+export interface TargetOptions {
+  fleet: string;
+  rev?: string;
+  nodes?: string[];
+  selector?: Record<string, string>;
+  local?: LocalMode;
+  /** Nodes read (or applied) in parallel. */
+  concurrency: number;
+}
+
+export interface Planned {
+  plan: Plan;
+  /** Bundle file contents by sha256: what a saved plan carries and apply sends. */
+  blobs: Map<string, Buffer>;
+  connector: Connector;
+}
+
+/** Render, read every target node concurrently, compute the plan. The caller closes `connector`. */
+export async function planFleet(deps: FleetDeps, opts: TargetOptions & { diff: boolean }): Promise<Planned> {
+  const { loadFleet } = await import('../fleet/load.js');
+  const loaded = await loadFleet(opts.fleet, opts.rev);
+  const model = opts.local ? localModel(loaded.model, opts.local) : loaded.model;
+  const connector = deps.connect(model);
+  try {
+    const desired = await desiredState({ ...loaded, model }, { nodes: opts.nodes, selector: opts.selector, edgectlVersion: deps.edgectlVersion, logger: deps.logger, route: (n) => connector.route(n) });
+    deps.logger.debug('rendered', { nodes: desired.nodes.length });
+    const observed = await observeNodes(connector, desired.nodes, { concurrency: opts.concurrency, diff: opts.diff });
+    const plan = computePlan(desired.nodes, observed, {
+      createdAt: deps.now().toISOString(),
+      edgectl: deps.edgectlVersion,
+      fleet: { name: model.name, commit: model.commit ?? null, dirty: model.dirty },
+      ...(opts.local ? { local: { root: opts.local.root } } : {}),
+      diff: opts.diff,
+    });
+    const blobs = new Map<string, Buffer>();
+    for (const [node, b] of desired.bundles) {
+      const m = desired.nodes.find((d) => d.node === node)!.manifest;
+      for (const f of b.files) blobs.set(m.files[f.path].sha256, f.data);
+    }
+    return { plan, blobs, connector };
+  } catch (e) {
+    await connector.close();
+    throw e;
+  }
+}

@@ -1,0 +1,68 @@
+import type { Manifest } from '../bundle/manifest.js';
+import type { HealthTarget } from '../release/health.js';
+import type { NginxTarget } from '../release/nginx.js';
+
+/** The plan is a documented, versioned object: `--json` prints it, `--out` saves it, apply consumes it. */
+export const PLAN_FORMAT = 'edgectl-plan/v1';
+
+export type PlanAction = 'none' | 'create' | 'update' | 'finish' | 'unreachable';
+
+export interface FileDiff {
+  path: string;
+  change: 'added' | 'changed' | 'removed';
+  /** Unified diff (the `diff` package); already redacted. */
+  patch: string;
+}
+
+export interface KongFieldChange {
+  field: string;
+  old?: unknown;
+  new?: unknown;
+  redacted?: boolean;
+}
+
+export interface KongEntityChange {
+  kind: string;
+  name: string;
+  change: 'added' | 'changed' | 'removed';
+  fields: KongFieldChange[];
+}
+
+export interface PlanNode {
+  node: string;
+  role: 'core' | 'relay' | 'edge';
+  /** How it is reached: ['local'], or relays then the node. */
+  route: string[];
+  root: string;
+  nginx: NginxTarget;
+  kong: boolean;
+  reachable: boolean;
+  error?: string;
+  current: { release: string | null; commit?: string | null; manifestError?: string; nginxRunning?: boolean; pendingIntent?: boolean; lockedBy?: string };
+  desired: { release: string; digest: string; commit: string | null; nginxConfigId: string };
+  action: PlanAction;
+  reason?: string;
+  files: { added: string[]; changed: string[]; removed: string[] };
+  diff?: { files: FileDiff[]; kong?: KongEntityChange[] };
+  health: HealthTarget[];
+  manifest: Manifest;
+}
+
+export interface PlanSummary {
+  nodes: number;
+  changes: number;
+  unchanged: number;
+  unreachable: number;
+}
+
+export interface Plan {
+  format: typeof PLAN_FORMAT;
+  createdAt: string;
+  edgectl: string;
+  fleet: { name: string; commit: string | null; dirty: boolean };
+  local?: { root: string };
+  nodes: PlanNode[];
+  summary: PlanSummary;
+  /** File contents by sha256 (base64), shared between nodes. Only in saved plans: apply needs the bytes. */
+  blobs?: Record<string, string>;
+}

@@ -1,0 +1,225 @@
+import type { Manifest } from '../bundle/manifest.js';
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { Transport } from '../transport/types.js';
+import { targetsFromRelease, checkHealth, type HealthTarget } from './health.js';
+import { kongApply, kongValidate } from './kong.js';
+import { layout } from './layout.js';
+import { acquireLock, releaseLock, type LockHolder } from './lock.js';
+import { errorLogSince, nginxReloadOrStart, nginxStop, nginxTest, waitForConfig, type NginxTarget } from './nginx.js';
+import { NodeStepError, outputOf } from './remote.js';
+import { isClean, noTransfer, repairRelease, stageRelease, verifyRelease, type ReleaseBundle, type TransferStats } from './stage.js';
+import { readState, type NodeState } from './state.js';
+import { markGood, pruneReleases, removeCurrent, switchCurrent, clearIntent } from './switch.js';
+import { readRelease } from './read.js';
+
+export type Step = 'connect' | 'lock' | 'stale' | 'read' | 'upload' | 'verify' | 'validate' | 'switch' | 'reload' | 'config' | 'kong' | 'health' | 'good' | 'rollback' | 'done';
+export type Outcome = 'applied' | 'unchanged' | 'failed' | 'rolled-back' | 'stale' | 'locked' | 'unreachable' | 'skipped';
+
+export interface NodeResult {
+  node: string;
+  outcome: Outcome;
+  /** The step that failed (or "done"). */
+  step: Step;
+  cause?: string;
+  /** The node's own output for the failure (nginx -t, the error log, Kong's answer). */
+  output?: string;
+  from: string | null;
+  to: string | null;
+  transfer: TransferStats;
+  reloads: number;
+  notes: string[];
+  durationMs: number;
+}
+
+export interface ActivateRequest {
+  op: 'apply' | 'rollback';
+  root: string;
+  nginx: NginxTarget;
+  kong: boolean;
+  /** Release to activate: its manifest, and its bytes unless it is already on the node (rollback). */
+  manifest: Manifest;
+  bundle?: ReleaseBundle;
+  /** Health targets; default: from the release's own app fragments. */
+  health?: HealthTarget[];
+  /** Refuse the node (stale plan) unless current is this release (null = none). Undefined: no check. */
+  expectCurrent?: string | null;
+  holder: LockHolder;
+  onStep?: (step: Step) => void;
+  logger: Logger;
+}
+
+const name = (m: Manifest) => m.digest.slice(0, 20);
+
+/**
+ * One node, one release: lock → stage (only missing files) → nginx -t (+ kong config parse) →
+ * record intent + switch current → reload or start → check the new config is live → Kong →
+ * health → good. Any failure after the switch switches back and reloads. Failures are results.
+ */
+export async function activateRelease(t: Transport, req: ActivateRequest): Promise<NodeResult> {
+  const started = Date.now();
+  const to = name(req.manifest);
+  const res: NodeResult = { node: t.node, outcome: 'failed', step: 'lock', from: null, to, transfer: noTransfer(), reloads: 0, notes: [], durationMs: 0 };
+  const step = (s: Step) => {
+    res.step = s;
+    req.onStep?.(s);
+  };
+  let lockLine: string | undefined;
+  try {
+    step('lock');
+    lockLine = await acquireLock(t, req.root, req.holder);
+    step('read');
+    const state = await readState(t, req.root);
+    res.from = state.current ?? null;
+    if (req.expectCurrent !== undefined && (state.current ?? null) !== req.expectCurrent) {
+      step('stale');
+      return done(res, 'stale', `current release is ${state.current ?? 'none'}, the plan was made against ${req.expectCurrent ?? 'none'}`);
+    }
+    await activateLocked(t, req, state, res, step);
+  } catch (e) {
+    res.outcome = isLocked(e) ? 'locked' : 'failed';
+    res.cause = errorMessage(e);
+    res.output = outputOf(e);
+  } finally {
+    if (lockLine) await releaseLock(t, req.root, lockLine).catch((e) => req.logger.warn('could not release the lock', { node: t.node, error: errorMessage(e) }));
+    res.durationMs = Date.now() - started;
+  }
+  return res;
+}
+
+async function activateLocked(t: Transport, req: ActivateRequest, state: NodeState, res: NodeResult, step: (s: Step) => void): Promise<void> {
+  const l = layout(req.root);
+  const to = name(req.manifest);
+  const dir = l.release(to);
+  const inPlace = state.current === to;
+  let changed = !inPlace || !!state.intent || !!state.intentRaw;
+
+  if (state.releases.some((r) => r.name === to)) {
+    step('verify');
+    const v = await verifyRelease(t, dir, req.manifest);
+    if (!isClean(v)) {
+      if (!req.bundle) throw new NodeStepError(`release ${to} on the node does not match its manifest`, describe(v));
+      step('upload');
+      await repairRelease(t, dir, req.bundle, v, res.transfer);
+      res.notes.push(`repaired ${describe(v)}`);
+      changed = true;
+    }
+  } else {
+    if (!req.bundle) throw new NodeStepError(`release ${to} is not on the node`, `releases: ${state.releases.map((r) => r.name).join(', ') || 'none'}`);
+    step('upload');
+    const source = state.current && state.currentManifest ? { name: state.current, manifest: state.currentManifest } : undefined;
+    await stageRelease(t, req.root, to, req.bundle, source, res.transfer);
+  }
+  if (!changed && state.nginxRunning) {
+    const live = await waitForConfig(t, req.nginx, req.manifest.nginxConfigId, 1000);
+    if (live.ok) return void done(res, 'unchanged');
+  }
+
+  step('validate');
+  await nginxTest(t, req.root, dir, req.nginx);
+  let hasKong = req.kong && !!req.manifest.files['kong/kong.yml'];
+  if (hasKong) {
+    const k = await kongValidate(t, `${dir}/kong/kong.yml`);
+    if (k.note) res.notes.push(k.note);
+    hasKong = k.outcome !== 'skipped';
+  }
+
+  step('switch');
+  const prev = state.current !== to ? state.current : state.good !== to ? state.good : undefined;
+  await switchCurrent(t, req.root, { op: req.op === 'rollback' ? 'rollback' : 'activate', from: state.current ?? null, to, by: req.holder.holder, at: new Date().toISOString() });
+  let kongApplied = false;
+  try {
+    await goLive(t, req, res, step, dir);
+    if (hasKong) {
+      step('kong');
+      const k = await kongApply(t, (await t.readFile(`${dir}/kong/kong.yml`)) ?? Buffer.alloc(0));
+      kongApplied = k.outcome === 'applied';
+      if (k.note) res.notes.push(k.note);
+    }
+    step('health');
+    const targets = req.health ?? targetsFromRelease(await readRelease(t, dir, req.manifest, (p) => p.startsWith('nginx/conf.d/')));
+    const bad = await checkHealth(t, req.nginx, targets);
+    if (bad.length > 0) throw new NodeStepError(`health check failed for ${bad.map((b) => b.app).join(', ')}`, bad.map((b) => `${b.app}: ${b.why}`).join('\n'));
+  } catch (e) {
+    const failedStep = res.step;
+    res.cause = errorMessage(e);
+    res.output = outputOf(e);
+    await rollBack(t, req, state, res, prev, kongApplied);
+    res.step = failedStep;
+    return;
+  }
+  step('good');
+  await markGood(t, req.root, to);
+  await pruneReleases(t, req.root, [to, ...state.releases.map((r) => r.name).filter((n) => n !== to)], [to, prev]);
+  step('done');
+  res.outcome = 'applied';
+}
+
+/** Reload (or start), then insist on seeing the release's config id served: reload exits 0 even when nginx refuses. */
+async function goLive(t: Transport, req: ActivateRequest, res: NodeResult, step: (s: Step) => void, _dir: string): Promise<void> {
+  step('reload');
+  const r = await nginxReloadOrStart(t, req.root, req.nginx);
+  res.reloads++;
+  step('config');
+  const live = await waitForConfig(t, req.nginx, req.manifest.nginxConfigId);
+  if (!live.ok) {
+    const log = await errorLogSince(t, req.root, r.errorLogOffset);
+    throw new NodeStepError(`nginx ${r.action} but does not serve the new config (serving ${live.seen ?? 'nothing'}, expected ${req.manifest.nginxConfigId})`, log || '(nothing new in the error log)');
+  }
+}
+
+async function rollBack(t: Transport, req: ActivateRequest, state: NodeState, res: NodeResult, prev: string | undefined, kongApplied: boolean): Promise<void> {
+  try {
+    if (!prev && state.current) {
+      res.notes.push('no earlier release on the node to roll back to');
+      return;
+    }
+    if (!prev) {
+      // The node had no release: it goes back to none, and the nginx we started stops.
+      await nginxStop(t, req.root, req.nginx);
+      await removeCurrent(t, req.root);
+      res.outcome = 'rolled-back';
+      res.notes.push('first release failed: node left without a release, nginx stopped');
+      return;
+    }
+    await switchCurrent(t, req.root, { op: 'rollback', from: name(req.manifest), to: prev, by: req.holder.holder, at: new Date().toISOString() });
+    const r = await nginxReloadOrStart(t, req.root, req.nginx);
+    res.reloads++;
+    const prevManifest = prev === state.current ? state.currentManifest : undefined;
+    if (prevManifest) {
+      const live = await waitForConfig(t, req.nginx, prevManifest.nginxConfigId);
+      if (!live.ok) throw new NodeStepError(`previous release ${prev} is back in place but nginx does not serve it`, await errorLogSince(t, req.root, r.errorLogOffset));
+    }
+    if (kongApplied) {
+      const old = await t.readFile(`${layout(req.root).release(prev)}/kong/kong.yml`);
+      if (old) await kongApply(t, old);
+    }
+    await clearIntent(t, req.root);
+    res.outcome = 'rolled-back';
+    res.notes.push(`rolled back to ${prev}`);
+  } catch (e) {
+    res.outcome = 'failed';
+    res.notes.push(`rollback to ${prev ?? 'none'} failed: ${errorMessage(e)}${outputOf(e) ? `\n${outputOf(e)}` : ''}`);
+  }
+}
+
+function done(res: NodeResult, outcome: Outcome, cause?: string): NodeResult {
+  res.outcome = outcome;
+  if (cause) res.cause = cause;
+  if (outcome === 'unchanged') res.step = 'done';
+  return res;
+}
+
+function describe(v: { modified: string[]; missing: string[]; extra: string[]; modeChanged: string[] }): string {
+  const parts = [
+    v.modified.length ? `modified: ${v.modified.join(', ')}` : '',
+    v.missing.length ? `missing: ${v.missing.join(', ')}` : '',
+    v.extra.length ? `extra: ${v.extra.join(', ')}` : '',
+    v.modeChanged.length ? `mode changed: ${v.modeChanged.join(', ')}` : '',
+  ];
+  return parts.filter(Boolean).join('; ');
+}
+
+function isLocked(e: unknown): boolean {
+  return (e as { code?: string })?.code === 'EDGECTL_LOCKED';
+}

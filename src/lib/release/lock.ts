@@ -1,0 +1,81 @@
+import { hostname, userInfo } from 'node:os';
+import { EdgectlError } from '../errors.js';
+import type { Transport } from '../transport/types.js';
+import { layout } from './layout.js';
+import { BREAK_LOCK_SCRIPT, LOCK_SCRIPT, runScript, UNLOCK_SCRIPT } from './remote.js';
+
+export interface LockHolder {
+  holder: string;
+  pid: number;
+  host: string;
+  op: string;
+  since: string;
+  expires: string;
+  id: string;
+}
+
+export const DEFAULT_LOCK_TTL_MS = 15 * 60_000;
+
+export function makeHolder(op: string, ttlMs = DEFAULT_LOCK_TTL_MS, now = Date.now()): LockHolder {
+  let user = 'unknown';
+  try {
+    user = userInfo().username;
+  } catch {
+    /* no passwd entry (containers): keep "unknown" */
+  }
+  return {
+    holder: `${user}@${hostname()}`,
+    pid: process.pid,
+    host: hostname(),
+    op,
+    since: new Date(now).toISOString(),
+    expires: new Date(now + ttlMs).toISOString(),
+    id: Math.random().toString(36).slice(2, 12),
+  };
+}
+
+export function describeHolder(raw: string): string {
+  try {
+    const h = JSON.parse(raw) as LockHolder;
+    return `${h.holder} (pid ${h.pid}, ${h.op}, since ${h.since}, expires ${h.expires})`;
+  } catch {
+    return raw.slice(0, 200) || 'an unknown holder';
+  }
+}
+
+/**
+ * The node's apply lock: a directory made with mkdir (atomic on every filesystem) holding the
+ * holder's identity and expiry. A second apply is refused naming the holder; an expired lock
+ * (its holder died) is broken, but only if it still has the holder we judged expired.
+ */
+export async function acquireLock(t: Transport, root: string, holder: LockHolder, now = Date.now()): Promise<string> {
+  const l = layout(root);
+  const line = JSON.stringify(holder);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const r = await runScript(t, LOCK_SCRIPT, [l.root, line], { timeoutMs: 30_000 });
+    if (r.code === 0) return line;
+    if (r.code !== 3) throw new EdgectlError('EDGECTL_TRANSPORT', `${t.node}: cannot take the lock in ${l.lock}: ${(r.stderr || r.stdout).trim()}`);
+    const current = r.stdout.trim();
+    if (attempt === 0 && isExpired(current, now)) {
+      await runScript(t, BREAK_LOCK_SCRIPT, [l.root, current], { timeoutMs: 30_000 });
+      continue;
+    }
+    throw new EdgectlError('EDGECTL_LOCKED', `${t.node} is locked by ${describeHolder(current)}`);
+  }
+  throw new EdgectlError('EDGECTL_LOCKED', `${t.node}: another process took the lock while an expired one was being broken`);
+}
+
+export async function releaseLock(t: Transport, root: string, line: string): Promise<void> {
+  await runScript(t, UNLOCK_SCRIPT, [layout(root).root, line], { timeoutMs: 30_000 });
+}
+
+function isExpired(raw: string, now: number): boolean {
+  if (!raw) return false; // being written right now: not ours to break
+  try {
+    const h = JSON.parse(raw) as LockHolder;
+    const exp = Date.parse(h.expires);
+    return Number.isFinite(exp) && exp < now;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,76 @@
+import { EdgectlError } from '../errors.js';
+import type { ExecResult, Transport } from '../transport/types.js';
+
+/**
+ * Node-side steps are small fixed POSIX sh scripts run as `sh -c SCRIPT edgectl ARG...`: the
+ * script text is a constant of this module and every value reaches it as a positional
+ * parameter, never spliced into the text. One script is one round trip, which is what makes a
+ * fleet-wide apply cheap over high-latency links (the cost is per task, not per byte).
+ */
+export async function runScript(t: Transport, script: string, args: string[], opts: { input?: string | Buffer; timeoutMs?: number } = {}): Promise<ExecResult> {
+  return t.exec(['sh', '-c', script, 'edgectl', ...args], { input: opts.input, timeoutMs: opts.timeoutMs });
+}
+
+/** Like runScript, but a non-zero exit is an error carrying the node's own output. */
+export async function mustRun(t: Transport, what: string, script: string, args: string[], opts: { input?: string | Buffer; timeoutMs?: number } = {}): Promise<ExecResult> {
+  const r = await runScript(t, script, args, opts);
+  if (r.code !== 0) throw new NodeStepError(`${what} failed (exit ${r.code})`, (r.stderr || r.stdout).trim());
+  return r;
+}
+
+/** A step that failed on the node: the message is ours, `output` is the node's own words. */
+export class NodeStepError extends Error {
+  constructor(message: string, readonly output: string) {
+    super(message);
+    this.name = 'NodeStepError';
+  }
+}
+
+export function outputOf(e: unknown): string | undefined {
+  return e instanceof NodeStepError ? e.output : e instanceof EdgectlError ? e.detail : undefined;
+}
+
+/** Reads everything about a node's releases in one round trip. Args: root. */
+export const STATE_SCRIPT = `
+cd "$1" 2>/dev/null || { echo "noroot"; exit 0; }
+printf 'current\\t%s\\n' "$(readlink current 2>/dev/null)"
+printf 'good\\t%s\\n' "$(readlink good 2>/dev/null)"
+for d in releases/*/; do
+  [ -f "$d/manifest.json" ] && printf 'release\\t%s\\t%s\\n' "$(basename "$d")" "$(stat -c %Y "$d")"
+done
+[ -f .edgectl/intent.json ] && printf 'intent\\t%s\\n' "$(head -c 4096 .edgectl/intent.json | tr -d '\\n')"
+[ -f .edgectl/lock/holder ] && printf 'lock\\t%s\\n' "$(head -c 4096 .edgectl/lock/holder | tr -d '\\n')"
+pid=$(head -c 32 run/nginx.pid 2>/dev/null | tr -cd '0-9')
+if [ -n "$pid" ] && [ -r "/proc/$pid/comm" ] && case "$(cat "/proc/$pid/comm")" in nginx*) true;; *) false;; esac; then echo "nginx\\trunning"; fi
+echo "manifest"
+cat current/manifest.json 2>/dev/null
+exit 0
+`;
+
+/** Takes the node's lock (mkdir is atomic). Args: root, holder JSON. Exit 3 = held, holder on stdout. */
+export const LOCK_SCRIPT = `
+mkdir -p "$1/.edgectl" || exit 1
+if mkdir "$1/.edgectl/lock" 2>/dev/null; then
+  printf '%s\\n' "$2" > "$1/.edgectl/lock/holder.tmp" && mv -f "$1/.edgectl/lock/holder.tmp" "$1/.edgectl/lock/holder" && exit 0
+  exit 1
+fi
+cat "$1/.edgectl/lock/holder" 2>/dev/null
+exit 3
+`;
+
+/** Breaks an expired lock, only if it still has the holder we judged expired. Args: root, holder line. */
+export const BREAK_LOCK_SCRIPT = `
+cd "$1/.edgectl" || exit 1
+[ "$(cat lock/holder 2>/dev/null)" = "$2" ] || exit 3
+b="lock.broken.$$"
+mv -T lock "$b" 2>/dev/null || exit 3
+rm -rf "$b"
+`;
+
+/** Releases the lock if it is still ours. Args: root, our holder JSON. */
+export const UNLOCK_SCRIPT = `
+cd "$1/.edgectl" 2>/dev/null || exit 0
+[ "$(cat lock/holder 2>/dev/null)" = "$2" ] || exit 0
+b="lock.free.$$"
+mv -T lock "$b" && rm -rf "$b"
+`;
