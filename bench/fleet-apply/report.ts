@@ -1,0 +1,48 @@
+import Table from 'cli-table3';
+import type { SizeResult, Step } from './run-size.js';
+
+/** The figures as a table on stdout, then the ratios against the goals of issue 4. */
+const f = (x: number | undefined, d = 2) => (x === undefined ? '-' : x.toFixed(d));
+
+export function ratios(r: SizeResult) {
+  const tuned = r.ansible.find((a) => a.forks === 50) ?? r.ansible[0];
+  const e = r.edgectl;
+  const div = (a?: Step, b?: Step) => (a?.ok && b?.ok && b.wallS > 0 ? a.wallS / b.wallS : undefined);
+  return {
+    ansibleForks: tuned?.forks,
+    firstApply: div(tuned?.first, e.apply),
+    noopApply: div(tuned?.noop, e.noopApply),
+    edgectlPeakRssMb: Math.max(e.plan?.maxRssMb ?? 0, e.apply?.maxRssMb ?? 0, e.noopPlan?.maxRssMb ?? 0, e.noopApply?.maxRssMb ?? 0) || undefined,
+  };
+}
+
+export function printReport(results: SizeResult[]): void {
+  const t = new Table({ head: ['nodes', 'tool', 'step', 'wall s', 'peak RSS MB', 'tree RSS MB', 'exit', 'check'] });
+  for (const r of results) {
+    const row = (tool: string, name: string, s: Step | undefined, check = '') => {
+      if (s) t.push([r.nodes, tool, name, f(s.wallS), f(s.maxRssMb, 0), f(s.treeRssMb, 0), String(s.exitCode), [s.ok ? 'ok' : 'FAILED', s.note, check].filter(Boolean).join('; ')]);
+    };
+    const served = (s?: { nodesServingSite: number; appInstances: number }) => (s ? `${s.nodesServingSite}/${r.nodes} nodes serve, ${s.appInstances} app instances` : '');
+    row('edgectl', 'render (for Ansible)', r.render);
+    row('edgectl', 'plan', r.edgectl.plan);
+    row('edgectl', 'apply (first)', r.edgectl.apply, served(r.edgectl.served));
+    row('edgectl', 'plan (no changes)', r.edgectl.noopPlan);
+    row('edgectl', 'apply (no-op)', r.edgectl.noopApply);
+    for (const a of r.ansible) {
+      row(`ansible f=${a.forks}`, 'first run', a.first, [served(a.served), a.first ? `changed=${a.first.changed}` : ''].filter(Boolean).join(', '));
+      row(`ansible f=${a.forks}`, 'no-change run', a.noop, a.noop ? `changed=${a.noop.changed}` : '');
+    }
+  }
+  console.log(t.toString());
+  for (const r of results) {
+    const q = ratios(r);
+    const line = (name: string, v: number | undefined, goal: number) =>
+      `  ${name}: ${v === undefined ? 'not measured' : `${v.toFixed(1)}× (goal ≥ ${goal}×: ${v >= goal ? 'met' : 'NOT met'})`}`;
+    console.log(`${r.nodes} nodes (Ansible forks ${q.ansibleForks ?? '-'}):`);
+    console.log(line('first apply, Ansible / edgectl', q.firstApply, 5));
+    console.log(line('no-op apply, Ansible / edgectl', q.noopApply, 10));
+    const rss = q.edgectlPeakRssMb;
+    console.log(`  edgectl peak RSS: ${rss === undefined ? 'not measured' : `${rss.toFixed(0)} MB${r.nodes >= 200 ? ` (goal < 300 MB: ${rss < 300 ? 'met' : 'NOT met'})` : ''}`}`);
+    for (const p of r.pending) console.log(`  pending: ${p}`);
+  }
+}

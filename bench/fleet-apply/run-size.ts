@@ -1,0 +1,182 @@
+import { spawnSync } from 'node:child_process';
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { parseRecap, writeAnsible } from './ansible.js';
+import { startFarm, type FarmNode } from './farm.js';
+import { writeBenchFleet, type BenchFleet } from './fleet.js';
+import { checkServing, type ServeCheck } from './http-check.js';
+import { measure, type Measured } from './measure.js';
+import { endRunProcs } from './procs.js';
+
+/** One measured step as it goes into the JSON report. */
+export interface Step {
+  wallS: number;
+  maxRssMb: number;
+  treeRssMb: number;
+  exitCode: number | null;
+  ok: boolean;
+  note?: string;
+}
+
+export interface AnsibleResult {
+  forks: number;
+  first?: Step & { changed: number; failed: number; unreachable: number };
+  noop?: Step & { changed: number; failed: number; unreachable: number };
+  served?: ServeCheck;
+}
+
+export interface SizeResult {
+  nodes: number;
+  render?: Step;
+  edgectl: { plan?: Step; apply?: Step; noopPlan?: Step; noopApply?: Step; served?: ServeCheck; concurrency: string | null };
+  ansible: AnsibleResult[];
+  pending: string[];
+}
+
+interface SizeOptions {
+  repo: string;
+  tmp: string;
+  nodes: number;
+  forks: number[];
+  concurrency: string;
+  skipAnsible: boolean;
+  skipEdgectl: boolean;
+  log: (s: string) => void;
+  spawned: number[];
+}
+
+const STEP_TIMEOUT_MS = 20 * 60_000;
+
+function step(m: Measured, okCodes: number[], note?: string): Step {
+  const ok = !m.timedOut && m.exitCode !== null && okCodes.includes(m.exitCode);
+  const round = (x: number) => Math.round(x * 1000) / 1000;
+  return { wallS: round(m.wallS), maxRssMb: round(m.maxRssMb), treeRssMb: round(m.treeRssMb), exitCode: m.exitCode, ok, ...(m.timedOut ? { note: 'timed out' } : note ? { note } : {}) };
+}
+
+function tail(s: string, n = 1500): string {
+  return s.length > n ? `…${s.slice(-n)}` : s;
+}
+
+/** True when `edgectl <cmd> --help` works in this checkout (commands land while the bench is built). */
+function hasCommand(repo: string, cmd: string): boolean {
+  const r = spawnSync(process.execPath, [path.join(repo, 'bin/run.js'), cmd, '--help'], { encoding: 'utf8', timeout: 30_000 });
+  return r.status === 0 && !/command .* not found/i.test(r.stderr);
+}
+
+export async function runSize(o: SizeOptions): Promise<SizeResult> {
+  const { log } = o;
+  const dir = path.join(o.tmp, `n${o.nodes}`);
+  const logs = path.join(dir, 'logs');
+  await mkdir(logs, { recursive: true });
+  const result: SizeResult = { nodes: o.nodes, edgectl: { concurrency: o.concurrency || null }, ansible: [], pending: [] };
+  const edgectl = (label: string, argv: string[]) =>
+    measure(label, [process.execPath, path.join(o.repo, 'bin/run.js'), ...argv], {
+      timeoutMs: STEP_TIMEOUT_MS,
+      logPrefix: path.join(logs, label),
+      env: { ...process.env, NO_COLOR: '1' },
+      onSpawn: (pid) => o.spawned.push(pid),
+    });
+  const fail = (m: Measured, what: string) => new Error(`${what} exited ${m.exitCode}${m.timedOut ? ' (timed out)' : ''}:\n${tail(m.stdout)}\n${tail(m.stderr)}`);
+
+  log(`== ${o.nodes} nodes: starting the farm`);
+  const farm = await startFarm(dir, o.nodes, log);
+  o.spawned.push(...farm.sshdPids);
+  try {
+    const common = { clientKey: farm.clientKey };
+    const fleetE = await writeBenchFleet(path.join(dir, 'fleet-e'), farm.nodes, { ...common, rootsDir: path.join(dir, 'e'), httpPort: 8080 });
+    // Ansible gets the same fleet with its own roots and port: the rendered files then carry
+    // the right absolute paths for its nodes, and the two tools never share a directory.
+    const fleetA = await writeBenchFleet(path.join(dir, 'fleet-a'), farm.nodes, { ...common, rootsDir: path.join(dir, 'a'), httpPort: 8081 });
+
+    if (!o.skipEdgectl) await runEdgectl(o, result, fleetE, farm.nodes, edgectl, fail);
+
+    if (!o.skipAnsible) {
+      if (!hasCommand(o.repo, 'render')) {
+        result.pending.push('edgectl render is not available: the Ansible side needs its bundles');
+      } else {
+        const bundles = path.join(dir, 'bundles-a');
+        log('render (bundles for the Ansible side)');
+        const r = await edgectl('render', ['render', '--fleet', fleetA.dir, '--out', bundles]);
+        result.render = step(r, [0]);
+        if (!result.render.ok) throw fail(r, 'edgectl render');
+        for (const forks of o.forks) result.ansible.push(await runAnsible(o, dir, logs, farm, fleetA, bundles, forks, fail));
+      }
+    }
+    return result;
+  } finally {
+    log(`== ${o.nodes} nodes: tearing down the farm`);
+    await endRunProcs(dir, []);
+    await farm.stop();
+  }
+}
+
+type Edgectl = (label: string, argv: string[]) => Promise<Measured>;
+type Fail = (m: Measured, what: string) => Error;
+
+async function runEdgectl(o: SizeOptions, result: SizeResult, fleet: BenchFleet, nodes: FarmNode[], edgectl: Edgectl, fail: Fail): Promise<void> {
+  const { log } = o;
+  if (!hasCommand(o.repo, 'plan') || !hasCommand(o.repo, 'apply')) {
+    result.pending.push('edgectl plan/apply are not available in this checkout yet');
+    log('edgectl plan/apply not available: skipping the edgectl side');
+    return;
+  }
+  const target = ['--fleet', fleet.dir];
+  const conc = o.concurrency ? ['--concurrency', o.concurrency] : [];
+  log('edgectl plan (every node new)');
+  const plan = await edgectl('plan', ['plan', ...target, '--json']);
+  result.edgectl.plan = step(plan, [0, 2]);
+  if (!result.edgectl.plan.ok) throw fail(plan, 'edgectl plan');
+
+  log('edgectl apply (first)');
+  const apply = await edgectl('apply', ['apply', ...target, '--yes', '--json', ...conc]);
+  result.edgectl.apply = step(apply, [0]);
+  if (!result.edgectl.apply.ok) throw fail(apply, 'edgectl apply');
+  result.edgectl.served = await checkServing(nodes, 8080, fleet.apps, { domain: 'www.shop.bench.test', expect: '<h1>shop</h1>' });
+  log(`edgectl: ${result.edgectl.served.nodesServingSite}/${nodes.length} nodes serve the site, ${result.edgectl.served.appInstances} app instances answer`);
+  if (result.edgectl.served.nodesServingSite !== nodes.length) throw new Error(`after edgectl apply, nodes not serving: ${result.edgectl.served.nodesDown.join(', ')}`);
+
+  log('edgectl plan (nothing to change)');
+  const plan2 = await edgectl('plan-noop', ['plan', ...target, '--json', '--detailed-exitcode']);
+  result.edgectl.noopPlan = step(plan2, [0], plan2.exitCode === 2 ? 'plan still shows changes' : undefined);
+
+  log('edgectl apply (nothing to change)');
+  const apply2 = await edgectl('apply-noop', ['apply', ...target, '--yes', '--json', ...conc]);
+  result.edgectl.noopApply = step(apply2, [0]);
+  if (!result.edgectl.noopApply.ok) throw fail(apply2, 'edgectl no-op apply');
+
+  // edgectl's nginx instances are not needed any more: stop them so they do not share the CPU with Ansible.
+  await endRunProcs(path.join(path.dirname(fleet.dir), 'e') + '/', []);
+}
+
+async function runAnsible(o: SizeOptions, dir: string, logs: string, farm: { nodes: FarmNode[]; clientKey: string; knownHosts: string }, fleet: BenchFleet, bundles: string, forks: number, fail: Fail): Promise<AnsibleResult> {
+  const { log } = o;
+  const res: AnsibleResult = { forks };
+  const aDir = path.join(dir, `ansible-f${forks}`);
+  // Each forks setting starts from empty node roots with no nginx running, like edgectl's first apply.
+  await endRunProcs(path.join(dir, 'a') + '/', []);
+  await rm(path.join(dir, 'a'), { recursive: true, force: true });
+  const setup = await writeAnsible(aDir, { nodes: farm.nodes, roots: fleet.roots, bundles, clientKey: farm.clientKey, knownHosts: farm.knownHosts, forks });
+  const env = { ...process.env, ANSIBLE_CONFIG: setup.cfg, ANSIBLE_FORCE_COLOR: '0', ANSIBLE_NOCOLOR: '1' };
+  // Every run starts cold, like every edgectl process: no ssh control master left from the last one.
+  const closeMasters = () => endRunProcs(setup.controlDir, []);
+  const playbook = (label: string) =>
+    measure(label, ['ansible-playbook', setup.playbook], { env, cwd: aDir, timeoutMs: STEP_TIMEOUT_MS, logPrefix: path.join(logs, label), onSpawn: (pid) => o.spawned.push(pid) });
+
+  log(`ansible-playbook (first run, forks ${forks})`);
+  await closeMasters();
+  const first = await playbook(`ansible-f${forks}-first`);
+  const r1 = parseRecap(first.stdout);
+  res.first = { ...step(first, [0]), changed: r1.changed, failed: r1.failed, unreachable: r1.unreachable };
+  if (!res.first.ok || r1.hosts !== farm.nodes.length) throw fail(first, `ansible-playbook (forks ${forks})`);
+  res.served = await checkServing(farm.nodes, 8081, fleet.apps, { domain: 'www.shop.bench.test', expect: '<h1>shop</h1>' });
+  log(`ansible: ${res.served.nodesServingSite}/${farm.nodes.length} nodes serve the site, ${res.served.appInstances} app instances answer`);
+
+  log(`ansible-playbook (no-change run, forks ${forks})`);
+  await closeMasters();
+  const noop = await playbook(`ansible-f${forks}-noop`);
+  const r2 = parseRecap(noop.stdout);
+  res.noop = { ...step(noop, [0], r2.changed ? `${r2.changed} tasks reported changed` : undefined), changed: r2.changed, failed: r2.failed, unreachable: r2.unreachable };
+  await closeMasters();
+  await endRunProcs(path.join(dir, 'a') + '/', []);
+  return res;
+}
