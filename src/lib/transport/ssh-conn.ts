@@ -45,14 +45,15 @@ export class SshConn {
   constructor(readonly hop: Hop, readonly client: Client, maxChannels: number) {
     // One slot is the SFTP session's for the connection's lifetime.
     this.sessions = new Limiter(Math.max(1, maxChannels - 1));
-    const closed = (why: string) => {
-      if (this.closed) return;
-      this.closed = true;
-      this.closeReason = why;
-      for (const f of this.onClose) f(why);
-    };
-    client.on('close', () => closed('connection closed'));
-    client.on('error', (e) => closed(e.message));
+    client.on('close', () => this.markClosed('connection closed'));
+    client.on('error', (e) => this.markClosed(e.message));
+  }
+
+  private markClosed(why: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.closeReason = why;
+    for (const f of [...this.onClose]) f(why);
   }
 
   /** Calls f if the connection drops while something waits on it; returns the unsubscribe. */
@@ -106,6 +107,20 @@ export class SshConn {
     this.client.end();
   }
 
+  /** Drops the connection now, failing everything in flight on it. */
+  destroy(why: string): void {
+    this.markClosed(why);
+    this.client.destroy();
+  }
+
+  /** Rejects with a coded error as soon as the connection drops, whatever `p` is waiting for. */
+  guard<T>(p: Promise<T>, what: string): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const off = this.whenClosed((why) => reject(new EdgectlError('EDGECTL_TRANSPORT', `${what}: connection lost (${why})`)));
+      p.then((v) => (off(), resolve(v)), (e) => (off(), reject(e)));
+    });
+  }
+
   gone(): EdgectlError {
     return new EdgectlError('EDGECTL_TRANSPORT', `connection to ${this.hop.label} is closed (${this.closeReason ?? 'closed'})`);
   }
@@ -127,7 +142,14 @@ export async function connectHop(hop: Hop, via: SshConn | undefined, o: HopOptio
     if (attempt > 0) await sleep(Math.min(250 * 4 ** (attempt - 1), 4000));
     try {
       const sock = via ? await via.forward(hop.host, hop.port) : undefined;
-      return await handshake(new Client(), hop, sock, o);
+      const conn = await handshake(new Client(), hop, sock, o);
+      // ssh2 does not end a forwarded channel when its connection dies: without this, a
+      // connection tunnelled through a dead relay would wait for keepalives to notice.
+      if (via) {
+        const off = via.whenClosed(() => conn.destroy(`relay ${via.hop.node} connection lost`));
+        conn.whenClosed(() => off());
+      }
+      return conn;
     } catch (e) {
       last = e;
       if (!retryable(e) || via?.closed) break;

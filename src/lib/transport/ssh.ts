@@ -66,7 +66,19 @@ export class SshTransport implements Transport {
     });
   }
 
-  async readFile(path: string): Promise<Buffer | undefined> {
+  readFile(path: string): Promise<Buffer | undefined> {
+    return this.conn.guard(this.readFileRaw(path), `${this.node}: cannot read ${path}`);
+  }
+
+  writeFiles(files: { path: string; data: Buffer; mode?: number }[]): Promise<void> {
+    return this.conn.guard(this.writeFilesRaw(files), `${this.node}: upload of ${files.length} file(s)`);
+  }
+
+  stat(path: string): Promise<StatResult | undefined> {
+    return this.conn.guard(this.statRaw(path), `${this.node}: cannot stat ${path}`);
+  }
+
+  private async readFileRaw(path: string): Promise<Buffer | undefined> {
     const sftp = await this.conn.sftp();
     return new Promise((resolve, reject) => {
       sftp.readFile(path, (err, data) => {
@@ -77,7 +89,7 @@ export class SshTransport implements Transport {
     });
   }
 
-  async writeFiles(files: { path: string; data: Buffer; mode?: number }[]): Promise<void> {
+  private async writeFilesRaw(files: { path: string; data: Buffer; mode?: number }[]): Promise<void> {
     const sftp = await this.conn.sftp();
     const made = new Set<string>();
     for (const dir of [...new Set(files.map((f) => posix.dirname(f.path)))].sort()) await this.mkdirp(sftp, dir, made);
@@ -93,7 +105,7 @@ export class SshTransport implements Transport {
     await Promise.all(Array.from({ length: Math.min(WRITE_PARALLEL, files.length) }, worker));
   }
 
-  async stat(path: string): Promise<StatResult | undefined> {
+  private async statRaw(path: string): Promise<StatResult | undefined> {
     const sftp = await this.conn.sftp();
     let s: Stats;
     try {
@@ -109,7 +121,7 @@ export class SshTransport implements Transport {
 
   async http(req: HttpRequest): Promise<HttpResponse> {
     const ch = await this.conn.forward(req.host, req.port);
-    return httpOver(this.node, ch, req);
+    return this.conn.guard(httpOver(this.node, ch, req), `${this.node}: ${req.method} ${req.host}:${req.port}${req.path}`);
   }
 
   async close(): Promise<void> {
