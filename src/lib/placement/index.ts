@@ -56,71 +56,123 @@ export interface Placement {
 interface Candidate {
   node: PlacementNode;
   hash: NameHash;
-}
-
-interface Scored {
-  name: string;
-  score: number;
-  group: string;
+  /** Position in the name-sorted edge list. */
+  pos: number;
 }
 
 /** Higher score first; the node name breaks (astronomically unlikely) ties. */
-function better(a: Scored, b: Scored): boolean {
-  return a.score > b.score || (a.score === b.score && a.name < b.name);
+function better(sa: number, na: string, sb: number, nb: string): boolean {
+  return sa > sb || (sa === sb && na < nb);
 }
 
-/** The k best of `items` in order, without sorting all of them (k is usually tiny). */
-function topK(items: Scored[], k: number): Scored[] {
+/** Indexes (into `names`/`scores`) of the k best, best first; k is usually tiny. */
+function topK(idx: number[], scores: Float64Array, names: string[], k: number): number[] {
   if (k <= 0) return [];
-  if (k * 8 >= items.length) return [...items].sort((a, b) => (better(a, b) ? -1 : better(b, a) ? 1 : 0)).slice(0, k);
-  const top: Scored[] = [];
-  for (const it of items) {
-    if (top.length === k && !better(it, top[k - 1])) continue;
-    let i = top.length === k ? k - 1 : top.length;
-    while (i > 0 && better(it, top[i - 1])) {
+  if (k * 8 >= idx.length) {
+    return [...idx].sort((a, b) => (better(scores[a], names[a], scores[b], names[b]) ? -1 : 1)).slice(0, k);
+  }
+  const top: number[] = [];
+  for (const it of idx) {
+    const full = top.length === k;
+    if (full && !better(scores[it], names[it], scores[top[k - 1]], names[top[k - 1]])) continue;
+    let i = full ? k - 1 : top.length;
+    while (i > 0 && better(scores[it], names[it], scores[top[i - 1]], names[top[i - 1]])) {
       top[i] = top[i - 1];
       i--;
     }
     top[i] = it;
-    if (top.length > k) top.length = k;
   }
   return top;
 }
 
-function pickReplicas(app: PlacementApp, eligible: Candidate[], replicas: number): string[] {
+function pickReplicas(app: PlacementApp, eligible: Candidate[], replicas: number, groupsOf: (key: string) => Int32Array): string[] {
   const ah = hashName(app.name);
+  const n = eligible.length;
+  const scores = new Float64Array(n);
+  const names = new Array<string>(n);
+  const all = new Array<number>(n);
+  for (let i = 0; i < n; i++) {
+    const c = eligible[i];
+    scores[i] = rendezvousScore(c.node.cpu, pairUnit(ah, c.hash));
+    names[i] = c.node.name;
+    all[i] = i;
+  }
   const spreadBy = app.placement?.spreadBy;
-  const scored: Scored[] = eligible.map((c) => ({
-    name: c.node.name,
-    score: rendezvousScore(c.node.cpu, pairUnit(ah, c.hash)),
-    group: spreadBy ? (c.node.labels[spreadBy] ?? '') : '',
-  }));
-  if (!spreadBy) return topK(scored, replicas).map((s) => s.name);
+  if (!spreadBy) return topK(all, scores, names, replicas).map((i) => names[i]);
   // One replica per spread value: the best node of each group, best groups first. This is the
   // same as walking all nodes by score and skipping groups already used.
-  const bestOfGroup = new Map<string, Scored>();
-  for (const s of scored) {
-    const cur = bestOfGroup.get(s.group);
-    if (!cur || better(s, cur)) bestOfGroup.set(s.group, s);
+  const group = groupsOf(spreadBy);
+  const best = new Map<number, number>();
+  for (let i = 0; i < n; i++) {
+    const g = group[eligible[i].pos];
+    const cur = best.get(g);
+    if (cur === undefined || better(scores[i], names[i], scores[cur], names[cur])) best.set(g, i);
   }
-  const first = topK([...bestOfGroup.values()], replicas);
-  if (first.length >= replicas) return first.map((s) => s.name);
+  const first = topK([...best.values()], scores, names, replicas);
+  if (first.length >= replicas) return first.map((i) => names[i]);
   // Not enough distinct values: fill with the best remaining nodes.
-  const taken = new Set(first.map((s) => s.name));
-  const rest = topK(scored.filter((s) => !taken.has(s.name)), replicas - first.length);
-  return [...first, ...rest].map((s) => s.name);
+  const taken = new Set(first);
+  const rest = topK(all.filter((i) => !taken.has(i)), scores, names, replicas - first.length);
+  return [...first, ...rest].map((i) => names[i]);
+}
+
+/** Edge nodes indexed by label, so a selector costs its smallest matching list, not the fleet. */
+class EdgeIndex {
+  private readonly byLabel = new Map<string, Candidate[]>();
+
+  private readonly groups = new Map<string, Int32Array>();
+
+  /** For a label key: a small integer per edge node (by position) naming its value; no label = one group. */
+  groupsOf = (key: string): Int32Array => {
+    let g = this.groups.get(key);
+    if (!g) {
+      const ids = new Map<string, number>();
+      g = new Int32Array(this.all.length);
+      for (const c of this.all) {
+        const v = c.node.labels[key] ?? '';
+        let id = ids.get(v);
+        if (id === undefined) ids.set(v, (id = ids.size));
+        g[c.pos] = id;
+      }
+      this.groups.set(key, g);
+    }
+    return g;
+  };
+
+  constructor(readonly all: Candidate[]) {
+    for (const c of all) {
+      for (const k in c.node.labels) {
+        const key = `${k}=${c.node.labels[k]}`;
+        const list = this.byLabel.get(key);
+        if (list) list.push(c);
+        else this.byLabel.set(key, [c]);
+      }
+    }
+  }
+
+  /** Nodes matching every label of the selector, in name order. */
+  matching(selector: Record<string, string> | undefined): Candidate[] {
+    if (!selector || Object.keys(selector).length === 0) return this.all;
+    let best: Candidate[] | undefined;
+    for (const k in selector) {
+      const list = this.byLabel.get(`${k}=${selector[k]}`) ?? [];
+      if (!best || list.length < best.length) best = list;
+    }
+    return best!.filter((c) => matchesSelector(c.node.labels, selector));
+  }
 }
 
 export function placeApps(nodes: PlacementNode[], apps: PlacementApp[]): Placement {
   const edges: Candidate[] = nodes
     .filter((n) => n.role === 'edge')
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-    .map((node) => ({ node, hash: hashName(node.name) }));
+    .map((node, pos) => ({ node, hash: hashName(node.name), pos }));
+  const index = new EdgeIndex(edges);
   const edgeByName = new Map(edges.map((c) => [c.node.name, c]));
   const out: AppPlacement[] = [];
   for (const app of [...apps].sort((a, b) => (a.name < b.name ? -1 : 1))) {
     const p = app.placement;
-    const fits = (c: Candidate) => app.type !== 'api' || c.node.kong;
+    const isApi = app.type === 'api';
     let chosen: string[];
     let mode: AppPlacement['mode'];
     let wanted: number;
@@ -128,11 +180,12 @@ export function placeApps(nodes: PlacementNode[], apps: PlacementApp[]): Placeme
       mode = 'nodes';
       chosen = [...new Set(p.nodes)].filter((n) => {
         const c = edgeByName.get(n);
-        return c !== undefined && fits(c);
+        return c !== undefined && (!isApi || c.node.kong);
       });
       wanted = new Set(p.nodes).size;
     } else {
-      const eligible = edges.filter((c) => fits(c) && matchesSelector(c.node.labels, p?.selector));
+      let eligible = index.matching(p?.selector);
+      if (isApi) eligible = eligible.filter((c) => c.node.kong);
       if (p?.replicas === undefined) {
         mode = 'all';
         chosen = eligible.map((c) => c.node.name);
@@ -140,7 +193,7 @@ export function placeApps(nodes: PlacementNode[], apps: PlacementApp[]): Placeme
       } else {
         mode = 'replicas';
         wanted = p.replicas;
-        chosen = pickReplicas(app, eligible, p.replicas);
+        chosen = pickReplicas(app, eligible, p.replicas, index.groupsOf);
       }
     }
     chosen.sort();

@@ -1,4 +1,4 @@
-import { agentConfigSchema, type AgentConfig, type AgentTenant, type AgentTopic } from '../agent/config.js';
+import { agentConfigSchema, agentTenantSchema, type AgentConfig, type AgentTenant, type AgentTopic } from '../agent/config.js';
 import { EdgectlError } from '../errors.js';
 import { appTopics, type AppResource, type ResolvedNode } from '../fleet/model.js';
 import { durationSeconds } from '../fleet/values.js';
@@ -14,6 +14,26 @@ export const DEFAULT_SPOOL_MB = 256;
  * relays and the hub accept every tenant (they carry everyone's traffic). Upstreams: the last
  * relay in `via` (the hop next to the node), else the fleet's hub.
  */
+// Tenants are checked against the schema once each (they repeat on thousands of nodes); the rest of
+// the config is checked per node.
+const nodePartSchema = agentConfigSchema.omit({ tenants: true });
+const tenantCache = new WeakMap<RenderContext, Map<string, AgentTenant>>();
+
+function cachedTenant(ctx: RenderContext, name: string): AgentTenant {
+  let m = tenantCache.get(ctx);
+  if (!m) tenantCache.set(ctx, (m = new Map()));
+  let t = m.get(name);
+  if (!t) {
+    const parsed = agentTenantSchema.safeParse(agentTenant(ctx, name));
+    if (!parsed.success) {
+      const i = parsed.error.issues[0];
+      throw new EdgectlError('EDGECTL_RENDER', `tenant ${name}: agent.json would be invalid at ${i.path.join('.')}: ${i.message}`);
+    }
+    m.set(name, (t = parsed.data));
+  }
+  return t;
+}
+
 export function buildAgentConfig(ctx: RenderContext, node: ResolvedNode, apps: AppResource[]): AgentConfig {
   const root = node.root.replace(/\/+$/, '');
   const role = node.role === 'core' ? 'hub' : node.role;
@@ -30,18 +50,24 @@ export function buildAgentConfig(ctx: RenderContext, node: ResolvedNode, apps: A
     credentialFile: `${root}/secrets/agent-token`,
     acceptForward: [],
     ...(role === 'hub' ? { sink: `file:${root}/spool/sink.jsonl` } : {}),
-    tenants: tenantNames.map((t) => agentTenant(ctx, t)),
     fastcgi: apps.filter((a) => a.spec.type === 'fastcgi').map((a) => {
       const id = appId(a);
       return { app: id, socket: fastcgiSocket(node, id), root: `${root}/current/apps/${id}` };
     }),
   };
-  const parsed = agentConfigSchema.safeParse(cfg);
+  const parsed = nodePartSchema.safeParse(cfg);
   if (!parsed.success) {
     const i = parsed.error.issues[0];
     throw new EdgectlError('EDGECTL_RENDER', `node ${node.name}: agent.json would be invalid at ${i.path.join('.')}: ${i.message}`);
   }
-  return parsed.data;
+  const tenants = tenantNames.map((t) => cachedTenant(ctx, t));
+  // Fields in the schema's order, so the file reads like the contract.
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(agentConfigSchema.shape)) {
+    const v = k === 'tenants' ? tenants : (parsed.data as Record<string, unknown>)[k];
+    if (v !== undefined) out[k] = v;
+  }
+  return out as AgentConfig;
 }
 
 function adminAddress(node: ResolvedNode): string {
