@@ -1,17 +1,72 @@
-import { LineCounter, parseAllDocuments, isMap, isSeq, isScalar, isPair, type Document, type Node as YamlNode } from 'yaml';
+import { createRequire } from 'node:module';
+import type { Document, LineCounter, Node as YamlNode } from 'yaml';
 import { MAX_FILE_BYTES, type SourceFile } from './source.js';
 import type { PathSeg, Problem } from './problems.js';
+import { fastDocuments } from './fast-yaml.js';
+
+/**
+ * The `yaml` package (syntax trees with positions) is loaded only when a file needs it: a fleet
+ * whose files all take the fast path never pays for loading it.
+ */
+let yamlLib: typeof import('yaml') | undefined;
+const Y = (): typeof import('yaml') => (yamlLib ??= createRequire(import.meta.url)('yaml') as typeof import('yaml'));
+
+const YAML_OPTIONS = { uniqueKeys: true, prettyErrors: true, strict: true, version: '1.2' } as const;
+
+/** A file's full YAML syntax tree (with positions), built on first use: most files never need it. */
+class FileTree {
+  private tree?: { docs: Document[]; lines: LineCounter };
+  constructor(readonly text: string) {}
+
+  get(): { docs: Document[]; lines: LineCounter } {
+    if (!this.tree) {
+      const lines = new (Y().LineCounter)();
+      let docs: Document[] = [];
+      try {
+        const parsed = Y().parseAllDocuments(this.text, { ...YAML_OPTIONS, lineCounter: lines });
+        docs = Array.isArray(parsed) ? parsed : [];
+      } catch {
+        docs = [];
+      }
+      this.tree = { docs, lines };
+    }
+    return this.tree;
+  }
+
+  /** The `k`-th document that has content (empty documents are never fleet documents). */
+  nonEmpty(k: number): Document | undefined {
+    let seen = 0;
+    for (const d of this.get().docs) if (d.contents !== null && seen++ === k) return d;
+    return undefined;
+  }
+}
 
 /** One YAML document of a fleet file, with what is needed to point back at its source. */
-export interface ParsedDoc {
-  file: string;
-  /** 0-based index of the document within its file. */
-  index: number;
-  value: unknown;
-  doc: Document;
-  lines: LineCounter;
-  line: number;
-  column: number;
+export class ParsedDoc {
+  constructor(
+    readonly file: string,
+    /** 0-based index of the document among the non-empty documents of its file. */
+    readonly index: number,
+    readonly value: unknown,
+    private readonly tree: FileTree,
+  ) {}
+
+  get doc(): Document | undefined {
+    return this.tree.nonEmpty(this.index);
+  }
+
+  get lines(): LineCounter {
+    return this.tree.get().lines;
+  }
+
+  /** Where the document starts (1-based). */
+  get line(): number {
+    return locate(this, []).line;
+  }
+
+  get column(): number {
+    return locate(this, []).column;
+  }
 }
 
 export interface ParsedFile {
@@ -23,6 +78,8 @@ export interface ParsedFile {
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 /** Aliases beyond this count in one document mean an alias bomb ("billion laughs"). */
 const MAX_ALIASES = 200;
+/** YAML tags a fleet may use: the core schema's own. Anything else (!!binary, !custom) is refused. */
+const CORE_TAGS = new Set(['str', 'int', 'float', 'bool', 'null', 'map', 'seq'].map((t) => `tag:yaml.org,2002:${t}`));
 
 export function parseFile(f: SourceFile, problems: Problem[]): ParsedFile | undefined {
   const at = (line: number, column: number, rule: string, message: string, hint?: string) =>
@@ -35,55 +92,82 @@ export function parseFile(f: SourceFile, problems: Problem[]): ParsedFile | unde
   try {
     text = utf8.decode(f.bytes);
   } catch {
-    // Find the first bad byte so the line number is useful.
-    let good = 0;
-    for (let end = Math.min(f.bytes.length, 4096); ; end = Math.min(f.bytes.length, end * 2)) {
-      try {
-        utf8.decode(f.bytes.subarray(0, end));
-        good = end;
-      } catch {
-        break;
-      }
-      if (end === f.bytes.length) break;
-    }
-    const line = f.bytes.subarray(0, good).toString('latin1').split('\n').length;
-    at(line, 1, 'not-utf8', 'file is not valid UTF-8', 'Save the file as UTF-8.');
+    at(firstBadLine(f.bytes), 1, 'not-utf8', 'file is not valid UTF-8', 'Save the file as UTF-8.');
     return undefined;
   }
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-  const lines = new LineCounter();
-  let docs: Document[];
-  try {
-    const parsed = parseAllDocuments(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: true, strict: true, version: '1.2' });
-    docs = Array.isArray(parsed) ? parsed : [];
-  } catch (e) {
-    at(1, 1, 'yaml-syntax', `YAML could not be parsed: ${(e as Error).message}`);
-    return undefined;
-  }
+  const tree = new FileTree(text);
+  const fast = fastDocuments(text);
+  if (fast) return { path: f.path, text, docs: fast.map((v, i) => new ParsedDoc(f.path, i, v, tree)) };
+
   const out: ParsedFile = { path: f.path, text, docs: [] };
-  let failed = false;
-  docs.forEach((doc, index) => {
+  const { docs, lines } = tree.get();
+  if (docs.length === 0 && text.trim() !== '' && !/^(\s*#.*)*\s*$/.test(text)) {
+    // parseAllDocuments only returns nothing for blank or comment-only input; anything else is a bug in it.
+    at(1, 1, 'yaml-syntax', 'YAML could not be parsed');
+    return out;
+  }
+  let k = 0;
+  for (const doc of docs) {
     for (const err of doc.errors) {
       const lp = err.linePos?.[0] ?? lines.linePos(err.pos[0]);
-      const dup = err.code === 'DUPLICATE_KEY';
-      at(lp.line, lp.col, dup ? 'duplicate-key' : 'yaml-syntax', dup ? 'duplicate key: a key may appear only once in a mapping' : `YAML syntax error: ${firstLine(err.message)}`);
-      failed = true;
+      if (err.code === 'DUPLICATE_KEY') at(lp.line, lp.col, 'duplicate-key', 'duplicate key: a key may appear only once in a mapping');
+      else if (err.code === 'RESOURCE_EXHAUSTION') at(lp.line, lp.col, 'yaml-too-deep', 'YAML is nested too deeply', 'A fleet document needs only a few levels of nesting.');
+      else at(lp.line, lp.col, 'yaml-syntax', `YAML syntax error: ${firstLine(err.message)}`);
     }
-    if (doc.errors.length) return;
-    if (doc.contents === null) return; // an empty document, e.g. after a trailing ---
+    if (doc.errors.length || doc.contents === null) continue; // null: an empty document, e.g. after a trailing ---
+    const index = k++;
+    try {
+      if (text.includes('!') && !tagsOk(doc, lines, at)) continue;
+    } catch {
+      at(1, 1, 'yaml-too-deep', 'YAML is nested too deeply', 'A fleet document needs only a few levels of nesting.');
+      continue;
+    }
     let value: unknown;
     try {
       value = doc.toJS({ maxAliasCount: MAX_ALIASES });
     } catch (e) {
-      const lp = lines.linePos(doc.contents?.range?.[0] ?? 0);
-      at(lp.line, lp.col, 'yaml-alias-bomb', `document expands too many aliases: ${firstLine((e as Error).message)}`, 'Write the values out instead of using many YAML aliases.');
-      failed = true;
-      return;
+      const lp = lines.linePos(doc.contents.range?.[0] ?? 0);
+      if (e instanceof RangeError) at(lp.line, lp.col, 'yaml-too-deep', 'YAML is nested too deeply', 'A fleet document needs only a few levels of nesting.');
+      else at(lp.line, lp.col, 'yaml-alias-bomb', `document expands too many aliases: ${firstLine((e as Error).message)}`, 'Write the values out instead of using many YAML aliases.');
+      continue;
     }
-    const lp = lines.linePos(doc.contents?.range?.[0] ?? 0);
-    out.docs.push({ file: f.path, index, value, doc, lines, line: lp.line, column: lp.col });
+    out.docs.push(new ParsedDoc(f.path, index, value, tree));
+  }
+  return out;
+}
+
+function tagsOk(doc: Document, lines: LineCounter, at: (line: number, col: number, rule: string, msg: string, hint?: string) => void): boolean {
+  const { isScalar, isMap, isSeq, visit } = Y();
+  let ok = true;
+  visit(doc, (_key, node) => {
+    const n = node as YamlNode;
+    if ((isScalar(n) || isMap(n) || isSeq(n)) && n.tag && !CORE_TAGS.has(n.tag)) {
+      const lp = lines.linePos(n.range?.[0] ?? 0);
+      at(lp.line, lp.col, 'yaml-tag', `YAML tag ${n.tag.replace('tag:yaml.org,2002:', '!!')} is not supported`, 'Remove the tag: fleet values are plain strings, numbers, booleans, lists and mappings.');
+      ok = false;
+    }
   });
-  return failed && out.docs.length === 0 ? out : out;
+  return ok;
+}
+
+/** The line of the first byte that is not UTF-8, found by bisection on the decoder. */
+function firstBadLine(bytes: Buffer): number {
+  let lo = 0;
+  let hi = bytes.length;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    try {
+      // A fresh decoder each time: streaming mode keeps state between calls.
+      new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(0, mid), { stream: true });
+      lo = mid;
+    } catch {
+      hi = mid;
+    }
+  }
+  let line = 1;
+  for (let i = 0; i < lo; i++) if (bytes[i] === 10) line++;
+  return line;
 }
 
 function firstLine(s: string): string {
@@ -91,7 +175,7 @@ function firstLine(s: string): string {
 }
 
 function keyOf(n: unknown): unknown {
-  return isScalar(n) ? n.value : n;
+  return Y().isScalar(n) ? n.value : n;
 }
 
 /**
@@ -99,7 +183,9 @@ function keyOf(n: unknown): unknown {
  * path. With `onKey`, a map entry's key is pointed at rather than its value (for unknown fields).
  */
 export function locate(d: ParsedDoc, path: readonly PathSeg[], onKey = false): { line: number; column: number } {
-  let node: unknown = d.doc.contents;
+  const { isMap, isSeq, isPair } = Y();
+  const doc = d.doc;
+  let node: unknown = doc?.contents;
   let pos = node && (node as YamlNode).range ? (node as YamlNode).range![0] : 0;
   for (let i = 0; i < path.length; i++) {
     const seg = path[i];

@@ -1,7 +1,7 @@
+import { closeSync, fstatSync, openSync, readdirSync, readSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { simpleGit } from 'simple-git';
 import { EdgectlError } from '../errors.js';
 
 /** One file of a fleet repo, as bytes: decoding (and rejecting non-UTF-8) is the parser's job. */
@@ -40,51 +40,65 @@ export function isFleetDocumentPath(rel: string): boolean {
   return !parts.some((p) => p.startsWith('.') || p === 'node_modules');
 }
 
-async function walk(root: string, rel = ''): Promise<string[]> {
-  const dir = path.join(root, rel);
-  const entries = await readdir(dir, { withFileTypes: true });
-  const out: string[] = [];
-  const subdirs: Promise<string[]>[] = [];
+/**
+ * Lists the fleet documents under a directory. Synchronous on purpose, like the reads below:
+ * for 12,000 small files the thread-pool round trips of fs/promises cost seconds, plain
+ * syscalls a few hundred milliseconds. Symlinks are not followed (a link could lead out of
+ * the repo or into a loop); FIFOs and devices are skipped, so nothing can block a read.
+ */
+function walk(root: string, rel: string, out: string[]): string[] {
+  const entries = readdirSync(path.join(root, rel), { withFileTypes: true });
   for (const e of entries) {
     const r = rel ? `${rel}/${e.name}` : e.name;
     if (e.isDirectory()) {
       if (e.name.startsWith('.') || e.name === 'node_modules' || (rel === '' && e.name === 'templates')) continue;
-      subdirs.push(walk(root, r));
+      walk(root, r, out);
     } else if (e.isFile() && isFleetDocumentPath(r)) {
       out.push(r);
     }
   }
-  for (const s of await Promise.all(subdirs)) out.push(...s);
   return out;
 }
 
-async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i]);
+/** Reads a file, or only MAX_FILE_BYTES + 1 bytes of a larger one: enough for the parser to reject it. */
+function readCapped(full: string): Buffer {
+  const fd = openSync(full, 'r');
+  try {
+    const size = Math.min(fstatSync(fd).size, MAX_FILE_BYTES + 1);
+    const buf = Buffer.allocUnsafe(size);
+    let got = 0;
+    while (got < size) {
+      const n = readSync(fd, buf, got, size - got, got);
+      if (n === 0) break;
+      got += n;
     }
-  });
-  await Promise.all(workers);
-  return results;
+    return got === size ? buf : buf.subarray(0, got);
+  } finally {
+    closeSync(fd);
+  }
 }
 
-async function gitInfo(root: string): Promise<{ commit?: string; dirty: boolean; top?: string }> {
+/**
+ * The commit and cleanliness of the working tree, in one `git status` (porcelain v2 gives the
+ * HEAD commit as a header). Outside git, or without git, there is neither. GIT_OPTIONAL_LOCKS=0
+ * keeps status from taking the index lock, so validate never gets in the way of a commit.
+ */
+async function gitInfo(root: string): Promise<{ commit?: string; dirty: boolean; inGit: boolean }> {
   try {
-    const git = simpleGit({ baseDir: root });
-    const top = (await git.revparse(['--show-toplevel'])).trim();
+    const out = (await runGit(root, ['status', '--porcelain=v2', '--branch', '--untracked-files=normal', '--', '.'])).toString();
     let commit: string | undefined;
-    try {
-      commit = (await git.revparse(['--verify', '-q', 'HEAD'])).trim() || undefined;
-    } catch {
-      commit = undefined;
+    let dirty = false;
+    for (const line of out.split('\n')) {
+      if (line.startsWith('# branch.oid ')) {
+        const oid = line.slice('# branch.oid '.length).trim();
+        commit = /^[0-9a-f]{40,64}$/.test(oid) ? oid : undefined;
+      } else if (line && !line.startsWith('#')) {
+        dirty = true;
+      }
     }
-    const status = await git.raw(['status', '--porcelain', '--untracked-files=normal', '--', '.']);
-    return { commit, dirty: status.trim().length > 0, top };
+    return { commit, dirty, inGit: true };
   } catch {
-    return { dirty: false };
+    return { dirty: false, inGit: false };
   }
 }
 
@@ -98,15 +112,15 @@ export async function readFleetDir(root: string): Promise<FleetSource> {
     throw new EdgectlError('EDGECTL_FLEET_NOT_FOUND', `fleet directory ${root} does not exist`);
   }
   if (!st.isDirectory()) throw new EdgectlError('EDGECTL_FLEET_NOT_FOUND', `${root} is not a directory`);
-  const [rels, info] = await Promise.all([walk(abs), gitInfo(abs)]);
-  rels.sort();
-  const files = await mapLimit(rels, 64, async (rel) => {
-    const full = path.join(abs, rel);
-    const s = await stat(full);
-    // Oversized files are passed on truncated to one byte past the limit, so the parser reports them.
-    const bytes = s.size > MAX_FILE_BYTES ? Buffer.alloc(MAX_FILE_BYTES + 1) : await readFile(full);
-    return { path: rel, bytes };
-  });
+  const info = gitInfo(abs);
+  const files: SourceFile[] = [];
+  try {
+    const rels = walk(abs, '', []).sort();
+    for (const rel of rels) files.push({ path: rel, bytes: readCapped(path.join(abs, rel)) });
+  } catch (e) {
+    throw new EdgectlError('EDGECTL_FLEET_NOT_FOUND', `cannot read the fleet in ${root}: ${(e as Error).message}`, { cause: e });
+  }
+  const { commit, dirty, inGit } = await info;
   const inside = (rel: string) => {
     const full = path.resolve(abs, rel);
     return full === abs || full.startsWith(abs + path.sep) ? full : undefined;
@@ -114,9 +128,9 @@ export async function readFleetDir(root: string): Promise<FleetSource> {
   return {
     root: abs,
     files,
-    commit: info.commit,
-    dirty: info.dirty,
-    from: info.top ? 'worktree' : 'directory',
+    commit,
+    dirty,
+    from: inGit ? 'worktree' : 'directory',
     async readExtra(rel) {
       const full = inside(rel);
       if (!full) return undefined;
@@ -144,7 +158,7 @@ export async function readFleetDir(root: string): Promise<FleetSource> {
 
 function runGit(cwd: string, args: string[], input?: string): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const child = spawn('git', args, { cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('git', args, { cwd, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, GIT_OPTIONAL_LOCKS: '0', LC_ALL: 'C' } });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (d: Buffer) => out.push(d));
@@ -154,6 +168,8 @@ function runGit(cwd: string, args: string[], input?: string): Promise<Buffer> {
       if (code === 0) resolve(Buffer.concat(out));
       else reject(new EdgectlError('EDGECTL_GIT', `git ${args[0]} failed: ${Buffer.concat(err).toString().trim()}`));
     });
+    // git may exit before reading its input (bad revision): that EPIPE is not ours to report.
+    child.stdin.on('error', () => {});
     child.stdin.end(input ?? '');
   });
 }
@@ -177,19 +193,24 @@ async function catFiles(cwd: string, oids: string[]): Promise<Buffer[]> {
 /** Reads a fleet as it was at a git revision, without a checkout. */
 export async function readFleetRev(root: string, rev: string): Promise<FleetSource> {
   const abs = path.resolve(root);
+  const st = await stat(abs).catch(() => undefined);
+  if (!st?.isDirectory()) throw new EdgectlError('EDGECTL_FLEET_NOT_FOUND', `fleet directory ${root} does not exist`);
   if (!/^[A-Za-z0-9._/~^@{}-]+$/.test(rev) || rev.startsWith('-')) {
     throw new EdgectlError('EDGECTL_GIT', `"${rev}" is not a revision name`);
   }
-  const commit = (await runGit(abs, ['rev-parse', '--verify', '--end-of-options', `${rev}^{commit}`])).toString().trim();
   const prefix = (await runGit(abs, ['rev-parse', '--show-prefix'])).toString().trim();
+  const commit = (await runGit(abs, ['rev-parse', '--verify', '-q', '--end-of-options', `${rev}^{commit}`]).catch(() => {
+    throw new EdgectlError('EDGECTL_GIT', `revision "${rev}" is not a commit of the repository at ${root}`);
+  })).toString().trim();
   const tree = (await runGit(abs, ['ls-tree', '-r', '-z', '--full-tree', commit, '--', prefix || '.'])).toString();
   const entries = new Map<string, { oid: string; size?: number }>();
   for (const line of tree.split('\0')) {
     if (!line) continue;
     const tab = line.indexOf('\t');
-    const [, type, oid] = line.slice(0, tab).split(' ');
+    const [mode, type, oid] = line.slice(0, tab).split(' ');
     const full = line.slice(tab + 1);
-    if (type !== 'blob') continue;
+    // Like the working-tree reader: regular files only, never symlinks (mode 120000) or submodules.
+    if (type !== 'blob' || mode === '120000') continue;
     const rel = prefix && full.startsWith(prefix) ? full.slice(prefix.length) : full;
     entries.set(rel, { oid });
   }

@@ -3,7 +3,7 @@ import { parseFile, locate, type ParsedDoc } from './parse.js';
 import { closest, formatPath, sortProblems, type Problem } from './problems.js';
 import { zodProblems } from './zod-problems.js';
 import { crossRules } from './rules.js';
-import type { FleetModel, FleetResource, Resource } from './model.js';
+import type { AppResource, FleetModel, FleetResource, NodeResource, Resource, TenantResource } from './model.js';
 import type { FleetSource } from './source.js';
 
 export const API_VERSION = 'edgectl/v1';
@@ -18,6 +18,8 @@ export interface ValidationResult {
   /** File texts by path, so reports can quote the offending line. */
   texts: Map<string, string>;
   counts: { files: number; documents: number; fleets: number; tenants: number; nodes: number; apps: number };
+  /** The fleet directory (absolute): file paths in problems are relative to it. */
+  root: string;
   commit?: string;
   dirty: boolean;
   from: FleetSource['from'];
@@ -26,6 +28,11 @@ export interface ValidationResult {
 
 function docProblem(d: ParsedDoc, path: (string | number)[], rule: string, message: string, hint?: string, onKey = false): Problem {
   return { severity: 'error', rule, file: d.file, ...locate(d, path, onKey), path: formatPath(path), message, hint };
+}
+
+function hintFor(key: string, near: string | undefined, known: string[]): string {
+  if (key === '<<') return 'YAML merge keys (<<) are not supported: write the fields out.';
+  return near ? `did you mean \`${near}\`?` : `allowed here: ${known.join(', ')}`;
 }
 
 /** Stage one for one document: envelope, metadata and the spec schema of its kind. */
@@ -40,7 +47,7 @@ function checkDocument(d: ParsedDoc, out: Problem[]): Resource<Kind, unknown> | 
   for (const k of Object.keys(o)) {
     if (!TOP_KEYS.includes(k)) {
       const near = closest(k, TOP_KEYS);
-      out.push(docProblem(d, [k], 'unknown-field', `unknown field "${k}"`, near ? `did you mean \`${near}\`?` : `allowed here: ${TOP_KEYS.join(', ')}`, true));
+      out.push(docProblem(d, [k], 'unknown-field', `unknown field "${k}"`, hintFor(k, near, TOP_KEYS), true));
       ok = false;
     }
   }
@@ -72,62 +79,77 @@ function checkDocument(d: ParsedDoc, out: Problem[]): Resource<Kind, unknown> | 
   return { kind: kind as Kind, name: meta.data.name, labels: meta.data.labels ?? {}, spec: spec.data, source: d };
 }
 
+/** Remembers an invalid document's kind (and name, when readable) for the cross-reference rules. */
+function noteInvalid(v: unknown, invalid: Set<string>, partial: Set<string>): void {
+  const o = (v && typeof v === 'object' ? v : {}) as { kind?: unknown; metadata?: { name?: unknown } };
+  if (typeof o.kind !== 'string') {
+    // A document without a readable kind could have been anything.
+    for (const k of KINDS) partial.add(k);
+    return;
+  }
+  partial.add(o.kind);
+  const name = o.metadata && typeof o.metadata === 'object' ? o.metadata.name : undefined;
+  if (typeof name === 'string') invalid.add(`${o.kind}/${name}`);
+}
+
 /** Validates a fleet read from disk or git. Pure apart from the source it is given. */
 export function validateFleet(src: FleetSource): ValidationResult {
   const problems: Problem[] = [];
   const texts = new Map<string, string>();
-  const resources: Resource<Kind, unknown>[] = [];
+  const byKind: Record<Kind, Resource<Kind, unknown>[]> = { Fleet: [], Tenant: [], Node: [], App: [] };
   let documents = 0;
-  let invalidDocs = 0;
+  let fleetDocs = 0;
+  const invalid = new Set<string>();
+  const partial = new Set<string>();
   for (const f of src.files) {
     const parsed = parseFile(f, problems);
     if (!parsed) continue;
     texts.set(f.path, parsed.text);
     for (const d of parsed.docs) {
       documents++;
+      if ((d.value as { kind?: unknown } | null)?.kind === 'Fleet') fleetDocs++;
       const r = checkDocument(d, problems);
-      if (r) resources.push(r);
-      else invalidDocs++;
+      if (r) byKind[r.kind].push(r);
+      else noteInvalid(d.value, invalid, partial);
     }
   }
-  const byKind = (k: Kind) => resources.filter((r) => r.kind === k).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const fleets = byKind('Fleet');
-  const counts = { files: src.files.length, documents, fleets: fleets.length, tenants: 0, nodes: 0, apps: 0 };
+  for (const k of KINDS) byKind[k].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const fleets = byKind.Fleet;
+  const counts = { files: src.files.length, documents, fleets: fleetDocs, tenants: 0, nodes: 0, apps: 0 };
 
-  // Duplicate names within a kind.
+  // Duplicate names within a kind (the lists are sorted, so duplicates are neighbours).
   for (const k of KINDS) {
-    const seen = new Map<string, Resource<Kind, unknown>>();
-    for (const r of byKind(k)) {
-      const prev = seen.get(r.name);
-      if (prev) problems.push(docProblem(r.source, ['metadata', 'name'], 'duplicate-name', `${k} "${r.name}" is already defined at ${prev.source.file}:${prev.source.line}`));
-      else seen.set(r.name, r);
+    const list = byKind[k];
+    let first = list[0];
+    for (let i = 1; i < list.length; i++) {
+      const r = list[i];
+      if (r.name !== first.name) {
+        first = r;
+        continue;
+      }
+      problems.push(docProblem(r.source, ['metadata', 'name'], 'duplicate-name', `${k} "${r.name}" is already defined at ${first.source.file}:${first.source.line}`));
     }
   }
-  if (fleets.length === 0 && invalidDocs === 0) {
-    problems.push({ severity: 'error', rule: 'missing-fleet', file: src.files[0]?.path ?? '.', line: 1, column: 1, path: '', message: 'no Fleet document found: a fleet repo needs exactly one `kind: Fleet`', hint: 'Start from `edgectl init`, or see docs/fleet-format.md.' });
+  // Documents with `kind: Fleet` count even when invalid: their own errors are reported already.
+  if (fleetDocs === 0) {
+    problems.push({ severity: 'error', rule: 'missing-fleet', file: src.files[0]?.path ?? '.', line: 1, column: 1, path: '', message: 'no Fleet document found: a fleet repo needs exactly one `kind: Fleet`', hint: src.files.length ? 'Add a document with `kind: Fleet` (see docs/fleet-format.md).' : 'The directory has no *.yaml files; start one with `edgectl init`.' });
   }
   for (const extra of fleets.slice(1)) {
     problems.push(docProblem(extra.source, ['kind'], 'duplicate-fleet', `a second Fleet document ("${extra.name}"); the first is at ${fleets[0].source.file}:${fleets[0].source.line}`, 'A fleet repo has exactly one Fleet.'));
   }
 
   const unique = <T extends Resource<Kind, unknown>>(list: T[]) => list.filter((r, i) => i === 0 || r.name !== list[i - 1].name);
-  const model: FleetModel | undefined = fleets[0]
-    ? {
-        name: fleets[0].name,
-        fleet: fleets[0] as FleetResource,
-        tenants: unique(byKind('Tenant')) as any,
-        nodes: unique(byKind('Node')) as any,
-        apps: unique(byKind('App')) as any,
-        commit: src.commit,
-        dirty: src.dirty,
-      }
+  const fleet = fleets[0] as FleetResource | undefined;
+  const input = { defaults: fleet?.spec.defaults, tenants: unique(byKind.Tenant) as TenantResource[], nodes: unique(byKind.Node) as NodeResource[], apps: unique(byKind.App) as AppResource[], invalid, partial };
+  counts.tenants = input.tenants.length;
+  counts.nodes = input.nodes.length;
+  counts.apps = input.apps.length;
+  // Cross-references are checked even when some documents are invalid: the valid ones still get
+  // their reports in the same run, and references to an invalid document are not called unknown.
+  problems.push(...crossRules(input));
+  const model: FleetModel | undefined = fleet
+    ? { name: fleet.name, fleet, tenants: input.tenants, nodes: input.nodes, apps: input.apps, commit: src.commit, dirty: src.dirty }
     : undefined;
-  if (model) {
-    counts.tenants = model.tenants.length;
-    counts.nodes = model.nodes.length;
-    counts.apps = model.apps.length;
-    problems.push(...crossRules(model));
-  }
   sortProblems(problems);
   const errors = problems.filter((p) => p.severity === 'error').length;
   return {
@@ -137,6 +159,7 @@ export function validateFleet(src: FleetSource): ValidationResult {
     warnings: problems.length - errors,
     texts,
     counts,
+    root: src.root,
     commit: src.commit,
     dirty: src.dirty,
     from: src.from,

@@ -45,7 +45,7 @@ export function zodProblems(d: ParsedDoc, base: PathSeg[], schema: z.ZodTypeAny,
         out.push({
           severity: 'error', rule: 'unknown-field', file: d.file, ...pos, path: formatPath(path),
           message: `unknown field "${key}"`,
-          hint: near ? `did you mean \`${near}\`?` : known.length ? `allowed here: ${known.join(', ')}` : undefined,
+          hint: key === '<<' ? 'YAML merge keys (<<) are not supported: write the fields out.' : near ? `did you mean \`${near}\`?` : known.length ? `allowed here: ${known.join(', ')}` : undefined,
         });
       }
       continue;
