@@ -72,8 +72,9 @@ export async function generateRenderFleet(dir: string, o: GenOptions): Promise<{
     let body = '';
     if (type === 'proxy') body = `  upstream: { urls: ["http://${ip(100, a + 1)}:8080", "http://${ip(101, a + 1)}:8080"], keepalive: 8 }\n  cache: { ttl: ${a % 2 ? '10m' : '30s'}, methods: [GET, HEAD${a % 3 === 0 ? ', POST' : ''}], staleOnError: ${a % 5 !== 0} }\n`;
     if (type === 'api') body = `  upstream: { urls: ["http://${ip(100, a + 1)}:9000"] }\n  routes: [{ paths: [/v1/items, /v1/orders], methods: [GET, POST] }]\n`;
-    if (type === 'static') (body = `  static: { path: sites/${name} }\n`), sites.push(name);
-    if (type === 'fastcgi') (body = `  fastcgi: { path: sites/${name}, index: index.php }\n`), sites.push(name);
+    if (type === 'static') body = `  static: { path: sites/${name} }\n`;
+    if (type === 'fastcgi') body = `  fastcgi: { path: sites/${name}, index: index.php }\n`;
+    if (type === 'static' || type === 'fastcgi') sites.push(name);
     const r = type === 'api' ? regions[0] : regions[a % regions.length];
     const placement = a < 2 ? '' : `  placement: { selector: { region: ${r} }, replicas: 3, spreadBy: site }\n`;
     const uplink = a % 3 === 0 ? `  uplink: { topics: [events, { name: telemetry, whenFull: drop-oldest, ttl: 1d }] }\n` : '';

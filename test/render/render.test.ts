@@ -1,0 +1,174 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdir, readFile, readdir, writeFile, stat } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { loadFleet } from '../../src/lib/fleet/load.js';
+import { renderFleet, writeBundles, manifestBytes, type Bundle } from '../../src/lib/render/index.js';
+import { nginxConfigId } from '../../src/lib/render/bundle.js';
+import { CONFIG_ID_PLACEHOLDER } from '../../src/lib/render/nginx.js';
+import { agentConfigSchema } from '../../src/lib/agent/config.js';
+import { bundleDigest, sha256Hex } from '../../src/lib/bundle/manifest.js';
+import { REPO, TEST_VERSION, copyExample, tempDir } from './helpers.js';
+
+const GOLDEN = path.join(REPO, 'test/golden/fleet.example');
+const UPDATE = process.env.UPDATE_GOLDEN === '1';
+
+async function listTree(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries.filter((e) => e.isFile()).map((e) => path.relative(dir, path.join(e.parentPath, e.name))).sort();
+}
+
+describe('render fleet.example', () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  let fleetDir: string;
+  let bundles: Bundle[];
+
+  beforeAll(async () => {
+    tmp = await tempDir('example');
+    fleetDir = await copyExample(tmp.dir);
+    bundles = await renderFleet(await loadFleet(fleetDir), { edgectlVersion: TEST_VERSION });
+  });
+  afterAll(() => tmp.cleanup());
+
+  it('renders a bundle for every node: nginx everywhere, Kong on kong nodes, agent.json everywhere', () => {
+    expect(bundles.map((b) => b.node)).toEqual(['bj-edge-01', 'bj-edge-02', 'bj-edge-03', 'bj-edge-04', 'bj-relay-01', 'dc-core-01', 'sh-edge-01', 'sh-edge-02', 'sh-edge-03', 'sh-relay-01']);
+    for (const b of bundles) {
+      const paths = b.files.map((f) => f.path);
+      expect(paths).toEqual([...paths].sort());
+      expect(paths).toContain('nginx/nginx.conf');
+      expect(paths).toContain('nginx/mime.types');
+      expect(paths).toContain('agent/agent.json');
+      expect(paths.includes('kong/kong.yml')).toBe(['bj-edge-01', 'bj-edge-02', 'sh-edge-01'].includes(b.node));
+      expect(paths).not.toContain('manifest.json');
+    }
+    const sh2 = bundles.find((b) => b.node === 'sh-edge-02')!;
+    expect(sh2.files.map((f) => f.path)).toEqual(expect.arrayContaining(['apps/initech--initech-portal/index.php', 'apps/acme--acme-www/index.html', 'nginx/conf.d/initech--initech-portal.conf']));
+  });
+
+  it('matches the golden files (UPDATE_GOLDEN=1 rewrites them)', async () => {
+    const out = path.join(tmp.dir, 'golden-out');
+    await writeBundles(bundles, out);
+    if (UPDATE) {
+      await import('node:fs/promises').then((fs) => fs.rm(GOLDEN, { recursive: true, force: true }));
+      await writeBundles(bundles, GOLDEN);
+    }
+    const want = await listTree(GOLDEN);
+    const got = await listTree(out);
+    expect(got).toEqual(want);
+    for (const rel of got) {
+      const [a, b] = await Promise.all([readFile(path.join(out, rel), 'utf8'), readFile(path.join(GOLDEN, rel), 'utf8')]);
+      expect(a, rel).toBe(b);
+    }
+  });
+
+  it('is deterministic: rendering twice gives identical digests and bytes', async () => {
+    const again = await renderFleet(await loadFleet(fleetDir), { edgectlVersion: TEST_VERSION });
+    expect(again.map((b) => b.manifest.digest)).toEqual(bundles.map((b) => b.manifest.digest));
+    for (let i = 0; i < again.length; i++) {
+      expect(manifestBytes(again[i].manifest).equals(manifestBytes(bundles[i].manifest))).toBe(true);
+      again[i].files.forEach((f, j) => expect(f.data.equals(bundles[i].files[j].data), f.path).toBe(true));
+    }
+  });
+
+  it('writes manifests whose hashes, sizes, modes and digest match the files', async () => {
+    for (const b of bundles) {
+      const m = b.manifest;
+      expect(m.format).toBe('edgectl-bundle/v1');
+      expect(m.edgectl).toBe(TEST_VERSION);
+      expect(m.fleet).toEqual({ name: 'demo', commit: null, dirty: false });
+      expect(Object.keys(m.files)).toEqual(b.files.map((f) => f.path));
+      for (const f of b.files) expect(m.files[f.path]).toEqual({ sha256: sha256Hex(f.data), size: f.data.length, mode: 0o644 });
+      expect(m.digest).toBe(bundleDigest(m.files));
+      // The config id: the nginx files with the placeholder back in nginx.conf.
+      const conf = b.files.find((f) => f.path === 'nginx/nginx.conf')!;
+      expect(conf.data.toString()).toContain(`default "${m.nginxConfigId}";`);
+      const withPlaceholder = b.files.map((f) => (f === conf ? { ...f, data: Buffer.from(conf.data.toString().replace(m.nginxConfigId, CONFIG_ID_PLACEHOLDER)) } : f));
+      expect(nginxConfigId(withPlaceholder)).toBe(m.nginxConfigId);
+    }
+    // Bundles with different nginx configs have different ids.
+    expect(new Set(bundles.map((b) => b.manifest.nginxConfigId)).size).toBe(bundles.length);
+  });
+
+  it('writes agent.json that the agent contract accepts, with the right roles, hops and tenants', () => {
+    const agent = (node: string) => agentConfigSchema.parse(JSON.parse(bundles.find((b) => b.node === node)!.files.find((f) => f.path === 'agent/agent.json')!.data.toString()));
+    const e = agent('bj-edge-01');
+    expect(e).toMatchObject({ role: 'edge', listen: '127.0.0.1:7311', admin: '127.0.0.1:7312', dataDir: '/var/lib/edgectl/spool', upstreams: ['http://198.51.100.20:80/v1/forward'], credentialFile: '/var/lib/edgectl/secrets/agent-token' });
+    expect(e.tenants.map((t) => t.name)).toEqual(['acme', 'globex']);
+    const globex = e.tenants.find((t) => t.name === 'globex')!;
+    expect(globex.topics).toEqual([{ name: 'shelf-events', whenFull: 'reject' }, { name: 'telemetry', whenFull: 'drop-oldest', ttlSeconds: 7 * 86400 }]);
+    expect(globex.spoolBytes).toBe(128 * 1024 * 1024);
+    expect(globex.requestsPerSecond).toBe(200);
+    expect(agent('bj-relay-01')).toMatchObject({ role: 'relay', upstreams: ['https://hub.demo.example/v1/forward'] });
+    expect(agent('bj-relay-01').tenants.map((t) => t.name)).toEqual(['acme', 'globex', 'initech']);
+    const hub = agent('dc-core-01');
+    expect(hub).toMatchObject({ role: 'hub', upstreams: [], sink: 'file:/var/lib/edgectl/spool/sink.jsonl' });
+    expect(agent('sh-edge-02').fastcgi).toEqual([{ app: 'initech--initech-portal', socket: '/var/lib/edgectl/run/fastcgi/initech--initech-portal.sock', root: '/var/lib/edgectl/current/apps/initech--initech-portal' }]);
+    for (const b of bundles) agentConfigSchema.parse(JSON.parse(b.files.find((f) => f.path === 'agent/agent.json')!.data.toString()));
+  });
+
+  it('writes Kong config with stable ids, tags, rate limit and vault-referenced keys', () => {
+    const kong = parseYaml(bundles.find((b) => b.node === 'bj-edge-01')!.files.find((f) => f.path === 'kong/kong.yml')!.data.toString());
+    expect(kong._format_version).toBe('3.0');
+    const svc = kong.services[0];
+    expect(svc).toMatchObject({ name: 'globex--globex-pos-api', host: '10.30.0.10', port: 9000, protocol: 'http', tags: ['edgectl', 'tenant:globex', 'app:globex-pos-api'] });
+    expect(svc.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(svc.routes[0]).toMatchObject({ hosts: ['api.globex.example'], paths: ['/v1/orders', '/v1/stock'], methods: ['GET', 'POST'] });
+    expect(svc.plugins.find((p: any) => p.name === 'rate-limiting').config.second).toBe(200);
+    expect(kong.consumers[0].keyauth_credentials[0].key).toBe('{vault://env/globex-pos-key}');
+    // The same entity has the same id on every node it is rendered on.
+    const other = parseYaml(bundles.find((b) => b.node === 'sh-edge-01')!.files.find((f) => f.path === 'kong/kong.yml')!.data.toString());
+    expect(other.services[0].id).toBe(svc.id);
+    expect(other.consumers[0].id).toBe(kong.consumers[0].id);
+  });
+
+  it('selects nodes by name and by selector, and names an unknown node', async () => {
+    const loaded = await loadFleet(fleetDir);
+    expect((await renderFleet(loaded, { edgectlVersion: TEST_VERSION, nodes: ['sh-edge-02'] })).map((b) => b.node)).toEqual(['sh-edge-02']);
+    expect((await renderFleet(loaded, { edgectlVersion: TEST_VERSION, selector: { region: 'south' } })).map((b) => b.node)).toEqual(['sh-edge-01', 'sh-edge-02', 'sh-edge-03', 'sh-relay-01']);
+    await expect(renderFleet(loaded, { edgectlVersion: TEST_VERSION, nodes: ['sh-edge-9'] })).rejects.toThrow(/unknown node "sh-edge-9"/);
+  });
+
+  it('replaces stale files when writing over an earlier render', async () => {
+    const out = path.join(tmp.dir, 'stale-out');
+    await writeBundles(bundles, out);
+    await writeFile(path.join(out, 'sh-edge-02/nginx/conf.d/gone--old.conf'), 'server {}\n');
+    await mkdir(path.join(out, 'sh-edge-02/apps/gone--old'), { recursive: true });
+    await writeFile(path.join(out, 'sh-edge-02/apps/gone--old/x.html'), 'x');
+    await writeFile(path.join(out, 'sh-edge-02/nginx/nginx.conf'), 'tampered');
+    await writeBundles(bundles, out);
+    const b = bundles.find((x) => x.node === 'sh-edge-02')!;
+    expect(await listTree(path.join(out, 'sh-edge-02'))).toEqual([...b.files.map((f) => f.path), 'manifest.json'].sort());
+    expect(await readFile(path.join(out, 'sh-edge-02/nginx/nginx.conf'))).toEqual(b.files.find((f) => f.path === 'nginx/nginx.conf')!.data);
+    await expect(stat(path.join(out, 'sh-edge-02/apps/gone--old'))).rejects.toThrow();
+  });
+
+  it('uses a template from the fleet\'s templates/ instead of the built-in one', async () => {
+    const dir = path.join(tmp.dir, 'override');
+    await import('node:fs/promises').then((fs) => fs.cp(fleetDir, dir, { recursive: true }));
+    const builtin = await readFile(path.join(REPO, 'templates/nginx/app-static.conf.ejs'), 'utf8');
+    await mkdir(path.join(dir, 'templates/nginx'), { recursive: true });
+    await writeFile(path.join(dir, 'templates/nginx/app-static.conf.ejs'), builtin.replace('expires 10m;', 'expires 1h; # fleet override'));
+    const out = await renderFleet(await loadFleet(dir), { edgectlVersion: TEST_VERSION, nodes: ['bj-edge-03'] });
+    const conf = out[0].files.find((f) => f.path === 'nginx/conf.d/acme--acme-www.conf')!.data.toString();
+    expect(conf).toContain('expires 1h; # fleet override');
+  });
+
+  it('renders a git revision: payloads come from that revision, not the working tree', async () => {
+    const dir = path.join(tmp.dir, 'git');
+    await import('node:fs/promises').then((fs) => fs.cp(fleetDir, dir, { recursive: true }));
+    const git = (...args: string[]) => execFileSync('git', args, { cwd: dir, stdio: 'pipe' }).toString().trim();
+    git('init', '-q', '-b', 'main');
+    git('-c', 'user.name=t', '-c', 'user.email=t@example.com', 'add', '.');
+    git('-c', 'user.name=t', '-c', 'user.email=t@example.com', 'commit', '-q', '-m', 'fleet');
+    const commit = git('rev-parse', 'HEAD');
+    await writeFile(path.join(dir, 'sites/acme-www/index.html'), 'changed in the working tree\n');
+    const fromRev = await renderFleet(await loadFleet(dir, 'HEAD'), { edgectlVersion: TEST_VERSION, nodes: ['bj-edge-03'] });
+    const fromTree = await renderFleet(await loadFleet(dir), { edgectlVersion: TEST_VERSION, nodes: ['bj-edge-03'] });
+    const page = (b: Bundle[]) => b[0].files.find((f) => f.path === 'apps/acme--acme-www/index.html')!.data.toString();
+    expect(page(fromRev)).toContain('ACME Logistics');
+    expect(page(fromTree)).toBe('changed in the working tree\n');
+    expect(fromRev[0].manifest.fleet).toEqual({ name: 'demo', commit, dirty: false });
+    expect(fromTree[0].manifest.fleet).toEqual({ name: 'demo', commit, dirty: true });
+  });
+});
