@@ -84,7 +84,8 @@ export async function loadTemplates(source: FleetSource): Promise<Templates> {
   const load = async (rel: string) => {
     const own = await source.readExtra(`templates/${rel}`);
     if (own) overridden.push(`templates/${rel}`);
-    return { bytes: own ?? (await builtin(rel)), file: own ? `templates/${rel} (fleet)` : `templates/${rel} (built-in)` };
+    // The name must survive EJS's error path, which passes it through the escape function (q).
+    return { bytes: own ?? (await builtin(rel)), file: own ? `fleet:templates/${rel}` : `edgectl:templates/${rel}` };
   };
   await Promise.all([
     ...TEMPLATE_NAMES.map(async (rel) => {
@@ -118,8 +119,13 @@ export async function loadTemplates(source: FleetSource): Promise<Templates> {
       try {
         return compiled.get(name)!(data);
       } catch (e) {
-        if (e instanceof EdgectlError) throw e;
-        throw new EdgectlError('EDGECTL_RENDER', `template ${name} failed: ${(e as Error).message}`);
+        // EJS prefixes "<file>:<line>\n<excerpt>\n\n" to the message: keep the cause and where.
+        const msg = (e as Error).message ?? String(e);
+        const cut = msg.lastIndexOf('\n\n');
+        const where = cut >= 0 ? msg.slice(0, msg.indexOf('\n')) : name;
+        const cause = cut >= 0 ? msg.slice(cut + 2) : msg;
+        if (e instanceof EdgectlError) throw new EdgectlError(e.code, `${cause} (at ${where})`);
+        throw new EdgectlError('EDGECTL_RENDER', `template ${where} failed: ${cause}`);
       }
     },
   };
