@@ -69,6 +69,10 @@ function sshdConfig(n: FarmNode, authorizedKeys: string): string {
     'UseDNS no',
     'LogLevel INFO',
     'Subsystem sftp internal-sftp',
+    // A plain node shell: sshd runs commands through root's bash, which sources ~/.bashrc, and
+    // on this build box that is a developer's (pyenv init: a few hundred ms of CPU per session).
+    // An edge node has none of that, so sessions get an empty home of their own.
+    `SetEnv HOME=${n.dir}/home`,
     '',
   ].join('\n');
 }
@@ -107,7 +111,7 @@ export async function startFarm(tmp: string, count: number, log: (s: string) => 
   const indices = Array.from({ length: count }, (_, k) => k + 1);
   const nodes = await pool(indices, 8, async (i) => {
     const dir = path.join(farmDir, nodeName(i));
-    await mkdir(dir, { recursive: true });
+    await mkdir(path.join(dir, 'home'), { recursive: true });
     await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', '', '-f', `${dir}/ssh_host_ed25519_key`]);
     const pub = (await readFile(`${dir}/ssh_host_ed25519_key.pub`, 'utf8')).trim().split(/\s+/).slice(0, 2).join(' ');
     const n: FarmNode = { index: i, name: nodeName(i), address: nodeAddress(i), hostKey: pub, dir };

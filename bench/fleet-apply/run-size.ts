@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { mkdir, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { parseRecap, writeAnsible } from './ansible.js';
 import { startFarm, type FarmNode } from './farm.js';
@@ -11,6 +12,8 @@ import { endRunProcs } from './procs.js';
 /** One measured step as it goes into the JSON report. */
 export interface Step {
   wallS: number;
+  /** 1-minute load average when the step ended: other work on the machine shows here. */
+  loadAvg1: number;
   maxRssMb: number;
   treeRssMb: number;
   exitCode: number | null;
@@ -25,10 +28,28 @@ export interface AnsibleResult {
   served?: ServeCheck;
 }
 
+/** What edgectl's `apply --json` report says it did (summary counts), when it could be read. */
+export interface ApplySummary {
+  applied?: number;
+  unchanged?: number;
+  failed?: number;
+  uploadedFiles?: number;
+  uploadedBytes?: number;
+  reloads?: number;
+}
+
 export interface SizeResult {
   nodes: number;
+  loadAvg1: number;
   render?: Step;
-  edgectl: { plan?: Step; apply?: Step; noopPlan?: Step; noopApply?: Step; served?: ServeCheck; concurrency: string | null };
+  edgectl: {
+    plan?: Step;
+    apply?: Step & { summary?: ApplySummary };
+    noopPlan?: Step;
+    noopApply?: Step & { summary?: ApplySummary };
+    served?: ServeCheck;
+    concurrency: string | null;
+  };
   ansible: AnsibleResult[];
   pending: string[];
 }
@@ -50,7 +71,7 @@ const STEP_TIMEOUT_MS = 20 * 60_000;
 function step(m: Measured, okCodes: number[], note?: string): Step {
   const ok = !m.timedOut && m.exitCode !== null && okCodes.includes(m.exitCode);
   const round = (x: number) => Math.round(x * 1000) / 1000;
-  return { wallS: round(m.wallS), maxRssMb: round(m.maxRssMb), treeRssMb: round(m.treeRssMb), exitCode: m.exitCode, ok, ...(m.timedOut ? { note: 'timed out' } : note ? { note } : {}) };
+  return { wallS: round(m.wallS), loadAvg1: round(os.loadavg()[0]), maxRssMb: round(m.maxRssMb), treeRssMb: round(m.treeRssMb), exitCode: m.exitCode, ok, ...(m.timedOut ? { note: 'timed out' } : note ? { note } : {}) };
 }
 
 function tail(s: string, n = 1500): string {
@@ -68,7 +89,7 @@ export async function runSize(o: SizeOptions): Promise<SizeResult> {
   const dir = path.join(o.tmp, `n${o.nodes}`);
   const logs = path.join(dir, 'logs');
   await mkdir(logs, { recursive: true });
-  const result: SizeResult = { nodes: o.nodes, edgectl: { concurrency: o.concurrency || null }, ansible: [], pending: [] };
+  const result: SizeResult = { nodes: o.nodes, loadAvg1: Math.round(os.loadavg()[0] * 100) / 100, edgectl: { concurrency: o.concurrency || null }, ansible: [], pending: [] };
   const edgectl = (label: string, argv: string[]) =>
     measure(label, [process.execPath, path.join(o.repo, 'bin/run.js'), ...argv], {
       timeoutMs: STEP_TIMEOUT_MS,
@@ -110,6 +131,16 @@ export async function runSize(o: SizeOptions): Promise<SizeResult> {
   }
 }
 
+function applySummary(stdout: string): ApplySummary | undefined {
+  try {
+    const s = (JSON.parse(stdout) as { summary?: Record<string, number> }).summary;
+    if (!s) return undefined;
+    return { applied: s.applied, unchanged: s.unchanged, failed: s.failed, uploadedFiles: s.uploadedFiles, uploadedBytes: s.uploadedBytes, reloads: s.reloads };
+  } catch {
+    return undefined;
+  }
+}
+
 type Edgectl = (label: string, argv: string[]) => Promise<Measured>;
 type Fail = (m: Measured, what: string) => Error;
 
@@ -129,8 +160,9 @@ async function runEdgectl(o: SizeOptions, result: SizeResult, fleet: BenchFleet,
 
   log('edgectl apply (first)');
   const apply = await edgectl('apply', ['apply', ...target, '--yes', '--json', ...conc]);
-  result.edgectl.apply = step(apply, [0]);
+  result.edgectl.apply = { ...step(apply, [0]), summary: applySummary(apply.stdout) };
   if (!result.edgectl.apply.ok) throw fail(apply, 'edgectl apply');
+  log(`edgectl apply: ${JSON.stringify(result.edgectl.apply.summary)}`);
   result.edgectl.served = await checkServing(nodes, 8080, fleet.apps, { domain: 'www.shop.bench.test', expect: '<h1>shop</h1>' });
   log(`edgectl: ${result.edgectl.served.nodesServingSite}/${nodes.length} nodes serve the site, ${result.edgectl.served.appInstances} app instances answer`);
   if (result.edgectl.served.nodesServingSite !== nodes.length) throw new Error(`after edgectl apply, nodes not serving: ${result.edgectl.served.nodesDown.join(', ')}`);
@@ -141,8 +173,11 @@ async function runEdgectl(o: SizeOptions, result: SizeResult, fleet: BenchFleet,
 
   log('edgectl apply (nothing to change)');
   const apply2 = await edgectl('apply-noop', ['apply', ...target, '--yes', '--json', ...conc]);
-  result.edgectl.noopApply = step(apply2, [0]);
+  const noopSummary = applySummary(apply2.stdout);
+  const sentSomething = noopSummary?.uploadedFiles || noopSummary?.reloads ? `no-op apply uploaded ${noopSummary.uploadedFiles} files, reloaded ${noopSummary.reloads} times` : undefined;
+  result.edgectl.noopApply = { ...step(apply2, [0], sentSomething), summary: noopSummary };
   if (!result.edgectl.noopApply.ok) throw fail(apply2, 'edgectl no-op apply');
+  log(`edgectl no-op apply: ${JSON.stringify(noopSummary)}`);
 
   // edgectl's nginx instances are not needed any more: stop them so they do not share the CPU with Ansible.
   await endRunProcs(path.join(path.dirname(fleet.dir), 'e') + '/', []);
