@@ -46,7 +46,8 @@ export async function nginxTest(bundleDir: string, nginx = 'nginx'): Promise<{ o
     await Promise.all(['log', 'run', 'cache', 'tmp'].map((d) => mkdir(path.join(p, d))));
     await symlink(path.resolve(bundleDir), path.join(p, 'current'));
     const r = await run(nginx, ['-t', '-q', '-e', path.join(p, 'log/error.log'), '-p', p + '/', '-c', path.join(p, 'current/nginx/nginx.conf')]);
-    return { ok: r.code === 0, output: r.output.split(p + '/').join('') };
+    // Name the bundle's own files, not the temporary prefix.
+    return { ok: r.code === 0, output: r.output.split(path.join(p, 'current') + '/').join(path.resolve(bundleDir) + '/').split(p + '/').join('') };
   } finally {
     await rm(p, { recursive: true, force: true });
   }

@@ -1,0 +1,119 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { loadFleet } from '../../src/lib/fleet/load.js';
+import { renderFleet, writeBundles } from '../../src/lib/render/index.js';
+import { checkBundles } from '../../src/lib/render/check.js';
+import { generateRenderFleet } from './gen-fleet.js';
+import { REPO, TEST_VERSION, copyExample, tempDir } from './helpers.js';
+
+const run = promisify(execFile);
+
+/** The real tools: Debian's nginx (nginx -t) and decK 1.4 (deck validate). */
+describe('rendered bundles pass nginx -t and deck validate', () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  beforeAll(async () => {
+    tmp = await tempDir('check');
+  });
+  afterAll(() => tmp.cleanup());
+
+  it('every node of fleet.example', async () => {
+    const fleet = await copyExample(tmp.dir);
+    const out = path.join(tmp.dir, 'example-out');
+    const bundles = await renderFleet(await loadFleet(fleet), { edgectlVersion: TEST_VERSION });
+    await writeBundles(bundles, out);
+    const { results, deckMissing } = await checkBundles(out, bundles.map((b) => b.node));
+    expect(deckMissing).toBe(false);
+    expect(results.filter((r) => !r.ok)).toEqual([]);
+    expect(results.filter((r) => r.tool === 'nginx')).toHaveLength(bundles.length);
+    expect(results.filter((r) => r.tool === 'deck').map((r) => r.node)).toEqual(['bj-edge-01', 'bj-edge-02', 'sh-edge-01']);
+  });
+
+  it('every node of a generated 200-node fleet', async () => {
+    const fleet = path.join(tmp.dir, 'gen200');
+    await generateRenderFleet(fleet, { edges: 200, apps: 60, tenants: 12 });
+    const out = path.join(tmp.dir, 'gen200-out');
+    const bundles = await renderFleet(await loadFleet(fleet), { edgectlVersion: TEST_VERSION });
+    expect(bundles.length).toBeGreaterThanOrEqual(200);
+    // Every app type is somewhere, and some nodes carry several apps.
+    const confs = bundles.flatMap((b) => b.files.filter((f) => f.path.startsWith('nginx/conf.d/')).map((f) => f.data.toString()));
+    for (const needle of ['proxy_cache_methods GET HEAD POST', 'fastcgi_pass unix:', 'proxy_pass http://127.0.0.1:8000', 'try_files $uri $uri/ =404']) expect(confs.some((c) => c.includes(needle)), needle).toBe(true);
+    await writeBundles(bundles, out);
+    const { results } = await checkBundles(out, bundles.map((b) => b.node));
+    expect(results.filter((r) => !r.ok)).toEqual([]);
+    expect(results.filter((r) => r.tool === 'nginx')).toHaveLength(bundles.length);
+    expect(results.filter((r) => r.tool === 'deck').length).toBeGreaterThanOrEqual(50);
+  }, 600_000);
+
+  it('a broken bundle fails with nginx\'s own message', async () => {
+    const fleet = await copyExample(path.join(tmp.dir, 'broken'));
+    const out = path.join(tmp.dir, 'broken-out');
+    const bundles = await renderFleet(await loadFleet(fleet), { edgectlVersion: TEST_VERSION, nodes: ['bj-edge-01'] });
+    await writeBundles(bundles, out);
+    const conf = path.join(out, 'bj-edge-01/nginx/conf.d/acme--acme-www.conf');
+    await writeFile(conf, (await readFile(conf, 'utf8')).replace('expires 10m;', 'expires ten-minutes;'));
+    const kong = path.join(out, 'bj-edge-01/kong/kong.yml');
+    await writeFile(kong, (await readFile(kong, 'utf8')).replace('strip_path: false', 'strip_path: false\n    bogus_field: 1'));
+    const { results } = await checkBundles(out, ['bj-edge-01']);
+    const nginx = results.find((r) => r.tool === 'nginx')!;
+    expect(nginx.ok).toBe(false);
+    expect(nginx.output).toMatch(/"expires" directive invalid value in .*bj-edge-01\/nginx\/conf\.d\/acme--acme-www\.conf:\d+/);
+    const deck = results.find((r) => r.tool === 'deck')!;
+    expect(deck.ok).toBe(false);
+    expect(deck.output).toMatch(/bogus_field/);
+  });
+
+  describe('edgectl render (CLI)', () => {
+    const cli = (args: string[]) => run('node', [path.join(REPO, 'bin/run.js'), ...args], { env: { ...process.env, NO_COLOR: '1' } }).then(
+      (r) => ({ code: 0, ...r }),
+      (e) => ({ code: e.code as number, stdout: e.stdout as string, stderr: e.stderr as string }),
+    );
+
+    it('renders to .edgectl/render inside the fleet and checks with --check --json', async () => {
+      const fleet = await copyExample(path.join(tmp.dir, 'cli'));
+      const r = await cli(['render', '--fleet', fleet, '--check', '--json']);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      const j = JSON.parse(r.stdout);
+      expect(j.out).toBe(path.join(fleet, '.edgectl/render'));
+      expect(j.nodes).toHaveLength(10);
+      expect(j.check).toMatchObject({ nginx: 10, deck: 3, failed: [] });
+      const m = JSON.parse(await readFile(path.join(fleet, '.edgectl/render/sh-edge-02/manifest.json'), 'utf8'));
+      expect(m.digest).toBe(j.nodes.find((n: any) => n.node === 'sh-edge-02').digest);
+      expect(m.edgectl).toBe(JSON.parse(await readFile(path.join(REPO, 'package.json'), 'utf8')).version);
+    });
+
+    it('exits 1 with the tool\'s output when a check fails', async () => {
+      const fleet = await copyExample(path.join(tmp.dir, 'cli-bad'));
+      await mkdir(path.join(fleet, 'templates/nginx'), { recursive: true });
+      const builtin = await readFile(path.join(REPO, 'templates/nginx/app-static.conf.ejs'), 'utf8');
+      await writeFile(path.join(fleet, 'templates/nginx/app-static.conf.ejs'), builtin.replace('expires 10m;', 'expirez 10m;'));
+      const r = await cli(['render', '--fleet', fleet, '--node', 'bj-edge-03', '--check']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/unknown directive "expirez"/);
+      expect(r.stderr).toMatch(/EDGECTL_CHECK_FAILED/);
+    });
+
+    it('exits 1 naming an unknown node and a bad selector', async () => {
+      const fleet = await copyExample(path.join(tmp.dir, 'cli-usage'));
+      const a = await cli(['render', '--fleet', fleet, '--node', 'bj-edge-99']);
+      expect(a.code).toBe(1);
+      expect(a.stderr).toMatch(/unknown node "bj-edge-99"/);
+      const b = await cli(['render', '--fleet', fleet, '--selector', 'region']);
+      expect(b.code).toBe(1);
+      expect(b.stderr).toMatch(/not key=value/);
+    });
+
+    it('edgectl placement prints the app → nodes table and JSON', async () => {
+      const fleet = await copyExample(path.join(tmp.dir, 'cli-place'));
+      const t = await cli(['placement', '--fleet', fleet]);
+      expect(t.code).toBe(0);
+      expect(t.stdout).toMatch(/acme-www\s+acme\s+static\s+all\s+bj-edge-01, bj-edge-02/);
+      const j = JSON.parse((await cli(['placement', '--fleet', fleet, '--json'])).stdout);
+      expect(j.apps.find((a: any) => a.app === 'initech-portal')).toMatchObject({ mode: 'replicas', wanted: 1, nodes: ['sh-edge-02'] });
+      expect(j.nodes['sh-edge-02']).toContain('initech-portal');
+    });
+  });
+});
