@@ -164,7 +164,9 @@ class KeyCache {
   }
 
   private async load(path: string): Promise<Buffer | undefined> {
-    const { utils } = await import('ssh2');
+    // ssh2 is CommonJS: Node's ESM loader exposes `Client` as a named export but not `utils`.
+    const ssh2 = await import('ssh2');
+    const utils = ssh2.utils ?? (ssh2 as unknown as { default: typeof ssh2 }).default.utils;
     try {
       const key = readFileSync(path);
       const parsed = utils.parseKey(key);

@@ -184,7 +184,14 @@ async function handshake(client: Client, hop: Hop, sock: Duplex | undefined, o: 
       clearTimeout(timer);
       resolve(new SshConn(hop, client, o.maxChannels));
     });
-    client.on('error', (e) => fail(e));
+    client.on('error', (e) => {
+      if (/authentication methods failed/i.test(e.message)) {
+        const offered = (auth as { type: string; agent?: string }[]).map((a) => (a.type === 'agent' ? `ssh-agent (${a.agent})` : 'a key file')).length;
+        const files = hop.identities.length ? hop.identities.join(', ') : 'none';
+        return fail(new EdgectlError('EDGECTL_TRANSPORT', `${hop.label}: authentication as "${hop.user}" failed (${offered} method(s) offered; key files considered: ${files})`, { cause: e }));
+      }
+      fail(e);
+    });
     client.on('close', () => fail(new EdgectlError('EDGECTL_TRANSPORT', `${hop.label}: connection closed during the handshake`)));
     const serverHostKey = o.hostKeys.algorithmsFor(exp);
     client.connect({
@@ -211,7 +218,7 @@ async function handshake(client: Client, hop: Hop, sock: Duplex | undefined, o: 
 function retryable(e: unknown): boolean {
   if (isEdgectlError(e) && e.code !== 'EDGECTL_TRANSPORT') return false;
   const msg = (e as Error)?.message ?? '';
-  if (/authentication methods failed|Host denied|no matching/i.test(msg)) return false;
+  if (/authentication|Host denied|no matching/i.test(msg)) return false;
   return true;
 }
 
