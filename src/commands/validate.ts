@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { Flags } from '@oclif/core';
 import { EdgectlCommand } from '../cli/base.js';
 import { colorsFor, json } from '../cli/output.js';
@@ -7,8 +8,9 @@ export default class Validate extends EdgectlCommand {
   static override description = `Reads every YAML document of the fleet (working tree, or --rev from git without a checkout) and reports
 syntax errors, schema errors, unknown fields, bad references and unsafe values.
 
-Exit status: 0 valid, 1 invalid (or warnings with --strict), 1 on any other error.
-With GITHUB_ACTIONS=true the format defaults to github (workflow annotations).`;
+Exit status: 0 valid, 1 invalid (or warnings with --strict), 1 on any other error
+(no such directory, bad revision). With GITHUB_ACTIONS=true the format defaults to github
+(workflow annotations). See docs/fleet-format.md for every rule.`;
   static override examples = ['<%= config.bin %> validate --fleet fleet.example', '<%= config.bin %> validate --rev HEAD~1 --json', '<%= config.bin %> validate --format github --strict'];
   static override flags = {
     fleet: Flags.string({ char: 'f', summary: 'Fleet repo directory', default: '.' }),
@@ -25,10 +27,10 @@ With GITHUB_ACTIONS=true the format defaults to github (workflow annotations).`;
     const report = await import('../lib/output/validate-report.js');
     const result = validateFleet(await readFleetSource(flags.fleet, flags.rev));
     const format = flags.json ? 'json' : (flags.format ?? (process.env.GITHUB_ACTIONS === 'true' ? 'github' : 'text'));
-    const valid = result.errors === 0 && (!flags.strict || result.warnings === 0);
+    const opts = { strict: flags.strict, prefix: path.relative(process.cwd(), result.root) || '.' };
     if (format === 'json') this.out(json(report.validateJson(result, flags.strict)));
-    else if (format === 'github') this.out(report.validateGithub(result, flags.strict));
-    else this.out(report.validateText(result, colorsFor(process.stdout)));
-    this.setExit(valid ? 0 : 1);
+    else if (format === 'github') this.out(report.validateGithub(result, opts));
+    else this.out(report.validateText(result, colorsFor(process.stdout), opts));
+    this.setExit(report.isValid(result, flags.strict) ? 0 : 1);
   }
 }

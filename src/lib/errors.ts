@@ -16,6 +16,7 @@ export const ERROR_HINTS = {
   EDGECTL_PLAN_STALE: 'The node changed since the plan was made; run `edgectl plan --out` again.',
   EDGECTL_NOT_CONFIRMED: 'Pass --yes to apply without asking (required when not on a terminal).',
   EDGECTL_AGENT: 'Check the agent configuration (`edgectl agent --help`).',
+  EDGECTL_DIR_NOT_EMPTY: 'Choose a new or empty directory: `edgectl init` never overwrites files.',
   EDGECTL_INTERNAL: 'This is a bug in edgectl; please report it with the command you ran.',
 } as const;
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { RE, COUNT_OR_PERCENT, checkHttpUrl, isAddress, isDomain } from './values.js';
+import { RE, COUNT_OR_PERCENT, SYSTEM_DIRS, checkHttpUrl, isAddress, isDomain } from './values.js';
 
 /**
  * zod schemas of the edgectl/v1 documents. Every object is strict: an unknown field is an
@@ -11,6 +11,9 @@ const re = (r: RegExp, what: string) => z.string().regex(r, { message: `must be 
 export const dnsName = re(RE.dnsLabel, 'a DNS label: lowercase letters, digits and "-", at most 63, not starting or ending with "-"');
 export const port = z.number({ invalid_type_error: 'must be a number' }).int('must be an integer').min(1, 'must be a port between 1 and 65535').max(65535, 'must be a port between 1 and 65535');
 const absPath = re(RE.absPath, 'an absolute path of letters, digits, ".", "_", "-" and "/"').refine((p) => !p.split('/').includes('..'), { message: 'must not contain ".."' });
+/** A node's release root: apply creates and swaps directories under it, so never / or a system directory. */
+const rootPath = absPath.refine((p) => !SYSTEM_DIRS.has(p.replace(/\/+$/, '') || '/'), { message: 'must not be / or a system directory such as /etc or /usr' });
+const fileName = re(RE.fileName, 'a file name of letters, digits, ".", "_" and "-", not starting with "." or "-"');
 const relPath = re(RE.relPath, 'a relative path inside the fleet repo (letters, digits, ".", "_", "-", "/")').refine((p) => !p.split('/').some((s) => s === '..' || s === '.'), { message: 'must not contain "." or ".." segments' });
 const httpUrl = (allowQuery = false) =>
   z.string().superRefine((s, ctx) => {
@@ -34,7 +37,7 @@ export const labels = z.record(re(RE.labelKey, 'a label key (lowercase letters, 
 export const metadataSchema = z.object({
   name: dnsName,
   labels: labels.optional(),
-  annotations: z.record(z.string(), z.string().max(1000)).optional(),
+  annotations: z.record(re(RE.labelKey, 'an annotation key (lowercase letters, digits, ".", "_", "-", "/")'), re(/^[^\u0000-\u001f\u007f]{0,1000}$/, 'text of at most 1000 characters without control characters')).optional(),
 }).strict();
 
 const sshSchema = z.object({
@@ -63,7 +66,7 @@ const nginxSchema = z.object({
 export const fleetSpecSchema = z.object({
   defaults: z.object({
     ssh: sshSchema.optional(),
-    root: absPath.optional(),
+    root: rootPath.optional(),
     http: httpSchema.optional(),
     agent: agentSchema.optional(),
     nginx: nginxSchema.optional(),
@@ -100,14 +103,14 @@ export const nodeSpecSchema = z.object({
   role: z.enum(['core', 'relay', 'edge']),
   address,
   ssh: sshSchema.optional(),
-  root: absPath.optional(),
+  root: rootPath.optional(),
   via: z.array(dnsName).max(8, 'at most 8 relays').optional(),
   tunnel: z.enum(['none', 'reverse']).optional(),
   /** tunnel: reverse only: the port on the last relay's loopback where the node's reverse tunnel lands. */
   tunnelPort: port.optional(),
   capacity: z.object({
     cpu: z.number().positive().max(1024).optional(),
-    memoryMb: z.number().int().positive().optional(),
+    memoryMb: z.number().int().positive().max(16_777_216).optional(),
   }).strict().optional(),
   kong: z.boolean().optional(),
   http: httpSchema.optional(),
@@ -140,8 +143,8 @@ export const appSpecSchema = z.object({
     staleOnError: z.boolean().optional(),
     maxBodyKb: z.number().int().min(1).max(1024).optional(),
   }).strict().optional(),
-  static: z.object({ path: relPath, index: re(/^[A-Za-z0-9._-]{1,100}$/, 'a file name').optional() }).strict().optional(),
-  fastcgi: z.object({ path: relPath.optional(), index: re(/^[A-Za-z0-9._-]{1,100}$/, 'a file name').optional() }).strict().optional(),
+  static: z.object({ path: relPath, index: fileName.optional() }).strict().optional(),
+  fastcgi: z.object({ path: relPath.optional(), index: fileName.optional() }).strict().optional(),
   routes: z.array(z.object({
     paths: z.array(re(RE.httpPath, 'an absolute URL path of letters, digits and . _ ~ / -')).min(1),
     methods: z.array(re(RE.httpMethod, 'an HTTP method in capitals')).optional(),

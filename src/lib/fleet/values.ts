@@ -14,7 +14,9 @@ export const RE = {
   sha256: /^[0-9a-f]{64}$/,
   duration: /^[1-9][0-9]{0,8}(?:ms|s|m|h|d)$/,
   absPath: /^\/(?:[A-Za-z0-9._-]+\/?)*$/,
-  relPath: /^[A-Za-z0-9_-][A-Za-z0-9._-]*(?:\/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$/,
+  // No segment starts with "." or "-": no ../ escapes, nothing a command could read as an option.
+  relPath: /^[A-Za-z0-9_][A-Za-z0-9._-]*(?:\/[A-Za-z0-9_][A-Za-z0-9._-]*)*$/,
+  fileName: /^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$/,
   httpPath: /^\/[A-Za-z0-9._~/-]*$/,
   sshUser: /^[a-z_][a-z0-9_-]{0,31}$/,
   envName: /^[A-Z][A-Z0-9_]{0,63}$/,
@@ -25,10 +27,14 @@ export const RE = {
   urlPathPart: /^(?:\/[A-Za-z0-9._~%/-]*)?$/,
 } as const;
 
+/**
+ * A DNS hostname in lowercase LDH form. The last label may not be all digits (RFC 3696), so
+ * that a mistyped IPv4 address such as 203.0.113.300 is not taken for a name.
+ */
 export function isHostname(s: string): boolean {
   if (s.length === 0 || s.length > 253) return false;
   const labels = s.split('.');
-  if (labels.length < 1) return false;
+  if (/^[0-9]+$/.test(labels[labels.length - 1])) return false;
   return labels.every((l) => RE.hostLabel.test(l));
 }
 
@@ -56,6 +62,8 @@ export function durationSeconds(s: string): number {
  */
 export function checkHttpUrl(s: string, opts: { allowQuery?: boolean } = {}): string | undefined {
   if (!/^https?:\/\//.test(s)) return 'must start with http:// or https://';
+  if (s.length > 2048) return 'is longer than 2048 characters';
+  if (!/^[\x21-\x7e]+$/.test(s)) return 'must be printable ASCII without spaces (write international names in punycode)';
   if (/[\s;{}#$"'`\\<>|^]/.test(s)) return 'contains characters that are not allowed in a URL here (whitespace, ; { } # $ quotes \\ < > | ^)';
   let u: URL;
   try {
@@ -64,7 +72,8 @@ export function checkHttpUrl(s: string, opts: { allowQuery?: boolean } = {}): st
     return 'is not a valid URL';
   }
   if (!u.hostname) return 'has no host';
-  if (u.username || u.password) return 'must not carry credentials (user:password@)';
+  if (u.username || u.password || s.replace(/^https?:\/\//, '').split('/')[0].includes('@')) return 'must not carry credentials (user:password@)';
+  if (u.port === '0') return 'has port 0; a port must be between 1 and 65535';
   const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
   if (!(isIP(host) !== 0 || isHostname(host))) return `host "${u.hostname}" is neither an IP address nor a hostname`;
   if (!RE.urlPathPart.test(u.pathname === '/' && !s.replace(/^https?:\/\/[^/]*/, '').startsWith('/') ? '' : u.pathname)) return 'path contains characters that are not allowed';
@@ -72,6 +81,9 @@ export function checkHttpUrl(s: string, opts: { allowQuery?: boolean } = {}): st
   if (u.search && !/^\?[A-Za-z0-9._~=&%-]*$/.test(u.search)) return 'query contains characters that are not allowed';
   return undefined;
 }
+
+/** Directories a node's release root must never be: apply creates and replaces things under it. */
+export const SYSTEM_DIRS = new Set(['/', '/bin', '/boot', '/dev', '/etc', '/lib', '/lib64', '/proc', '/root', '/run', '/sbin', '/sys', '/usr', '/var', '/tmp', '/home']);
 
 /** `N` or `N%`, as used by rollout sizes. */
 export const COUNT_OR_PERCENT = /^(?:[0-9]{1,6}|(?:100|[1-9]?[0-9])%)$/;

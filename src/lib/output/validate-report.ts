@@ -12,7 +12,20 @@ export interface Paint {
 
 const plain: Paint = { red: (s) => s, yellow: (s) => s, dim: (s) => s, bold: (s) => s, green: (s) => s, cyan: (s) => s };
 
-function where(r: ValidationResult): string {
+export interface ReportOptions {
+  /** Warnings count as errors. */
+  strict?: boolean;
+  /**
+   * Prepended to file paths (the fleet directory as the user named it, relative to the working
+   * directory), so that `fleet/nodes/a.yaml:3:5` opens in an editor and GitHub finds the file.
+   */
+  prefix?: string;
+}
+
+const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
+/** Which files were validated: a revision, or the working tree and whether it has uncommitted changes. */
+export function sourceText(r: Pick<ValidationResult, 'commit' | 'from' | 'rev' | 'dirty'>): string {
   const c = r.commit ? r.commit.slice(0, 12) : undefined;
   if (r.from === 'rev') return `revision ${r.rev} (commit ${c})`;
   if (r.from === 'directory') return 'a directory outside git';
@@ -22,57 +35,88 @@ function where(r: ValidationResult): string {
 
 /** Strips anything that could move a terminal's cursor when quoting a hostile source line. */
 function safeLine(s: string): string {
-  return s.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '?').replace(/\t/g, ' ');
+  return s.replace(/\r$/, '').replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, '?').replace(/\t/g, ' ');
 }
 
-export function problemText(p: Problem, text: string | undefined, c: Paint = plain): string {
-  const sev = p.severity === 'error' ? c.red('error') : c.yellow('warning');
-  const lines = [`${c.bold(`${p.file}:${p.line}:${p.column}`)} ${sev} ${p.path ? c.cyan(p.path) + ': ' : ''}${p.message} ${c.dim(`[${p.rule}]`)}`];
-  const src = text?.split('\n')[p.line - 1];
+function joinPath(prefix: string | undefined, file: string): string {
+  return prefix && prefix !== '.' ? `${prefix.replace(/\/+$/, '')}/${file}` : file;
+}
+
+function severityOf(p: Problem, strict: boolean): 'error' | 'warning' {
+  return strict ? 'error' : p.severity;
+}
+
+/** One problem: location, message, the offending source line with a caret, and the hint. */
+export function problemText(p: Problem, text: string | undefined, c: Paint = plain, opts: ReportOptions = {}): string {
+  const error = severityOf(p, opts.strict ?? false) === 'error';
+  const sev = error ? c.red('error') : c.yellow('warning');
+  const lines = [`${c.bold(`${safeLine(joinPath(opts.prefix, p.file))}:${p.line}:${p.column}`)} ${sev} ${p.path ? c.cyan(safeLine(p.path)) + ': ' : ''}${safeLine(p.message)} ${c.dim(`[${p.rule}]`)}`];
+  const src = text === undefined ? undefined : sourceLine(text, p.line);
   if (src !== undefined) {
     const num = String(p.line);
     const shown = safeLine(src.length > 200 ? src.slice(0, 200) + '…' : src);
     lines.push(c.dim(`  ${num} | `) + shown);
-    lines.push(c.dim(`  ${' '.repeat(num.length)} | `) + ' '.repeat(Math.max(0, Math.min(p.column - 1, 200))) + (p.severity === 'error' ? c.red('^') : c.yellow('^')));
+    lines.push(c.dim(`  ${' '.repeat(num.length)} | `) + ' '.repeat(Math.max(0, Math.min(p.column - 1, 200))) + (error ? c.red('^') : c.yellow('^')));
   }
-  if (p.hint) lines.push(`  ${c.dim('hint:')} ${p.hint}`);
+  if (p.hint) lines.push(`  ${c.dim('hint:')} ${safeLine(p.hint)}`);
   return lines.join('\n');
 }
 
-export function validateText(r: ValidationResult, c: Paint = plain): string {
+/** The n-th line (1-based) without splitting the whole file: files can be megabytes. */
+function sourceLine(text: string, n: number): string | undefined {
+  let start = 0;
+  for (let i = 1; i < n; i++) {
+    const nl = text.indexOf('\n', start);
+    if (nl < 0) return undefined;
+    start = nl + 1;
+  }
+  const end = text.indexOf('\n', start);
+  const line = text.slice(start, end < 0 ? undefined : end);
+  return line === '' && start >= text.length ? undefined : line;
+}
+
+export function isValid(r: ValidationResult, strict: boolean): boolean {
+  return r.errors === 0 && (!strict || r.warnings === 0);
+}
+
+export function validateText(r: ValidationResult, c: Paint = plain, opts: ReportOptions = {}): string {
   const out: string[] = [];
-  for (const p of r.problems) out.push(problemText(p, r.texts.get(p.file), c), '');
+  for (const p of r.problems) out.push(problemText(p, r.texts.get(p.file), c, opts), '');
   const { counts } = r;
-  const what = `${counts.files} files, ${counts.nodes} nodes, ${counts.apps} apps, ${counts.tenants} tenants`;
-  if (r.errors === 0) {
-    out.push(`${c.green('✓ valid')}: ${what}; ${where(r)}${r.warnings ? `; ${r.warnings} warning(s)` : ''}`);
+  const what = `${plural(counts.files, 'file')}, ${plural(counts.nodes, 'node')}, ${plural(counts.apps, 'app')}, ${plural(counts.tenants, 'tenant')}`;
+  if (isValid(r, opts.strict ?? false)) {
+    out.push(`${c.green('✓ valid')}: ${what}; ${sourceText(r)}${r.warnings ? `; ${plural(r.warnings, 'warning')}` : ''}`);
   } else {
-    out.push(`${c.red('✗ invalid')}: ${r.errors} error(s), ${r.warnings} warning(s) in ${what}; ${where(r)}`);
+    const strictNote = r.errors === 0 ? ' (--strict: warnings count as errors)' : '';
+    out.push(`${c.red('✗ invalid')}: ${plural(r.errors, 'error')}, ${plural(r.warnings, 'warning')}${strictNote} in ${what}; ${sourceText(r)}`);
   }
   return out.join('\n');
 }
 
+/** The --json document. Its shape is stable API (docs/fleet-format.md); `file` is relative to the fleet directory. */
 export function validateJson(r: ValidationResult, strict: boolean): object {
   return {
-    valid: r.errors === 0 && (!strict || r.warnings === 0),
+    valid: isValid(r, strict),
     errors: r.errors,
     warnings: r.warnings,
     strict,
-    source: { from: r.from, rev: r.rev, commit: r.commit ?? null, dirty: r.dirty },
+    source: { fleet: r.root, from: r.from, rev: r.rev ?? null, commit: r.commit ?? null, dirty: r.dirty },
     counts: r.counts,
-    problems: r.problems.map((p) => ({ ...p, severity: strict && p.severity === 'warning' ? 'error' : p.severity })),
+    problems: r.problems.map((p) => ({ ...p, severity: severityOf(p, strict), hint: p.hint ?? null })),
   };
 }
 
 /** GitHub Actions workflow commands; values escaped as the runner's toolkit does. */
-export function validateGithub(r: ValidationResult, strict: boolean): string {
+export function validateGithub(r: ValidationResult, opts: ReportOptions = {}): string {
+  const strict = opts.strict ?? false;
   const esc = (s: string) => s.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
   const prop = (s: string) => esc(s).replace(/:/g, '%3A').replace(/,/g, '%2C');
   const lines = r.problems.map((p) => {
-    const level = p.severity === 'error' || strict ? 'error' : 'warning';
     const msg = `${p.path ? p.path + ': ' : ''}${p.message}${p.hint ? ` (${p.hint})` : ''}`;
-    return `::${level} file=${prop(p.file)},line=${p.line},col=${p.column},title=${prop(`edgectl ${p.rule}`)}::${esc(msg)}`;
+    return `::${severityOf(p, strict)} file=${prop(joinPath(opts.prefix, p.file))},line=${p.line},col=${p.column},title=${prop(`edgectl ${p.rule}`)}::${esc(msg)}`;
   });
-  lines.push(r.errors === 0 && (!strict || r.warnings === 0) ? `edgectl: fleet is valid (${r.counts.nodes} nodes, ${r.counts.apps} apps)` : `edgectl: ${r.errors} error(s), ${r.warnings} warning(s)`);
+  lines.push(isValid(r, strict)
+    ? `edgectl: fleet is valid (${plural(r.counts.nodes, 'node')}, ${plural(r.counts.apps, 'app')}${r.warnings ? `, ${plural(r.warnings, 'warning')}` : ''}); ${sourceText(r)}`
+    : `edgectl: fleet is invalid: ${plural(r.errors, 'error')}, ${plural(r.warnings, 'warning')}; ${sourceText(r)}`);
   return lines.join('\n');
 }

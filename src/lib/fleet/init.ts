@@ -1,0 +1,62 @@
+import { cp, lstat, mkdir, readdir, stat } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { EdgectlError, errorMessage } from '../errors.js';
+
+/** fleet.example ships in the package (package.json "files"): found from this module, never from the cwd. */
+export const EXAMPLE_DIR = fileURLToPath(new URL('../../../fleet.example', import.meta.url));
+
+export interface InitResult {
+  dir: string;
+  commit: string;
+  files: string[];
+  /** True when git had no author configured and edgectl's fallback identity signed the commit. */
+  fallbackAuthor: boolean;
+}
+
+const FALLBACK_AUTHOR = ['user.name=edgectl init', 'user.email=edgectl@localhost'];
+
+/**
+ * Creates a new fleet repo in `dir` from the example fleet: copies the files, runs `git init`
+ * and makes a first commit. Refuses a directory that exists and is not empty.
+ */
+export async function initFleet(dir: string, example = EXAMPLE_DIR): Promise<InitResult> {
+  const abs = path.resolve(dir);
+  const st = await stat(abs).catch(() => undefined);
+  if (st && !st.isDirectory()) throw new EdgectlError('EDGECTL_DIR_NOT_EMPTY', `${dir} exists and is not a directory`);
+  if (st && (await readdir(abs)).length > 0) throw new EdgectlError('EDGECTL_DIR_NOT_EMPTY', `${dir} is not empty`);
+  if (!(await stat(example).catch(() => undefined))?.isDirectory()) {
+    throw new EdgectlError('EDGECTL_INTERNAL', `the example fleet is missing from the installation (${example})`);
+  }
+  await mkdir(abs, { recursive: true });
+  // Copy regular files and directories only: a symlink in the package must not leak out of it.
+  await cp(example, abs, { recursive: true, errorOnExist: true, force: false, filter: async (src) => !(await lstat(src)).isSymbolicLink() });
+  const files = await listFiles(abs);
+
+  const { simpleGit } = await import('simple-git');
+  try {
+    const probe = simpleGit({ baseDir: abs });
+    await probe.init(['--initial-branch=main']);
+    const name = await probe.getConfig('user.name');
+    const email = await probe.getConfig('user.email');
+    const fallbackAuthor = !name.value || !email.value;
+    const git = fallbackAuthor ? simpleGit({ baseDir: abs, config: FALLBACK_AUTHOR }) : probe;
+    await git.add(['--all', '--', '.']);
+    const res = await git.commit('Start the fleet from the edgectl example', undefined, { '--no-verify': null, '--no-gpg-sign': null });
+    const commit = (await git.revparse(['HEAD'])).trim();
+    if (!res.commit && !commit) throw new Error('git made no commit');
+    return { dir: abs, commit, files, fallbackAuthor };
+  } catch (e) {
+    throw new EdgectlError('EDGECTL_GIT', `the fleet files are in ${dir}, but git failed: ${errorMessage(e).split('\n')[0]}`, { hint: 'Check that git is installed (`git --version`), then run `git init && git add -A && git commit` there yourself.', cause: e });
+  }
+}
+
+async function listFiles(root: string, rel = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(path.join(root, rel), { withFileTypes: true })) {
+    const r = rel ? `${rel}/${e.name}` : e.name;
+    if (e.isDirectory()) out.push(...(await listFiles(root, r)));
+    else out.push(r);
+  }
+  return out.sort();
+}
