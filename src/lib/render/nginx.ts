@@ -103,7 +103,8 @@ function upstreamView(app: AppResource) {
   if (targets.some((t) => t.scheme !== scheme || t.path !== path)) {
     throw new EdgectlError('EDGECTL_RENDER', `app ${app.name}: all upstream URLs must have the same scheme and path (nginx balances one upstream group)`);
   }
-  return { scheme, path, targets, keepalive: u.keepalive ?? 16, connectTimeout: u.connectTimeout ?? '5s', readTimeout: u.readTimeout ?? '60s' };
+  // proxy_pass replaces the location prefix "/" with the URL's path: it must end with "/" too.
+  return { scheme, path: path ? path.replace(/\/?$/, '/') : '', targets, keepalive: u.keepalive ?? 16, connectTimeout: u.connectTimeout ?? '5s', readTimeout: u.readTimeout ?? '60s' };
 }
 
 function cacheView(app: AppResource) {
