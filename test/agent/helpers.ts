@@ -19,9 +19,12 @@ export interface AgentProc {
 const running = new Set<AgentProc>();
 
 /** Starts `node bin/run.js agent ...` as its own process and waits for /healthz to answer. */
+/** The deployment's recommended V8 setting (docs/httpq.md): a small young generation keeps RSS low. */
+export const AGENT_NODE_OPTIONS = '--max-semi-space-size=4';
+
 export async function startAgent(name: string, port: number, adminPort: number, args: string[], opts: { waitHealthy?: boolean } = {}): Promise<AgentProc> {
   const full = ['bin/run.js', 'agent', '--node', name, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`, ...args];
-  const proc = spawn(process.execPath, full, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+  const proc = spawn(process.execPath, full, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NO_COLOR: '1', NODE_OPTIONS: AGENT_NODE_OPTIONS } });
   const a: AgentProc = { name, args, proc, port, adminPort, log: [] };
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => { a.log.push(d); if (a.log.length > 2000) a.log.splice(0, 1000); });
   running.add(a);

@@ -10,6 +10,7 @@ export interface AgentStatus {
   forward: { lastSuccessAt: string | null; lastSuccessTo: string | null; messages: number; batches: number; errors: number; lastError: { at: string; message: string } | null };
   intake: { forwardedAccepted: number; duplicatesDropped: number; responses: Record<string, number> };
   uptimeSeconds: number;
+  memory: { rssBytes: number; heapUsedBytes: number; heapTotalBytes: number; externalBytes: number };
 }
 
 export async function collectStatus(ctx: AgentContext): Promise<AgentStatus> {
@@ -40,7 +41,13 @@ export async function collectStatus(ctx: AgentContext): Promise<AgentStatus> {
     },
     intake: { forwardedAccepted: stats.receivedForwarded, duplicatesDropped: stats.duplicatesDropped, responses: Object.fromEntries([...stats.responses].map(([k, v]) => [String(k), v])) },
     uptimeSeconds: Math.round((Date.now() - stats.startedAt) / 1000),
+    memory: memory(),
   };
+}
+
+function memory(): AgentStatus['memory'] {
+  const m = process.memoryUsage();
+  return { rssBytes: m.rss, heapUsedBytes: m.heapUsed, heapTotalBytes: m.heapTotal, externalBytes: m.external };
 }
 
 const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
@@ -71,6 +78,7 @@ export function renderMetrics(s: AgentStatus): string {
   metric('edgectl_forward_errors_total', 'counter', 'Failed delivery attempts', [[{}, s.forward.errors]]);
   metric('edgectl_forward_last_success_timestamp_seconds', 'gauge', 'Time of the last successful delivery', [[{}, s.forward.lastSuccessAt ? Date.parse(s.forward.lastSuccessAt) / 1000 : 0]]);
   metric('edgectl_intake_duplicates_total', 'counter', 'Forwarded messages dropped as duplicates', [[{}, s.intake.duplicatesDropped]]);
+  metric('edgectl_process_resident_memory_bytes', 'gauge', 'Resident set size of the agent', [[{}, s.memory.rssBytes]]);
   metric('edgectl_http_responses_total', 'counter', 'HTTP responses by status', Object.entries(s.intake.responses).map(([k, v]) => [{ code: k }, v]));
   return out.join('\n') + '\n';
 }

@@ -11,14 +11,20 @@ export const META_SEQ = Buffer.from('a:seq');
 export const META_QUEUE = 'a:q:';
 export const META_WINDOW = 'a:w:';
 
+// Seqs stay below 2^53; two 32-bit halves avoid BigInt on the hot path.
+function writeU64(b: Buffer, n: number, offset: number): void {
+  b.writeUInt32BE(Math.floor(n / 0x1_0000_0000), offset);
+  b.writeUInt32BE(n >>> 0, offset + 4);
+}
+
 export function u64(n: number): Buffer {
   const b = Buffer.allocUnsafe(8);
-  b.writeBigUInt64BE(BigInt(n));
+  writeU64(b, n, 0);
   return b;
 }
 
 export function readU64(b: Buffer, offset = 0): number {
-  return Number(b.readBigUInt64BE(offset));
+  return b.readUInt32BE(offset) * 0x1_0000_0000 + b.readUInt32BE(offset + 4);
 }
 
 export function queueName(tenant: string, topic: string): string {
@@ -42,7 +48,7 @@ export function queueEnd(q: string): Buffer {
 export function messageKey(prefix: Buffer, seq: number): Buffer {
   const k = Buffer.allocUnsafe(prefix.length + 8);
   prefix.copy(k, 0);
-  k.writeBigUInt64BE(BigInt(seq), prefix.length);
+  writeU64(k, seq, prefix.length);
   return k;
 }
 

@@ -1,4 +1,4 @@
-import { mkdir, rename, readdir } from 'node:fs/promises';
+import { cp, mkdir, rename, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { ClassicLevel } from 'classic-level';
 import type { Logger } from '../../logger.js';
@@ -10,7 +10,7 @@ export interface StoreIncident {
   kind: 'repaired' | 'quarantined';
   at: string;
   reason: string;
-  /** Where the unreadable store was moved (quarantined only). Never deleted. */
+  /** Where the corrupt original was kept (a copy before repair, or the store moved aside). Never deleted. */
   movedTo?: string;
 }
 
@@ -60,20 +60,24 @@ export async function openStore(dataDir: string, log: Logger, now: () => Date = 
     log.error('spool store is corrupt; running LevelDB repair', { dir, error: errorMessage(err) });
   }
   const { ClassicLevel } = await import('classic-level');
+  const qdir = path.join(dataDir, 'quarantine');
+  const stamp = () => now().toISOString().replace(/[:.]/g, '-');
+  // Repair rewrites the store and may discard what it cannot parse: keep the original bytes first.
+  const backup = path.join(qdir, `spool-${stamp()}-before-repair`);
+  await mkdir(qdir, { recursive: true });
+  await cp(dir, backup, { recursive: true });
   try {
     await ClassicLevel.repair(dir);
     const db = await tryOpen(dir);
-    incidents.push({ kind: 'repaired', at: now().toISOString(), reason: 'store was corrupt; LevelDB repair salvaged what it could read' });
-    log.error('spool store repaired', { dir });
+    incidents.push({ kind: 'repaired', at: now().toISOString(), reason: 'store was corrupt; LevelDB repair salvaged what it could read', movedTo: backup });
+    log.error('spool store repaired; the corrupt original is kept in quarantine', { dir, backup });
     return { db, incidents, repaired: true };
   } catch (err) {
     if (!isCorruption(err) && !/repair/i.test(errorMessage(err))) {
       // Not a corruption any more (e.g. disk full during repair): do not move the data aside.
       throw err;
     }
-    const qdir = path.join(dataDir, 'quarantine');
-    await mkdir(qdir, { recursive: true });
-    const movedTo = path.join(qdir, `spool-${now().toISOString().replace(/[:.]/g, '-')}`);
+    const movedTo = path.join(qdir, `spool-${stamp()}-unrepairable`);
     await rename(dir, movedTo);
     incidents.push({ kind: 'quarantined', at: now().toISOString(), reason: `store could not be opened after repair: ${errorMessage(err)}`, movedTo });
     log.error('spool store quarantined; starting with a fresh store', { dir, movedTo, error: errorMessage(err) });

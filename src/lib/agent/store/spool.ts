@@ -251,6 +251,10 @@ export class SpoolCore {
     }
     this.seq = maxSeq + 1;
     this.seqDirty = true;
+    const last = this.incidents[this.incidents.length - 1];
+    let salvaged = 0;
+    for (const q of this.queues.values()) salvaged += q.c.count;
+    if (last?.kind === 'repaired') last.reason += `; ${salvaged} messages salvaged`;
     await this.dedupe.recount(this.db);
     await this.idempotency.recount(this.db);
     const ops: Op[] = [...this.queues.values()].map((q) => ({ type: 'put' as const, key: queueMetaKey(q.name), value: Buffer.from(JSON.stringify(q.c)) }));
