@@ -96,10 +96,21 @@ export class SshConn {
   }
 
   /** A direct-tcpip channel to host:port as the far side sees it. Not a session: MaxSessions does not count it. */
-  forward(host: string, port: number): Promise<ClientChannel> {
+  forward(host: string, port: number, timeoutMs = 15_000): Promise<ClientChannel> {
     return new Promise((resolve, reject) => {
       if (this.closed) return reject(this.gone());
-      this.client.forwardOut('127.0.0.1', 0, host, port, (err, ch) => (err ? reject(new EdgectlError('EDGECTL_TRANSPORT', `${this.hop.label} cannot open a connection to ${host}:${port}: ${err.message}`, { cause: err })) : resolve(ch)));
+      // The far side connects with its own TCP timeout (minutes behind a dropping firewall): bound it here.
+      let late = false;
+      const timer = setTimeout(() => {
+        late = true;
+        reject(new EdgectlError('EDGECTL_TRANSPORT', `${this.hop.label} could not connect to ${host}:${port} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.client.forwardOut('127.0.0.1', 0, host, port, (err, ch) => {
+        clearTimeout(timer);
+        if (late) return void ch?.close();
+        if (err) reject(new EdgectlError('EDGECTL_TRANSPORT', `${this.hop.label} cannot open a connection to ${host}:${port}: ${err.message}`, { cause: err }));
+        else resolve(ch);
+      });
     });
   }
 
@@ -141,7 +152,7 @@ export async function connectHop(hop: Hop, via: SshConn | undefined, o: HopOptio
   for (let attempt = 0; attempt <= o.retries; attempt++) {
     if (attempt > 0) await sleep(Math.min(250 * 4 ** (attempt - 1), 4000));
     try {
-      const sock = via ? await via.forward(hop.host, hop.port) : undefined;
+      const sock = via ? await via.forward(hop.host, hop.port, o.connectTimeoutMs) : undefined;
       const conn = await handshake(new Client(), hop, sock, o);
       // ssh2 does not end a forwarded channel when its connection dies: without this, a
       // connection tunnelled through a dead relay would wait for keepalives to notice.

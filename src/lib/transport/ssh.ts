@@ -120,7 +120,7 @@ export class SshTransport implements Transport {
   }
 
   async http(req: HttpRequest): Promise<HttpResponse> {
-    const ch = await this.conn.forward(req.host, req.port);
+    const ch = await this.conn.forward(req.host, req.port, req.timeoutMs);
     return this.conn.guard(httpOver(this.node, ch, req), `${this.node}: ${req.method} ${req.host}:${req.port}${req.path}`);
   }
 
