@@ -36,7 +36,7 @@ class FileTree {
   /** The `k`-th document that has content (empty documents are never fleet documents). */
   nonEmpty(k: number): Document | undefined {
     let seen = 0;
-    for (const d of this.get().docs) if (d.contents !== null && seen++ === k) return d;
+    for (const d of this.get().docs) if (!isEmptyDoc(d) && seen++ === k) return d;
     return undefined;
   }
 }
@@ -101,6 +101,11 @@ export function parseFile(f: SourceFile, problems: Problem[]): ParsedFile | unde
   if (fast) return { path: f.path, text, docs: fast.map((v, i) => new ParsedDoc(f.path, i, v, tree)) };
 
   const out: ParsedFile = { path: f.path, text, docs: [] };
+  const deep = tooDeep(text);
+  if (deep) {
+    at(deep.line, deep.column, 'yaml-too-deep', `YAML is nested more than ${MAX_FLOW_DEPTH} levels deep`, 'A fleet document needs only a few levels of nesting.');
+    return out;
+  }
   const { docs, lines } = tree.get();
   if (docs.length === 0 && text.trim() !== '' && !/^(\s*#.*)*\s*$/.test(text)) {
     // parseAllDocuments only returns nothing for blank or comment-only input; anything else is a bug in it.
@@ -115,7 +120,7 @@ export function parseFile(f: SourceFile, problems: Problem[]): ParsedFile | unde
       else if (err.code === 'RESOURCE_EXHAUSTION') at(lp.line, lp.col, 'yaml-too-deep', 'YAML is nested too deeply', 'A fleet document needs only a few levels of nesting.');
       else at(lp.line, lp.col, 'yaml-syntax', `YAML syntax error: ${firstLine(err.message)}`);
     }
-    if (doc.errors.length || doc.contents === null) continue; // null: an empty document, e.g. after a trailing ---
+    if (doc.errors.length || isEmptyDoc(doc)) continue;
     const index = k++;
     try {
       if (text.includes('!') && !tagsOk(doc, lines, at)) continue;
@@ -127,7 +132,7 @@ export function parseFile(f: SourceFile, problems: Problem[]): ParsedFile | unde
     try {
       value = doc.toJS({ maxAliasCount: MAX_ALIASES });
     } catch (e) {
-      const lp = lines.linePos(doc.contents.range?.[0] ?? 0);
+      const lp = lines.linePos(doc.contents?.range?.[0] ?? 0);
       if (e instanceof RangeError) at(lp.line, lp.col, 'yaml-too-deep', 'YAML is nested too deeply', 'A fleet document needs only a few levels of nesting.');
       else at(lp.line, lp.col, 'yaml-alias-bomb', `document expands too many aliases: ${firstLine((e as Error).message)}`, 'Write the values out instead of using many YAML aliases.');
       continue;
@@ -135,6 +140,49 @@ export function parseFile(f: SourceFile, problems: Problem[]): ParsedFile | unde
     out.docs.push(new ParsedDoc(f.path, index, value, tree));
   }
   return out;
+}
+
+/** An empty document: nothing at all, or the empty scalar after a bare `---`. An explicit `null` is not empty. */
+function isEmptyDoc(doc: Document): boolean {
+  const c = doc.contents as (YamlNode & { value?: unknown }) | null;
+  return c === null || (Y().isScalar(c) && c.value === null && c.range !== undefined && c.range !== null && c.range[0] === c.range[1]);
+}
+
+const MAX_FLOW_DEPTH = 64;
+
+/**
+ * A cheap scan for flow collections nested absurdly deep (`[[[[...`), which the yaml parser
+ * would take seconds to reject. Quotes and comments are skipped roughly; a fleet needs a depth
+ * of five or six, so the limit leaves a wide margin.
+ */
+function tooDeep(text: string): { line: number; column: number } | undefined {
+  let depth = 0;
+  let quote = '';
+  let line = 1;
+  let lineStart = 0;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (ch === '\n') {
+      line++;
+      lineStart = i + 1;
+      if (quote === '') continue;
+    }
+    if (quote) {
+      if (ch === quote && !(quote === '"' && text[i - 1] === '\\')) quote = '';
+      continue;
+    }
+    if (ch === '"' || ch === "'") quote = ch;
+    else if (ch === '#' && (i === 0 || /\s/.test(text[i - 1]))) {
+      const nl = text.indexOf('\n', i);
+      if (nl < 0) break;
+      i = nl - 1;
+    } else if (ch === '[' || ch === '{') {
+      if (++depth > MAX_FLOW_DEPTH) return { line, column: i - lineStart + 1 };
+    } else if (ch === ']' || ch === '}') {
+      depth = Math.max(0, depth - 1);
+    }
+  }
+  return undefined;
 }
 
 function tagsOk(doc: Document, lines: LineCounter, at: (line: number, col: number, rule: string, msg: string, hint?: string) => void): boolean {

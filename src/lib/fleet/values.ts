@@ -63,6 +63,7 @@ export function durationSeconds(s: string): number {
 export function checkHttpUrl(s: string, opts: { allowQuery?: boolean } = {}): string | undefined {
   if (!/^https?:\/\//.test(s)) return 'must start with http:// or https://';
   if (s.length > 2048) return 'is longer than 2048 characters';
+  if (!/^https?:\/\/[^/?#]/.test(s)) return 'has no host';
   if (!/^[\x21-\x7e]+$/.test(s)) return 'must be printable ASCII without spaces (write international names in punycode)';
   if (/[\s;{}#$"'`\\<>|^]/.test(s)) return 'contains characters that are not allowed in a URL here (whitespace, ; { } # $ quotes \\ < > | ^)';
   let u: URL;
