@@ -5,7 +5,8 @@
  *   import { createLab } from '../helpers/hosts.js';
  *   let lab: Lab;
  *   beforeAll(async () => { lab = await createLab(); });
- *   afterAll(async () => { await lab?.close(); });     // kills every process, deletes every netns
+ *   afterAll(async () => { await lab?.close(); });     // kills every process (also daemons started through
+ *                                                       // a node's sshd: all in its netns, or naming the lab dir), deletes every netns
  *
  *   const core  = await lab.addHost('core-1');                     // root namespace, 127.0.1.x:220xx
  *   const relay = await lab.addHost('relay-1', { relay: true });   // own netns, 10.231.x.y:22, reachable from here
@@ -311,6 +312,18 @@ export async function createLab() {
   }
 
   async function close(): Promise<void> {
+    // Daemons started through a node's sshd (nginx, agents) outlive it: every process inside our
+    // namespaces is ours, and in the root namespace ours name the lab's directory (nginx -p <root>).
+    const strays = new Set<number>();
+    for (const ns of namespaces) {
+      const r = await execa('ip', ['netns', 'pids', ns], { reject: false });
+      for (const pid of String(r.stdout).split('\n').filter(Boolean)) strays.add(Number(pid));
+    }
+    for (const p of listProcs()) if (p.pid !== process.pid && readCmdline(p.pid).includes(dir + '/')) strays.add(p.pid);
+    for (const p of listProcs()) if (strays.has(p.ppid)) strays.add(p.pid);
+    for (const pid of strays) signal(pid, 'SIGTERM');
+    await sleep(strays.size ? 300 : 0);
+    for (const pid of strays) signal(pid, 'SIGKILL');
     for (const p of [...procs]) {
       const gone = new Promise((r) => (p.exitCode !== null || p.signalCode !== null ? r(null) : p.once('exit', r)));
       p.kill('SIGKILL');
@@ -359,6 +372,22 @@ async function cleanSlot(s: number): Promise<void> {
   for (const line of String(list.stdout).split('\n')) {
     const ns = line.split(' ')[0];
     if (ns.startsWith(`ec-s${s}-`)) await execa('ip', ['netns', 'del', ns], { reject: false });
+  }
+}
+
+function readCmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+  } catch {
+    return '';
+  }
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    /* already gone */
   }
 }
 
