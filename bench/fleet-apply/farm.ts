@@ -97,7 +97,24 @@ async function waitForBanner(host: string, timeoutMs: number): Promise<void> {
   }
 }
 
-export async function startFarm(tmp: string, count: number, log: (s: string) => void): Promise<Farm> {
+/** True when something already answers on host:22 (another farm, or a real sshd). */
+function listening(host: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host, port: 22 });
+    s.setTimeout(1000, () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** `offset` shifts the addresses (node i gets nodeAddress(offset + i)), so a small run can sit beside a big one. */
+export async function startFarm(tmp: string, count: number, log: (s: string) => void, offset = 0): Promise<Farm> {
   const farmDir = path.join(tmp, 'farm');
   await mkdir(farmDir, { recursive: true });
   // sshd refuses to start without its privilege-separation directory.
@@ -114,10 +131,14 @@ export async function startFarm(tmp: string, count: number, log: (s: string) => 
     await mkdir(path.join(dir, 'home'), { recursive: true });
     await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', '', '-f', `${dir}/ssh_host_ed25519_key`]);
     const pub = (await readFile(`${dir}/ssh_host_ed25519_key.pub`, 'utf8')).trim().split(/\s+/).slice(0, 2).join(' ');
-    const n: FarmNode = { index: i, name: nodeName(i), address: nodeAddress(i), hostKey: pub, dir };
+    const n: FarmNode = { index: i, name: nodeName(i), address: nodeAddress(offset + i), hostKey: pub, dir };
     await writeFile(`${dir}/sshd_config`, sshdConfig(n, authorizedKeys));
     return n;
   });
+
+  // An address already taken would make us measure someone else's sshd (edgectl would refuse its host key).
+  const taken = (await pool(nodes, 32, async (n) => ((await listening(n.address)) ? n.address : ''))).filter(Boolean);
+  if (taken.length) throw new Error(`something already listens on port 22 of ${taken.slice(0, 5).join(', ')}${taken.length > 5 ? ` and ${taken.length - 5} more` : ''}: is another benchmark running? (use --offset to shift the addresses)`);
 
   const knownHosts = path.join(farmDir, 'known_hosts');
   await writeFile(knownHosts, nodes.map((n) => `${n.address} ${n.hostKey}\n`).join(''));

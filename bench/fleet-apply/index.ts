@@ -5,6 +5,11 @@
  *   npm run build && npm run bench:fleet                       # 50 then 200 nodes, Ansible forks 50
  *   npm run bench:fleet -- --nodes 50 --forks 50,5             # also Ansible's default forks
  *   npm run bench:fleet -- --nodes 200 --concurrency 64        # pass --concurrency to edgectl apply
+ *   npm run bench:fleet -- --ansible-timeout-min 30            # limit per ansible-playbook run (default 20)
+ *
+ * An Ansible run that hits its limit is stopped and reported as a lower bound ("≥"); the nodes
+ * are then seeded with the state its first run would have left, so its no-change run is still
+ * measured on its own.
  *
  * Needs root (sshd per node, nginx started over SSH as root), /usr/sbin/sshd, nginx, rsync,
  * ansible-playbook and /usr/bin/time. Prints a table and writes bench/out/fleet-apply-<time>.json.
@@ -28,12 +33,14 @@ const opt = (name: string, def: string) => {
 const sizes = opt('nodes', '50,200').split(',').map(Number);
 const forks = opt('forks', '50').split(',').map(Number);
 const concurrency = opt('concurrency', '');
-const timeoutMin = Number(opt('timeout-min', '60'));
+const timeoutMin = Number(opt('timeout-min', '90'));
+const ansibleTimeoutMin = Number(opt('ansible-timeout-min', '20'));
+const offset = Number(opt('offset', '0'));
 const skipAnsible = args.includes('--skip-ansible');
 const skipEdgectl = args.includes('--skip-edgectl');
 /** Keep the temp dir (logs, fleets, bundles) for a look afterwards; processes are still ended. */
 const keep = args.includes('--keep');
-if (sizes.some((n) => !Number.isInteger(n) || n < 1 || n > 500)) throw new Error('--nodes: counts between 1 and 500');
+if (sizes.some((n) => !Number.isInteger(n) || n < 1 || offset + n > 500)) throw new Error('--nodes: counts between 1 and 500 (with --offset)');
 if (forks.some((n) => !Number.isInteger(n) || n < 1)) throw new Error('--forks: positive integers');
 
 const log = (s: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${s}\n`);
@@ -68,7 +75,7 @@ const results: SizeResult[] = [];
 let failed = false;
 try {
   for (const n of sizes) {
-    results.push(await runSize({ repo, tmp, nodes: n, forks, concurrency, skipAnsible, skipEdgectl, log, spawned }));
+    results.push(await runSize({ repo, tmp, nodes: n, forks, concurrency, ansibleTimeoutMin, offset, skipAnsible, skipEdgectl, log, spawned }));
   }
 } catch (e) {
   failed = true;
@@ -85,7 +92,7 @@ const doc = {
   benchmark: 'fleet-apply',
   date: new Date().toISOString(),
   machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
-  options: { sizes, forks, concurrency: concurrency || null },
+  options: { sizes, forks, concurrency: concurrency || null, ansibleTimeoutMin },
   results: results.map((r) => ({ ...r, ratios: ratios(r) })),
 };
 const file = path.join(outDir, `fleet-apply-${stamp}.json`);
