@@ -1,0 +1,40 @@
+import { Flags } from '@oclif/core';
+import { EdgectlCommand } from '../../cli/base.js';
+import { json, table } from '../../cli/output.js';
+import { EdgectlError } from '../../lib/errors.js';
+import { spoolFlags } from './status.js';
+
+export default class SpoolPurge extends EdgectlCommand {
+  static override summary = "Delete waiting messages from a node's spool (asks first) and say what was removed";
+  static override description = `Without --tenant/--topic every queue is purged. Asks for confirmation on a terminal; --yes is required
+otherwise. Purged messages are counted in /status and /metrics (edgectl_spool_purged_total).
+Exit status: 0 purged (or nothing to purge), 1 not confirmed or the agent could not be reached.`;
+  static override examples = ['<%= config.bin %> spool purge --node bj-edge-01 --tenant acme --topic debug', '<%= config.bin %> spool purge --admin http://127.0.0.1:8481 --tenant acme --yes --json'];
+  static override flags = { ...spoolFlags, yes: Flags.boolean({ char: 'y', summary: 'Do not ask for confirmation' }) };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(SpoolPurge);
+    const { openAdmin, spoolPurge, spoolStatus } = await import('../../lib/agent/spool-client.js');
+    const { api, close } = await openAdmin(flags);
+    try {
+      const what = { tenant: flags.tenant, topic: flags.topic };
+      if (!flags.yes) {
+        if (!process.stdin.isTTY) throw new EdgectlError('EDGECTL_NOT_CONFIRMED', 'purge deletes messages: pass --yes when not on a terminal');
+        const s = await spoolStatus(api, what);
+        const n = s.queues.reduce((a, q) => a + q.depth, 0);
+        const scope = `${flags.tenant ?? 'every tenant'}/${flags.topic ?? 'every topic'}`;
+        const { createInterface } = await import('node:readline/promises');
+        const rl = createInterface({ input: process.stdin, output: process.stderr });
+        const answer = await rl.question(`Delete ${n} waiting messages of ${scope} on ${api.where}? [y/N] `);
+        rl.close();
+        if (!/^y(es)?$/i.test(answer.trim())) throw new EdgectlError('EDGECTL_NOT_CONFIRMED', 'purge not confirmed; nothing was removed');
+      }
+      const r = await spoolPurge(api, what);
+      if (flags.json) return this.out(json(r));
+      if (r.removed.length === 0) return this.out('nothing to purge');
+      this.out(table(['tenant', 'topic', 'removed', 'bytes'], r.removed.map((x) => [x.tenant, x.topic, x.count, x.bytes])));
+    } finally {
+      await close();
+    }
+  }
+}

@@ -1,0 +1,95 @@
+import { EdgectlError, errorMessage } from '../errors.js';
+import type { Transport } from '../transport/types.js';
+import type { AgentStatus } from './status.js';
+import type { SinkRecord } from './sinks/format.js';
+
+/**
+ * How `edgectl spool` talks to a node's agent: its loopback admin API, reached either through the
+ * node's transport (SSH, relays included) or directly by URL for a local agent. Only the agent
+ * opens its LevelDB; the CLI never touches the files.
+ */
+export interface AdminApi {
+  readonly where: string;
+  request(method: 'GET' | 'POST', path: string): Promise<{ status: number; body: Buffer }>;
+}
+
+export function adminByUrl(url: string): AdminApi {
+  const base = new URL(url);
+  if (!/^https?:$/.test(base.protocol)) throw new EdgectlError('EDGECTL_USAGE', `--admin must be an http:// URL, got ${url}`);
+  return {
+    where: base.origin,
+    async request(method, path) {
+      const { request } = await import('undici');
+      try {
+        const r = await request(new URL(path, base), { method, headersTimeout: 15_000, bodyTimeout: 15_000 });
+        return { status: r.statusCode, body: Buffer.from(await r.body.arrayBuffer()) };
+      } catch (err) {
+        throw new EdgectlError('EDGECTL_AGENT', `cannot reach the agent admin API at ${base.origin}: ${errorMessage(err)}`, { hint: 'Is `edgectl agent` running there? Check --admin.' });
+      }
+    },
+  };
+}
+
+/** The admin API is the agent's listen port + 1 on the node's loopback (what `render` writes into agent.json). */
+export function adminByTransport(t: Transport, agentListen: string): AdminApi {
+  const i = agentListen.lastIndexOf(':');
+  const port = Number(agentListen.slice(i + 1)) + 1;
+  return {
+    where: `${t.node} (127.0.0.1:${port})`,
+    async request(method, path) {
+      try {
+        const r = await t.http({ host: '127.0.0.1', port, method, path, timeoutMs: 15_000 });
+        return { status: r.status, body: r.body };
+      } catch (err) {
+        throw new EdgectlError('EDGECTL_AGENT', `cannot reach the agent on ${t.node} at 127.0.0.1:${port}: ${errorMessage(err)}`, { hint: 'Is the agent running on the node? (systemctl status edgectl-agent)' });
+      }
+    },
+  };
+}
+
+async function call<T>(api: AdminApi, method: 'GET' | 'POST', path: string): Promise<T> {
+  const r = await api.request(method, path);
+  let body: unknown;
+  try {
+    body = JSON.parse(r.body.toString('utf8'));
+  } catch {
+    throw new EdgectlError('EDGECTL_AGENT', `the agent at ${api.where} answered ${r.status} with something that is not JSON`);
+  }
+  if (r.status !== 200) throw new EdgectlError('EDGECTL_AGENT', `the agent at ${api.where} answered ${r.status}: ${(body as { message?: string }).message ?? ''}`);
+  return body as T;
+}
+
+const qs = (o: Record<string, string | number | undefined>) => {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) p.set(k, String(v));
+  const s = p.toString();
+  return s ? `?${s}` : '';
+};
+
+export function spoolStatus(api: AdminApi, f: { tenant?: string; topic?: string }): Promise<AgentStatus> {
+  return call(api, 'GET', `/v1/spool${qs(f)}`);
+}
+
+export function spoolPeek(api: AdminApi, tenant: string, topic: string, limit: number): Promise<{ tenant: string; topic: string; messages: (SinkRecord & { bytes: number })[] }> {
+  return call(api, 'GET', `/v1/spool/peek${qs({ tenant, topic, limit })}`);
+}
+
+export function spoolPurge(api: AdminApi, f: { tenant?: string; topic?: string }): Promise<{ removed: { tenant: string; topic: string; count: number; bytes: number }[] }> {
+  return call(api, 'POST', `/v1/spool/purge${qs(f)}`);
+}
+
+/** Opens the admin API; the returned close() ends the SSH connection. */
+export async function openAdmin(f: { node?: string; fleet: string; identity?: string[]; admin?: string }): Promise<{ api: AdminApi; close: () => Promise<void> }> {
+  if (f.admin) return { api: adminByUrl(f.admin), close: async () => {} };
+  if (!f.node) throw new EdgectlError('EDGECTL_USAGE', 'give --node NAME (through SSH) or --admin URL (a local agent)');
+  const { loadFleet } = await import('../fleet/load.js');
+  const { resolveNode } = await import('../fleet/model.js');
+  const { createConnector } = await import('../transport/connect.js');
+  const { model } = await loadFleet(f.fleet);
+  const node = model.nodes.find((n) => n.name === f.node);
+  if (!node) throw new EdgectlError('EDGECTL_USAGE', `no node named "${f.node}" in the fleet`);
+  const resolved = resolveNode(model.fleet.spec, node);
+  const connector = createConnector({ model, fleetRoot: f.fleet, identity: f.identity });
+  const t = await connector.open(f.node);
+  return { api: adminByTransport(t, resolved.agent.listen), close: () => connector.close() };
+}

@@ -1,0 +1,75 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { type AgentProc, ROOT, killAll, post, sha, startAgent } from './helpers.js';
+
+const run = promisify(execFile);
+let dir: string;
+let edge: AgentProc;
+const ADMIN = 'http://127.0.0.1:21611';
+
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await run(process.execPath, ['bin/run.js', 'spool', ...args], { cwd: ROOT, env: { ...process.env, NO_COLOR: '1' } });
+    return { code: 0, ...r };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'edgectl-spoolcli-'));
+  edge = await startAgent('edge-s', 21610, 21611, ['--role', 'edge', '--data', path.join(dir, 'd'), '--upstream', 'http://127.0.0.1:21699/v1/forward',
+    '--token', `acme:${sha('tok')}`, '--topic', 'acme/a', '--topic', 'acme/b', '--heartbeat-seconds', '0']);
+  for (const [t, b] of [['a', 'one'], ['a', 'two'], ['b', Buffer.from([0xff, 0x00, 0x10])]] as const) {
+    expect((await post(edge.port, t, b, { authorization: 'Bearer tok' })).status).toBe(202);
+  }
+}, 60_000);
+
+afterAll(async () => {
+  await killAll();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('edgectl spool (through the admin API)', () => {
+  it('status shows depth per tenant and topic, as a table and as JSON', async () => {
+    const j = await cli('status', '--admin', ADMIN, '--json');
+    expect(j.code).toBe(0);
+    const s = JSON.parse(j.stdout);
+    expect(s.queues.map((q: { topic: string; depth: number }) => [q.topic, q.depth])).toEqual([['a', 2], ['b', 1]]);
+    const t = await cli('status', '--admin', ADMIN);
+    expect(t.stdout).toMatch(/edge-s \(edge\) store open/);
+    expect(t.stdout).toMatch(/acme\s+a\s+2/);
+  });
+
+  it('peek shows the oldest messages without removing them (binary bodies as base64)', async () => {
+    const a = JSON.parse((await cli('peek', '--admin', ADMIN, '--tenant', 'acme', '--topic', 'a', '--json')).stdout);
+    expect(a.messages.map((m: { body: string }) => m.body)).toEqual(['one', 'two']);
+    const b = JSON.parse((await cli('peek', '--admin', ADMIN, '--tenant', 'acme', '--topic', 'b', '--json')).stdout);
+    expect(b.messages[0]).toMatchObject({ encoding: 'base64', body: Buffer.from([0xff, 0x00, 0x10]).toString('base64') });
+    const missing = await cli('peek', '--admin', ADMIN, '--tenant', 'acme');
+    expect([missing.code, missing.stderr]).toEqual([1, expect.stringMatching(/peek needs --tenant and --topic/)]);
+  });
+
+  it('purge refuses without --yes off a terminal, then removes and says what it removed', async () => {
+    const no = await cli('purge', '--admin', ADMIN, '--tenant', 'acme', '--topic', 'a');
+    expect(no.code).toBe(1);
+    expect(no.stderr).toMatch(/EDGECTL_NOT_CONFIRMED/);
+    expect(JSON.parse((await cli('status', '--admin', ADMIN, '--json')).stdout).queues[0].depth).toBe(2);
+    const yes = await cli('purge', '--admin', ADMIN, '--tenant', 'acme', '--topic', 'a', '--yes', '--json');
+    expect(yes.code).toBe(0);
+    expect(JSON.parse(yes.stdout).removed).toEqual([{ tenant: 'acme', topic: 'a', count: 2, bytes: expect.any(Number) }]);
+    const after = JSON.parse((await cli('status', '--admin', ADMIN, '--json')).stdout).queues;
+    expect(after.map((q: { topic: string; depth: number; purged: number }) => [q.topic, q.depth, q.purged])).toEqual([['a', 0, 2], ['b', 1, 0]]);
+  });
+
+  it('an unreachable agent is a clear error, exit 1', async () => {
+    const r = await cli('status', '--admin', 'http://127.0.0.1:21698');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/cannot reach the agent admin API.*EDGECTL_AGENT/);
+  });
+});
