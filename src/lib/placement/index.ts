@@ -158,7 +158,7 @@ class EdgeIndex {
       const list = this.byLabel.get(`${k}=${selector[k]}`) ?? [];
       if (!best || list.length < best.length) best = list;
     }
-    return best!.filter((c) => matchesSelector(c.node.labels, selector));
+    return Object.keys(selector).length === 1 ? best! : best!.filter((c) => matchesSelector(c.node.labels, selector));
   }
 }
 

@@ -104,3 +104,31 @@ function agentTenant(ctx: RenderContext, name: string): AgentTenant {
     ...(quota?.requestsPerSecond !== undefined ? { requestsPerSecond: quota.requestsPerSecond } : {}),
   };
 }
+
+const NAME_PLACEHOLDER = 'edgectl-node-name-placeholder';
+
+/**
+ * agent.json bytes per node. Nodes that differ only by name (the usual case at fleet scale)
+ * share one rendered and validated text, with the name filled in.
+ */
+export class AgentRenderer {
+  private readonly texts = new Map<string, string>();
+
+  constructor(private readonly ctx: RenderContext) {}
+
+  render(node: ResolvedNode, apps: AppResource[]): Buffer {
+    const hop = node.role === 'core' ? '' : nextHop(this.ctx, node);
+    const key = [node.role, node.agent.listen, node.agent.maxMessageBytes, node.root, hop, ...apps.map((a) => a.name)].join('|');
+    let text = this.texts.get(key);
+    if (text === undefined) {
+      const cfg = buildAgentConfig(this.ctx, { ...node, name: NAME_PLACEHOLDER }, apps);
+      text = JSON.stringify(cfg, null, 2) + '\n';
+      this.texts.set(key, text);
+    }
+    const named = text.replace(`"node": "${NAME_PLACEHOLDER}"`, `"node": ${JSON.stringify(node.name)}`);
+    if (!RE_NODE.test(node.name) || named === text) throw new EdgectlError('EDGECTL_RENDER', `node ${JSON.stringify(node.name)}: not a valid node name for agent.json`);
+    return Buffer.from(named);
+  }
+}
+
+const RE_NODE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;

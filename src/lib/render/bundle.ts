@@ -45,10 +45,20 @@ export function nginxConfigId(files: { path: string; data: Buffer }[]): string {
 
 const byPath = (a: { path: string }, b: { path: string }) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
 
-export function assembleBundle(node: string, nginxConf: string, others: BundleFile[], meta: { edgectl: string; fleet: Manifest['fleet'] }): Bundle {
-  const withPlaceholder = [...others, { path: 'nginx/nginx.conf', data: Buffer.from(nginxConf), mode: 0o644 }].sort(byPath);
+// nginx.conf with its id filled in, shared by every bundle with the same nginx config.
+const finalConfs = new WeakMap<Buffer, Map<string, Buffer>>();
+function withConfigId(conf: Buffer, id: string): Buffer {
+  let m = finalConfs.get(conf);
+  if (!m) finalConfs.set(conf, (m = new Map()));
+  let out = m.get(id);
+  if (!out) m.set(id, (out = Buffer.from(conf.toString().split(CONFIG_ID_PLACEHOLDER).join(id))));
+  return out;
+}
+
+export function assembleBundle(node: string, nginxConf: Buffer, others: BundleFile[], meta: { edgectl: string; fleet: Manifest['fleet'] }): Bundle {
+  const withPlaceholder = [...others, { path: 'nginx/nginx.conf', data: nginxConf, mode: 0o644 }].sort(byPath);
   const configId = nginxConfigId(withPlaceholder);
-  const conf = Buffer.from(nginxConf.split(CONFIG_ID_PLACEHOLDER).join(configId));
+  const conf = withConfigId(nginxConf, configId);
   const files = withPlaceholder.map((f) => (f.path === 'nginx/nginx.conf' ? { ...f, data: conf } : f));
   const manifestFiles: Record<string, ManifestFile> = {};
   let prev = '';

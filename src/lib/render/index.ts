@@ -5,7 +5,7 @@ import { closest } from '../fleet/problems.js';
 import { matchesSelector } from '../fleet/selector.js';
 import { silentLogger, type Logger } from '../logger.js';
 import type { Manifest } from '../bundle/manifest.js';
-import { buildAgentConfig } from './agent.js';
+import { AgentRenderer } from './agent.js';
 import { assembleBundle, manifestBytes, type Bundle, type BundleFile } from './bundle.js';
 import { appsOnNode, renderContext } from './context.js';
 import { renderKong } from './kong.js';
@@ -42,6 +42,7 @@ export async function renderFleet(loaded: LoadedFleet, opts: RenderOptions): Pro
   for (const n of selected) for (const a of ctx.placement.byNode.get(n.name) ?? []) placedApps.add(a);
   const payloads = await loadPayloads(source, [...placedApps].map((a) => ctx.apps.get(a)!));
   const nginx = new NginxRenderer(templates);
+  const agents = new AgentRenderer(ctx);
   const fleet = { name: model.name, commit: model.commit ?? null, dirty: model.dirty };
   const bundles: Bundle[] = [];
   const every = selected.length >= 2000 ? 1000 : selected.length >= 200 ? 100 : 0;
@@ -50,8 +51,7 @@ export async function renderFleet(loaded: LoadedFleet, opts: RenderOptions): Pro
     const { conf, fragments } = nginx.render(node, apps);
     const files: BundleFile[] = fragments.map((f) => ({ path: f.path, data: f.data, mode: 0o644 }));
     files.push({ path: 'nginx/mime.types', data: templates.raw('nginx/mime.types'), mode: 0o644 });
-    const agent = buildAgentConfig(ctx, node, apps);
-    files.push({ path: 'agent/agent.json', data: Buffer.from(JSON.stringify(agent, null, 2) + '\n'), mode: 0o644 });
+    files.push({ path: 'agent/agent.json', data: agents.render(node, apps), mode: 0o644 });
     if (node.kong) {
       const kong = renderKong(templates, node.name, apps.filter((a) => a.spec.type === 'api'), ctx.tenants);
       files.push({ path: 'kong/kong.yml', data: Buffer.from(kong), mode: 0o644 });

@@ -24,20 +24,31 @@ export interface RenderedFile {
 export class NginxRenderer {
   private readonly fragments = new Map<string, RenderedFile>();
   private readonly locations = new Map<string, string>();
+  private readonly confs = new Map<string, Buffer>();
   private readonly params: string;
+  /** The built-in nginx.conf uses only the node settings in its cache key; a fleet's own may use anything. */
+  private readonly confCacheable: boolean;
 
   constructor(private readonly t: Templates) {
     this.params = t.render('nginx/fastcgi-params.conf.ejs', {});
+    this.confCacheable = !t.overridden.includes('templates/nginx/nginx.conf.ejs');
   }
 
-  /** nginx.conf (still with the placeholder) and the app fragments, in path order. */
-  render(node: ResolvedNode, apps: AppResource[]): { conf: string; fragments: RenderedFile[] } {
+  /** nginx.conf (still with the placeholder, a shared Buffer) and the app fragments, in path order. */
+  render(node: ResolvedNode, apps: AppResource[]): { conf: Buffer; fragments: RenderedFile[] } {
     const locations = this.locationsFor(node);
-    const conf = this.t.render('nginx/nginx.conf.ejs', { node, locations, configId: CONFIG_ID_PLACEHOLDER, hasApps: apps.length > 0 });
-    if (!conf.includes(CONFIG_ID_PLACEHOLDER)) {
-      throw new EdgectlError('EDGECTL_RENDER', 'nginx/nginx.conf.ejs must render configId (GET /.edgectl/config serves it; apply checks it after a reload)');
+    const n = node.nginx;
+    const key = `${node.role}|${node.http.address ?? ''}|${node.http.port}|${n.workerProcesses}|${n.workerConnections}|${apps.length > 0}|${locations}`;
+    let conf = this.confCacheable ? this.confs.get(key) : undefined;
+    if (!conf) {
+      const text = this.t.render('nginx/nginx.conf.ejs', { node, locations, configId: CONFIG_ID_PLACEHOLDER, hasApps: apps.length > 0 });
+      if (!text.includes(CONFIG_ID_PLACEHOLDER)) {
+        throw new EdgectlError('EDGECTL_RENDER', 'nginx/nginx.conf.ejs must render configId (GET /.edgectl/config serves it; apply checks it after a reload)');
+      }
+      assertNoForbiddenDirectives('nginx/nginx.conf', text);
+      conf = Buffer.from(text);
+      if (this.confCacheable) this.confs.set(key, conf);
     }
-    assertNoForbiddenDirectives('nginx/nginx.conf', conf);
     const fragments = apps.map((a) => this.fragment(node, a, locations)).sort((a, b) => (a.path < b.path ? -1 : 1));
     return { conf, fragments };
   }
@@ -55,12 +66,15 @@ export class NginxRenderer {
 
   private fragment(node: ResolvedNode, app: AppResource, locations: string): RenderedFile {
     const addr = node.http.address ?? '';
-    const key = `${app.name}\0${addr}\0${node.http.port}\0${node.root}\0${locations}`;
+    const key = `${app.name}\0${addr}\0${node.http.port}\0${node.root}\0${node.role}\0${node.kong}\0${node.agent.listen}\0${node.agent.maxMessageBytes}\0${locations}`;
     let f = this.fragments.get(key);
     if (!f) {
       const id = appId(app);
-      const head = this.t.render('nginx/server-head.conf.ejs', { node, app: appView(app), locations });
-      const text = this.t.render(`nginx/app-${app.spec.type}.conf.ejs`, { node, id, head, ...typeData(node, app, id, this.params) });
+      // App templates see the node's settings, not its identity: the fragment is shared by every
+      // node with the same settings, whatever its name.
+      const view = { role: node.role, root: node.root, http: node.http, agent: node.agent, kong: node.kong };
+      const head = this.t.render('nginx/server-head.conf.ejs', { node: view, app: appView(app), locations });
+      const text = this.t.render(`nginx/app-${app.spec.type}.conf.ejs`, { node: view, id, head, ...typeData(node, app, id, this.params) });
       const path = `nginx/conf.d/${id}.conf`;
       assertNoForbiddenDirectives(path, text);
       f = { path, data: Buffer.from(text) };
