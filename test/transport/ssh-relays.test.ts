@@ -1,5 +1,5 @@
 import { connect } from 'node:net';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -102,6 +102,23 @@ describe('relays', () => {
       expect(c.stats().byHost).toEqual({ 'relay-1': 1, 'edge-nat': 1 });
     } finally {
       await c.close();
+    }
+  });
+
+  it('a reverse-tunnel node whose tunnel is down fails naming the tunnel, with how to check it', async () => {
+    const f2 = await mkdtemp(join(tmpdir(), 'ec-relays2-'));
+    try {
+      await lab.writeFleet(f2, { pin: true, hosts: [r1] });
+      const doc = lab.nodeDoc(nat, { pin: true }).replace(`"tunnelPort":${nat.tunnelPort}`, `"tunnelPort":${nat.tunnelPort! + 50}`);
+      await writeFile(join(f2, 'nodes.yaml'), (await readFile(join(f2, 'nodes.yaml'), 'utf8')) + '---\n' + doc);
+      const c = createConnector({ model: (await loadFleet(f2)).model, fleetRoot: f2, identity: [lab.clientKey], userKnownHosts: false, sshConfig: false, agentSocket: false, connectTimeoutMs: 3000, connectRetries: 0 });
+      const err = await c.open('edge-nat').catch((e) => e);
+      await c.close();
+      expect(err).toMatchObject({ code: 'EDGECTL_TRANSPORT' });
+      expect(err.message).toContain(`reverse tunnel at 127.0.0.1:${nat.tunnelPort! + 50} on relay-1`);
+      expect(err.hint).toContain(`ssh -N -R 127.0.0.1:${nat.tunnelPort! + 50}:127.0.0.1:22 relay-1`);
+    } finally {
+      await rm(f2, { recursive: true, force: true });
     }
   });
 });

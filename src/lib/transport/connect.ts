@@ -96,7 +96,12 @@ export function createConnector(opts: ConnectorOptions): Connector {
     if (n.tunnel === 'reverse') {
       if (!n.tunnelPort) throw new EdgectlError('EDGECTL_FLEET_INVALID', `node ${name} has tunnel: reverse but no spec.tunnelPort`);
       // The node's tunnel lands on its last relay's loopback.
-      hops.push({ ...hopFor(n, { host: '127.0.0.1', port: n.tunnelPort }), label: `${n.name} (reverse tunnel at 127.0.0.1:${n.tunnelPort} on ${n.via[n.via.length - 1]})` });
+      const relay = n.via[n.via.length - 1];
+      hops.push({
+        ...hopFor(n, { host: '127.0.0.1', port: n.tunnelPort }),
+        label: `${n.name} (reverse tunnel at 127.0.0.1:${n.tunnelPort} on ${relay})`,
+        hint: `${n.name} must keep \`ssh -N -R 127.0.0.1:${n.tunnelPort}:127.0.0.1:${n.ssh.port} ${relay}\` running (see docs/transport.md); check it on the node, and \`ss -ltn\` on ${relay}.`,
+      });
     } else {
       hops.push(hopFor(n));
     }

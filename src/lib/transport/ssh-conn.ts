@@ -13,6 +13,8 @@ export interface Hop extends HostKeyTarget {
   user: string;
   /** Key files to offer after the agent's keys. */
   identities: string[];
+  /** Added to the error when the hop cannot be reached (e.g. how a reverse tunnel should be running). */
+  hint?: string;
 }
 
 export interface HopOptions {
@@ -169,7 +171,7 @@ export async function connectHop(hop: Hop, via: SshConn | undefined, o: HopOptio
   }
   if (isEdgectlError(last) && last.code !== 'EDGECTL_TRANSPORT') throw last;
   const msg = (last as Error)?.message ?? String(last);
-  throw new EdgectlError('EDGECTL_TRANSPORT', msg.startsWith(hop.label) ? msg : `${hop.label}: ${msg}`, { cause: last });
+  throw new EdgectlError('EDGECTL_TRANSPORT', msg.startsWith(hop.label) ? msg : `${hop.label}: ${msg}`, { cause: last, ...(hop.hint ? { hint: hop.hint } : {}) });
 }
 
 async function handshake(client: Client, hop: Hop, sock: Duplex | undefined, o: HopOptions): Promise<SshConn> {
