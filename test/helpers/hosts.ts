@@ -24,6 +24,8 @@
  *   await lab.writeFleet(dir, { pin?: boolean, knownHosts?: boolean }) // fleet.yaml + nodes.yaml (+ known_hosts)
  *   await lab.execIn(host, argv)    // run a command in the host's namespace (e.g. nginx -t), returns {code,stdout,stderr}
  *   lab.spawnIn(host, argv)         // long-running process in the host's namespace (e.g. nginx), killed by close()
+ *   await lab.http(host, { port: 80, path: '/', host: 'app.example.com' }) // real HTTP (curl) to host.address,
+ *                                   // sent from the namespace its clients sit in (its relay's, for edge hosts) → {status, body}
  *   await lab.killSessions(host)    // SIGKILL the host's per-connection sshd processes (connection dropped mid-command)
  *   await lab.connectionsTo(host)   // established TCP connections to its sshd (counted in the namespace they come from)
  *   await lab.rekey(host)           // new host key + sshd restart (a "changed host key")
@@ -252,6 +254,21 @@ export async function createLab() {
     return r.stdout.split('\n').filter((l) => l.trim()).length;
   }
 
+  /**
+   * A real HTTP request to the host's address, sent from where clients of that host sit: the root
+   * namespace for root-namespace hosts and top-level relays, the relay's namespace for hosts
+   * behind it (nothing else can route there). curl, bounded by a 10 s timeout.
+   */
+  async function http(h: LabHost, o: { port?: number; path?: string; host?: string; method?: string; body?: string } = {}): Promise<{ status: number; body: string }> {
+    const url = `http://${h.address}:${o.port ?? 80}${o.path ?? '/'}`;
+    const argv = ['curl', '-sS', '--max-time', '10', '-o', '-', '-w', '\n%{http_code}', '-X', o.method ?? 'GET', ...(o.host ? ['-H', `Host: ${o.host}`] : []), ...(o.body !== undefined ? ['--data-binary', '@-'] : []), url];
+    const r = await execIn(h.behind, argv, o.body);
+    const i = r.stdout.lastIndexOf('\n');
+    const status = Number(r.stdout.slice(i + 1));
+    if (r.code !== 0 && !status) return { status: 0, body: r.stderr };
+    return { status, body: r.stdout.slice(0, i) };
+  }
+
   async function killSessions(h: LabHost): Promise<void> {
     for (const pid of sessionPids(h)) {
       try {
@@ -342,7 +359,7 @@ export async function createLab() {
       for (const n of names) out.push(await addHost(n, o));
       return out;
     },
-    execIn, spawnIn, nodeDoc, knownHosts, writeFleet, killSessions, sessionPids, connectionsTo, rekey, stop, start, close,
+    execIn, spawnIn, http, nodeDoc, knownHosts, writeFleet, killSessions, sessionPids, connectionsTo, rekey, stop, start, close,
   };
 }
 

@@ -12,6 +12,10 @@ it('close() kills sshd, tunnels and daemons started inside the hosts, and delete
     const relay = await lab.addHost('relay-1', { relay: true });
     const edge = await lab.addHost('edge-1', { behind: relay });
     await lab.addHost('edge-2', { behind: relay, reverseTunnel: true });
+    // lab.http reaches a server on an edge host from its relay's namespace (the test process cannot).
+    lab.spawnIn(edge, [process.execPath, '-e', "require('http').createServer((q, s) => s.end('hi ' + q.headers.host)).listen(8080, process.argv[1])", edge.address]);
+    await expect.poll(async () => (await lab.http(edge, { port: 8080, path: '/', host: 'app.example' })).body, { timeout: 10_000 }).toBe('hi app.example');
+    expect((await lab.http(edge, { port: 8081 })).status).toBe(0);
     // Daemons that detach from whatever started them, as nginx does.
     for (const h of [core, edge]) {
       const r = await lab.execIn(h.netns ? h : undefined, ['sh', '-c', `setsid sh -c 'sleep 600; :' ${h.root}/daemon >/dev/null 2>&1 < /dev/null & echo $!`]);

@@ -90,7 +90,13 @@ export class SshConn {
     if (!this.sftpP) {
       this.sftpP = new Promise<SFTPWrapper>((resolve, reject) => {
         if (this.closed) return reject(this.gone());
-        this.client.sftp((err, s) => (err ? reject(this.wrap(err)) : resolve(s)));
+        this.client.sftp((err, s) => {
+          if (err) return reject(this.wrap(err));
+          // An 'error' event without a listener would crash the process; a broken session is reopened on next use.
+          s.on('error', () => (this.sftpP = undefined));
+          s.on('close', () => (this.sftpP = undefined));
+          resolve(s);
+        });
       });
       this.sftpP.catch(() => (this.sftpP = undefined));
     }
