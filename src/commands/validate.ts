@@ -27,10 +27,13 @@ Exit status: 0 valid, 1 invalid (or warnings with --strict), 1 on any other erro
     const report = await import('../lib/output/validate-report.js');
     const result = validateFleet(await readFleetSource(flags.fleet, flags.rev));
     const format = flags.json ? 'json' : (flags.format ?? (process.env.GITHUB_ACTIONS === 'true' ? 'github' : 'text'));
-    const opts = { strict: flags.strict, prefix: path.relative(process.cwd(), result.root) || '.' };
-    if (format === 'json') this.out(json(report.validateJson(result, flags.strict)));
+    const strict = flags.strict === true;
+    // Paths as the operator can open them: relative to the cwd, absolute when the fleet is elsewhere.
+    const rel = path.relative(process.cwd(), result.root);
+    const opts = { strict, prefix: rel.startsWith('..') ? result.root : rel || '.' };
+    if (format === 'json') this.out(json(report.validateJson(result, strict)));
     else if (format === 'github') this.out(report.validateGithub(result, opts));
     else this.out(report.validateText(result, colorsFor(process.stdout), opts));
-    this.setExit(report.isValid(result, flags.strict) ? 0 : 1);
+    this.setExit(report.isValid(result, strict) ? 0 : 1);
   }
 }
