@@ -1,7 +1,7 @@
 import { agentConfigSchema, agentTenantSchema, type AgentConfig, type AgentTenant, type AgentTopic } from '../agent/config.js';
 import { EdgectlError } from '../errors.js';
 import { appTopics, type AppResource, type ResolvedNode } from '../fleet/model.js';
-import { durationSeconds } from '../fleet/values.js';
+import { RE, durationSeconds } from '../fleet/values.js';
 import { isIP } from 'node:net';
 import { appId, type RenderContext } from './context.js';
 import { fastcgiSocket } from './nginx.js';
@@ -13,61 +13,89 @@ export const DEFAULT_SPOOL_MB = 256;
  * agent/agent.json for one node. Edge nodes accept the tenants that have an app placed on them;
  * relays and the hub accept every tenant (they carry everyone's traffic). Upstreams: the last
  * relay in `via` (the hop next to the node), else the fleet's hub.
+ *
+ * Checked against the agent's own schema: tenants once each, node settings once per distinct
+ * combination (both repeat on thousands of nodes), the node name per node.
  */
-// Tenants are checked against the schema once each (they repeat on thousands of nodes); the rest of
-// the config is checked per node.
-const nodePartSchema = agentConfigSchema.omit({ tenants: true });
-const tenantCache = new WeakMap<RenderContext, Map<string, AgentTenant>>();
+type NodePart = Omit<AgentConfig, 'format' | 'node' | 'tenants' | 'fastcgi'>;
+const caches = new WeakMap<RenderContext, { tenants: Map<string, AgentTenant>; parts: Map<string, NodePart> }>();
+
+function cacheOf(ctx: RenderContext) {
+  let c = caches.get(ctx);
+  if (!c) caches.set(ctx, (c = { tenants: new Map(), parts: new Map() }));
+  return c;
+}
+
+function invalid(what: string, issues: { path: (string | number)[]; message: string }[]): never {
+  const i = issues[0];
+  throw new EdgectlError('EDGECTL_RENDER', `${what}: agent.json would be invalid at ${i.path.join('.')}: ${i.message}`);
+}
 
 function cachedTenant(ctx: RenderContext, name: string): AgentTenant {
-  let m = tenantCache.get(ctx);
-  if (!m) tenantCache.set(ctx, (m = new Map()));
+  const m = cacheOf(ctx).tenants;
   let t = m.get(name);
   if (!t) {
     const parsed = agentTenantSchema.safeParse(agentTenant(ctx, name));
-    if (!parsed.success) {
-      const i = parsed.error.issues[0];
-      throw new EdgectlError('EDGECTL_RENDER', `tenant ${name}: agent.json would be invalid at ${i.path.join('.')}: ${i.message}`);
-    }
+    if (!parsed.success) invalid(`tenant ${name}`, parsed.error.issues);
     m.set(name, (t = parsed.data));
   }
   return t;
 }
 
-export function buildAgentConfig(ctx: RenderContext, node: ResolvedNode, apps: AppResource[]): AgentConfig {
-  const root = node.root.replace(/\/+$/, '');
+function nodePart(ctx: RenderContext, node: ResolvedNode): NodePart {
   const role = node.role === 'core' ? 'hub' : node.role;
+  const hop = role === 'hub' ? undefined : nextHop(ctx, node);
+  const key = `${role}|${node.agent.listen}|${node.agent.maxMessageBytes}|${node.root}|${hop ?? ''}`;
+  const m = cacheOf(ctx).parts;
+  let part = m.get(key);
+  if (!part) {
+    const root = node.root.replace(/\/+$/, '');
+    const parsed = agentConfigSchema.safeParse({
+      format: 'edgectl-agent/v1',
+      node: 'placeholder',
+      role,
+      listen: node.agent.listen,
+      admin: adminAddress(node),
+      dataDir: `${root}/spool`,
+      maxMessageBytes: node.agent.maxMessageBytes,
+      upstreams: hop ? [hop] : [],
+      credentialFile: `${root}/secrets/agent-token`,
+      acceptForward: [],
+      ...(role === 'hub' ? { sink: `file:${root}/spool/sink.jsonl` } : {}),
+      tenants: [],
+      fastcgi: [],
+    });
+    if (!parsed.success) invalid(`node ${node.name}`, parsed.error.issues);
+    const { format: _f, node: _n, tenants: _t, fastcgi: _c, ...rest } = parsed.data;
+    m.set(key, (part = rest));
+  }
+  return part;
+}
+
+export function buildAgentConfig(ctx: RenderContext, node: ResolvedNode, apps: AppResource[]): AgentConfig {
+  if (!RE.dnsLabel.test(node.name)) throw new EdgectlError('EDGECTL_RENDER', `node name ${JSON.stringify(node.name)} cannot go into agent.json`);
+  const p = nodePart(ctx, node);
+  const root = node.root.replace(/\/+$/, '');
   const tenantNames = node.role === 'edge' ? [...new Set(apps.map((a) => a.spec.tenant))].sort() : [...ctx.tenants.keys()].sort();
-  const cfg = {
+  // Fields in the contract's order (src/lib/agent/config.ts), so the file reads like it.
+  return {
     format: 'edgectl-agent/v1',
     node: node.name,
-    role,
-    listen: node.agent.listen,
-    admin: adminAddress(node),
-    dataDir: `${root}/spool`,
-    maxMessageBytes: node.agent.maxMessageBytes,
-    upstreams: role === 'hub' ? [] : [nextHop(ctx, node)],
-    credentialFile: `${root}/secrets/agent-token`,
-    acceptForward: [],
-    ...(role === 'hub' ? { sink: `file:${root}/spool/sink.jsonl` } : {}),
+    role: p.role,
+    listen: p.listen,
+    admin: p.admin,
+    dataDir: p.dataDir,
+    maxMessageBytes: p.maxMessageBytes,
+    upstreams: p.upstreams,
+    credentialFile: p.credentialFile,
+    acceptForward: p.acceptForward,
+    ...(p.sink !== undefined ? { sink: p.sink } : {}),
+    tenants: tenantNames.map((t) => cachedTenant(ctx, t)),
     fastcgi: apps.filter((a) => a.spec.type === 'fastcgi').map((a) => {
       const id = appId(a);
       return { app: id, socket: fastcgiSocket(node, id), root: `${root}/current/apps/${id}` };
     }),
   };
-  const parsed = nodePartSchema.safeParse(cfg);
-  if (!parsed.success) {
-    const i = parsed.error.issues[0];
-    throw new EdgectlError('EDGECTL_RENDER', `node ${node.name}: agent.json would be invalid at ${i.path.join('.')}: ${i.message}`);
-  }
-  const tenants = tenantNames.map((t) => cachedTenant(ctx, t));
-  // Fields in the schema's order, so the file reads like the contract.
-  const out: Record<string, unknown> = {};
-  for (const k of Object.keys(agentConfigSchema.shape)) {
-    const v = k === 'tenants' ? tenants : (parsed.data as Record<string, unknown>)[k];
-    if (v !== undefined) out[k] = v;
-  }
-  return out as AgentConfig;
 }
 
 function adminAddress(node: ResolvedNode): string {
@@ -105,30 +133,11 @@ function agentTenant(ctx: RenderContext, name: string): AgentTenant {
   };
 }
 
-const NAME_PLACEHOLDER = 'edgectl-node-name-placeholder';
-
-/**
- * agent.json bytes per node. Nodes that differ only by name (the usual case at fleet scale)
- * share one rendered and validated text, with the name filled in.
- */
+/** agent.json bytes for one node. */
 export class AgentRenderer {
-  private readonly texts = new Map<string, string>();
-
   constructor(private readonly ctx: RenderContext) {}
 
   render(node: ResolvedNode, apps: AppResource[]): Buffer {
-    const hop = node.role === 'core' ? '' : nextHop(this.ctx, node);
-    const key = [node.role, node.agent.listen, node.agent.maxMessageBytes, node.root, hop, ...apps.map((a) => a.name)].join('|');
-    let text = this.texts.get(key);
-    if (text === undefined) {
-      const cfg = buildAgentConfig(this.ctx, { ...node, name: NAME_PLACEHOLDER }, apps);
-      text = JSON.stringify(cfg, null, 2) + '\n';
-      this.texts.set(key, text);
-    }
-    const named = text.replace(`"node": "${NAME_PLACEHOLDER}"`, `"node": ${JSON.stringify(node.name)}`);
-    if (!RE_NODE.test(node.name) || named === text) throw new EdgectlError('EDGECTL_RENDER', `node ${JSON.stringify(node.name)}: not a valid node name for agent.json`);
-    return Buffer.from(named);
+    return Buffer.from(JSON.stringify(buildAgentConfig(this.ctx, node, apps), null, 2) + '\n');
   }
 }
-
-const RE_NODE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;

@@ -43,6 +43,16 @@ export function nginxConfigId(files: { path: string; data: Buffer }[]): string {
   return h.digest('hex');
 }
 
+// The same paths recur in thousands of bundles: check each once.
+const safePaths = new Set<string>();
+function safePath(p: string): boolean {
+  if (safePaths.has(p)) return true;
+  if (!isSafeBundlePath(p) || p === 'manifest.json') return false;
+  if (safePaths.size > 100_000) safePaths.clear();
+  safePaths.add(p);
+  return true;
+}
+
 const byPath = (a: { path: string }, b: { path: string }) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
 
 // nginx.conf with its id filled in, shared by every bundle with the same nginx config.
@@ -64,7 +74,7 @@ export function assembleBundle(node: string, nginxConf: Buffer, others: BundleFi
   let prev = '';
   for (const f of files) {
     if (f.path === prev) throw new EdgectlError('EDGECTL_RENDER', `node ${node}: two files at ${f.path}`);
-    if (!isSafeBundlePath(f.path) || f.path === 'manifest.json') throw new EdgectlError('EDGECTL_RENDER', `node ${node}: unsafe bundle path ${f.path}`);
+    if (!safePath(f.path)) throw new EdgectlError('EDGECTL_RENDER', `node ${node}: unsafe bundle path ${f.path}`);
     prev = f.path;
     manifestFiles[f.path] = { sha256: sha(f.data), size: f.data.length, mode: f.mode };
   }

@@ -8,7 +8,7 @@ import type { Manifest } from '../bundle/manifest.js';
 import { AgentRenderer } from './agent.js';
 import { assembleBundle, manifestBytes, type Bundle, type BundleFile } from './bundle.js';
 import { appsOnNode, renderContext } from './context.js';
-import { renderKong } from './kong.js';
+import { KongRenderer } from './kong.js';
 import { NginxRenderer } from './nginx.js';
 import { loadPayloads } from './payloads.js';
 import { loadTemplates } from './templates.js';
@@ -43,6 +43,7 @@ export async function renderFleet(loaded: LoadedFleet, opts: RenderOptions): Pro
   const payloads = await loadPayloads(source, [...placedApps].map((a) => ctx.apps.get(a)!));
   const nginx = new NginxRenderer(templates);
   const agents = new AgentRenderer(ctx);
+  const kong = new KongRenderer(templates, ctx.tenants);
   const fleet = { name: model.name, commit: model.commit ?? null, dirty: model.dirty };
   const bundles: Bundle[] = [];
   const every = selected.length >= 2000 ? 1000 : selected.length >= 200 ? 100 : 0;
@@ -53,8 +54,7 @@ export async function renderFleet(loaded: LoadedFleet, opts: RenderOptions): Pro
     files.push({ path: 'nginx/mime.types', data: templates.raw('nginx/mime.types'), mode: 0o644 });
     files.push({ path: 'agent/agent.json', data: agents.render(node, apps), mode: 0o644 });
     if (node.kong) {
-      const kong = renderKong(templates, node.name, apps.filter((a) => a.spec.type === 'api'), ctx.tenants);
-      files.push({ path: 'kong/kong.yml', data: Buffer.from(kong), mode: 0o644 });
+      files.push({ path: 'kong/kong.yml', data: kong.render(apps.filter((a) => a.spec.type === 'api')), mode: 0o644 });
     }
     for (const a of apps) for (const p of payloads.get(a.name) ?? []) files.push({ path: p.path, data: p.data, mode: 0o644 });
     bundles.push(assembleBundle(node.name, conf, files, { edgectl: opts.edgectlVersion, fleet }));

@@ -6,13 +6,27 @@ import { upstreamTarget } from './nginx-quote.js';
 import type { Templates } from './templates.js';
 import { uuidv5 } from './uuid.js';
 
+/** kong.yml depends only on the api apps placed on the node: nodes with the same ones share it. */
+export class KongRenderer {
+  private readonly files = new Map<string, Buffer>();
+
+  constructor(private readonly t: Templates, private readonly tenants: Map<string, TenantResource>) {}
+
+  render(apiApps: AppResource[]): Buffer {
+    const key = apiApps.map((a) => a.name).join('|');
+    let f = this.files.get(key);
+    if (!f) this.files.set(key, (f = Buffer.from(renderKong(this.t, apiApps, this.tenants))));
+    return f;
+  }
+}
+
 /**
  * Kong declarative config (DB-less, decK file format 3.0) for one node: a service and routes per
  * api app placed there, the tenant's quota as a rate-limiting plugin, and the tenant's consumers
  * with key-auth keys as env vault references. Every entity carries the tags edgectl,
  * tenant:<name>, app:<name> (decK's select-tags) and a UUIDv5 id derived from its names.
  */
-export function renderKong(t: Templates, node: string, apps: AppResource[], tenants: Map<string, TenantResource>): string {
+export function renderKong(t: Templates, apps: AppResource[], tenants: Map<string, TenantResource>): string {
   const upstreams = [];
   const services = [];
   const tenantNames = new Set<string>();
@@ -83,7 +97,7 @@ export function renderKong(t: Templates, node: string, apps: AppResource[], tena
     }
   }
   consumers.sort((a, b) => (a.username < b.username ? -1 : 1));
-  return t.render('kong/kong.yml.ejs', { node, services, upstreams, consumers });
+  return t.render('kong/kong.yml.ejs', { services, upstreams, consumers });
 }
 
 /** Kong's env vault: `{vault://env/globex-pos-key}` reads GLOBEX_POS_KEY from Kong's environment. */

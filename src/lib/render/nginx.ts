@@ -58,15 +58,16 @@ export class NginxRenderer {
     let text = this.locations.get(key);
     if (text === undefined) {
       const httpq = { queue: node.role !== 'core', agent: node.agent.listen, maxMessageBytes: node.agent.maxMessageBytes, forwardBatch: FORWARD_BATCH_MESSAGES };
-      text = this.t.render('nginx/locations.conf.ejs', { node, httpq });
+      text = this.t.render('nginx/locations.conf.ejs', { node: { role: node.role, agent: node.agent }, httpq });
       this.locations.set(key, text);
     }
     return text;
   }
 
   private fragment(node: ResolvedNode, app: AppResource, locations: string): RenderedFile {
-    const addr = node.http.address ?? '';
-    const key = `${app.name}\0${addr}\0${node.http.port}\0${node.root}\0${node.role}\0${node.kong}\0${node.agent.listen}\0${node.agent.maxMessageBytes}\0${locations}`;
+    // Everything the fragment depends on: the app, the node settings in its view, and the
+    // locations (which depend on role and agent settings, already in the key).
+    const key = `${app.name}\0${node.http.address ?? ''}\0${node.http.port}\0${node.root}\0${node.role}\0${node.kong}\0${node.agent.listen}\0${node.agent.maxMessageBytes}`;
     let f = this.fragments.get(key);
     if (!f) {
       const id = appId(app);

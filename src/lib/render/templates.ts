@@ -62,7 +62,7 @@ export const KONG_HELPERS = { y };
 
 /** Names a template may use (EJS `destructuredLocals`: no `with`, fast lookups). */
 const NGINX_LOCALS = [...Object.keys(NGINX_HELPERS), 'node', 'app', 'id', 'head', 'locations', 'params', 'upstream', 'cache', 'root', 'index', 'php', 'socket', 'kong', 'httpq', 'configId', 'hasApps'];
-const KONG_LOCALS = ['y', 'node', 'services', 'upstreams', 'consumers'];
+const KONG_LOCALS = ['y', 'services', 'upstreams', 'consumers'];
 
 type Compiled = (data: Record<string, unknown>) => string;
 
