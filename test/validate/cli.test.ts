@@ -156,7 +156,7 @@ describe('edgectl init', () => {
     const r = cli(['init', 'my-fleet'], { cwd: parent });
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/✓ created a fleet repo in .*my-fleet \(\d+ files, commit [0-9a-f]{12}\)/);
-    expect(r.stdout).toMatch(/Next steps:\n  cd my-fleet\n  edgectl validate/);
+    expect(r.stdout).toMatch(/Next steps:\n {2}cd my-fleet\n {2}edgectl validate/);
     const dir = path.join(parent, 'my-fleet');
     expect(git(dir, 'status', '--porcelain')).toBe('');
     expect(git(dir, 'log', '--format=%s')).toBe('Start the fleet from the edgectl example');
