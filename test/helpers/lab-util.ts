@@ -1,0 +1,105 @@
+import { mkdir, unlink, writeFile } from 'node:fs/promises';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+
+/** Process, slot and wait utilities of the test lab (hosts.ts). */
+const SLOTS = 32;
+export const SLOT_DIR = '/tmp/edgectl-lab-slots';
+
+/** One lab slot per process-wide lock file; a slot whose owner died is cleaned up and reused. */
+export async function takeSlot(): Promise<number> {
+  await mkdir(SLOT_DIR, { recursive: true });
+  for (let attempt = 0; attempt < 3; attempt++) {
+    for (let s = 0; s < SLOTS; s++) {
+      const f = join(SLOT_DIR, String(s));
+      try {
+        await writeFile(f, String(process.pid), { flag: 'wx' });
+        return s;
+      } catch {
+        const pid = Number(readFileSync(f, 'utf8').trim() || 0);
+        if (pid && !alive(pid)) {
+          await cleanSlot(s);
+          await unlink(f).catch(() => {});
+        }
+      }
+    }
+  }
+  throw new Error('lab: no free slot (32 labs running?)');
+}
+
+export async function cleanSlot(s: number): Promise<void> {
+  const list = await execa('ip', ['netns', 'list'], { reject: false });
+  for (const line of String(list.stdout).split('\n')) {
+    const ns = line.split(' ')[0];
+    if (ns.startsWith(`ec-s${s}-`)) await execa('ip', ['netns', 'del', ns], { reject: false });
+  }
+}
+
+export function readCmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+  } catch {
+    return '';
+  }
+}
+
+export function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    /* already gone */
+  }
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function listProcs(): { pid: number; ppid: number }[] {
+  const out: { pid: number; ppid: number }[] = [];
+  for (const d of readdirProc()) {
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const after = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.push({ pid: Number(d), ppid: Number(after[1]) });
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return out;
+}
+
+export function readdirProc(): string[] {
+  return readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+}
+
+export async function run(argv: string[]): Promise<string> {
+  const r = await execa(argv[0], argv.slice(1), { reject: false });
+  if (r.exitCode !== 0) throw new Error(`lab: \`${argv.join(' ')}\` failed: ${r.stderr || r.stdout}`);
+  return String(r.stdout);
+}
+
+export async function waitFor(check: () => Promise<boolean>, what: string, log: string, failed?: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  const tail = () => {
+    try {
+      return readFileSync(log, 'utf8').split('\n').slice(-15).join('\n');
+    } catch {
+      return '';
+    }
+  };
+  while (Date.now() < until) {
+    if (await check().catch(() => false)) return;
+    if (failed?.()) throw new Error(`lab: process exited while waiting for ${what}; ${log}:\n${tail()}`);
+    await sleep(25);
+  }
+  throw new Error(`lab: timed out waiting for ${what}; ${log}:\n${tail()}`);
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
