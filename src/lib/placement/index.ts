@@ -2,7 +2,7 @@ import type { AppSpec } from '../fleet/schema.js';
 import type { FleetModel } from '../fleet/model.js';
 import { resolveNode } from '../fleet/model.js';
 import { matchesSelector } from '../fleet/selector.js';
-import { hashName, pairUnit, rendezvousScore, type NameHash } from './hash.js';
+import { hashName, pairUnitRaw, rendezvousScore, type NameHash } from './hash.js';
 
 /**
  * The placement scheduler: which edge nodes run which app. Pure and deterministic.
@@ -61,22 +61,20 @@ interface Candidate {
 }
 
 /** Higher score first; the node name breaks (astronomically unlikely) ties. */
-function better(sa: number, na: string, sb: number, nb: string): boolean {
-  return sa > sb || (sa === sb && na < nb);
+function better(scores: Float64Array, el: Candidate[], a: number, b: number): boolean {
+  return scores[a] > scores[b] || (scores[a] === scores[b] && el[a].node.name < el[b].node.name);
 }
 
-/** Indexes (into `names`/`scores`) of the k best, best first; k is usually tiny. */
-function topK(idx: number[], scores: Float64Array, names: string[], k: number): number[] {
+/** Indexes (into `el`/`scores`) of the k best, best first; k is usually tiny. */
+function topK(idx: number[], scores: Float64Array, el: Candidate[], k: number): number[] {
   if (k <= 0) return [];
-  if (k * 8 >= idx.length) {
-    return [...idx].sort((a, b) => (better(scores[a], names[a], scores[b], names[b]) ? -1 : 1)).slice(0, k);
-  }
+  if (k * 8 >= idx.length) return [...idx].sort((a, b) => (better(scores, el, a, b) ? -1 : 1)).slice(0, k);
   const top: number[] = [];
   for (const it of idx) {
     const full = top.length === k;
-    if (full && !better(scores[it], names[it], scores[top[k - 1]], names[top[k - 1]])) continue;
+    if (full && !better(scores, el, it, top[k - 1])) continue;
     let i = full ? k - 1 : top.length;
-    while (i > 0 && better(scores[it], names[it], scores[top[i - 1]], names[top[i - 1]])) {
+    while (i > 0 && better(scores, el, it, top[i - 1])) {
       top[i] = top[i - 1];
       i--;
     }
@@ -85,35 +83,34 @@ function topK(idx: number[], scores: Float64Array, names: string[], k: number): 
   return top;
 }
 
-function pickReplicas(app: PlacementApp, eligible: Candidate[], replicas: number, groupsOf: (key: string) => Int32Array): string[] {
+function pickReplicas(app: PlacementApp, el: Candidate[], replicas: number, index: EdgeIndex): string[] {
   const ah = hashName(app.name);
-  const n = eligible.length;
+  const n = el.length;
   const scores = new Float64Array(n);
-  const names = new Array<string>(n);
-  const all = new Array<number>(n);
+  const { h1, h2, cpu } = index;
   for (let i = 0; i < n; i++) {
-    const c = eligible[i];
-    scores[i] = rendezvousScore(c.node.cpu, pairUnit(ah, c.hash));
-    names[i] = c.node.name;
-    all[i] = i;
+    const pos = el[i].pos;
+    scores[i] = rendezvousScore(cpu[pos], pairUnitRaw(ah.h1, ah.h2, h1[pos], h2[pos]));
   }
+  const names = (idx: number[]) => idx.map((i) => el[i].node.name);
+  const all = Array.from({ length: n }, (_, i) => i);
   const spreadBy = app.placement?.spreadBy;
-  if (!spreadBy) return topK(all, scores, names, replicas).map((i) => names[i]);
+  if (!spreadBy) return names(topK(all, scores, el, replicas));
   // One replica per spread value: the best node of each group, best groups first. This is the
   // same as walking all nodes by score and skipping groups already used.
-  const group = groupsOf(spreadBy);
+  const group = index.groupsOf(spreadBy);
   const best = new Map<number, number>();
   for (let i = 0; i < n; i++) {
-    const g = group[eligible[i].pos];
+    const g = group[el[i].pos];
     const cur = best.get(g);
-    if (cur === undefined || better(scores[i], names[i], scores[cur], names[cur])) best.set(g, i);
+    if (cur === undefined || better(scores, el, i, cur)) best.set(g, i);
   }
-  const first = topK([...best.values()], scores, names, replicas);
-  if (first.length >= replicas) return first.map((i) => names[i]);
+  const first = topK([...best.values()], scores, el, replicas);
+  if (first.length >= replicas) return names(first);
   // Not enough distinct values: fill with the best remaining nodes.
   const taken = new Set(first);
-  const rest = topK(all.filter((i) => !taken.has(i)), scores, names, replicas - first.length);
-  return [...first, ...rest].map((i) => names[i]);
+  const rest = topK(all.filter((i) => !taken.has(i)), scores, el, replicas - first.length);
+  return names([...first, ...rest]);
 }
 
 /** Edge nodes indexed by label, so a selector costs its smallest matching list, not the fleet. */
@@ -123,7 +120,7 @@ class EdgeIndex {
   private readonly groups = new Map<string, Int32Array>();
 
   /** For a label key: a small integer per edge node (by position) naming its value; no label = one group. */
-  groupsOf = (key: string): Int32Array => {
+  groupsOf(key: string): Int32Array {
     let g = this.groups.get(key);
     if (!g) {
       const ids = new Map<string, number>();
@@ -137,9 +134,17 @@ class EdgeIndex {
       this.groups.set(key, g);
     }
     return g;
-  };
+  }
+
+  /** Hash lanes and weights by position, for the scoring loop. */
+  readonly h1: Uint32Array;
+  readonly h2: Uint32Array;
+  readonly cpu: Float64Array;
 
   constructor(readonly all: Candidate[]) {
+    this.h1 = Uint32Array.from(all, (c) => c.hash.h1);
+    this.h2 = Uint32Array.from(all, (c) => c.hash.h2);
+    this.cpu = Float64Array.from(all, (c) => c.node.cpu);
     for (const c of all) {
       for (const k in c.node.labels) {
         const key = `${k}=${c.node.labels[k]}`;
@@ -193,7 +198,7 @@ export function placeApps(nodes: PlacementNode[], apps: PlacementApp[]): Placeme
       } else {
         mode = 'replicas';
         wanted = p.replicas;
-        chosen = pickReplicas(app, eligible, p.replicas, index.groupsOf);
+        chosen = pickReplicas(app, eligible, p.replicas, index);
       }
     }
     chosen.sort();
