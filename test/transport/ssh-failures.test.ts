@@ -148,6 +148,33 @@ describe('connections dropped mid-operation', () => {
     await c.close();
   });
 
+  it('a peer that freezes (no FIN, no RST) is detected by keepalives, not waited on forever', async () => {
+    const c = await connector({ keepaliveIntervalMs: 500 });
+    const t = await c.open('core-1');
+    const running = t.exec(['sleep', '30']);
+    await new Promise((r) => setTimeout(r, 300));
+    const frozen = lab.sessionPids(core);
+    expect(frozen.length).toBeGreaterThan(0);
+    for (const pid of frozen) process.kill(pid, 'SIGSTOP');
+    try {
+      const t0 = Date.now();
+      const err = await running.catch((e) => e);
+      expect(err).toMatchObject({ code: 'EDGECTL_TRANSPORT' });
+      expect(err.message).toMatch(/connection lost/);
+      expect(Date.now() - t0).toBeLessThan(8000);
+    } finally {
+      for (const pid of frozen) {
+        try {
+          process.kill(pid, 'SIGKILL');
+          process.kill(pid, 'SIGCONT');
+        } catch {
+          /* gone */
+        }
+      }
+      await c.close();
+    }
+  });
+
   it('wrong credentials fail once, without retries', async () => {
     const other = join(lab.dir, 'other_key');
     const { execFileSync } = await import('node:child_process');
