@@ -7,7 +7,7 @@ import { execa } from 'execa';
 const SLOTS = 32;
 export const SLOT_DIR = '/tmp/edgectl-lab-slots';
 
-/** One lab slot per process-wide lock file; a slot whose owner died is cleaned up and reused. */
+/** One lab slot per process-wide lock file; a slot whose owner died is cleaned up (its namespaces and what runs in them) and reused. */
 export async function takeSlot(): Promise<number> {
   await mkdir(SLOT_DIR, { recursive: true });
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -32,7 +32,11 @@ export async function cleanSlot(s: number): Promise<void> {
   const list = await execa('ip', ['netns', 'list'], { reject: false });
   for (const line of String(list.stdout).split('\n')) {
     const ns = line.split(' ')[0];
-    if (ns.startsWith(`ec-s${s}-`)) await execa('ip', ['netns', 'del', ns], { reject: false });
+    if (!ns.startsWith(`ec-s${s}-`)) continue;
+    // Left by a lab whose test process died: its sshd, tunnels and daemons still run in there.
+    const pids = await execa('ip', ['netns', 'pids', ns], { reject: false });
+    for (const pid of String(pids.stdout).split('\n').filter(Boolean)) signal(Number(pid), 'SIGKILL');
+    await execa('ip', ['netns', 'del', ns], { reject: false });
   }
 }
 
