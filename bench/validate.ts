@@ -8,8 +8,13 @@
  * CI runs it, and prints the median of several runs. Apps (2,000) and tenants (200) stay fixed
  * while the edge nodes double, so the 20k/10k ratio shows how cost grows with the node count.
  * Goal: at most 2 s at 10k nodes on a 2-core machine, ratio at most 2.3.
+ *
+ * Wall time depends on what else the machine runs, so the CPU time of the process (user + sys,
+ * from /usr/bin/time when present) and the load average are printed too: on a shared machine
+ * they tell whether a slow run was edgectl or its neighbours.
  */
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,6 +36,8 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
+const timeBin = existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
+
 async function main(): Promise<void> {
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'edgectl-bench-validate-'));
   try {
@@ -39,16 +46,25 @@ async function main(): Promise<void> {
       const dir = path.join(tmp, `fleet-${edges}`);
       const g = await generateFleet(dir, { edges, apps: 2000, tenants: 200, split });
       const times: number[] = [];
+      const cpus: number[] = [];
       // One warm-up run (page cache, V8 code cache) that is not counted.
       for (let i = 0; i <= runs; i++) {
+        const argv = [path.join(root, 'bin/run.js'), 'validate', '--fleet', dir];
         const t0 = performance.now();
-        const r = spawnSync(process.execPath, [path.join(root, 'bin/run.js'), 'validate', '--fleet', dir], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+        const r = timeBin
+          ? spawnSync(timeBin, ['-f', 'CPU %U %S', process.execPath, ...argv], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } })
+          : spawnSync(process.execPath, argv, { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
         const ms = performance.now() - t0;
         if (r.status !== 0) throw new Error(`validate exited ${r.status} on the ${edges}-node fleet:\n${r.stdout.slice(-2000)}\n${r.stderr.slice(-2000)}`);
-        if (i > 0) times.push(ms);
+        const cpu = /CPU ([\d.]+) ([\d.]+)\s*$/.exec(r.stderr);
+        if (i > 0) {
+          times.push(ms);
+          if (cpu) cpus.push((Number(cpu[1]) + Number(cpu[2])) * 1000);
+        }
       }
       results.push({ edges, files: g.files, median: median(times), all: times });
-      console.log(`${edges} edge nodes (${g.nodes} nodes, 2000 apps, 200 tenants, ${g.files} files, split=${split}): median ${(median(times) / 1000).toFixed(3)} s  [${times.map((t) => (t / 1000).toFixed(3)).join(', ')}]`);
+      const cpuText = cpus.length ? `, CPU (user+sys) median ${(median(cpus) / 1000).toFixed(3)} s` : '';
+      console.log(`${edges} edge nodes (${g.nodes} nodes, 2000 apps, 200 tenants, ${g.files} files, split=${split}): wall median ${(median(times) / 1000).toFixed(3)} s  [${times.map((t) => (t / 1000).toFixed(3)).join(', ')}]${cpuText}; load average ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} cores`);
     }
     if (results.length >= 2) {
       const [a, b] = results;

@@ -10,6 +10,8 @@ export interface Measured {
   wallS: number;
   /** ru_maxrss of the command (the largest single process), from /usr/bin/time -v. */
   maxRssMb: number;
+  /** User + system CPU seconds of the command and the children it waited for (local side only). */
+  cpuS: number;
   /** Peak of the summed RSS of the command's whole process tree, sampled every 500 ms. */
   treeRssMb: number;
   stdout: string;
@@ -66,16 +68,18 @@ export async function measure(label: string, argv: string[], opts: MeasureOption
   await writeFile(`${opts.logPrefix}.stdout`, stdout);
   await writeFile(`${opts.logPrefix}.stderr`, stderr);
   let maxRssMb = 0;
+  let cpuS = 0;
   let status = exitCode;
   try {
     const t = await readFile(timeFile, 'utf8');
     const m = /Maximum resident set size \(kbytes\): (\d+)/.exec(t);
     if (m) maxRssMb = Number(m[1]) / 1024;
+    cpuS = Number(/User time \(seconds\): ([\d.]+)/.exec(t)?.[1] ?? 0) + Number(/System time \(seconds\): ([\d.]+)/.exec(t)?.[1] ?? 0);
     // time(1) exits with the command's status, but says so explicitly too.
     const s = /Exit status: (\d+)/.exec(t);
     if (s && status !== null) status = Number(s[1]);
   } catch {
     // time(1) did not get to write (killed)
   }
-  return { label, argv, exitCode: status, wallS, maxRssMb, treeRssMb, stdout, stderr, timedOut };
+  return { label, argv, exitCode: status, wallS, cpuS, maxRssMb, treeRssMb, stdout, stderr, timedOut };
 }

@@ -20,10 +20,10 @@ export function ratios(r: SizeResult) {
 }
 
 export function printReport(results: SizeResult[]): void {
-  const t = new Table({ head: ['nodes', 'tool', 'step', 'wall s', 'peak RSS MB', 'tree RSS MB', 'exit', 'check'] });
+  const t = new Table({ head: ['nodes', 'tool', 'step', 'wall s', 'CPU s', 'peak RSS MB', 'tree RSS MB', 'exit', 'check'] });
   for (const r of results) {
     const row = (tool: string, name: string, s: Step | undefined, check = '') => {
-      if (s) t.push([r.nodes, tool, name, `${s.timedOut ? '≥ ' : ''}${f(s.wallS)}`, f(s.maxRssMb, 0), f(s.treeRssMb, 0), String(s.exitCode), [s.ok ? 'ok' : 'FAILED', s.note, check].filter(Boolean).join('; ')]);
+      if (s) t.push([r.nodes, tool, name, `${s.timedOut ? '≥ ' : ''}${f(s.wallS)}`, f(s.cpuS, 1), f(s.maxRssMb, 0), f(s.treeRssMb, 0), String(s.exitCode), [s.ok ? 'ok' : 'FAILED', s.note, check].filter(Boolean).join('; ')]);
     };
     const served = (s?: { nodesServingSite: number; appInstances: number }) => (s ? `${s.nodesServingSite}/${r.nodes} nodes serve, ${s.appInstances} app instances` : '');
     row('edgectl', 'render (for Ansible)', r.render);

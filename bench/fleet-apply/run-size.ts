@@ -13,6 +13,8 @@ import { seedAnsibleState } from './seed.js';
 /** One measured step as it goes into the JSON report. */
 export interface Step {
   wallS: number;
+  /** CPU seconds on the operator's side (user + system, children included). */
+  cpuS: number;
   /** 1-minute load average when the step ended: other work on the machine shows here. */
   loadAvg1: number;
   maxRssMb: number;
@@ -78,7 +80,7 @@ function step(m: Measured, okCodes: number[], note?: string): Step {
   const ok = !m.timedOut && m.exitCode !== null && okCodes.includes(m.exitCode);
   const round = (x: number) => Math.round(x * 1000) / 1000;
   const notes = [m.timedOut ? `stopped at the time limit: the real time is longer` : '', note ?? ''].filter(Boolean).join('; ');
-  return { wallS: round(m.wallS), loadAvg1: round(os.loadavg()[0]), maxRssMb: round(m.maxRssMb), treeRssMb: round(m.treeRssMb), exitCode: m.exitCode, ok, timedOut: m.timedOut, ...(notes ? { note: notes } : {}) };
+  return { wallS: round(m.wallS), cpuS: round(m.cpuS), loadAvg1: round(os.loadavg()[0]), maxRssMb: round(m.maxRssMb), treeRssMb: round(m.treeRssMb), exitCode: m.exitCode, ok, timedOut: m.timedOut, ...(notes ? { note: notes } : {}) };
 }
 
 function tail(s: string, n = 1500): string {

@@ -59,9 +59,10 @@ export class Agent {
       await spool.close();
       throw err;
     }
-    let fw: Forwarder | undefined;
-    const ctx = buildContext(config, spool, log, () => fw?.notify());
-    fw = new Forwarder(spool, out, ctx.stats, log, { maxMessages: config.forwardBatchMessages ?? 1000, maxBytes: config.forwardBatchBytes ?? 4 << 20 });
+    const wake = { fw: undefined as Forwarder | undefined };
+    const ctx = buildContext(config, spool, log, () => wake.fw?.notify());
+    const fw = new Forwarder(spool, out, ctx.stats, log, { maxMessages: config.forwardBatchMessages ?? 1000, maxBytes: config.forwardBatchBytes ?? 4 << 20 });
+    wake.fw = fw;
     const agent = new Agent(ctx, fw);
     agent.startedAt = t0;
     return agent;

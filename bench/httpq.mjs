@@ -1,0 +1,222 @@
+#!/usr/bin/env node
+// HTTPQ benchmark: prints figures, asserts nothing. Run after `npm run build`:
+//   node bench/httpq.mjs [--quick]
+// Ports 21900-21999 on 127.0.0.1, data under $BENCH_DIR (default: a temp dir on the same filesystem as /tmp).
+import { spawn, execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, openSync, writeSync, fdatasyncSync, closeSync, unlinkSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const QUICK = process.argv.includes('--quick');
+const TARGET = QUICK ? 200_000 : 1_000_000;
+const dir = process.env.BENCH_DIR ?? mkdtempSync(path.join(os.tmpdir(), 'edgectl-bench-'));
+const sha = (s) => createHash('sha256').update(s).digest('hex');
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const fmt = (n) => Math.round(n).toLocaleString('en-US');
+const results = [];
+const report = (name, value, note = '') => { results.push([name, value, note]); console.log(`  ${name}: ${value}${note ? `  (${note})` : ''}`); };
+const children = new Set();
+process.on('exit', () => { for (const c of children) try { c.kill('SIGKILL'); } catch { /* already gone */ } });
+
+function rssMb(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : 0;
+}
+
+async function waitListening(port, ms = 30_000) {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    try { await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', body: 'x' }); return; } catch { /* not up yet */ }
+    await sleep(50);
+  }
+  throw new Error(`nothing listening on ${port}`);
+}
+
+async function waitHealthy(port, ms = 30_000) {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    try { if ((await fetch(`http://127.0.0.1:${port}/healthz`)).status) return; } catch { /* not up yet */ }
+    await sleep(20);
+  }
+  throw new Error(`agent on ${port} did not start`);
+}
+
+function agent(name, port, args, env = {}) {
+  const p = spawn(process.execPath, ['bin/run.js', 'agent', '--node', name, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${port + 1}`, '--heartbeat-seconds', '0', ...args],
+    { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_OPTIONS: '--max-semi-space-size=4', ...env } });
+  p.log = '';
+  p.stderr.setEncoding('utf8').on('data', (d) => { p.log += d; if (p.log.length > 100_000) p.log = p.log.slice(-50_000); });
+  children.add(p);
+  p.once('exit', () => children.delete(p));
+  return p;
+}
+
+async function stop(p, signal = 'SIGTERM') {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  const gone = new Promise((r) => p.once('exit', r));
+  p.kill(signal);
+  await gone;
+}
+
+async function status(port) {
+  return (await fetch(`http://127.0.0.1:${port + 1}/status`)).json();
+}
+
+function wrk(url, connections, seconds, lua) {
+  const script = path.join(dir, `wrk-${connections}.lua`);
+  writeFileSync(script, lua);
+  const out = execFileSync('wrk', ['-t', connections > 1 ? '2' : '1', '-c', String(connections), '-d', `${seconds}s`, '-s', script, url], { encoding: 'utf8' });
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
+  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
+  const total = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
+  return { rps, non2xx, total };
+}
+
+const postLua = (token, body) => `wrk.method = "POST"\nwrk.body = ${JSON.stringify(body)}\nwrk.headers["Authorization"] = "Bearer ${token}"\nwrk.headers["Content-Type"] = "application/json"\n`;
+
+function fsyncRate(where, ms = 2000) {
+  const f = path.join(where, 'fsync-probe');
+  const fd = openSync(f, 'w');
+  const b = Buffer.alloc(512, 1);
+  let n = 0;
+  const t0 = Date.now();
+  while (Date.now() - t0 < ms) { writeSync(fd, b); fdatasyncSync(fd); n++; }
+  closeSync(fd);
+  unlinkSync(f);
+  return n / ((Date.now() - t0) / 1000);
+}
+
+async function jetstreamRate(n, inflight, size) {
+  const { connect, StorageType } = await import('nats');
+  const nc = await connect({ servers: '127.0.0.1:4222' });
+  const jsm = await nc.jetstreamManager();
+  const stream = `EDGECTL_BENCH_JS_${randomBytes(3).toString('hex')}`;
+  await jsm.streams.add({ name: stream, subjects: [`${stream.toLowerCase()}.>`], storage: StorageType.File });
+  const js = nc.jetstream();
+  const body = Buffer.alloc(size, 120);
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: inflight }, async () => {
+    while (next < n) { const i = next++; await js.publish(`${stream.toLowerCase()}.x`, body, { msgID: `m${i}` }); }
+  }));
+  const rate = n / ((performance.now() - t0) / 1000);
+  await jsm.streams.delete(stream);
+  await nc.close();
+  return rate;
+}
+
+async function ndjsonRate(port, token, batches, perBatch, concurrency, size) {
+  const line = JSON.stringify({ v: 'x'.repeat(Math.max(0, size - 8)) });
+  const body = Array.from({ length: perBatch }, () => line).join('\n') + '\n';
+  let sent = 0, msgs = 0, failed = 0;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (sent < batches) {
+      sent++;
+      const r = await fetch(`http://127.0.0.1:${port}/v1/q/bulk`, { method: 'POST', body, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-ndjson' } });
+      await r.arrayBuffer();
+      if (r.status === 202) msgs += perBatch; else failed++;
+    }
+  }));
+  return { rate: msgs / ((performance.now() - t0) / 1000), msgs, failed };
+}
+
+async function main() {
+  console.log(`HTTPQ benchmark ${new Date().toISOString()} on ${os.cpus().length} CPUs, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}; data in ${dir}`);
+  const token = 'bench-token';
+  const tokenArgs = ['--token', `bench:${sha(token)}`, '--topic', 'bench/single', '--topic', 'bench/bulk', '--spool-bytes', String(8 * 2 ** 30)];
+
+  console.log('disk');
+  const fsync = fsyncRate(dir);
+  report('fdatasync/s on the spool filesystem', fmt(fsync));
+
+  console.log('ceiling: do-nothing Node HTTP server');
+  // Same shape as the agent: its own process, answering 202 with a small JSON body.
+  const noopProc = spawn(process.execPath, ['-e', `require('http').createServer((q,s)=>{q.resume();q.on('end',()=>{s.writeHead(202,{'content-type':'application/json'});s.end('{"id":"x"}')})}).listen(21990,'127.0.0.1')`], { stdio: 'ignore' });
+  children.add(noopProc);
+  await waitListening(21990);
+  const ceiling = wrk('http://127.0.0.1:21990/v1/q/single', 64, QUICK ? 3 : 5, postLua(token, '{"temp":21.5,"device":"d-0001"}'));
+  report('do-nothing Node server, 64 connections', `${fmt(ceiling.rps)} req/s`);
+  await stop(noopProc, 'SIGKILL');
+
+  console.log('NATS JetStream (file storage, acked publishes, 64 in flight, 32-byte bodies)');
+  const jsRate = await jetstreamRate(QUICK ? 20_000 : 50_000, 64, 32);
+  report('JetStream acked publish rate', `${fmt(jsRate)} msg/s`, 'JetStream does not fsync each ack by default');
+
+  console.log('edge agent: durable single POSTs (upstream absent, so only intake runs)');
+  const edgeData = path.join(dir, 'edge');
+  let edge = agent('bench-edge', 21910, ['--role', 'edge', '--data', edgeData, '--upstream', 'http://127.0.0.1:21920/v1/forward', ...tokenArgs]);
+  await waitHealthy(21911);
+  // The disk is shared: measure its fdatasync rate right before and after, next to the 1-connection run.
+  const fsBefore = fsyncRate(edgeData, 1500);
+  const one = wrk('http://127.0.0.1:21910/v1/q/single', 1, QUICK ? 3 : 5, postLua(token, '{"temp":21.5,"device":"d-0001"}'));
+  const fsAfter = fsyncRate(edgeData, 1500);
+  report('durable POSTs at 1 connection', `${fmt(one.rps)} acks/s`, `fdatasync/s on the same filesystem just before/after: ${fmt(fsBefore)}/${fmt(fsAfter)}; acks at 1 connection must not exceed it`);
+  const many = wrk('http://127.0.0.1:21910/v1/q/single', 64, QUICK ? 5 : 10, postLua(token, '{"temp":21.5,"device":"d-0001"}'));
+  report('durable POSTs at 64 connections', `${fmt(many.rps)} acks/s`, `${many.non2xx} non-2xx; ${(many.rps / jsRate).toFixed(2)}x JetStream, ${(many.rps / ceiling.rps * 100).toFixed(0)}% of the no-op ceiling`);
+
+  console.log('edge agent: NDJSON batches (1000 x ~64-byte messages per request, 4 concurrent)');
+  const nd = await ndjsonRate(21910, token, QUICK ? 100 : 300, 1000, 4, 64);
+  report('NDJSON batch intake', `${fmt(nd.rate)} msg/s`, `${fmt(nd.msgs)} messages, ${nd.failed} failed requests`);
+
+  console.log(`filling the edge spool to ${fmt(TARGET)} waiting messages`);
+  let peakFill = rssMb(edge.pid);
+  let depth = (await status(21910)).totals.depth;
+  while (depth < TARGET) {
+    const need = Math.min(100, Math.ceil((TARGET - depth) / 1000));
+    await ndjsonRate(21910, token, need, 1000, 4, 64);
+    peakFill = Math.max(peakFill, rssMb(edge.pid));
+    depth = (await status(21910)).totals.depth;
+  }
+  report('waiting in the edge spool', fmt(depth));
+  report('edge peak RSS while filling', `${peakFill.toFixed(0)} MB`);
+
+  console.log('restart with that backlog');
+  await stop(edge);
+  const t0 = performance.now();
+  edge = agent('bench-edge', 21910, ['--role', 'edge', '--data', edgeData, '--upstream', 'http://127.0.0.1:21920/v1/forward', ...tokenArgs]);
+  await waitHealthy(21911);
+  const restartMs = performance.now() - t0;
+  const startupMs = Number(/"startupMs":(\d+)/.exec(edge.log)?.[1] ?? NaN);
+  const st = await status(21910);
+  report('restart: process spawn to /healthz', `${fmt(restartMs)} ms`, 'includes Node + oclif start-up');
+  report('restart: spool open + listen inside the agent', `${fmt(startupMs)} ms`, `${fmt(st.totals.depth)} waiting, no scan`);
+  report('edge RSS after restart with the backlog', `${rssMb(edge.pid).toFixed(0)} MB`);
+
+  console.log('drain edge -> relay -> hub -> JetStream');
+  const stream = `EDGECTL_BENCH_${randomBytes(3).toString('hex')}`;
+  const prefix = stream.toLowerCase();
+  const hub = agent('bench-hub', 21930, ['--role', 'hub', '--data', path.join(dir, 'hub'), '--sink', `nats://127.0.0.1:4222?stream=${stream}&prefix=${prefix}`]);
+  const relay = agent('bench-relay', 21920, ['--role', 'relay', '--data', path.join(dir, 'relay'), '--upstream', 'http://127.0.0.1:21930/v1/forward']);
+  await waitHealthy(21931);
+  await waitHealthy(21921);
+  const { connect } = await import('nats');
+  const nc = await connect({ servers: '127.0.0.1:4222' });
+  const jsm = await nc.jetstreamManager();
+  const inStream = async () => { try { return (await jsm.streams.info(stream)).state.messages; } catch { return 0; } };
+  const window = QUICK ? 15_000 : 30_000;
+  let peakDrain = 0;
+  const d0 = performance.now();
+  const startCount = await inStream();
+  while (performance.now() - d0 < window) {
+    await sleep(1000);
+    peakDrain = Math.max(peakDrain, rssMb(edge.pid));
+  }
+  const moved = (await inStream()) - startCount;
+  const secs = (performance.now() - d0) / 1000;
+  report('drain rate edge -> relay -> hub -> JetStream', `${fmt(moved / secs)} msg/s`, `${fmt(moved)} messages in ${secs.toFixed(0)} s`);
+  report('edge peak RSS while draining', `${peakDrain.toFixed(0)} MB`);
+  await jsm.streams.delete(stream).catch(() => {});
+  await nc.close();
+  for (const p of [edge, relay, hub]) await stop(p);
+
+  console.log('\nsummary');
+  for (const [k, v, n] of results) console.log(`| ${k} | ${v} | ${n} |`);
+  console.log(`load average at the end: ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  if (!process.env.BENCH_DIR) rmSync(dir, { recursive: true, force: true });
+}
+
+main().catch((err) => { console.error(err); process.exitCode = 1; });
