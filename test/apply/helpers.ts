@@ -7,8 +7,11 @@ import { execa } from 'execa';
 export const BIN = join(import.meta.dirname, '..', '..', 'bin', 'run.js');
 
 /** Runs the real CLI (built: `npm run build`), never through a TTY. */
-export async function cli(args: string[], opts: { input?: string } = {}) {
-  const r = await execa(process.execPath, [BIN, ...args], { reject: false, env: { NO_COLOR: '1', EDGECTL_DEBUG: '' }, input: opts.input ?? '', timeout: 120_000 });
+export async function cli(args: string[], opts: { input?: string; home?: string } = {}) {
+  const env: Record<string, string> = { NO_COLOR: '1', EDGECTL_DEBUG: '' };
+  // Over SSH: an empty HOME and no agent, so the user's ~/.ssh never takes part in a test.
+  if (opts.home) Object.assign(env, { HOME: opts.home, SSH_AUTH_SOCK: '' });
+  const r = await execa(process.execPath, [BIN, ...args], { reject: false, env, input: opts.input ?? '', timeout: 120_000 });
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 

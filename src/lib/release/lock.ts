@@ -69,13 +69,27 @@ export async function releaseLock(t: Transport, root: string, line: string): Pro
   await runScript(t, UNLOCK_SCRIPT, [layout(root).root, line], { timeoutMs: 30_000 });
 }
 
+/**
+ * Stale: past its expiry, or taken from this very machine by a process that no longer exists
+ * (an apply killed, or whose connection died before it could unlock): no need to wait then.
+ */
 function isExpired(raw: string, now: number): boolean {
   if (!raw) return false; // being written right now: not ours to break
   try {
     const h = JSON.parse(raw) as LockHolder;
     const exp = Date.parse(h.expires);
-    return Number.isFinite(exp) && exp < now;
+    if (Number.isFinite(exp) && exp < now) return true;
+    return h.host === hostname() && h.pid !== process.pid && Number.isInteger(h.pid) && h.pid > 0 && !alive(h.pid);
   } catch {
     return false;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
