@@ -1,6 +1,7 @@
 import { mkdir, unlink, writeFile } from 'node:fs/promises';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { execa } from 'execa';
 
 /** Process, slot and wait utilities of the test lab (hosts.ts). */
@@ -17,10 +18,16 @@ export async function takeSlot(): Promise<number> {
         await writeFile(f, String(process.pid), { flag: 'wx' });
         return s;
       } catch {
-        const pid = Number(readFileSync(f, 'utf8').trim() || 0);
+        let pid = 0;
+        try {
+          pid = Number(readFileSync(f, 'utf8').trim() || 0);
+        } catch {
+          /* released meanwhile */
+        }
         if (pid && !alive(pid)) {
           await cleanSlot(s);
           await unlink(f).catch(() => {});
+          s--; // and take it
         }
       }
     }
@@ -38,6 +45,20 @@ export async function cleanSlot(s: number): Promise<void> {
     for (const pid of String(pids.stdout).split('\n').filter(Boolean)) signal(Number(pid), 'SIGKILL');
     await execa('ip', ['netns', 'del', ns], { reject: false });
   }
+  // Its root-namespace sshds (and daemons) name its directory, and would hold the slot's ports.
+  const mark = join(tmpdir(), `ec-lab${s}-`);
+  const procs = listProcs();
+  const doomed = new Set(procs.filter((p) => p.pid !== process.pid && readCmdline(p.pid).includes(mark)).map((p) => p.pid));
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const p of procs) {
+      if (doomed.has(p.ppid) && !doomed.has(p.pid)) {
+        doomed.add(p.pid);
+        grew = true;
+      }
+    }
+  }
+  for (const pid of doomed) signal(pid, 'SIGKILL');
 }
 
 export function readCmdline(pid: number): string {

@@ -1,6 +1,11 @@
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { createLab } from '../helpers/hosts.js';
+import { SLOT_DIR } from '../helpers/lab-util.js';
 
 /** The lab itself: close() leaves no process, namespace or slot behind, daemons included. */
 it('close() kills sshd, tunnels and daemons started inside the hosts, and deletes the namespaces', async () => {
@@ -40,3 +45,36 @@ function alive(pid: number): boolean {
     return false;
   }
 }
+
+it("a lab whose test process died is cleaned up when its slot is reclaimed: processes, namespaces, ports", async () => {
+  await mkdir(SLOT_DIR, { recursive: true });
+  // A pid that is surely dead: a child that has exited.
+  const dead = spawn('true');
+  await new Promise((r) => dead.once('exit', r));
+  let slot = 0;
+  for (; slot < 32; slot++) {
+    try {
+      await writeFile(`${SLOT_DIR}/${slot}`, String(dead.pid), { flag: 'wx' });
+      break;
+    } catch {
+      /* taken */
+    }
+  }
+  const ns = `ec-s${slot}-n0`;
+  execFileSync('ip', ['netns', 'add', ns]);
+  const inNs = spawn('ip', ['netns', 'exec', ns, 'sleep', '600'], { stdio: 'ignore', detached: true });
+  const fakeDir = await mkdtemp(join(tmpdir(), `ec-lab${slot}-`));
+  const inRoot = spawn('sh', ['-c', 'sleep 600; :', `${fakeDir}/sshd_config`], { stdio: 'ignore', detached: true });
+  await new Promise((r) => setTimeout(r, 200));
+  expect([alive(inNs.pid!), alive(inRoot.pid!)]).toEqual([true, true]);
+  const child = Number(execFileSync('pgrep', ['-P', String(inRoot.pid)]).toString().trim());
+  expect(alive(child)).toBe(true);
+  const lab = await createLab();
+  try {
+    await expect.poll(() => [alive(inNs.pid!), alive(inRoot.pid!), alive(child)], { timeout: 5000 }).toEqual([false, false, false]);
+    await expect.poll(() => readFileSync('/proc/self/mounts', 'utf8').includes(`/run/netns/${ns} `), { timeout: 5000 }).toBe(false);
+  } finally {
+    await lab.close();
+    await rm(fakeDir, { recursive: true, force: true });
+  }
+});
