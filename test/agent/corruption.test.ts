@@ -34,7 +34,7 @@ async function sinkIds(file: string): Promise<string[]> {
   return text.trim().split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { id: string }).id);
 }
 
-describe('corruption', () => {
+describe('corruption', { timeout: 240_000 }, () => {
   it('a store whose every file is garbage is kept in quarantine, repaired or replaced, reported, and serves', async () => {
     const data = path.join(dir, 'a');
     const sink = path.join(dir, 'a.jsonl');

@@ -21,7 +21,7 @@ beforeAll(async () => {
   procs.relay = await startAgent('relay-c', 21220, 21221, ['--role', 'relay', '--data', path.join(dir, 'relay'), '--upstream', 'http://127.0.0.1:21230/v1/forward', ...common]);
   procs.edge = await startAgent('edge-c', 21210, 21211, ['--role', 'edge', '--data', path.join(dir, 'edge'), '--upstream', 'http://127.0.0.1:21220/v1/forward',
     '--token', `acme:${sha('tok')}`, ...TOPICS.map((t) => `--topic=acme/${t}`), ...common]);
-}, 60_000);
+}, 300_000);
 
 afterAll(async () => {
   await killAll();

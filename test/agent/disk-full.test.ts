@@ -20,7 +20,7 @@ beforeAll(async () => {
   await writeFile(path.join(mnt, 'filler'), Buffer.alloc(4 << 20, 1));
   edge = await startAgent('edge-d', 21510, 21511, ['--role', 'edge', '--data', path.join(mnt, 'data'), '--upstream', 'http://127.0.0.1:21530/v1/forward',
     '--token', `acme:${sha('tok')}`, '--topic', 'acme/t', '--heartbeat-seconds', '0']);
-}, 60_000);
+}, 300_000);
 
 afterAll(async () => {
   await killAll();

@@ -29,7 +29,7 @@ export async function startAgent(name: string, port: number, adminPort: number, 
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => { a.log.push(d); if (a.log.length > 2000) a.log.splice(0, 1000); });
   running.add(a);
   proc.once('exit', () => running.delete(a));
-  if (opts.waitHealthy !== false) await waitFor(async () => (await fetch(`http://127.0.0.1:${adminPort}/healthz`).catch(() => undefined))?.status !== undefined, 20_000, `${name} to start\n${a.log.join('')}`);
+  if (opts.waitHealthy !== false) await waitFor(async () => (await fetch(`http://127.0.0.1:${adminPort}/healthz`).catch(() => undefined))?.status !== undefined, 90_000, `${name} to start\n${a.log.join('')}`);
   return a;
 }
 

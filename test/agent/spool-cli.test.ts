@@ -28,14 +28,14 @@ beforeAll(async () => {
   for (const [t, b] of [['a', 'one'], ['a', 'two'], ['b', Buffer.from([0xff, 0x00, 0x10])]] as const) {
     expect((await post(edge.port, t, b, { authorization: 'Bearer tok' })).status).toBe(202);
   }
-}, 60_000);
+}, 300_000);
 
 afterAll(async () => {
   await killAll();
   await rm(dir, { recursive: true, force: true });
 });
 
-describe('edgectl spool (through the admin API)', () => {
+describe('edgectl spool (through the admin API)', { timeout: 120_000 }, () => {
   it('status shows depth per tenant and topic, as a table and as JSON', async () => {
     const j = await cli('status', '--admin', ADMIN, '--json');
     expect(j.code).toBe(0);

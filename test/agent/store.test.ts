@@ -57,6 +57,14 @@ describe('spool queue contract', () => {
     expect((await spool.status())[0].depth).toBe(20);
   });
 
+  it("reads the agent's own queue first, so a backlog of device data never starves heartbeats", async () => {
+    for (let i = 0; i < 20; i++) await spool.append('acme', 'bulk', Array.from({ length: 50 }, () => msg('data')));
+    await spool.append('_agent', 'heartbeat', [msg('beat')]);
+    const b = await spool.readBatch(10, 1 << 20, new Set(['_agent']));
+    expect(b.items[0].msg.tenant).toBe('_agent');
+    expect(b.items).toHaveLength(10);
+  });
+
   it('NDJSON-style multi-message appends are all or nothing and quota rejects whole batches', async () => {
     const ids = await spool.append('acme', 't', [msg('a'), msg('b'), msg('c')], { quotaBytes: 10_000 });
     expect(ids).toHaveLength(3);

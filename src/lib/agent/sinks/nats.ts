@@ -37,6 +37,8 @@ export class NatsSink implements Deliverer {
   private nc?: NatsConnection;
   private js?: JetStreamClient;
   duplicates = 0;
+  /** After start-up or a failed batch: check what already reached the stream before publishing again. */
+  private verify = true;
 
   constructor(private opts: NatsSinkOptions, private log: Logger) {
     this.name = `nats:${opts.servers}/${opts.stream}`;
@@ -64,7 +66,15 @@ export class NatsSink implements Deliverer {
       js = await this.ready();
     } catch (err) {
       await this.reset();
+      this.verify = true;
       throw new DeliveryError(`NATS: ${errorMessage(err)}`, undefined, { cause: err });
+    }
+    if (this.verify) {
+      try {
+        msgs = await this.skipPublished(msgs);
+      } catch (err) {
+        throw new DeliveryError(`JetStream lookup failed: ${errorMessage(err)}`, undefined, { cause: err });
+      }
     }
     const { headers } = await import('nats');
     const acks = msgs.map((m) => {
@@ -75,8 +85,42 @@ export class NatsSink implements Deliverer {
     });
     const results = await Promise.allSettled(acks);
     const failed = results.find((r) => r.status === 'rejected');
-    if (failed) throw new DeliveryError(`JetStream publish failed: ${errorMessage((failed as PromiseRejectedResult).reason)}`);
+    if (failed) {
+      this.verify = true;
+      throw new DeliveryError(`JetStream publish failed: ${errorMessage((failed as PromiseRejectedResult).reason)}`);
+    }
+    this.verify = false;
     for (const r of results) if (r.status === 'fulfilled' && r.value.duplicate) this.duplicates++;
+  }
+
+  /**
+   * Nats-Msg-Id dedupe only lasts the stream's duplicate window. A batch published just before a
+   * crash (acked by JetStream, not yet deleted here) may be retried much later, so first ask the
+   * stream for the last message of each subject: if it is in this batch, it and everything before
+   * it (same subject, same order) are already there. Exact for one hub per subject.
+   */
+  private async skipPublished(msgs: SpoolMessage[]): Promise<SpoolMessage[]> {
+    const jsm = await this.nc!.jetstreamManager();
+    const bySubject = new Map<string, number[]>();
+    msgs.forEach((m, i) => {
+      const subj = `${this.opts.prefix}.${m.tenant}.${m.topic}`;
+      bySubject.set(subj, [...(bySubject.get(subj) ?? []), i]);
+    });
+    const skip = new Set<number>();
+    for (const [subj, idx] of bySubject) {
+      let last: string | undefined;
+      try {
+        last = (await jsm.streams.getMessage(this.opts.stream, { last_by_subj: subj })).header?.get('Nats-Msg-Id');
+      } catch (err) {
+        if (/no message found|not found/i.test(errorMessage(err))) continue;
+        throw err;
+      }
+      const pos = idx.findIndex((i) => msgs[i].id === last);
+      for (const i of idx.slice(0, pos + 1)) skip.add(i);
+    }
+    if (skip.size > 0) this.log.info('skipping messages already in JetStream', { count: skip.size });
+    this.duplicates += skip.size;
+    return msgs.filter((_, i) => !skip.has(i));
   }
 
   private async reset(): Promise<void> {

@@ -1,0 +1,46 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import { depth, killAll, sha, startAgent, stopAgent, waitFor } from './helpers.js';
+import { deleteStream, readStream } from './nats-read.js';
+import { encodeBatch } from '../../src/lib/agent/forward/wire.js';
+
+// JetStream's Nats-Msg-Id dedupe lasts only its duplicate window (1 s here). A batch retried after
+// the window (a hub that crashed between the JetStream ack and its delete, and stayed down) must
+// still not be published twice: the hub checks the subject's last message first.
+const RUN = randomBytes(4).toString('hex');
+const STREAM = `EDGECTL_SINK_${RUN}`;
+const PREFIX = `edgectlsink_${RUN}`;
+let dir: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'edgectl-natssink-'));
+});
+afterAll(async () => {
+  await killAll();
+  await deleteStream(STREAM);
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('nats sink', { timeout: 240_000 }, () => {
+  it('publishes subject <prefix>.<tenant>.<topic> with Nats-Msg-Id, and never twice even past the duplicate window', async () => {
+    const sink = `nats://127.0.0.1:4222?stream=${STREAM}&prefix=${PREFIX}&duplicateWindow=1`;
+    const msgs = Array.from({ length: 5 }, (_, i) => ({ id: `e9:${RUN}:${i + 1}`, tenant: 'acme', topic: 'ev', contentType: 'text/plain', ts: Date.now(), body: Buffer.from(`m${i}`) }));
+    const forward = (port: number, n: number) => fetch(`http://127.0.0.1:${port}/v1/forward`, { method: 'POST', body: encodeBatch(msgs.slice(0, n)), headers: { 'content-type': 'application/vnd.edgectl.batch', authorization: 'Bearer hop' } });
+    const args = (d: string) => ['--role', 'hub', '--data', path.join(dir, d), '--sink', sink, '--accept-forward', sha('hop'), '--heartbeat-seconds', '0'];
+    const a = await startAgent('hub-n1', 21710, 21711, args('a'));
+    expect((await forward(21710, 3)).status).toBe(200);
+    await waitFor(async () => (await depth(a)) === 0, 20_000, 'first delivery');
+    await stopAgent(a);
+    await new Promise((r) => setTimeout(r, 2500)); // past the duplicate window
+    // A second hub with an empty dedupe window gets the same three again, plus two new ones.
+    const b = await startAgent('hub-n2', 21720, 21721, args('b'));
+    expect(await (await forward(21720, 5)).json()).toEqual({ accepted: 5, duplicates: 0 });
+    await waitFor(async () => (await depth(b)) === 0, 20_000, 'second delivery');
+    const got = await readStream(STREAM);
+    expect(got.map((m) => [m.subject, m.id, m.body])).toEqual(msgs.map((m, i) => [`${PREFIX}.acme.ev`, m.id, `m${i}`]));
+    expect(b.log.join('')).toMatch(/skipping messages already in JetStream/);
+  });
+});
