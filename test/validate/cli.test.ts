@@ -8,7 +8,8 @@ const ANSI = /\u001b\[/;
 
 afterAll(cleanTemps);
 
-describe('edgectl validate (process)', () => {
+// Generous timeouts: on a loaded 2-core CI machine each CLI process can take seconds to start.
+describe('edgectl validate (process)', { timeout: 240_000 }, () => {
   let bad: string;
   let warn: string;
   beforeAll(async () => {
@@ -96,7 +97,7 @@ describe('edgectl validate (process)', () => {
   });
 });
 
-describe('--rev and the working tree of a git repo', () => {
+describe('--rev and the working tree of a git repo', { timeout: 240_000 }, () => {
   let repo: string;
   let first: string;
   beforeAll(async () => {
@@ -150,7 +151,7 @@ describe('--rev and the working tree of a git repo', () => {
   });
 });
 
-describe('edgectl init', () => {
+describe('edgectl init', { timeout: 240_000 }, () => {
   it('creates a git repo from the packaged example that validate accepts, from any cwd', async () => {
     const parent = await tempDir('init');
     const r = cli(['init', 'my-fleet'], { cwd: parent });

@@ -85,7 +85,8 @@ function source(files: SourceFile[]): FleetSource {
 
 const ITERATIONS = 400;
 
-describe('fuzz: fleet.example mutated at random', () => {
+// Generous timeouts: on a loaded 2-core CI machine a CLI process can take seconds to start.
+describe('fuzz: fleet.example mutated at random', { timeout: 300_000 }, () => {
   it(`${ITERATIONS} mutated fleets in-process: no throw, no hang, every problem located, valid means injection-free`, () => {
     const rules = new Map<string, number>();
     let valid = 0;
@@ -102,7 +103,7 @@ describe('fuzz: fleet.example mutated at random', () => {
       } catch (e) {
         throw new Error(`${ctx}: threw ${(e as Error).stack}`);
       }
-      expect(performance.now() - t, ctx).toBeLessThan(5000);
+      expect(performance.now() - t, ctx).toBeLessThan(15_000); // a hang detector, not a speed goal
       const paths = new Set([...files.map((f) => f.path), '.']);
       for (const p of r.problems) {
         expect(paths.has(p.file), ctx).toBe(true);

@@ -72,7 +72,7 @@ const CASES: Record<string, Case> = {
 
 afterAll(cleanTemps);
 
-describe('each rule, on fleet.example with one mutation', () => {
+describe('each rule, on fleet.example with one mutation', { timeout: 120_000 }, () => {
   it('fleet.example itself is valid, without warnings', async () => {
     const r = await validateDir(await exampleCopy());
     expect(r.problems).toEqual([]);
