@@ -66,7 +66,7 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-describe('apply core', () => {
+describe('apply core', { timeout: 120_000 }, () => {
   it('an upload that dies midway leaves the node unchanged, and the next apply succeeds', async () => {
     const before = await current();
     apps = apps.map((a) => ({ ...a, html: a.name === 'web' ? 'v2\n' : 'y'.repeat(300_000) }));

@@ -19,7 +19,7 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-describe('apply --local on fleet.example', () => {
+describe('apply --local on fleet.example', { timeout: 180_000 }, () => {
   it('applies every node, serves the placed apps, then finds nothing to do', async () => {
     const flags = ['--fleet', EXAMPLE, '--local', join(dir, 'nodes'), '--local-port-base', String(BASE), '--local-address', ADDR];
     const r = await cli(['apply', ...flags, '--yes', '--json']);

@@ -44,7 +44,7 @@ async function setApp(name: string, patch: Partial<TestApp>) {
   await writeApps(fleet, apps);
 }
 
-describe('apply --local (real nginx per node)', () => {
+describe('apply --local (real nginx per node)', { timeout: 180_000 }, () => {
   it('first apply: every node serves each app placed on it, and only those', async () => {
     const plan = await cli(['plan', ...local(), '--detailed-exitcode']);
     expect(plan.code, plan.stderr).toBe(2);

@@ -68,7 +68,7 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-describe('apply over SSH through a relay', () => {
+describe('apply over SSH through a relay', { timeout: 180_000 }, () => {
   it('the edges cannot be reached directly: only through relay-1', async () => {
     const r = await lab.execIn(undefined, ['curl', '-s', '-m', '2', `http://${e1.address}:${e1.port}/`]);
     expect(r.code).not.toBe(0);
