@@ -29,6 +29,11 @@ Exit status: 0 after a clean stop, 1 when the configuration is invalid or the so
     'max-message-bytes': Flags.integer({ summary: 'Largest single message (bytes)' }),
     'request-timeout-ms': Flags.integer({ summary: 'Time a client has to send its whole request (default 30000)' }),
     'heartbeat-seconds': Flags.integer({ summary: 'Interval of the agent\'s own heartbeat messages (0 = off)' }),
+    'max-batch-bytes': Flags.integer({ summary: 'Largest NDJSON batch body (bytes)' }),
+    'max-batch-messages': Flags.integer({ summary: 'Most lines in one NDJSON batch' }),
+    'forward-batch-messages': Flags.integer({ summary: 'Most messages per forwarded batch (default 1000)' }),
+    'forward-batch-bytes': Flags.integer({ summary: 'Most bytes per forwarded batch (default 4 MiB)' }),
+    'dedupe-window': Flags.integer({ summary: 'Message ids remembered for dedupe at this hop (default 1000000)' }),
     'log-level': Flags.string({ summary: 'Minimum log level', options: ['debug', 'info', 'warn', 'error'], default: 'info' }),
   };
 
@@ -42,6 +47,8 @@ Exit status: 0 after a clean stop, 1 when the configuration is invalid or the so
       config: f.config, node: f.node, role: f.role, listen: f.listen, admin: f.admin, data: f.data, upstream: f.upstream, sink: f.sink,
       credentialFile: f['credential-file'], acceptForward: f['accept-forward'], token: f.token, topic: f.topic, spoolBytes: f['spool-bytes'],
       maxMessageBytes: f['max-message-bytes'], requestTimeoutMs: f['request-timeout-ms'], heartbeatSeconds: f['heartbeat-seconds'],
+      maxBatchBytes: f['max-batch-bytes'], maxBatchMessages: f['max-batch-messages'], forwardBatchMessages: f['forward-batch-messages'],
+      forwardBatchBytes: f['forward-batch-bytes'], dedupeWindow: f['dedupe-window'],
     });
     const log = jsonLogger((line) => process.stderr.write(line), f['log-level'] as 'info');
     const agent = await Agent.create(config, log);

@@ -104,9 +104,13 @@ export class Agent {
           if (topic.ttlSeconds) await spool.removeOldest(spool.queue(t.name, topic.name), { olderThan: now - topic.ttlSeconds * 1000 }, 'expired');
         }
       }
+      // Up to 100,000 evictions per tick per window, so the window keeps up with fast intake.
       for (const w of [spool.dedupe, spool.idempotency]) {
-        const ops = await w.evictOps(spool.db);
-        if (ops.length > 0) await spool.commit(ops);
+        for (let i = 0; i < 5; i++) {
+          const ops = await w.evictOps(spool.db, 20_000);
+          if (ops.length === 0) break;
+          await spool.commit(ops);
+        }
       }
       await spool.compactIfDue();
       const every = (config.heartbeatSeconds ?? 30) * 1000;

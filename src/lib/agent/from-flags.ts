@@ -21,6 +21,11 @@ export interface AgentFlags {
   maxMessageBytes?: number;
   requestTimeoutMs?: number;
   heartbeatSeconds?: number;
+  maxBatchBytes?: number;
+  maxBatchMessages?: number;
+  forwardBatchMessages?: number;
+  forwardBatchBytes?: number;
+  dedupeWindow?: number;
 }
 
 type Raw = Record<string, unknown> & { tenants?: Record<string, unknown>[] };
@@ -61,6 +66,8 @@ export async function resolveAgentConfig(f: AgentFlags): Promise<AgentConfig> {
   set('node', f.node); set('role', f.role); set('listen', f.listen); set('admin', f.admin); set('dataDir', f.data);
   set('sink', f.sink); set('credentialFile', f.credentialFile); set('maxMessageBytes', f.maxMessageBytes);
   set('requestTimeoutMs', f.requestTimeoutMs); set('heartbeatSeconds', f.heartbeatSeconds);
+  set('maxBatchBytes', f.maxBatchBytes); set('maxBatchMessages', f.maxBatchMessages); set('dedupeWindow', f.dedupeWindow);
+  set('forwardBatchMessages', f.forwardBatchMessages); set('forwardBatchBytes', f.forwardBatchBytes);
   if (f.upstream?.length) raw.upstreams = f.upstream;
   if (f.acceptForward?.length) raw.acceptForward = f.acceptForward;
   const spoolBytes = f.spoolBytes ?? 1 << 30;

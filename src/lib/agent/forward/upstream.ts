@@ -11,7 +11,10 @@ import { errorMessage } from '../../errors.js';
  * Upstreams are tried in failover order; after a failover the first one is tried again every 30 s.
  */
 export class UpstreamDeliverer implements Deliverer {
-  readonly name = 'upstream';
+  get name(): string {
+    return this.lastUsed || 'upstream';
+  }
+
   private pools = new Map<string, Dispatcher>();
   private current = 0;
   private primaryAgainAt = 0;
