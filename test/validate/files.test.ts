@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { fastDocuments } from '../../src/lib/fleet/fast-yaml.js';
+import { validateText } from '../../src/lib/output/validate-report.js';
 import { cleanTemps, exampleCopy, EXAMPLE, tempDir, validateDir } from './helpers.js';
 
 afterAll(cleanTemps);
@@ -43,6 +44,18 @@ describe('file-level rules', { timeout: 120_000 }, () => {
       expect(mine.length).toBeGreaterThan(0);
       expect(mine[0].rule).toMatch(/^yaml-(too-deep|syntax)$/);
     }
+  });
+
+  it('many problems in one big file: reported and rendered without rescanning the file for each', async () => {
+    const docs = Array.from({ length: 20_000 }, (_, i) => `apiVersion: edgectl/v1\nkind: Node\nmetadata: { name: n${i} }\nspec: { role: edge, address: "bad address ${i}" }\n`);
+    const t = Date.now();
+    const { r, mine } = await withFile('many.yaml', docs.join('---\n'));
+    const text = validateText(r);
+    expect(Date.now() - t).toBeLessThan(60_000);
+    expect(mine).toHaveLength(20_000);
+    expect(mine[19_999]).toMatchObject({ line: 5 * 20_000 - 1, path: 'spec.address' });
+    expect(text).toContain(`many.yaml:${5 * 20_000 - 1}:30 error spec.address: must be an IP address or a hostname`);
+    expect(text).toContain('spec: { role: edge, address: "bad address 19999" }');
   });
 
   it('duplicate-key is reported in the slow path too (a file with an anchor)', async () => {

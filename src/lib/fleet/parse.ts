@@ -33,11 +33,12 @@ class FileTree {
     return this.tree;
   }
 
+  private nonEmptyDocs?: Document[];
+
   /** The `k`-th document that has content (empty documents are never fleet documents). */
   nonEmpty(k: number): Document | undefined {
-    let seen = 0;
-    for (const d of this.get().docs) if (!isEmptyDoc(d) && seen++ === k) return d;
-    return undefined;
+    this.nonEmptyDocs ??= this.get().docs.filter((d) => !isEmptyDoc(d));
+    return this.nonEmptyDocs[k];
   }
 }
 

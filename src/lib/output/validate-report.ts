@@ -47,11 +47,11 @@ function severityOf(p: Problem, strict: boolean): 'error' | 'warning' {
 }
 
 /** One problem: location, message, the offending source line with a caret, and the hint. */
-export function problemText(p: Problem, text: string | undefined, c: Paint = plain, opts: ReportOptions = {}): string {
+export function problemText(p: Problem, text: string | undefined, c: Paint = plain, opts: ReportOptions = {}, index: LineIndex = new Map()): string {
   const error = severityOf(p, opts.strict ?? false) === 'error';
   const sev = error ? c.red('error') : c.yellow('warning');
   const lines = [`${c.bold(`${safeLine(joinPath(opts.prefix, p.file))}:${p.line}:${p.column}`)} ${sev} ${p.path ? c.cyan(safeLine(p.path)) + ': ' : ''}${safeLine(p.message)} ${c.dim(`[${p.rule}]`)}`];
-  const src = text === undefined ? undefined : sourceLine(text, p.line);
+  const src = text === undefined ? undefined : sourceLine(text, p.line, index);
   if (src !== undefined) {
     const num = String(p.line);
     const shown = safeLine(src.length > 200 ? src.slice(0, 200) + '…' : src);
@@ -62,17 +62,21 @@ export function problemText(p: Problem, text: string | undefined, c: Paint = pla
   return lines.join('\n');
 }
 
-/** The n-th line (1-based) without splitting the whole file: files can be megabytes. */
-function sourceLine(text: string, n: number): string | undefined {
-  let start = 0;
-  for (let i = 1; i < n; i++) {
-    const nl = text.indexOf('\n', start);
-    if (nl < 0) return undefined;
-    start = nl + 1;
+/** Line start offsets per file text, kept for one report: a file with many problems is scanned once. */
+type LineIndex = Map<string, number[]>;
+
+/** The n-th line (1-based) of a file. */
+function sourceLine(text: string, n: number, index: LineIndex): string | undefined {
+  let starts = index.get(text);
+  if (!starts) {
+    starts = [0];
+    for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) starts.push(i + 1);
+    index.set(text, starts);
   }
-  const end = text.indexOf('\n', start);
-  const line = text.slice(start, end < 0 ? undefined : end);
-  return line === '' && start >= text.length ? undefined : line;
+  const start = starts[n - 1];
+  if (start === undefined || (start >= text.length && n > 1)) return undefined;
+  const end = starts[n] === undefined ? text.length : starts[n] - 1;
+  return text.slice(start, end);
 }
 
 export function isValid(r: ValidationResult, strict: boolean): boolean {
@@ -81,7 +85,8 @@ export function isValid(r: ValidationResult, strict: boolean): boolean {
 
 export function validateText(r: ValidationResult, c: Paint = plain, opts: ReportOptions = {}): string {
   const out: string[] = [];
-  for (const p of r.problems) out.push(problemText(p, r.texts.get(p.file), c, opts), '');
+  const index: LineIndex = new Map();
+  for (const p of r.problems) out.push(problemText(p, r.texts.get(p.file), c, opts, index), '');
   const { counts } = r;
   const what = `${plural(counts.files, 'file')}, ${plural(counts.nodes, 'node')}, ${plural(counts.apps, 'app')}, ${plural(counts.tenants, 'tenant')}`;
   if (isValid(r, opts.strict ?? false)) {
