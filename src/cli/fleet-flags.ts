@@ -60,7 +60,7 @@ export async function fleetDeps(flags: TargetFlagValues, version: string) {
     logger,
     now: () => new Date(),
     edgectlVersion: version,
-    connect: (model: import('../lib/fleet/model.js').FleetModel) => createConnector({ model, fleetRoot: flags.fleet, identity: flags.identity, acceptNew: flags['accept-new'], localRoot, logger }),
+    connect: (model: import('../lib/fleet/model.js').FleetModel, lr?: string) => createConnector({ model, fleetRoot: flags.fleet, identity: flags.identity, acceptNew: flags['accept-new'], localRoot: lr ?? localRoot, logger }),
   };
   const target = {
     fleet: flags.fleet,

@@ -191,7 +191,8 @@ describe('apply --local (real nginx per node)', { timeout: 180_000 }, () => {
     // Someone rolls e1 back meanwhile: the plan was made against another release.
     const rb = await cli(['rollback', ...local(), '--node', 'e1', '--yes']);
     expect(rb.code, rb.stdout + rb.stderr).toBe(0);
-    const r = await cli(['apply', planFile, ...local(), '--yes', '--json', '--max-failures', '100%']);
+    // A plan made in local mode stays in local mode: no --local needed to apply it.
+    const r = await cli(['apply', planFile, '--fleet', fleet, '--yes', '--json', '--max-failures', '100%']);
     expect(r.code).toBe(1);
     const rep = json(r);
     expect(rep.nodes.find((n: any) => n.node === 'e1')).toMatchObject({ outcome: 'stale', step: 'stale' });

@@ -33,5 +33,5 @@ export async function openSavedPlan(deps: FleetDeps, text: string, file: string,
   const known = new Set(model.nodes.map((n) => n.name));
   const { EdgectlError } = await import('../errors.js');
   for (const n of plan.nodes) if (!known.has(n.node)) throw new EdgectlError('EDGECTL_USAGE', `${file}: node ${n.node} is not in the fleet at ${fleetDir}`);
-  return { plan, bundles, connector: deps.connect(model), model };
+  return { plan, bundles, connector: deps.connect(model, plan.local?.root), model };
 }

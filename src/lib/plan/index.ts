@@ -14,8 +14,8 @@ export interface FleetDeps {
   logger: Logger;
   now: () => Date;
   edgectlVersion: string;
-  /** Opens transports for the (possibly local-mode) model. */
-  connect: (model: FleetModel) => Connector;
+  /** Opens transports for the (possibly local-mode) model; localRoot: every node is <localRoot>/<node>. */
+  connect: (model: FleetModel, localRoot?: string) => Connector;
 }
 
 export interface TargetOptions {
