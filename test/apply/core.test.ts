@@ -12,6 +12,8 @@ import { kongDiff } from '../../src/lib/plan/kong-diff.js';
 import { stageRelease, noTransfer } from '../../src/lib/release/stage.js';
 import { switchCurrent } from '../../src/lib/release/switch.js';
 import { resetToWork } from '../../src/lib/reset/index.js';
+import { acquireLock, keepLock, makeHolder, releaseLock } from '../../src/lib/release/lock.js';
+import { LocalTransport } from '../../src/lib/transport/local.js';
 import { createConnector, type Connector } from '../../src/lib/transport/connect.js';
 import type { Transport } from '../../src/lib/transport/types.js';
 import { get, killNginx, nginxPid, writeApps, writeTestFleet, type TestApp } from './helpers.js';
@@ -150,6 +152,29 @@ describe('apply core', { timeout: 120_000 }, () => {
     const r3 = await resetToWork(join(root, 'n1'), { check });
     expect(r3).toMatchObject({ release: 'unchanged', nginx: 'started' });
     expect((await get(ADDR, BASE, 'www.acme.test')).body).toBe('v2\n');
+  });
+});
+
+describe('node lock', () => {
+  it('is renewed while held, released only by its holder, and refused to others naming the holder', async () => {
+    const r = join(dir, 'locktest');
+    await mkdir(r, { recursive: true });
+    const t = new LocalTransport('lk', r);
+    const line = await acquireLock(t, r, makeHolder('edgectl apply', 60_000));
+    const first = JSON.parse(line).expires;
+    const keeper = keepLock(t, r, line, { everyMs: 100, ttlMs: 120_000 });
+    await new Promise((ok) => setTimeout(ok, 600));
+    keeper.stop();
+    const now = JSON.parse(await readFile(join(r, '.edgectl', 'lock', 'holder'), 'utf8'));
+    expect(Date.parse(now.expires)).toBeGreaterThan(Date.parse(first));
+    expect(now.id).toBe(JSON.parse(line).id);
+    // Another holder can neither take it nor release it.
+    const other = JSON.stringify({ ...makeHolder('edgectl apply'), id: 'someoneelse1' });
+    await expect(acquireLock(t, r, JSON.parse(other))).rejects.toThrow(/is locked by .*pid \d+, edgectl apply/);
+    await releaseLock(t, r, other);
+    expect((await readdir(join(r, '.edgectl'))).includes('lock')).toBe(true);
+    await releaseLock(t, r, line);
+    expect((await readdir(join(r, '.edgectl'))).includes('lock')).toBe(false);
   });
 });
 

@@ -5,7 +5,7 @@ import type { Transport } from '../transport/types.js';
 import { targetsFromRelease, checkHealth, type HealthTarget } from './health.js';
 import { kongApply, kongValidate } from './kong.js';
 import { layout } from './layout.js';
-import { acquireLock, releaseLock, type LockHolder } from './lock.js';
+import { acquireLock, keepLock, releaseLock, type LockHolder } from './lock.js';
 import { errorLogSince, nginxReloadOrStart, nginxStop, nginxTest, waitForConfig, type NginxTarget } from './nginx.js';
 import { NodeStepError, outputOf } from './remote.js';
 import { isClean, noTransfer, repairRelease, stageRelease, verifyRelease, type ReleaseBundle, type TransferStats } from './stage.js';
@@ -65,9 +65,11 @@ export async function activateRelease(t: Transport, req: ActivateRequest): Promi
     req.onStep?.(s);
   };
   let lockLine: string | undefined;
+  let keeper: { stop(): void } | undefined;
   try {
     step('lock');
     lockLine = await acquireLock(t, req.root, req.holder);
+    keeper = keepLock(t, req.root, lockLine);
     step('read');
     const state = await readState(t, req.root);
     res.from = state.current ?? null;
@@ -81,6 +83,7 @@ export async function activateRelease(t: Transport, req: ActivateRequest): Promi
     res.cause = errorMessage(e);
     res.output = outputOf(e);
   } finally {
+    keeper?.stop();
     if (lockLine) await releaseLock(t, req.root, lockLine).catch((e) => req.logger.warn('could not release the lock', { node: t.node, error: errorMessage(e) }));
     res.durationMs = Date.now() - started;
   }

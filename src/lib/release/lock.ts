@@ -1,8 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
 import { EdgectlError } from '../errors.js';
 import type { Transport } from '../transport/types.js';
 import { layout } from './layout.js';
-import { BREAK_LOCK_SCRIPT, LOCK_SCRIPT, runScript, UNLOCK_SCRIPT } from './remote.js';
+import { BREAK_LOCK_SCRIPT, LOCK_SCRIPT, RENEW_LOCK_SCRIPT, runScript, UNLOCK_SCRIPT } from './remote.js';
 
 export interface LockHolder {
   holder: string;
@@ -14,7 +15,9 @@ export interface LockHolder {
   id: string;
 }
 
-export const DEFAULT_LOCK_TTL_MS = 15 * 60_000;
+/** Short, and renewed while the holder works: a holder that died frees the node within minutes. */
+export const DEFAULT_LOCK_TTL_MS = 5 * 60_000;
+export const LOCK_RENEW_MS = 60_000;
 
 export function makeHolder(op: string, ttlMs = DEFAULT_LOCK_TTL_MS, now = Date.now()): LockHolder {
   let user = 'unknown';
@@ -30,7 +33,7 @@ export function makeHolder(op: string, ttlMs = DEFAULT_LOCK_TTL_MS, now = Date.n
     op,
     since: new Date(now).toISOString(),
     expires: new Date(now + ttlMs).toISOString(),
-    id: Math.random().toString(36).slice(2, 12),
+    id: randomBytes(6).toString('hex'),
   };
 }
 
@@ -66,7 +69,25 @@ export async function acquireLock(t: Transport, root: string, holder: LockHolder
 }
 
 export async function releaseLock(t: Transport, root: string, line: string): Promise<void> {
-  await runScript(t, UNLOCK_SCRIPT, [layout(root).root, line], { timeoutMs: 30_000 });
+  await runScript(t, UNLOCK_SCRIPT, [layout(root).root, idOf(line)], { timeoutMs: 30_000 });
+}
+
+/** Renews the lock's expiry every `everyMs` until stopped (a long upload must not lose its lock). */
+export function keepLock(t: Transport, root: string, line: string, opts: { everyMs?: number; ttlMs?: number } = {}): { stop(): void } {
+  const h = JSON.parse(line) as LockHolder;
+  const timer = setInterval(() => {
+    const renewed = JSON.stringify({ ...h, expires: new Date(Date.now() + (opts.ttlMs ?? DEFAULT_LOCK_TTL_MS)).toISOString() });
+    runScript(t, RENEW_LOCK_SCRIPT, [layout(root).root, idOf(line), renewed], { timeoutMs: 30_000 }).catch(() => {});
+  }, opts.everyMs ?? LOCK_RENEW_MS);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}
+
+/** The needle the node-side scripts look for in the holder file. */
+function idOf(line: string): string {
+  const id = (JSON.parse(line) as LockHolder).id;
+  if (!/^[a-z0-9]{1,20}$/.test(id)) throw new EdgectlError('EDGECTL_INTERNAL', 'lock holder without an id');
+  return `"id":"${id}"`;
 }
 
 /**

@@ -67,10 +67,17 @@ mv -T lock "$b" 2>/dev/null || exit 3
 rm -rf "$b"
 `;
 
-/** Releases the lock if it is still ours. Args: root, our holder JSON. */
+/** Releases the lock if it is still ours. Args: root, `"id":"<our id>"`. */
 export const UNLOCK_SCRIPT = `
 cd "$1/.edgectl" 2>/dev/null || exit 0
-[ "$(cat lock/holder 2>/dev/null)" = "$2" ] || exit 0
+grep -qF -- "$2" lock/holder 2>/dev/null || exit 0
 b="lock.free.$$"
 mv -T lock "$b" && rm -rf "$b"
+`;
+
+/** Pushes our lock's expiry forward if it is still ours. Args: root, `"id":"<our id>"`, new holder JSON. Exit 3: not ours. */
+export const RENEW_LOCK_SCRIPT = `
+cd "$1/.edgectl" 2>/dev/null || exit 3
+grep -qF -- "$2" lock/holder 2>/dev/null || exit 3
+printf '%s\n' "$3" > lock/holder.tmp && mv -f lock/holder.tmp lock/holder
 `;
