@@ -4,7 +4,7 @@ import { closest, formatPath, sortProblems, type Problem } from './problems.js';
 import { zodProblems } from './zod-problems.js';
 import { crossRules } from './rules.js';
 import type { AppResource, FleetModel, FleetResource, NodeResource, Resource, TenantResource } from './model.js';
-import type { FleetSource } from './source.js';
+import type { FleetSource, SourceFile } from './source.js';
 
 export const API_VERSION = 'edgectl/v1';
 const TOP_KEYS = ['apiVersion', 'kind', 'metadata', 'spec'];
@@ -92,8 +92,29 @@ function noteInvalid(v: unknown, invalid: Set<string>, partial: Set<string>): vo
   if (typeof name === 'string') invalid.add(`${o.kind}/${name}`);
 }
 
+/** Stage one for one file: parse it and check each document on its own. */
+export interface FileCheck {
+  path: string;
+  /** The decoded text, when the file could be decoded. */
+  text?: string;
+  problems: Problem[];
+  docs: { doc: ParsedDoc; resource?: Resource<Kind, unknown> }[];
+}
+
+export function checkFile(f: SourceFile): FileCheck {
+  const problems: Problem[] = [];
+  const parsed = parseFile(f, problems);
+  const docs = (parsed?.docs ?? []).map((doc) => ({ doc, resource: checkDocument(doc, problems) }));
+  return { path: f.path, text: parsed?.text, problems, docs };
+}
+
 /** Validates a fleet read from disk or git. Pure apart from the source it is given. */
 export function validateFleet(src: FleetSource): ValidationResult {
+  return assemble(src, src.files.map(checkFile));
+}
+
+/** Stage two: names, the one Fleet, cross-references; then counts and ordering. */
+export function assemble(src: FleetSource, checks: FileCheck[]): ValidationResult {
   const problems: Problem[] = [];
   const texts = new Map<string, string>();
   const byKind: Record<Kind, Resource<Kind, unknown>[]> = { Fleet: [], Tenant: [], Node: [], App: [] };
@@ -101,16 +122,15 @@ export function validateFleet(src: FleetSource): ValidationResult {
   let fleetDocs = 0;
   const invalid = new Set<string>();
   const partial = new Set<string>();
-  for (const f of src.files) {
-    const parsed = parseFile(f, problems);
-    if (!parsed) continue;
-    texts.set(f.path, parsed.text);
-    for (const d of parsed.docs) {
+  for (const c of checks) {
+    for (const p of c.problems) problems.push(p);
+    if (c.text === undefined) continue;
+    texts.set(c.path, c.text);
+    for (const { doc, resource } of c.docs) {
       documents++;
-      if ((d.value as { kind?: unknown } | null)?.kind === 'Fleet') fleetDocs++;
-      const r = checkDocument(d, problems);
-      if (r) byKind[r.kind].push(r);
-      else noteInvalid(d.value, invalid, partial);
+      if ((doc.value as { kind?: unknown } | null)?.kind === 'Fleet') fleetDocs++;
+      if (resource) byKind[resource.kind].push(resource);
+      else noteInvalid(doc.value, invalid, partial);
     }
   }
   for (const k of KINDS) byKind[k].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
