@@ -82,6 +82,19 @@ describe('spool queue contract', () => {
     expect(Number(b.items[0].msg.body.toString())).toBe(st.dropped);
   });
 
+  it('drop-oldest still makes room while the head is in flight to a hung upstream; the late ack counts nothing twice', async () => {
+    for (let i = 0; i < 10; i++) await spool.append('acme', 'r', [msg(String(i).padStart(100, '0'))], { quotaBytes: 1500, whenFull: 'drop-oldest' });
+    const inflight = await spool.readBatch(100, 1 << 20);
+    for (let i = 10; i < 20; i++) await spool.append('acme', 'r', [msg(String(i).padStart(100, '0'))], { quotaBytes: 1500, whenFull: 'drop-oldest' });
+    await spool.ack(inflight);
+    const st = (await spool.status())[0];
+    expect(st.dropped).toBeGreaterThan(0);
+    const left = await spool.readBatch(100, 1 << 20);
+    expect(left.items.length).toBe(st.depth);
+    expect(st.bytes).toBe(left.items.reduce((n, i) => n + i.size, 0));
+    expect(Number(left.items[left.items.length - 1].msg.body.toString())).toBe(19);
+  });
+
   it('idempotency keys return the first ids without a second copy', async () => {
     const [a, b] = await Promise.all([
       spool.append('acme', 't', [msg('1')], { idempotencyKey: 'k1' }),

@@ -137,9 +137,13 @@ export class Spool extends SpoolCore {
     return { accepted: fresh.length, duplicates: msgs.length - fresh.length };
   }
 
-  /** Drops the oldest messages not in flight: to make room (drop-oldest) or past their TTL. Counted. */
+  /**
+   * Drops the oldest messages: to make room (drop-oldest) or past their TTL. Counted. The cursor
+   * moves past them, so an ack of a batch that held them skips them (a hung upstream must not
+   * block drop-oldest); a message dropped while already on its way may still arrive.
+   */
   async removeOldest(q: Queue, until: { bytes?: number; olderThan?: number }, reason: 'dropped' | 'expired'): Promise<number> {
-    const start = () => Math.max(q.c.head, q.inflightEnd + 1, q.dropCursor);
+    const start = () => Math.max(q.c.head, q.dropCursor);
     const from = start();
     const victims: { key: Buffer; seq: number; size: number }[] = [];
     let freed = 0;
@@ -167,7 +171,7 @@ export class Spool extends SpoolCore {
     this.addBytes(q, -ok.length, -bytes);
     q.c[reason] += ok.length;
     const last = ok[ok.length - 1].seq;
-    if (floor === q.c.head && q.inflightEnd < q.c.head) q.c.head = last + 1;
+    if (floor === q.c.head) q.c.head = last + 1;
     q.dropCursor = last + 1;
     this.deletedSinceCompact += ok.length;
     await this.commit(ops);

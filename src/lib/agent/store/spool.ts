@@ -25,7 +25,7 @@ export interface Queue {
   prefix: Buffer;
   c: QueueCounters;
   dirty: boolean;
-  /** Last seq handed to the forwarder and not yet acknowledged (-1: none). Drops never touch it. */
+  /** Last seq handed to the forwarder and not yet acknowledged (-1: none). */
   inflightEnd: number;
   /** Where the next drop-oldest / TTL sweep starts (past earlier drops behind in-flight data). */
   dropCursor: number;
@@ -149,7 +149,13 @@ export class SpoolCore {
       if (this.dedupe.dirty) ops.push(this.dedupe.metaOp());
       if (this.idempotency.dirty) ops.push(this.idempotency.metaOp());
       try {
-        await this.db.batch(ops, { sync: true });
+        // The chained form: several times cheaper per operation than batch(array) in abstract-level.
+        const b = this.db.batch();
+        for (const op of ops) {
+          if (op.type === 'put') b.put(op.key, op.value);
+          else b.del(op.key);
+        }
+        await b.write({ sync: true });
       } catch (err) {
         // Never retry-and-acknowledge: the write may be half on disk and Linux reports a failed
         // write-back once. Fail everyone waiting, reopen, reload the counters from disk.
