@@ -1,4 +1,4 @@
-import { chmodSync, linkSync, mkdirSync, readdirSync, rmSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, rmSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { MANIFEST_FILE } from '../bundle/manifest.js';
 import { manifestBytes, type Bundle } from './bundle.js';
@@ -27,26 +27,7 @@ function pruneEmptyDirs(root: string, rels: string[]): void {
   }
 }
 
-/** Files this call has written, by content Buffer and mode: later bundles sharing one get a hard link. */
-type Written = Map<Buffer, Map<number, string>>;
-
-function place(p: string, data: Buffer, mode: number, written: Written): void {
-  const first = written.get(data)?.get(mode);
-  if (first !== undefined) {
-    try {
-      linkSync(first, p);
-      return;
-    } catch {
-      // too many links, another filesystem…: write a copy
-    }
-  }
-  writeFileSync(p, data, { mode });
-  let m = written.get(data);
-  if (!m) written.set(data, (m = new Map()));
-  if (!m.has(mode)) m.set(mode, p);
-}
-
-function writeOne(outDir: string, b: Bundle, written: Written): void {
+function writeOne(outDir: string, b: Bundle): void {
   const dir = path.join(outDir, b.node);
   const existing = listFiles(dir);
   if (existing) {
@@ -67,11 +48,7 @@ function writeOne(outDir: string, b: Bundle, written: Written): void {
       lastDir = d;
     }
     const p = path.join(dir, f.path);
-    if (existing) {
-      // Never write through an old hard link: that would change other bundles' copies.
-      rmSync(p, { force: true });
-    }
-    place(p, f.data, f.mode, written);
+    writeFileSync(p, f.data, { mode: f.mode });
     if (existing) chmodSync(p, f.mode);
   }
   writeFileSync(path.join(dir, MANIFEST_FILE), manifestBytes(b.manifest), { mode: 0o644 });
@@ -81,10 +58,6 @@ function writeOne(outDir: string, b: Bundle, written: Written): void {
  * Writes bundles to `<outDir>/<node>/`: every file, then manifest.json last (a directory with a
  * manifest is complete), removing files of an earlier render that the bundle no longer has.
  *
- * Files with the same content in several bundles (mime.types, shared app fragments, payloads:
- * the same Buffer) are written once and hard-linked elsewhere: one syscall instead of three and
- * no data, which is most of the cost at fleet scale. Rewriting never writes through a link.
- *
  * Synchronous writes in slices, yielding to the event loop between slices: a render writes
  * tens of thousands of small files, and measured here the thread-pool round trips of async
  * writes (open, write, close: three each) cost about three times the CPU of plain syscalls.
@@ -93,9 +66,8 @@ export async function writeBundles(bundles: Bundle[], outDir: string, opts: { sl
   mkdirSync(outDir, { recursive: true });
   const slice = opts.sliceMs ?? 50;
   let since = performance.now();
-  const written: Written = new Map();
   for (const b of bundles) {
-    writeOne(outDir, b, written);
+    writeOne(outDir, b);
     if (performance.now() - since > slice) {
       await new Promise((r) => setImmediate(r));
       since = performance.now();
