@@ -56,10 +56,14 @@ export async function measure(label: string, argv: string[], opts: MeasureOption
       }
     }
   }, opts.timeoutMs);
+  // Wait for exit, not 'close': ssh ControlPersist masters that Ansible leaves behind inherit
+  // its stdout and would hold the pipe (and this wait) open long after ansible-playbook is gone.
   const exitCode = await new Promise<number | null>((resolve) => {
-    child.on('close', (code) => resolve(code));
+    child.on('exit', (code) => setTimeout(() => resolve(code), 500));
     child.on('error', () => resolve(null));
   });
+  child.stdout.destroy();
+  child.stderr.destroy();
   const wallS = (performance.now() - t0) / 1000;
   clearTimeout(timer);
   const treeRssMb = sampler?.stop() ?? 0;
