@@ -34,14 +34,24 @@ Exit status: 0 after a clean stop, 1 when the configuration is invalid or the so
     'forward-batch-messages': Flags.integer({ summary: 'Most messages per forwarded batch (default 1000)' }),
     'forward-batch-bytes': Flags.integer({ summary: 'Most bytes per forwarded batch (default 4 MiB)' }),
     'dedupe-window': Flags.integer({ summary: 'Message ids remembered for dedupe at this hop (default 1000000)' }),
+    root: Flags.string({ summary: 'Node root (<root>/current, <root>/good): reset-to-work at boot before the agent starts' }),
+    'nginx-binary': Flags.string({ summary: 'nginx binary that reset-to-work starts or reloads', default: '/usr/sbin/nginx' }),
     'log-level': Flags.string({ summary: 'Minimum log level', options: ['debug', 'info', 'warn', 'error'], default: 'info' }),
   };
 
   async run(): Promise<void> {
     const { flags: f } = await this.parse(AgentCommand);
+    const { jsonLogger } = await import('../lib/logger.js');
+    const log = jsonLogger((line) => process.stderr.write(line), f['log-level'] as 'info');
+    if (f.root) {
+      // Reset-to-work: a reboot alone brings the node back to its last good release, before the
+      // agent reads a config that may belong to a release an apply left half switched.
+      const { resetToWork } = await import('../lib/reset/index.js');
+      const r = await resetToWork(f.root, { nginxBinary: f['nginx-binary'], logger: log });
+      log.info('reset-to-work', { ...r });
+    }
     const { resolveAgentConfig } = await import('../lib/agent/from-flags.js');
     const { Agent } = await import('../lib/agent/agent.js');
-    const { jsonLogger } = await import('../lib/logger.js');
     const { EdgectlError, errorMessage } = await import('../lib/errors.js');
     const config = await resolveAgentConfig({
       config: f.config, node: f.node, role: f.role, listen: f.listen, admin: f.admin, data: f.data, upstream: f.upstream, sink: f.sink,
@@ -50,7 +60,6 @@ Exit status: 0 after a clean stop, 1 when the configuration is invalid or the so
       maxBatchBytes: f['max-batch-bytes'], maxBatchMessages: f['max-batch-messages'], forwardBatchMessages: f['forward-batch-messages'],
       forwardBatchBytes: f['forward-batch-bytes'], dedupeWindow: f['dedupe-window'],
     });
-    const log = jsonLogger((line) => process.stderr.write(line), f['log-level'] as 'info');
     const agent = await Agent.create(config, log);
     try {
       await agent.listen();
