@@ -1,16 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { placeApps, type PlacementApp, type PlacementNode } from '../../src/lib/placement/index.js';
+import { mulberry32 as prng } from '../helpers/prng.js';
 
-/** A seeded PRNG so every property run is reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomFleet(seed: number, nNodes: number, nApps: number): { nodes: PlacementNode[]; apps: PlacementApp[] } {
   const r = prng(seed);

@@ -5,6 +5,7 @@ import type { FleetSource, SourceFile } from '../../src/lib/fleet/source.js';
 import { validateFleet } from '../../src/lib/fleet/validate.js';
 import { validateGithub, validateJson, validateText } from '../../src/lib/output/validate-report.js';
 import { cleanTemps, cli, EXAMPLE, STACK_TRACE, tempDir } from './helpers.js';
+import { mulberry32 } from '../helpers/prng.js';
 
 /**
  * Fuzzing: fleet.example mutated at random (seeded, so a failure can be replayed by its
@@ -12,16 +13,6 @@ import { cleanTemps, cli, EXAMPLE, STACK_TRACE, tempDir } from './helpers.js';
  * location; a fleet that still passes must hold no value that could inject into a config file
  * or a shell. A few mutated fleets go through the CLI process as well.
  */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const HOSTILE = ['a;b', '}', '{', '\n', '\r\n', '$x', '${x}', '../', '../../etc/passwd', '#', '"', "'", '`id`', '\\', '\u0000', '\u202e', '\t', 'a'.repeat(300), 'x'.repeat(70_000),
   '*x', '&a', '!!binary', '!x', '<<: *a', '[', ']', '{a: [', '- ', ': ', '---', '...', '%YAML 1.1', '? ', '|', '>', '@', 'null', '~', '1e400', '-0', '0x', '.nan', '🙂', 'ä', '__proto__', 'constructor'];
