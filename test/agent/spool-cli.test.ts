@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -23,6 +23,12 @@ async function cli(...args: string[]): Promise<{ code: number; stdout: string; s
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'edgectl-spoolcli-'));
+  // A fleet whose node edge-s has this test's agent (admin port = listen port + 1), and one whose agent is not running.
+  await mkdir(path.join(dir, 'fleet'));
+  await writeFile(path.join(dir, 'fleet', 'fleet.yaml'), ['apiVersion: edgectl/v1', 'kind: Fleet', 'metadata: { name: spool-test }',
+    'spec:', '  defaults: { agent: { listen: "127.0.0.1:21610" } }', '  hub: { url: "http://127.0.0.1:21699/v1/forward" }', ''].join('\n'));
+  await writeFile(path.join(dir, 'fleet', 'nodes.yaml'), ['edge-s', 'edge-down'].map((n) => ['apiVersion: edgectl/v1', 'kind: Node', `metadata: { name: ${n} }`,
+    'spec:', '  role: edge', `  address: 127.0.0.${n === 'edge-down' ? 2 : 1}`, ...(n === 'edge-down' ? ['  agent: { listen: "127.0.0.1:21696" }'] : []), ''].join('\n')).join('---\n'));
   edge = await startAgent('edge-s', 21610, 21611, ['--role', 'edge', '--data', path.join(dir, 'd'), '--upstream', 'http://127.0.0.1:21699/v1/forward',
     '--token', `acme:${sha('tok')}`, '--topic', 'acme/a', '--topic', 'acme/b', '--heartbeat-seconds', '0']);
   for (const [t, b] of [['a', 'one'], ['a', 'two'], ['b', Buffer.from([0xff, 0x00, 0x10])]] as const) {
@@ -65,6 +71,22 @@ describe('edgectl spool (through the admin API)', { timeout: 120_000 }, () => {
     expect(JSON.parse(yes.stdout).removed).toEqual([{ tenant: 'acme', topic: 'a', count: 2, bytes: expect.any(Number) }]);
     const after = JSON.parse((await cli('status', '--admin', ADMIN, '--json')).stdout).queues;
     expect(after.map((q: { topic: string; depth: number; purged: number }) => [q.topic, q.depth, q.purged])).toEqual([['a', 0, 2], ['b', 1, 0]]);
+  });
+
+  it('--node reaches the agent through the node\'s transport (local mode) and sees what --admin sees', async () => {
+    const node = ['--node', 'edge-s', '--fleet', path.join(dir, 'fleet'), '--local', path.join(dir, 'nodes')];
+    const viaAdmin = JSON.parse((await cli('status', '--admin', ADMIN, '--json')).stdout);
+    const r = await cli('status', ...node, '--json');
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    const viaNode = JSON.parse(r.stdout);
+    expect(viaNode.node).toBe('edge-s');
+    expect(viaNode.queues.map((q: { topic: string; depth: number }) => [q.topic, q.depth])).toEqual(viaAdmin.queues.map((q: { topic: string; depth: number }) => [q.topic, q.depth]));
+    const b = JSON.parse((await cli('peek', ...node, '--tenant', 'acme', '--topic', 'b', '--json')).stdout);
+    expect(b.messages[0]).toMatchObject({ encoding: 'base64', body: Buffer.from([0xff, 0x00, 0x10]).toString('base64') });
+    const unknown = await cli('status', '--node', 'nope', '--fleet', path.join(dir, 'fleet'), '--local', path.join(dir, 'nodes'));
+    expect([unknown.code, unknown.stderr]).toEqual([1, expect.stringMatching(/no node named "nope"/)]);
+    const down = await cli('status', '--node', 'edge-down', '--fleet', path.join(dir, 'fleet'), '--local', path.join(dir, 'nodes'));
+    expect([down.code, down.stderr]).toEqual([1, expect.stringMatching(/cannot reach the agent on edge-down at 127\.0\.0\.1:21697/)]);
   });
 
   it('an unreachable agent is a clear error, exit 1', async () => {

@@ -1,6 +1,7 @@
 import { EdgectlCommand } from '../../cli/base.js';
 import { json, table } from '../../cli/output.js';
 import { Flags } from '@oclif/core';
+import { targetFlags } from '../../cli/fleet-flags.js';
 
 /** Shared by `edgectl spool status|peek|purge`: which agent to ask. */
 export const spoolFlags = {
@@ -8,11 +9,11 @@ export const spoolFlags = {
   fleet: Flags.string({ char: 'f', summary: 'Fleet repo directory (with --node)', default: '.' }),
   identity: Flags.string({ char: 'i', summary: 'SSH private key file (repeatable)', multiple: true }),
   admin: Flags.string({ summary: 'Admin API URL of a local agent instead of --node (e.g. http://127.0.0.1:8481)' }),
+  local: targetFlags.local,
   tenant: Flags.string({ summary: 'Only this tenant' }),
   topic: Flags.string({ summary: 'Only this topic' }),
   json: Flags.boolean({ summary: 'Print JSON' }),
 };
-
 
 export default class SpoolStatus extends EdgectlCommand {
   static override summary = "Show a node's HTTPQ spool: depth, bytes, oldest age, drops per tenant and topic";

@@ -78,8 +78,11 @@ export function spoolPurge(api: AdminApi, f: { tenant?: string; topic?: string }
   return call(api, 'POST', `/v1/spool/purge${qs(f)}`);
 }
 
-/** Opens the admin API; the returned close() ends the SSH connection. */
-export async function openAdmin(f: { node?: string; fleet: string; identity?: string[]; admin?: string }): Promise<{ api: AdminApi; close: () => Promise<void> }> {
+/**
+ * Opens the admin API; the returned close() ends the SSH connection. `local`: the embedded
+ * default (every node is a directory on this machine), so the node's loopback is this one's.
+ */
+export async function openAdmin(f: { node?: string; fleet: string; identity?: string[]; admin?: string; local?: string }): Promise<{ api: AdminApi; close: () => Promise<void> }> {
   if (f.admin) return { api: adminByUrl(f.admin), close: async () => {} };
   if (!f.node) throw new EdgectlError('EDGECTL_USAGE', 'give --node NAME (through SSH) or --admin URL (a local agent)');
   const { loadFleet } = await import('../fleet/load.js');
@@ -89,7 +92,7 @@ export async function openAdmin(f: { node?: string; fleet: string; identity?: st
   const node = model.nodes.find((n) => n.name === f.node);
   if (!node) throw new EdgectlError('EDGECTL_USAGE', `no node named "${f.node}" in the fleet`);
   const resolved = resolveNode(model.fleet.spec, node);
-  const connector = createConnector({ model, fleetRoot: f.fleet, identity: f.identity });
+  const connector = createConnector({ model, fleetRoot: f.fleet, identity: f.identity, localRoot: f.local });
   const t = await connector.open(f.node);
   return { api: adminByTransport(t, resolved.agent.listen), close: () => connector.close() };
 }
