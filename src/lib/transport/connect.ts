@@ -72,8 +72,10 @@ export function createConnector(opts: ConnectorOptions): Connector {
   const sshConfig = opts.sshConfig === false ? [] : loadSshConfig(opts.sshConfig);
   const agent = opts.agentSocket === false ? undefined : (opts.agentSocket ?? process.env.SSH_AUTH_SOCK);
   const keys = new KeyCache(logger);
+  const specs = new Map(opts.model.nodes.map((n) => [n.name, n.spec]));
+  const userIdentities = defaultIdentities();
   const explicitSsh = (name: string) => {
-    const spec = opts.model.nodes.find((n) => n.name === name)!.spec;
+    const spec = specs.get(name)!;
     const d = opts.model.fleet.spec.defaults?.ssh;
     return { user: spec.ssh?.user ?? d?.user, port: spec.ssh?.port ?? d?.port };
   };
@@ -85,7 +87,7 @@ export function createConnector(opts: ConnectorOptions): Connector {
     const host = cfg.hostName ?? n.address;
     const port = explicit.port ?? cfg.port ?? n.ssh.port;
     const user = explicit.user ?? cfg.user ?? n.ssh.user;
-    const identities = [...new Set([...(opts.identity ?? []), ...(n.ssh.identityFile ? [expandHome(n.ssh.identityFile)] : []), ...cfg.identityFiles, ...defaultIdentities()])];
+    const identities = [...new Set([...(opts.identity ?? []), ...(n.ssh.identityFile ? [expandHome(n.ssh.identityFile)] : []), ...cfg.identityFiles, ...userIdentities])];
     const names = [hostName(host, port), ...(host !== n.address ? [hostName(n.address, port)] : [])];
     return { node: n.name, host: forwardTo?.host ?? host, port: forwardTo?.port ?? port, user, identities, names, pinned: n.ssh.hostKey, label: `${n.name} (${host}:${port})` };
   };
