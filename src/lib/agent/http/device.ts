@@ -1,10 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RE } from '../../fleet/values.js';
 import { type AgentContext, sha256hex, takeToken } from '../context.js';
-import { BodyTooLarge, readBody } from './body.js';
+import { bearer, readBodyOr413, storeFailed } from './intake.js';
 import { fail, send } from './respond.js';
 import { CONTENT_TYPE, SAFE_TOKEN } from '../store/record.js';
-import { SpoolFullError, SpoolUnavailableError } from '../store/errors.js';
 import type { NewMessage } from '../store/queue.js';
 
 const NDJSON = /^application\/(x-)?ndjson\b/i;
@@ -12,10 +11,9 @@ const NDJSON = /^application\/(x-)?ndjson\b/i;
 /** POST /v1/q/{topic}: one message (any content type) or an NDJSON batch, acknowledged once synced. */
 export async function handleEnqueue(ctx: AgentContext, req: IncomingMessage, res: ServerResponse, rawTopic: string): Promise<void> {
   const st = ctx.stats;
-  const auth = req.headers.authorization;
-  const m = auth ? /^Bearer ([\x21-\x7e]{1,512})$/.exec(auth) : null;
-  if (!m) return fail(res, st, 401, 'unauthorized', 'Authorization: Bearer <token> is required');
-  const tenant = ctx.tenantsByHash.get(sha256hex(m[1]));
+  const token = bearer(req);
+  if (!token) return fail(res, st, 401, 'unauthorized', 'Authorization: Bearer <token> is required');
+  const tenant = ctx.tenantsByHash.get(sha256hex(token));
   if (!tenant) return fail(res, st, 401, 'unauthorized', 'token not recognised');
   if (!RE.topic.test(rawTopic)) return fail(res, st, 400, 'invalid_topic', 'topic must be a plain name: a-z 0-9 _ - (max 63)');
   const topic = tenant.topics.get(rawTopic);
@@ -27,17 +25,8 @@ export async function handleEnqueue(ctx: AgentContext, req: IncomingMessage, res
   if (!CONTENT_TYPE.test(ctype)) return fail(res, st, 400, 'invalid_content_type', 'Content-Type must be printable ASCII (max 100)');
   const batch = NDJSON.test(ctype);
   const limit = batch ? ctx.limits.maxBatchBytes : ctx.limits.maxMessageBytes;
-  let body: Buffer;
-  try {
-    body = await readBody(req, limit);
-  } catch (err) {
-    if (err instanceof BodyTooLarge) {
-      fail(res, st, 413, 'too_large', `${batch ? 'batch' : 'message'} exceeds ${limit} bytes`);
-      res.once('finish', () => req.destroy());
-      return;
-    }
-    return; // client went away: nothing stored, nothing to answer
-  }
+  const body = await readBodyOr413(ctx, req, res, limit, `${batch ? 'batch' : 'message'} exceeds ${limit} bytes`);
+  if (!body) return;
   let msgs: NewMessage[];
   if (batch) {
     const parsed = splitNdjson(body, ctx.limits.maxMessageBytes, ctx.limits.maxBatchMessages);
@@ -51,10 +40,7 @@ export async function handleEnqueue(ctx: AgentContext, req: IncomingMessage, res
     ctx.notify();
     send(res, st, 202, batch ? { ids } : { id: ids[0] });
   } catch (err) {
-    if (err instanceof SpoolFullError) return fail(res, st, 507, 'spool_full', err.message, 5);
-    if (err instanceof SpoolUnavailableError) return fail(res, st, 507, 'storage_unavailable', 'the spool cannot store messages right now (disk full or I/O error); nothing was stored', 5);
-    ctx.log.error('enqueue failed', { error: String(err) });
-    return fail(res, st, 500, 'internal', 'internal error; nothing was stored');
+    storeFailed(ctx, res, err, 'enqueue');
   }
 }
 
