@@ -55,6 +55,18 @@ export function closest(word: string, candidates: Iterable<string>): string | un
   return best !== undefined && bestD <= Math.max(1, Math.floor(word.length / 3)) ? best : undefined;
 }
 
+/** "did you mean `x`?" when a candidate is close enough to `word` (see closest). */
+export function didYouMean(word: string, candidates: Iterable<string>): string | undefined {
+  const near = closest(word, candidates);
+  return near ? `did you mean \`${near}\`?` : undefined;
+}
+
+/** The hint for an unknown field: merge keys are named, else the closest allowed key, else all of them. */
+export function unknownFieldHint(key: string, known: readonly string[]): string | undefined {
+  if (key === '<<') return 'YAML merge keys (<<) are not supported: write the fields out.';
+  return didYouMean(key, known) ?? (known.length ? `allowed here: ${known.join(', ')}` : undefined);
+}
+
 export function sortProblems(ps: Problem[]): Problem[] {
   return ps.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line || a.column - b.column || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)));
 }

@@ -1,7 +1,7 @@
 import type { AppResource, NodeResource, Resource, TenantResource } from './model.js';
 import type { FleetSpec } from './schema.js';
 import { locate } from './parse.js';
-import { closest, formatPath, type PathSeg, type Problem } from './problems.js';
+import { formatPath, type PathSeg, type Problem } from './problems.js';
 
 /** The valid documents of each kind, sorted by name and unique, plus the Fleet's defaults if it is valid. */
 export interface RuleInput {
@@ -35,11 +35,6 @@ export function report(ctx: RuleContext, r: Resource<any, any>, path: PathSeg[],
 export function unknown(ctx: RuleContext, kind: 'Node' | 'Tenant', name: string): boolean {
   const known = kind === 'Node' ? ctx.nodes.has(name) : ctx.tenants.has(name);
   return !known && !ctx.m.invalid.has(`${kind}/${name}`);
-}
-
-export function hintName(name: string, candidates: Iterable<string>): string | undefined {
-  const near = closest(name, candidates);
-  return near ? `did you mean \`${near}\`?` : undefined;
 }
 
 /** "an edge", "a relay": roles read as English in messages. */

@@ -1,6 +1,7 @@
 import type { AppResource, NodeResource } from './model.js';
 import { matchesSelector } from './selector.js';
-import { aRole, hintName, report, unknown, type RuleContext } from './rule-context.js';
+import { aRole, report, unknown, type RuleContext } from './rule-context.js';
+import { didYouMean } from './problems.js';
 
 /**
  * Edge nodes indexed by label, so that counting the nodes a selector matches costs the size of
@@ -63,7 +64,7 @@ function placementRules(ctx: RuleContext, a: AppResource, idx: EdgeIndex): void 
       const path = ['spec', 'placement', 'nodes', i];
       const node = ctx.nodes.get(nn);
       if (!node && !unknown(ctx, 'Node', nn)) return;
-      if (!node) report(ctx, a, path, 'placement-unknown-node', `unknown node "${nn}"`, hintName(nn, ctx.nodes.keys()));
+      if (!node) report(ctx, a, path, 'placement-unknown-node', `unknown node "${nn}"`, didYouMean(nn, ctx.nodes.keys()));
       else if (node.spec.role !== 'edge') report(ctx, a, path, 'placement-not-edge', `node "${nn}" is ${aRole(node.spec.role)}; apps run on edge nodes`);
       else if (api && node.spec.kong !== true) report(ctx, a, path, 'placement-no-kong', `node "${nn}" does not run Kong (kong: true), which an api app needs`);
     });
@@ -80,11 +81,11 @@ function placementRules(ctx: RuleContext, a: AppResource, idx: EdgeIndex): void 
   }
   if (p?.selector) {
     for (const k of Object.keys(p.selector)) {
-      if (!idx.labelKeys.has(k)) report(ctx, a, ['spec', 'placement', 'selector', k], 'selector-unknown-label', `no edge node has the label "${k}"`, hintName(k, idx.labelKeys), 'warning');
+      if (!idx.labelKeys.has(k)) report(ctx, a, ['spec', 'placement', 'selector', k], 'selector-unknown-label', `no edge node has the label "${k}"`, didYouMean(k, idx.labelKeys), 'warning');
     }
   }
   if (p?.spreadBy && !idx.labelKeys.has(p.spreadBy)) {
-    report(ctx, a, ['spec', 'placement', 'spreadBy'], 'selector-unknown-label', `no edge node has the label "${p.spreadBy}"`, hintName(p.spreadBy, idx.labelKeys), 'warning');
+    report(ctx, a, ['spec', 'placement', 'spreadBy'], 'selector-unknown-label', `no edge node has the label "${p.spreadBy}"`, didYouMean(p.spreadBy, idx.labelKeys), 'warning');
   }
 }
 
@@ -94,7 +95,7 @@ export function appRules(ctx: RuleContext): void {
   const idx = new EdgeIndex(ctx.m.nodes.filter((n) => n.spec.role === 'edge'));
   for (const a of ctx.m.apps) {
     const s = a.spec;
-    if (unknown(ctx, 'Tenant', s.tenant)) report(ctx, a, ['spec', 'tenant'], 'unknown-tenant', `unknown tenant "${s.tenant}"`, hintName(s.tenant, ctx.tenants.keys()));
+    if (unknown(ctx, 'Tenant', s.tenant)) report(ctx, a, ['spec', 'tenant'], 'unknown-tenant', `unknown tenant "${s.tenant}"`, didYouMean(s.tenant, ctx.tenants.keys()));
     s.domains.forEach((d, i) => {
       const prev = domainOwner.get(d);
       if (!prev) return void domainOwner.set(d, a);

@@ -1,6 +1,7 @@
 import type { NodeResource } from './model.js';
 import { DEFAULTS } from './model.js';
-import { aRole, hintName, report, unknown, type RuleContext } from './rule-context.js';
+import { aRole, report, unknown, type RuleContext } from './rule-context.js';
+import { didYouMean } from './problems.js';
 
 /** via: known relays, no repeats, no loops; reverse tunnels need a relay and a free port on it. */
 export function viaRules(ctx: RuleContext): void {
@@ -15,7 +16,7 @@ export function viaRules(ctx: RuleContext): void {
       seen.add(r);
       const relay = ctx.nodes.get(r);
       if (!relay && !unknown(ctx, 'Node', r)) return;
-      if (!relay) return report(ctx, n, path, 'via-unknown-node', `unknown node "${r}"`, hintName(r, ctx.nodes.keys()));
+      if (!relay) return report(ctx, n, path, 'via-unknown-node', `unknown node "${r}"`, didYouMean(r, ctx.nodes.keys()));
       if (relay.spec.role !== 'relay') report(ctx, n, path, 'via-not-relay', `node "${r}" is ${aRole(relay.spec.role)}, not a relay`, 'Only nodes with role: relay can forward connections.');
     });
     if (n.spec.tunnel === 'reverse' && via.length === 0) {

@@ -1,6 +1,6 @@
 import { KINDS, SPEC_SCHEMAS, metadataSchema, type Kind } from './schema.js';
 import { parseFile, locate, type ParsedDoc } from './parse.js';
-import { closest, formatPath, sortProblems, type Problem } from './problems.js';
+import { didYouMean, formatPath, sortProblems, unknownFieldHint, type Problem } from './problems.js';
 import { zodProblems } from './zod-problems.js';
 import { crossRules } from './rules.js';
 import type { AppResource, FleetModel, FleetResource, NodeResource, Resource, TenantResource } from './model.js';
@@ -30,11 +30,6 @@ function docProblem(d: ParsedDoc, path: (string | number)[], rule: string, messa
   return { severity: 'error', rule, file: d.file, ...locate(d, path, onKey), path: formatPath(path), message, hint };
 }
 
-function hintFor(key: string, near: string | undefined, known: string[]): string {
-  if (key === '<<') return 'YAML merge keys (<<) are not supported: write the fields out.';
-  return near ? `did you mean \`${near}\`?` : `allowed here: ${known.join(', ')}`;
-}
-
 /** Stage one for one document: envelope, metadata and the spec schema of its kind. */
 function checkDocument(d: ParsedDoc, out: Problem[]): Resource<Kind, unknown> | undefined {
   const v = d.value;
@@ -46,8 +41,7 @@ function checkDocument(d: ParsedDoc, out: Problem[]): Resource<Kind, unknown> | 
   let ok = true;
   for (const k of Object.keys(o)) {
     if (!TOP_KEYS.includes(k)) {
-      const near = closest(k, TOP_KEYS);
-      out.push(docProblem(d, [k], 'unknown-field', `unknown field "${k}"`, hintFor(k, near, TOP_KEYS), true));
+      out.push(docProblem(d, [k], 'unknown-field', `unknown field "${k}"`, unknownFieldHint(k, TOP_KEYS), true));
       ok = false;
     }
   }
@@ -58,9 +52,9 @@ function checkDocument(d: ParsedDoc, out: Problem[]): Resource<Kind, unknown> | 
   }
   const kind = o.kind;
   if (typeof kind !== 'string' || !(KINDS as string[]).includes(kind)) {
-    const near = typeof kind === 'string' ? closest(kind, KINDS) : undefined;
+    const hint = (typeof kind === 'string' ? didYouMean(kind, KINDS) : undefined) ?? `kinds are ${KINDS.join(', ')}`;
     out.push(docProblem(d, ['kind'], kind === undefined ? 'missing-field' : 'unknown-kind',
-      kind === undefined ? 'kind is missing' : `unknown kind ${JSON.stringify(kind)}`, near ? `did you mean \`${near}\`?` : `kinds are ${KINDS.join(', ')}`));
+      kind === undefined ? 'kind is missing' : `unknown kind ${JSON.stringify(kind)}`, hint));
     return undefined;
   }
   const meta = metadataSchema.safeParse(o.metadata);

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { locate, type ParsedDoc } from './parse.js';
-import { closest, formatPath, type PathSeg, type Problem } from './problems.js';
+import { didYouMean, formatPath, unknownFieldHint, type PathSeg, type Problem } from './problems.js';
 
 /** The object keys a schema accepts at a path, for "did you mean" hints on unknown fields. */
 export function keysAt(schema: z.ZodTypeAny, path: readonly PathSeg[]): string[] {
@@ -41,12 +41,7 @@ export function zodProblems(d: ParsedDoc, base: PathSeg[], schema: z.ZodTypeAny,
       for (const key of issue.keys) {
         const path = [...base, ...rel, key];
         const pos = locate(d, path, true);
-        const near = closest(key, known);
-        out.push({
-          severity: 'error', rule: 'unknown-field', file: d.file, ...pos, path: formatPath(path),
-          message: `unknown field "${key}"`,
-          hint: key === '<<' ? 'YAML merge keys (<<) are not supported: write the fields out.' : near ? `did you mean \`${near}\`?` : known.length ? `allowed here: ${known.join(', ')}` : undefined,
-        });
+        out.push({ severity: 'error', rule: 'unknown-field', file: d.file, ...pos, path: formatPath(path), message: `unknown field "${key}"`, hint: unknownFieldHint(key, known) });
       }
       continue;
     }
@@ -98,10 +93,7 @@ function messageOf(i: z.ZodIssue): string {
 }
 
 function hintOf(i: z.ZodIssue): string | undefined {
-  if (i.code === z.ZodIssueCode.invalid_enum_value && typeof i.received === 'string') {
-    const near = closest(i.received, i.options.map(String));
-    return near ? `did you mean \`${near}\`?` : undefined;
-  }
+  if (i.code === z.ZodIssueCode.invalid_enum_value && typeof i.received === 'string') return didYouMean(i.received, i.options.map(String));
   return undefined;
 }
 
