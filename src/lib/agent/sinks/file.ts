@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Deliverer } from '../forward/deliverer.js';
 import type { SpoolMessage } from '../store/record.js';
-import { sinkRecord } from './format.js';
+import { sinkLines } from './format.js';
 
 /**
  * JSON lines appended to a file, fdatasync'ed before the batch counts as delivered. Development
@@ -23,7 +23,7 @@ export class FileSink implements Deliverer {
       mkdirSync(path.dirname(this.file), { recursive: true });
       this.fh = await open(this.file, 'a', 0o640);
     }
-    await this.fh.write(msgs.map((m) => JSON.stringify(sinkRecord(m)) + '\n').join(''));
+    await this.fh.write(sinkLines(msgs));
     await this.fh.datasync();
   }
 

@@ -20,3 +20,10 @@ export function sinkRecord(m: SpoolMessage): SinkRecord {
     encoding: text ? 'utf8' : 'base64', body: m.body.toString(text ? 'utf8' : 'base64'),
   };
 }
+
+/** A batch as NDJSON: one sink record per line (what the file and webhook sinks write). */
+export function sinkLines(msgs: SpoolMessage[]): string {
+  let out = '';
+  for (const m of msgs) out += JSON.stringify(sinkRecord(m)) + '\n';
+  return out;
+}

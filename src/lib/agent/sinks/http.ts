@@ -1,7 +1,7 @@
 import type { Dispatcher } from 'undici';
 import { type Deliverer, DeliveryError, parseRetryAfter } from '../forward/deliverer.js';
 import type { SpoolMessage } from '../store/record.js';
-import { sinkRecord } from './format.js';
+import { sinkLines } from './format.js';
 import { errorMessage } from '../../errors.js';
 
 /** A webhook: each batch POSTed as NDJSON (one sink record per line); deleted from the spool on 2xx only. */
@@ -22,7 +22,7 @@ export class HttpSink implements Deliverer {
       res = await this.pool.request({
         path: u.pathname + u.search, method: 'POST',
         headers: { 'content-type': 'application/x-ndjson' },
-        body: msgs.map((m) => JSON.stringify(sinkRecord(m)) + '\n').join(''),
+        body: sinkLines(msgs),
       });
     } catch (err) {
       throw new DeliveryError(`webhook ${u.origin}: ${errorMessage(err)}`, undefined, { cause: err });
