@@ -50,11 +50,11 @@ Exit status: 0 every node applied or unchanged, 1 any node failed, was refused, 
       opened = await openSavedPlan(deps, text, args.plan, flags.fleet, target.local);
     } else {
       const planned = await planFleet(deps, { ...target, diff: false });
-      opened = { plan: planned.plan, bundles: bundlesOf(planned), connector: planned.connector, model: undefined };
+      opened = { plan: planned.plan, bundles: bundlesOf(planned), connector: planned.connector, model: planned.model };
     }
-    const { plan, bundles, connector } = opened;
+    const { plan, bundles, connector, model } = opened;
     try {
-      const rollout = await this.rollout(flags, flags.fleet);
+      const rollout = this.rollout(flags, model.fleet.spec.rollout);
       if (plan.summary.changes > 0 && !flags.yes) {
         if (!process.stdin.isTTY || !process.stderr.isTTY) throw new EdgectlError('EDGECTL_NOT_CONFIRMED', `${plan.summary.changes} node(s) would change and this is not a terminal`);
         const t = planView.planTable(plan, ce);
@@ -100,12 +100,8 @@ Exit status: 0 every node applied or unchanged, 1 any node failed, was refused, 
     }
   }
 
-  private async rollout(flags: { canary?: number; batch?: string; 'max-failures'?: string; concurrency: number }, fleetDir?: string) {
-    let spec: { canary?: number; batchSize?: number | string; maxFailures?: number | string } = {};
-    if (fleetDir && (flags.canary === undefined || flags.batch === undefined || flags['max-failures'] === undefined)) {
-      const { loadFleet } = await import('../lib/fleet/load.js');
-      spec = (await loadFleet(fleetDir)).model.fleet.spec.rollout ?? {};
-    }
+  /** Flags win over the fleet's spec.rollout (from the fleet already loaded for the plan). */
+  private rollout(flags: { canary?: number; batch?: string; 'max-failures'?: string; concurrency: number }, spec: { canary?: number; batchSize?: number | string; maxFailures?: number | string } = {}) {
     return {
       canary: flags.canary ?? spec.canary ?? 0,
       batch: flags.batch ?? spec.batchSize ?? '100%',

@@ -33,6 +33,8 @@ export interface Planned {
   /** Bundle file contents by sha256: what a saved plan carries and apply sends. */
   blobs: Map<string, Buffer>;
   connector: Connector;
+  /** The fleet as planned (local mode applied): callers need not load it again. */
+  model: FleetModel;
 }
 
 /** Render, read every target node concurrently, compute the plan. The caller closes `connector`. */
@@ -57,7 +59,7 @@ export async function planFleet(deps: FleetDeps, opts: TargetOptions & { diff: b
       const m = desired.nodes.find((d) => d.node === node)!.manifest;
       for (const f of b.files) blobs.set(m.files[f.path].sha256, f.data);
     }
-    return { plan, blobs, connector };
+    return { plan, blobs, connector, model };
   } catch (e) {
     await connector.close();
     throw e;
