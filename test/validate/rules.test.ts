@@ -49,6 +49,7 @@ const CASES: Record<string, Case> = {
   'hub URL with credentials': { rule: 'invalid-value', file: 'fleet.yaml', find: 'url: https://hub.demo.example', replace: 'url: https://user:pw@hub.demo.example', path: 'spec.hub.url', message: /must not carry credentials/ },
   'address neither IP nor hostname': { rule: 'invalid-value', file: 'nodes/core.yaml', find: 'address: 192.0.2.10', replace: 'address: 192.0.2.300', path: 'spec.address', message: /must be an IP address or a hostname/ },
   'address with a shell metacharacter': { rule: 'invalid-value', file: 'nodes/core.yaml', find: 'address: 192.0.2.10', replace: 'address: "192.0.2.10;reboot"', path: 'spec.address', message: /must be an IP address or a hostname/ },
+  'two nodes on one endpoint': { rule: 'node-duplicate-endpoint', file: 'nodes/north.yaml', find: 'address: 203.0.113.11', replace: 'address: "203.0.113.10"', path: 'spec.address', message: /node "bj-edge-01" has the same address, ssh port and root/ },
   'port out of range': { rule: 'out-of-range', file: 'nodes/south.yaml', find: 'port: 2222', replace: 'port: 70000', path: 'spec.ssh.port', message: /port between 1 and 65535/ },
   'port zero': { rule: 'out-of-range', file: 'fleet.yaml', find: 'http: { port: 80 }', replace: 'http: { port: 0 }', path: 'spec.defaults.http.port', message: /port between 1 and 65535/ },
   'label value that breaks config': { rule: 'invalid-value', file: 'nodes/core.yaml', find: 'site: dc1', replace: 'site: "dc1;}"', path: 'metadata.labels.site', message: /must be a label value/ },
@@ -77,6 +78,16 @@ describe('each rule, on fleet.example with one mutation', { timeout: 120_000 }, 
     const r = await validateDir(await exampleCopy());
     expect(r.problems).toEqual([]);
     expect(r.model?.nodes.length).toBe(10);
+  });
+
+  it('node-duplicate-endpoint: the fleet defaults count (an explicit default root still collides), another root does not', async () => {
+    const endpointProblems = async (root: string) => {
+      const dir = await exampleCopy();
+      await mutate(dir, 'nodes/north.yaml', '  address: 203.0.113.11\n', `  address: 203.0.113.10\n  root: ${root}\n`);
+      return (await validateDir(dir)).problems.filter((p) => p.rule === 'node-duplicate-endpoint');
+    };
+    expect(await endpointProblems('/var/lib/edgectl')).toMatchObject([{ file: 'nodes/north.yaml', path: 'spec.address' }]);
+    expect(await endpointProblems('/srv/edgectl-b')).toEqual([]);
   });
 
   for (const [name, c] of Object.entries(CASES)) {

@@ -64,7 +64,7 @@ export const DEFAULTS = {
   memoryMb: 1024,
 } as const;
 
-export function resolveNode(fleet: FleetSpec, n: NodeResource): ResolvedNode {
+export function resolveNode(fleet: Pick<FleetSpec, 'defaults'>, n: NodeResource): ResolvedNode {
   const d = fleet.defaults ?? {};
   const s = n.spec;
   return {

@@ -1,5 +1,5 @@
 import type { NodeResource } from './model.js';
-import { DEFAULTS } from './model.js';
+import { resolveNode } from './model.js';
 import { aRole, report, unknown, type RuleContext } from './rule-context.js';
 import { didYouMean } from './problems.js';
 
@@ -78,10 +78,11 @@ function viaCycles(ctx: RuleContext): void {
 /** Two nodes with the same address, ssh port and root would overwrite each other's releases. */
 export function endpointRules(ctx: RuleContext): void {
   const endpoints = new Map<string, NodeResource>();
-  const d = ctx.m.defaults;
+  const fleet = { defaults: ctx.m.defaults };
   for (const n of ctx.m.nodes) {
-    const root = n.spec.root ?? d?.root ?? DEFAULTS.root;
-    const key = `${n.spec.address}|${n.spec.ssh?.port ?? d?.ssh?.port ?? DEFAULTS.sshPort}|${root}`;
+    // The endpoint apply will use, defaults applied the same way.
+    const r = resolveNode(fleet, n);
+    const key = `${r.address}|${r.ssh.port}|${r.root}`;
     const prev = endpoints.get(key);
     if (prev) report(ctx, n, ['spec', 'address'], 'node-duplicate-endpoint', `node "${prev.name}" has the same address, ssh port and root: both would write the same releases`);
     else endpoints.set(key, n);
