@@ -1,5 +1,5 @@
 import { SpoolCore, type Queue } from './spool.js';
-import { messageKey, queueEnd, seqOfKey } from './keys.js';
+import { messageKey, queueEnd, queueName, seqOfKey } from './keys.js';
 import { decodeRecord, encodeRecord, type SpoolMessage } from './record.js';
 import { SpoolFullError } from './errors.js';
 import type { Op } from './window.js';
@@ -255,7 +255,7 @@ export class Spool extends SpoolCore {
 
   async peek(tenant: string, topic: string, limit: number): Promise<(SpoolMessage & { seq: number })[]> {
     this.assertOpen();
-    const q = this.queues.get(`${tenant}\u0000${topic}`);
+    const q = this.queues.get(queueName(tenant, topic));
     if (!q || q.c.count === 0) return [];
     const out: (SpoolMessage & { seq: number })[] = [];
     for await (const [k, v] of this.db.iterator({ gte: messageKey(q.prefix, q.c.head), lt: queueEnd(q.name), limit })) {

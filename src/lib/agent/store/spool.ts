@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../../logger.js';
 import { errorMessage } from '../../errors.js';
-import { META_EPOCH, META_SEQ, messageKey, queueEnd, queueMetaKey, queueName, queuePrefix, readU64, splitQueue, u64, seqOfKey } from './keys.js';
+import { META_EPOCH, META_QUEUE, META_SEQ, messageKey, queueMetaKey, queueName, queuePrefix, readU64, splitQueue, u64, seqOfKey, windowMetaKey } from './keys.js';
 import { type Db, type StoreIncident, openStore, isCorruption } from './open.js';
 import { DedupeWindow, type Op } from './window.js';
 import { SpoolUnavailableError } from './errors.js';
@@ -220,14 +220,15 @@ export class SpoolCore {
     }
     const seq = await this.db.get(META_SEQ);
     this.seq = seq ? readU64(seq) : 1;
-    for await (const [k, v] of this.db.iterator({ gte: Buffer.from('a:q:'), lt: Buffer.from('a:q;') })) {
-      const name = k.toString('latin1').slice(4);
+    // Every queue's counters: META_QUEUE + name, up to the prefix with its ':' bumped to ';'.
+    for await (const [k, v] of this.db.iterator({ gte: Buffer.from(META_QUEUE), lt: Buffer.from(META_QUEUE.slice(0, -1) + ';') })) {
+      const name = k.toString('latin1').slice(META_QUEUE.length);
       const { tenant, topic } = splitQueue(name);
       const q = this.queue(tenant, topic);
       q.c = { ...q.c, ...(JSON.parse(v.toString()) as Partial<QueueCounters>) };
     }
-    this.dedupe.load(await this.db.get(Buffer.from('a:w:dedupe')));
-    this.idempotency.load(await this.db.get(Buffer.from('a:w:idem')));
+    this.dedupe.load(await this.db.get(windowMetaKey(this.dedupe.name)));
+    this.idempotency.load(await this.db.get(windowMetaKey(this.idempotency.name)));
     if (repaired) await this.recount();
     for (const q of this.queues.values()) {
       q.dropCursor = q.c.head;
@@ -285,9 +286,5 @@ export class SpoolCore {
     this.failPending(new SpoolUnavailableError('spool closed'));
     if (wasOpen || this.db) { try { await this.db.close(); } catch { /* ignore */ } }
     this.state = 'closed';
-  }
-
-  rangeEnd(q: Queue): Buffer {
-    return queueEnd(q.name);
   }
 }

@@ -1,5 +1,5 @@
 import type { Db } from './open.js';
-import { readU64, windowEntryKey, windowMetaKey, windowOrderKey, u64 } from './keys.js';
+import { readU64, windowEntryKey, windowMetaKey, windowOrderKey } from './keys.js';
 
 export type Op = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
 
@@ -70,5 +70,3 @@ export class DedupeWindow {
     if (this.tail < this.head) this.tail = this.head;
   }
 }
-
-export { u64 };
