@@ -1,21 +1,10 @@
 import { createTwoFilesPatch } from 'diff';
-import type { Manifest } from '../bundle/manifest.js';
-import type { HealthTarget } from '../release/health.js';
-import type { NginxTarget } from '../release/nginx.js';
 import type { NodeState } from '../release/state.js';
 import { kongDiff } from './kong-diff.js';
-import { PLAN_FORMAT, type FileDiff, type Plan, type PlanAction, type PlanNode } from './types.js';
+import { PLAN_FORMAT, type FileDiff, type NodeTarget, type Plan, type PlanAction, type PlanNode } from './types.js';
 
-export interface DesiredNode {
-  node: string;
-  role: 'core' | 'relay' | 'edge';
-  route: string[];
-  root: string;
-  nginx: NginxTarget;
-  kong: boolean;
-  health: HealthTarget[];
-  manifest: Manifest;
-  /** The desired bytes of the files a diff may show (nginx/, kong/). */
+export interface DesiredNode extends NodeTarget {
+  /** The desired bytes of the files a diff may show (isDiffable). */
   files: Map<string, Buffer>;
 }
 
@@ -35,7 +24,8 @@ export interface PlanInput {
   diff: boolean;
 }
 
-const DIFFABLE = (p: string) => p.startsWith('nginx/') || p === 'kong/kong.yml';
+/** The bundle files a plan diff shows (and so the only ones plan reads or keeps the bytes of). */
+export const isDiffable = (p: string) => p.startsWith('nginx/') || p === 'kong/kong.yml';
 const MAX_DIFF_BYTES = 256 * 1024;
 
 /** Pure: desired bundles + what the nodes hold → the plan. Same inputs, same plan. */
@@ -105,7 +95,7 @@ function actionOf(n: PlanNode, s: NodeState): [PlanAction, string?] {
 
 function diffOf(n: PlanNode, d: DesiredNode, o: ObservedNode): NonNullable<PlanNode['diff']> {
   const files: FileDiff[] = [];
-  const paths = [...n.files.added, ...n.files.changed, ...n.files.removed].filter(DIFFABLE).filter((p) => p !== 'kong/kong.yml').sort();
+  const paths = [...n.files.added, ...n.files.changed, ...n.files.removed].filter(isDiffable).filter((p) => p !== 'kong/kong.yml').sort();
   for (const p of paths) {
     const a = o.files?.get(p);
     const b = d.files.get(p);

@@ -3,7 +3,7 @@ import type { LoadedFleet } from '../fleet/load.js';
 import type { Logger } from '../logger.js';
 import type { HealthTarget } from '../release/health.js';
 import type { NginxTarget } from '../release/nginx.js';
-import type { DesiredNode } from './compute.js';
+import { isDiffable, type DesiredNode } from './compute.js';
 
 export interface LocalMode {
   /** Every node is the directory <root>/<node> on this machine. */
@@ -59,7 +59,7 @@ export async function desiredState(loaded: LoadedFleet, opts: { nodes?: string[]
       kong: r.kong,
       health,
       manifest: b.manifest,
-      files: new Map(b.files.filter((f) => f.path.startsWith('nginx/') || f.path === 'kong/kong.yml').map((f) => [f.path, f.data])),
+      files: new Map(b.files.filter((f) => isDiffable(f.path)).map((f) => [f.path, f.data])),
     });
   }
   return { nodes, bundles: new Map(bundles.map((b) => [b.node, b])) };

@@ -5,7 +5,7 @@ import { layout } from '../release/layout.js';
 import { readRelease } from '../release/read.js';
 import { outputOf } from '../release/remote.js';
 import { readState } from '../release/state.js';
-import type { DesiredNode, ObservedNode } from './compute.js';
+import { isDiffable, type DesiredNode, type ObservedNode } from './compute.js';
 
 /** Runs fn on each item with at most `limit` in flight. */
 export async function eachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
@@ -30,7 +30,7 @@ export async function observeNodes(connector: Connector, desired: DesiredNode[],
       const o: ObservedNode = { reachable: true, state };
       if (opts.diff && state.current && state.currentManifest && state.currentManifest.digest !== d.manifest.digest) {
         const cm = state.currentManifest;
-        const want = (p: string) => (p.startsWith('nginx/') || p === 'kong/kong.yml') && (!d.manifest.files[p] || d.manifest.files[p].sha256 !== cm.files[p].sha256);
+        const want = (p: string) => isDiffable(p) && (!d.manifest.files[p] || d.manifest.files[p].sha256 !== cm.files[p].sha256);
         const files = await readRelease(t, layout(d.root).release(state.current), cm, want);
         o.files = new Map(files.map((f) => [f.path, f.data]));
       }

@@ -28,7 +28,8 @@ export interface KongEntityChange {
   fields: KongFieldChange[];
 }
 
-export interface PlanNode {
+/** What a node is and what it should hold: the desired state (compute.ts) and the plan share it. */
+export interface NodeTarget {
   node: string;
   role: 'core' | 'relay' | 'edge';
   /** How it is reached: ['local'], or relays then the node. */
@@ -36,6 +37,11 @@ export interface PlanNode {
   root: string;
   nginx: NginxTarget;
   kong: boolean;
+  health: HealthTarget[];
+  manifest: Manifest;
+}
+
+export interface PlanNode extends NodeTarget {
   reachable: boolean;
   error?: string;
   current: { release: string | null; commit?: string | null; manifestError?: string; nginxRunning?: boolean; pendingIntent?: boolean; lockedBy?: string };
@@ -44,8 +50,6 @@ export interface PlanNode {
   reason?: string;
   files: { added: string[]; changed: string[]; removed: string[] };
   diff?: { files: FileDiff[]; kong?: KongEntityChange[] };
-  health: HealthTarget[];
-  manifest: Manifest;
 }
 
 export interface PlanSummary {
