@@ -55,10 +55,7 @@ export async function planFleet(deps: FleetDeps, opts: TargetOptions & { diff: b
       diff: opts.diff,
     });
     const blobs = new Map<string, Buffer>();
-    for (const [node, b] of desired.bundles) {
-      const m = desired.nodes.find((d) => d.node === node)!.manifest;
-      for (const f of b.files) blobs.set(m.files[f.path].sha256, f.data);
-    }
+    for (const d of desired.nodes) for (const f of desired.bundles.get(d.node)!.files) blobs.set(d.manifest.files[f.path].sha256, f.data);
     return { plan, blobs, connector, model };
   } catch (e) {
     await connector.close();
