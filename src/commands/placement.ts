@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core';
 import { EdgectlCommand } from '../cli/base.js';
+import { targetFlags } from '../cli/fleet-flags.js';
 import { json, table } from '../cli/output.js';
 
 export default class Placement extends EdgectlCommand {
@@ -11,7 +12,7 @@ per spreadBy value while there are enough values. api apps only go to nodes with
 Exit status: 0 ok (a shortfall is shown, not an error; validate reports it), 1 invalid fleet or error.`;
   static override examples = ['<%= config.bin %> placement --fleet fleet.example', '<%= config.bin %> placement --json'];
   static override flags = {
-    fleet: Flags.string({ char: 'f', summary: 'Fleet repo directory', default: '.' }),
+    fleet: targetFlags.fleet,
     rev: Flags.string({ summary: 'Use the fleet as of this git revision' }),
     json: Flags.boolean({ summary: 'Print JSON' }),
   };

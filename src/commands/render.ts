@@ -1,6 +1,7 @@
 import { Flags } from '@oclif/core';
 import path from 'node:path';
 import { EdgectlCommand } from '../cli/base.js';
+import { targetFlags } from '../cli/fleet-flags.js';
 import { colorsFor, json, table } from '../cli/output.js';
 import { EdgectlError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
@@ -22,10 +23,10 @@ Exit status: 0 rendered (and checked), 1 invalid fleet, render error or failed c
     '<%= config.bin %> render --rev HEAD~1 --out /tmp/previous',
   ];
   static override flags = {
-    fleet: Flags.string({ char: 'f', summary: 'Fleet repo directory', default: '.' }),
+    fleet: targetFlags.fleet,
     rev: Flags.string({ summary: 'Render the fleet as of this git revision (no checkout needed)' }),
-    node: Flags.string({ char: 'n', summary: 'Only this node (repeatable)', multiple: true }),
-    selector: Flags.string({ char: 'l', summary: 'Only nodes with these labels, key=value (repeatable)', multiple: true }),
+    node: targetFlags.node,
+    selector: targetFlags.selector,
     out: Flags.string({ char: 'o', summary: 'Output directory (default: <fleet>/.edgectl/render)' }),
     check: Flags.boolean({ summary: 'Run nginx -t and deck validate on the rendered bundles' }),
     json: Flags.boolean({ summary: 'Print a JSON summary' }),
