@@ -1,4 +1,5 @@
 import { readFileSync, readdirSync } from 'node:fs';
+import { alive, signal } from '../../test/helpers/lab-util.js';
 
 /**
  * Process bookkeeping for the benchmark: find every process that belongs to this run (its
@@ -71,36 +72,14 @@ export function runProcs(marker: string, spawned: number[] = []): Set<number> {
   return new Set([...all].filter((pid) => alive.has(pid)));
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** TERM each of the run's processes by pid, wait up to graceMs, then KILL what is left. Returns how many were signalled. */
 export async function endRunProcs(marker: string, spawned: number[], graceMs = 4000): Promise<number> {
   const pids = runProcs(marker, spawned);
-  for (const pid of pids) {
-    try {
-      process.kill(pid, 'SIGTERM');
-    } catch {
-      // already gone
-    }
-  }
+  for (const pid of pids) signal(pid, 'SIGTERM');
   const deadline = Date.now() + graceMs;
   while (Date.now() < deadline && [...pids].some(alive)) await new Promise((r) => setTimeout(r, 100));
   // Anything new (a child forked while we waited) or stubborn gets KILL.
-  for (const pid of new Set([...pids, ...runProcs(marker, spawned)])) {
-    if (!alive(pid)) continue;
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
+  for (const pid of new Set([...pids, ...runProcs(marker, spawned)])) if (alive(pid)) signal(pid, 'SIGKILL');
   return pids.size;
 }
 

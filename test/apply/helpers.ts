@@ -3,6 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { alive, signal } from '../helpers/lab-util.js';
 
 export const BIN = join(import.meta.dirname, '..', '..', 'bin', 'run.js');
 
@@ -79,24 +80,9 @@ export async function killNginx(root: string): Promise<void> {
     const pid = nginxPid(root, n);
     if (pid && pid > 1) pids.push(pid);
   }
-  for (const pid of pids) {
-    try {
-      process.kill(pid, 'SIGTERM'); // fast shutdown: the master takes its workers with it
-    } catch {
-      /* already gone */
-    }
-  }
+  for (const pid of pids) signal(pid, 'SIGTERM'); // fast shutdown: the master takes its workers with it
   for (let i = 0; i < 40 && pids.some(alive); i++) await new Promise((r) => setTimeout(r, 50));
-  for (const pid of pids.filter(alive)) process.kill(pid, 'SIGKILL');
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+  for (const pid of pids.filter(alive)) signal(pid, 'SIGKILL');
 }
 
 export function nginxPid(root: string, node: string): number | undefined {
