@@ -12,16 +12,14 @@ export default class SpoolPeek extends EdgectlCommand {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(SpoolPeek);
-    if (!flags.tenant || !flags.topic) throw new EdgectlError('EDGECTL_USAGE', 'peek needs --tenant and --topic');
-    const { openAdmin, spoolPeek } = await import('../../lib/agent/spool-client.js');
-    const { api, close } = await openAdmin(flags);
-    try {
-      const r = await spoolPeek(api, flags.tenant, flags.topic, flags.limit);
+    const { tenant, topic } = flags;
+    if (!tenant || !topic) throw new EdgectlError('EDGECTL_USAGE', 'peek needs --tenant and --topic');
+    const { withAdmin, spoolPeek } = await import('../../lib/agent/spool-client.js');
+    await withAdmin(flags, async (api) => {
+      const r = await spoolPeek(api, tenant, topic, flags.limit);
       if (flags.json) return this.out(json(r));
       const preview = (b: string) => (b.length > 60 ? `${b.slice(0, 57)}...` : b).replace(/[\x00-\x1f\x7f]/g, '.');
       this.out(table(['id', 'time', 'type', 'bytes', 'body'], r.messages.map((m) => [m.id, m.time, m.contentType, m.bytes, m.encoding === 'utf8' ? preview(m.body) : `(base64) ${preview(m.body)}`])));
-    } finally {
-      await close();
-    }
+    });
   }
 }

@@ -14,9 +14,8 @@ Exit status: 0 purged (or nothing to purge), 1 not confirmed or the agent could 
 
   async run(): Promise<void> {
     const { flags } = await this.parse(SpoolPurge);
-    const { openAdmin, spoolPurge, spoolStatus } = await import('../../lib/agent/spool-client.js');
-    const { api, close } = await openAdmin(flags);
-    try {
+    const { withAdmin, spoolPurge, spoolStatus } = await import('../../lib/agent/spool-client.js');
+    await withAdmin(flags, async (api) => {
       const what = { tenant: flags.tenant, topic: flags.topic };
       if (!flags.yes) {
         if (!process.stdin.isTTY) throw new EdgectlError('EDGECTL_NOT_CONFIRMED', 'purge deletes messages: pass --yes when not on a terminal');
@@ -33,8 +32,6 @@ Exit status: 0 purged (or nothing to purge), 1 not confirmed or the agent could 
       if (flags.json) return this.out(json(r));
       if (r.removed.length === 0) return this.out('nothing to purge');
       this.out(table(['tenant', 'topic', 'removed', 'bytes'], r.removed.map((x) => [x.tenant, x.topic, x.count, x.bytes])));
-    } finally {
-      await close();
-    }
+    });
   }
 }

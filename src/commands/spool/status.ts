@@ -24,17 +24,14 @@ local agent). Never opens the spool files. Exit status: 0 answered, 1 the agent 
 
   async run(): Promise<void> {
     const { flags } = await this.parse(SpoolStatus);
-    const { openAdmin, spoolStatus } = await import('../../lib/agent/spool-client.js');
-    const { api, close } = await openAdmin(flags);
-    try {
+    const { withAdmin, spoolStatus } = await import('../../lib/agent/spool-client.js');
+    await withAdmin(flags, async (api) => {
       const s = await spoolStatus(api, { tenant: flags.tenant, topic: flags.topic });
       if (flags.json) return this.out(json(s));
       this.out(`${s.node} (${s.role}) store ${s.store.state}; last forward ${s.forward.lastSuccessAt ?? 'never'}${s.forward.lastError ? `; last error ${s.forward.lastError.message}` : ''}`);
       if (s.store.quarantined.length > 0) this.err(`warning: ${s.store.quarantined.length} corrupt store(s) kept in quarantine: ${s.store.quarantined.join(', ')}`);
       this.out(table(['tenant', 'topic', 'depth', 'bytes', 'oldest (s)', 'dropped', 'expired', 'purged'],
         s.queues.map((q) => [q.tenant, q.topic, q.depth, q.bytes, q.oldestAgeSeconds === null ? '-' : q.oldestAgeSeconds.toFixed(1), q.dropped, q.expired, q.purged])));
-    } finally {
-      await close();
-    }
+    });
   }
 }

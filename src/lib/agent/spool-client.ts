@@ -78,11 +78,23 @@ export function spoolPurge(api: AdminApi, f: { tenant?: string; topic?: string }
   return call(api, 'POST', `/v1/spool/purge${qs(f)}`);
 }
 
+export type AdminTarget = { node?: string; fleet: string; identity?: string[]; admin?: string; local?: string };
+
+/** Runs `fn` against the node's admin API and always closes the connection (what every `edgectl spool` command does). */
+export async function withAdmin<T>(f: AdminTarget, fn: (api: AdminApi) => Promise<T>): Promise<T> {
+  const { api, close } = await openAdmin(f);
+  try {
+    return await fn(api);
+  } finally {
+    await close();
+  }
+}
+
 /**
  * Opens the admin API; the returned close() ends the SSH connection. `local`: the embedded
  * default (every node is a directory on this machine), so the node's loopback is this one's.
  */
-export async function openAdmin(f: { node?: string; fleet: string; identity?: string[]; admin?: string; local?: string }): Promise<{ api: AdminApi; close: () => Promise<void> }> {
+async function openAdmin(f: AdminTarget): Promise<{ api: AdminApi; close: () => Promise<void> }> {
   if (f.admin) return { api: adminByUrl(f.admin), close: async () => {} };
   if (!f.node) throw new EdgectlError('EDGECTL_USAGE', 'give --node NAME (through SSH) or --admin URL (a local agent)');
   const { loadFleet } = await import('../fleet/load.js');
