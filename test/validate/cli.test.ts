@@ -177,6 +177,23 @@ describe('edgectl init', { timeout: 240_000 }, () => {
     expect(git(path.join(parent, 'f'), 'log', '--format=%an <%ae>')).toBe('edgectl init <edgectl@localhost>');
   });
 
+  it('without git on PATH: init keeps the files and says how to finish; validate reads the directory; --rev is a coded error', async () => {
+    const parent = await tempDir('init-nogit');
+    const env = { PATH: path.join(parent, 'no-bin') };
+    const r = cli(['init', 'f'], { cwd: parent, env });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/the fleet files are in f, but git failed: .*ENOENT.* \[EDGECTL_GIT\]\nhint: Check that git is installed/);
+    expect(r.stdout + r.stderr).not.toMatch(STACK_TRACE);
+    expect(await readFile(path.join(parent, 'f/fleet.yaml'), 'utf8')).toContain('kind: Fleet');
+    const v = cli(['validate', '--fleet', 'f'], { cwd: parent, env });
+    expect(v.status).toBe(0);
+    expect(v.stdout).toMatch(/✓ valid: 9 files, .*; a directory outside git$/m);
+    const rev = cli(['validate', '--fleet', 'f', '--rev', 'HEAD'], { cwd: parent, env });
+    expect(rev.status).toBe(1);
+    expect(rev.stderr).toMatch(/cannot run git: .*ENOENT \[EDGECTL_GIT\]/);
+    expect(rev.stdout + rev.stderr).not.toMatch(STACK_TRACE);
+  });
+
   it('refuses a directory that is not empty, and changes nothing in it', async () => {
     const dir = await tempDir('init-full');
     await writeFile(path.join(dir, 'keep.txt'), 'mine\n');
