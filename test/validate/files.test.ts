@@ -4,7 +4,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { fastDocuments } from '../../src/lib/fleet/fast-yaml.js';
 import { validateText } from '../../src/lib/output/validate-report.js';
-import { cleanTemps, exampleCopy, EXAMPLE, tempDir, validateDir } from './helpers.js';
+import { spawnSync } from 'node:child_process';
+import { cleanTemps, cli, exampleCopy, EXAMPLE, tempDir, validateDir } from './helpers.js';
 
 afterAll(cleanTemps);
 
@@ -116,6 +117,16 @@ describe('file-level rules', { timeout: 120_000 }, () => {
     await symlink(outside, path.join(dir, 'linked-dir'));
     const r = await validateDir(dir);
     expect(r.problems).toEqual([]);
+  });
+
+  it('a FIFO named like a fleet file is skipped, not opened (opening it would block for ever)', async () => {
+    const dir = await exampleCopy();
+    const mk = spawnSync('mkfifo', [path.join(dir, 'nodes/pipe.yaml')]);
+    expect(mk.status, String(mk.stderr)).toBe(0);
+    // Through the CLI with a timeout, so that a regression fails the test instead of hanging the run.
+    const r = cli(['validate', '--fleet', dir], { timeout: 30_000 });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/✓ valid: 9 files/);
   });
 
   it('hostile scalars: huge numbers, NaN, Infinity, __proto__', async () => {
