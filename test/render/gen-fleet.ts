@@ -14,10 +14,6 @@ export interface GenOptions {
   apps: number;
   tenants: number;
   seed?: number;
-  /** nginx listen for every node (fleet defaults.http). */
-  http?: { address?: string; port?: number };
-  /** Agent listen for every node (fleet defaults.agent.listen). */
-  agentListen?: string;
 }
 
 
@@ -26,9 +22,7 @@ const ip = (base: number, i: number) => `${base}.${(i >> 16) & 255}.${(i >> 8) &
 export async function generateRenderFleet(dir: string, o: GenOptions): Promise<{ nodes: string[]; apps: string[] }> {
   const rand = prng(o.seed ?? 7);
   const regions = Array.from({ length: Math.max(2, Math.ceil(o.edges / 500)) }, (_, i) => `r${i + 1}`);
-  const http = o.http ? `    http: { ${[o.http.address ? `address: "${o.http.address}"` : '', o.http.port ? `port: ${o.http.port}` : ''].filter(Boolean).join(', ')} }\n` : '';
-  const agent = o.agentListen ? `    agent: { listen: "${o.agentListen}" }\n` : '';
-  const fleet = `apiVersion: edgectl/v1\nkind: Fleet\nmetadata: { name: gen }\nspec:\n  defaults:\n    root: /var/lib/edgectl\n${http}${agent}  hub: { url: "https://hub.gen.example/v1/forward" }\n`;
+  const fleet = `apiVersion: edgectl/v1\nkind: Fleet\nmetadata: { name: gen }\nspec:\n  defaults:\n    root: /var/lib/edgectl\n  hub: { url: "https://hub.gen.example/v1/forward" }\n`;
   const nodes: string[] = [];
   const docs: string[] = [];
   docs.push(`apiVersion: edgectl/v1\nkind: Node\nmetadata: { name: core-1, labels: { region: core } }\nspec: { role: core, address: 192.0.2.1 }\n`);

@@ -35,12 +35,10 @@ export function hashName(s: string): NameHash {
 const TWO_POW_21 = 2 ** 21;
 const TWO_POW_53 = 2 ** 53;
 
-/** A uniform number strictly inside (0, 1) for the pair (app, node). */
-export function pairUnit(app: NameHash, node: NameHash): number {
-  return pairUnitRaw(app.h1, app.h2, node.h1, node.h2);
-}
-
-/** pairUnit on the raw lanes (the scheduler's hot loop keeps them in typed arrays). */
+/**
+ * A uniform number strictly inside (0, 1) for the pair (app, node), from the raw lanes of their
+ * name hashes (the scheduler's hot loop keeps them in typed arrays).
+ */
 export function pairUnitRaw(a1: number, a2: number, n1: number, n2: number): number {
   const hi = fmix32((a1 ^ Math.imul(n2, 0x9e3779b1)) >>> 0);
   const lo = fmix32((a2 + Math.imul(n1 ^ hi, 0x7feb352d)) >>> 0);
