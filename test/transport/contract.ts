@@ -42,6 +42,11 @@ export function transportContract(env: ContractEnv): void {
     expect(missing.code).toBe(127);
   });
 
+  it('exec reports a command killed by a signal as 128 + its number, like a shell', async () => {
+    expect((await env.t().exec(['sh', '-c', 'kill -TERM $$'])).code).toBe(143);
+    expect((await env.t().exec(['sh', '-c', 'kill -USR1 $$'])).code).toBe(138);
+  });
+
   it('exec runs in cwd', async () => {
     const r = await env.t().exec(['pwd'], { cwd: env.dir() });
     expect(r.stdout.trim()).toBe(env.dir());

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { connect as tcpConnect } from 'node:net';
+import { constants } from 'node:os';
 import { chmod, lstat, mkdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Readable } from 'node:stream';
@@ -45,7 +46,7 @@ export class LocalTransport implements Transport {
         if (e.code === 'ENOENT') settle(() => resolve({ code: 127, stdout: '', stderr: `${argv[0]}: command not found\n` }));
         else settle(() => reject(new EdgectlError('EDGECTL_TRANSPORT', `${this.node}: cannot run \`${argv[0]}\`: ${e.message}`, { cause: e })));
       });
-      child.on('close', (code, signal) => settle(() => resolve({ code: code ?? (signal ? 128 + signalNumber(signal) : 1), stdout: out.text(), stderr: err.text() })));
+      child.on('close', (code, signal) => settle(() => resolve({ code: code ?? (signal ? signalExitCode(signal) : 1), stdout: out.text(), stderr: err.text() })));
       child.stdin.on('error', () => {}); // EPIPE when the command exits without reading its input
       feed(child.stdin, opts.input);
     });
@@ -104,7 +105,8 @@ function isMissing(e: unknown): boolean {
   return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
-function signalNumber(sig: NodeJS.Signals): number {
-  const table: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGTERM: 15 };
-  return table[sig] ?? 0;
+/** A shell's exit status for a command killed by `sig` ('SIGTERM', or 'TERM' as SSH names it): 128 + its number. */
+export function signalExitCode(sig: string): number {
+  const name = (sig.startsWith('SIG') ? sig : `SIG${sig}`) as NodeJS.Signals;
+  return 128 + (constants.signals[name] ?? 0);
 }

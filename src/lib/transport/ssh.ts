@@ -2,7 +2,7 @@ import { posix } from 'node:path';
 import type { SFTPWrapper, Stats } from 'ssh2';
 import { EdgectlError } from '../errors.js';
 import { httpOver } from './http-over.js';
-import { feed } from './local.js';
+import { feed, signalExitCode } from './local.js';
 import { OutputBuffer } from './output-buffer.js';
 import { shJoin, shQuote } from './quote.js';
 import type { SshConn } from './ssh-conn.js';
@@ -56,7 +56,7 @@ export class SshTransport implements Transport {
         ch.stderr.on('data', (c: Buffer) => err.push(c));
         // ssh2 passes the exit status to 'close' (an 'exit' listener attached after the exec callback could miss it).
         ch.on('close', (c?: number | null, signal?: string) => {
-          const code = typeof c === 'number' ? c : signal ? 128 + (SIGNALS[signal.replace(/^SIG/, '')] ?? 0) : undefined;
+          const code = typeof c === 'number' ? c : signal ? signalExitCode(signal) : undefined;
           if (code === undefined) settle(() => reject(new EdgectlError('EDGECTL_TRANSPORT', `${what}: the channel closed without an exit status (connection lost?)`)));
           else settle(() => resolve({ code, stdout: out.text(), stderr: err.text() }));
         });
@@ -155,5 +155,3 @@ function call<T = void>(sftp: SFTPWrapper, method: string, ...args: unknown[]): 
     (sftp as unknown as Record<string, (...a: unknown[]) => void>)[method].call(sftp, ...args, (err: Error | undefined, v: T) => (err ? reject(err) : resolve(v)));
   });
 }
-
-const SIGNALS: Record<string, number> = { HUP: 1, INT: 2, QUIT: 3, KILL: 9, SEGV: 11, PIPE: 13, TERM: 15 };
