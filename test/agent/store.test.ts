@@ -51,7 +51,7 @@ describe('spool queue contract', () => {
     await spool.ack(b1);
     const b2 = await spool.readBatch(10, 1 << 20);
     expect(b2.items[0].msg.body.toString()).toBe('10');
-    spool.release(b2);
+    // Not acked (delivery failed): the next read starts at the same message.
     const b3 = await spool.readBatch(10, 1 << 20);
     expect(b3.items[0].msg.body.toString()).toBe('10');
     expect((await spool.status())[0].depth).toBe(20);

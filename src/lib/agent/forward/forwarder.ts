@@ -58,7 +58,6 @@ export class Forwarder {
       try {
         await this.out.deliver(batch.items.map((i) => i.msg));
       } catch (err) {
-        this.spool.release(batch);
         this.failures++;
         this.stats.forwardErrors++;
         this.stats.lastForwardError = { at: new Date().toISOString(), message: errorMessage(err) };
@@ -78,8 +77,8 @@ export class Forwarder {
       try {
         await this.spool.ack(batch);
       } catch (err) {
-        // Not deleted: they will be sent again and the next hop drops them by id.
-        this.spool.release(batch);
+        // Not deleted (the failed write reopens the store and reloads its cursors): they will be
+        // sent again and the next hop drops them by id.
         this.log.error('deleting a delivered batch failed', { error: errorMessage(err) });
       }
     }

@@ -216,8 +216,6 @@ export class Spool extends SpoolCore {
       } finally {
         await it.close();
       }
-      const mine = items.filter((i) => i.q === q);
-      if (mine.length > 0) q.inflightEnd = mine[mine.length - 1].seq;
       if (bad.length > 0) {
         this.addBytes(q, -bad.length / 2, -badBytes);
         q.c.corrupt += bad.length / 2;
@@ -242,15 +240,10 @@ export class Spool extends SpoolCore {
     }
     for (const [q, seq] of last) {
       if (seq + 1 > q.c.head) q.c.head = seq + 1;
-      q.inflightEnd = -1;
       q.dirty = true;
     }
     this.deletedSinceCompact += ops.length;
     await this.commit(ops);
-  }
-
-  release(batch: Batch): void {
-    for (const it of batch.items) it.q.inflightEnd = -1;
   }
 
   async peek(tenant: string, topic: string, limit: number): Promise<(SpoolMessage & { seq: number })[]> {
@@ -277,7 +270,6 @@ export class Spool extends SpoolCore {
       ranges.push([messageKey(q.prefix, q.c.head), messageKey(q.prefix, this.seq)]);
       q.c.head = this.seq;
       q.dropCursor = q.c.head;
-      q.inflightEnd = -1;
     }
     // Cursors move first (durably); keys below a cursor are never read, so a crash before clear() is harmless.
     await this.commit([]);

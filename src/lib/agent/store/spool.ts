@@ -25,8 +25,6 @@ export interface Queue {
   prefix: Buffer;
   c: QueueCounters;
   dirty: boolean;
-  /** Last seq handed to the forwarder and not yet acknowledged (-1: none). */
-  inflightEnd: number;
   /** Where the next drop-oldest / TTL sweep starts (past earlier drops behind in-flight data). */
   dropCursor: number;
 }
@@ -98,7 +96,7 @@ export class SpoolCore {
     const name = queueName(tenant, topic);
     let q = this.queues.get(name);
     if (!q) {
-      q = { name, tenant, topic, prefix: queuePrefix(name), c: { head: 0, count: 0, bytes: 0, dropped: 0, expired: 0, purged: 0, corrupt: 0 }, dirty: false, inflightEnd: -1, dropCursor: 0 };
+      q = { name, tenant, topic, prefix: queuePrefix(name), c: { head: 0, count: 0, bytes: 0, dropped: 0, expired: 0, purged: 0, corrupt: 0 }, dirty: false, dropCursor: 0 };
       this.queues.set(name, q);
     }
     return q;
@@ -232,7 +230,6 @@ export class SpoolCore {
     if (repaired) await this.recount();
     for (const q of this.queues.values()) {
       q.dropCursor = q.c.head;
-      q.inflightEnd = -1;
       this.tenantBytes.set(q.tenant, (this.tenantBytes.get(q.tenant) ?? 0) + q.c.bytes);
     }
   }
