@@ -6,7 +6,7 @@ import { dirname } from 'node:path';
 import { Readable } from 'node:stream';
 import { EdgectlError } from '../errors.js';
 import { httpOver } from './http-over.js';
-import { OutputBuffer } from './output-buffer.js';
+import { OutputBuffer, settleOnce } from './output-buffer.js';
 import type { ExecOptions, ExecResult, HttpRequest, HttpResponse, StatResult, Transport } from './types.js';
 
 /**
@@ -26,13 +26,7 @@ export class LocalTransport implements Transport {
       const out = new OutputBuffer();
       const err = new OutputBuffer();
       let timer: NodeJS.Timeout | undefined;
-      let settled = false;
-      const settle = (fn: () => void) => {
-        if (settled) return;
-        settled = true;
-        if (timer) clearTimeout(timer);
-        fn();
-      };
+      const settle = settleOnce(() => clearTimeout(timer));
       if (timeoutMs) {
         timer = setTimeout(() => {
           child.kill('SIGKILL');

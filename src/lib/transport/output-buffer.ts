@@ -20,3 +20,14 @@ export class OutputBuffer {
     return this.dropped ? `${s}\n[edgectl: ${this.dropped} more bytes of output dropped]\n` : s;
   }
 }
+
+/** An exec's outcome is decided once: the first of exit, error, timeout or lost connection wins; `cleanup` runs before it. */
+export function settleOnce(cleanup: () => void): (fn: () => void) => void {
+  let settled = false;
+  return (fn) => {
+    if (settled) return;
+    settled = true;
+    cleanup();
+    fn();
+  };
+}

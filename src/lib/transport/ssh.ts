@@ -3,7 +3,7 @@ import type { SFTPWrapper, Stats } from 'ssh2';
 import { EdgectlError } from '../errors.js';
 import { httpOver } from './http-over.js';
 import { feed, signalExitCode } from './local.js';
-import { OutputBuffer } from './output-buffer.js';
+import { OutputBuffer, settleOnce } from './output-buffer.js';
 import { shJoin, shQuote } from './quote.js';
 import type { SshConn } from './ssh-conn.js';
 import type { ExecOptions, ExecResult, HttpRequest, HttpResponse, StatResult, Transport } from './types.js';
@@ -35,14 +35,10 @@ export class SshTransport implements Transport {
       return new Promise<ExecResult>((resolve, reject) => {
         const out = new OutputBuffer();
         const err = new OutputBuffer();
-        let settled = false;
-        const settle = (fn: () => void) => {
-          if (settled) return;
-          settled = true;
-          if (timer) clearTimeout(timer);
+        const settle = settleOnce(() => {
+          clearTimeout(timer);
           unsubscribe();
-          fn();
-        };
+        });
         const what = `${this.node}: \`${argv[0]}\``;
         const timer = timeoutMs
           ? setTimeout(() => {
