@@ -190,6 +190,27 @@ async function catFiles(cwd: string, oids: string[]): Promise<Buffer[]> {
   return out;
 }
 
+/**
+ * Blob reads asked for in the same turn of the event loop share one `git cat-file --batch`:
+ * render reads every app's payload files at once, and one git process per file cost 20 s for
+ * 800 files where the working tree takes 0.4 s.
+ */
+function blobReader(cwd: string): (oid: string) => Promise<Buffer> {
+  let queue: { oid: string; resolve: (b: Buffer) => void; reject: (e: unknown) => void }[] = [];
+  const flush = () => {
+    const batch = queue;
+    queue = [];
+    catFiles(cwd, batch.map((q) => q.oid)).then(
+      (blobs) => batch.forEach((q, i) => q.resolve(blobs[i])),
+      (e) => batch.forEach((q) => q.reject(e)),
+    );
+  };
+  return (oid) => new Promise((resolve, reject) => {
+    if (queue.length === 0) setImmediate(flush);
+    queue.push({ oid, resolve, reject });
+  });
+}
+
 /** Reads a fleet as it was at a git revision, without a checkout. */
 export async function readFleetRev(root: string, rev: string): Promise<FleetSource> {
   const abs = path.resolve(root);
@@ -217,6 +238,7 @@ export async function readFleetRev(root: string, rev: string): Promise<FleetSour
   const rels = [...entries.keys()].filter(isFleetDocumentPath).sort();
   const blobs = await catFiles(abs, rels.map((r) => entries.get(r)!.oid));
   const files = rels.map((rel, i) => ({ path: rel, bytes: blobs[i].length > MAX_FILE_BYTES ? blobs[i].subarray(0, MAX_FILE_BYTES + 1) : blobs[i] }));
+  const readBlob = blobReader(abs);
   return {
     root: abs,
     files,
@@ -227,7 +249,7 @@ export async function readFleetRev(root: string, rev: string): Promise<FleetSour
     async readExtra(rel) {
       const e = entries.get(path.posix.normalize(rel));
       if (!e) return undefined;
-      return (await catFiles(abs, [e.oid]))[0];
+      return readBlob(e.oid);
     },
     async listExtra(relDir) {
       const dir = path.posix.normalize(relDir).replace(/\/$/, '') + '/';
