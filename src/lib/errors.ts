@@ -9,6 +9,7 @@ export const ERROR_HINTS = {
   EDGECTL_GIT: 'Check that the fleet is a git repository and that the revision exists (`git log --oneline`).',
   EDGECTL_RENDER: 'This is a template error; check overridden templates under the fleet\'s templates/.',
   EDGECTL_CHECK_FAILED: 'The tool\'s own output above names the file and line that failed.',
+  EDGECTL_OUTPUT: 'The output (--out) must be a directory, or a path that can be created, on a writable disk with free space; render again once fixed.',
   EDGECTL_TRANSPORT: 'Check the node\'s address, ssh settings and relays (`via`).',
   EDGECTL_HOSTKEY_UNKNOWN: 'Verify the fingerprint out of band, then run `edgectl trust NODE` (or apply with --accept-new).',
   EDGECTL_HOSTKEY_CHANGED: 'The node\'s host key differs from the recorded one. If the node was reinstalled, remove the old key from known_hosts after verifying the new fingerprint.',

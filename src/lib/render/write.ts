@@ -1,6 +1,7 @@
 import { chmodSync, mkdirSync, readdirSync, rmSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { MANIFEST_FILE } from '../bundle/manifest.js';
+import { EdgectlError } from '../errors.js';
 import { manifestBytes, type Bundle } from './bundle.js';
 
 function listFiles(dir: string): string[] | undefined {
@@ -63,14 +64,22 @@ function writeOne(outDir: string, b: Bundle): void {
  * writes (open, write, close: three each) cost about three times the CPU of plain syscalls.
  */
 export async function writeBundles(bundles: Bundle[], outDir: string, opts: { sliceMs?: number } = {}): Promise<void> {
-  mkdirSync(outDir, { recursive: true });
-  const slice = opts.sliceMs ?? 50;
-  let since = performance.now();
-  for (const b of bundles) {
-    writeOne(outDir, b);
-    if (performance.now() - since > slice) {
-      await new Promise((r) => setImmediate(r));
-      since = performance.now();
+  try {
+    mkdirSync(outDir, { recursive: true });
+    const slice = opts.sliceMs ?? 50;
+    let since = performance.now();
+    for (const b of bundles) {
+      writeOne(outDir, b);
+      if (performance.now() - since > slice) {
+        await new Promise((r) => setImmediate(r));
+        since = performance.now();
+      }
     }
+  } catch (e) {
+    // An output that is a file, read-only or full is the operator's to fix, not a bug. A bundle
+    // cut short has no manifest.json, so it never reads as complete; the next render replaces it.
+    const err = e as NodeJS.ErrnoException;
+    if (typeof err.code !== 'string' || !err.syscall) throw e;
+    throw new EdgectlError('EDGECTL_OUTPUT', `cannot write bundles to ${outDir}: ${err.message}`, { cause: e });
   }
 }

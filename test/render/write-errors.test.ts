@@ -1,0 +1,73 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { isEdgectlError } from '../../src/lib/errors.js';
+import { loadFleet } from '../../src/lib/fleet/load.js';
+import { renderFleet, writeBundles, type Bundle } from '../../src/lib/render/index.js';
+import { REPO, TEST_VERSION, copyExample, tempDir } from './helpers.js';
+
+const run = promisify(execFile);
+
+/** An output directory that cannot take the bundles is the operator's to fix: a coded error, not "a bug". */
+describe('writing bundles where they cannot go', () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  let fleet: string;
+  let bundles: Bundle[];
+  let mounted = '';
+  beforeAll(async () => {
+    tmp = await tempDir('write-errors');
+    fleet = await copyExample(tmp.dir);
+    bundles = await renderFleet(await loadFleet(fleet), { edgectlVersion: TEST_VERSION });
+  });
+  afterAll(async () => {
+    if (mounted) execFileSync('umount', [mounted]);
+    await tmp.cleanup();
+  });
+
+  it('--out naming a file: EDGECTL_OUTPUT with the path', async () => {
+    const file = path.join(tmp.dir, 'a-file');
+    await writeFile(file, 'x');
+    const err = await writeBundles(bundles, file).then(() => undefined, (e: unknown) => e);
+    expect(isEdgectlError(err) && err.code).toBe('EDGECTL_OUTPUT');
+    expect((err as Error).message).toContain(`cannot write bundles to ${file}: EEXIST`);
+    const below = await writeBundles(bundles, path.join(file, 'sub')).then(() => undefined, (e: unknown) => e);
+    expect(isEdgectlError(below) && below.code).toBe('EDGECTL_OUTPUT');
+    expect((below as Error).message).toMatch(/ENOTDIR/);
+    expect(await readFile(file, 'utf8')).toBe('x');
+  });
+
+  it('a full disk: EDGECTL_OUTPUT, and no cut-short bundle has a manifest.json', async () => {
+    // A real full file system: a 128 KiB tmpfs (fleet.example's bundles need about 400 KB).
+    mounted = path.join(tmp.dir, 'small');
+    await mkdir(mounted);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=128k', 'tmpfs', mounted]);
+    const err = await writeBundles(bundles, mounted).then(() => undefined, (e: unknown) => e);
+    expect(isEdgectlError(err) && err.code).toBe('EDGECTL_OUTPUT');
+    expect((err as Error).message).toMatch(/ENOSPC/);
+    const dirs = await readdir(mounted);
+    expect(dirs.length).toBeGreaterThan(0);
+    expect(dirs.length).toBeLessThan(bundles.length + 1);
+    for (const node of dirs) {
+      const manifest = await readFile(path.join(mounted, node, 'manifest.json'), 'utf8').catch(() => undefined);
+      if (manifest === undefined) continue;
+      // A bundle with a manifest is complete: every file it lists is there at its size.
+      for (const [rel, f] of Object.entries(JSON.parse(manifest).files as Record<string, { size: number }>)) {
+        expect((await stat(path.join(mounted, node, rel))).size, `${node}/${rel}`).toBe(f.size);
+      }
+    }
+  });
+
+  it('edgectl render --out FILE exits 1 with the coded error and no stack', async () => {
+    const file = path.join(tmp.dir, 'cli-file');
+    await writeFile(file, 'x');
+    const r = await run('node', [path.join(REPO, 'bin/run.js'), 'render', '--fleet', fleet, '--out', file], { env: { ...process.env, NO_COLOR: '1' } }).then(
+      () => ({ code: 0, stderr: '' }),
+      (e) => ({ code: e.code as number, stderr: e.stderr as string }),
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/cannot write bundles to .*cli-file: EEXIST.*\[EDGECTL_OUTPUT\]/);
+    expect(r.stderr).not.toMatch(/EDGECTL_INTERNAL|at .*\.js:\d+/);
+  });
+});
