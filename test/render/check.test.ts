@@ -65,6 +65,23 @@ describe('rendered bundles pass nginx -t and deck validate', () => {
     expect(deck.output).toMatch(/bogus_field/);
   });
 
+  it('without decK: kong.yml is skipped and warned about once; without nginx: every node fails naming it', async () => {
+    const fleet = await copyExample(path.join(tmp.dir, 'no-tools'));
+    const out = path.join(tmp.dir, 'no-tools-out');
+    const bundles = await renderFleet(await loadFleet(fleet), { edgectlVersion: TEST_VERSION, nodes: ['bj-edge-01', 'bj-edge-02', 'bj-relay-01'] });
+    await writeBundles(bundles, out);
+    const nodes = bundles.map((b) => b.node);
+    const warnings: string[] = [];
+    const logger = { debug() {}, info() {}, warn: (m: string) => warnings.push(m), error() {} };
+    const noDeck = await checkBundles(out, nodes, { deck: path.join(tmp.dir, 'no-such-deck'), logger });
+    expect(noDeck.deckMissing).toBe(true);
+    expect(noDeck.results.map((r) => `${r.node} ${r.tool} ${r.ok}`)).toEqual(['bj-edge-01 nginx true', 'bj-edge-02 nginx true', 'bj-relay-01 nginx true']);
+    expect(warnings).toEqual(['decK is not installed: kong.yml files were not validated']);
+    const noNginx = await checkBundles(out, nodes, { nginx: path.join(tmp.dir, 'no-such-nginx') });
+    expect(noNginx.results.filter((r) => r.tool === 'nginx').map((r) => [r.node, r.ok])).toEqual(nodes.map((n) => [n, false]));
+    for (const r of noNginx.results.filter((x) => x.tool === 'nginx')) expect(r.output).toMatch(/cannot run .*no-such-nginx: .*ENOENT/);
+  });
+
   describe('edgectl render (CLI)', () => {
     const cli = (args: string[]) => run('node', [path.join(REPO, 'bin/run.js'), ...args], { env: { ...process.env, NO_COLOR: '1' } }).then(
       (r) => ({ code: 0, ...r }),
