@@ -36,7 +36,6 @@ export class NatsSink implements Deliverer {
   readonly name: string;
   private nc?: NatsConnection;
   private js?: JetStreamClient;
-  duplicates = 0;
   /** After start-up or a failed batch: check what already reached the stream before publishing again. */
   private verify = true;
 
@@ -90,7 +89,6 @@ export class NatsSink implements Deliverer {
       throw new DeliveryError(`JetStream publish failed: ${errorMessage((failed as PromiseRejectedResult).reason)}`);
     }
     this.verify = false;
-    for (const r of results) if (r.status === 'fulfilled' && r.value.duplicate) this.duplicates++;
   }
 
   /**
@@ -119,7 +117,6 @@ export class NatsSink implements Deliverer {
       for (const i of idx.slice(0, pos + 1)) skip.add(i);
     }
     if (skip.size > 0) this.log.info('skipping messages already in JetStream', { count: skip.size });
-    this.duplicates += skip.size;
     return msgs.filter((_, i) => !skip.has(i));
   }
 
