@@ -2,7 +2,7 @@ import { errorMessage } from '../errors.js';
 import { eachLimit } from '../plan/observe.js';
 import { planFleet, type FleetDeps, type Planned, type TargetOptions } from '../plan/index.js';
 import type { PlanNode } from '../plan/types.js';
-import { layout } from '../release/layout.js';
+import { layout, manifestPath } from '../release/layout.js';
 import { outputOf } from '../release/remote.js';
 import { isClean, verifyRelease, type VerifyResult } from '../release/stage.js';
 
@@ -43,11 +43,12 @@ export async function driftFleet(deps: FleetDeps, opts: TargetOptions): Promise<
       const t = await planned.connector.open(n.node).catch((e) => e as Error);
       if (t instanceof Error) return void Object.assign(d, { status: 'unreachable', detail: errorMessage(t) });
       try {
-        const cm = await t.readFile(`${layout(n.root).release(n.current.release!)}/manifest.json`);
+        const dir = layout(n.root).release(n.current.release!);
+        const cm = await t.readFile(manifestPath(dir));
         const { parseManifest } = await import('../release/manifest-parse.js');
         const m = cm ? parseManifest(cm).manifest : undefined;
         if (!m) return void Object.assign(d, { status: 'modified', detail: 'manifest.json of current is missing or damaged' });
-        const v = await verifyRelease(t, layout(n.root).release(n.current.release!), m);
+        const v = await verifyRelease(t, dir, m);
         if (!isClean(v)) Object.assign(d, { status: 'modified', modified: v });
       } catch (e) {
         Object.assign(d, { status: 'unreachable', detail: errorMessage(e) + (outputOf(e) ? `: ${outputOf(e)}` : '') });

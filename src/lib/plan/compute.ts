@@ -107,7 +107,3 @@ function diffOf(n: PlanNode, d: DesiredNode, o: ObservedNode): NonNullable<PlanN
   const kongChanged = [...n.files.added, ...n.files.changed, ...n.files.removed].includes('kong/kong.yml');
   return { files, ...(kongChanged ? { kong: kongDiff(o.files?.get('kong/kong.yml')?.toString(), d.files.get('kong/kong.yml')?.toString()) } : {}) };
 }
-
-export function hasChanges(plan: Plan): boolean {
-  return plan.summary.changes > 0;
-}

@@ -5,7 +5,7 @@ import type { Logger } from '../logger.js';
 import type { Connector } from '../transport/connect.js';
 import type { Transport } from '../transport/types.js';
 import { activateRelease, type NodeResult } from './activate.js';
-import { layout } from './layout.js';
+import { layout, manifestPath } from './layout.js';
 import { makeHolder } from './lock.js';
 import { parseManifest } from './manifest-parse.js';
 import { noTransfer } from './stage.js';
@@ -40,7 +40,7 @@ async function chooseTarget(t: Transport, root: string, s: NodeState, to: string
   const l = layout(root);
   const manifests: { name: string; m: Manifest }[] = [];
   for (const r of s.releases) {
-    const text = await t.readFile(`${l.release(r.name)}/manifest.json`);
+    const text = await t.readFile(manifestPath(l.release(r.name)));
     const p = text ? parseManifest(text) : undefined;
     if (p?.manifest) manifests.push({ name: r.name, m: p.manifest });
   }
