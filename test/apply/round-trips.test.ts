@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { applyPlan, bundlesOf } from '../../src/lib/apply/index.js';
+import { driftFleet } from '../../src/lib/drift/index.js';
 import type { FleetModel } from '../../src/lib/fleet/model.js';
 import { silentLogger } from '../../src/lib/logger.js';
 import { planFleet, type FleetDeps } from '../../src/lib/plan/index.js';
@@ -34,15 +35,16 @@ function counting(t: Transport): Transport {
   };
 }
 
+const deps: FleetDeps = {
+  logger: silentLogger, now: () => new Date(), edgectlVersion: 'test',
+  connect: (model: FleetModel) => {
+    const c = createConnector({ model, fleetRoot: fleet, localRoot: root });
+    return { ...c, open: async (n) => counting(await c.open(n)) };
+  },
+};
+
 async function planAndApply(): Promise<Record<string, string>> {
   calls.clear();
-  const deps: FleetDeps = {
-    logger: silentLogger, now: () => new Date(), edgectlVersion: 'test',
-    connect: (model: FleetModel) => {
-      const c = createConnector({ model, fleetRoot: fleet, localRoot: root });
-      return { ...c, open: async (n) => counting(await c.open(n)) };
-    },
-  };
   const p = await planFleet(deps, { fleet, local: { root, portBase: BASE, address: ADDR }, concurrency: 2, diff: false });
   try {
     const r = await applyPlan(p.plan, bundlesOf(p), { connector: p.connector, logger: silentLogger, now: deps.now }, { canary: 0, batch: '100%', maxFailures: 0, concurrency: 2 });
@@ -86,4 +88,12 @@ it('a changed node: one upload of only the changed files, one nginx -t, at most 
   // Measured: 14 (state read for the plan; lock, state read again under the lock, stage ×3, nginx -t,
   // switch, reload, config check, health check, mark good, prune, unlock). More is a regression.
   expect(r1.length, r1.join('\n')).toBeLessThanOrEqual(15);
+});
+
+it('drift of a clean node costs two round trips: the state read and the verify of its files', { timeout: 60_000 }, async () => {
+  calls.clear();
+  const { report, planned } = await driftFleet(deps, { fleet, local: { root, portBase: BASE, address: ADDR }, concurrency: 2 });
+  await planned.connector.close();
+  expect(report.summary.clean).toBe(2);
+  for (const n of ['r1', 'r2']) expect(calls.get(n), calls.get(n)!.join('\n')).toHaveLength(2);
 });

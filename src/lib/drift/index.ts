@@ -2,6 +2,7 @@ import { errorMessage } from '../errors.js';
 import { eachLimit } from '../plan/observe.js';
 import { planFleet, type FleetDeps, type Planned, type TargetOptions } from '../plan/index.js';
 import type { PlanNode } from '../plan/types.js';
+import type { Transport } from '../transport/types.js';
 import { layout, manifestPath } from '../release/layout.js';
 import { outputOf } from '../release/remote.js';
 import { isClean, verifyRelease, type VerifyResult } from '../release/stage.js';
@@ -44,9 +45,8 @@ export async function driftFleet(deps: FleetDeps, opts: TargetOptions): Promise<
       if (t instanceof Error) return void Object.assign(d, { status: 'unreachable', detail: errorMessage(t) });
       try {
         const dir = layout(n.root).release(n.current.release!);
-        const cm = await t.readFile(manifestPath(dir));
-        const { parseManifest } = await import('../release/manifest-parse.js');
-        const m = cm ? parseManifest(cm).manifest : undefined;
+        // none/finish: current is the desired release and its manifest read back intact with the state (plan's one round trip).
+        const m = n.action === 'none' || n.action === 'finish' ? n.manifest : await readManifest(t, manifestPath(dir));
         if (!m) return void Object.assign(d, { status: 'modified', detail: 'manifest.json of current is missing or damaged' });
         const v = await verifyRelease(t, dir, m);
         if (!isClean(v)) Object.assign(d, { status: 'modified', modified: v });
@@ -63,6 +63,12 @@ export async function driftFleet(deps: FleetDeps, opts: TargetOptions): Promise<
   const summary = { clean: 0, outdated: 0, modified: 0, missing: 0, stopped: 0, unreachable: 0 };
   for (const d of nodes) summary[d.status]++;
   return { report: { format: DRIFT_FORMAT, checkedAt: deps.now().toISOString(), nodes, summary }, planned };
+}
+
+async function readManifest(t: Transport, path: string) {
+  const text = await t.readFile(path);
+  const { parseManifest } = await import('../release/manifest-parse.js');
+  return text ? parseManifest(text).manifest : undefined;
 }
 
 function base(n: PlanNode): DriftNode {
