@@ -1,4 +1,4 @@
-import { resolveNode, type FleetModel, type ResolvedNode } from '../fleet/model.js';
+import type { FleetModel, ResolvedNode } from '../fleet/model.js';
 import type { LoadedFleet } from '../fleet/load.js';
 import type { Logger } from '../logger.js';
 import type { HealthTarget } from '../release/health.js';
@@ -40,11 +40,11 @@ export interface DesiredSet {
 export async function desiredState(loaded: LoadedFleet, opts: { nodes?: string[]; selector?: Record<string, string>; edgectlVersion: string; logger: Logger; route: (node: string) => string[] }): Promise<DesiredSet> {
   const { renderFleet } = await import('../render/index.js');
   const { renderContext, appsOnNode } = await import('../render/context.js');
-  const bundles = await renderFleet(loaded, { nodes: opts.nodes, selector: opts.selector, edgectlVersion: opts.edgectlVersion, logger: opts.logger });
   const ctx = renderContext(loaded.model);
+  const bundles = await renderFleet(loaded, { nodes: opts.nodes, selector: opts.selector, edgectlVersion: opts.edgectlVersion, logger: opts.logger, context: ctx });
   const nodes: DesiredNode[] = [];
   for (const b of bundles) {
-    const r = resolveNode(loaded.model.fleet.spec, loaded.model.nodes.find((n) => n.name === b.node)!);
+    const r = ctx.nodeByName.get(b.node)!;
     const health: HealthTarget[] = appsOnNode(ctx, r).map((a) => {
       const id = `${a.spec.tenant}--${a.name}`;
       const path = a.spec.healthCheck?.path ?? '/healthz';

@@ -1,13 +1,13 @@
 import { EdgectlError } from '../errors.js';
 import type { LoadedFleet } from '../fleet/load.js';
 import type { ResolvedNode } from '../fleet/model.js';
-import { closest } from '../fleet/problems.js';
+import { didYouMean } from '../fleet/problems.js';
 import { matchesSelector } from '../fleet/selector.js';
 import { silentLogger, type Logger } from '../logger.js';
 import type { Manifest } from '../bundle/manifest.js';
 import { AgentRenderer } from './agent.js';
 import { assembleBundle, manifestBytes, type Bundle, type BundleFile } from './bundle.js';
-import { appsOnNode, renderContext } from './context.js';
+import { appsOnNode, renderContext, type RenderContext } from './context.js';
 import { KongRenderer } from './kong.js';
 import { NginxRenderer } from './nginx.js';
 import { loadPayloads } from './payloads.js';
@@ -24,6 +24,8 @@ export interface RenderOptions {
   selector?: Record<string, string>;
   edgectlVersion: string;
   logger?: Logger;
+  /** A context the caller already built for this model (plan needs it too): placement runs once. */
+  context?: RenderContext;
 }
 
 /**
@@ -34,7 +36,7 @@ export interface RenderOptions {
 export async function renderFleet(loaded: LoadedFleet, opts: RenderOptions): Promise<Bundle[]> {
   const log = opts.logger ?? silentLogger;
   const { model, source } = loaded;
-  const ctx = renderContext(model);
+  const ctx = opts.context ?? renderContext(model);
   const selected = selectNodes(ctx.nodes, opts);
   const templates = await loadTemplates(source);
   if (templates.overridden.length > 0) log.info('using fleet templates', { templates: templates.overridden });
@@ -69,8 +71,7 @@ function selectNodes(nodes: ResolvedNode[], opts: RenderOptions): ResolvedNode[]
     const names = new Map(nodes.map((n) => [n.name, n]));
     for (const want of opts.nodes) {
       if (!names.has(want)) {
-        const near = closest(want, names.keys());
-        throw new EdgectlError('EDGECTL_USAGE', `unknown node "${want}"`, { hint: near ? `did you mean \`${near}\`?` : 'Run `edgectl placement` or look under nodes/ for node names.' });
+        throw new EdgectlError('EDGECTL_USAGE', `unknown node "${want}"`, { hint: didYouMean(want, names.keys()) ?? 'Run `edgectl placement` or look under nodes/ for node names.' });
       }
     }
     const wanted = new Set(opts.nodes);
