@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -87,6 +87,23 @@ describe('edgectl spool (through the admin API)', { timeout: 120_000 }, () => {
     expect([unknown.code, unknown.stderr]).toEqual([1, expect.stringMatching(/no node named "nope"/)]);
     const down = await cli('status', '--node', 'edge-down', '--fleet', path.join(dir, 'fleet'), '--local', path.join(dir, 'nodes'));
     expect([down.code, down.stderr]).toEqual([1, expect.stringMatching(/cannot reach the agent on edge-down at 127\.0\.0\.1:21697/)]);
+  });
+
+  it('--node finds an agent that listens on another loopback address where render put its admin API (listen host, port + 1)', async () => {
+    const fleet = path.join(dir, 'fleet-lo3');
+    await mkdir(fleet);
+    await writeFile(path.join(fleet, 'fleet.yaml'), ['apiVersion: edgectl/v1', 'kind: Fleet', 'metadata: { name: lo3 }', 'spec:', '  hub: { url: "http://127.0.0.1:21699/v1/forward" }', '---',
+      'apiVersion: edgectl/v1', 'kind: Node', 'metadata: { name: edge-lo3 }', 'spec:', '  role: edge', '  address: 127.0.0.3', '  agent: { listen: "127.0.0.3:21650" }', ''].join('\n'));
+    const proc = spawn(process.execPath, ['bin/run.js', 'agent', '--node', 'edge-lo3', '--role', 'edge', '--listen', '127.0.0.3:21650', '--admin', '127.0.0.3:21651',
+      '--data', path.join(dir, 'd3'), '--upstream', 'http://127.0.0.1:21699/v1/forward', '--heartbeat-seconds', '0'], { cwd: ROOT, stdio: 'ignore' });
+    try {
+      for (let i = 0; i < 100 && !(await fetch('http://127.0.0.3:21651/healthz').then((r) => r.ok, () => false)); i++) await new Promise((r) => setTimeout(r, 100));
+      const r = await cli('status', '--node', 'edge-lo3', '--fleet', fleet, '--local', path.join(dir, 'nodes-lo3'), '--json');
+      expect([r.code, r.stderr]).toEqual([0, '']);
+      expect(JSON.parse(r.stdout).node).toBe('edge-lo3');
+    } finally {
+      proc.kill('SIGKILL');
+    }
   });
 
   it('an unreachable agent is a clear error, exit 1', async () => {

@@ -65,3 +65,14 @@ export const agentConfigSchema = z.object({
 export type AgentConfig = z.infer<typeof agentConfigSchema>;
 export type AgentTenant = z.infer<typeof agentTenantSchema>;
 export type AgentTopic = z.infer<typeof agentTopicSchema>;
+
+/**
+ * The admin API listens on the agent's listen host, one port up: render writes it into
+ * agent.json and `edgectl spool --node` finds it the same way. Undefined when no port is left.
+ */
+export function agentAdminAddress(listen: string): { host: string; port: number } | undefined {
+  const i = listen.lastIndexOf(':');
+  const port = Number(listen.slice(i + 1)) + 1;
+  if (!Number.isInteger(port) || port > 65535) return undefined;
+  return { host: listen.slice(0, i), port };
+}

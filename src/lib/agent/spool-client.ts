@@ -2,6 +2,7 @@ import { EdgectlError, errorMessage } from '../errors.js';
 import type { Transport } from '../transport/types.js';
 import type { AgentStatus } from './status.js';
 import type { SinkRecord } from './sinks/format.js';
+import { agentAdminAddress } from './config.js';
 
 /**
  * How `edgectl spool` talks to a node's agent: its loopback admin API, reached either through the
@@ -30,18 +31,21 @@ export function adminByUrl(url: string): AdminApi {
   };
 }
 
-/** The admin API is the agent's listen port + 1 on the node's loopback (what `render` writes into agent.json). */
+/** The admin API at the address `render` writes into agent.json (agentAdminAddress), as seen from the node. */
 export function adminByTransport(t: Transport, agentListen: string): AdminApi {
-  const i = agentListen.lastIndexOf(':');
-  const port = Number(agentListen.slice(i + 1)) + 1;
+  const a = agentAdminAddress(agentListen);
+  if (!a) throw new EdgectlError('EDGECTL_AGENT', `${t.node}: agent listen ${agentListen} leaves no admin port (listen port + 1)`);
+  // An agent listening on every address is reached on the node's loopback.
+  const host = a.host === '0.0.0.0' || a.host === '*' ? '127.0.0.1' : a.host === '[::]' ? '::1' : a.host.replace(/^\[(.*)\]$/, '$1');
+  const port = a.port;
   return {
-    where: `${t.node} (127.0.0.1:${port})`,
+    where: `${t.node} (${host}:${port})`,
     async request(method, path) {
       try {
-        const r = await t.http({ host: '127.0.0.1', port, method, path, timeoutMs: 15_000 });
+        const r = await t.http({ host, port, method, path, timeoutMs: 15_000 });
         return { status: r.status, body: r.body };
       } catch (err) {
-        throw new EdgectlError('EDGECTL_AGENT', `cannot reach the agent on ${t.node} at 127.0.0.1:${port}: ${errorMessage(err)}`, { hint: 'Is the agent running on the node? (systemctl status edgectl-agent)' });
+        throw new EdgectlError('EDGECTL_AGENT', `cannot reach the agent on ${t.node} at ${host}:${port}: ${errorMessage(err)}`, { hint: 'Is the agent running on the node? (systemctl status edgectl-agent)' });
       }
     },
   };

@@ -1,4 +1,4 @@
-import { agentConfigSchema, agentTenantSchema, type AgentConfig, type AgentTenant, type AgentTopic } from '../agent/config.js';
+import { agentAdminAddress, agentConfigSchema, agentTenantSchema, type AgentConfig, type AgentTenant, type AgentTopic } from '../agent/config.js';
 import { EdgectlError } from '../errors.js';
 import { appTopics, type AppResource, type ResolvedNode } from '../fleet/model.js';
 import { RE, durationSeconds } from '../fleet/values.js';
@@ -99,10 +99,9 @@ export function buildAgentConfig(ctx: RenderContext, node: ResolvedNode, apps: A
 }
 
 function adminAddress(node: ResolvedNode): string {
-  const i = node.agent.listen.lastIndexOf(':');
-  const port = Number(node.agent.listen.slice(i + 1)) + 1;
-  if (port > 65535) throw new EdgectlError('EDGECTL_RENDER', `node ${node.name}: the agent's admin port is its listen port + 1, and ${node.agent.listen} leaves none`);
-  return `${node.agent.listen.slice(0, i)}:${port}`;
+  const a = agentAdminAddress(node.agent.listen);
+  if (!a) throw new EdgectlError('EDGECTL_RENDER', `node ${node.name}: the agent's admin port is its listen port + 1, and ${node.agent.listen} leaves none`);
+  return `${a.host}:${a.port}`;
 }
 
 function nextHop(ctx: RenderContext, node: ResolvedNode): string {
