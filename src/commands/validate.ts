@@ -23,11 +23,9 @@ Exit status: 0 valid, 1 invalid (or warnings with --strict), 1 on any other erro
   async run(): Promise<void> {
     const { flags } = await this.parse(Validate);
     const { readFleetSource } = await import('../lib/fleet/source.js');
-    const { validateFleetParallel } = await import('../lib/fleet/validate-parallel.js');
+    const { validateFleet } = await import('../lib/fleet/validate.js');
     const report = await import('../lib/output/validate-report.js');
-    // EDGECTL_VALIDATE_THREADS=1: stage one in this thread only (for comparison and debugging).
-    const threads = process.env.EDGECTL_VALIDATE_THREADS === '1' ? 1 : 2;
-    const result = await validateFleetParallel(await readFleetSource(flags.fleet, flags.rev), { threads });
+    const result = validateFleet(await readFleetSource(flags.fleet, flags.rev));
     const format = flags.json ? 'json' : (flags.format ?? (process.env.GITHUB_ACTIONS === 'true' ? 'github' : 'text'));
     const strict = flags.strict === true;
     // Paths as the operator can open them: relative to the cwd, absolute when the fleet is elsewhere.

@@ -70,12 +70,6 @@ export class ParsedDoc {
   }
 }
 
-/** Rebuilds the documents of a file checked elsewhere (a worker thread): positions come from `text`. */
-export function rebuildDocs(file: string, text: string): (index: number, value: unknown) => ParsedDoc {
-  const tree = new FileTree(text);
-  return (index, value) => new ParsedDoc(file, index, value, tree);
-}
-
 export interface ParsedFile {
   path: string;
   text: string;
