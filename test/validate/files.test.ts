@@ -3,9 +3,10 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { fastDocuments } from '../../src/lib/fleet/fast-yaml.js';
+import { MAX_FILE_BYTES, readFleetRev } from '../../src/lib/fleet/source.js';
 import { validateText } from '../../src/lib/output/validate-report.js';
 import { spawnSync } from 'node:child_process';
-import { cleanTemps, cli, exampleCopy, EXAMPLE, tempDir, validateDir } from './helpers.js';
+import { cleanTemps, cli, exampleCopy, EXAMPLE, git, tempDir, validateDir } from './helpers.js';
 
 afterAll(cleanTemps);
 
@@ -26,6 +27,21 @@ describe('file-level rules', { timeout: 120_000 }, () => {
   it('file-too-large: a file over 4 MiB is refused before parsing', async () => {
     const { mine } = await withFile('big.yaml', `# ${'x'.repeat(4 * 1024 * 1024 + 10)}\n`);
     expect(mine).toMatchObject([{ rule: 'file-too-large', line: 1, message: 'file is larger than 4 MiB' }]);
+  });
+
+  it('file-too-large at --rev: refused the same way, the blob never read whole', async () => {
+    const dir = await exampleCopy();
+    await writeFile(path.join(dir, 'big.yaml'), `# ${'x'.repeat(64 * 1024 * 1024)}\n`);
+    git(dir, 'init', '-q', '-b', 'main');
+    git(dir, 'add', '-A');
+    git(dir, 'commit', '-qm', 'big');
+    const r = cli(['validate', '--fleet', dir, '--rev', 'HEAD', '--json']);
+    expect(r.status).toBe(1);
+    expect(JSON.parse(r.stdout).problems).toMatchObject([{ rule: 'file-too-large', file: 'big.yaml', line: 1 }]);
+    // Its size came from the tree listing: what reaches the parser is a stand-in, not the blob's first 4 MiB.
+    const big = (await readFleetRev(dir, 'HEAD')).files.find((f) => f.path === 'big.yaml')!;
+    expect(big.bytes.length).toBe(MAX_FILE_BYTES + 1);
+    expect(big.bytes.indexOf('#')).toBe(-1);
   });
 
   it('yaml-alias-bomb: billion laughs is refused, fast', async () => {

@@ -223,21 +223,24 @@ export async function readFleetRev(root: string, rev: string): Promise<FleetSour
   const commit = (await runGit(abs, ['rev-parse', '--verify', '-q', '--end-of-options', `${rev}^{commit}`]).catch(() => {
     throw new EdgectlError('EDGECTL_GIT', `revision "${rev}" is not a commit of the repository at ${root}`);
   })).toString().trim();
-  const tree = (await runGit(abs, ['ls-tree', '-r', '-z', '--full-tree', commit, '--', prefix || '.'])).toString();
-  const entries = new Map<string, { oid: string; size?: number }>();
+  // -l: each blob's size, so a file over the limit is never read into memory.
+  const tree = (await runGit(abs, ['ls-tree', '-r', '-l', '-z', '--full-tree', commit, '--', prefix || '.'])).toString();
+  const entries = new Map<string, { oid: string; size: number }>();
   for (const line of tree.split('\0')) {
     if (!line) continue;
     const tab = line.indexOf('\t');
-    const [mode, type, oid] = line.slice(0, tab).split(' ');
+    const [mode, type, oid, size] = line.slice(0, tab).split(/ +/);
     const full = line.slice(tab + 1);
     // Like the working-tree reader: regular files only, never symlinks (mode 120000) or submodules.
     if (type !== 'blob' || mode === '120000') continue;
     const rel = prefix && full.startsWith(prefix) ? full.slice(prefix.length) : full;
-    entries.set(rel, { oid });
+    entries.set(rel, { oid, size: Number(size) });
   }
   const rels = [...entries.keys()].filter(isFleetDocumentPath).sort();
-  const blobs = await catFiles(abs, rels.map((r) => entries.get(r)!.oid));
-  const files = rels.map((rel, i) => ({ path: rel, bytes: blobs[i].length > MAX_FILE_BYTES ? blobs[i].subarray(0, MAX_FILE_BYTES + 1) : blobs[i] }));
+  const small = rels.filter((r) => entries.get(r)!.size <= MAX_FILE_BYTES);
+  const blobs = new Map((await catFiles(abs, small.map((r) => entries.get(r)!.oid))).map((b, i) => [small[i], b]));
+  // As the working-tree reader does: an oversized file is passed on as MAX + 1 bytes for the parser to refuse.
+  const files = rels.map((rel) => ({ path: rel, bytes: blobs.get(rel) ?? Buffer.alloc(MAX_FILE_BYTES + 1) }));
   const readBlob = blobReader(abs);
   return {
     root: abs,
