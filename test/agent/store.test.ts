@@ -58,7 +58,8 @@ describe('spool queue contract', () => {
   });
 
   it("reads the agent's own queue first, so a backlog of device data never starves heartbeats", async () => {
-    for (let i = 0; i < 20; i++) await spool.append('acme', 'bulk', Array.from({ length: 50 }, () => msg('data')));
+    // Single-message records (an NDJSON batch is one chunk, read whole; see the chunk test below).
+    await Promise.all(Array.from({ length: 100 }, () => spool.append('acme', 'bulk', [msg('data')])));
     await spool.append('_agent', 'heartbeat', [msg('beat')]);
     const b = await spool.readBatch(10, 1 << 20, new Set(['_agent']));
     expect(b.items[0].msg.tenant).toBe('_agent');
@@ -70,6 +71,59 @@ describe('spool queue contract', () => {
     expect(ids).toHaveLength(3);
     await expect(spool.append('acme', 't', Array.from({ length: 200 }, () => msg('x'.repeat(100))), { quotaBytes: 10_000 })).rejects.toBeInstanceOf(SpoolFullError);
     expect((await spool.status())[0].depth).toBe(3);
+  });
+
+  it('a device batch is stored as chunk records: one entry per chunk, ids consecutive, read and deleted whole', async () => {
+    const small = new Spool({ dataDir: path.join(dir, 'chunked'), log: silentLogger, chunkMessages: 4, chunkBytes: 1 << 20 });
+    small.node = 'edge1';
+    await small.open();
+    try {
+      const ids = await small.append('acme', 'gps', Array.from({ length: 10 }, (_, i) => msg(`p${i}`)));
+      const seqs = ids.map((id) => Number(id.split(':')[2]));
+      expect(seqs).toEqual(seqs.map((_, i) => seqs[0] + i));
+      expect(new Set(ids.map((id) => id.split(':').slice(0, 2).join(':'))).size).toBe(1);
+      // 10 messages in chunks of at most 4: 3 records on disk, not 10.
+      let records = 0;
+      for await (const k of small.db.keys({ gte: Buffer.from('m'), lt: Buffer.from('n') })) records += k.length > 0 ? 1 : 0;
+      expect(records).toBe(3);
+      expect((await small.status())[0].depth).toBe(10);
+      // A batch smaller than a chunk still takes the first chunk whole, and stops before the next.
+      const b1 = await small.readBatch(2, 1 << 20);
+      expect(b1.items.map((i) => i.msg.body.toString())).toEqual(['p0', 'p1', 'p2', 'p3']);
+      expect(b1.items.map((i) => i.msg.id)).toEqual(ids.slice(0, 4));
+      const b2 = await small.readBatch(6, 1 << 20);
+      expect(b2.items.map((i) => i.msg.body.toString())).toEqual(['p0', 'p1', 'p2', 'p3']);
+      await small.ack(b1);
+      const st = (await small.status())[0];
+      expect([st.depth, st.bytes]).toEqual([6, expect.any(Number)]);
+      // peek sees messages, not records, and honours its limit inside a chunk.
+      expect((await small.peek('acme', 'gps', 5)).map((m) => [m.body.toString(), m.id])).toEqual(['p4', 'p5', 'p6', 'p7', 'p8'].map((b, i) => [b, ids[4 + i]]));
+      // Counters survive a reopen; what is left reads in order.
+      await small.close();
+      await small.open();
+      const rest = await small.readBatch(100, 1 << 20);
+      expect(rest.items.map((i) => i.msg.body.toString())).toEqual(['p4', 'p5', 'p6', 'p7', 'p8', 'p9']);
+      expect(rest.items.reduce((n, i) => n + i.size, 0)).toBe((await small.status())[0].bytes);
+      await small.ack(rest);
+      expect((await small.status())[0]).toMatchObject({ depth: 0, bytes: 0 });
+      // Drops count messages, not records.
+      await small.append('acme', 'gps', Array.from({ length: 8 }, (_, i) => msg(`d${i}`.padEnd(100, '.'))));
+      expect(await small.removeOldest(small.queue('acme', 'gps'), { bytes: 1 }, 'dropped')).toBe(4);
+      expect((await small.status())[0]).toMatchObject({ depth: 4, dropped: 4 });
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('a chunk record that cannot be decoded is set aside with its message count, and the queue moves on', async () => {
+    await spool.append('acme', 't', [msg('a'), msg('b'), msg('c')]);
+    await spool.append('acme', 't', [msg('d')]);
+    const [[key, value]] = await spool.db.iterator({ gte: Buffer.from('m'), lt: Buffer.from('n'), limit: 1 }).all();
+    // Truncate the chunk's last body: the header still says 3 messages.
+    await spool.db.put(key, value.subarray(0, value.length - 1), { sync: true });
+    const b = await spool.readBatch(100, 1 << 20);
+    expect(b.items.map((i) => i.msg.body.toString())).toEqual(['d']);
+    expect((await spool.status())[0]).toMatchObject({ depth: 1, corrupt: 3 });
   });
 
   it('drop-oldest makes room by dropping the head and counts every drop', async () => {

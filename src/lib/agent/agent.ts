@@ -45,7 +45,9 @@ export class Agent {
 
   static async create(config: AgentConfig, log: Logger): Promise<Agent> {
     const t0 = Date.now();
-    const spool = new Spool({ dataDir: config.dataDir, log, dedupeWindow: config.dedupeWindow });
+    const forward = { maxMessages: config.forwardBatchMessages ?? 1000, maxBytes: config.forwardBatchBytes ?? 4 << 20 };
+    // A device batch is stored as chunks no larger than a forward batch, so chunks never overshoot one.
+    const spool = new Spool({ dataDir: config.dataDir, log, dedupeWindow: config.dedupeWindow, chunkMessages: forward.maxMessages, chunkBytes: Math.min(forward.maxBytes, 1 << 20) });
     spool.node = config.node;
     try {
       await spool.open();
@@ -61,7 +63,7 @@ export class Agent {
     }
     const wake = { fw: undefined as Forwarder | undefined };
     const ctx = buildContext(config, spool, log, () => wake.fw?.notify());
-    const fw = new Forwarder(spool, out, ctx.stats, log, { maxMessages: config.forwardBatchMessages ?? 1000, maxBytes: config.forwardBatchBytes ?? 4 << 20 });
+    const fw = new Forwarder(spool, out, ctx.stats, log, forward);
     wake.fw = fw;
     const agent = new Agent(ctx, fw);
     agent.startedAt = t0;

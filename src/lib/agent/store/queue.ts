@@ -1,6 +1,6 @@
 import { SpoolCore, type Queue } from './spool.js';
 import { messageKey, queueEnd, queueName, seqOfKey } from './keys.js';
-import { decodeRecord, encodeRecord, type SpoolMessage } from './record.js';
+import { decodeRecords, encodeChunk, encodeRecord, recordCount, recordTime, type SpoolMessage } from './record.js';
 import { SpoolFullError } from './errors.js';
 import type { Op } from './window.js';
 
@@ -18,7 +18,9 @@ export interface AppendOptions {
 
 export interface ReadItem {
   q: Queue;
+  /** The key of the record holding the message (the messages of one chunk share it). */
   seq: number;
+  /** The record's bytes, on the first message of the record; 0 on the others. */
   size: number;
   msg: SpoolMessage;
 }
@@ -86,14 +88,20 @@ export class Spool extends SpoolCore {
     const ts = Date.now();
     const ops: Op[] = [];
     const ids: string[] = [];
+    const idPrefix = `${this.node}:${this.epoch}:`;
     let bytes = 0;
-    for (const m of msgs) {
-      const seq = this.nextSeq();
-      const id = `${this.node}:${this.epoch}:${seq}`;
-      const rec = encodeRecord(id, m.contentType, ts, m.body);
-      ops.push({ type: 'put', key: messageKey(q.prefix, seq), value: rec });
+    for (let i = 0; i < msgs.length;) {
+      // A run of one content type within the chunk limits becomes one record.
+      const ctype = msgs[i].contentType;
+      let j = i + 1;
+      let size = msgs[i].body.length;
+      while (j < msgs.length && j - i < this.chunkMessages && msgs[j].contentType === ctype && size + 4 + msgs[j].body.length <= this.chunkBytes) size += 4 + msgs[j++].body.length;
+      const first = this.reserveSeqs(j - i);
+      const rec = j - i === 1 ? encodeRecord(idPrefix + String(first), ctype, ts, msgs[i].body) : encodeChunk(idPrefix, ctype, ts, msgs.slice(i, j).map((m) => m.body));
+      ops.push({ type: 'put', key: messageKey(q.prefix, first), value: rec });
+      for (let k = 0; k < j - i; k++) ids.push(idPrefix + String(first + k));
       bytes += rec.length;
-      ids.push(id);
+      i = j;
     }
     this.addBytes(q, msgs.length, bytes);
     if (ik) this.idempotency.add(ops, ik, Buffer.from(JSON.stringify(ids)));
@@ -145,7 +153,7 @@ export class Spool extends SpoolCore {
   async removeOldest(q: Queue, until: { bytes?: number; olderThan?: number }, reason: 'dropped' | 'expired'): Promise<number> {
     const start = () => Math.max(q.c.head, q.dropCursor);
     const from = start();
-    const victims: { key: Buffer; seq: number; size: number }[] = [];
+    const victims: { key: Buffer; seq: number; size: number; count: number }[] = [];
     let freed = 0;
     const it = this.db.iterator({ gte: messageKey(q.prefix, from), lt: queueEnd(q.name) });
     try {
@@ -154,8 +162,8 @@ export class Spool extends SpoolCore {
         if (page.length === 0) break;
         for (const [k, v] of page) {
           if (until.bytes !== undefined && freed >= until.bytes) break outer;
-          if (until.olderThan !== undefined && v.length >= 9 && v.readDoubleBE(1) >= until.olderThan) break outer;
-          victims.push({ key: k, seq: seqOfKey(k), size: v.length });
+          if (until.olderThan !== undefined && (recordTime(v) ?? 0) >= until.olderThan) break outer;
+          victims.push({ key: k, seq: seqOfKey(k), size: v.length, count: recordCount(v) });
           freed += v.length;
         }
         if (victims.length >= 10_000) break;
@@ -168,14 +176,16 @@ export class Spool extends SpoolCore {
     if (ok.length === 0 || this.state !== 'open') return 0;
     const ops: Op[] = ok.map((v) => ({ type: 'del', key: v.key }));
     const bytes = ok.reduce((s, v) => s + v.size, 0);
-    this.addBytes(q, -ok.length, -bytes);
-    q.c[reason] += ok.length;
+    // A record that claims more messages than the queue holds is corrupt: never count below zero.
+    const count = Math.min(q.c.count, ok.reduce((s, v) => s + v.count, 0));
+    this.addBytes(q, -count, -bytes);
+    q.c[reason] += count;
     const last = ok[ok.length - 1].seq;
     if (floor === q.c.head) q.c.head = last + 1;
     q.dropCursor = last + 1;
     this.deletedSinceCompact += ok.length;
     await this.commit(ops);
-    return ok.length;
+    return count;
   }
 
   /** Up to maxMessages / maxBytes from the queue heads; `priority` tenants first, the rest round-robin. */
@@ -192,6 +202,7 @@ export class Spool extends SpoolCore {
       if (items.length >= maxMessages || bytes >= maxBytes) break;
       const bad: Op[] = [];
       let badBytes = 0;
+      let badCount = 0;
       const it = this.db.iterator({ gte: messageKey(q.prefix, q.c.head), lt: queueEnd(q.name) });
       try {
         outer: for (;;) {
@@ -199,16 +210,20 @@ export class Spool extends SpoolCore {
           if (page.length === 0) break;
           for (const [k, v] of page) {
             if (items.length > 0 && bytes + v.length > maxBytes) break outer;
-            let msg: SpoolMessage;
+            const seq = seqOfKey(k);
+            let msgs: SpoolMessage[];
             try {
-              msg = decodeRecord(q.tenant, q.topic, v);
+              msgs = decodeRecords(q.tenant, q.topic, seq, v);
             } catch {
               // An unreadable record must not block its queue forever: set it aside (kept, counted).
               bad.push({ type: 'put', key: Buffer.concat([Buffer.from('z'), k]), value: v }, { type: 'del', key: k });
               badBytes += v.length;
+              badCount += Math.max(1, Math.min(recordCount(v), q.c.count - badCount));
               continue;
             }
-            items.push({ q, seq: seqOfKey(k), size: v.length, msg });
+            // A chunk goes whole: it is deleted whole once the next hop has every message of it.
+            if (items.length > 0 && items.length + msgs.length > maxMessages) break outer;
+            for (let i = 0; i < msgs.length; i++) items.push({ q, seq, size: i === 0 ? v.length : 0, msg: msgs[i] });
             bytes += v.length;
             if (items.length >= maxMessages) break outer;
           }
@@ -217,9 +232,9 @@ export class Spool extends SpoolCore {
         await it.close();
       }
       if (bad.length > 0) {
-        this.addBytes(q, -bad.length / 2, -badBytes);
-        q.c.corrupt += bad.length / 2;
-        this.log.error('unreadable spool records set aside', { tenant: q.tenant, topic: q.topic, count: bad.length / 2 });
+        this.addBytes(q, -badCount, -badBytes);
+        q.c.corrupt += badCount;
+        this.log.error('unreadable spool records set aside', { tenant: q.tenant, topic: q.topic, records: bad.length / 2, messages: badCount });
         await this.commit(bad);
       }
     }
@@ -231,12 +246,15 @@ export class Spool extends SpoolCore {
     if (batch.generation !== this.generation || batch.items.length === 0) return;
     const ops: Op[] = [];
     const last = new Map<Queue, number>();
+    let prev: ReadItem | undefined;
     for (const it of batch.items) {
       if (it.seq >= it.q.c.head) {
-        ops.push({ type: 'del', key: messageKey(it.q.prefix, it.seq) });
+        // The messages of one chunk share their record: one delete.
+        if (prev?.q !== it.q || prev.seq !== it.seq) ops.push({ type: 'del', key: messageKey(it.q.prefix, it.seq) });
         this.addBytes(it.q, -1, -it.size);
       }
       last.set(it.q, it.seq);
+      prev = it;
     }
     for (const [q, seq] of last) {
       if (seq + 1 > q.c.head) q.c.head = seq + 1;
@@ -252,9 +270,11 @@ export class Spool extends SpoolCore {
     if (!q || q.c.count === 0) return [];
     const out: (SpoolMessage & { seq: number })[] = [];
     for await (const [k, v] of this.db.iterator({ gte: messageKey(q.prefix, q.c.head), lt: queueEnd(q.name), limit })) {
-      try { out.push({ ...decodeRecord(tenant, topic, v), seq: seqOfKey(k) }); } catch { /* set aside by the forwarder */ }
+      const seq = seqOfKey(k);
+      try { decodeRecords(tenant, topic, seq, v).forEach((m, i) => out.push({ ...m, seq: seq + i })); } catch { /* set aside by the forwarder */ }
+      if (out.length >= limit) break;
     }
-    return out;
+    return out.slice(0, limit);
   }
 
   /** Removes every message of the matching queues; says what it removed. */
@@ -283,7 +303,8 @@ export class Spool extends SpoolCore {
       let oldest: number | null = null;
       if (q.c.count > 0 && this.state === 'open') {
         for await (const v of this.db.values({ gte: messageKey(q.prefix, q.c.head), lt: queueEnd(q.name), limit: 1 })) {
-          if (v.length >= 9) oldest = Math.max(0, (now - v.readDoubleBE(1)) / 1000);
+          const ts = recordTime(v);
+          if (ts !== undefined) oldest = Math.max(0, (now - ts) / 1000);
         }
       }
       const c = q.c;

@@ -1,8 +1,4 @@
-/**
- * One stored message: a small fixed header, the id, the content type, then the body bytes
- * untouched (binary-safe, no base64 on disk).
- *   u8 version | f64 enqueued-at ms | u16 id length | id | u8 ctype length | ctype | body
- */
+/** What the spool stores and hands to the forwarder and sinks: one message. */
 export interface SpoolMessage {
   id: string;
   tenant: string;
@@ -13,13 +9,19 @@ export interface SpoolMessage {
   body: Buffer;
 }
 
-const VERSION = 1;
+const SINGLE = 1;
+const CHUNK = 2;
 
+/**
+ * One stored message: a small fixed header, the id, the content type, then the body bytes
+ * untouched (binary-safe, no base64 on disk).
+ *   u8 1 | f64 enqueued-at ms | u16 id length | id | u8 ctype length | ctype | body
+ */
 export function encodeRecord(id: string, contentType: string, ts: number, body: Buffer): Buffer {
   const idLen = Buffer.byteLength(id, 'latin1');
   const ctLen = Buffer.byteLength(contentType, 'latin1');
   const out = Buffer.allocUnsafe(1 + 8 + 2 + idLen + 1 + ctLen + body.length);
-  let o = out.writeUInt8(VERSION, 0);
+  let o = out.writeUInt8(SINGLE, 0);
   o = out.writeDoubleBE(ts, o);
   o = out.writeUInt16BE(idLen, o);
   o += out.write(id, o, 'latin1');
@@ -29,8 +31,73 @@ export function encodeRecord(id: string, contentType: string, ts: number, body: 
   return out;
 }
 
+/**
+ * Several messages of one device batch in one record, stored under the seq of the first: the
+ * i-th message has seq first + i and id `<idPrefix><first + i>`. One LevelDB entry instead of
+ * hundreds is what makes NDJSON intake fast; a chunk is read, forwarded and deleted whole.
+ *   u8 2 | f64 enqueued-at ms | u32 count | u16 id-prefix length | id prefix | u8 ctype length | ctype
+ *   | count x (u32 body length | body)
+ */
+export function encodeChunk(idPrefix: string, contentType: string, ts: number, bodies: Buffer[]): Buffer {
+  const pLen = Buffer.byteLength(idPrefix, 'latin1');
+  const ctLen = Buffer.byteLength(contentType, 'latin1');
+  let size = 1 + 8 + 4 + 2 + pLen + 1 + ctLen;
+  for (const b of bodies) size += 4 + b.length;
+  const out = Buffer.allocUnsafe(size);
+  let o = out.writeUInt8(CHUNK, 0);
+  o = out.writeDoubleBE(ts, o);
+  o = out.writeUInt32BE(bodies.length, o);
+  o = out.writeUInt16BE(pLen, o);
+  o += out.write(idPrefix, o, 'latin1');
+  o = out.writeUInt8(ctLen, o);
+  o += out.write(contentType, o, 'latin1');
+  for (const b of bodies) {
+    o = out.writeUInt32BE(b.length, o);
+    o += b.copy(out, o);
+  }
+  return out;
+}
+
+/** How many messages a stored record holds (1 for anything that is not a readable chunk header). */
+export function recordCount(value: Buffer): number {
+  if (value.length < 13 || value[0] !== CHUNK) return 1;
+  const n = value.readUInt32BE(9);
+  // Each message takes at least its 4-byte length: a larger claim is garbage, counted as one.
+  return n >= 1 && n * 4 <= value.length ? n : 1;
+}
+
+/** The enqueue time (TTL and oldest-age), at the same offset in both formats; undefined when unreadable. */
+export function recordTime(value: Buffer): number | undefined {
+  return value.length >= 9 ? value.readDoubleBE(1) : undefined;
+}
+
+/** The messages of one record stored under `seq`; throws on anything malformed (the caller sets it aside). */
+export function decodeRecords(tenant: string, topic: string, seq: number, value: Buffer): SpoolMessage[] {
+  if (value[0] === SINGLE) return [decodeRecord(tenant, topic, value)];
+  if (value.length < 16 || value[0] !== CHUNK) throw new Error('spool record has an unknown format');
+  let o = 1;
+  const ts = value.readDoubleBE(o); o += 8;
+  const count = value.readUInt32BE(o); o += 4;
+  const pLen = value.readUInt16BE(o); o += 2;
+  const idPrefix = value.toString('latin1', o, o + pLen); o += pLen;
+  if (o >= value.length) throw new Error('spool record is truncated');
+  const ctLen = value.readUInt8(o); o += 1;
+  const contentType = value.toString('latin1', o, o + ctLen); o += ctLen;
+  if (count === 0 || count > value.length) throw new Error('spool chunk has a bad message count');
+  const out: SpoolMessage[] = [];
+  for (let i = 0; i < count; i++) {
+    if (o + 4 > value.length) throw new Error('spool chunk is truncated');
+    const len = value.readUInt32BE(o); o += 4;
+    if (o + len > value.length) throw new Error('spool chunk is truncated');
+    out.push({ id: idPrefix + String(seq + i), tenant, topic, contentType, ts, body: value.subarray(o, o + len) });
+    o += len;
+  }
+  if (o !== value.length) throw new Error('spool chunk has trailing bytes');
+  return out;
+}
+
 export function decodeRecord(tenant: string, topic: string, value: Buffer): SpoolMessage {
-  if (value.length < 12 || value[0] !== VERSION) throw new Error('spool record has an unknown format');
+  if (value.length < 12 || value[0] !== SINGLE) throw new Error('spool record has an unknown format');
   let o = 1;
   const ts = value.readDoubleBE(o); o += 8;
   const idLen = value.readUInt16BE(o); o += 2;

@@ -5,6 +5,7 @@ import { META_EPOCH, META_QUEUE, META_SEQ, messageKey, queueMetaKey, queueName, 
 import { type Db, type StoreIncident, openStore, isCorruption } from './open.js';
 import { DedupeWindow, type Op } from './window.js';
 import { SpoolUnavailableError } from './errors.js';
+import { recordCount } from './record.js';
 
 export interface QueueCounters {
   /** Cursor: every message with a lower seq is gone. Reads seek here, never from the start. */
@@ -34,6 +35,9 @@ export interface SpoolOptions {
   log: Logger;
   dedupeWindow?: number;
   idempotencyWindow?: number;
+  /** Limits of one chunk record (a device batch is stored as few records as these allow). */
+  chunkMessages?: number;
+  chunkBytes?: number;
 }
 
 interface Job {
@@ -105,6 +109,22 @@ export class SpoolCore {
   nextSeq(): number {
     this.seqDirty = true;
     return this.seq++;
+  }
+
+  /** n consecutive seqs; returns the first. */
+  reserveSeqs(n: number): number {
+    this.seqDirty = true;
+    const first = this.seq;
+    this.seq += n;
+    return first;
+  }
+
+  get chunkMessages(): number {
+    return this.opts.chunkMessages ?? 1000;
+  }
+
+  get chunkBytes(): number {
+    return this.opts.chunkBytes ?? 1 << 20;
   }
 
   addBytes(q: Queue, count: number, bytes: number): void {
@@ -244,10 +264,11 @@ export class SpoolCore {
       const { tenant, topic } = splitQueue(s);
       const q = this.queue(tenant, topic);
       const seq = seqOfKey(k);
+      const n = recordCount(v);
       if (q.c.head === 0 || seq < q.c.head) q.c.head = seq;
-      q.c.count++;
+      q.c.count += n;
       q.c.bytes += v.length;
-      if (seq > maxSeq) maxSeq = seq;
+      if (seq + n - 1 > maxSeq) maxSeq = seq + n - 1;
     }
     for (const q of this.queues.values()) {
       if (q.c.count === 0) q.c.head = maxSeq + 1;
