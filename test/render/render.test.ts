@@ -145,6 +145,23 @@ describe('render fleet.example', () => {
     await expect(stat(path.join(out, 'sh-edge-02/apps/gone--old'))).rejects.toThrow();
   });
 
+  it('writes a file shared by several bundles once and hard-links the others; a re-render never writes through a link', async () => {
+    const out = path.join(tmp.dir, 'links-out');
+    await writeBundles(bundles, out);
+    const mime = await Promise.all(bundles.map((b) => stat(path.join(out, b.node, 'nginx/mime.types'))));
+    expect(new Set(mime.map((s) => s.ino)).size).toBe(1);
+    expect(mime[0].nlink).toBe(bundles.length);
+    // One node's copy changes (its bundle now has other bytes there): the others keep theirs.
+    const [first, ...rest] = bundles;
+    const changed: Bundle = { ...first, files: first.files.map((f) => (f.path === 'nginx/mime.types' ? { ...f, data: Buffer.from('types { text/plain txt; }\n') } : f)) };
+    await writeBundles([changed, ...rest], out);
+    expect(await readFile(path.join(out, first.node, 'nginx/mime.types'), 'utf8')).toBe('types { text/plain txt; }\n');
+    const original = first.files.find((f) => f.path === 'nginx/mime.types')!.data;
+    for (const b of rest) expect(await readFile(path.join(out, b.node, 'nginx/mime.types'))).toEqual(original);
+    expect((await stat(path.join(out, first.node, 'nginx/mime.types'))).nlink).toBe(1);
+    expect((await stat(path.join(out, rest[0].node, 'nginx/mime.types'))).nlink).toBe(rest.length);
+  });
+
   it('uses a template from the fleet\'s templates/ instead of the built-in one', async () => {
     const dir = path.join(tmp.dir, 'override');
     await import('node:fs/promises').then((fs) => fs.cp(fleetDir, dir, { recursive: true }));

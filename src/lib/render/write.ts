@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, readdirSync, rmSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readdirSync, rmSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { MANIFEST_FILE } from '../bundle/manifest.js';
 import { EdgectlError } from '../errors.js';
@@ -28,14 +28,38 @@ function pruneEmptyDirs(root: string, rels: string[]): void {
   }
 }
 
-function writeOne(outDir: string, b: Bundle): void {
+/**
+ * Where a shared Buffer (mime.types, an app fragment, a payload: the same object in many bundles)
+ * was first written with a given mode, so later copies are hard links to it: one link(2) instead
+ * of open, write and close, and the data is on disk once.
+ */
+type Written = Map<Buffer, Map<number, string>>;
+
+function place(written: Written, p: string, data: Buffer, mode: number): void {
+  let byMode = written.get(data);
+  const first = byMode?.get(mode);
+  if (first !== undefined) {
+    try {
+      linkSync(first, p);
+      return;
+    } catch (e) {
+      // EMLINK (too many links to one inode) or anything odd: a plain copy, which later ones link to.
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw e;
+    }
+  }
+  writeFileSync(p, data, { mode });
+  if (!byMode) written.set(data, (byMode = new Map()));
+  byMode.set(mode, p);
+}
+
+function writeOne(outDir: string, b: Bundle, written: Written): void {
   const dir = path.join(outDir, b.node);
   const existing = listFiles(dir);
   if (existing) {
-    const keep = new Set(b.files.map((f) => f.path));
-    // The old manifest goes first: a half-updated directory must not look complete.
+    // The old manifest goes first: a half-updated directory must not look complete. Every old
+    // file goes too: it may be a hard link shared with other bundles, never to be written through.
     rmSync(path.join(dir, MANIFEST_FILE), { force: true });
-    const stale = existing.filter((p) => !keep.has(p) && p !== MANIFEST_FILE);
+    const stale = existing.filter((p) => p !== MANIFEST_FILE);
     for (const p of stale) unlinkSync(path.join(dir, p));
     pruneEmptyDirs(dir, stale);
   } else {
@@ -48,9 +72,7 @@ function writeOne(outDir: string, b: Bundle): void {
       mkdirSync(path.join(dir, d), { recursive: true });
       lastDir = d;
     }
-    const p = path.join(dir, f.path);
-    writeFileSync(p, f.data, { mode: f.mode });
-    if (existing) chmodSync(p, f.mode);
+    place(written, path.join(dir, f.path), f.data, f.mode);
   }
   writeFileSync(path.join(dir, MANIFEST_FILE), manifestBytes(b.manifest), { mode: 0o644 });
 }
@@ -62,14 +84,17 @@ function writeOne(outDir: string, b: Bundle): void {
  * Synchronous writes in slices, yielding to the event loop between slices: a render writes
  * tens of thousands of small files, and measured here the thread-pool round trips of async
  * writes (open, write, close: three each) cost about three times the CPU of plain syscalls.
+ * Files with the same content object are hard links to one another (see place()): the output
+ * is for reading, checking and diffing; edit the fleet, not a rendered file.
  */
 export async function writeBundles(bundles: Bundle[], outDir: string, opts: { sliceMs?: number } = {}): Promise<void> {
   try {
     mkdirSync(outDir, { recursive: true });
     const slice = opts.sliceMs ?? 50;
     let since = performance.now();
+    const written: Written = new Map();
     for (const b of bundles) {
-      writeOne(outDir, b);
+      writeOne(outDir, b, written);
       if (performance.now() - since > slice) {
         await new Promise((r) => setImmediate(r));
         since = performance.now();
