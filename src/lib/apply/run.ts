@@ -69,10 +69,12 @@ export async function applyPlan(plan: Plan, bundles: Map<string, ReleaseBundle>,
 
 async function applyNode(n: PlanNode, bundle: ReleaseBundle | undefined, deps: ApplyDeps, holder: LockHolder, onStep: (s: NodeResult['step']) => void): Promise<NodeResult> {
   let t: Transport | undefined;
+  const t0 = Date.now();
   try {
     onStep('connect');
     t = await deps.connector.open(n.node);
-    return await activateRelease(t, {
+    const connectMs = Date.now() - t0;
+    const r = await activateRelease(t, {
       op: 'apply',
       root: n.root,
       nginx: n.nginx,
@@ -85,6 +87,9 @@ async function applyNode(n: PlanNode, bundle: ReleaseBundle | undefined, deps: A
       onStep,
       logger: deps.logger,
     });
+    r.stepsMs = { connect: connectMs, ...r.stepsMs };
+    r.durationMs += connectMs;
+    return r;
   } catch (e) {
     return { ...blank(n, 'unreachable'), step: 'connect', cause: errorMessage(e) };
   } finally {

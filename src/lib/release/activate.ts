@@ -30,6 +30,8 @@ export interface NodeResult {
   reloads: number;
   notes: string[];
   durationMs: number;
+  /** Milliseconds spent in each step, in order (where a slow node spends its time). */
+  stepsMs?: Partial<Record<Step, number>>;
 }
 
 export interface ActivateRequest {
@@ -59,8 +61,16 @@ const name = (m: Manifest) => m.digest.slice(0, 20);
 export async function activateRelease(t: Transport, req: ActivateRequest): Promise<NodeResult> {
   const started = Date.now();
   const to = name(req.manifest);
-  const res: NodeResult = { node: t.node, outcome: 'failed', step: 'lock', from: null, to, transfer: noTransfer(), reloads: 0, notes: [], durationMs: 0 };
+  const res: NodeResult = { node: t.node, outcome: 'failed', step: 'lock', from: null, to, transfer: noTransfer(), reloads: 0, notes: [], durationMs: 0, stepsMs: {} };
+  let stepStart = started;
+  const lap = () => {
+    const now = Date.now();
+    const steps = (res.stepsMs ??= {});
+    steps[res.step] = (steps[res.step] ?? 0) + now - stepStart;
+    stepStart = now;
+  };
   const step = (s: Step) => {
+    lap();
     res.step = s;
     req.onStep?.(s);
   };
@@ -85,6 +95,7 @@ export async function activateRelease(t: Transport, req: ActivateRequest): Promi
   } finally {
     keeper?.stop();
     if (lockLine) await releaseLock(t, req.root, lockLine).catch((e) => req.logger.warn('could not release the lock', { node: t.node, error: errorMessage(e) }));
+    lap();
     res.durationMs = Date.now() - started;
   }
   return res;
