@@ -36,7 +36,7 @@ Exit status: 0 rendered (and checked), 1 invalid fleet, render error or failed c
     const { flags } = await this.parse(Render);
     const { parseSelectorFlags } = await import('../lib/fleet/selector.js');
     const { loadFleet } = await import('../lib/fleet/load.js');
-    const { renderFleet, writeBundles } = await import('../lib/render/index.js');
+    const { renderFleet, BundleWriter } = await import('../lib/render/index.js');
     const selector = parseSelectorFlags(flags.selector);
     if (typeof selector === 'string') throw new EdgectlError('EDGECTL_USAGE', selector);
     const c = colorsFor(process.stderr);
@@ -49,8 +49,16 @@ Exit status: 0 rendered (and checked), 1 invalid fleet, render error or failed c
     const out = flags.out ?? path.join(flags.fleet, '.edgectl', 'render');
     const loaded = await loadFleet(flags.fleet, flags.rev);
     const started = performance.now();
-    const bundles = await renderFleet(loaded, { nodes: flags.node, selector, edgectlVersion: this.config.version, logger });
-    await writeBundles(bundles, out);
+    // Bundles are written on a worker thread as they are rendered.
+    const writer = new BundleWriter(out);
+    let bundles;
+    try {
+      bundles = await renderFleet(loaded, { nodes: flags.node, selector, edgectlVersion: this.config.version, logger, onBundle: (b) => writer.add(b) });
+    } catch (e) {
+      await writer.abort();
+      throw e;
+    }
+    await writer.close();
     const ms = Math.round(performance.now() - started);
     const roles = new Map(loaded.model.nodes.map((n) => [n.name, n.spec.role]));
     const summary = bundles.map((b) => ({

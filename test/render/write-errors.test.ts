@@ -16,13 +16,14 @@ describe('writing bundles where they cannot go', () => {
   let fleet: string;
   let bundles: Bundle[];
   let mounted = '';
+  let mountedCli = '';
   beforeAll(async () => {
     tmp = await tempDir('write-errors');
     fleet = await copyExample(tmp.dir);
     bundles = await renderFleet(await loadFleet(fleet), { edgectlVersion: TEST_VERSION });
   });
   afterAll(async () => {
-    if (mounted) execFileSync('umount', [mounted]);
+    for (const m of [mounted, mountedCli]) if (m) execFileSync('umount', [m]);
     await tmp.cleanup();
   });
 
@@ -55,6 +56,26 @@ describe('writing bundles where they cannot go', () => {
       // A bundle with a manifest is complete: every file it lists is there at its size.
       for (const [rel, f] of Object.entries(JSON.parse(manifest).files as Record<string, { size: number }>)) {
         expect((await stat(path.join(mounted, node, rel))).size, `${node}/${rel}`).toBe(f.size);
+      }
+    }
+  });
+
+  it('edgectl render onto a full disk (written by its worker thread): exit 1, EDGECTL_OUTPUT, no stack, no complete-looking cut-short bundle', async () => {
+    mountedCli = path.join(tmp.dir, 'small-cli');
+    await mkdir(mountedCli);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=128k', 'tmpfs', mountedCli]);
+    const r = await run('node', [path.join(REPO, 'bin/run.js'), 'render', '--fleet', fleet, '--out', mountedCli], { env: { ...process.env, NO_COLOR: '1' } }).then(
+      () => ({ code: 0, stderr: '' }),
+      (e) => ({ code: e.code as number, stderr: e.stderr as string }),
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/cannot write bundles to .*small-cli: ENOSPC.*\[EDGECTL_OUTPUT\]/);
+    expect(r.stderr).not.toMatch(/EDGECTL_INTERNAL|at .*\.js:\d+/);
+    for (const node of await readdir(mountedCli)) {
+      const manifest = await readFile(path.join(mountedCli, node, 'manifest.json'), 'utf8').catch(() => undefined);
+      if (manifest === undefined) continue;
+      for (const [rel, f] of Object.entries(JSON.parse(manifest).files as Record<string, { size: number }>)) {
+        expect((await stat(path.join(mountedCli, node, rel))).size, `${node}/${rel}`).toBe(f.size);
       }
     }
   });

@@ -16,6 +16,7 @@ import { loadTemplates } from './templates.js';
 export type { Bundle, BundleFile, Manifest };
 export { manifestBytes };
 export { writeBundles } from './write.js';
+export { BundleWriter } from './write-pipeline.js';
 
 export interface RenderOptions {
   /** Only these nodes (by name); unknown names are an error. */
@@ -26,6 +27,8 @@ export interface RenderOptions {
   logger?: Logger;
   /** A context the caller already built for this model (plan needs it too): placement runs once. */
   context?: RenderContext;
+  /** Called with each bundle as soon as it is rendered (render --out writes while rendering goes on). */
+  onBundle?: (b: Bundle) => Promise<void> | void;
 }
 
 /**
@@ -59,7 +62,9 @@ export async function renderFleet(loaded: LoadedFleet, opts: RenderOptions): Pro
       files.push({ path: 'kong/kong.yml', data: kong.render(apps.filter((a) => a.spec.type === 'api')), mode: 0o644 });
     }
     for (const a of apps) for (const p of payloads.get(a.name) ?? []) files.push({ path: p.path, data: p.data, mode: 0o644 });
-    bundles.push(assembleBundle(node.name, conf, files, { edgectl: opts.edgectlVersion, fleet }));
+    const bundle = assembleBundle(node.name, conf, files, { edgectl: opts.edgectlVersion, fleet });
+    bundles.push(bundle);
+    if (opts.onBundle) await opts.onBundle(bundle);
     if (every && bundles.length % every === 0) log.info(`rendered ${bundles.length}/${selected.length} nodes`, { done: bundles.length, total: selected.length });
   }
   return bundles;

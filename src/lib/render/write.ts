@@ -29,15 +29,14 @@ function pruneEmptyDirs(root: string, rels: string[]): void {
 }
 
 /**
- * Where a shared Buffer (mime.types, an app fragment, a payload: the same object in many bundles)
- * was first written with a given mode, so later copies are hard links to it: one link(2) instead
- * of open, write and close, and the data is on disk once.
+ * Where each content (sha256 from the manifest) was first written with a given mode, so later
+ * copies are hard links to it: one link(2) instead of open, write and close, and the data is on
+ * disk once. Keyed by content, not by object, so it works across a worker's messages too.
  */
-type Written = Map<Buffer, Map<number, string>>;
+export type Written = Map<string, string>;
 
-function place(written: Written, p: string, data: Buffer, mode: number): void {
-  let byMode = written.get(data);
-  const first = byMode?.get(mode);
+function place(written: Written, key: string, p: string, data: Buffer, mode: number): void {
+  const first = written.get(key);
   if (first !== undefined) {
     try {
       linkSync(first, p);
@@ -48,11 +47,10 @@ function place(written: Written, p: string, data: Buffer, mode: number): void {
     }
   }
   writeFileSync(p, data, { mode });
-  if (!byMode) written.set(data, (byMode = new Map()));
-  byMode.set(mode, p);
+  written.set(key, p);
 }
 
-function writeOne(outDir: string, b: Bundle, written: Written): void {
+export function writeOne(outDir: string, b: Bundle, written: Written): void {
   const dir = path.join(outDir, b.node);
   const existing = listFiles(dir);
   if (existing) {
@@ -72,9 +70,18 @@ function writeOne(outDir: string, b: Bundle, written: Written): void {
       mkdirSync(path.join(dir, d), { recursive: true });
       lastDir = d;
     }
-    place(written, path.join(dir, f.path), f.data, f.mode);
+    const m = b.manifest.files[f.path];
+    place(written, `${m?.sha256 ?? ''}:${f.mode}`, path.join(dir, f.path), f.data, f.mode);
   }
   writeFileSync(path.join(dir, MANIFEST_FILE), manifestBytes(b.manifest), { mode: 0o644 });
+}
+
+/** An error writing the output is the operator's to fix (a file in the way, read-only, full): coded. */
+export function outputError(outDir: string, e: unknown): unknown {
+  // A bundle cut short has no manifest.json, so it never reads as complete; the next render replaces it.
+  const err = e as NodeJS.ErrnoException;
+  if (typeof err?.code !== 'string' || !err.syscall) return e;
+  return new EdgectlError('EDGECTL_OUTPUT', `cannot write bundles to ${outDir}: ${err.message}`, { cause: e });
 }
 
 /**
@@ -84,8 +91,9 @@ function writeOne(outDir: string, b: Bundle, written: Written): void {
  * Synchronous writes in slices, yielding to the event loop between slices: a render writes
  * tens of thousands of small files, and measured here the thread-pool round trips of async
  * writes (open, write, close: three each) cost about three times the CPU of plain syscalls.
- * Files with the same content object are hard links to one another (see place()): the output
- * is for reading, checking and diffing; edit the fleet, not a rendered file.
+ * Files with the same content are hard links to one another (see place()): the output is for
+ * reading, checking and diffing; edit the fleet, not a rendered file. `BundleWriter`
+ * (write-pipeline.ts) does the same on a worker thread while render goes on.
  */
 export async function writeBundles(bundles: Bundle[], outDir: string, opts: { sliceMs?: number } = {}): Promise<void> {
   try {
@@ -101,10 +109,6 @@ export async function writeBundles(bundles: Bundle[], outDir: string, opts: { sl
       }
     }
   } catch (e) {
-    // An output that is a file, read-only or full is the operator's to fix, not a bug. A bundle
-    // cut short has no manifest.json, so it never reads as complete; the next render replaces it.
-    const err = e as NodeJS.ErrnoException;
-    if (typeof err.code !== 'string' || !err.syscall) throw e;
-    throw new EdgectlError('EDGECTL_OUTPUT', `cannot write bundles to ${outDir}: ${err.message}`, { cause: e });
+    throw outputError(outDir, e);
   }
 }
