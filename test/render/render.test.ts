@@ -153,7 +153,13 @@ describe('render fleet.example', () => {
     expect(mime[0].nlink).toBe(bundles.length);
     // One node's copy changes (its bundle now has other bytes there): the others keep theirs.
     const [first, ...rest] = bundles;
-    const changed: Bundle = { ...first, files: first.files.map((f) => (f.path === 'nginx/mime.types' ? { ...f, data: Buffer.from('types { text/plain txt; }\n') } : f)) };
+    const data = Buffer.from('types { text/plain txt; }\n');
+    const entry = { ...first.manifest.files['nginx/mime.types'], sha256: sha256Hex(data), size: data.length };
+    const changed: Bundle = {
+      ...first,
+      files: first.files.map((f) => (f.path === 'nginx/mime.types' ? { ...f, data } : f)),
+      manifest: { ...first.manifest, files: { ...first.manifest.files, 'nginx/mime.types': entry } },
+    };
     await writeBundles([changed, ...rest], out);
     expect(await readFile(path.join(out, first.node, 'nginx/mime.types'), 'utf8')).toBe('types { text/plain txt; }\n');
     const original = first.files.find((f) => f.path === 'nginx/mime.types')!.data;

@@ -53,11 +53,23 @@ function place(written: Written, key: string, p: string, data: Buffer, mode: num
 export function writeOne(outDir: string, b: Bundle, written: Written): void {
   const dir = path.join(outDir, b.node);
   const existing = listFiles(dir);
+  // Over an earlier render: files the bundle no longer has go (and directories they leave empty);
+  // files it still has are unlinked just before being placed again, since each may be a hard
+  // link shared with other bundles and must never be written through. Their directories stay.
+  const replace = new Set<string>();
+  const dirs = new Set<string>();
   if (existing) {
-    // The old manifest goes first: a half-updated directory must not look complete. Every old
-    // file goes too: it may be a hard link shared with other bundles, never to be written through.
+    // The old manifest goes first: a half-updated directory must not look complete.
     rmSync(path.join(dir, MANIFEST_FILE), { force: true });
-    const stale = existing.filter((p) => p !== MANIFEST_FILE);
+    const keep = new Set(b.files.map((f) => f.path));
+    const stale: string[] = [];
+    for (const p of existing) {
+      if (p === MANIFEST_FILE) continue;
+      if (keep.has(p)) {
+        replace.add(p);
+        dirs.add(path.posix.dirname(p));
+      } else stale.push(p);
+    }
     for (const p of stale) unlinkSync(path.join(dir, p));
     pruneEmptyDirs(dir, stale);
   } else {
@@ -67,11 +79,13 @@ export function writeOne(outDir: string, b: Bundle, written: Written): void {
   for (const f of b.files) {
     const d = path.posix.dirname(f.path);
     if (d !== lastDir) {
-      mkdirSync(path.join(dir, d), { recursive: true });
+      if (!dirs.has(d)) mkdirSync(path.join(dir, d), { recursive: true });
       lastDir = d;
     }
+    const p = path.join(dir, f.path);
+    if (replace.has(f.path)) unlinkSync(p);
     const m = b.manifest.files[f.path];
-    place(written, `${m?.sha256 ?? ''}:${f.mode}`, path.join(dir, f.path), f.data, f.mode);
+    place(written, `${m?.sha256 ?? ''}:${f.mode}`, p, f.data, f.mode);
   }
   writeFileSync(path.join(dir, MANIFEST_FILE), manifestBytes(b.manifest), { mode: 0o644 });
 }
