@@ -15,7 +15,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,7 +39,10 @@ function median(xs: number[]): number {
 const timeBin = existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
 
 async function main(): Promise<void> {
-  const tmp = await mkdtemp(path.join(os.tmpdir(), 'edgectl-bench-validate-'));
+  // Under bench/out (BENCH_DIR overrides), not /tmp: see bench/render.ts for what this machine's /tmp costs.
+  const parent = process.env.BENCH_DIR ?? path.join(root, 'bench', 'out');
+  await mkdir(parent, { recursive: true });
+  const tmp = await mkdtemp(path.join(parent, 'validate-'));
   try {
     const results: { edges: number; files: number; median: number; all: number[] }[] = [];
     for (const edges of sizes) {
