@@ -1,6 +1,6 @@
 import type { Transport } from '../transport/types.js';
 import { layout } from './layout.js';
-import { NodeStepError, runScript } from './remote.js';
+import { LIVE_NGINX_FN, NodeStepError, runScript } from './remote.js';
 
 /** How to reach and drive the node's own nginx. */
 export interface NginxTarget {
@@ -24,9 +24,8 @@ export async function nginxTest(t: Transport, root: string, releaseDir: string, 
  */
 const RELOAD_SCRIPT = `
 b="$1"; r="$2"
-printf 'errlog %s\\n' "$(stat -c %s "$r/log/error.log" 2>/dev/null || echo 0)"
-pid=$(head -c 32 "$r/run/nginx.pid" 2>/dev/null | tr -cd '0-9')
-if [ -n "$pid" ] && [ -r "/proc/$pid/comm" ] && case "$(cat "/proc/$pid/comm")" in nginx*) true;; *) false;; esac; then
+${LIVE_NGINX_FN}printf 'errlog %s\\n' "$(stat -c %s "$r/log/error.log" 2>/dev/null || echo 0)"
+if live_nginx "$r/run/nginx.pid" >/dev/null; then
   "$b" -p "$r/" -c "$r/current/nginx/nginx.conf" -s reload && echo reloaded
 else
   mkdir -p "$r/log" "$r/run" "$r/cache" "$r/tmp"
@@ -50,8 +49,7 @@ export async function nginxReloadOrStart(t: Transport, root: string, ng: NginxTa
 
 const STOP_SCRIPT = `
 b="$1"; r="$2"
-pid=$(head -c 32 "$r/run/nginx.pid" 2>/dev/null | tr -cd '0-9')
-if [ -n "$pid" ] && [ -r "/proc/$pid/comm" ] && case "$(cat "/proc/$pid/comm")" in nginx*) true;; *) false;; esac; then
+${LIVE_NGINX_FN}if pid=$(live_nginx "$r/run/nginx.pid"); then
   kill -QUIT "$pid"
   i=0; while [ $i -lt 50 ] && kill -0 "$pid" 2>/dev/null; do sleep 0.1; i=$((i+1)); done
 fi

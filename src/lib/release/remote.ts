@@ -30,18 +30,33 @@ export function outputOf(e: unknown): string | undefined {
   return e instanceof NodeStepError ? e.output : e instanceof EdgectlError ? e.detail : undefined;
 }
 
+/**
+ * Shell function: prints the pid in pid file $1 if it names a live nginx process. A pid reused
+ * after a reboot is not nginx; a killed master that its parent has not reaped yet (a zombie, as
+ * after a power cut of the service) still has /proc/<pid>/comm "nginx" but serves nothing, and a
+ * HUP sent to it "succeeds": neither counts as running.
+ */
+export const LIVE_NGINX_FN = `
+live_nginx() {
+  p=$(head -c 32 "$1" 2>/dev/null | tr -cd '0-9')
+  [ -n "$p" ] && [ -r "/proc/$p/comm" ] || return 1
+  case "$(cat "/proc/$p/comm" 2>/dev/null)" in nginx*) ;; *) return 1;; esac
+  case "$(sed -n 's/^State:[[:space:]]*//p' "/proc/$p/status" 2>/dev/null)" in Z*|X*|"") return 1;; esac
+  echo "$p"
+}
+`;
+
 /** Reads everything about a node's releases in one round trip. Args: root. */
 export const STATE_SCRIPT = `
 cd "$1" 2>/dev/null || { echo "noroot"; exit 0; }
-printf 'current\\t%s\\n' "$(readlink current 2>/dev/null)"
+${LIVE_NGINX_FN}printf 'current\\t%s\\n' "$(readlink current 2>/dev/null)"
 printf 'good\\t%s\\n' "$(readlink good 2>/dev/null)"
 for d in releases/*/; do
   [ -f "$d/manifest.json" ] && printf 'release\\t%s\\t%s\\n' "$(basename "$d")" "$(stat -c %Y "$d")"
 done
 [ -f .edgectl/intent.json ] && printf 'intent\\t%s\\n' "$(head -c 4096 .edgectl/intent.json | tr -d '\\n')"
 [ -f .edgectl/lock/holder ] && printf 'lock\\t%s\\n' "$(head -c 4096 .edgectl/lock/holder | tr -d '\\n')"
-pid=$(head -c 32 run/nginx.pid 2>/dev/null | tr -cd '0-9')
-if [ -n "$pid" ] && [ -r "/proc/$pid/comm" ] && case "$(cat "/proc/$pid/comm")" in nginx*) true;; *) false;; esac; then echo "nginx\\trunning"; fi
+live_nginx run/nginx.pid >/dev/null && echo "nginx\\trunning"
 echo "manifest"
 cat current/manifest.json 2>/dev/null
 exit 0
