@@ -209,7 +209,8 @@ export class Spool extends SpoolCore {
           const page = await it.nextv(Math.min(64, maxMessages - items.length));
           if (page.length === 0) break;
           for (const [k, v] of page) {
-            if (items.length > 0 && bytes + v.length > maxBytes) break outer;
+            // A chunk goes whole: it is deleted whole once the next hop has every message of it.
+            if (items.length > 0 && (bytes + v.length > maxBytes || items.length + recordCount(v) > maxMessages)) break outer;
             const seq = seqOfKey(k);
             let msgs: SpoolMessage[];
             try {
@@ -221,8 +222,6 @@ export class Spool extends SpoolCore {
               badCount += Math.max(1, Math.min(recordCount(v), q.c.count - badCount));
               continue;
             }
-            // A chunk goes whole: it is deleted whole once the next hop has every message of it.
-            if (items.length > 0 && items.length + msgs.length > maxMessages) break outer;
             for (let i = 0; i < msgs.length; i++) items.push({ q, seq, size: i === 0 ? v.length : 0, msg: msgs[i] });
             bytes += v.length;
             if (items.length >= maxMessages) break outer;

@@ -107,8 +107,7 @@ export class SpoolCore {
   }
 
   nextSeq(): number {
-    this.seqDirty = true;
-    return this.seq++;
+    return this.reserveSeqs(1);
   }
 
   /** n consecutive seqs; returns the first. */
