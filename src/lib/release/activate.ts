@@ -61,11 +61,11 @@ const name = (m: Manifest) => m.digest.slice(0, 20);
 export async function activateRelease(t: Transport, req: ActivateRequest): Promise<NodeResult> {
   const started = Date.now();
   const to = name(req.manifest);
-  const res: NodeResult = { node: t.node, outcome: 'failed', step: 'lock', from: null, to, transfer: noTransfer(), reloads: 0, notes: [], durationMs: 0, stepsMs: {} };
+  const steps: NonNullable<NodeResult['stepsMs']> = {};
+  const res: NodeResult = { node: t.node, outcome: 'failed', step: 'lock', from: null, to, transfer: noTransfer(), reloads: 0, notes: [], durationMs: 0, stepsMs: steps };
   let stepStart = started;
   const lap = () => {
     const now = Date.now();
-    const steps = (res.stepsMs ??= {});
     steps[res.step] = (steps[res.step] ?? 0) + now - stepStart;
     stepStart = now;
   };
