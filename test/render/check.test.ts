@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { loadFleet } from '../../src/lib/fleet/load.js';
@@ -121,6 +121,13 @@ describe('rendered bundles pass nginx -t and deck validate', () => {
       const b = await cli(['render', '--fleet', fleet, '--selector', 'region']);
       expect(b.code).toBe(1);
       expect(b.stderr).toMatch(/not key=value/);
+    });
+
+    it('a render that fails before any bundle leaves no output directory behind', async () => {
+      const fleet = await copyExample(path.join(tmp.dir, 'cli-no-out'));
+      const r = await cli(['render', '--fleet', fleet, '--node', 'bj-edge-99']);
+      expect(r.code).toBe(1);
+      await expect(access(path.join(fleet, '.edgectl/render'))).rejects.toThrow(/ENOENT/);
     });
 
     it('edgectl placement prints the app → nodes table and JSON', async () => {

@@ -17,18 +17,24 @@ export class BundleWriter {
   private inFlight = 0;
   private error?: unknown;
   private waiters: (() => void)[] = [];
-  private readonly worker?: Worker;
+  private started = false;
+  private worker?: Worker;
   private readonly written: Written = new Map();
   private exited?: Promise<void>;
 
-  constructor(private readonly outDir: string, private readonly opts: { batch?: number; maxInFlight?: number } = {}) {
+  constructor(private readonly outDir: string, private readonly opts: { batch?: number; maxInFlight?: number } = {}) {}
+
+  /** On the first bundle (or close): a render that fails before any bundle leaves no output behind. */
+  private start(): void {
+    if (this.started) return;
+    this.started = true;
     try {
-      mkdirSync(outDir, { recursive: true });
+      mkdirSync(this.outDir, { recursive: true });
     } catch (e) {
-      throw outputError(outDir, e);
+      throw outputError(this.outDir, e);
     }
     if (!existsSync(WORKER)) return;
-    const w = new Worker(WORKER, { workerData: { outDir } });
+    const w = new Worker(WORKER, { workerData: { outDir: this.outDir } });
     this.worker = w;
     w.on('message', (m: { written?: number; error?: { message: string; code?: string; syscall?: string; path?: string } }) => {
       if (m.error) this.fail(Object.assign(new Error(m.error.message), m.error));
@@ -41,6 +47,7 @@ export class BundleWriter {
 
   /** Queues a bundle; resolves at once unless too many batches are waiting for the disk. */
   async add(b: Bundle): Promise<void> {
+    this.start();
     this.check();
     if (!this.worker) {
       try {
@@ -59,6 +66,7 @@ export class BundleWriter {
   /** Everything written (or the first error, as EDGECTL_OUTPUT when it is the output's fault). */
   async close(): Promise<void> {
     try {
+      this.start();
       if (this.worker) {
         if (!this.error) this.send();
         while (this.inFlight > 0 && !this.error) await new Promise<void>((r) => this.waiters.push(r));
