@@ -84,7 +84,7 @@ describe('spool queue contract', () => {
       expect(new Set(ids.map((id) => id.split(':').slice(0, 2).join(':'))).size).toBe(1);
       // 10 messages in chunks of at most 4: 3 records on disk, not 10.
       let records = 0;
-      for await (const k of small.db.keys({ gte: Buffer.from('m'), lt: Buffer.from('n') })) records += k.length > 0 ? 1 : 0;
+      for await (const _ of small.db.keys({ gte: Buffer.from('m'), lt: Buffer.from('n') })) records++;
       expect(records).toBe(3);
       expect((await small.status())[0].depth).toBe(10);
       // A batch smaller than a chunk still takes the first chunk whole, and stops before the next.

@@ -10,6 +10,30 @@ import { REPO, TEST_VERSION, copyExample, tempDir } from './helpers.js';
 
 const run = promisify(execFile);
 
+/** `edgectl render …` as a process: its exit code and stderr. */
+const renderCli = (args: string[]) =>
+  run('node', [path.join(REPO, 'bin/run.js'), 'render', ...args], { env: { ...process.env, NO_COLOR: '1' } }).then(
+    () => ({ code: 0, stderr: '' }),
+    (e) => ({ code: e.code as number, stderr: e.stderr as string }),
+  );
+
+/** A real full file system: a 128 KiB tmpfs (fleet.example's bundles need about 400 KB). */
+function smallDisk(dir: string): string {
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=128k', 'tmpfs', dir]);
+  return dir;
+}
+
+/** A bundle with a manifest is complete: every file it lists is there at its size. */
+async function expectManifestsComplete(out: string): Promise<void> {
+  for (const node of await readdir(out)) {
+    const manifest = await readFile(path.join(out, node, 'manifest.json'), 'utf8').catch(() => undefined);
+    if (manifest === undefined) continue;
+    for (const [rel, f] of Object.entries(JSON.parse(manifest).files as Record<string, { size: number }>)) {
+      expect((await stat(path.join(out, node, rel))).size, `${node}/${rel}`).toBe(f.size);
+    }
+  }
+}
+
 /** An output directory that cannot take the bundles is the operator's to fix: a coded error, not "a bug". */
 describe('writing bundles where they cannot go', () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;
@@ -40,53 +64,33 @@ describe('writing bundles where they cannot go', () => {
   });
 
   it('a full disk: EDGECTL_OUTPUT, and no cut-short bundle has a manifest.json', async () => {
-    // A real full file system: a 128 KiB tmpfs (fleet.example's bundles need about 400 KB).
     mounted = path.join(tmp.dir, 'small');
     await mkdir(mounted);
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=128k', 'tmpfs', mounted]);
+    smallDisk(mounted);
     const err = await writeBundles(bundles, mounted).then(() => undefined, (e: unknown) => e);
     expect(isEdgectlError(err) && err.code).toBe('EDGECTL_OUTPUT');
     expect((err as Error).message).toMatch(/ENOSPC/);
     const dirs = await readdir(mounted);
     expect(dirs.length).toBeGreaterThan(0);
     expect(dirs.length).toBeLessThan(bundles.length + 1);
-    for (const node of dirs) {
-      const manifest = await readFile(path.join(mounted, node, 'manifest.json'), 'utf8').catch(() => undefined);
-      if (manifest === undefined) continue;
-      // A bundle with a manifest is complete: every file it lists is there at its size.
-      for (const [rel, f] of Object.entries(JSON.parse(manifest).files as Record<string, { size: number }>)) {
-        expect((await stat(path.join(mounted, node, rel))).size, `${node}/${rel}`).toBe(f.size);
-      }
-    }
+    await expectManifestsComplete(mounted);
   });
 
   it('edgectl render onto a full disk (written by its worker thread): exit 1, EDGECTL_OUTPUT, no stack, no complete-looking cut-short bundle', async () => {
     mountedCli = path.join(tmp.dir, 'small-cli');
     await mkdir(mountedCli);
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=128k', 'tmpfs', mountedCli]);
-    const r = await run('node', [path.join(REPO, 'bin/run.js'), 'render', '--fleet', fleet, '--out', mountedCli], { env: { ...process.env, NO_COLOR: '1' } }).then(
-      () => ({ code: 0, stderr: '' }),
-      (e) => ({ code: e.code as number, stderr: e.stderr as string }),
-    );
+    smallDisk(mountedCli);
+    const r = await renderCli(['--fleet', fleet, '--out', mountedCli]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/cannot write bundles to .*small-cli: ENOSPC.*\[EDGECTL_OUTPUT\]/);
     expect(r.stderr).not.toMatch(/EDGECTL_INTERNAL|at .*\.js:\d+/);
-    for (const node of await readdir(mountedCli)) {
-      const manifest = await readFile(path.join(mountedCli, node, 'manifest.json'), 'utf8').catch(() => undefined);
-      if (manifest === undefined) continue;
-      for (const [rel, f] of Object.entries(JSON.parse(manifest).files as Record<string, { size: number }>)) {
-        expect((await stat(path.join(mountedCli, node, rel))).size, `${node}/${rel}`).toBe(f.size);
-      }
-    }
+    await expectManifestsComplete(mountedCli);
   });
 
   it('edgectl render --out FILE exits 1 with the coded error and no stack', async () => {
     const file = path.join(tmp.dir, 'cli-file');
     await writeFile(file, 'x');
-    const r = await run('node', [path.join(REPO, 'bin/run.js'), 'render', '--fleet', fleet, '--out', file], { env: { ...process.env, NO_COLOR: '1' } }).then(
-      () => ({ code: 0, stderr: '' }),
-      (e) => ({ code: e.code as number, stderr: e.stderr as string }),
-    );
+    const r = await renderCli(['--fleet', fleet, '--out', file]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/cannot write bundles to .*cli-file: EEXIST.*\[EDGECTL_OUTPUT\]/);
     expect(r.stderr).not.toMatch(/EDGECTL_INTERNAL|at .*\.js:\d+/);
