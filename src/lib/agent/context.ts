@@ -26,6 +26,8 @@ export interface AgentContext {
   log: Logger;
   tenants: Map<string, TenantRuntime>;
   tenantsByHash: Map<string, TenantRuntime>;
+  /** Tokens already found valid (bounded): a device sends the same token on every request. */
+  knownTokens: Map<string, TenantRuntime>;
   acceptForward: Set<string>;
   limits: Limits;
   /** Wakes the forwarder after new data was stored. */
@@ -49,6 +51,7 @@ export function buildContext(config: AgentConfig, spool: Spool, log: Logger, not
   }
   return {
     config, spool, log, tenants, tenantsByHash, notify,
+    knownTokens: new Map(),
     stats: new AgentStats(),
     acceptForward: new Set(config.acceptForward),
     limits: {
@@ -58,6 +61,24 @@ export function buildContext(config: AgentConfig, spool: Spool, log: Logger, not
       maxForwardBytes: 64 << 20,
     },
   };
+}
+
+const KNOWN_TOKENS = 1024;
+
+/**
+ * The tenant whose token hashes include sha256(token). Hashing every request cost about 5% of
+ * single-message intake, so tokens that matched are remembered; a token that did not match is
+ * never remembered (guessing always pays the hash) and the memory is bounded.
+ */
+export function tenantForToken(ctx: Pick<AgentContext, 'tenantsByHash' | 'knownTokens'>, token: string): TenantRuntime | undefined {
+  const known = ctx.knownTokens.get(token);
+  if (known) return known;
+  const tenant = ctx.tenantsByHash.get(sha256hex(token));
+  if (tenant) {
+    if (ctx.knownTokens.size >= KNOWN_TOKENS) ctx.knownTokens.clear();
+    ctx.knownTokens.set(token, tenant);
+  }
+  return tenant;
 }
 
 /** Token bucket per tenant: false means answer 429. */

@@ -22,7 +22,10 @@ const PRIORITY = new Set([INTERNAL_TENANT]);
 export class Forwarder {
   private stopped = false;
   private running?: Promise<void>;
+  /** Ends the current sleep: set while waiting for data, not while backing off. */
   private wake?: () => void;
+  /** Ends any sleep (stop). */
+  private interrupt?: () => void;
   private failures = 0;
 
   constructor(private spool: Spool, private out: Deliverer, private stats: AgentStats, private log: Logger, private opts: ForwarderOptions) {}
@@ -35,11 +38,17 @@ export class Forwarder {
     this.wake?.();
   }
 
-  private sleep(ms: number): Promise<void> {
+  private sleep(ms: number, wakeable = true): Promise<void> {
     return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        this.wake = this.interrupt = undefined;
+        resolve();
+      };
       const t = setTimeout(done, ms);
-      function done() { clearTimeout(t); resolve(); }
-      this.wake = done;
+      this.interrupt = done;
+      // New data must not cut a backoff short: every POST would otherwise retry a dead upstream.
+      if (wakeable) this.wake = done;
     });
   }
 
@@ -86,12 +95,12 @@ export class Forwarder {
 
   private async sleepUninterrupted(ms: number): Promise<void> {
     const until = Date.now() + ms;
-    while (!this.stopped && Date.now() < until) await this.sleep(Math.min(200, until - Date.now()));
+    while (!this.stopped && Date.now() < until) await this.sleep(Math.min(200, until - Date.now()), false);
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.wake?.();
+    this.interrupt?.();
     await this.running;
     await this.out.close();
   }

@@ -56,6 +56,7 @@ export function buildDeviceApp(ctx: AgentContext): Handler {
 }
 
 function decodeURIComponentSafe(s: string): string {
+  if (!s.includes('%')) return s;
   try {
     return decodeURIComponent(s);
   } catch {

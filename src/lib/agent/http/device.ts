@@ -1,8 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RE } from '../../fleet/values.js';
-import { type AgentContext, sha256hex, takeToken } from '../context.js';
+import { type AgentContext, takeToken, tenantForToken } from '../context.js';
 import { bearer, readBodyOr413, storeFailed } from './intake.js';
 import { fail, send } from './respond.js';
+import { isJsonText } from './json-check.js';
 import { CONTENT_TYPE, SAFE_TOKEN } from '../store/record.js';
 import type { NewMessage } from '../store/queue.js';
 
@@ -13,7 +14,7 @@ export async function handleEnqueue(ctx: AgentContext, req: IncomingMessage, res
   const st = ctx.stats;
   const token = bearer(req);
   if (!token) return fail(res, st, 401, 'unauthorized', 'Authorization: Bearer <token> is required');
-  const tenant = ctx.tenantsByHash.get(sha256hex(token));
+  const tenant = tenantForToken(ctx, token);
   if (!tenant) return fail(res, st, 401, 'unauthorized', 'token not recognised');
   if (!RE.topic.test(rawTopic)) return fail(res, st, 400, 'invalid_topic', 'topic must be a plain name: a-z 0-9 _ - (max 63)');
   const topic = tenant.topics.get(rawTopic);
@@ -44,7 +45,7 @@ export async function handleEnqueue(ctx: AgentContext, req: IncomingMessage, res
   }
 }
 
-/** Each non-empty line must be JSON; any bad line rejects the whole batch (nothing stored). */
+/** Each non-empty line must be one JSON text in UTF-8; any bad line rejects the whole batch (nothing stored). */
 export function splitNdjson(body: Buffer, maxLine: number, maxLines: number): NewMessage[] | string {
   const out: NewMessage[] = [];
   let start = 0;
@@ -58,13 +59,8 @@ export function splitNdjson(body: Buffer, maxLine: number, maxLines: number): Ne
     if (stop > start) {
       if (stop - start > maxLine) return `too large: line ${line} exceeds ${maxLine} bytes`;
       if (out.length >= maxLines) return `too many messages: more than ${maxLines} lines`;
-      const slice = body.subarray(start, stop);
-      try {
-        JSON.parse(slice.toString('utf8'));
-      } catch {
-        return `line ${line} is not valid JSON; nothing was stored`;
-      }
-      out.push({ contentType: 'application/json', body: slice });
+      if (!isJsonText(body, start, stop)) return `line ${line} is not valid JSON (or not UTF-8); nothing was stored`;
+      out.push({ contentType: 'application/json', body: body.subarray(start, stop) });
     } else if (end < body.length) {
       return `line ${line} is empty; nothing was stored`;
     }
