@@ -1,9 +1,10 @@
-import type { SpoolMessage } from '../store/record.js';
+import type { Batch } from '../store/queue.js';
 
 /** Where a batch goes next: the next hop (edge, relay) or the sink (hub). Resolves only once it is safe there. */
 export interface Deliverer {
   readonly name: string;
-  deliver(msgs: SpoolMessage[]): Promise<void>;
+  /** Hops pass whole records on; sinks take `batch.messages()`. */
+  deliver(batch: Pick<Batch, 'records' | 'messages'>): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -63,9 +63,9 @@ export class Forwarder {
         await this.sleep(500);
         continue;
       }
-      if (batch.items.length === 0) { await this.sleep(100); continue; }
+      if (batch.records.length === 0) { await this.sleep(100); continue; }
       try {
-        await this.out.deliver(batch.items.map((i) => i.msg));
+        await this.out.deliver(batch);
       } catch (err) {
         this.failures++;
         this.stats.forwardErrors++;
@@ -79,7 +79,7 @@ export class Forwarder {
         continue;
       }
       this.failures = 0;
-      this.stats.forwardedMessages += batch.items.length;
+      this.stats.forwardedMessages += batch.count;
       this.stats.forwardedBatches++;
       this.stats.lastForwardAt = Date.now();
       this.stats.lastForwardTo = this.out.name;

@@ -1,7 +1,7 @@
 import type { Dispatcher } from 'undici';
-import type { SpoolMessage } from '../store/record.js';
+import type { Batch } from '../store/queue.js';
 import { type Deliverer, DeliveryError, parseRetryAfter } from './deliverer.js';
-import { encodeBatch, FORWARD_CONTENT_TYPE } from './wire.js';
+import { encodeBatch, FORWARD_CONTENT_TYPE, wireItems } from './wire.js';
 import type { Logger } from '../../logger.js';
 import { errorMessage } from '../../errors.js';
 
@@ -34,8 +34,9 @@ export class UpstreamDeliverer implements Deliverer {
     return p;
   }
 
-  async deliver(msgs: SpoolMessage[]): Promise<void> {
-    const body = encodeBatch(msgs);
+  async deliver(batch: Pick<Batch, 'records'>): Promise<void> {
+    // Chunks go on as runs, their bodies as stored: no message is decoded on the way.
+    const body = encodeBatch(wireItems(batch.records));
     if (this.current !== 0 && Date.now() >= this.primaryAgainAt) this.current = 0;
     let last: DeliveryError | undefined;
     for (let i = 0; i < this.urls.length; i++) {

@@ -2,7 +2,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Deliverer } from '../forward/deliverer.js';
-import type { SpoolMessage } from '../store/record.js';
+import type { Batch } from '../store/queue.js';
 import { sinkLines } from './format.js';
 
 /**
@@ -18,7 +18,8 @@ export class FileSink implements Deliverer {
     this.name = `file:${file}`;
   }
 
-  async deliver(msgs: SpoolMessage[]): Promise<void> {
+  async deliver(batch: Pick<Batch, 'messages'>): Promise<void> {
+    const msgs = batch.messages();
     if (!this.fh) {
       mkdirSync(path.dirname(this.file), { recursive: true });
       this.fh = await open(this.file, 'a', 0o640);

@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici';
 import { type Deliverer, DeliveryError, parseRetryAfter } from '../forward/deliverer.js';
-import type { SpoolMessage } from '../store/record.js';
+import type { Batch } from '../store/queue.js';
 import { sinkLines } from './format.js';
 import { errorMessage } from '../../errors.js';
 
@@ -13,7 +13,8 @@ export class HttpSink implements Deliverer {
     this.name = `http:${new URL(url).origin}`;
   }
 
-  async deliver(msgs: SpoolMessage[]): Promise<void> {
+  async deliver(batch: Pick<Batch, 'messages'>): Promise<void> {
+    const msgs = batch.messages();
     const { Pool } = await import('undici');
     const u = new URL(this.url);
     this.pool ??= new Pool(u.origin, { connections: 2, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });

@@ -2,6 +2,7 @@ import type { NatsConnection, JetStreamClient } from 'nats';
 import type { Deliverer } from '../forward/deliverer.js';
 import { DeliveryError } from '../forward/deliverer.js';
 import type { SpoolMessage } from '../store/record.js';
+import type { Batch } from '../store/queue.js';
 import type { Logger } from '../../logger.js';
 import { errorMessage } from '../../errors.js';
 
@@ -59,7 +60,8 @@ export class NatsSink implements Deliverer {
     return this.js;
   }
 
-  async deliver(msgs: SpoolMessage[]): Promise<void> {
+  async deliver(batch: Pick<Batch, 'messages'>): Promise<void> {
+    let msgs = batch.messages();
     let js: JetStreamClient;
     try {
       js = await this.ready();

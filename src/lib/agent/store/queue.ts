@@ -1,7 +1,8 @@
 import { SpoolCore, type Queue } from './spool.js';
 import { messageKey, queueEnd, queueName, seqOfKey } from './keys.js';
-import { decodeRecords, encodeChunk, encodeRecord, recordCount, recordTime, type SpoolMessage } from './record.js';
+import { decodeRecord, decodeRecords, encodeChunk, encodeRecord, encodeRun, readRun, recordCount, recordTime, type Run, type SpoolMessage } from './record.js';
 import { SpoolFullError } from './errors.js';
+import { closeIterator } from './iter.js';
 import type { Op } from './window.js';
 
 export interface NewMessage {
@@ -16,20 +17,42 @@ export interface AppendOptions {
   idempotencyKey?: string;
 }
 
-export interface ReadItem {
+/** One stored record as read: a single message, or a chunk / run of `count` messages. */
+export interface ReadRecord {
   q: Queue;
-  /** The key of the record holding the message (the messages of one chunk share it). */
   seq: number;
-  /** The record's bytes, on the first message of the record; 0 on the others. */
-  size: number;
-  msg: SpoolMessage;
+  value: Buffer;
+  count: number;
+  /** A chunk's or run's header (checked when read); undefined for a single message. */
+  run?: Run & { bodiesAt: number };
 }
 
-export interface Batch {
-  generation: number;
-  items: ReadItem[];
-  bytes: number;
+/** What the forwarder hands on: whole records, decoded into messages only where a sink needs them. */
+export class Batch {
+  constructor(readonly generation: number, readonly records: ReadRecord[], readonly count: number, readonly bytes: number) {}
+
+  messages(): SpoolMessage[] {
+    const out: SpoolMessage[] = [];
+    for (const r of this.records) {
+      if (r.run) for (const m of decodeRecords(r.q.tenant, r.q.topic, r.seq, r.value)) out.push(m);
+      else out.push(decodeRecord(r.q.tenant, r.q.topic, r.value));
+    }
+    return out;
+  }
 }
+
+/** A run as it arrives from the previous hop (see forward/wire.ts): its bodies region as is. */
+export interface IncomingRun extends Run {
+  tenant: string;
+  topic: string;
+  bodies: Buffer;
+}
+
+export type IncomingItem = SpoolMessage | IncomingRun;
+
+const isRun = (x: IncomingItem): x is IncomingRun => 'bodies' in x;
+/** What a hop remembers to drop repeats: the message id, or for a run its first id and count ('+' is never in an id). */
+const dedupeKey = (x: IncomingItem) => (isRun(x) ? `${x.idPrefix}${x.first}+${x.count}` : x.id);
 
 export interface QueueStatus {
   tenant: string;
@@ -109,40 +132,61 @@ export class Spool extends SpoolCore {
     return ids;
   }
 
-  /** Messages from the previous hop: ids kept, duplicates (by id, bounded window on disk) skipped. */
-  async appendForwarded(msgs: SpoolMessage[], quotaOf: (tenant: string) => number | undefined = () => undefined): Promise<{ accepted: number; duplicates: number }> {
+  /**
+   * Messages and runs from the previous hop: ids kept, repeats (by id, or by a run's first id and
+   * count, in a bounded window on disk) skipped. A run is stored as one record, as it came.
+   */
+  async appendForwarded(items: IncomingItem[], quotaOf: (tenant: string) => number | undefined = () => undefined): Promise<{ accepted: number; duplicates: number }> {
     this.assertOpen();
     const seen = new Set<string>();
-    const cand: SpoolMessage[] = [];
-    for (const m of msgs) {
-      if (seen.has(m.id) || this.idsInflight.has(m.id)) continue;
-      seen.add(m.id);
+    const cand: IncomingItem[] = [];
+    const keys: string[] = [];
+    let total = 0;
+    for (const m of items) {
+      total += isRun(m) ? m.count : 1;
+      const key = dedupeKey(m);
+      if (seen.has(key) || this.idsInflight.has(key)) continue;
+      seen.add(key);
       cand.push(m);
+      keys.push(key);
     }
-    const existing = await this.dedupe.getMany(this.db, cand.map((m) => m.id));
+    const existing = await this.dedupe.getMany(this.db, keys);
     this.assertOpen();
-    const fresh = cand.filter((m, i) => !existing[i] && !this.idsInflight.has(m.id));
+    const fresh: IncomingItem[] = [];
+    const freshKeys: string[] = [];
+    for (let i = 0; i < cand.length; i++) {
+      if (existing[i] || this.idsInflight.has(keys[i])) continue;
+      fresh.push(cand[i]);
+      freshKeys.push(keys[i]);
+    }
     const add = new Map<string, number>();
-    for (const m of fresh) add.set(m.tenant, (add.get(m.tenant) ?? 0) + m.body.length + m.id.length + m.contentType.length + 12);
+    for (const m of fresh) {
+      const size = isRun(m) ? m.bodies.length + m.idPrefix.length + 32 : m.body.length + m.id.length + 12;
+      add.set(m.tenant, (add.get(m.tenant) ?? 0) + size + m.contentType.length);
+    }
     for (const [tenant, n] of add) {
       const quota = quotaOf(tenant);
       if (quota !== undefined && (this.tenantBytes.get(tenant) ?? 0) + n > quota) throw new SpoolFullError(`tenant ${tenant} spool quota of ${quota} bytes is full`);
     }
     const ops: Op[] = [];
-    for (const m of fresh) {
+    let accepted = 0;
+    for (let i = 0; i < fresh.length; i++) {
+      const m = fresh[i];
       const q = this.queue(m.tenant, m.topic);
-      const rec = encodeRecord(m.id, m.contentType, m.ts, m.body);
-      ops.push({ type: 'put', key: messageKey(q.prefix, this.nextSeq()), value: rec });
-      this.addBytes(q, 1, rec.length);
-      this.dedupe.add(ops, m.id, SEEN);
-      this.idsInflight.add(m.id);
+      const count = isRun(m) ? m.count : 1;
+      const rec = isRun(m) ? encodeRun(m, m.bodies) : encodeRecord(m.id, m.contentType, m.ts, m.body);
+      ops.push({ type: 'put', key: messageKey(q.prefix, this.reserveSeqs(count)), value: rec });
+      this.addBytes(q, count, rec.length);
+      this.dedupe.add(ops, freshKeys[i], SEEN);
+      this.idsInflight.add(freshKeys[i]);
+      accepted += count;
     }
     try {
       await this.commit(ops);
     } finally {
-      for (const m of fresh) this.idsInflight.delete(m.id);
+      for (const k of freshKeys) this.idsInflight.delete(k);
     }
-    return { accepted: fresh.length, duplicates: msgs.length - fresh.length };
+    return { accepted, duplicates: total - accepted };
   }
 
   /**
@@ -155,7 +199,8 @@ export class Spool extends SpoolCore {
     const from = start();
     const victims: { key: Buffer; seq: number; size: number; count: number }[] = [];
     let freed = 0;
-    const it = this.db.iterator({ gte: messageKey(q.prefix, from), lt: queueEnd(q.name) });
+    const end = queueEnd(q.name);
+    const it = this.db.iterator({ gte: messageKey(q.prefix, from), lt: end });
     try {
       outer: for (;;) {
         const page = await it.nextv(256);
@@ -169,7 +214,7 @@ export class Spool extends SpoolCore {
         if (victims.length >= 10_000) break;
       }
     } finally {
-      await it.close();
+      await closeIterator(it, end);
     }
     const floor = start();
     const ok = victims.filter((v) => v.seq >= floor);
@@ -196,39 +241,45 @@ export class Spool extends SpoolCore {
     const rot = this.rr++ % Math.max(1, all.length);
     const rest = all.filter((q) => !priority.has(q.tenant));
     const qs = [...all.filter((q) => priority.has(q.tenant)), ...rest.slice(rot), ...rest.slice(0, rot)];
-    const items: ReadItem[] = [];
+    const records: ReadRecord[] = [];
+    let count = 0;
     let bytes = 0;
     for (const q of qs) {
-      if (items.length >= maxMessages || bytes >= maxBytes) break;
+      if (count >= maxMessages || bytes >= maxBytes) break;
       const bad: Op[] = [];
       let badBytes = 0;
       let badCount = 0;
-      const it = this.db.iterator({ gte: messageKey(q.prefix, q.c.head), lt: queueEnd(q.name) });
+      const end = queueEnd(q.name);
+      const it = this.db.iterator({ gte: messageKey(q.prefix, q.c.head), lt: end });
       try {
         outer: for (;;) {
-          const page = await it.nextv(Math.min(64, maxMessages - items.length));
+          const page = await it.nextv(Math.min(64, maxMessages - count));
           if (page.length === 0) break;
           for (const [k, v] of page) {
             // A chunk goes whole: it is deleted whole once the next hop has every message of it.
-            if (items.length > 0 && (bytes + v.length > maxBytes || items.length + recordCount(v) > maxMessages)) break outer;
+            const n = recordCount(v);
+            if (records.length > 0 && (bytes + v.length > maxBytes || count + n > maxMessages)) break outer;
             const seq = seqOfKey(k);
-            let msgs: SpoolMessage[];
+            let run: ReadRecord['run'];
             try {
-              msgs = decodeRecords(q.tenant, q.topic, seq, v);
+              // Checked now (bodies walked, not copied), so nothing downstream meets a bad record.
+              run = readRun(seq, v);
+              if (!run) decodeRecord(q.tenant, q.topic, v);
             } catch {
               // An unreadable record must not block its queue forever: set it aside (kept, counted).
               bad.push({ type: 'put', key: Buffer.concat([Buffer.from('z'), k]), value: v }, { type: 'del', key: k });
               badBytes += v.length;
-              badCount += Math.max(1, Math.min(recordCount(v), q.c.count - badCount));
+              badCount += Math.max(1, Math.min(n, q.c.count - badCount));
               continue;
             }
-            for (let i = 0; i < msgs.length; i++) items.push({ q, seq, size: i === 0 ? v.length : 0, msg: msgs[i] });
+            records.push({ q, seq, value: v, count: n, run });
+            count += n;
             bytes += v.length;
-            if (items.length >= maxMessages) break outer;
+            if (count >= maxMessages) break outer;
           }
         }
       } finally {
-        await it.close();
+        await closeIterator(it, end);
       }
       if (bad.length > 0) {
         this.addBytes(q, -badCount, -badBytes);
@@ -237,23 +288,21 @@ export class Spool extends SpoolCore {
         await this.commit(bad);
       }
     }
-    return { generation, items, bytes };
+    return new Batch(generation, records, count, bytes);
   }
 
   /** The next hop has them: delete, advance the cursors. Stale batches (store reopened) are ignored. */
   async ack(batch: Batch): Promise<void> {
-    if (batch.generation !== this.generation || batch.items.length === 0) return;
+    if (batch.generation !== this.generation || batch.records.length === 0) return;
     const ops: Op[] = [];
     const last = new Map<Queue, number>();
-    let prev: ReadItem | undefined;
-    for (const it of batch.items) {
-      if (it.seq >= it.q.c.head) {
-        // The messages of one chunk share their record: one delete.
-        if (prev?.q !== it.q || prev.seq !== it.seq) ops.push({ type: 'del', key: messageKey(it.q.prefix, it.seq) });
-        this.addBytes(it.q, -1, -it.size);
+    for (const r of batch.records) {
+      // Skipped when drop-oldest or TTL already removed it (the cursor moved past it meanwhile).
+      if (r.seq >= r.q.c.head) {
+        ops.push({ type: 'del', key: messageKey(r.q.prefix, r.seq) });
+        this.addBytes(r.q, -r.count, -r.value.length);
       }
-      last.set(it.q, it.seq);
-      prev = it;
+      last.set(r.q, r.seq + r.count - 1);
     }
     for (const [q, seq] of last) {
       if (seq + 1 > q.c.head) q.c.head = seq + 1;
@@ -301,9 +350,14 @@ export class Spool extends SpoolCore {
     for (const q of this.queues.values()) {
       let oldest: number | null = null;
       if (q.c.count > 0 && this.state === 'open') {
-        for await (const v of this.db.values({ gte: messageKey(q.prefix, q.c.head), lt: queueEnd(q.name), limit: 1 })) {
-          const ts = recordTime(v);
+        const end = queueEnd(q.name);
+        const it = this.db.iterator({ gte: messageKey(q.prefix, q.c.head), lt: end, limit: 1 });
+        try {
+          const [first] = await it.nextv(1);
+          const ts = first ? recordTime(first[1]) : undefined;
           if (ts !== undefined) oldest = Math.max(0, (now - ts) / 1000);
+        } finally {
+          await closeIterator(it, end);
         }
       }
       const c = q.c;

@@ -11,6 +11,7 @@ export interface SpoolMessage {
 
 const SINGLE = 1;
 const CHUNK = 2;
+const RUN = 3;
 
 /**
  * One stored message: a small fixed header, the id, the content type, then the body bytes
@@ -58,41 +59,98 @@ export function encodeChunk(idPrefix: string, contentType: string, ts: number, b
   return out;
 }
 
+/**
+ * A chunk as the next hop stores it: the ids keep the first hop's numbers, so the record says
+ * where they start. `bodies` is a chunk's body region as is (count x (u32 length | body)).
+ *   u8 3 | f64 enqueued-at ms | u32 count | u16 id-prefix length | id prefix | f64 first id number
+ *   | u8 ctype length | ctype | bodies
+ */
+export function encodeRun(run: Run, bodies: Buffer): Buffer {
+  const pLen = Buffer.byteLength(run.idPrefix, 'latin1');
+  const ctLen = Buffer.byteLength(run.contentType, 'latin1');
+  const out = Buffer.allocUnsafe(1 + 8 + 4 + 2 + pLen + 8 + 1 + ctLen + bodies.length);
+  let o = out.writeUInt8(RUN, 0);
+  o = out.writeDoubleBE(run.ts, o);
+  o = out.writeUInt32BE(run.count, o);
+  o = out.writeUInt16BE(pLen, o);
+  o += out.write(run.idPrefix, o, 'latin1');
+  o = out.writeDoubleBE(run.first, o);
+  o = out.writeUInt8(ctLen, o);
+  o += out.write(run.contentType, o, 'latin1');
+  bodies.copy(out, o);
+  return out;
+}
+
+/** Consecutive messages sharing everything but their body: message i has id `<idPrefix><first + i>`. */
+export interface Run {
+  idPrefix: string;
+  first: number;
+  count: number;
+  contentType: string;
+  ts: number;
+}
+
 /** How many messages a stored record holds (1 for anything that is not a readable chunk header). */
 export function recordCount(value: Buffer): number {
-  if (value.length < 13 || value[0] !== CHUNK) return 1;
+  if (value.length < 13 || (value[0] !== CHUNK && value[0] !== RUN)) return 1;
   const n = value.readUInt32BE(9);
   // Each message takes at least its 4-byte length: a larger claim is garbage, counted as one.
   return n >= 1 && n * 4 <= value.length ? n : 1;
 }
 
-/** The enqueue time (TTL and oldest-age), at the same offset in both formats; undefined when unreadable. */
+/** The enqueue time (TTL and oldest-age), at the same offset in every format; undefined when unreadable. */
 export function recordTime(value: Buffer): number | undefined {
   return value.length >= 9 ? value.readDoubleBE(1) : undefined;
 }
 
-/** The messages of one record stored under `seq`; throws on anything malformed (the caller sets it aside). */
-export function decodeRecords(tenant: string, topic: string, seq: number, value: Buffer): SpoolMessage[] {
-  if (value[0] === SINGLE) return [decodeRecord(tenant, topic, value)];
-  if (value.length < 16 || value[0] !== CHUNK) throw new Error('spool record has an unknown format');
+/**
+ * The header of a chunk or run record stored under `seq`, and where its bodies start; the
+ * bodies are walked (not copied) to be sure they fill the record exactly. Undefined for a
+ * single-message record; throws on anything malformed (the caller sets the record aside).
+ */
+export function readRun(seq: number, value: Buffer): (Run & { bodiesAt: number }) | undefined {
+  if (value[0] === SINGLE) return undefined;
+  if (value.length < 16 || (value[0] !== CHUNK && value[0] !== RUN)) throw new Error('spool record has an unknown format');
   let o = 1;
   const ts = value.readDoubleBE(o); o += 8;
   const count = value.readUInt32BE(o); o += 4;
   const pLen = value.readUInt16BE(o); o += 2;
   const idPrefix = value.toString('latin1', o, o + pLen); o += pLen;
+  let first = seq;
+  if (value[0] === RUN) {
+    if (o + 8 > value.length) throw new Error('spool record is truncated');
+    first = value.readDoubleBE(o); o += 8;
+    if (!Number.isSafeInteger(first) || first < 0) throw new Error('spool run has a bad first id');
+  }
   if (o >= value.length) throw new Error('spool record is truncated');
   const ctLen = value.readUInt8(o); o += 1;
   const contentType = value.toString('latin1', o, o + ctLen); o += ctLen;
   if (count === 0 || count > value.length) throw new Error('spool chunk has a bad message count');
-  const out: SpoolMessage[] = [];
+  if (walkBodies(value, o, value.length, count) !== value.length) throw new Error('spool chunk is truncated or has trailing bytes');
+  return { idPrefix, first, count, contentType, ts, bodiesAt: o };
+}
+
+/** Walks `count` length-prefixed bodies from `o`; returns where they end, or -1 when they overrun `end`. */
+export function walkBodies(buf: Buffer, o: number, end: number, count: number): number {
   for (let i = 0; i < count; i++) {
-    if (o + 4 > value.length) throw new Error('spool chunk is truncated');
+    if (o + 4 > end) return -1;
+    o += 4 + buf.readUInt32BE(o);
+    if (o > end) return -1;
+  }
+  return o;
+}
+
+/** The messages of one record stored under `seq`; throws on anything malformed (the caller sets it aside). */
+export function decodeRecords(tenant: string, topic: string, seq: number, value: Buffer): SpoolMessage[] {
+  const run = readRun(seq, value);
+  if (!run) return [decodeRecord(tenant, topic, value)];
+  const out: SpoolMessage[] = [];
+  let o = run.bodiesAt;
+  for (let i = 0; i < run.count; i++) {
     const len = value.readUInt32BE(o); o += 4;
-    if (o + len > value.length) throw new Error('spool chunk is truncated');
-    out.push({ id: idPrefix + String(seq + i), tenant, topic, contentType, ts, body: value.subarray(o, o + len) });
+    out.push({ id: run.idPrefix + String(run.first + i), tenant, topic, contentType: run.contentType, ts: run.ts, body: value.subarray(o, o + len) });
     o += len;
   }
-  if (o !== value.length) throw new Error('spool chunk has trailing bytes');
   return out;
 }
 
