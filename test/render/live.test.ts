@@ -193,13 +193,19 @@ describe('live: nginx runs a rendered bundle', () => {
     expect((await request('GET', '203.0.113.9', '/.edgectl/config')).body).toBe(`${bundle.manifest.nginxConfigId}\n`);
   });
 
-  it('proxies HTTPQ to the agent, with the body limit from maxMessageBytes', async () => {
+  it('proxies HTTPQ to the agent, with the body limits the agent has (a batch may exceed maxMessageBytes)', async () => {
     const up = await request('POST', 'api.shop.example', '/v1/q/events', '{"t":1}', { 'content-type': 'application/json' });
     expect(up.status).toBe(202);
     const fwd = await request('POST', '198.51.100.1', '/v1/forward', 'batch');
     expect(fwd.status).toBe(202);
     expect(agentSeen.slice(-2).map((s) => [s.method, s.url, s.body])).toEqual([['POST', '/v1/q/events', '{"t":1}'], ['POST', '/v1/forward', 'batch']]);
-    expect((await request('POST', 'api.shop.example', '/v1/q/events', Buffer.alloc(8192, 97))).status).toBe(413);
+    // maxMessageBytes is 4096 here: a 6 KB NDJSON batch still reaches the agent, which alone
+    // knows a batch from a single message; nginx stops what no agent would take (8 MiB).
+    const batch = '{"v":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}\n'.repeat(100);
+    expect(batch.length).toBeGreaterThan(4096);
+    expect((await request('POST', 'api.shop.example', '/v1/q/events', batch, { 'content-type': 'application/x-ndjson' })).status).toBe(202);
+    expect(agentSeen[agentSeen.length - 1].body).toBe(batch);
+    expect((await request('POST', 'api.shop.example', '/v1/q/events', Buffer.alloc((8 << 20) + 1, 97))).status).toBe(413);
   });
 
   it('caches GET and POST (method, host, URI and body in the key), then serves stale when the upstream is down', async () => {

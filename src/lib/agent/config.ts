@@ -1,6 +1,17 @@
 import { z } from 'zod';
 import { RE } from '../fleet/values.js';
 
+/** Body limits every hop agrees on, whatever each node's own settings (a hop must never refuse what the one below may send). */
+export const MAX_MESSAGE_BYTES = 64 << 20;
+export const MAX_FORWARD_BATCH_BYTES = 16 << 20;
+export const MAX_FORWARD_BATCH_MESSAGES = 10_000;
+/**
+ * The largest POST /v1/forward body: a batch holds records up to its byte bound, or one record
+ * alone when that record is larger (a message of up to MAX_MESSAGE_BYTES), plus its JSON header
+ * (at most MAX_FORWARD_BATCH_MESSAGES rows of a few hundred bytes). Agents and nginx both use it.
+ */
+export const MAX_FORWARD_BODY_BYTES = Math.max(MAX_MESSAGE_BYTES, MAX_FORWARD_BATCH_BYTES) + (4 << 20);
+
 /**
  * agent.json: the contract between `edgectl render` (which writes it into every bundle, at
  * agent/agent.json) and `edgectl agent` (which runs from it on the node). Every field can also
@@ -35,7 +46,7 @@ export const agentConfigSchema = z.object({
   admin: hostPort,
   /** LevelDB spool directory (persistent, outside releases). */
   dataDir: z.string().min(1),
-  maxMessageBytes: z.number().int().positive(),
+  maxMessageBytes: z.number().int().positive().max(MAX_MESSAGE_BYTES),
   /** Next hops towards the hub, in failover order (…/v1/forward URLs). Empty for the hub. */
   upstreams: z.array(z.string().url()),
   /** File on the node holding this node's bearer credential for /v1/forward (never in git). */
@@ -52,8 +63,8 @@ export const agentConfigSchema = z.object({
   /** A device must send its whole request within this many ms, else 408 (default 30000). */
   requestTimeoutMs: z.number().int().positive().optional(),
   /** Forwarding batch bounds (defaults 1000 messages, 4 MiB). */
-  forwardBatchMessages: z.number().int().positive().optional(),
-  forwardBatchBytes: z.number().int().positive().optional(),
+  forwardBatchMessages: z.number().int().positive().max(MAX_FORWARD_BATCH_MESSAGES).optional(),
+  forwardBatchBytes: z.number().int().positive().max(MAX_FORWARD_BATCH_BYTES).optional(),
   /** Seconds between the agent's own heartbeat messages (priority over device data; default 30, 0 = off). */
   heartbeatSeconds: z.number().int().nonnegative().optional(),
   /** Message ids remembered for dedupe at this hop (default 1,000,000; kept on disk). */
@@ -63,6 +74,9 @@ export const agentConfigSchema = z.object({
 }).strict();
 
 export type AgentConfig = z.infer<typeof agentConfigSchema>;
+
+/** The largest NDJSON batch an agent takes when agent.json does not say (nginx's /v1/q/ limit too). */
+export const defaultMaxBatchBytes = (maxMessageBytes: number) => Math.max(maxMessageBytes, 8 << 20);
 export type AgentTenant = z.infer<typeof agentTenantSchema>;
 export type AgentTopic = z.infer<typeof agentTopicSchema>;
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { AgentConfig, AgentTenant, AgentTopic } from './config.js';
+import { type AgentConfig, type AgentTenant, type AgentTopic, defaultMaxBatchBytes, MAX_FORWARD_BODY_BYTES } from './config.js';
 import type { Logger } from '../logger.js';
 import type { Spool } from './store/queue.js';
 import { AgentStats } from './stats.js';
@@ -56,9 +56,9 @@ export function buildContext(config: AgentConfig, spool: Spool, log: Logger, not
     acceptForward: new Set(config.acceptForward),
     limits: {
       maxMessageBytes: config.maxMessageBytes,
-      maxBatchBytes: config.maxBatchBytes ?? Math.max(config.maxMessageBytes, 8 << 20),
+      maxBatchBytes: config.maxBatchBytes ?? defaultMaxBatchBytes(config.maxMessageBytes),
       maxBatchMessages: config.maxBatchMessages ?? 10_000,
-      maxForwardBytes: 64 << 20,
+      maxForwardBytes: MAX_FORWARD_BODY_BYTES,
     },
   };
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { RE, COUNT_OR_PERCENT, SYSTEM_DIRS, checkHttpUrl, isAddress, isDomain } from './values.js';
+import { MAX_MESSAGE_BYTES } from '../agent/config.js';
 
 /**
  * zod schemas of the edgectl/v1 documents. Every object is strict: an unknown field is an
@@ -54,7 +55,7 @@ const httpSchema = z.object({
 
 const agentSchema = z.object({
   listen: hostPort.optional(),
-  maxMessageBytes: z.number().int().min(1).max(64 * 1024 * 1024).optional(),
+  maxMessageBytes: z.number().int().min(1).max(MAX_MESSAGE_BYTES).optional(),
 }).strict();
 
 const nginxSchema = z.object({

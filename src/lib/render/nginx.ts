@@ -4,13 +4,13 @@ import { durationSeconds } from '../fleet/values.js';
 import { appId } from './context.js';
 import { assertNoForbiddenDirectives, upstreamTarget, type UpstreamTarget } from './nginx-quote.js';
 import type { Templates } from './templates.js';
+import { defaultMaxBatchBytes, MAX_FORWARD_BODY_BYTES } from '../agent/config.js';
 
 /** Where nginx finds Kong's proxy on a node with kong: true. */
 export const KONG_PROXY = '127.0.0.1:8000';
 /** nginx.conf carries this until the config id is known (see configIdOf). */
 export const CONFIG_ID_PLACEHOLDER = 'EDGECTL-CONFIG-ID-PLACEHOLDER';
 /** /v1/forward carries batches: its body limit is this many maximal messages. */
-export const FORWARD_BATCH_MESSAGES = 64;
 
 export interface RenderedFile {
   path: string;
@@ -57,7 +57,9 @@ export class NginxRenderer {
     const key = `${node.role}|${node.agent.listen}|${node.agent.maxMessageBytes}`;
     let text = this.locations.get(key);
     if (text === undefined) {
-      const httpq = { queue: node.role !== 'core', agent: node.agent.listen, maxMessageBytes: node.agent.maxMessageBytes, forwardBatch: FORWARD_BATCH_MESSAGES };
+      // The agent's own limits: an NDJSON batch may exceed maxMessageBytes (the agent refuses a single
+      // message over it), and every hop takes the largest forward batch any hop can send.
+      const httpq = { queue: node.role !== 'core', agent: node.agent.listen, maxBodyBytes: defaultMaxBatchBytes(node.agent.maxMessageBytes), maxForwardBytes: MAX_FORWARD_BODY_BYTES };
       text = this.t.render('nginx/locations.conf.ejs', { node: { role: node.role, agent: node.agent }, httpq });
       this.locations.set(key, text);
     }
