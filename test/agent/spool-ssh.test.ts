@@ -1,0 +1,90 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ChildProcess } from 'node:child_process';
+import { createLab, type Lab, type LabHost } from '../helpers/hosts.js';
+import { BIN, cli, json } from '../apply/helpers.js';
+import { sha } from './helpers.js';
+
+/**
+ * `edgectl spool --node` over real sshd: an edge in its own network namespace, reachable only
+ * through a relay. Its agent listens on the edge's own loopback, so the only way to its admin
+ * API is the SSH connection through the relay, as on a real node.
+ */
+const LISTEN = '127.0.0.1:23610';
+let lab: Lab;
+let dir: string;
+let fleet: string;
+let home: string;
+let relay: LabHost;
+let edge: LabHost;
+let agent: ChildProcess;
+const flags = () => ['--node', 'edge-1', '--fleet', fleet, '--identity', lab.clientKey];
+const run = (args: string[]) => cli(args, { home });
+
+/** A device posting to the agent from inside the edge's namespace. */
+async function post(topic: string, body: string): Promise<number> {
+  const r = await lab.execIn(edge, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '-m', '5', '-H', 'Authorization: Bearer tok', '--data-binary', body, `http://${LISTEN}/v1/q/${topic}`]);
+  return Number(r.stdout);
+}
+
+beforeAll(async () => {
+  lab = await createLab();
+  relay = await lab.addHost('relay-1', { relay: true });
+  edge = await lab.addHost('edge-1', { behind: relay });
+  dir = await mkdtemp(join(tmpdir(), 'ec-spool-ssh-'));
+  fleet = join(dir, 'fleet');
+  home = join(dir, 'home');
+  await lab.writeFleet(fleet, { pin: true });
+  await writeFile(join(fleet, 'nodes.yaml'), [lab.nodeDoc(relay, { pin: true }), lab.nodeDoc(edge, { pin: true, spec: { agent: { listen: LISTEN } } })].join('---\n'));
+  agent = lab.spawnIn(edge, [process.execPath, BIN, 'agent', '--node', 'edge-1', '--role', 'edge', '--listen', LISTEN, '--admin', '127.0.0.1:23611',
+    '--data', join(dir, 'spool'), '--upstream', 'http://127.0.0.1:9/v1/forward', '--token', `acme:${sha('tok')}`, '--topic', 'acme/events', '--heartbeat-seconds', '0'], join(dir, 'agent.log'));
+  for (let i = 0; i < 100; i++) {
+    const r = await lab.execIn(edge, ['curl', '-s', '-m', '1', 'http://127.0.0.1:23611/healthz']);
+    if (r.stdout.includes('"ok":true')) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}, 120_000);
+
+afterAll(async () => {
+  agent?.kill('SIGKILL');
+  await lab?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('edgectl spool --node over SSH through a relay', { timeout: 120_000 }, () => {
+  it('the agent cannot be reached from here, only through the SSH connection', async () => {
+    const r = await lab.execIn(undefined, ['curl', '-s', '-m', '2', `http://${edge.address}:23611/healthz`]);
+    expect(r.code).not.toBe(0);
+  });
+
+  it('status, peek and purge see and change what devices posted on the node', async () => {
+    expect(await post('events', '{"n":1}')).toBe(202);
+    expect(await post('events', '{"n":2}')).toBe(202);
+    const st = await run(['spool', 'status', ...flags(), '--json']);
+    expect([st.code, st.stderr]).toEqual([0, '']);
+    const s = json(st);
+    expect(s.node).toBe('edge-1');
+    expect(s.queues.map((q: { tenant: string; topic: string; depth: number }) => [q.tenant, q.topic, q.depth])).toEqual([['acme', 'events', 2]]);
+    const table = await run(['spool', 'status', ...flags()]);
+    expect(table.stdout).toMatch(/acme\s+events\s+2/);
+
+    const peek = json(await run(['spool', 'peek', ...flags(), '--tenant', 'acme', '--topic', 'events', '--json']));
+    expect(peek.messages.map((m: { body: string }) => m.body)).toEqual(['{"n":1}', '{"n":2}']);
+
+    const purge = await run(['spool', 'purge', ...flags(), '--tenant', 'acme', '--topic', 'events', '--yes', '--json']);
+    expect(purge.code, purge.stderr).toBe(0);
+    expect(json(purge).removed).toEqual([{ tenant: 'acme', topic: 'events', count: 2, bytes: expect.any(Number) }]);
+    expect(json(await run(['spool', 'status', ...flags(), '--json'])).queues[0]).toMatchObject({ depth: 0, purged: 2 });
+  });
+
+  it('a node whose agent is down is a clear error naming the node, exit 1', async () => {
+    agent.kill('SIGKILL');
+    await new Promise((r) => agent.once('exit', r));
+    const r = await run(['spool', 'status', ...flags()]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/edge-1/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+});
