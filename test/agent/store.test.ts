@@ -171,6 +171,21 @@ describe('spool queue contract', () => {
     expect(spool.dedupe.size).toBe(3);
   });
 
+  it('a repeat that arrives while the first copy is being written waits for that write, and is stored if it fails', async () => {
+    const m = { id: 'e:1:9', tenant: 'acme', topic: 't', contentType: 'text/plain', ts: Date.now(), body: Buffer.from('x') };
+    // The first write fails after a while (as a full disk would); the others are real.
+    const real = spool.commit.bind(spool);
+    let calls = 0;
+    spool.commit = (ops) => (++calls === 1 ? new Promise((_, reject) => setTimeout(() => reject(new Error('disk gone')), 50)) : real(ops));
+    const first = spool.appendForwarded([m]);
+    const retry = spool.appendForwarded([m]);
+    await expect(first).rejects.toThrow('disk gone');
+    // Not a duplicate: the sender would delete its only copy.
+    expect(await retry).toEqual({ accepted: 1, duplicates: 0 });
+    expect((await spool.readBatch(10, 1 << 20)).messages().map((x) => x.id)).toEqual(['e:1:9']);
+    expect(await spool.appendForwarded([m])).toEqual({ accepted: 0, duplicates: 1 });
+  });
+
   it('a chunk travels as a run: the next hop stores it as one record with the first hop ids, and drops a repeat', async () => {
     const ids = await spool.append('acme', 't', [msg('a'), msg('b'), msg('c')]);
     await spool.append('acme', 't', [msg('single')]);

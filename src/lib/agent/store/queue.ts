@@ -73,7 +73,8 @@ const ID_OVERHEAD = 48;
 export class Spool extends SpoolCore {
   node = 'node';
   private idemInflight = new Map<string, Promise<string[]>>();
-  private idsInflight = new Set<string>();
+  /** Dedupe keys whose write is in flight, with that write: a repeat waits for it, never assumes it. */
+  private idsInflight = new Map<string, Promise<void>>();
   private rr = 0;
 
   /** Device messages: new ids (node:epoch:seq), all or nothing, resolved once synced. */
@@ -145,17 +146,34 @@ export class Spool extends SpoolCore {
     for (const m of items) {
       total += isRun(m) ? m.count : 1;
       const key = dedupeKey(m);
-      if (seen.has(key) || this.idsInflight.has(key)) continue;
+      if (seen.has(key)) continue;
       seen.add(key);
       cand.push(m);
       keys.push(key);
     }
-    const existing = await this.dedupe.getMany(this.db, keys);
-    this.assertOpen();
+    // A copy of one of these may be on its way to disk (the previous hop retried while its first
+    // request was still being written). Counting it as a duplicate now would let the sender delete
+    // its copy even if that write then failed: wait for the write, then look on disk.
+    let existing: (Buffer | undefined)[];
+    for (;;) {
+      const writes = new Set<Promise<void>>();
+      for (const k of keys) {
+        const w = this.idsInflight.get(k);
+        if (w) writes.add(w);
+      }
+      if (writes.size > 0) {
+        await Promise.allSettled(writes);
+        this.assertOpen();
+        continue;
+      }
+      existing = await this.dedupe.getMany(this.db, keys);
+      this.assertOpen();
+      if (!keys.some((k) => this.idsInflight.has(k))) break;
+    }
     const fresh: IncomingItem[] = [];
     const freshKeys: string[] = [];
     for (let i = 0; i < cand.length; i++) {
-      if (existing[i] || this.idsInflight.has(keys[i])) continue;
+      if (existing[i]) continue;
       fresh.push(cand[i]);
       freshKeys.push(keys[i]);
     }
@@ -178,13 +196,14 @@ export class Spool extends SpoolCore {
       ops.push({ type: 'put', key: messageKey(q.prefix, this.reserveSeqs(count)), value: rec });
       this.addBytes(q, count, rec.length);
       this.dedupe.add(ops, freshKeys[i], SEEN);
-      this.idsInflight.add(freshKeys[i]);
       accepted += count;
     }
+    const write = this.commit(ops);
+    for (const k of freshKeys) this.idsInflight.set(k, write);
     try {
-      await this.commit(ops);
+      await write;
     } finally {
-      for (const k of freshKeys) this.idsInflight.delete(k);
+      for (const k of freshKeys) if (this.idsInflight.get(k) === write) this.idsInflight.delete(k);
     }
     return { accepted, duplicates: total - accepted };
   }

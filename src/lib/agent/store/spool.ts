@@ -106,10 +106,6 @@ export class SpoolCore {
     return q;
   }
 
-  nextSeq(): number {
-    return this.reserveSeqs(1);
-  }
-
   /** n consecutive seqs; returns the first. */
   reserveSeqs(n: number): number {
     this.seqDirty = true;
