@@ -69,7 +69,7 @@ describe('isJsonText (NDJSON line check)', () => {
     let valid = 0;
     let invalid = 0;
     for (let i = 0; i < 20_000; i++) {
-      let b = Buffer.from(JSON.stringify(randomValue(r)) ?? 'null');
+      let b: Buffer = Buffer.from(JSON.stringify(randomValue(r)) ?? 'null');
       if (r() < 0.3) b = Buffer.concat([Buffer.from(' \t'.slice(0, Math.floor(r() * 3))), b, Buffer.from('\r\n ')]);
       if (i % 2 === 1) b = mutate(r, b);
       const expected = validUtf8(b) ? parses(b) : false;
