@@ -43,4 +43,24 @@ describe('nats sink', { timeout: 240_000 }, () => {
     expect(got.map((m) => [m.subject, m.id, m.body])).toEqual(msgs.map((m, i) => [`${PREFIX}.acme.ev`, m.id, `m${i}`]));
     expect(b.log.join('')).toMatch(/skipping messages already in JetStream/);
   });
+
+  it('recreates a stream deleted under a running hub and delivers into it, saying why it waited', async () => {
+    const stream = `${STREAM}_GONE`;
+    const prefix = `${PREFIX}_gone`;
+    const one = (id: string) => encodeBatch([{ id, tenant: 'acme', topic: 'ev', contentType: 'text/plain', ts: Date.now(), body: Buffer.from(id) }]);
+    const send = (body: Buffer) => fetch('http://127.0.0.1:21730/v1/forward', { method: 'POST', body, headers: { 'content-type': 'application/vnd.edgectl.batch', authorization: 'Bearer hop' } });
+    const hub = await startAgent('hub-n3', 21730, 21731, ['--role', 'hub', '--data', path.join(dir, 'c'), '--sink', `nats://127.0.0.1:4222?stream=${stream}&prefix=${prefix}`,
+      '--accept-forward', sha('hop'), '--heartbeat-seconds', '0']);
+    try {
+      expect((await send(one(`e9:${RUN}:g1`))).status).toBe(200);
+      await waitFor(async () => (await depth(hub)) === 0, 20_000, 'first delivery');
+      await deleteStream(stream);
+      expect((await send(one(`e9:${RUN}:g2`))).status).toBe(200);
+      await waitFor(async () => (await depth(hub)) === 0, 30_000, 'delivery after the stream was deleted');
+      expect((await readStream(stream)).map((m) => m.id)).toEqual([`e9:${RUN}:g2`]);
+      expect(hub.log.join('')).toMatch(/no stream takes subjects .*503 no responders/);
+    } finally {
+      await deleteStream(stream);
+    }
+  });
 });

@@ -90,7 +90,14 @@ export class NatsSink implements Deliverer {
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) {
       this.verify = true;
-      throw new DeliveryError(`JetStream publish failed: ${errorMessage((failed as PromiseRejectedResult).reason)}`);
+      const reason = (failed as PromiseRejectedResult).reason as { code?: string };
+      if (reason?.code === '503') {
+        // No responders: no stream takes these subjects (deleted, or edited, since we checked).
+        // Start again from the connection, which checks the stream and creates it if missing.
+        await this.reset();
+        throw new DeliveryError(`JetStream publish failed: no stream takes subjects ${this.opts.prefix}.> (503 no responders); stream ${this.opts.stream} is checked again on the next try`);
+      }
+      throw new DeliveryError(`JetStream publish failed: ${errorMessage(reason)}`);
     }
     this.verify = false;
   }
