@@ -75,10 +75,11 @@ export const agentConfigSchema = z.object({
 
 export type AgentConfig = z.infer<typeof agentConfigSchema>;
 
-/** The largest NDJSON batch an agent takes when agent.json does not say (nginx's /v1/q/ limit too). */
-export const defaultMaxBatchBytes = (maxMessageBytes: number) => Math.max(maxMessageBytes, 8 << 20);
 export type AgentTenant = z.infer<typeof agentTenantSchema>;
 export type AgentTopic = z.infer<typeof agentTopicSchema>;
+
+/** The largest NDJSON batch an agent takes when agent.json does not say (nginx's /v1/q/ limit too). */
+export const defaultMaxBatchBytes = (maxMessageBytes: number) => Math.max(maxMessageBytes, 8 << 20);
 
 /**
  * The admin API listens on the agent's listen host, one port up: render writes it into

@@ -10,7 +10,6 @@ import { defaultMaxBatchBytes, MAX_FORWARD_BODY_BYTES } from '../agent/config.js
 export const KONG_PROXY = '127.0.0.1:8000';
 /** nginx.conf carries this until the config id is known (see configIdOf). */
 export const CONFIG_ID_PLACEHOLDER = 'EDGECTL-CONFIG-ID-PLACEHOLDER';
-/** /v1/forward carries batches: its body limit is this many maximal messages. */
 
 export interface RenderedFile {
   path: string;

@@ -75,7 +75,7 @@ export class Forwarder {
         const backoff = Math.random() * Math.min(cap, base * 2 ** Math.min(this.failures, 20));
         const wait = Math.max(backoff, err instanceof DeliveryError ? (err.retryAfterMs ?? 0) : 0);
         if (this.failures <= 3 || this.failures % 20 === 0) this.log.warn('delivery failed; will retry', { error: errorMessage(err), failures: this.failures, waitMs: Math.round(wait) });
-        await this.sleepUninterrupted(wait);
+        await this.sleep(wait, false);
         continue;
       }
       this.failures = 0;
@@ -91,11 +91,6 @@ export class Forwarder {
         this.log.error('deleting a delivered batch failed', { error: errorMessage(err) });
       }
     }
-  }
-
-  private async sleepUninterrupted(ms: number): Promise<void> {
-    const until = Date.now() + ms;
-    while (!this.stopped && Date.now() < until) await this.sleep(Math.min(200, until - Date.now()), false);
   }
 
   async stop(): Promise<void> {

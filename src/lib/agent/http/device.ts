@@ -26,7 +26,7 @@ export async function handleEnqueue(ctx: AgentContext, req: IncomingMessage, res
   if (!CONTENT_TYPE.test(ctype)) return fail(res, st, 400, 'invalid_content_type', 'Content-Type must be printable ASCII (max 100)');
   const batch = NDJSON.test(ctype);
   const limit = batch ? ctx.limits.maxBatchBytes : ctx.limits.maxMessageBytes;
-  const body = await readBodyOr413(ctx, req, res, limit, `${batch ? 'batch' : 'message'} exceeds ${limit} bytes`);
+  const body = await readBodyOr413(ctx, req, res, limit, batch ? 'batch' : 'message');
   if (!body) return;
   let msgs: NewMessage[];
   if (batch) {

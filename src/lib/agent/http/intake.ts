@@ -14,12 +14,12 @@ export function bearer(req: IncomingMessage): string | undefined {
  * The whole body, or undefined once answered: 413 (then the connection is dropped, so the rest
  * of a huge body is not read) or nothing at all when the client went away.
  */
-export async function readBodyOr413(ctx: AgentContext, req: IncomingMessage, res: ServerResponse, limit: number, tooLarge?: string): Promise<Buffer | undefined> {
+export async function readBodyOr413(ctx: AgentContext, req: IncomingMessage, res: ServerResponse, limit: number, what?: string): Promise<Buffer | undefined> {
   try {
     return await readBody(req, limit);
   } catch (err) {
     if (err instanceof BodyTooLarge) {
-      fail(res, ctx.stats, 413, 'too_large', tooLarge ?? err.message);
+      fail(res, ctx.stats, 413, 'too_large', what ? `${what} exceeds ${limit} bytes` : err.message);
       res.once('finish', () => req.destroy());
     }
     return undefined;

@@ -1,6 +1,6 @@
 import { SpoolCore, type Queue } from './spool.js';
 import { messageKey, queueEnd, queueName, seqOfKey } from './keys.js';
-import { decodeRecord, decodeRecords, encodeChunk, encodeRecord, encodeRun, readRun, recordCount, recordTime, type Run, type SpoolMessage } from './record.js';
+import { decodeRecord, decodeRecords, decodeRun, encodeChunk, encodeRecord, encodeRun, readRun, recordCount, recordTime, type Run, type SpoolMessage } from './record.js';
 import { SpoolFullError } from './errors.js';
 import { closeIterator } from './iter.js';
 import type { Op } from './window.js';
@@ -34,7 +34,7 @@ export class Batch {
   messages(): SpoolMessage[] {
     const out: SpoolMessage[] = [];
     for (const r of this.records) {
-      if (r.run) for (const m of decodeRecords(r.q.tenant, r.q.topic, r.seq, r.value)) out.push(m);
+      if (r.run) for (const m of decodeRun(r.q.tenant, r.q.topic, r.value, r.run)) out.push(m);
       else out.push(decodeRecord(r.q.tenant, r.q.topic, r.value));
     }
     return out;

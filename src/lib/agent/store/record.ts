@@ -40,18 +40,10 @@ export function encodeRecord(id: string, contentType: string, ts: number, body: 
  *   | count x (u32 body length | body)
  */
 export function encodeChunk(idPrefix: string, contentType: string, ts: number, bodies: Buffer[]): Buffer {
-  const pLen = Buffer.byteLength(idPrefix, 'latin1');
-  const ctLen = Buffer.byteLength(contentType, 'latin1');
-  let size = 1 + 8 + 4 + 2 + pLen + 1 + ctLen;
+  let size = 0;
   for (const b of bodies) size += 4 + b.length;
-  const out = Buffer.allocUnsafe(size);
-  let o = out.writeUInt8(CHUNK, 0);
-  o = out.writeDoubleBE(ts, o);
-  o = out.writeUInt32BE(bodies.length, o);
-  o = out.writeUInt16BE(pLen, o);
-  o += out.write(idPrefix, o, 'latin1');
-  o = out.writeUInt8(ctLen, o);
-  o += out.write(contentType, o, 'latin1');
+  const { out, at } = runHead(CHUNK, { idPrefix, first: 0, count: bodies.length, contentType, ts }, size);
+  let o = at;
   for (const b of bodies) {
     o = out.writeUInt32BE(b.length, o);
     o += b.copy(out, o);
@@ -66,19 +58,25 @@ export function encodeChunk(idPrefix: string, contentType: string, ts: number, b
  *   | u8 ctype length | ctype | bodies
  */
 export function encodeRun(run: Run, bodies: Buffer): Buffer {
+  const { out, at } = runHead(RUN, run, bodies.length);
+  bodies.copy(out, at);
+  return out;
+}
+
+/** A chunk or run record with its header written and `bodiesSize` bytes left for the bodies. */
+function runHead(kind: typeof CHUNK | typeof RUN, run: Run, bodiesSize: number): { out: Buffer; at: number } {
   const pLen = Buffer.byteLength(run.idPrefix, 'latin1');
   const ctLen = Buffer.byteLength(run.contentType, 'latin1');
-  const out = Buffer.allocUnsafe(1 + 8 + 4 + 2 + pLen + 8 + 1 + ctLen + bodies.length);
-  let o = out.writeUInt8(RUN, 0);
+  const out = Buffer.allocUnsafe(1 + 8 + 4 + 2 + pLen + (kind === RUN ? 8 : 0) + 1 + ctLen + bodiesSize);
+  let o = out.writeUInt8(kind, 0);
   o = out.writeDoubleBE(run.ts, o);
   o = out.writeUInt32BE(run.count, o);
   o = out.writeUInt16BE(pLen, o);
   o += out.write(run.idPrefix, o, 'latin1');
-  o = out.writeDoubleBE(run.first, o);
+  if (kind === RUN) o = out.writeDoubleBE(run.first, o);
   o = out.writeUInt8(ctLen, o);
   o += out.write(run.contentType, o, 'latin1');
-  bodies.copy(out, o);
-  return out;
+  return { out, at: o };
 }
 
 /** Consecutive messages sharing everything but their body: message i has id `<idPrefix><first + i>`. */
@@ -143,7 +141,11 @@ export function walkBodies(buf: Buffer, o: number, end: number, count: number): 
 /** The messages of one record stored under `seq`; throws on anything malformed (the caller sets it aside). */
 export function decodeRecords(tenant: string, topic: string, seq: number, value: Buffer): SpoolMessage[] {
   const run = readRun(seq, value);
-  if (!run) return [decodeRecord(tenant, topic, value)];
+  return run ? decodeRun(tenant, topic, value, run) : [decodeRecord(tenant, topic, value)];
+}
+
+/** The messages of a chunk or run record whose header readRun has already checked. */
+export function decodeRun(tenant: string, topic: string, value: Buffer, run: Run & { bodiesAt: number }): SpoolMessage[] {
   const out: SpoolMessage[] = [];
   let o = run.bodiesAt;
   for (let i = 0; i < run.count; i++) {
