@@ -18,10 +18,10 @@ export interface AgentProc {
 
 const running = new Set<AgentProc>();
 
-/** Starts `node bin/run.js agent ...` as its own process and waits for /healthz to answer. */
 /** The deployment's recommended V8 setting (docs/httpq.md): a small young generation keeps RSS low. */
 export const AGENT_NODE_OPTIONS = '--max-semi-space-size=4';
 
+/** Starts `node bin/run.js agent ...` as its own process and waits for /healthz to answer. */
 export async function startAgent(name: string, port: number, adminPort: number, args: string[], opts: { waitHealthy?: boolean } = {}): Promise<AgentProc> {
   const full = ['bin/run.js', 'agent', '--node', name, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`, ...args];
   const proc = spawn(process.execPath, full, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NO_COLOR: '1', NODE_OPTIONS: AGENT_NODE_OPTIONS } });

@@ -1,9 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { connect } from 'nats';
 import os from 'node:os';
 import path from 'node:path';
-import { depth, killAll, sha, startAgent, stopAgent, waitFor } from './helpers.js';
+import { depth, killAll, sha, startAgent, status, stopAgent, waitFor } from './helpers.js';
 import { deleteStream, readStream } from './nats-read.js';
 import { encodeBatch } from '../../src/lib/agent/forward/wire.js';
 
@@ -61,6 +63,39 @@ describe('nats sink', { timeout: 240_000 }, () => {
       expect(hub.log.join('')).toMatch(/no stream takes subjects .*503 no responders/);
     } finally {
       await deleteStream(stream);
+    }
+  });
+
+  it('keeps everything while JetStream is unreachable, says so in /status, and delivers once it is back', async () => {
+    // A NATS server of this test's own, on its own port, started only after the hub has tried.
+    const port = 21790;
+    const stream = `${STREAM}_LATE`;
+    const hub = await startAgent('hub-n4', 21740, 21741, ['--role', 'hub', '--data', path.join(dir, 'd'), '--sink', `nats://127.0.0.1:${port}?stream=${stream}&prefix=${PREFIX}_late`,
+      '--accept-forward', sha('hop'), '--heartbeat-seconds', '0']);
+    const ids = [1, 2, 3].map((i) => `e9:${RUN}:late${i}`);
+    const body = encodeBatch(ids.map((id) => ({ id, tenant: 'acme', topic: 'ev', contentType: 'text/plain', ts: Date.now(), body: Buffer.from(id) })));
+    expect((await fetch('http://127.0.0.1:21740/v1/forward', { method: 'POST', body, headers: { 'content-type': 'application/vnd.edgectl.batch', authorization: 'Bearer hop' } })).status).toBe(200);
+    await waitFor(async () => (await status(hub)).forward.errors >= 2, 20_000, 'failed deliveries while NATS is down');
+    const down = await status(hub);
+    expect(down.totals.depth).toBe(3);
+    expect(down.forward.lastError.message).toMatch(/NATS/);
+    const store = await mkdtemp(path.join(os.tmpdir(), 'edgectl-nats-late-'));
+    const nats = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', store], { stdio: 'ignore' });
+    try {
+      await waitFor(async () => (await depth(hub)) === 0, 60_000, 'delivery once NATS is up');
+      const nc = await connect({ servers: `127.0.0.1:${port}` });
+      try {
+        const c = await nc.jetstream().consumers.get(stream);
+        const got: string[] = [];
+        for await (const m of await c.fetch({ max_messages: 10, expires: 2000 })) got.push(m.headers?.get('Nats-Msg-Id') ?? '');
+        expect(got).toEqual(ids);
+      } finally {
+        await nc.close();
+      }
+    } finally {
+      nats.kill('SIGKILL');
+      await new Promise((r) => nats.once('exit', r));
+      await rm(store, { recursive: true, force: true });
     }
   });
 });

@@ -217,6 +217,17 @@ describe('spool queue contract', () => {
     }
   });
 
+  it('a relay whose tenant quota is full refuses a whole run (nothing stored, not remembered), then takes it once there is room', async () => {
+    const run = { idPrefix: 'e:1:', first: 1, count: 3, tenant: 'acme', topic: 't', contentType: 'a/b', ts: 1, bodies: Buffer.concat(['aaaa', 'bbbb', 'cccc'].map((x) => Buffer.concat([Buffer.from([0, 0, 0, 4]), Buffer.from(x)]))) };
+    await spool.append('acme', 't', [msg('x'.repeat(100))]);
+    const used = (await spool.status())[0].bytes;
+    await expect(spool.appendForwarded([run], () => used + 10)).rejects.toThrow(SpoolFullError);
+    expect((await spool.status())[0].depth).toBe(1);
+    expect(spool.dedupe.size).toBe(0);
+    expect(await spool.appendForwarded([run], () => used + 1000)).toEqual({ accepted: 3, duplicates: 0 });
+    expect((await spool.status())[0].depth).toBe(4);
+  });
+
   it('a run record whose bodies do not fill it is set aside when read, and its messages counted as corrupt', async () => {
     const items = decodeBatch(encodeBatch([{ idPrefix: 'e:1:', first: 7, count: 2, tenant: 'acme', topic: 't', contentType: 'a/b', ts: 1, bodies: Buffer.from([0, 0, 0, 1, 65, 0, 0, 0, 1, 66]) }]));
     expect(await spool.appendForwarded(items)).toEqual({ accepted: 2, duplicates: 0 });
