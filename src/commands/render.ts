@@ -10,7 +10,8 @@ export default class Render extends EdgectlCommand {
   static override summary = 'Render each node\'s bundle: nginx, Kong and agent config, app payloads, manifest';
   static override description = `Writes one bundle per node to <out>/<node>/ (default out: .edgectl/render/ inside the fleet), replacing
 files of an earlier render. Rendering is deterministic: the same fleet commit and edgectl version give
-byte-identical bundles. Templates come from templates/ of edgectl, overridden by the fleet's own templates/.
+byte-identical bundles. Templates come from templates/ of edgectl; a fleet adds allow-listed nginx
+snippets (templates/nginx/http.d/*.conf, templates/nginx/server.d/*.conf) and may replace mime.types.
 
 --check runs \`nginx -t\` on every rendered bundle (in a temporary prefix, as on a node) and \`deck validate\`
 on every kong.yml (when decK is installed), and prints the tool's own output for each failure.

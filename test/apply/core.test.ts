@@ -1,7 +1,7 @@
 import { chmod, mkdir, mkdtemp, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyPlan, bundlesOf } from '../../src/lib/apply/index.js';
 import { EdgectlError } from '../../src/lib/errors.js';
@@ -98,16 +98,32 @@ describe('apply core', { timeout: 120_000 }, () => {
 
   it('nginx accepts the config in nginx -t but refuses it on reload: detected, rolled back, error log reported', async () => {
     const before = await current();
-    await mkdir(join(fleet, 'templates', 'nginx'), { recursive: true });
-    const head = await readFile(join(import.meta.dirname, '..', '..', 'templates', 'nginx', 'server-head.conf.ejs'), 'utf8');
     // Another process holds the port: nginx -t ignores EADDRINUSE (it passes), the reload fails in the master.
     const squatter = createServer(() => {});
     await new Promise<void>((r) => squatter.listen(23199, ADDR, r));
-    await writeFile(join(fleet, 'templates', 'nginx', 'server-head.conf.ejs'), head.replace(/^(\s*listen [^\n]*\n)/m, `$1    listen ${ADDR}:23199;\n`));
+    // Once nginx -t has passed on the staged release, a second listen appears in it (as a config
+    // that only the reload trips over would): fleets cannot write listen directives themselves.
+    const secondListen = (t: Transport): Transport => ({
+      node: t.node, root: t.root,
+      readFile: (p) => t.readFile(p), stat: (p) => t.stat(p), http: (r) => t.http(r), close: () => t.close(), writeFiles: (f) => t.writeFiles(f),
+      async exec(argv, o) {
+        const r = await t.exec(argv, o);
+        if (argv[1] === '-t' && r.code === 0) {
+          const conf = join(dirname(argv[argv.length - 1]), 'conf.d', 'acme--web.conf');
+          const text = await readFile(conf, 'utf8');
+          await rm(conf); // the staged file may be a hard link to the current release's copy
+          await writeFile(conf, text.replace(/^(\s*listen [^\n]*\n)/m, `$1    listen ${ADDR}:23199;\n`));
+        }
+        return r;
+      },
+    });
     apps = apps.map((a) => (a.name === 'web' ? { ...a, html: 'v3\n' } : a));
     await writeApps(fleet, apps);
+    // A new nginx config (not only new files), so that apply waits for its id after the reload.
+    await mkdir(join(fleet, 'templates', 'nginx', 'server.d'), { recursive: true });
+    await writeFile(join(fleet, 'templates', 'nginx', 'server.d', 'v3.conf'), 'add_header X-Release v3;\n');
     try {
-      const r = await apply();
+      const r = await apply(secondListen);
       const n = r.nodes[0];
       expect(n, n.output).toMatchObject({ outcome: 'rolled-back', step: 'config' });
       expect(n.cause).toContain('does not serve the new config');

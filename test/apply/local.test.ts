@@ -114,17 +114,16 @@ describe('apply --local (real nginx per node)', { timeout: 180_000 }, () => {
     await setApp('web', { domain: 'www.acme.test' });
   });
 
-  it('a template that renders but fails nginx -t on the node: the node keeps serving the old release', async () => {
-    await mkdir(join(fleet, 'templates', 'nginx'), { recursive: true });
-    const tpl = await readFile(join(import.meta.dirname, '..', '..', 'templates', 'nginx', 'app-static.conf.ejs'), 'utf8');
-    await writeFile(join(fleet, 'templates', 'nginx', 'app-static.conf.ejs'), tpl.replace('expires 10m;', 'expires soon-ish;'));
+  it('a snippet that renders but fails nginx -t on the node: the node keeps serving the old release', async () => {
+    await mkdir(join(fleet, 'templates', 'nginx', 'server.d'), { recursive: true });
+    await writeFile(join(fleet, 'templates', 'nginx', 'server.d', 'cache.conf'), 'expires soon-ish;\n');
     const before = await current('e1');
     try {
       const r = await cli(['apply', ...local(), '--yes', '--json']);
       expect(r.code).toBe(1);
       const e1 = json(r).nodes.find((n: any) => n.node === 'e1');
       expect(e1).toMatchObject({ outcome: 'failed', step: 'validate' });
-      expect(e1.output).toMatch(/"expires" directive invalid value in \S+\/nginx\/conf\.d\/acme--\w+\.conf/); // nginx's own words
+      expect(e1.output).toMatch(/"expires" directive invalid value in \S+\/nginx\/server\.d\/cache\.conf:1/); // nginx's own words
       expect(await current('e1')).toBe(before);
       expect((await get(ADDR, port('e1'), 'www.acme.test')).body).toBe('<h1>web v1</h1>\n');
     } finally {

@@ -69,4 +69,23 @@ describe('computePlan', () => {
     evil.blobs[sha] = Buffer.from('load_module /tmp/x.so;\n').toString('base64');
     await expect(loadPlan(JSON.stringify(evil), 'p.json')).rejects.toThrow(/do not match its sha256/);
   });
+
+  it('a saved plan whose nginx files could load code is refused, whatever the spelling and whatever the file name', async () => {
+    // Consistent plans (hashes, digest and config id all recomputed), as an editor of the file could make them.
+    const cases: [file: string, text: string, where: RegExp][] = [
+      ['nginx/nginx.conf', conf('add_header X-A "#"; load_module /tmp/x.so;'), /nginx\/nginx\.conf:2:\d+: the directive "load_module"/],
+      ['nginx/nginx.conf', conf('"load_module" /tmp/x.so;'), /nginx\/nginx\.conf:2:\d+: the directive "load_module"/],
+      ['nginx/mime.types', 'types { text/html html; } load_module /tmp/x.so; types { text/css css; }\n', /nginx\/mime\.types:1:27: the directive "load_module"/],
+      ['nginx/conf.d/evil.txt', "'ssl_engine' pkcs11;\n", /nginx\/conf\.d\/evil\.txt:1:1: the directive "ssl_engine"/],
+      ['nginx/conf.d/x.conf', 'include /etc/nginx/modules-enabled/*.conf;\n', /x\.conf:1:1: include .*only a relative path inside the bundle/],
+    ];
+    for (const [file, text, where] of cases) {
+      const others = [{ path: 'agent/agent.json', data: Buffer.from('{}\n'), mode: 0o644 }];
+      if (file !== 'nginx/nginx.conf') others.push({ path: file, data: Buffer.from(text), mode: 0o644 });
+      const b = assembleBundle('n1', Buffer.from(file === 'nginx/nginx.conf' ? text : conf('')), others, { edgectl: 't', fleet: input.fleet });
+      const p = computePlan([desired(b)], new Map([['n1', observedOn(v1)]]), input);
+      const saved = serialisePlan(p, new Map(b.files.map((f) => [b.manifest.files[f.path].sha256, f.data])));
+      await expect(loadPlan(saved, 'p.json'), file).rejects.toThrow(where);
+    }
+  });
 });

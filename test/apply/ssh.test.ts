@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, readFile, readdir, readlink, rm, appendFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readlink, rm, appendFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -106,10 +106,9 @@ describe('apply over SSH through a relay', { timeout: 180_000 }, () => {
     expect(await current(e2)).toBe(before);
   });
 
-  it('a template that fails nginx -t on the node: the node keeps serving the old release', async () => {
-    const tpl = await readFile(join(import.meta.dirname, '..', '..', 'templates', 'nginx', 'app-static.conf.ejs'), 'utf8');
-    await import('node:fs/promises').then((f) => f.mkdir(join(fleet, 'templates', 'nginx'), { recursive: true }));
-    await writeFile(join(fleet, 'templates', 'nginx', 'app-static.conf.ejs'), tpl.replace('expires 10m;', 'expires soon-ish;'));
+  it('a snippet that fails nginx -t on the node: the node keeps serving the old release', async () => {
+    await import('node:fs/promises').then((f) => f.mkdir(join(fleet, 'templates', 'nginx', 'server.d'), { recursive: true }));
+    await writeFile(join(fleet, 'templates', 'nginx', 'server.d', 'cache.conf'), 'expires soon-ish;\n');
     try {
       const r = await run(['apply', ...flags(), '--yes', '--json', '--max-failures', '100%']);
       expect(r.code).toBe(1);

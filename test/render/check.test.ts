@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { loadFleet } from '../../src/lib/fleet/load.js';
@@ -65,6 +65,27 @@ describe('rendered bundles pass nginx -t and deck validate', () => {
     expect(deck.output).toMatch(/bogus_field/);
   });
 
+  it('never runs nginx -t on a bundle that could load code: every nginx/ file is parsed first', async () => {
+    const fleet = await copyExample(path.join(tmp.dir, 'guard'));
+    const out = path.join(tmp.dir, 'guard-out');
+    const nodes = ['bj-edge-01', 'bj-edge-02', 'bj-relay-01'];
+    await writeBundles(await renderFleet(await loadFleet(fleet), { edgectlVersion: TEST_VERSION, nodes }), out);
+    // A stand-in nginx that records being run: it must not be, for the two tampered bundles.
+    const ran = path.join(tmp.dir, 'guard-ran');
+    const fake = path.join(tmp.dir, 'fake-nginx');
+    await writeFile(fake, `#!/bin/sh\necho "$*" >> ${ran}\n`, { mode: 0o755 });
+    const mime = path.join(out, 'bj-edge-01/nginx/mime.types');
+    const text = await readFile(mime, 'utf8');
+    await rm(mime); // hard-linked with the other bundles' copies
+    await writeFile(mime, text.replace('}', '} load_module /tmp/x.so; types { text/css css; }'));
+    await symlink('/etc/nginx/nginx.conf', path.join(out, 'bj-edge-02/nginx/conf.d/zz.conf'));
+    const { results } = await checkBundles(out, nodes, { nginx: fake });
+    expect(results.filter((r) => r.tool === 'nginx').map((r) => [r.node, r.ok])).toEqual([['bj-edge-01', false], ['bj-edge-02', false], ['bj-relay-01', true]]);
+    expect(results.find((r) => r.node === 'bj-edge-01' && r.tool === 'nginx')!.output).toMatch(/refusing to run nginx -t on this bundle:\nnginx\/mime\.types:\d+:3: the directive "load_module"/);
+    expect(results.find((r) => r.node === 'bj-edge-02' && r.tool === 'nginx')!.output).toMatch(/nginx\/conf\.d\/zz\.conf: not a regular file/);
+    expect((await readFile(ran, 'utf8')).trim().split('\n')).toHaveLength(1); // bj-relay-01 only
+  });
+
   it('without decK: kong.yml is skipped and warned about once; without nginx: every node fails naming it', async () => {
     const fleet = await copyExample(path.join(tmp.dir, 'no-tools'));
     const out = path.join(tmp.dir, 'no-tools-out');
@@ -104,12 +125,12 @@ describe('rendered bundles pass nginx -t and deck validate', () => {
 
     it('exits 1 with the tool\'s output when a check fails', async () => {
       const fleet = await copyExample(path.join(tmp.dir, 'cli-bad'));
-      await mkdir(path.join(fleet, 'templates/nginx'), { recursive: true });
-      const builtin = await readFile(path.join(REPO, 'templates/nginx/app-static.conf.ejs'), 'utf8');
-      await writeFile(path.join(fleet, 'templates/nginx/app-static.conf.ejs'), builtin.replace('expires 10m;', 'expirez 10m;'));
+      // A snippet that passes the allow-list but not nginx: nginx's own words come through.
+      await mkdir(path.join(fleet, 'templates/nginx/server.d'), { recursive: true });
+      await writeFile(path.join(fleet, 'templates/nginx/server.d/cache.conf'), 'expires ten-minutes;\n');
       const r = await cli(['render', '--fleet', fleet, '--node', 'bj-edge-03', '--check']);
       expect(r.code).toBe(1);
-      expect(r.stderr).toMatch(/unknown directive "expirez"/);
+      expect(r.stderr).toMatch(/"expires" directive invalid value in \S*bj-edge-03\/nginx\/server\.d\/cache\.conf:1/);
       expect(r.stderr).toMatch(/EDGECTL_CHECK_FAILED/);
     });
 

@@ -5,7 +5,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { loadFleet } from '../../src/lib/fleet/load.js';
 import { renderFleet, writeBundles, type Bundle } from '../../src/lib/render/index.js';
-import { TEST_VERSION, tempDir } from './helpers.js';
+import { TEST_VERSION, httpRequest, tempDir, type Answer } from './helpers.js';
 
 /**
  * Real nginx serving a rendered bundle on loopback (127.0.3.1, ports 20080-20099), with a small
@@ -17,19 +17,8 @@ const NGINX_PORT = 20080;
 const UPSTREAM_PORT = 20081;
 const AGENT_PORT = 20090;
 
-interface Answer { status: number; headers: http.IncomingHttpHeaders; body: string }
-
 function request(method: string, host: string, urlPath: string, body?: string | Buffer, headers: Record<string, string> = {}): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: ADDR, port: NGINX_PORT, method, path: urlPath, agent: false, timeout: 10_000, headers: { host, ...headers } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end(body);
-  });
+  return httpRequest({ addr: ADDR, port: NGINX_PORT }, method, host, urlPath, body, headers);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -168,15 +168,24 @@ describe('render fleet.example', () => {
     expect((await stat(path.join(out, rest[0].node, 'nginx/mime.types'))).nlink).toBe(rest.length);
   });
 
-  it('uses a template from the fleet\'s templates/ instead of the built-in one', async () => {
-    const dir = path.join(tmp.dir, 'override');
+  it('adds the fleet\'s snippets and mime.types as parsed, allow-listed directives', async () => {
+    const dir = path.join(tmp.dir, 'snippets');
     await import('node:fs/promises').then((fs) => fs.cp(fleetDir, dir, { recursive: true }));
-    const builtin = await readFile(path.join(REPO, 'templates/nginx/app-static.conf.ejs'), 'utf8');
-    await mkdir(path.join(dir, 'templates/nginx'), { recursive: true });
-    await writeFile(path.join(dir, 'templates/nginx/app-static.conf.ejs'), builtin.replace('expires 10m;', 'expires 1h; # fleet override'));
-    const out = await renderFleet(await loadFleet(dir), { edgectlVersion: TEST_VERSION, nodes: ['bj-edge-03'] });
-    const conf = out[0].files.find((f) => f.path === 'nginx/conf.d/acme--acme-www.conf')!.data.toString();
-    expect(conf).toContain('expires 1h; # fleet override');
+    await mkdir(path.join(dir, 'templates/nginx/http.d'), { recursive: true });
+    await mkdir(path.join(dir, 'templates/nginx/server.d'), { recursive: true });
+    await writeFile(path.join(dir, 'templates/nginx/http.d/gzip.conf'), '# compress text\ngzip on;  gzip_types text/css application/json;\n');
+    await writeFile(path.join(dir, 'templates/nginx/server.d/headers.conf'), "add_header Strict-Transport-Security 'max-age=31536000; includeSubDomains' always;\n");
+    await writeFile(path.join(dir, 'templates/nginx/mime.types'), 'types {\n  text/html html;\n  text/css css;\n}\n');
+    const out = await renderFleet(await loadFleet(dir), { edgectlVersion: TEST_VERSION, nodes: ['bj-edge-03', 'bj-relay-01'] });
+    const file = (b: (typeof out)[number], p: string) => b.files.find((f) => f.path === p)?.data.toString();
+    const [edge, relay] = out;
+    expect(file(edge, 'nginx/http.d/gzip.conf')).toBe('gzip on;\ngzip_types text/css application/json;\n');
+    expect(file(edge, 'nginx/server.d/headers.conf')).toBe('add_header Strict-Transport-Security "max-age=31536000; includeSubDomains" always;\n');
+    expect(file(edge, 'nginx/mime.types')).toBe('types {\n    text/html html;\n    text/css css;\n}\n');
+    expect(file(edge, 'nginx/nginx.conf')).toContain('    include http.d/*.conf;\n');
+    expect(file(edge, 'nginx/conf.d/acme--acme-www.conf')).toContain('    include server.d/*.conf;\n');
+    // A relay has no app server: the http snippets only.
+    expect(relay.files.map((f) => f.path).filter((p) => p.includes('.d/'))).toEqual(['nginx/http.d/gzip.conf']);
   });
 
   it('renders a git revision: payloads come from that revision, not the working tree', async () => {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { RE, COUNT_OR_PERCENT, SYSTEM_DIRS, checkHttpUrl, isAddress, isDomain } from './values.js';
+import { isIP } from 'node:net';
+import { RE, COUNT_OR_PERCENT, SYSTEM_DIRS, UNIX_HOST_REASON, checkHttpUrl, isAddress, isDomain } from './values.js';
 import { MAX_MESSAGE_BYTES } from '../agent/config.js';
 
 /**
@@ -22,14 +23,18 @@ const httpUrl = (allowQuery = false) =>
     if (why) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `URL ${why}` });
   });
 const address = z.string().refine(isAddress, { message: 'must be an IP address or a hostname' });
+/** An address nginx listens on or connects to (see UNIX_HOST_REASON). */
+const nginxAddress = address.refine((s) => s !== 'unix', { message: UNIX_HOST_REASON });
 const domain = z.string().refine(isDomain, { message: 'must be a valid hostname (lowercase; a wildcard only as the whole leftmost label, like *.example.com)' });
 const duration = re(RE.duration, 'a duration like 30s, 10m, 2h or 1d');
 const countOrPercent = z.union([z.number().int().min(0), re(COUNT_OR_PERCENT, 'a count or a percentage like "25%"')]);
 const hostPort = z.string().superRefine((s, ctx) => {
   const m = /^(.+):(\d{1,5})$/.exec(s);
   const host = m?.[1]?.replace(/^\[(.*)\]$/, '$1');
-  if (!m || !host || !isAddress(host) || Number(m[2]) < 1 || Number(m[2]) > 65535) {
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be HOST:PORT, with an IP or hostname and a port between 1 and 65535' });
+  if (!m || !host || !isAddress(host) || Number(m[2]) < 1 || Number(m[2]) > 65535 || (isIP(host) === 6) !== m[1].startsWith('[')) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be HOST:PORT, with an IP or hostname (IPv6 in brackets: [2001:db8::1]:7311) and a port between 1 and 65535' });
+  } else if (host === 'unix') {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: UNIX_HOST_REASON });
   }
 });
 
@@ -49,7 +54,7 @@ const sshSchema = z.object({
 }).strict();
 
 const httpSchema = z.object({
-  address: address.optional(),
+  address: nginxAddress.optional(),
   port: port.optional(),
 }).strict();
 

@@ -21,11 +21,26 @@ export interface FleetSource {
   /** Where the files were read from: the working tree or a named revision. */
   from: 'worktree' | 'rev' | 'directory';
   rev?: string;
-  /** Reads any other file of the fleet (templates, app payloads) from the same place. */
+  /**
+   * Everything under templates/ (read once, from the same place as the documents), so that
+   * validate checks exactly the bytes render uses. Optional for sources built by hand.
+   */
+  templates?: TemplateFile[];
+  /** Reads any other file of the fleet (app payloads) from the same place. */
   readExtra(relPath: string): Promise<Buffer | undefined>;
   /** Lists files under a directory of the fleet (for app payloads), relative to the fleet root. */
   listExtra(relDir: string): Promise<string[]>;
 }
+
+/** A file under the fleet's templates/: `bytes` only for regular files whose contents are used. */
+export interface TemplateFile {
+  path: string;
+  type: 'file' | 'symlink' | 'other';
+  bytes?: Buffer;
+}
+
+/** Files under templates/ whose bytes are read (the rest are only listed, to be reported). */
+export const TEMPLATE_READ = /^templates\/nginx\/(?:(?:http|server)\.d\/[^/]+|mime\.types)$/;
 
 /** Files larger than this are rejected before parsing: a fleet document is never this big. */
 export const MAX_FILE_BYTES = 4 * 1024 * 1024;
@@ -56,6 +71,20 @@ function walk(root: string, rel: string, out: string[]): string[] {
     } else if (e.isFile() && isFleetDocumentPath(r)) {
       out.push(r);
     }
+  }
+  return out;
+}
+
+/**
+ * The fleet's templates/, without following symlinks: a link is listed as one (and refused by
+ * validate), never read through.
+ */
+function walkTemplates(root: string, rel: string, out: TemplateFile[]): TemplateFile[] {
+  for (const e of readdirSync(path.join(root, rel), { withFileTypes: true })) {
+    const r = `${rel}/${e.name}`;
+    if (e.isDirectory()) walkTemplates(root, r, out);
+    else if (e.isFile()) out.push({ path: r, type: 'file', ...(TEMPLATE_READ.test(r) ? { bytes: readCapped(path.join(root, r)) } : {}) });
+    else out.push({ path: r, type: e.isSymbolicLink() ? 'symlink' : 'other' });
   }
   return out;
 }
@@ -114,9 +143,13 @@ export async function readFleetDir(root: string): Promise<FleetSource> {
   if (!st.isDirectory()) throw new EdgectlError('EDGECTL_FLEET_NOT_FOUND', `${root} is not a directory`);
   const info = gitInfo(abs);
   const files: SourceFile[] = [];
+  let templates: TemplateFile[];
   try {
     const rels = walk(abs, '', []).sort();
     for (const rel of rels) files.push({ path: rel, bytes: readCapped(path.join(abs, rel)) });
+    const top = readdirSync(abs, { withFileTypes: true }).find((e) => e.name === 'templates');
+    templates = !top ? [] : top.isDirectory() ? walkTemplates(abs, 'templates', []) : [{ path: 'templates', type: top.isSymbolicLink() ? 'symlink' : 'other' }];
+    templates.sort((a, b) => (a.path < b.path ? -1 : 1));
   } catch (e) {
     throw new EdgectlError('EDGECTL_FLEET_NOT_FOUND', `cannot read the fleet in ${root}: ${(e as Error).message}`, { cause: e });
   }
@@ -128,6 +161,7 @@ export async function readFleetDir(root: string): Promise<FleetSource> {
   return {
     root: abs,
     files,
+    templates,
     commit,
     dirty,
     from: inGit ? 'worktree' : 'directory',
@@ -226,14 +260,16 @@ export async function readFleetRev(root: string, rev: string): Promise<FleetSour
   // -l: each blob's size, so a file over the limit is never read into memory.
   const tree = (await runGit(abs, ['ls-tree', '-r', '-l', '-z', '--full-tree', commit, '--', prefix || '.'])).toString();
   const entries = new Map<string, { oid: string; size: number }>();
+  const templates: TemplateFile[] = [];
   for (const line of tree.split('\0')) {
     if (!line) continue;
     const tab = line.indexOf('\t');
     const [mode, type, oid, size] = line.slice(0, tab).split(/ +/);
     const full = line.slice(tab + 1);
+    const rel = prefix && full.startsWith(prefix) ? full.slice(prefix.length) : full;
+    if (rel.startsWith('templates/')) templates.push({ path: rel, type: mode === '120000' ? 'symlink' : type === 'blob' ? 'file' : 'other' });
     // Like the working-tree reader: regular files only, never symlinks (mode 120000) or submodules.
     if (type !== 'blob' || mode === '120000') continue;
-    const rel = prefix && full.startsWith(prefix) ? full.slice(prefix.length) : full;
     entries.set(rel, { oid, size: Number(size) });
   }
   const rels = [...entries.keys()].filter(isFleetDocumentPath).sort();
@@ -241,10 +277,17 @@ export async function readFleetRev(root: string, rev: string): Promise<FleetSour
   const blobs = new Map((await catFiles(abs, small.map((r) => entries.get(r)!.oid))).map((b, i) => [small[i], b]));
   // As the working-tree reader does: an oversized file is passed on as MAX + 1 bytes for the parser to refuse.
   const files = rels.map((rel) => ({ path: rel, bytes: blobs.get(rel) ?? Buffer.alloc(MAX_FILE_BYTES + 1) }));
+  // Template bytes as validate and render use them (an oversized one passed on as MAX + 1 bytes, like documents).
+  const readT = templates.filter((t) => t.type === 'file' && TEMPLATE_READ.test(t.path));
+  const smallT = readT.filter((t) => entries.get(t.path)!.size <= MAX_FILE_BYTES);
+  (await catFiles(abs, smallT.map((t) => entries.get(t.path)!.oid))).forEach((b, i) => (smallT[i].bytes = b));
+  for (const t of readT) t.bytes ??= Buffer.alloc(MAX_FILE_BYTES + 1);
+  templates.sort((a, b) => (a.path < b.path ? -1 : 1));
   const readBlob = blobReader(abs);
   return {
     root: abs,
     files,
+    templates,
     commit,
     dirty: false,
     from: 'rev',

@@ -44,9 +44,16 @@ export function isDomain(s: string): boolean {
   return isHostname(s) && s.includes('.');
 }
 
+/** An IP address (IPv6 without a zone index, which nginx cannot parse) or a hostname. */
 export function isAddress(s: string): boolean {
-  return isIP(s) !== 0 || isHostname(s);
+  return (isIP(s) !== 0 && !s.includes('%')) || isHostname(s);
 }
+
+/**
+ * nginx reads a listen, server or proxy_pass target that starts with `unix:` as a UNIX socket
+ * path: a host named `unix` (with its port, `unix:8080`) would become the socket "8080".
+ */
+export const UNIX_HOST_REASON = 'the hostname "unix" cannot be used: nginx reads "unix:PORT" as a UNIX socket path, not a host';
 
 /** A duration in nginx's own units (ms, s, m, h, d), returned in seconds. */
 export function durationSeconds(s: string): number {
@@ -77,6 +84,7 @@ export function checkHttpUrl(s: string, opts: { allowQuery?: boolean } = {}): st
   if (u.port === '0') return 'has port 0; a port must be between 1 and 65535';
   const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
   if (!(isIP(host) !== 0 || isHostname(host))) return `host "${u.hostname}" is neither an IP address nor a hostname`;
+  if (host === 'unix') return `has ${UNIX_HOST_REASON}`;
   if (!RE.urlPathPart.test(u.pathname === '/' && !s.replace(/^https?:\/\/[^/]*/, '').startsWith('/') ? '' : u.pathname)) return 'path contains characters that are not allowed';
   if (u.search && !opts.allowQuery) return 'must not have a query string';
   if (u.search && !/^\?[A-Za-z0-9._~=&%-]*$/.test(u.search)) return 'query contains characters that are not allowed';

@@ -47,7 +47,7 @@ export async function loadPlan(text: string, file: string): Promise<{ plan: Plan
   const p = raw as Plan;
   if (p?.format !== PLAN_FORMAT) throw new EdgectlError('EDGECTL_USAGE', `${file} is not an ${PLAN_FORMAT} plan (format: ${JSON.stringify((p as { format?: unknown })?.format ?? null)})`, { hint: 'Make one with `edgectl plan --out plan.json`.' });
   if (!Array.isArray(p.nodes)) throw new EdgectlError('EDGECTL_USAGE', `${file}: nodes must be a list`);
-  const { assertNoForbiddenDirectives } = await import('../render/nginx-quote.js');
+  const { guardProblems } = await import('../nginx/guard.js');
   const bundles = new Map<string, ReleaseBundle>();
   const blobs = p.blobs ?? {};
   p.nodes.forEach((n: PlanNode, i: number) => {
@@ -64,7 +64,11 @@ export async function loadPlan(text: string, file: string): Promise<{ plan: Plan
       if (typeof b64 !== 'string') throw new EdgectlError('EDGECTL_USAGE', `${where}: the plan lacks the bytes of ${path}`);
       const data = Buffer.from(b64, 'base64');
       if (sha256Hex(data) !== f.sha256 || data.length !== f.size) throw new EdgectlError('EDGECTL_USAGE', `${where}: the bytes of ${path} do not match its sha256 (plan edited?)`);
-      if (path.startsWith('nginx/') && path.endsWith('.conf')) assertNoForbiddenDirectives(path, data.toString());
+      // Every file under nginx/ is one nginx may read (includes cannot leave it): each must parse and pass the guard.
+      if (path.startsWith('nginx/')) {
+        const [bad] = guardProblems(data);
+        if (bad) throw new EdgectlError('EDGECTL_USAGE', `${where}: ${path}:${bad.line}:${bad.column}: ${bad.message}`, { hint: 'A saved plan is applied as it is: edgectl refuses nginx config in it that could load code or reach outside the bundle. Make a new plan with `edgectl plan --out`.' });
+      }
       return { path, data, mode: f.mode };
     });
     bundles.set(n.node, { files, manifest: pm.manifest, manifestData: Buffer.from(JSON.stringify(pm.manifest, null, 2) + '\n') });

@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, rm, symlink, access } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, access, readdir, readFile, lstat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
+import { guardProblems } from '../nginx/guard.js';
 
 /**
  * `render --check`: the real tools on the rendered bundles. nginx -t runs on each node's bundle
@@ -38,6 +39,34 @@ function run(cmd: string, args: string[]): Promise<{ code: number; output: strin
 
 async function exists(p: string): Promise<boolean> {
   return access(p).then(() => true, () => false);
+}
+
+/**
+ * `nginx -t` already loads modules, engines and embedded code, so the bundle's nginx/ is checked
+ * first, as it is on disk: every file parsed and guarded, no symlink and nothing but regular
+ * files (an include cannot leave nginx/). Returns why nginx must not run, or undefined.
+ */
+export async function unsafeBundle(bundleDir: string): Promise<string | undefined> {
+  const dir = path.join(bundleDir, 'nginx');
+  let entries;
+  try {
+    if (!(await lstat(dir)).isDirectory()) return `${dir} is not a directory`;
+    entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  } catch (e) {
+    return `cannot read ${dir}: ${(e as Error).message}`;
+  }
+  const found: string[] = [];
+  for (const e of entries) {
+    if (e.isDirectory()) continue;
+    const full = path.join(e.parentPath, e.name);
+    const rel = path.relative(bundleDir, full);
+    if (!e.isFile()) {
+      found.push(`${rel}: not a regular file`);
+      continue;
+    }
+    for (const p of guardProblems(await readFile(full))) found.push(`${rel}:${p.line}:${p.column}: ${p.message}`);
+  }
+  return found.length ? `refusing to run nginx -t on this bundle:\n${found.join('\n')}` : undefined;
 }
 
 export async function nginxTest(bundleDir: string, nginx = 'nginx'): Promise<{ ok: boolean; output: string }> {
@@ -76,7 +105,8 @@ export async function checkBundles(outDir: string, nodes: string[], opts: CheckO
   let done = 0;
   await mapLimit(nodes, opts.concurrency ?? Math.max(2, os.availableParallelism()), async (node) => {
     const dir = path.join(outDir, node);
-    const n = await nginxTest(dir, opts.nginx);
+    const unsafe = await unsafeBundle(dir);
+    const n = unsafe ? { ok: false, output: unsafe } : await nginxTest(dir, opts.nginx);
     results.push({ node, tool: 'nginx', ok: n.ok, output: n.output });
     const kong = path.join(dir, 'kong/kong.yml');
     if (!deckMissing && (await exists(kong))) {

@@ -12,6 +12,7 @@ import { KongRenderer } from './kong.js';
 import { NginxRenderer } from './nginx.js';
 import { loadPayloads } from './payloads.js';
 import { loadTemplates } from './templates.js';
+import { assertNginxSafeOnce } from '../nginx/guard.js';
 
 export type { Bundle, BundleFile, Manifest };
 export { manifestBytes };
@@ -42,7 +43,7 @@ export async function renderFleet(loaded: LoadedFleet, opts: RenderOptions): Pro
   const ctx = opts.context ?? renderContext(model);
   const selected = selectNodes(ctx.nodes, opts);
   const templates = await loadTemplates(source);
-  if (templates.overridden.length > 0) log.info('using fleet templates', { templates: templates.overridden });
+  if (templates.fleetFiles.length > 0) log.info('using the fleet\'s nginx snippets', { files: templates.fleetFiles });
   const placedApps = new Set<string>();
   for (const n of selected) for (const a of ctx.placement.byNode.get(n.name) ?? []) placedApps.add(a);
   const payloads = await loadPayloads(source, [...placedApps].map((a) => ctx.apps.get(a)!));
@@ -56,12 +57,16 @@ export async function renderFleet(loaded: LoadedFleet, opts: RenderOptions): Pro
     const apps = appsOnNode(ctx, node);
     const { conf, fragments } = nginx.render(node, apps);
     const files: BundleFile[] = fragments.map((f) => ({ path: f.path, data: f.data, mode: 0o644 }));
-    files.push({ path: 'nginx/mime.types', data: templates.raw('nginx/mime.types'), mode: 0o644 });
+    files.push({ path: 'nginx/mime.types', data: templates.mimeTypes, mode: 0o644 });
+    for (const s of templates.snippets) if (apps.length > 0 || s.path.startsWith('nginx/http.d/')) files.push({ path: s.path, data: s.data, mode: 0o644 });
     files.push({ path: 'agent/agent.json', data: agents.render(node, apps), mode: 0o644 });
     if (node.kong) {
       files.push({ path: 'kong/kong.yml', data: kong.render(apps.filter((a) => a.spec.type === 'api')), mode: 0o644 });
     }
     for (const a of apps) for (const p of payloads.get(a.name) ?? []) files.push({ path: p.path, data: p.data, mode: 0o644 });
+    // Every file nginx will read, parsed as nginx parses it (each distinct buffer once).
+    assertNginxSafeOnce('nginx/nginx.conf', conf);
+    for (const f of files) if (f.path.startsWith('nginx/')) assertNginxSafeOnce(f.path, f.data);
     const bundle = assembleBundle(node.name, conf, files, { edgectl: opts.edgectlVersion, fleet });
     bundles.push(bundle);
     if (opts.onBundle) await opts.onBundle(bundle);

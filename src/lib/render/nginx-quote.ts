@@ -24,9 +24,9 @@ const EXPECT: Record<string, string> = {
   'relative path': 'a relative path of letters, digits and . _ - /',
   duration: 'a duration like 30s or 10m',
   number: 'an integer in range',
-  address: 'an IP address or hostname',
-  'host:port': 'HOST:PORT',
-  'upstream URL': 'a plain http(s) URL',
+  address: 'an IP address or hostname (not "unix", which nginx reads as a UNIX socket)',
+  'host:port': 'HOST:PORT or [IPv6]:PORT (the host not "unix", which nginx reads as a UNIX socket)',
+  'upstream URL': 'a plain http(s) URL (the host not "unix", which nginx reads as a UNIX socket)',
 };
 
 /** A plain token: the generic `q()` every template value goes through (also EJS's `<%= %>`). */
@@ -81,21 +81,34 @@ function hostForUrl(host: string): string {
   return isIP(host) === 6 ? `[${host}]` : host;
 }
 
+/**
+ * HOST:PORT for listen, server and proxy_pass. nginx reads any target that starts with `unix:`
+ * (in any case) as a UNIX socket path, so a host named `unix` would turn `unix:8080` into the
+ * socket "8080": such a target is never written. IPv6 hosts go in brackets, as nginx wants.
+ */
+function inetTarget(host: string, port: number, what: string, shown: unknown): string {
+  if (!isAddress(host) || host.includes('%')) unsafe(what, shown);
+  const out = `${hostForUrl(host)}:${port}`;
+  if (/^unix:/i.test(out)) unsafe(what, shown);
+  return out;
+}
+
 /** The argument of `listen`: [address:]port, IPv6 in brackets. */
 export function listen(http: { address?: string; port: number }): string {
   int(http.port, 1, 65535);
   if (http.address === undefined) return String(http.port);
-  if (typeof http.address !== 'string' || !isAddress(http.address)) unsafe('address', http.address);
-  return `${hostForUrl(http.address)}:${http.port}`;
+  if (typeof http.address !== 'string') unsafe('address', http.address);
+  return inetTarget(http.address, http.port, 'address', http.address);
 }
 
-/** HOST:PORT as the agent's listen address (proxy_pass target). */
+/** HOST:PORT (IPv6 as [addr]:port), as in the agent's listen address or an upstream server. */
 export function hostPort(v: unknown): string {
-  const m = typeof v === 'string' ? /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(v) : null;
-  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) unsafe('host:port', v);
-  const host = m[1].replace(/^\[(.*)\]$/, '$1');
-  if (!isAddress(host)) unsafe('host:port', v);
-  return v as string;
+  const m = typeof v === 'string' ? /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(v) : null;
+  if (!m || Number(m[3]) < 1 || Number(m[3]) > 65535) unsafe('host:port', v);
+  const host = m[1] ?? m[2];
+  // A bare IPv6 address is not HOST:PORT; a bracketed one must be IPv6.
+  if ((m[1] !== undefined) !== (isIP(host) === 6)) unsafe('host:port', v);
+  return inetTarget(host, Number(m[3]), 'host:port', v);
 }
 
 export interface UpstreamTarget {
@@ -116,20 +129,5 @@ export function upstreamTarget(v: unknown): UpstreamTarget {
   const port = u.port ? Number(u.port) : scheme === 'https' ? 443 : 80;
   const path = u.pathname === '/' ? '' : u.pathname;
   if (path && !RE.httpPath.test(path)) unsafe('upstream URL', v);
-  return { scheme, server: `${hostForUrl(host)}:${port}`, host, path };
-}
-
-/**
- * Directives a fleet must never be able to render: dynamic modules, crypto engines and
- * embedded code. Checked on the final text, so overridden templates are covered too.
- */
-const FORBIDDEN_DIRECTIVE = /(?:^|[;{}])\s*(load_module|ssl_engine|env|perl\w*|\w*_by_lua\w*|lua_\w+|js_\w+|njs_\w+)\s/m;
-
-/** Cheap first pass: most configs contain none of these words at all. */
-const FORBIDDEN_WORD = /load_module|ssl_engine|env|perl|lua|js_/;
-
-export function assertNoForbiddenDirectives(file: string, text: string): void {
-  if (!FORBIDDEN_WORD.test(text)) return;
-  const m = FORBIDDEN_DIRECTIVE.exec(text.replace(/#[^\n]*/g, ''));
-  if (m) throw new EdgectlError('EDGECTL_RENDER', `${file}: rendered config contains the directive "${m[1]}", which edgectl never renders`);
+  return { scheme, server: inetTarget(host, port, 'upstream URL', v), host, path };
 }

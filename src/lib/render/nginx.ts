@@ -2,7 +2,7 @@ import { EdgectlError } from '../errors.js';
 import type { AppResource, ResolvedNode } from '../fleet/model.js';
 import { durationSeconds } from '../fleet/values.js';
 import { appId } from './context.js';
-import { assertNoForbiddenDirectives, upstreamTarget, type UpstreamTarget } from './nginx-quote.js';
+import { upstreamTarget, type UpstreamTarget } from './nginx-quote.js';
 import type { Templates } from './templates.js';
 import { defaultMaxBatchBytes, MAX_FORWARD_BODY_BYTES } from '../agent/config.js';
 
@@ -25,12 +25,12 @@ export class NginxRenderer {
   private readonly locations = new Map<string, string>();
   private readonly confs = new Map<string, Buffer>();
   private readonly params: string;
-  /** The built-in nginx.conf uses only the node settings in its cache key; a fleet's own may use anything. */
-  private readonly confCacheable: boolean;
+  /** Which kinds of fleet snippet exist: nginx.conf and every app server include them. */
+  private readonly snippets: { http: boolean; server: boolean };
 
   constructor(private readonly t: Templates) {
     this.params = t.render('nginx/fastcgi-params.conf.ejs', {});
-    this.confCacheable = !t.overridden.includes('templates/nginx/nginx.conf.ejs');
+    this.snippets = { http: t.snippets.some((f) => f.path.startsWith('nginx/http.d/')), server: t.snippets.some((f) => f.path.startsWith('nginx/server.d/')) };
   }
 
   /** nginx.conf (still with the placeholder, a shared Buffer) and the app fragments, in path order. */
@@ -38,15 +38,11 @@ export class NginxRenderer {
     const locations = this.locationsFor(node);
     const n = node.nginx;
     const key = `${node.role}|${node.http.address ?? ''}|${node.http.port}|${n.workerProcesses}|${n.workerConnections}|${apps.length > 0}|${locations}`;
-    let conf = this.confCacheable ? this.confs.get(key) : undefined;
+    let conf = this.confs.get(key);
     if (!conf) {
-      const text = this.t.render('nginx/nginx.conf.ejs', { node, locations, configId: CONFIG_ID_PLACEHOLDER, hasApps: apps.length > 0 });
-      if (!text.includes(CONFIG_ID_PLACEHOLDER)) {
-        throw new EdgectlError('EDGECTL_RENDER', 'nginx/nginx.conf.ejs must render configId (GET /.edgectl/config serves it; apply checks it after a reload)');
-      }
-      assertNoForbiddenDirectives('nginx/nginx.conf', text);
+      const text = this.t.render('nginx/nginx.conf.ejs', { node, locations, configId: CONFIG_ID_PLACEHOLDER, hasApps: apps.length > 0, snippets: this.snippets });
       conf = Buffer.from(text);
-      if (this.confCacheable) this.confs.set(key, conf);
+      this.confs.set(key, conf);
     }
     const fragments = apps.map((a) => this.fragment(node, a, locations)).sort((a, b) => (a.path < b.path ? -1 : 1));
     return { conf, fragments };
@@ -75,10 +71,9 @@ export class NginxRenderer {
       // App templates see the node's settings, not its identity: the fragment is shared by every
       // node with the same settings, whatever its name.
       const view = { role: node.role, root: node.root, http: node.http, agent: node.agent, kong: node.kong };
-      const head = this.t.render('nginx/server-head.conf.ejs', { node: view, app: appView(app), locations });
+      const head = this.t.render('nginx/server-head.conf.ejs', { node: view, app: appView(app), locations, snippets: this.snippets });
       const text = this.t.render(`nginx/app-${app.spec.type}.conf.ejs`, { node: view, id, head, ...typeData(node, app, id, this.params) });
       const path = `nginx/conf.d/${id}.conf`;
-      assertNoForbiddenDirectives(path, text);
       f = { path, data: Buffer.from(text) };
       this.fragments.set(key, f);
     }

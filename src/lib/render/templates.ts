@@ -4,12 +4,15 @@ import path from 'node:path';
 import ejs from 'ejs';
 import { EdgectlError } from '../errors.js';
 import type { FleetSource } from '../fleet/source.js';
+import { fleetNginxFiles, snippetBundlePath } from '../fleet/templates.js';
 import * as nq from './nginx-quote.js';
+import type { RenderedFile } from './nginx.js';
 
 /**
- * Built-in templates live in templates/ at the package root; a fleet overrides any of them with a
- * file at the same relative path under its own templates/ (read from the same working tree or git
- * revision as the fleet). Each template is compiled once per render.
+ * edgectl's own EJS templates, in templates/ at the package root, compiled once per render. A
+ * fleet never supplies a template (that would be code run on the machine that renders): it adds
+ * plain nginx snippets and may replace mime.types, both parsed and allow-listed (see
+ * src/lib/fleet/templates.ts) and written into the bundle as parsed.
  */
 export const TEMPLATE_NAMES = [
   'nginx/nginx.conf.ejs',
@@ -22,10 +25,7 @@ export const TEMPLATE_NAMES = [
   'nginx/app-api.conf.ejs',
   'kong/kong.yml.ejs',
 ] as const;
-export const RAW_FILES = ['nginx/mime.types'] as const;
-
 export type TemplateName = (typeof TEMPLATE_NAMES)[number];
-export type RawName = (typeof RAW_FILES)[number];
 
 /** src/lib/render or dist/lib/render → the package root's templates/. */
 export const BUILTIN_TEMPLATE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../templates');
@@ -61,60 +61,58 @@ export const NGINX_HELPERS = {
 export const KONG_HELPERS = { y };
 
 /** Names a template may use (EJS `destructuredLocals`: no `with`, fast lookups). */
-const NGINX_LOCALS = [...Object.keys(NGINX_HELPERS), 'node', 'app', 'id', 'head', 'locations', 'params', 'upstream', 'cache', 'root', 'index', 'php', 'socket', 'kong', 'httpq', 'configId', 'hasApps'];
+const NGINX_LOCALS = [...Object.keys(NGINX_HELPERS), 'node', 'app', 'id', 'head', 'locations', 'params', 'upstream', 'cache', 'root', 'index', 'php', 'socket', 'kong', 'httpq', 'configId', 'hasApps', 'snippets'];
 const KONG_LOCALS = ['y', 'services', 'upstreams', 'consumers'];
 
 type Compiled = (data: Record<string, unknown>) => string;
 
 export interface Templates {
   render(name: TemplateName, data: Record<string, unknown>): string;
-  raw(name: RawName): Buffer;
-  /** Which templates came from the fleet's templates/ (for the summary). */
-  overridden: string[];
+  /** nginx/mime.types: the fleet's (parsed and rewritten) or edgectl's. */
+  mimeTypes: Buffer;
+  /** The fleet's snippets as bundle files (nginx/http.d/*.conf, nginx/server.d/*.conf), in path order. */
+  snippets: RenderedFile[];
+  /** Which files of the fleet's templates/ are used (for the summary). */
+  fleetFiles: string[];
 }
 
 async function builtin(rel: string): Promise<Buffer> {
   return readFile(path.join(BUILTIN_TEMPLATE_DIR, rel));
 }
 
+/** The fleet's snippets and mime.types, checked again here: render never trusts that validate ran. */
+function fleetFiles(source: FleetSource): { mimeTypes?: Buffer; snippets: RenderedFile[]; used: string[] } {
+  const f = fleetNginxFiles(source.templates ?? []);
+  const [p] = f.problems;
+  if (p) throw new EdgectlError('EDGECTL_FLEET_INVALID', `${p.file}:${p.line}:${p.column}: ${p.message}`, { hint: p.hint });
+  const snippets = f.snippets.map((s) => ({ path: snippetBundlePath(s), data: Buffer.from(s.text) })).sort((a, b) => (a.path < b.path ? -1 : 1));
+  return { mimeTypes: f.mimeTypes === undefined ? undefined : Buffer.from(f.mimeTypes), snippets, used: [...f.texts.keys()].sort() };
+}
+
 export async function loadTemplates(source: FleetSource): Promise<Templates> {
+  const own = fleetFiles(source);
   const compiled = new Map<string, Compiled>();
-  const raws = new Map<string, Buffer>();
-  const overridden: string[] = [];
-  const load = async (rel: string) => {
-    const own = await source.readExtra(`templates/${rel}`);
-    if (own) overridden.push(`templates/${rel}`);
+  await Promise.all(TEMPLATE_NAMES.map(async (rel) => {
+    const file = `edgectl:templates/${rel}`;
+    const isKong = rel.startsWith('kong/');
+    const helpers: Record<string, unknown> = isKong ? KONG_HELPERS : NGINX_HELPERS;
     // The name must survive EJS's error path, which passes it through the escape function (q).
-    return { bytes: own ?? (await builtin(rel)), file: own ? `fleet:templates/${rel}` : `edgectl:templates/${rel}` };
-  };
-  await Promise.all([
-    ...TEMPLATE_NAMES.map(async (rel) => {
-      const { bytes, file } = await load(rel);
-      const isKong = rel.startsWith('kong/');
-      const helpers: Record<string, unknown> = isKong ? KONG_HELPERS : NGINX_HELPERS;
-      let fn: ejs.TemplateFunction;
-      try {
-        fn = ejs.compile(bytes.toString('utf8'), {
-          filename: file,
-          localsName: 'it',
-          _with: false,
-          strict: true,
-          destructuredLocals: isKong ? KONG_LOCALS : NGINX_LOCALS,
-          // `<%= v %>` goes through the quoting helper of the target syntax, never HTML escaping.
-          escape: (isKong ? y : nq.q) as unknown as (s: string) => string,
-          compileDebug: true,
-        }) as ejs.TemplateFunction;
-      } catch (e) {
-        throw new EdgectlError('EDGECTL_RENDER', `cannot compile ${file}: ${(e as Error).message}`);
-      }
-      compiled.set(rel, (data) => fn({ ...helpers, ...data }) as string);
-    }),
-    ...RAW_FILES.map(async (rel) => raws.set(rel, (await load(rel)).bytes)),
-  ]);
-  overridden.sort();
+    const fn = ejs.compile((await builtin(rel)).toString('utf8'), {
+      filename: file,
+      localsName: 'it',
+      _with: false,
+      strict: true,
+      destructuredLocals: isKong ? KONG_LOCALS : NGINX_LOCALS,
+      // `<%= v %>` goes through the quoting helper of the target syntax, never HTML escaping.
+      escape: (isKong ? y : nq.q) as unknown as (s: string) => string,
+      compileDebug: true,
+    }) as ejs.TemplateFunction;
+    compiled.set(rel, (data) => fn({ ...helpers, ...data }) as string);
+  }));
   return {
-    overridden,
-    raw: (name) => raws.get(name)!,
+    mimeTypes: own.mimeTypes ?? (await builtin('nginx/mime.types')),
+    snippets: own.snippets,
+    fleetFiles: own.used,
     render(name, data) {
       try {
         return compiled.get(name)!(data);
