@@ -28,9 +28,10 @@ describe('fleet templates are not code', { timeout: 60_000 }, () => {
     const dir = await exampleCopy();
     const marker = path.join(await tempDir('marker'), 'RAN');
     const hostname = (await readFile('/etc/hostname', 'utf8')).trim();
-    const run = `<% process.mainModule.require('child_process').execSync('touch ${marker}') %>`;
-    const read = "<%= process.mainModule.require('fs').readFileSync('/etc/hostname', 'utf8') %>";
-    const cmd = "<%- global.process.mainModule.require('child_process').execSync('id -un').toString() %>";
+    // Under the old renderer the first spelling ran the command and the second put the host name in the bundle.
+    const run = `<% process.getBuiltinModule('child_process').execSync('touch ${marker}') %>`;
+    const read = "<%- process.getBuiltinModule('fs').readFileSync('/etc/hostname', 'utf8').trim() %>";
+    const cmd = "<%- (process.mainModule ?? { require: process.getBuiltinModule }).require('child_process').execSync('id -un').toString() %>";
     await put(dir, {
       'templates/nginx/app-static.conf.ejs': `${run}\n# ${read}\nserver { }\n`,
       'templates/nginx/nginx.conf.ejs': `${run}\nevents {}\nhttp { map $host $x { default "<%= configId %>"; } }\n# ${cmd}\n`,
