@@ -83,7 +83,9 @@ describe('the nginx tokenizer reads what nginx reads', () => {
     const msgs = (t: string) => guardProblems(t).map((p) => p.message);
     expect(msgs('include mime.types;\ninclude conf.d/*.conf;\nerror_log log/error.log warn;\naccess_log off;')).toEqual([]);
     for (const bad of ['include /etc/nginx/nginx.conf;', 'include ../../x.conf;', 'include "conf.d/../../../etc/passwd";', 'include .*/x;', 'include a b;']) expect(msgs(bad).join()).toMatch(/only a relative path inside/);
-    for (const bad of ['access_log /home/op/.bashrc;', 'error_log ../x;', 'pid /run/x.pid;', 'proxy_cache_path /tmp/c keys_zone=a:1m;', 'client_body_temp_path /tmp/b;']) expect(msgs(bad).join()).toMatch(/relative paths under the node's root/);
+    for (const bad of ['access_log /home/op/.bashrc;', 'access_log current/nginx/nginx.conf;', 'error_log ../x;', 'pid /run/x.pid;', 'proxy_cache_path /tmp/c keys_zone=a:1m;', 'client_body_temp_path /tmp/b;']) expect(msgs(bad).join()).toMatch(/writes only under log\/, run\/, cache\/ or tmp\//);
+    for (const bad of ['root /;', 'alias /etc/;', 'root current/../../../etc;']) expect(msgs(`location / { ${bad} }`).join()).toMatch(/served only from inside the release/);
+    expect(msgs('location / { root current/apps/acme--www; }')).toEqual([]);
     expect(msgs('ssl_certificate_key engine:pkcs11:id;').join()).toMatch(/engines/);
     expect(msgs('dav_methods PUT;').join()).toMatch(/never allowed/);
     // A MIME type named like a module is data inside types { }, not a directive.

@@ -20,6 +20,10 @@ const LOADS_CODE_RE = /lua|perl|^js_|^njs|_by_|^wasm|^mruby|^xslt_|^python|^wsgi
 const WRITES_ON_REQUEST = /^(?:dav_methods|dav_access|create_full_put_path|(?:proxy|fastcgi|scgi|uwsgi)_store(?:_access)?)$/;
 /** Directives whose first argument is a file nginx creates or opens for writing, even under -t. */
 const WRITES_FILE = /^(?:pid|lock_file|error_log|access_log|working_directory|\w+_temp_path|\w+_cache_path)$/;
+/** Where, under the node's root, nginx may write: what edgectl's nginx.conf uses (not current/, the release itself). */
+const WRITE_DIRS = new Set(['log', 'run', 'cache', 'tmp']);
+/** Directives that serve files: only from inside the release (relative), never the node's filesystem. */
+const SERVES_FILES = new Set(['root', 'alias']);
 
 /** A relative path under the bundle's nginx/ (includes) or the node's root (written files): no `..`, no `/` start. */
 const SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
@@ -48,8 +52,9 @@ function directiveProblem(d: NginxDirective, parents: string[]): string | undefi
   if (!data && WRITES_FILE.test(n)) {
     const target = d.args[0] ?? '';
     const off = (n === 'access_log' && target === 'off') || (n === 'error_log' && target === 'stderr');
-    if (!off && !relativeInside(target, false)) return `${d.name} ${JSON.stringify(target)}: files nginx writes must be relative paths under the node's root`;
+    if (!off && !(relativeInside(target, false) && WRITE_DIRS.has(target.split('/')[0]))) return `${d.name} ${JSON.stringify(target)}: nginx writes only under log/, run/, cache/ or tmp/ of the node's root`;
   }
+  if (!data && SERVES_FILES.has(n) && !relativeInside(d.args[0] ?? '', false)) return `${d.name} ${JSON.stringify(d.args[0] ?? '')}: files are served only from inside the release (a relative path, no "..")`;
   for (const w of d.words) {
     if (w.value.includes('\0')) return `a NUL byte in "${d.name}"`;
     if (/^(?:engine|store):/i.test(w.value) && /certificate|_key$/.test(n)) return `${d.name} ${JSON.stringify(w.value)}: OpenSSL engines and stores load code`;
