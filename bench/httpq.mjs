@@ -45,7 +45,11 @@ async function waitHealthy(port, ms = 30_000) {
   throw new Error(`agent on ${port} did not start`);
 }
 
+/** Data dir per agent port: where each agent keeps the admin token that /status needs. */
+const dataDirs = new Map();
+
 function agent(name, port, args, env = {}) {
+  dataDirs.set(port, args[args.indexOf('--data') + 1]);
   const p = spawn(process.execPath, ['bin/run.js', 'agent', '--node', name, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${port + 1}`, '--heartbeat-seconds', '0', ...args],
     { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_OPTIONS: '--max-semi-space-size=4', ...env } });
   p.log = '';
@@ -63,7 +67,8 @@ async function stop(p, signal = 'SIGTERM') {
 }
 
 async function status(port) {
-  return (await fetch(`http://127.0.0.1:${port + 1}/status`)).json();
+  const token = readFileSync(path.join(dataDirs.get(port), 'admin-token'), 'utf8').trim();
+  return (await fetch(`http://127.0.0.1:${port + 1}/status`, { headers: { authorization: `Bearer ${token}` } })).json();
 }
 
 function wrk(url, connections, seconds, lua, threads = connections > 1 ? 2 : 1) {
@@ -130,6 +135,11 @@ async function main() {
   console.log(`HTTPQ benchmark ${new Date().toISOString()} on ${os.cpus().length} CPUs, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}; data in ${dir}`);
   const token = 'bench-token';
   const tokenArgs = ['--token', `bench:${sha(token)}`, '--topic', 'bench/single', '--topic', 'bench/bulk', '--spool-bytes', String(8 * 2 ** 30)];
+  // Forwarding credentials: the edge's for the relay, the relay's (passing the edge's on) for the hub.
+  const cred = (node) => { const file = path.join(dir, `${node}.credential`); writeFileSync(file, `credential-of-${node}`, { mode: 0o600 }); return { file, sha: sha(`credential-of-${node}`) }; };
+  const edgeCred = cred('bench-edge');
+  const relayCred = cred('bench-relay');
+  tokenArgs.push('--credential-file', edgeCred.file);
 
   console.log('disk');
   const fsync = fsyncRate(dir);
@@ -202,8 +212,11 @@ async function main() {
   console.log('drain edge -> relay -> hub -> JetStream');
   const stream = `EDGECTL_BENCH_${randomBytes(3).toString('hex')}`;
   const prefix = stream.toLowerCase();
-  const hub = agent('bench-hub', 21930, ['--role', 'hub', '--data', path.join(dir, 'hub'), '--sink', `nats://127.0.0.1:4222?stream=${stream}&prefix=${prefix}`]);
-  const relay = agent('bench-relay', 21920, ['--role', 'relay', '--data', path.join(dir, 'relay'), '--upstream', 'http://127.0.0.1:21930/v1/forward']);
+  const topics = ['--topic', 'bench/single', '--topic', 'bench/bulk', '--spool-bytes', String(8 * 2 ** 30)];
+  const hub = agent('bench-hub', 21930, ['--role', 'hub', '--data', path.join(dir, 'hub'), '--sink', `nats://127.0.0.1:4222?stream=${stream}&prefix=${prefix}`,
+    '--accept-forward', `bench-relay:${relayCred.sha}:bench-edge`, ...topics]);
+  const relay = agent('bench-relay', 21920, ['--role', 'relay', '--data', path.join(dir, 'relay'), '--upstream', 'http://127.0.0.1:21930/v1/forward',
+    '--credential-file', relayCred.file, '--accept-forward', `bench-edge:${edgeCred.sha}`, ...topics]);
   await waitHealthy(21931);
   await waitHealthy(21921);
   const { connect } = await import('nats');

@@ -17,12 +17,14 @@ Exit status: 0 after a clean stop, 1 when the configuration is invalid or the so
     node: Flags.string({ summary: 'Node name (used in message ids)' }),
     role: Flags.string({ summary: 'Role of this agent', options: ['edge', 'relay', 'hub'] }),
     listen: Flags.string({ summary: 'Device and hop API address HOST:PORT' }),
-    admin: Flags.string({ summary: 'Admin API address HOST:PORT (keep it on loopback)' }),
+    admin: Flags.string({ summary: 'Admin API address HOST:PORT (a loopback address only)' }),
+    'admin-token-file': Flags.string({ summary: 'Admin API token file, created 0600 if missing (default DATA/admin-token)' }),
     data: Flags.string({ summary: 'Spool directory (LevelDB lives in DATA/spool)' }),
     upstream: Flags.string({ summary: 'Next hop …/v1/forward URL; repeat in failover order', multiple: true }),
     sink: Flags.string({ summary: 'Hub sink: file:PATH | http(s)://URL | nats://HOST:PORT[?stream=&prefix=&duplicateWindow=]' }),
     'credential-file': Flags.string({ summary: 'File holding this node\'s bearer credential for /v1/forward' }),
-    'accept-forward': Flags.string({ summary: 'sha256 of a credential allowed to POST /v1/forward here (repeatable)', multiple: true }),
+    'accept-forward': Flags.string({ summary: 'NODE:SHA256[:BEHIND,...]: a node allowed to POST /v1/forward here, the sha256 of its credential, and the nodes whose messages it passes on (repeatable; none: nobody may)', multiple: true }),
+    'forward-inflight-bytes': Flags.integer({ summary: 'Most bytes of /v1/forward bodies held at once; more is answered 503 (default 32 MiB; a larger body is taken alone)' }),
     token: Flags.string({ summary: 'TENANT:SHA256 of a device token (repeatable; declares the tenant)', multiple: true }),
     topic: Flags.string({ summary: 'TENANT/TOPIC[:reject|:drop-oldest][:ttl=SECONDS] (repeatable)', multiple: true }),
     'spool-bytes': Flags.integer({ summary: 'Spool quota per tenant declared by flags (bytes, default 1 GiB)' }),
@@ -54,11 +56,11 @@ Exit status: 0 after a clean stop, 1 when the configuration is invalid or the so
     const { Agent } = await import('../lib/agent/agent.js');
     const { EdgectlError, errorMessage } = await import('../lib/errors.js');
     const config = await resolveAgentConfig({
-      config: f.config, node: f.node, role: f.role, listen: f.listen, admin: f.admin, data: f.data, upstream: f.upstream, sink: f.sink,
+      config: f.config, node: f.node, role: f.role, listen: f.listen, admin: f.admin, adminTokenFile: f['admin-token-file'], data: f.data, upstream: f.upstream, sink: f.sink,
       credentialFile: f['credential-file'], acceptForward: f['accept-forward'], token: f.token, topic: f.topic, spoolBytes: f['spool-bytes'],
       maxMessageBytes: f['max-message-bytes'], requestTimeoutMs: f['request-timeout-ms'], heartbeatSeconds: f['heartbeat-seconds'],
       maxBatchBytes: f['max-batch-bytes'], maxBatchMessages: f['max-batch-messages'], forwardBatchMessages: f['forward-batch-messages'],
-      forwardBatchBytes: f['forward-batch-bytes'], dedupeWindow: f['dedupe-window'],
+      forwardBatchBytes: f['forward-batch-bytes'], dedupeWindow: f['dedupe-window'], forwardInflightBytes: f['forward-inflight-bytes'],
     });
     const agent = await Agent.create(config, log);
     try {

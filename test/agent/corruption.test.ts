@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { type AgentProc, kill9, killAll, post, sha, startAgent, status, waitFor } from './helpers.js';
+import { type AgentProc, admin, kill9, killAll, post, sha, startAgent, status, waitFor } from './helpers.js';
 
 // Garbage in the store's files: the agent starts anyway, salvages or quarantines, says so loudly, keeps serving.
 let dir: string;
@@ -53,7 +53,7 @@ describe('corruption', { timeout: 240_000 }, () => {
     const kept = s.store.quarantined[0];
     const firstBytes = await Promise.all((await readdir(kept)).map(async (f: string) => (await readFile(path.join(kept, f)))[0]));
     expect(firstBytes.filter((b) => b === 0xa5).length).toBeGreaterThan(1);
-    const metrics = await (await fetch(`http://127.0.0.1:${a.adminPort}/metrics`)).text();
+    const metrics = await (await admin(a, '/metrics')).text();
     expect(metrics).toMatch(/^edgectl_store_quarantined 1$/m);
     expect(a.log.join('')).toMatch(/quarantine/);
     const r = await post(a.port, 't', 'after', { authorization: 'Bearer tok' });
@@ -74,7 +74,7 @@ describe('corruption', { timeout: 240_000 }, () => {
     expect(s.store.incidents.map((i: { kind: string }) => i.kind)).toContain('repaired');
     expect(s.store.quarantined).toHaveLength(1);
     expect(s.store.incidents[0].reason).toMatch(/20 messages salvaged/);
-    expect(await (await fetch(`http://127.0.0.1:${a.adminPort}/metrics`)).text()).toMatch(/^edgectl_store_repaired_total 1$/m);
+    expect(await (await admin(a, '/metrics')).text()).toMatch(/^edgectl_store_repaired_total 1$/m);
     const r = await post(a.port, 't', 'after', { authorization: 'Bearer tok' });
     expect(r.status).toBe(202);
     await waitFor(async () => (await sinkIds(sink)).length >= 21, 10_000, 'salvaged messages delivered');

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import { type AgentProc, depth, kill9, killAll, restart, sha, startAgent, waitFor } from './helpers.js';
+import { type AgentProc, credential, depth, kill9, killAll, restart, sha, startAgent, waitFor } from './helpers.js';
 import { deleteStream, readStream } from './nats-read.js';
 
 // edge -> relay -> hub -> JetStream, each a real process; kill -9 at random, 20+ rounds.
@@ -16,11 +16,15 @@ const procs: Record<'edge' | 'relay' | 'hub', AgentProc> = {} as never;
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'edgectl-crash-'));
-  const common = ['--heartbeat-seconds', '1'];
-  procs.hub = await startAgent('hub-c', 21230, 21231, ['--role', 'hub', '--data', path.join(dir, 'hub'), '--sink', `nats://127.0.0.1:4222?stream=${STREAM}&prefix=${PREFIX}&duplicateWindow=900`, ...common]);
-  procs.relay = await startAgent('relay-c', 21220, 21221, ['--role', 'relay', '--data', path.join(dir, 'relay'), '--upstream', 'http://127.0.0.1:21230/v1/forward', ...common]);
+  const common = ['--heartbeat-seconds', '1', ...TOPICS.map((t) => `--topic=acme/${t}`)];
+  const edgeCred = credential(dir, 'edge-c');
+  const relayCred = credential(dir, 'relay-c');
+  procs.hub = await startAgent('hub-c', 21230, 21231, ['--role', 'hub', '--data', path.join(dir, 'hub'), '--sink', `nats://127.0.0.1:4222?stream=${STREAM}&prefix=${PREFIX}&duplicateWindow=900`,
+    '--accept-forward', relayCred.accept('edge-c'), ...common]);
+  procs.relay = await startAgent('relay-c', 21220, 21221, ['--role', 'relay', '--data', path.join(dir, 'relay'), '--upstream', 'http://127.0.0.1:21230/v1/forward',
+    '--credential-file', relayCred.file, '--accept-forward', edgeCred.accept(), ...common]);
   procs.edge = await startAgent('edge-c', 21210, 21211, ['--role', 'edge', '--data', path.join(dir, 'edge'), '--upstream', 'http://127.0.0.1:21220/v1/forward',
-    '--token', `acme:${sha('tok')}`, ...TOPICS.map((t) => `--topic=acme/${t}`), ...common]);
+    '--credential-file', edgeCred.file, '--token', `acme:${sha('tok')}`, ...common]);
 }, 300_000);
 
 afterAll(async () => {

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { type AgentProc, depth, killAll, post, sha, startAgent, status, waitFor } from './helpers.js';
+import { type AgentProc, credential, depth, killAll, post, sha, startAgent, status, waitFor } from './helpers.js';
 
 // The spool on an 8 MB tmpfs (needs root: mount -t tmpfs). Upstream absent at first, so it fills up.
 let dir: string;
@@ -19,7 +19,7 @@ beforeAll(async () => {
   mounted = true;
   await writeFile(path.join(mnt, 'filler'), Buffer.alloc(4 << 20, 1));
   edge = await startAgent('edge-d', 21510, 21511, ['--role', 'edge', '--data', path.join(mnt, 'data'), '--upstream', 'http://127.0.0.1:21530/v1/forward',
-    '--token', `acme:${sha('tok')}`, '--topic', 'acme/t', '--heartbeat-seconds', '0']);
+    '--credential-file', credential(dir, 'edge-d').file, '--token', `acme:${sha('tok')}`, '--topic', 'acme/t', '--heartbeat-seconds', '0']);
 }, 300_000);
 
 afterAll(async () => {
@@ -61,7 +61,8 @@ describe('disk full', () => {
 
     // Everything acknowledged before and after the outage reaches the hub exactly once.
     const sink = path.join(dir, 'sink.jsonl');
-    const hub = await startAgent('hub-d', 21530, 21531, ['--role', 'hub', '--data', path.join(dir, 'hub'), '--sink', `file:${sink}`, '--heartbeat-seconds', '0']);
+    const hub = await startAgent('hub-d', 21530, 21531, ['--role', 'hub', '--data', path.join(dir, 'hub'), '--sink', `file:${sink}`,
+      '--accept-forward', credential(dir, 'edge-d').accept(), '--topic', 'acme/t', '--heartbeat-seconds', '0']);
     await waitFor(async () => (await depth(edge)) === 0 && (await depth(hub)) === 0, 120_000, 'drain', 500);
     const ids = (await readFile(sink, 'utf8')).trim().split('\n').map((l) => (JSON.parse(l) as { id: string }).id);
     expect(new Set(ids).size).toBe(ids.length);

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -13,7 +13,20 @@ export interface AgentProc {
   proc: ChildProcess;
   port: number;
   adminPort: number;
+  /** The loopback address it listens on (device and admin API). */
+  host: string;
+  /** Where the agent keeps its admin token (its data dir's admin-token, or --admin-token-file). */
+  tokenFile: string;
   log: string[];
+}
+
+/** The admin token file an agent started with these arguments uses. */
+function tokenFileOf(args: string[]): string {
+  const flag = (name: string) => { const i = args.indexOf(name); return i === -1 ? undefined : args[i + 1]; };
+  const explicit = flag('--admin-token-file');
+  if (explicit) return explicit;
+  const data = flag('--data') ?? (JSON.parse(readFileSync(flag('--config')!, 'utf8')) as { dataDir: string }).dataDir;
+  return path.join(data, 'admin-token');
 }
 
 const running = new Set<AgentProc>();
@@ -22,20 +35,25 @@ const running = new Set<AgentProc>();
 export const AGENT_NODE_OPTIONS = '--max-semi-space-size=4';
 
 /** Starts `node bin/run.js agent ...` as its own process and waits for /healthz to answer. */
-export async function startAgent(name: string, port: number, adminPort: number, args: string[], opts: { waitHealthy?: boolean } = {}): Promise<AgentProc> {
-  const full = ['bin/run.js', 'agent', '--node', name, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`, ...args];
+export async function startAgent(name: string, port: number, adminPort: number, args: string[], opts: { waitHealthy?: boolean; host?: string } = {}): Promise<AgentProc> {
+  const host = opts.host ?? '127.0.0.1';
+  const full = ['bin/run.js', 'agent', '--node', name, '--listen', `${host}:${port}`, '--admin', `${host}:${adminPort}`, ...args];
   const proc = spawn(process.execPath, full, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NO_COLOR: '1', NODE_OPTIONS: AGENT_NODE_OPTIONS } });
-  const a: AgentProc = { name, args, proc, port, adminPort, log: [] };
+  const a: AgentProc = { name, args, proc, port, adminPort, host, tokenFile: tokenFileOf(args), log: [] };
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => { a.log.push(d); if (a.log.length > 2000) a.log.splice(0, 1000); });
   running.add(a);
   proc.once('exit', () => running.delete(a));
-  if (opts.waitHealthy !== false) await waitFor(async () => (await fetch(`http://127.0.0.1:${adminPort}/healthz`).catch(() => undefined))?.status !== undefined, 90_000, `${name} to start\n${a.log.join('')}`);
+  if (opts.waitHealthy !== false) {
+    await waitFor(async () => {
+      if (proc.exitCode !== null) throw new Error(`${name} exited with status ${proc.exitCode}: ${a.log.join('')}`);
+      return (await fetch(`http://${host}:${adminPort}/healthz`).catch(() => undefined))?.status !== undefined;
+    }, 90_000, `${name} to start\n${a.log.join('')}`);
+  }
   return a;
 }
 
 export function restart(a: AgentProc): Promise<AgentProc> {
-  const base = a.args;
-  return startAgent(a.name, a.port, a.adminPort, base);
+  return startAgent(a.name, a.port, a.adminPort, a.args, { host: a.host });
 }
 
 export async function kill9(a: AgentProc): Promise<void> {
@@ -69,9 +87,27 @@ export async function waitFor(cond: () => Promise<boolean> | boolean, timeoutMs:
   }
 }
 
+/** A request to the agent's admin API with its admin token. */
+export function admin(a: AgentProc, pathAndQuery: string, init: RequestInit = {}): Promise<Response> {
+  const token = readFileSync(a.tokenFile, 'utf8').trim();
+  return fetch(`http://${a.host}:${a.adminPort}${pathAndQuery}`, { ...init, headers: { ...init.headers as Record<string, string>, authorization: `Bearer ${token}` } });
+}
+
 export async function status(a: AgentProc): Promise<any> {
-  const r = await fetch(`http://127.0.0.1:${a.adminPort}/status`);
+  const r = await admin(a, '/status');
   return r.json();
+}
+
+/**
+ * A node's forwarding credential for tests: the secret in a file (for --credential-file) and the
+ * --accept-forward value its parent hop takes it with (the nodes behind it after the hash).
+ */
+export function credential(dir: string, node: string): { file: string; secret: string; sha256: string; accept: (...behind: string[]) => string } {
+  const secret = `credential-of-${node}`;
+  const file = path.join(dir, `${node}.credential`);
+  writeFileSync(file, secret, { mode: 0o600 });
+  const sha256 = sha(secret);
+  return { file, secret, sha256, accept: (...behind) => `${node}:${sha256}${behind.length ? `:${behind.join(',')}` : ''}` };
 }
 
 /** Messages waiting in the spool, the agent's own heartbeats excluded. */

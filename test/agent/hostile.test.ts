@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { type AgentProc, depth, killAll, post, sha, startAgent, status, waitFor } from './helpers.js';
+import { type AgentProc, admin, depth, killAll, post, sha, startAgent, status, waitFor } from './helpers.js';
 import { encodeBatch } from '../../src/lib/agent/forward/wire.js';
 
 // An edge agent whose upstream is a closed port: nothing drains, so quotas can be reached.
@@ -18,7 +18,7 @@ beforeAll(async () => {
   const config = {
     format: 'edgectl-agent/v1', node: 'edge-h', role: 'edge', listen: `127.0.0.1:${PORT}`, admin: `127.0.0.1:${ADMIN}`,
     dataDir: path.join(dir, 'data'), maxMessageBytes: 1024, maxBatchMessages: 50, upstreams: ['http://127.0.0.1:21199/v1/forward'],
-    acceptForward: [sha('hop-secret')], requestTimeoutMs: 1000, heartbeatSeconds: 0,
+    acceptForward: [{ node: 'e1', sha256: sha('hop-secret') }], requestTimeoutMs: 1000, heartbeatSeconds: 0,
     tenants: [
       { name: 'acme', tokens: [sha('tok-acme')], spoolBytes: 20_000, topics: [{ name: 'events' }, { name: 'ring', whenFull: 'drop-oldest' }, { name: 'short', ttlSeconds: 1 }] },
       { name: 'slowco', tokens: [sha('tok-slow')], spoolBytes: 1_000_000, requestsPerSecond: 2, topics: [{ name: 'events' }] },
@@ -101,14 +101,14 @@ describe('device API limits', () => {
       if (r.status !== 202) break;
     }
     expect([r!.status, r!.json.error, r!.headers.get('retry-after')]).toEqual([507, 'spool_full', '5']);
-    await fetch(`http://127.0.0.1:${ADMIN}/v1/spool/purge?tenant=acme&topic=events`, { method: 'POST' });
+    await admin(edge, '/v1/spool/purge?tenant=acme&topic=events', { method: 'POST' });
     for (let i = 0; i < 60; i++) expect((await post(PORT, 'ring', `r${i}`.padEnd(500, '.'), auth)).status).toBe(202);
     const ring = (await status(edge)).queues.find((q: { topic: string }) => q.topic === 'ring');
     expect(ring.dropped).toBeGreaterThan(0);
     expect(ring.depth + ring.dropped).toBe(60);
-    const m = await (await fetch(`http://127.0.0.1:${ADMIN}/metrics`)).text();
+    const m = await (await admin(edge, '/metrics')).text();
     expect(m).toMatch(new RegExp(`edgectl_spool_dropped_total\\{tenant="acme",topic="ring"\\} ${ring.dropped}`));
-    await fetch(`http://127.0.0.1:${ADMIN}/v1/spool/purge?tenant=acme`, { method: 'POST' });
+    await admin(edge, '/v1/spool/purge?tenant=acme', { method: 'POST' });
   });
 
   it('expires messages past the topic TTL and counts them', async () => {

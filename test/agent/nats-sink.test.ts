@@ -31,7 +31,7 @@ describe('nats sink', { timeout: 240_000 }, () => {
     const sink = `nats://127.0.0.1:4222?stream=${STREAM}&prefix=${PREFIX}&duplicateWindow=1`;
     const msgs = Array.from({ length: 5 }, (_, i) => ({ id: `e9:${RUN}:${i + 1}`, tenant: 'acme', topic: 'ev', contentType: 'text/plain', ts: Date.now(), body: Buffer.from(`m${i}`) }));
     const forward = (port: number, n: number) => fetch(`http://127.0.0.1:${port}/v1/forward`, { method: 'POST', body: encodeBatch(msgs.slice(0, n)), headers: { 'content-type': 'application/vnd.edgectl.batch', authorization: 'Bearer hop' } });
-    const args = (d: string) => ['--role', 'hub', '--data', path.join(dir, d), '--sink', sink, '--accept-forward', sha('hop'), '--heartbeat-seconds', '0'];
+    const args = (d: string) => ['--role', 'hub', '--data', path.join(dir, d), '--sink', sink, '--accept-forward', `e9:${sha('hop')}`, '--topic', 'acme/ev', '--heartbeat-seconds', '0'];
     const a = await startAgent('hub-n1', 21710, 21711, args('a'));
     expect((await forward(21710, 3)).status).toBe(200);
     await waitFor(async () => (await depth(a)) === 0, 20_000, 'first delivery');
@@ -52,7 +52,7 @@ describe('nats sink', { timeout: 240_000 }, () => {
     const one = (id: string) => encodeBatch([{ id, tenant: 'acme', topic: 'ev', contentType: 'text/plain', ts: Date.now(), body: Buffer.from(id) }]);
     const send = (body: Buffer) => fetch('http://127.0.0.1:21730/v1/forward', { method: 'POST', body, headers: { 'content-type': 'application/vnd.edgectl.batch', authorization: 'Bearer hop' } });
     const hub = await startAgent('hub-n3', 21730, 21731, ['--role', 'hub', '--data', path.join(dir, 'c'), '--sink', `nats://127.0.0.1:4222?stream=${stream}&prefix=${prefix}`,
-      '--accept-forward', sha('hop'), '--heartbeat-seconds', '0']);
+      '--accept-forward', `e9:${sha('hop')}`, '--topic', 'acme/ev', '--heartbeat-seconds', '0']);
     try {
       expect((await send(one(`e9:${RUN}:g1`))).status).toBe(200);
       await waitFor(async () => (await depth(hub)) === 0, 20_000, 'first delivery');
@@ -71,7 +71,7 @@ describe('nats sink', { timeout: 240_000 }, () => {
     const port = 21790;
     const stream = `${STREAM}_LATE`;
     const hub = await startAgent('hub-n4', 21740, 21741, ['--role', 'hub', '--data', path.join(dir, 'd'), '--sink', `nats://127.0.0.1:${port}?stream=${stream}&prefix=${PREFIX}_late`,
-      '--accept-forward', sha('hop'), '--heartbeat-seconds', '0']);
+      '--accept-forward', `e9:${sha('hop')}`, '--topic', 'acme/ev', '--heartbeat-seconds', '0']);
     const ids = [1, 2, 3].map((i) => `e9:${RUN}:late${i}`);
     const body = encodeBatch(ids.map((id) => ({ id, tenant: 'acme', topic: 'ev', contentType: 'text/plain', ts: Date.now(), body: Buffer.from(id) })));
     expect((await fetch('http://127.0.0.1:21740/v1/forward', { method: 'POST', body, headers: { 'content-type': 'application/vnd.edgectl.batch', authorization: 'Bearer hop' } })).status).toBe(200);

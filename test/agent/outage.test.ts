@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { type AgentProc, depth, kill9, killAll, restart, rssMb, sha, startAgent, waitFor } from './helpers.js';
+import { type AgentProc, credential, depth, kill9, killAll, restart, rssMb, sha, startAgent, waitFor } from './helpers.js';
 
 // The relay is down for a while under load: the edge keeps accepting (bounded memory), then drains.
 let dir: string;
@@ -12,10 +12,14 @@ let hub: AgentProc;
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'edgectl-outage-'));
-  hub = await startAgent('hub-o', 21330, 21331, ['--role', 'hub', '--data', path.join(dir, 'hub'), '--sink', `file:${path.join(dir, 'sink.jsonl')}`, '--heartbeat-seconds', '0']);
-  relay = await startAgent('relay-o', 21320, 21321, ['--role', 'relay', '--data', path.join(dir, 'relay'), '--upstream', 'http://127.0.0.1:21330/v1/forward', '--heartbeat-seconds', '0']);
+  const topics = ['--topic', 'acme/a', '--topic', 'acme/b', '--heartbeat-seconds', '0'];
+  const edgeCred = credential(dir, 'edge-o');
+  const relayCred = credential(dir, 'relay-o');
+  hub = await startAgent('hub-o', 21330, 21331, ['--role', 'hub', '--data', path.join(dir, 'hub'), '--sink', `file:${path.join(dir, 'sink.jsonl')}`, '--accept-forward', relayCred.accept('edge-o'), ...topics]);
+  relay = await startAgent('relay-o', 21320, 21321, ['--role', 'relay', '--data', path.join(dir, 'relay'), '--upstream', 'http://127.0.0.1:21330/v1/forward',
+    '--credential-file', relayCred.file, '--accept-forward', edgeCred.accept(), ...topics]);
   edge = await startAgent('edge-o', 21310, 21311, ['--role', 'edge', '--data', path.join(dir, 'edge'), '--upstream', 'http://127.0.0.1:21320/v1/forward',
-    '--token', `acme:${sha('tok')}`, '--topic', 'acme/a', '--topic', 'acme/b', '--heartbeat-seconds', '0']);
+    '--credential-file', edgeCred.file, '--token', `acme:${sha('tok')}`, ...topics]);
 }, 300_000);
 
 afterAll(async () => {

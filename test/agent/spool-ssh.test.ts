@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,10 +9,13 @@ import { sha } from './helpers.js';
 
 /**
  * `edgectl spool --node` over real sshd: an edge in its own network namespace, reachable only
- * through a relay. Its agent listens on the edge's own loopback, so the only way to its admin
- * API is the SSH connection through the relay, as on a real node.
+ * through a relay. Its agent listens on every address of the edge (agent.listen 0.0.0.0), yet
+ * its admin API stays on the edge's loopback (render's address: 127.0.0.1, listen port + 1), so
+ * the only way to it is the SSH connection through the relay, as on a real node, with the admin
+ * token the CLI reads there (as the SSH user, which is the agent's user here: root).
  */
-const LISTEN = '127.0.0.1:23610';
+const LISTEN = '0.0.0.0:23610';
+const ADMIN = '127.0.0.1:23611';
 let lab: Lab;
 let dir: string;
 let fleet: string;
@@ -25,7 +28,7 @@ const run = (args: string[]) => cli(args, { home });
 
 /** A device posting to the agent from inside the edge's namespace. */
 async function post(topic: string, body: string): Promise<number> {
-  const r = await lab.execIn(edge, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '-m', '5', '-H', 'Authorization: Bearer tok', '--data-binary', body, `http://${LISTEN}/v1/q/${topic}`]);
+  const r = await lab.execIn(edge, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '-m', '5', '-H', 'Authorization: Bearer tok', '--data-binary', body, `http://127.0.0.1:23610/v1/q/${topic}`]);
   return Number(r.stdout);
 }
 
@@ -38,10 +41,11 @@ beforeAll(async () => {
   home = join(dir, 'home');
   await lab.writeFleet(fleet, { pin: true });
   await writeFile(join(fleet, 'nodes.yaml'), [lab.nodeDoc(relay, { pin: true }), lab.nodeDoc(edge, { pin: true, spec: { agent: { listen: LISTEN } } })].join('---\n'));
-  agent = lab.spawnIn(edge, [process.execPath, BIN, 'agent', '--node', 'edge-1', '--role', 'edge', '--listen', LISTEN, '--admin', '127.0.0.1:23611',
-    '--data', join(dir, 'spool'), '--upstream', 'http://127.0.0.1:9/v1/forward', '--token', `acme:${sha('tok')}`, '--topic', 'acme/events', '--heartbeat-seconds', '0'], join(dir, 'agent.log'));
+  // Its state where render puts it (<root>/spool): the CLI reads the admin token there.
+  agent = lab.spawnIn(edge, [process.execPath, BIN, 'agent', '--node', 'edge-1', '--role', 'edge', '--listen', LISTEN, '--admin', ADMIN,
+    '--data', join(edge.root, 'spool'), '--upstream', 'http://127.0.0.1:9/v1/forward', '--token', `acme:${sha('tok')}`, '--topic', 'acme/events', '--heartbeat-seconds', '0'], join(dir, 'agent.log'));
   for (let i = 0; i < 100; i++) {
-    const r = await lab.execIn(edge, ['curl', '-s', '-m', '1', 'http://127.0.0.1:23611/healthz']);
+    const r = await lab.execIn(edge, ['curl', '-s', '-m', '1', 'http://127.0.0.1:23610/healthz']);
     if (r.stdout.includes('"ok":true')) break;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -54,9 +58,20 @@ afterAll(async () => {
 });
 
 describe('edgectl spool --node over SSH through a relay', { timeout: 120_000 }, () => {
-  it('the agent cannot be reached from here, only through the SSH connection', async () => {
-    const r = await lab.execIn(undefined, ['curl', '-s', '-m', '2', `http://${edge.address}:23611/healthz`]);
-    expect(r.code).not.toBe(0);
+  it('the device API listens on the edge\'s address, the admin API only on its loopback, and it wants its token', async () => {
+    const from = await lab.execIn(relay, ['curl', '-s', '-m', '2', `http://${edge.address}:23610/healthz`]);
+    expect([from.code, from.stdout]).toEqual([0, expect.stringContaining('"ok":true')]);
+    for (const where of [relay, undefined]) {
+      const r = await lab.execIn(where, ['curl', '-s', '-m', '2', `http://${edge.address}:23611/healthz`]);
+      expect(r.code).not.toBe(0);
+    }
+    const noToken = await lab.execIn(edge, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '-m', '2', '-X', 'POST', `http://${ADMIN}/v1/spool/purge`]);
+    expect(noToken.stdout).toBe('401');
+    // Status and metrics (they name every tenant) are not on the device API.
+    const status = await lab.execIn(edge, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '-m', '2', 'http://127.0.0.1:23610/status']);
+    expect(status.stdout).toBe('404');
+    const st = await stat(join(edge.root, 'spool', 'admin-token'));
+    expect(st.mode & 0o777).toBe(0o600);
   });
 
   it('status, peek and purge see and change what devices posted on the node', async () => {

@@ -171,6 +171,23 @@ describe('spool queue contract', () => {
     expect(spool.dedupe.size).toBe(3);
   });
 
+  it('repeats are remembered per sender: ids one sender sent first are not duplicates when another sends them', async () => {
+    const m = (id: string) => ({ id, tenant: 'acme', topic: 't', contentType: 'text/plain', ts: Date.now(), body: Buffer.from(id) });
+    expect(await spool.appendForwarded([m('a:1:1'), m('a:1:2')], { sender: 'relay-x' })).toEqual({ accepted: 2, duplicates: 0 });
+    expect(await spool.appendForwarded([m('a:1:1'), m('a:1:2'), m('a:1:3')], { sender: 'a' })).toEqual({ accepted: 3, duplicates: 0 });
+    expect(await spool.appendForwarded([m('a:1:3')], { sender: 'a' })).toEqual({ accepted: 0, duplicates: 1 });
+  });
+
+  it('drop-oldest tenants among forwarded items make room instead of refusing the batch', async () => {
+    const hb = (i: number) => ({ id: `r:1:${i}`, tenant: '_agent', topic: 'heartbeat', contentType: 'application/json', ts: Date.now(), body: Buffer.alloc(100, 120) });
+    const opts = { sender: 'r', quotaOf: () => 1000, dropOldest: () => true };
+    for (let i = 0; i < 30; i++) expect(await spool.appendForwarded([hb(i)], opts)).toEqual({ accepted: 1, duplicates: 0 });
+    const [q] = await spool.status();
+    expect(q.bytes).toBeLessThanOrEqual(1000);
+    expect(q.dropped + q.depth).toBe(30);
+    await expect(spool.appendForwarded([hb(99)], { sender: 'r', quotaOf: () => 1000 })).rejects.toThrow(SpoolFullError);
+  });
+
   it('a repeat that arrives while the first copy is being written waits for that write, and is stored if it fails', async () => {
     const m = { id: 'e:1:9', tenant: 'acme', topic: 't', contentType: 'text/plain', ts: Date.now(), body: Buffer.from('x') };
     // The first write fails after a while (as a full disk would); the others are real.
@@ -221,10 +238,10 @@ describe('spool queue contract', () => {
     const run = { idPrefix: 'e:1:', first: 1, count: 3, tenant: 'acme', topic: 't', contentType: 'a/b', ts: 1, bodies: Buffer.concat(['aaaa', 'bbbb', 'cccc'].map((x) => Buffer.concat([Buffer.from([0, 0, 0, 4]), Buffer.from(x)]))) };
     await spool.append('acme', 't', [msg('x'.repeat(100))]);
     const used = (await spool.status())[0].bytes;
-    await expect(spool.appendForwarded([run], () => used + 10)).rejects.toThrow(SpoolFullError);
+    await expect(spool.appendForwarded([run], { quotaOf: () => used + 10 })).rejects.toThrow(SpoolFullError);
     expect((await spool.status())[0].depth).toBe(1);
     expect(spool.dedupe.size).toBe(0);
-    expect(await spool.appendForwarded([run], () => used + 1000)).toEqual({ accepted: 3, duplicates: 0 });
+    expect(await spool.appendForwarded([run], { quotaOf: () => used + 1000 })).toEqual({ accepted: 3, duplicates: 0 });
     expect((await spool.status())[0].depth).toBe(4);
   });
 

@@ -185,9 +185,10 @@ describe('live: nginx runs a rendered bundle', () => {
   it('proxies HTTPQ to the agent, with the body limits the agent has (a batch may exceed maxMessageBytes)', async () => {
     const up = await request('POST', 'api.shop.example', '/v1/q/events', '{"t":1}', { 'content-type': 'application/json' });
     expect(up.status).toBe(202);
+    // An edge is nobody's next hop: nginx does not pass /v1/forward on (relays and the hub do).
     const fwd = await request('POST', '198.51.100.1', '/v1/forward', 'batch');
-    expect(fwd.status).toBe(202);
-    expect(agentSeen.slice(-2).map((s) => [s.method, s.url, s.body])).toEqual([['POST', '/v1/q/events', '{"t":1}'], ['POST', '/v1/forward', 'batch']]);
+    expect(fwd.status).toBe(404);
+    expect(agentSeen.slice(-1).map((s) => [s.method, s.url, s.body])).toEqual([['POST', '/v1/q/events', '{"t":1}']]);
     // maxMessageBytes is 4096 here: a 6 KB NDJSON batch still reaches the agent, which alone
     // knows a batch from a single message; nginx stops what no agent would take (8 MiB).
     const batch = '{"v":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}\n'.repeat(100);

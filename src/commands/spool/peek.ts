@@ -15,7 +15,7 @@ export default class SpoolPeek extends EdgectlCommand {
     const { tenant, topic } = flags;
     if (!tenant || !topic) throw new EdgectlError('EDGECTL_USAGE', 'peek needs --tenant and --topic');
     const { withAdmin, spoolPeek } = await import('../../lib/agent/spool-client.js');
-    await withAdmin(flags, async (api) => {
+    await withAdmin({ ...flags, adminTokenFile: flags['admin-token-file'] }, async (api) => {
       const r = await spoolPeek(api, tenant, topic, flags.limit);
       if (flags.json) return this.out(json(r));
       const preview = (b: string) => (b.length > 60 ? `${b.slice(0, 57)}...` : b).replace(/[\x00-\x1f\x7f]/g, '.');

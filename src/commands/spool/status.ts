@@ -9,6 +9,7 @@ export const spoolFlags = {
   fleet: Flags.string({ char: 'f', summary: 'Fleet repo directory (with --node)', default: '.' }),
   identity: Flags.string({ char: 'i', summary: 'SSH private key file (repeatable)', multiple: true }),
   admin: Flags.string({ summary: 'Admin API URL of a local agent instead of --node (e.g. http://127.0.0.1:8481)' }),
+  'admin-token-file': Flags.string({ summary: 'With --admin: the agent\'s admin token file (DATA/admin-token); --node reads it on the node' }),
   local: targetFlags.local,
   tenant: Flags.string({ summary: 'Only this tenant' }),
   topic: Flags.string({ summary: 'Only this topic' }),
@@ -18,14 +19,14 @@ export const spoolFlags = {
 export default class SpoolStatus extends EdgectlCommand {
   static override summary = "Show a node's HTTPQ spool: depth, bytes, oldest age, drops per tenant and topic";
   static override description = `Asks the node's agent over its loopback admin API (through SSH with --node, or --admin URL for a
-local agent). Never opens the spool files. Exit status: 0 answered, 1 the agent could not be reached.`;
+local agent, with --admin-token-file). Never opens the spool files. Exit status: 0 answered, 1 the agent could not be reached.`;
   static override examples = ['<%= config.bin %> spool status --node bj-edge-01', '<%= config.bin %> spool status --admin http://127.0.0.1:8481 --json'];
   static override flags = spoolFlags;
 
   async run(): Promise<void> {
     const { flags } = await this.parse(SpoolStatus);
     const { withAdmin, spoolStatus } = await import('../../lib/agent/spool-client.js');
-    await withAdmin(flags, async (api) => {
+    await withAdmin({ ...flags, adminTokenFile: flags['admin-token-file'] }, async (api) => {
       const s = await spoolStatus(api, { tenant: flags.tenant, topic: flags.topic });
       if (flags.json) return this.out(json(s));
       this.out(`${s.node} (${s.role}) store ${s.store.state}; last forward ${s.forward.lastSuccessAt ?? 'never'}${s.forward.lastError ? `; last error ${s.forward.lastError.message}` : ''}`);

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
-import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
-import type { AgentConfig } from './config.js';
+import { agentAdminTokenFile, isLoopbackHost, type AgentConfig } from './config.js';
+import { loadAdminToken } from './admin-token.js';
 import type { Logger } from '../logger.js';
 import { EdgectlError, errorMessage } from '../errors.js';
 import { Spool } from './store/queue.js';
@@ -10,8 +10,9 @@ import { buildAdminApp, buildDeviceApp, type Handler } from './http/app.js';
 import { Forwarder } from './forward/forwarder.js';
 import type { Deliverer } from './forward/deliverer.js';
 import { UpstreamDeliverer } from './forward/upstream.js';
+import { CredentialFile } from './forward/credential.js';
 import { createSink } from './sinks/index.js';
-import { INTERNAL_TENANT } from './forward/wire.js';
+import { HEARTBEAT_TOPIC, INTERNAL_TENANT } from './forward/wire.js';
 import { collectStatus } from './status.js';
 
 export type AgentState = 'created' | 'running' | 'stopping' | 'stopped';
@@ -45,6 +46,8 @@ export class Agent {
 
   static async create(config: AgentConfig, log: Logger): Promise<Agent> {
     const t0 = Date.now();
+    // Before the store: an agent that cannot authenticate its admin callers does not start.
+    const adminTokenHash = await loadAdminToken(config.adminTokenFile ?? agentAdminTokenFile(config.dataDir));
     const forward = { maxMessages: config.forwardBatchMessages ?? 1000, maxBytes: config.forwardBatchBytes ?? 4 << 20 };
     // A device batch is stored as chunks no larger than a forward batch, so chunks never overshoot one.
     const spool = new Spool({ dataDir: config.dataDir, log, dedupeWindow: config.dedupeWindow, chunkMessages: forward.maxMessages, chunkBytes: Math.min(forward.maxBytes, 1 << 20) });
@@ -63,6 +66,7 @@ export class Agent {
     }
     const wake = { fw: undefined as Forwarder | undefined };
     const ctx = buildContext(config, spool, log, () => wake.fw?.notify());
+    ctx.adminTokenHash = adminTokenHash;
     const fw = new Forwarder(spool, out, ctx.stats, log, forward);
     wake.fw = fw;
     const agent = new Agent(ctx, fw);
@@ -88,6 +92,8 @@ export class Agent {
     };
     const listen = await bind(c.listen, this.device);
     const admin = await bind(c.admin, this.admin);
+    // The config allows only loopback literals; what was bound is checked all the same.
+    if (!isLoopbackHost(admin.slice(0, admin.lastIndexOf(':')))) throw new EdgectlError('EDGECTL_AGENT', `the admin API is bound to ${admin}, which is not a loopback address`);
     this.forwarder?.start();
     this.timer = setInterval(() => void this.maintain(), 1000);
     this.state = 'running';
@@ -120,7 +126,7 @@ export class Agent {
         this.lastHeartbeat = now;
         const s = await collectStatus(this.ctx);
         const beat = { node: s.node, role: s.role, time: new Date(now).toISOString(), store: s.store.state, depth: s.totals.depth, bytes: s.totals.bytes, quarantined: s.store.quarantined.length, lastForward: s.forward.lastSuccessAt };
-        await spool.append(INTERNAL_TENANT, 'heartbeat', [{ contentType: 'application/json', body: Buffer.from(JSON.stringify(beat)) }], { quotaBytes: 256 << 10, whenFull: 'drop-oldest' });
+        await spool.append(INTERNAL_TENANT, HEARTBEAT_TOPIC, [{ contentType: 'application/json', body: Buffer.from(JSON.stringify(beat)) }], { quotaBytes: 256 << 10, whenFull: 'drop-oldest' });
         this.forwarder?.notify();
       }
     } catch (err) {
@@ -153,14 +159,7 @@ async function hubSink(config: AgentConfig, log: Logger): Promise<Deliverer> {
 
 async function upstream(config: AgentConfig, log: Logger): Promise<Deliverer> {
   if (config.upstreams.length === 0) throw new EdgectlError('EDGECTL_AGENT', `role ${config.role} needs at least one upstream (--upstream http://relay:PORT/v1/forward)`);
-  let credential: string | undefined;
-  if (config.credentialFile) {
-    try {
-      credential = (await readFile(config.credentialFile, 'utf8')).trim();
-    } catch (err) {
-      throw new EdgectlError('EDGECTL_AGENT', `cannot read credentialFile ${config.credentialFile}: ${errorMessage(err)}`);
-    }
-    if (!/^[\x21-\x7e]{1,512}$/.test(credential)) throw new EdgectlError('EDGECTL_AGENT', `credentialFile ${config.credentialFile} must hold one printable token`);
-  }
+  const credential = new CredentialFile(config.credentialFile, log);
+  await credential.load();
   return new UpstreamDeliverer(config.upstreams, credential, log);
 }

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { RE } from '../fleet/values.js';
 
@@ -11,6 +12,22 @@ export const MAX_FORWARD_BATCH_MESSAGES = 10_000;
  * (at most MAX_FORWARD_BATCH_MESSAGES rows of a few hundred bytes). Agents and nginx both use it.
  */
 export const MAX_FORWARD_BODY_BYTES = Math.max(MAX_MESSAGE_BYTES, MAX_FORWARD_BATCH_BYTES) + (4 << 20);
+/**
+ * Default bound on the bytes of /v1/forward bodies a hop holds at once (a larger body is taken
+ * alone). Storing a body costs about five times its size in memory at its peak (the record,
+ * LevelDB's batch, memtable and table blocks), so this is what bounds a hop's memory under load.
+ */
+export const DEFAULT_FORWARD_INFLIGHT_BYTES = 32 << 20;
+
+/**
+ * A loopback address literal: 127.0.0.0/8 in dotted-quad form, or ::1. Names (even `localhost`)
+ * and other spellings are not: what an address resolves to is not the config's to decide.
+ */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[(.*)\]$/, '$1');
+  if (isIP(h) === 4) return h.startsWith('127.');
+  return isIP(h) === 6 && new URL(`http://[${h}]/`).hostname === '[::1]';
+}
 
 /**
  * agent.json: the contract between `edgectl render` (which writes it into every bundle, at
@@ -19,6 +36,18 @@ export const MAX_FORWARD_BODY_BYTES = Math.max(MAX_MESSAGE_BYTES, MAX_FORWARD_BA
  */
 const hostPort = z.string().regex(/^(?:\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be HOST:PORT');
 const sha = z.string().regex(RE.sha256, 'must be 64 lowercase hex digits');
+const loopbackHostPort = hostPort.refine((hp) => isLoopbackHost(hp.slice(0, hp.lastIndexOf(':'))), 'must be a loopback address (127.x.x.x or [::1]): the admin API is never on the network');
+
+/**
+ * A node allowed to POST /v1/forward here: the sha256 of the credential it presents, and the
+ * nodes whose messages it passes on (their uplink runs through it). It may send messages whose
+ * ids start with its own name or one of those; dedupe here is kept per sender.
+ */
+export const acceptForwardSchema = z.object({
+  node: z.string().regex(RE.dnsLabel, 'must be a node name'),
+  sha256: sha,
+  behind: z.array(z.string().regex(RE.dnsLabel, 'must be a node name')).default([]),
+}).strict();
 
 export const agentTopicSchema = z.object({
   name: z.string().regex(RE.topic),
@@ -43,7 +72,9 @@ export const agentConfigSchema = z.object({
   /** Device API (/v1/q/) and hop API (/v1/forward); nginx on the node proxies to it. */
   listen: hostPort,
   /** Admin API (status, peek, purge) on loopback only; never proxied by nginx. */
-  admin: hostPort,
+  admin: loopbackHostPort,
+  /** File holding the admin API's bearer token (created 0600 by the agent if missing; default <dataDir>/admin-token). */
+  adminTokenFile: z.string().min(1).optional(),
   /** LevelDB spool directory (persistent, outside releases). */
   dataDir: z.string().min(1),
   maxMessageBytes: z.number().int().positive().max(MAX_MESSAGE_BYTES),
@@ -51,8 +82,19 @@ export const agentConfigSchema = z.object({
   upstreams: z.array(z.string().url()),
   /** File on the node holding this node's bearer credential for /v1/forward (never in git). */
   credentialFile: z.string().optional(),
-  /** sha256 of credentials allowed to POST /v1/forward here; empty = any (development only). */
-  acceptForward: z.array(sha).default([]),
+  /** The nodes allowed to POST /v1/forward here. Empty: nobody (an edge; or a hop nobody forwards to yet). */
+  acceptForward: z.array(acceptForwardSchema).default([]).superRefine((list, c) => {
+    const nodes = new Set<string>();
+    const hashes = new Set<string>();
+    list.forEach((a, i) => {
+      if (nodes.has(a.node)) c.addIssue({ code: z.ZodIssueCode.custom, path: [i, 'node'], message: `node ${a.node} is listed twice` });
+      if (hashes.has(a.sha256)) c.addIssue({ code: z.ZodIssueCode.custom, path: [i, 'sha256'], message: 'this credential hash is listed twice' });
+      nodes.add(a.node);
+      hashes.add(a.sha256);
+    });
+  }),
+  /** Most bytes of /v1/forward bodies held at once (default 32 MiB; one larger body is taken alone); past it 503 before reading. */
+  forwardInflightBytes: z.number().int().positive().optional(),
   /** Hub only: file:PATH | http(s)://… | nats://HOST:PORT */
   sink: z.string().optional(),
   tenants: z.array(agentTenantSchema),
@@ -74,6 +116,7 @@ export const agentConfigSchema = z.object({
 }).strict();
 
 export type AgentConfig = z.infer<typeof agentConfigSchema>;
+export type AcceptForward = z.infer<typeof acceptForwardSchema>;
 
 export type AgentTenant = z.infer<typeof agentTenantSchema>;
 export type AgentTopic = z.infer<typeof agentTopicSchema>;
@@ -82,12 +125,21 @@ export type AgentTopic = z.infer<typeof agentTopicSchema>;
 export const defaultMaxBatchBytes = (maxMessageBytes: number) => Math.max(maxMessageBytes, 8 << 20);
 
 /**
- * The admin API listens on the agent's listen host, one port up: render writes it into
- * agent.json and `edgectl spool --node` finds it the same way. Undefined when no port is left.
+ * The admin API listens one port above the agent's listen port, on the listen host when that is
+ * a loopback address and on 127.0.0.1 otherwise (a node whose agent listens on the network keeps
+ * its admin API off it). Render writes it into agent.json and `edgectl spool --node` finds it the
+ * same way. Undefined when no port is left.
  */
 export function agentAdminAddress(listen: string): { host: string; port: number } | undefined {
   const i = listen.lastIndexOf(':');
   const port = Number(listen.slice(i + 1)) + 1;
   if (!Number.isInteger(port) || port > 65535) return undefined;
-  return { host: listen.slice(0, i), port };
+  const host = listen.slice(0, i);
+  return { host: isLoopbackHost(host) ? host : '127.0.0.1', port };
 }
+
+/** The agent's state directory under a node root, as render writes it (dataDir). */
+export const agentDataDir = (root: string) => `${root.replace(/\/+$/, '')}/spool`;
+
+/** Where the agent keeps its admin token when agent.json does not say: in its state directory. */
+export const agentAdminTokenFile = (dataDir: string) => `${dataDir.replace(/\/+$/, '')}/admin-token`;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type AgentConfig, type AgentTenant, type AgentTopic, defaultMaxBatchBytes, MAX_FORWARD_BODY_BYTES } from './config.js';
+import { type AgentConfig, type AgentTenant, type AgentTopic, DEFAULT_FORWARD_INFLIGHT_BYTES, defaultMaxBatchBytes, MAX_FORWARD_BODY_BYTES } from './config.js';
 import type { Logger } from '../logger.js';
 import type { Spool } from './store/queue.js';
 import { AgentStats } from './stats.js';
@@ -18,6 +18,35 @@ export interface Limits {
   maxForwardBytes: number;
 }
 
+/** A node allowed to forward here (agent.json acceptForward): its name, and the id origins it may carry. */
+export interface Sender {
+  node: string;
+  /** The sha256 of its credential, as bytes (compared in constant time). */
+  hash: Buffer;
+  /** Node names its messages' ids may start with: its own, and those of the nodes behind it. */
+  origins: Set<string>;
+}
+
+/**
+ * Bytes of /v1/forward bodies being read or stored right now, against the hop's bound. A body
+ * larger than the bound is taken when nothing else is in flight, so no batch a sender may send
+ * is refused forever: at most max(bound, the largest body) is held at once.
+ */
+export class Budget {
+  used = 0;
+  constructor(readonly max: number) {}
+
+  take(n: number): boolean {
+    if (this.used > 0 && this.used + n > this.max) return false;
+    this.used += n;
+    return true;
+  }
+
+  give(n: number): void {
+    this.used -= n;
+  }
+}
+
 /** Everything the HTTP handlers, forwarder and maintenance share. Built once per agent. */
 export interface AgentContext {
   config: AgentConfig;
@@ -28,7 +57,11 @@ export interface AgentContext {
   tenantsByHash: Map<string, TenantRuntime>;
   /** Tokens already found valid (bounded): a device sends the same token on every request. */
   knownTokens: Map<string, TenantRuntime>;
-  acceptForward: Set<string>;
+  /** Senders by the hex sha256 of their credential. */
+  senders: Map<string, Sender>;
+  forwardBudget: Budget;
+  /** sha256 of the admin API's bearer token; undefined (nothing accepted) until the agent has loaded it. */
+  adminTokenHash?: Buffer;
   limits: Limits;
   /** Wakes the forwarder after new data was stored. */
   notify: () => void;
@@ -53,7 +86,8 @@ export function buildContext(config: AgentConfig, spool: Spool, log: Logger, not
     config, spool, log, tenants, tenantsByHash, notify,
     knownTokens: new Map(),
     stats: new AgentStats(),
-    acceptForward: new Set(config.acceptForward),
+    senders: new Map(config.acceptForward.map((a) => [a.sha256, { node: a.node, hash: Buffer.from(a.sha256, 'hex'), origins: new Set([a.node, ...a.behind]) }])),
+    forwardBudget: new Budget(config.forwardInflightBytes ?? DEFAULT_FORWARD_INFLIGHT_BYTES),
     limits: {
       maxMessageBytes: config.maxMessageBytes,
       maxBatchBytes: config.maxBatchBytes ?? defaultMaxBatchBytes(config.maxMessageBytes),

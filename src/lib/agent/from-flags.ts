@@ -10,6 +10,7 @@ export interface AgentFlags {
   role?: string;
   listen?: string;
   admin?: string;
+  adminTokenFile?: string;
   data?: string;
   upstream?: string[];
   sink?: string;
@@ -26,6 +27,7 @@ export interface AgentFlags {
   forwardBatchMessages?: number;
   forwardBatchBytes?: number;
   dedupeWindow?: number;
+  forwardInflightBytes?: number;
 }
 
 type Raw = Record<string, unknown> & { tenants?: Record<string, unknown>[] };
@@ -68,8 +70,15 @@ export async function resolveAgentConfig(f: AgentFlags): Promise<AgentConfig> {
   set('requestTimeoutMs', f.requestTimeoutMs); set('heartbeatSeconds', f.heartbeatSeconds);
   set('maxBatchBytes', f.maxBatchBytes); set('maxBatchMessages', f.maxBatchMessages); set('dedupeWindow', f.dedupeWindow);
   set('forwardBatchMessages', f.forwardBatchMessages); set('forwardBatchBytes', f.forwardBatchBytes);
+  set('adminTokenFile', f.adminTokenFile); set('forwardInflightBytes', f.forwardInflightBytes);
   if (f.upstream?.length) raw.upstreams = f.upstream;
-  if (f.acceptForward?.length) raw.acceptForward = f.acceptForward;
+  if (f.acceptForward?.length) {
+    raw.acceptForward = f.acceptForward.map((spec) => {
+      const m = /^([^:]+):([^:]+)(?::([^:]*))?$/.exec(spec);
+      if (!m) throw new EdgectlError('EDGECTL_AGENT', `--accept-forward ${spec}: expected NODE:SHA256[:BEHIND,BEHIND...]`);
+      return { node: m[1], sha256: m[2], behind: m[3] ? m[3].split(',') : [] };
+    });
+  }
   const spoolBytes = f.spoolBytes ?? 1 << 30;
   for (const tok of f.token ?? []) {
     const m = /^([^:]+):(.+)$/.exec(tok);

@@ -2,27 +2,62 @@ import { EdgectlError, errorMessage } from '../errors.js';
 import type { Transport } from '../transport/types.js';
 import type { AgentStatus } from './status.js';
 import type { SinkRecord } from './sinks/format.js';
-import { agentAdminAddress } from './config.js';
+import { agentAdminAddress, agentAdminTokenFile, agentDataDir } from './config.js';
+import { ADMIN_TOKEN } from './admin-token.js';
 
 /**
  * How `edgectl spool` talks to a node's agent: its loopback admin API, reached either through the
  * node's transport (SSH, relays included) or directly by URL for a local agent. Only the agent
- * opens its LevelDB; the CLI never touches the files.
+ * opens its LevelDB; the CLI never touches the files. Every request carries the agent's admin
+ * token, read from the node (through the transport, as the SSH user: the agent's own user) or
+ * from --admin-token-file.
  */
 export interface AdminApi {
   readonly where: string;
   request(method: 'GET' | 'POST', path: string): Promise<{ status: number; body: Buffer }>;
 }
 
-export function adminByUrl(url: string): AdminApi {
+const checkToken = (text: string, where: string): string => {
+  const token = text.trim();
+  if (!ADMIN_TOKEN.test(token)) throw new EdgectlError('EDGECTL_AGENT', `${where} does not hold an admin token (64 hex digits)`);
+  return token;
+};
+
+/** A local token file (--admin-token-file): a regular file of a few bytes, never a FIFO or a device read without end. */
+async function readLocalToken(file: string): Promise<string> {
+  const { open } = await import('node:fs/promises');
+  const { constants } = await import('node:fs');
+  let fh;
+  try {
+    fh = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    throw new EdgectlError('EDGECTL_USAGE', `cannot read --admin-token-file ${file}: ${errorMessage(err)}`);
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile() || st.size > 1024) throw new EdgectlError('EDGECTL_USAGE', `--admin-token-file ${file} is not a token file (a regular file of at most 1 KiB)`);
+    return checkToken((await fh.readFile()).toString('utf8'), file);
+  } finally {
+    await fh.close();
+  }
+}
+
+const noToken = (where: string) => new EdgectlError('EDGECTL_AGENT', `the agent at ${where} refused the request: no admin token, or not this agent's`, {
+  hint: 'With --admin, give --admin-token-file <the agent\'s data dir>/admin-token; with --node the token is read on the node from <root>/spool/admin-token.',
+});
+
+export function adminByUrl(url: string, tokenFile?: string): AdminApi {
   const base = new URL(url);
   if (!/^https?:$/.test(base.protocol)) throw new EdgectlError('EDGECTL_USAGE', `--admin must be an http:// URL, got ${url}`);
+  let token: Promise<string> | undefined;
   return {
     where: base.origin,
     async request(method, path) {
       const { request } = await import('undici');
+      token ??= tokenFile ? readLocalToken(tokenFile) : undefined;
+      const headers = token ? { authorization: `Bearer ${await token}` } : undefined;
       try {
-        const r = await request(new URL(path, base), { method, headersTimeout: 15_000, bodyTimeout: 15_000 });
+        const r = await request(new URL(path, base), { method, headers, headersTimeout: 15_000, bodyTimeout: 15_000 });
         return { status: r.statusCode, body: Buffer.from(await r.body.arrayBuffer()) };
       } catch (err) {
         throw new EdgectlError('EDGECTL_AGENT', `cannot reach the agent admin API at ${base.origin}: ${errorMessage(err)}`, { hint: 'Is `edgectl agent` running there? Check --admin.' });
@@ -31,18 +66,32 @@ export function adminByUrl(url: string): AdminApi {
   };
 }
 
-/** The admin API at the address `render` writes into agent.json (agentAdminAddress), as seen from the node. */
+/** The admin token where render puts it (agent.json adminTokenFile: <root>/spool/admin-token), read on the node. */
+async function nodeToken(t: Transport): Promise<string> {
+  if (!t.root) throw new EdgectlError('EDGECTL_INTERNAL', `${t.node}: the transport does not know the node's root`);
+  const file = agentAdminTokenFile(agentDataDir(t.root));
+  const st = await t.stat(file);
+  if (!st) throw new EdgectlError('EDGECTL_AGENT', `${t.node}: no admin token at ${file}`, { hint: 'The agent creates it when it starts: is the agent running on the node (systemctl status edgectl-agent), as the SSH user?' });
+  if (st.type !== 'file' || st.size > 1024) throw new EdgectlError('EDGECTL_AGENT', `${t.node}: ${file} is not a token file (a regular file of at most 1 KiB)`);
+  const data = await t.readFile(file);
+  if (!data) throw new EdgectlError('EDGECTL_AGENT', `${t.node}: no admin token at ${file}`);
+  return checkToken(data.toString('utf8'), `${t.node}:${file}`);
+}
+
+/** The admin API at the address `render` writes into agent.json (agentAdminAddress, on loopback), as seen from the node. */
 export function adminByTransport(t: Transport, agentListen: string): AdminApi {
   const a = agentAdminAddress(agentListen);
   if (!a) throw new EdgectlError('EDGECTL_AGENT', `${t.node}: agent listen ${agentListen} leaves no admin port (listen port + 1)`);
-  // An agent listening on every address is reached on the node's loopback.
-  const host = a.host === '0.0.0.0' || a.host === '*' ? '127.0.0.1' : a.host === '[::]' ? '::1' : a.host.replace(/^\[(.*)\]$/, '$1');
+  const host = a.host.replace(/^\[(.*)\]$/, '$1');
   const port = a.port;
+  let token: Promise<string> | undefined;
   return {
     where: `${t.node} (${host}:${port})`,
     async request(method, path) {
+      token ??= nodeToken(t);
+      const headers = { authorization: `Bearer ${await token}` };
       try {
-        const r = await t.http({ host, port, method, path, timeoutMs: 15_000 });
+        const r = await t.http({ host, port, method, path, headers, timeoutMs: 15_000 });
         return { status: r.status, body: r.body };
       } catch (err) {
         throw new EdgectlError('EDGECTL_AGENT', `cannot reach the agent on ${t.node} at ${host}:${port}: ${errorMessage(err)}`, { hint: 'Is the agent running on the node? (systemctl status edgectl-agent)' });
@@ -59,6 +108,7 @@ async function call<T>(api: AdminApi, method: 'GET' | 'POST', path: string): Pro
   } catch {
     throw new EdgectlError('EDGECTL_AGENT', `the agent at ${api.where} answered ${r.status} with something that is not JSON`);
   }
+  if (r.status === 401) throw noToken(api.where);
   if (r.status !== 200) throw new EdgectlError('EDGECTL_AGENT', `the agent at ${api.where} answered ${r.status}: ${(body as { message?: string }).message ?? ''}`);
   return body as T;
 }
@@ -82,7 +132,7 @@ export function spoolPurge(api: AdminApi, f: { tenant?: string; topic?: string }
   return call(api, 'POST', `/v1/spool/purge${qs(f)}`);
 }
 
-export type AdminTarget = { node?: string; fleet: string; identity?: string[]; admin?: string; local?: string };
+export type AdminTarget = { node?: string; fleet: string; identity?: string[]; admin?: string; adminTokenFile?: string; local?: string };
 
 /** Runs `fn` against the node's admin API and always closes the connection (what every `edgectl spool` command does). */
 export async function withAdmin<T>(f: AdminTarget, fn: (api: AdminApi) => Promise<T>): Promise<T> {
@@ -99,7 +149,7 @@ export async function withAdmin<T>(f: AdminTarget, fn: (api: AdminApi) => Promis
  * default (every node is a directory on this machine), so the node's loopback is this one's.
  */
 async function openAdmin(f: AdminTarget): Promise<{ api: AdminApi; close: () => Promise<void> }> {
-  if (f.admin) return { api: adminByUrl(f.admin), close: async () => {} };
+  if (f.admin) return { api: adminByUrl(f.admin, f.adminTokenFile), close: async () => {} };
   if (!f.node) throw new EdgectlError('EDGECTL_USAGE', 'give --node NAME (through SSH) or --admin URL (a local agent)');
   const { loadFleet } = await import('../fleet/load.js');
   const { resolveNode } = await import('../fleet/model.js');

@@ -32,6 +32,8 @@ export interface ResolvedNode {
   http: { address?: string; port: number };
   agent: { listen: string; maxMessageBytes: number };
   nginx: { binary: string; workerProcesses: 'auto' | number; workerConnections: number };
+  /** sha256 of the credential the node forwards uplink data with; none: its parent refuses it. */
+  credentialSha256?: string;
 }
 
 export interface ResolvedTopic {
@@ -94,6 +96,7 @@ export function resolveNode(fleet: Pick<FleetSpec, 'defaults'>, n: NodeResource)
       workerProcesses: s.nginx?.workerProcesses ?? d.nginx?.workerProcesses ?? 'auto',
       workerConnections: s.nginx?.workerConnections ?? d.nginx?.workerConnections ?? DEFAULTS.workerConnections,
     },
+    credentialSha256: s.credential?.sha256,
   };
 }
 

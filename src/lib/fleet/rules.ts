@@ -1,6 +1,7 @@
 import type { Problem } from './problems.js';
 import type { RuleContext, RuleInput } from './rule-context.js';
 import { appRules } from './rules-apps.js';
+import { credentialRules } from './rules-credentials.js';
 import { endpointRules, viaRules } from './rules-nodes.js';
 import { tenantRules } from './rules-tenants.js';
 
@@ -15,5 +16,6 @@ export function crossRules(m: RuleInput): Problem[] {
   endpointRules(ctx);
   appRules(ctx);
   tenantRules(ctx);
+  credentialRules(ctx);
   return ctx.out;
 }

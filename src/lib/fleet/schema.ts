@@ -122,6 +122,10 @@ export const nodeSpecSchema = z.object({
   http: httpSchema.optional(),
   agent: agentSchema.optional(),
   nginx: nginxSchema.optional(),
+  /** The sha256 of the credential this node presents to its parent hop's /v1/forward (bootstrap writes it; never the credential). */
+  credential: z.object({
+    sha256: re(RE.sha256, 'the sha256 of the node\'s credential as 64 lowercase hex digits (never the credential itself)'),
+  }).strict().optional(),
 }).strict();
 
 const topicSchema = z.union([

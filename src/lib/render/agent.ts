@@ -1,10 +1,11 @@
-import { agentAdminAddress, agentConfigSchema, agentTenantSchema, type AgentConfig, type AgentTenant, type AgentTopic } from '../agent/config.js';
+import { agentAdminAddress, agentAdminTokenFile, agentConfigSchema, agentDataDir, agentTenantSchema, type AgentConfig, type AgentTenant, type AgentTopic } from '../agent/config.js';
 import { EdgectlError } from '../errors.js';
 import { appTopics, type AppResource, type ResolvedNode } from '../fleet/model.js';
 import { RE, durationSeconds } from '../fleet/values.js';
 import { isIP } from 'node:net';
 import { appId, type RenderContext } from './context.js';
 import { fastcgiSocket } from './nginx.js';
+import { acceptForwardFor } from './uplink.js';
 
 const MiB = 1024 * 1024;
 export const DEFAULT_SPOOL_MB = 256;
@@ -12,12 +13,13 @@ export const DEFAULT_SPOOL_MB = 256;
 /**
  * agent/agent.json for one node. Edge nodes accept the tenants that have an app placed on them;
  * relays and the hub accept every tenant (they carry everyone's traffic). Upstreams: the last
- * relay in `via` (the hop next to the node), else the fleet's hub.
+ * relay in `via` (the hop next to the node), else the fleet's hub. acceptForward: the nodes that
+ * forward here (uplink.ts). The admin API is always on loopback, whatever the listen address.
  *
  * Checked against the agent's own schema: tenants once each, node settings once per distinct
  * combination (both repeat on thousands of nodes), the node name per node.
  */
-type NodePart = Omit<AgentConfig, 'format' | 'node' | 'tenants' | 'fastcgi'>;
+type NodePart = Omit<AgentConfig, 'format' | 'node' | 'tenants' | 'fastcgi' | 'acceptForward'>;
 const caches = new WeakMap<RenderContext, { tenants: Map<string, AgentTenant>; parts: Map<string, NodePart> }>();
 
 function cacheOf(ctx: RenderContext) {
@@ -50,13 +52,15 @@ function nodePart(ctx: RenderContext, node: ResolvedNode): NodePart {
   let part = m.get(key);
   if (!part) {
     const root = node.root.replace(/\/+$/, '');
+    const dataDir = agentDataDir(root);
     const parsed = agentConfigSchema.safeParse({
       format: 'edgectl-agent/v1',
       node: 'placeholder',
       role,
       listen: node.agent.listen,
       admin: adminAddress(node),
-      dataDir: `${root}/spool`,
+      adminTokenFile: agentAdminTokenFile(dataDir),
+      dataDir,
       maxMessageBytes: node.agent.maxMessageBytes,
       upstreams: hop ? [hop] : [],
       credentialFile: `${root}/secrets/agent-token`,
@@ -66,7 +70,7 @@ function nodePart(ctx: RenderContext, node: ResolvedNode): NodePart {
       fastcgi: [],
     });
     if (!parsed.success) invalid(`node ${node.name}`, parsed.error.issues);
-    const { format: _f, node: _n, tenants: _t, fastcgi: _c, ...rest } = parsed.data;
+    const { format: _f, node: _n, tenants: _t, fastcgi: _c, acceptForward: _a, ...rest } = parsed.data;
     m.set(key, (part = rest));
   }
   return part;
@@ -84,11 +88,12 @@ export function buildAgentConfig(ctx: RenderContext, node: ResolvedNode, apps: A
     role: p.role,
     listen: p.listen,
     admin: p.admin,
+    adminTokenFile: p.adminTokenFile,
     dataDir: p.dataDir,
     maxMessageBytes: p.maxMessageBytes,
     upstreams: p.upstreams,
     credentialFile: p.credentialFile,
-    acceptForward: p.acceptForward,
+    acceptForward: acceptForwardFor(ctx, node),
     ...(p.sink !== undefined ? { sink: p.sink } : {}),
     tenants: tenantNames.map((t) => cachedTenant(ctx, t)),
     fastcgi: apps.filter((a) => a.spec.type === 'fastcgi').map((a) => {

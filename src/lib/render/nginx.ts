@@ -53,8 +53,9 @@ export class NginxRenderer {
     let text = this.locations.get(key);
     if (text === undefined) {
       // The agent's own limits: an NDJSON batch may exceed maxMessageBytes (the agent refuses a single
-      // message over it), and every hop takes the largest forward batch any hop can send.
-      const httpq = { queue: node.role !== 'core', agent: node.agent.listen, maxBodyBytes: defaultMaxBatchBytes(node.agent.maxMessageBytes), maxForwardBytes: MAX_FORWARD_BODY_BYTES };
+      // message over it), and every hop takes the largest forward batch any hop can send. Edges
+      // are nobody's next hop, so they do not expose /v1/forward at all.
+      const httpq = { queue: node.role !== 'core', forward: node.role !== 'edge', agent: node.agent.listen, maxBodyBytes: defaultMaxBatchBytes(node.agent.maxMessageBytes), maxForwardBytes: MAX_FORWARD_BODY_BYTES };
       text = this.t.render('nginx/locations.conf.ejs', { node: { role: node.role, agent: node.agent }, httpq });
       this.locations.set(key, text);
     }

@@ -4,6 +4,7 @@ import { type Deliverer, DeliveryError, parseRetryAfter } from './deliverer.js';
 import { encodeBatch, FORWARD_CONTENT_TYPE, wireItems } from './wire.js';
 import type { Logger } from '../../logger.js';
 import { errorMessage } from '../../errors.js';
+import type { CredentialFile } from './credential.js';
 
 /**
  * POST /v1/forward to the next hop, over keep-alive connections (undici Pool per upstream).
@@ -20,7 +21,7 @@ export class UpstreamDeliverer implements Deliverer {
   private primaryAgainAt = 0;
   lastUsed = '';
 
-  constructor(private urls: string[], private credential: string | undefined, private log: Logger, private timeoutMs = 30_000) {
+  constructor(private urls: string[], private credential: Pick<CredentialFile, 'get' | 'forget'>, private log: Logger, private timeoutMs = 30_000) {
     if (urls.length === 0) throw new Error('no upstream configured');
   }
 
@@ -39,6 +40,7 @@ export class UpstreamDeliverer implements Deliverer {
     const body = encodeBatch(wireItems(batch.records));
     if (this.current !== 0 && Date.now() >= this.primaryAgainAt) this.current = 0;
     let last: DeliveryError | undefined;
+    const credential = await this.credential.get();
     for (let i = 0; i < this.urls.length; i++) {
       const idx = (this.current + i) % this.urls.length;
       const url = this.urls[idx];
@@ -47,7 +49,7 @@ export class UpstreamDeliverer implements Deliverer {
         const u = new URL(url);
         const res = await pool.request({
           path: u.pathname + u.search, method: 'POST', body,
-          headers: { 'content-type': FORWARD_CONTENT_TYPE, ...(this.credential ? { authorization: `Bearer ${this.credential}` } : {}) },
+          headers: { 'content-type': FORWARD_CONTENT_TYPE, ...(credential ? { authorization: `Bearer ${credential}` } : {}) },
         });
         const text = await res.body.text();
         if (res.statusCode >= 200 && res.statusCode < 300) {
@@ -59,6 +61,8 @@ export class UpstreamDeliverer implements Deliverer {
           this.lastUsed = url;
           return;
         }
+        // Not (or no longer) accepted there: a credential written or rotated since is read next time.
+        if (res.statusCode === 401 || res.statusCode === 403) this.credential.forget();
         last = new DeliveryError(`${url} answered ${res.statusCode}: ${text.slice(0, 200)}`, parseRetryAfter(res.headers['retry-after']));
       } catch (err) {
         last = new DeliveryError(`${url}: ${errorMessage(err)}`, undefined, { cause: err });

@@ -16,6 +16,10 @@ import { RE } from '../../fleet/values.js';
  */
 export const FORWARD_CONTENT_TYPE = 'application/vnd.edgectl.batch';
 export const INTERNAL_TENANT = '_agent';
+/** The agents' own heartbeats: the one topic of INTERNAL_TENANT. */
+export const HEARTBEAT_TOPIC = 'heartbeat';
+/** What a hop keeps of other agents' heartbeats while its upstream is away (the oldest make room). */
+export const INTERNAL_FORWARD_QUOTA = 64 << 20;
 
 const isRun = (x: IncomingItem): x is IncomingRun => 'bodies' in x;
 

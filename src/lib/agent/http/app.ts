@@ -1,7 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { AgentContext } from '../context.js';
 import { handleEnqueue } from './device.js';
 import { handleForward } from './forward-api.js';
+import { bearer } from './intake.js';
 import { fail, send, text } from './respond.js';
 import { collectStatus, renderMetrics } from '../status.js';
 import { sinkRecord } from '../sinks/format.js';
@@ -17,11 +19,16 @@ function guard(ctx: AgentContext, res: ServerResponse, p: Promise<void>): void {
   });
 }
 
+function healthz(ctx: AgentContext, res: ServerResponse): void {
+  const ok = ctx.spool.state === 'open';
+  send(res, undefined, ok ? 200 : 503, { ok, store: ctx.spool.state });
+}
+
+/** Admin GETs: health, and status and metrics, which name every tenant and topic (so not on the device API). */
 async function common(ctx: AgentContext, req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> {
   if (req.method !== 'GET') return false;
   if (path === '/healthz') {
-    const ok = ctx.spool.state === 'open';
-    send(res, undefined, ok ? 200 : 503, { ok, store: ctx.spool.state });
+    healthz(ctx, res);
     return true;
   }
   if (path === '/status') {
@@ -35,7 +42,10 @@ async function common(ctx: AgentContext, req: IncomingMessage, res: ServerRespon
   return false;
 }
 
-/** The device and hop API (what nginx proxies). Built without a socket: pass it to http.createServer. */
+/**
+ * The device and hop API (what nginx proxies, and what a tenant's app could reach on the node's
+ * loopback): devices, hops and /healthz. Built without a socket: pass it to http.createServer.
+ */
 export function buildDeviceApp(ctx: AgentContext): Handler {
   return (req, res) => {
     const url = req.url ?? '/';
@@ -49,9 +59,8 @@ export function buildDeviceApp(ctx: AgentContext): Handler {
       guard(ctx, res, handleForward(ctx, req, res));
       return;
     }
-    guard(ctx, res, common(ctx, req, res, path).then((done) => {
-      if (!done) fail(res, ctx.stats, 404, 'not_found', 'no such endpoint');
-    }));
+    if (req.method === 'GET' && path === '/healthz') return healthz(ctx, res);
+    fail(res, ctx.stats, 404, 'not_found', 'no such endpoint');
   };
 }
 
@@ -64,9 +73,23 @@ function decodeURIComponentSafe(s: string): string {
   }
 }
 
-/** The loopback admin API: status, peek and purge for `edgectl spool`. Never proxied by nginx. */
+/**
+ * Is this request from someone holding the admin token? Loopback is no authentication: any
+ * process on the node, or a tenant's proxy app pointed at 127.0.0.1, can connect.
+ */
+function adminAuthorized(ctx: AgentContext, req: IncomingMessage): boolean {
+  const token = bearer(req);
+  if (!token || !ctx.adminTokenHash) return false;
+  return timingSafeEqual(createHash('sha256').update(token).digest(), ctx.adminTokenHash);
+}
+
+/** The loopback admin API: status, peek and purge for `edgectl spool`, for holders of the admin token. Never proxied by nginx. */
 export function buildAdminApp(ctx: AgentContext): Handler {
   return (req, res) => {
+    if (!adminAuthorized(ctx, req)) {
+      res.setHeader('www-authenticate', 'Bearer');
+      return fail(res, undefined, 401, 'unauthorized', 'the admin API needs Authorization: Bearer <the agent\'s admin token>');
+    }
     const url = new URL(req.url ?? '/', 'http://admin');
     guard(ctx, res, (async () => {
       if (await common(ctx, req, res, url.pathname)) return;

@@ -10,18 +10,41 @@ export function bearer(req: IncomingMessage): string | undefined {
   return /^Bearer ([\x21-\x7e]{1,512})$/.exec(req.headers.authorization ?? '')?.[1];
 }
 
+/** How long a refused connection stays open (unread) before it is dropped. */
+const LINGER_MS = 1000;
+
+/**
+ * Answers a request whose body will not be read, and closes the connection. The body is never
+ * read: the socket stops reading now (Node has read at most one chunk ahead of the handler), so
+ * what the client still sends waits in the kernel's socket buffer. The connection is shut for
+ * writing once the answer is out (the client sees the answer, then the end) but reset only
+ * LINGER_MS later ("lingering close", as nginx does): a reset arriving while a proxy in front
+ * of the agent is still sending the body would make it answer 502 instead of passing this on.
+ */
+export function refuse(ctx: AgentContext, req: IncomingMessage, res: ServerResponse, status: number, error: string, message: string, retryAfter?: number): void {
+  const socket = req.socket;
+  // Node discards an unread body after the answer by reading it to the end, unless the handler
+  // reads the body itself: read(0) says it does (and reads nothing), pause() stops the socket.
+  req.read(0);
+  socket.pause();
+  // Node ends a `Connection: close` answer with socket.destroySoon(), which resets a socket
+  // with unread bytes at once; without destroySoon it calls socket.end(), the half-close wanted.
+  Object.defineProperty(socket, 'destroySoon', { value: undefined, configurable: true });
+  res.setHeader('connection', 'close');
+  fail(res, ctx.stats, status, error, message, retryAfter);
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+  socket.once('close', () => clearTimeout(timer));
+}
+
 /**
  * The whole body, or undefined once answered: 413 (then the connection is dropped, so the rest
- * of a huge body is not read) or nothing at all when the client went away.
+ * of a huge body is not read) or nothing at all when the client went away. `exact`: see readBody.
  */
-export async function readBodyOr413(ctx: AgentContext, req: IncomingMessage, res: ServerResponse, limit: number, what?: string): Promise<Buffer | undefined> {
+export async function readBodyOr413(ctx: AgentContext, req: IncomingMessage, res: ServerResponse, limit: number, what?: string, exact?: number): Promise<Buffer | undefined> {
   try {
-    return await readBody(req, limit);
+    return await readBody(req, limit, exact);
   } catch (err) {
-    if (err instanceof BodyTooLarge) {
-      fail(res, ctx.stats, 413, 'too_large', what ? `${what} exceeds ${limit} bytes` : err.message);
-      res.once('finish', () => req.destroy());
-    }
+    if (err instanceof BodyTooLarge) refuse(ctx, req, res, 413, 'too_large', what ? `${what} exceeds ${limit} bytes` : err.message);
     return undefined;
   }
 }

@@ -51,6 +51,25 @@ export interface IncomingRun extends Run {
 export type IncomingItem = SpoolMessage | IncomingRun;
 
 const isRun = (x: IncomingItem): x is IncomingRun => 'bodies' in x;
+
+/** What forwarded items will take on disk, per tenant (as the quota counts it). */
+function bytesByTenant(items: IncomingItem[]): Map<string, number> {
+  const add = new Map<string, number>();
+  for (const m of items) {
+    const size = isRun(m) ? m.bodies.length + m.idPrefix.length + 32 : m.body.length + m.id.length + 12;
+    add.set(m.tenant, (add.get(m.tenant) ?? 0) + size + m.contentType.length);
+  }
+  return add;
+}
+
+export interface ForwardedOptions {
+  /** The authenticated previous hop: part of every dedupe key. */
+  sender?: string;
+  /** A tenant's quota in bytes; undefined: none. */
+  quotaOf?: (tenant: string) => number | undefined;
+  /** Tenants whose oldest messages make room for new ones instead of refusing the batch. */
+  dropOldest?: (tenant: string) => boolean;
+}
 /** What a hop remembers to drop repeats: the message id, or for a run its first id and count ('+' is never in an id). */
 const dedupeKey = (x: IncomingItem) => (isRun(x) ? `${x.idPrefix}${x.first}+${x.count}` : x.id);
 
@@ -136,16 +155,20 @@ export class Spool extends SpoolCore {
   /**
    * Messages and runs from the previous hop: ids kept, repeats (by id, or by a run's first id and
    * count, in a bounded window on disk) skipped. A run is stored as one record, as it came.
+   * Repeats are remembered per sender: what one node sends can never make another's ids "seen".
    */
-  async appendForwarded(items: IncomingItem[], quotaOf: (tenant: string) => number | undefined = () => undefined): Promise<{ accepted: number; duplicates: number }> {
+  async appendForwarded(items: IncomingItem[], opts: ForwardedOptions = {}): Promise<{ accepted: number; duplicates: number }> {
     this.assertOpen();
+    const { quotaOf = () => undefined, dropOldest } = opts;
+    const scope = opts.sender ? `${opts.sender}>` : '';
+    if (dropOldest) await this.makeRoom(items, quotaOf, dropOldest);
     const seen = new Set<string>();
     const cand: IncomingItem[] = [];
     const keys: string[] = [];
     let total = 0;
     for (const m of items) {
       total += isRun(m) ? m.count : 1;
-      const key = dedupeKey(m);
+      const key = scope + dedupeKey(m);
       if (seen.has(key)) continue;
       seen.add(key);
       cand.push(m);
@@ -177,12 +200,7 @@ export class Spool extends SpoolCore {
       fresh.push(cand[i]);
       freshKeys.push(keys[i]);
     }
-    const add = new Map<string, number>();
-    for (const m of fresh) {
-      const size = isRun(m) ? m.bodies.length + m.idPrefix.length + 32 : m.body.length + m.id.length + 12;
-      add.set(m.tenant, (add.get(m.tenant) ?? 0) + size + m.contentType.length);
-    }
-    for (const [tenant, n] of add) {
+    for (const [tenant, n] of bytesByTenant(fresh)) {
       const quota = quotaOf(tenant);
       if (quota !== undefined && (this.tenantBytes.get(tenant) ?? 0) + n > quota) throw new SpoolFullError(`tenant ${tenant} spool quota of ${quota} bytes is full`);
     }
@@ -206,6 +224,21 @@ export class Spool extends SpoolCore {
       for (const k of freshKeys) if (this.idsInflight.get(k) === write) this.idsInflight.delete(k);
     }
     return { accepted, duplicates: total - accepted };
+  }
+
+  /**
+   * Drop-oldest tenants among forwarded items: room is made before the dedupe check (which must
+   * not be separated from the write by an await), for all of their items, repeats included.
+   */
+  private async makeRoom(items: IncomingItem[], quotaOf: (tenant: string) => number | undefined, dropOldest: (tenant: string) => boolean): Promise<void> {
+    for (const [tenant, n] of bytesByTenant(items)) {
+      const quota = quotaOf(tenant);
+      if (quota === undefined || n > quota || !dropOldest(tenant)) continue;
+      const over = () => (this.tenantBytes.get(tenant) ?? 0) + n - quota;
+      for (const q of [...this.queues.values()].filter((x) => x.tenant === tenant)) {
+        for (let i = 0; i < 5 && over() > 0; i++) if ((await this.removeOldest(q, { bytes: over() }, 'dropped')) === 0) break;
+      }
+    }
   }
 
   /**
