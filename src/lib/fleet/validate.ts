@@ -3,6 +3,7 @@ import { parseFile, locate, type ParsedDoc } from './parse.js';
 import { didYouMean, formatPath, sortProblems, unknownFieldHint, type Problem } from './problems.js';
 import { zodProblems } from './zod-problems.js';
 import { crossRules } from './rules.js';
+import { fileRules } from './rules-files.js';
 import type { AppResource, FleetModel, FleetResource, NodeResource, Resource, TenantResource } from './model.js';
 import type { FleetSource, SourceFile } from './source.js';
 
@@ -161,6 +162,7 @@ export function assemble(src: FleetSource, checks: FileCheck[]): ValidationResul
   // Cross-references are checked even when some documents are invalid: the valid ones still get
   // their reports in the same run, and references to an invalid document are not called unknown.
   problems.push(...crossRules(input));
+  problems.push(...fileRules(src, input.apps));
   const model: FleetModel | undefined = fleet
     ? { name: fleet.name, fleet, tenants: input.tenants, nodes: input.nodes, apps: input.apps, commit: src.commit, dirty: src.dirty }
     : undefined;
