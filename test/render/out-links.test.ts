@@ -9,8 +9,9 @@ import { REPO, copyExample, tempDir } from './helpers.js';
 const run = promisify(execFile);
 
 /** `edgectl render …` (the built CLI, as an operator or CI runs it): exit code and stderr. */
-const render = (args: string[]) =>
-  run('node', [path.join(REPO, 'bin/run.js'), 'render', ...args], { env: { ...process.env, NO_COLOR: '1' } }).then(
+const render = (args: string[]) => edgectl(['render', ...args]);
+const edgectl = (args: string[]) =>
+  run('node', [path.join(REPO, 'bin/run.js'), ...args], { env: { ...process.env, NO_COLOR: '1' } }).then(
     () => ({ code: 0, stderr: '' }),
     (e) => ({ code: e.code as number, stderr: e.stderr as string }),
   );
@@ -115,6 +116,17 @@ describe('render output and symbolic links in the fleet', { timeout: 60_000 }, (
     expect(r.stderr).toMatch(/not a bundle edgectl wrote.*\[EDGECTL_OUTPUT\]/s);
     expect(await readFile(path.join(out, NODE, 'notes.txt'), 'utf8')).toBe('mine\n');
     expect(await readdir(path.join(out, NODE))).toEqual(['notes.txt']);
+  });
+
+  it('plan --local .edgectl/nodes through a link of the fleet: EDGECTL_OUTPUT, the victim untouched', async () => {
+    const { victim, before } = await makeVictim();
+    const fleet = await copyExample(path.join(tmp.dir, 'local-nodes'));
+    await symlink(victim, path.join(fleet, '.edgectl'));
+    const r = await edgectl(['plan', '--fleet', fleet, '--local', path.join(fleet, '.edgectl/nodes')]);
+    expect(await snapshot(victim)).toEqual(before);
+    expect(await readdir(victim)).toEqual(['manifest.json', 'nginx', 'precious.txt']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/refusing to write local nodes to .*\.edgectl is a symbolic link inside the fleet.*\[EDGECTL_OUTPUT\]/s);
   });
 
   it("the operator's own link outside the fleet is followed (--out through a link)", async () => {

@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { EdgectlError } from '../errors.js';
 import { readRegularFile, UnsafeFileError } from '../safe-fs/regular-file.js';
+import { prepareWriteDir } from '../safe-fs/write-dir.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { resolveNode, type FleetModel, type ResolvedNode } from '../fleet/model.js';
 import { HostKeyStore, type ObservedKey } from './host-keys.js';
@@ -62,7 +62,7 @@ export function createConnector(opts: ConnectorOptions): Connector {
     if (!n) throw new EdgectlError('EDGECTL_USAGE', `no node named "${name}" in the fleet`);
     return n;
   };
-  if (opts.localRoot !== undefined) return localConnector(opts.localRoot, find, opts.execTimeoutMs);
+  if (opts.localRoot !== undefined) return localConnector(opts.localRoot, opts.fleetRoot, find, opts.execTimeoutMs);
 
   const acceptFor = new Set(opts.acceptNewFor ?? []);
   const hostKeys = new HostKeyStore({
@@ -141,12 +141,13 @@ export function createConnector(opts: ConnectorOptions): Connector {
   };
 }
 
-function localConnector(localRoot: string, find: (n: string) => ResolvedNode, execTimeoutMs?: number): Connector {
+function localConnector(localRoot: string, fleetRoot: string, find: (n: string) => ResolvedNode, execTimeoutMs?: number): Connector {
   return {
     async open(nodeName) {
       find(nodeName);
       const root = join(localRoot, nodeName);
-      await mkdir(root, { recursive: true });
+      // The demo's local nodes live in the fleet (.edgectl/nodes): no link of the fleet's on the way.
+      await prepareWriteDir(root, fleetRoot, `node ${nodeName}`);
       return new LocalTransport(nodeName, root, { execTimeoutMs });
     },
     async close() {},
