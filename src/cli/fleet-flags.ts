@@ -49,13 +49,13 @@ export async function fleetDeps(flags: TargetFlagValues, version: string) {
   const { parseSelectorFlags } = await import('../lib/fleet/selector.js');
   const { EdgectlError } = await import('../lib/errors.js');
   const { resolve } = await import('node:path');
-  const { mkdir } = await import('node:fs/promises');
+  const { prepareWriteDir } = await import('../lib/safe-fs/write-dir.js');
   const selector = parseSelectorFlags(flags.selector);
   if (typeof selector === 'string') throw new EdgectlError('EDGECTL_USAGE', selector);
   const logger = stderrLogger();
-  const localRoot = flags.local ? resolve(flags.local) : undefined;
-  // nginx workers (user nobody) must be able to traverse the node roots to serve static files.
-  if (localRoot) await mkdir(localRoot, { recursive: true, mode: 0o755 });
+  // Created mode 0755 (nginx workers, user nobody, traverse the node roots to serve static
+  // files), and never through a link inside the fleet (the demo's .edgectl/nodes is in it).
+  const localRoot = flags.local ? await prepareWriteDir(resolve(flags.local), flags.fleet, 'local nodes') : undefined;
   const deps = {
     logger,
     now: () => new Date(),

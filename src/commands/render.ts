@@ -51,7 +51,7 @@ Exit status: 0 rendered (and checked), 1 invalid fleet, render error or failed c
     const loaded = await loadFleet(flags.fleet, flags.rev);
     const started = performance.now();
     // Bundles are written on a worker thread as they are rendered.
-    const writer = new BundleWriter(out);
+    const writer = new BundleWriter(out, { fleetRoot: flags.fleet });
     let bundles;
     try {
       bundles = await renderFleet(loaded, { nodes: flags.node, selector, edgectlVersion: this.config.version, logger, onBundle: (b) => writer.add(b) });

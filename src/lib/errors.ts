@@ -13,6 +13,8 @@ export const ERROR_HINTS = {
   EDGECTL_TRANSPORT: 'Check the node\'s address, ssh settings and relays (`via`).',
   EDGECTL_HOSTKEY_UNKNOWN: 'Verify the fingerprint out of band, then run `edgectl trust NODE` (or apply with --accept-new).',
   EDGECTL_HOSTKEY_CHANGED: 'The node\'s host key differs from the recorded one. If the node was reinstalled, remove the old key from known_hosts after verifying the new fingerprint.',
+  EDGECTL_HOSTKEY_CONFLICT: 'The fleet pins a host key that your own ~/.ssh/known_hosts does not hold for that host. Verify the fingerprint out of band before changing either.',
+  EDGECTL_KEY_FILE: 'Identity and known_hosts files must be regular files (an identity file at most 64 KiB), not devices, FIFOs or directories.',
   EDGECTL_LOCKED: 'Another apply holds the node\'s lock; wait for it, or remove a stale lock after it expires.',
   EDGECTL_PLAN_STALE: 'The node changed since the plan was made; run `edgectl plan --out` again.',
   EDGECTL_NOT_CONFIRMED: 'Pass --yes to apply without asking (required when not on a terminal).',

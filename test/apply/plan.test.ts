@@ -64,6 +64,17 @@ describe('computePlan', () => {
     const bad = JSON.parse(text);
     bad.nodes[0].root = '/srv/../etc';
     await expect(loadPlan(JSON.stringify(bad), 'p.json')).rejects.toThrow(/not a safe absolute path/);
+    // A plan is checked by the fleet's release-root rule too: an edited plan cannot aim apply at /etc.
+    for (const root of ['/etc/cron.d', '/root/.ssh', '/proc/self/root/etc', '/srv']) {
+      bad.nodes[0].root = root;
+      await expect(loadPlan(JSON.stringify(bad), 'p.json'), root).rejects.toThrow(/nodes\[0\]\.root: release root must be a directory below \/var\/lib\//);
+    }
+    // --local plans: the root is the local directory plus the node's name, nothing else.
+    bad.local = { root: '/tmp/local-nodes' };
+    bad.nodes[0].root = '/tmp/local-nodes/n1';
+    expect((await loadPlan(JSON.stringify(bad), 'p.json')).plan.nodes[0].root).toBe('/tmp/local-nodes/n1');
+    bad.nodes[0].root = '/etc/cron.d';
+    await expect(loadPlan(JSON.stringify(bad), 'p.json')).rejects.toThrow(/is not the local directory of node n1/);
     const evil = JSON.parse(text);
     const sha = v2.manifest.files['nginx/nginx.conf'].sha256;
     evil.blobs[sha] = Buffer.from('load_module /tmp/x.so;\n').toString('base64');

@@ -42,9 +42,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { TEST_DATA_DIR } from './data-dir.js';
 import { listProcs, readCmdline, run, signal, sleep, SLOT_DIR, takeSlot, waitFor } from './lab-util.js';
 
 export interface LabHost {
@@ -80,7 +80,9 @@ export type Lab = Awaited<ReturnType<typeof createLab>>;
 export async function createLab() {
   await mkdir('/run/sshd', { recursive: true });
   const slot = await takeSlot();
-  const dir = await mkdtemp(join(tmpdir(), `ec-lab${slot}-`));
+  // Below a data prefix: the hosts' dirs are the fleet's release roots (values.ts).
+  await mkdir(TEST_DATA_DIR, { recursive: true, mode: 0o755 });
+  const dir = await mkdtemp(join(TEST_DATA_DIR, `ec-lab${slot}-`));
   await chmod(dir, 0o755); // nginx workers (nobody) must traverse into the node roots
   const clientKey = join(dir, 'client_ed25519');
   await run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', 'edgectl-test-client', '-f', clientKey]);

@@ -1,7 +1,7 @@
 import { mkdir, unlink, writeFile } from 'node:fs/promises';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { tmpdir } from 'node:os';
+import { TEST_DATA_DIR } from './data-dir.js';
 import { execa } from 'execa';
 
 /** Process, slot and wait utilities of the test lab (hosts.ts). */
@@ -46,7 +46,7 @@ export async function cleanSlot(s: number): Promise<void> {
     await execa('ip', ['netns', 'del', ns], { reject: false });
   }
   // Its root-namespace sshds (and daemons) name its directory, and would hold the slot's ports.
-  const mark = join(tmpdir(), `ec-lab${s}-`);
+  const mark = join(TEST_DATA_DIR, `ec-lab${s}-`);
   const procs = listProcs();
   const doomed = new Set(procs.filter((p) => p.pid !== process.pid && readCmdline(p.pid).includes(mark)).map((p) => p.pid));
   for (let grew = true; grew; ) {

@@ -8,7 +8,8 @@ import { validateFleet } from '../../src/lib/fleet/validate.js';
 import { loadFleet } from '../../src/lib/fleet/load.js';
 import { renderFleet, writeBundles } from '../../src/lib/render/index.js';
 import { checkBundles } from '../../src/lib/render/check.js';
-import { TEST_VERSION, httpRequest, tempDir } from './helpers.js';
+import { dataTempDir } from '../helpers/data-dir.js';
+import { TEST_VERSION, httpRequest } from './helpers.js';
 
 /**
  * IPv6 edges: listen addresses and upstreams in brackets, validated, rendered, accepted by
@@ -48,9 +49,9 @@ async function writeFleet(dir: string, files: Record<string, string>): Promise<v
 const get = (urlPath: string, method = 'GET', body?: string) => httpRequest({ addr: '::1', port: PORT }, method, 'api6.shop.example', urlPath, body);
 
 describe('a host named unix, IPv6 addresses', () => {
-  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  let tmp: Awaited<ReturnType<typeof dataTempDir>>;
   beforeAll(async () => {
-    tmp = await tempDir('ipv6');
+    tmp = await dataTempDir('ipv6'); // the fleet names a root in it: below a data prefix
     await chmod(tmp.dir, 0o755); // nginx workers run as an unprivileged user
   });
   afterAll(() => tmp.cleanup());

@@ -5,7 +5,8 @@ import http from 'node:http';
 import path from 'node:path';
 import { loadFleet } from '../../src/lib/fleet/load.js';
 import { renderFleet, writeBundles, type Bundle } from '../../src/lib/render/index.js';
-import { TEST_VERSION, httpRequest, tempDir, type Answer } from './helpers.js';
+import { dataTempDir } from '../helpers/data-dir.js';
+import { TEST_VERSION, httpRequest, type Answer } from './helpers.js';
 
 /**
  * Real nginx serving a rendered bundle on loopback (127.0.3.1, ports 20080-20099), with a small
@@ -83,7 +84,7 @@ spec: { tenant: shop, type: fastcgi, domains: [php.shop.example], fastcgi: { pat
 }
 
 describe('live: nginx runs a rendered bundle', () => {
-  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  let tmp: Awaited<ReturnType<typeof dataTempDir>>;
   let root: string;
   let bundle: Bundle;
   let nginx: ChildProcess | undefined;
@@ -93,7 +94,7 @@ describe('live: nginx runs a rendered bundle', () => {
   const agentSeen: { method: string; url: string; body: string; host?: string }[] = [];
 
   beforeAll(async () => {
-    tmp = await tempDir('live');
+    tmp = await dataTempDir('live'); // the fleet names a root in it: below a data prefix
     await chmod(tmp.dir, 0o755); // nginx workers run as an unprivileged user
     root = path.join(tmp.dir, 'node');
     const fleet = path.join(tmp.dir, 'fleet');

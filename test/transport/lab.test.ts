@@ -1,10 +1,10 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { createLab } from '../helpers/hosts.js';
+import { TEST_DATA_DIR } from '../helpers/data-dir.js';
 import { SLOT_DIR } from '../helpers/lab-util.js';
 
 /** The lab itself: close() leaves no process, namespace or slot behind, daemons included. */
@@ -63,7 +63,8 @@ it("a lab whose test process died is cleaned up when its slot is reclaimed: proc
   const ns = `ec-s${slot}-n0`;
   execFileSync('ip', ['netns', 'add', ns]);
   const inNs = spawn('ip', ['netns', 'exec', ns, 'sleep', '600'], { stdio: 'ignore', detached: true });
-  const fakeDir = await mkdtemp(join(tmpdir(), `ec-lab${slot}-`));
+  await mkdir(TEST_DATA_DIR, { recursive: true });
+  const fakeDir = await mkdtemp(join(TEST_DATA_DIR, `ec-lab${slot}-`));
   const inRoot = spawn('sh', ['-c', 'sleep 600; :', `${fakeDir}/sshd_config`], { stdio: 'ignore', detached: true });
   await new Promise((r) => setTimeout(r, 200));
   expect([alive(inNs.pid!), alive(inRoot.pid!)]).toEqual([true, true]);

@@ -24,7 +24,7 @@ afterAll(async () => {
 it('a node addressed by an alias is reached through the ssh config, and its explicit fleet settings win', async () => {
   await writeFile(join(dir, 'ssh_config'), `Host core-alias.lab\n  HostName ${core.address}\n  Port ${core.port}\n  User root\n  IdentityFile ${lab.clientKey}\nHost *\n  User nobody\n  Port 1\n`);
   await writeFile(join(dir, 'fleet.yaml'), 'apiVersion: edgectl/v1\nkind: Fleet\nmetadata: { name: cfg }\nspec:\n  hub: { url: "http://127.0.0.1:9/x" }\n');
-  const node = (name: string, ssh: Record<string, unknown>) => `---\napiVersion: edgectl/v1\nkind: Node\nmetadata: { name: ${name} }\nspec: ${JSON.stringify({ role: 'core', address: 'core-alias.lab', root: '/tmp/' + name, ssh: { hostKey: core.hostKey, ...ssh } })}\n`;
+  const node = (name: string, ssh: Record<string, unknown>) => `---\napiVersion: edgectl/v1\nkind: Node\nmetadata: { name: ${name} }\nspec: ${JSON.stringify({ role: 'core', address: 'core-alias.lab', root: '/srv/edgectl-test/' + name, ssh: { hostKey: core.hostKey, ...ssh } })}\n`;
   await writeFile(join(dir, 'nodes.yaml'), node('via-config', {}) + node('explicit-user', { user: 'nobody-here' }));
   const c = createConnector({ model: (await loadFleet(dir)).model, fleetRoot: dir, sshConfig: join(dir, 'ssh_config'), userKnownHosts: false, agentSocket: false, connectTimeoutMs: 5000, connectRetries: 0 });
   try {

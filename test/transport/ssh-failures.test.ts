@@ -26,7 +26,7 @@ beforeAll(async () => {
   await new Promise<void>((r) => silent.listen(core.port + 25, core.address, r));
   fleet = await mkdtemp(join(tmpdir(), 'ec-fail-'));
   await lab.writeFleet(fleet, { pin: true });
-  const extra = (name: string, spec: Record<string, unknown>) => `---\napiVersion: edgectl/v1\nkind: Node\nmetadata: { name: ${name} }\nspec: ${JSON.stringify({ role: 'edge', ssh: { user: 'root' }, root: '/tmp/x-' + name, ...spec })}\n`;
+  const extra = (name: string, spec: Record<string, unknown>) => `---\napiVersion: edgectl/v1\nkind: Node\nmetadata: { name: ${name} }\nspec: ${JSON.stringify({ role: 'edge', ssh: { user: 'root' }, root: '/srv/edgectl-test/x-' + name, ...spec })}\n`;
   const docs = [
     extra('refused', { address: core.address, ssh: { user: 'root', port: core.port + 26 } }),
     extra('silent', { address: core.address, ssh: { user: 'root', port: core.port + 25 } }),

@@ -133,11 +133,17 @@ describe('host key verification', () => {
     expect(c.hostKeys()[0]).toMatchObject({ status: 'known', source: user });
   });
 
-  it("the fleet's known_hosts wins over the user's", async () => {
+  it("the fleet's known_hosts decides where the user's does not know the host; where both do, they must agree", async () => {
+    const elsewhere = join(tmp, 'user_known_hosts_other_host');
+    await writeFile(elsewhere, `[${other.address}]:${other.port} ${other.hostKey}\n`);
+    const { c } = await connector({ userKnownHosts: elsewhere, knownHosts: lab.knownHosts([core]), hosts: [core] });
+    await (await c.open('core-1')).exec(['true']);
+    expect(c.hostKeys()[0]).toMatchObject({ status: 'known', source: expect.stringMatching(/fleet-\d+\/known_hosts$/) });
+    // The user's known_hosts has another key for core-1: the fleet's entry does not override it.
     const user = join(tmp, 'user_known_hosts_wrong');
     await writeFile(user, `[${core.address}]:${core.port} ${other.hostKey}\n`);
-    const { c } = await connector({ userKnownHosts: user, knownHosts: lab.knownHosts([core]), hosts: [core] });
-    await (await c.open('core-1')).exec(['true']);
+    const { c: c1 } = await connector({ userKnownHosts: user, knownHosts: lab.knownHosts([core]), hosts: [core] });
+    await expect(c1.open('core-1')).rejects.toMatchObject({ code: 'EDGECTL_HOSTKEY_CONFLICT' });
     // With no fleet entry, the user's (wrong) key decides: changed.
     const { c: c2 } = await connector({ userKnownHosts: user, hosts: [core] });
     await expect(c2.open('core-1')).rejects.toMatchObject({ code: 'EDGECTL_HOSTKEY_CHANGED' });

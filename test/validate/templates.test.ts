@@ -98,7 +98,7 @@ describe('fleet templates are not code', { timeout: 60_000 }, () => {
       `template-directive ${H}:7:1 the directive "set" is not allowed in a fleet snippet`,
       `template-directive ${H}:8:1 the directive "limit_req_zone" is allowed only in http.d/ snippets`,
       `template-directive ${H}:9:16 an argument of "add_header" has control characters (a newline, a tab) or is longer than 1024`,
-      'template-not-a-file templates/nginx/server.d/link.conf:1:1 templates/nginx/server.d/link.conf is a symbolic link; edgectl reads only regular files under templates/',
+      'fleet-link templates/nginx/server.d/link.conf:1:1 templates/nginx/server.d/link.conf is a symbolic link or a special file: edgectl follows no symbolic link inside a fleet and reads only regular files (commit the file itself)',
     ]);
     // The report quotes the offending line of the snippet.
     const text = cli(['validate', '--fleet', dir]);
@@ -117,7 +117,7 @@ describe('fleet templates are not code', { timeout: 60_000 }, () => {
     const r = await validateDir(dir, 'HEAD');
     expect(r.problems.map((p) => `${p.rule} ${p.file}:${p.line}:${p.column}`)).toEqual([
       'template-directive templates/nginx/http.d/x.conf:1:1',
-      'template-not-a-file templates/nginx/mime.types:1:1',
+      'fleet-link templates/nginx/mime.types:1:1',
     ]);
   });
 });

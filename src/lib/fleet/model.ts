@@ -103,3 +103,10 @@ export function resolveNode(fleet: Pick<FleetSpec, 'defaults'>, n: NodeResource)
 export function appTopics(app: AppSpec): ResolvedTopic[] {
   return (app.uplink?.topics ?? []).map((t) => (typeof t === 'string' ? { name: t, whenFull: 'reject' as const } : { name: t.name, whenFull: t.whenFull ?? 'reject', ttl: t.ttl }));
 }
+
+/** An app's payload directory in the fleet repo (static sites, FastCGI apps), with the field that names it. */
+export function appPayloadDir(app: AppResource): { dir: string; field: (string | number)[] } | undefined {
+  if (app.spec.type === 'static' && app.spec.static?.path) return { dir: app.spec.static.path, field: ['spec', 'static', 'path'] };
+  if (app.spec.type === 'fastcgi' && app.spec.fastcgi?.path) return { dir: app.spec.fastcgi.path, field: ['spec', 'fastcgi', 'path'] };
+  return undefined;
+}

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { isIP } from 'node:net';
-import { RE, COUNT_OR_PERCENT, SYSTEM_DIRS, UNIX_HOST_REASON, checkHttpUrl, isAddress, isDomain } from './values.js';
+import { RE, COUNT_OR_PERCENT, UNIX_HOST_REASON, checkHttpUrl, isAddress, isDomain, releaseRootProblem } from './values.js';
 import { MAX_MESSAGE_BYTES } from '../agent/config.js';
 
 /**
@@ -13,8 +13,11 @@ const re = (r: RegExp, what: string) => z.string().regex(r, { message: `must be 
 export const dnsName = re(RE.dnsLabel, 'a DNS label: lowercase letters, digits and "-", at most 63, not starting or ending with "-"');
 export const port = z.number({ invalid_type_error: 'must be a number' }).int('must be an integer').min(1, 'must be a port between 1 and 65535').max(65535, 'must be a port between 1 and 65535');
 const absPath = re(RE.absPath, 'an absolute path of letters, digits, ".", "_", "-" and "/"').refine((p) => !p.split('/').includes('..'), { message: 'must not contain ".."' });
-/** A node's release root: apply creates and swaps directories under it, so never / or a system directory. */
-const rootPath = absPath.refine((p) => !SYSTEM_DIRS.has(p.replace(/\/+$/, '') || '/'), { message: 'must not be / or a system directory such as /etc or /usr' });
+/** A node's release root: apply creates and swaps directories under it, so only below a data prefix (values.ts). */
+const rootPath = z.string().superRefine((p, ctx) => {
+  const why = releaseRootProblem(p);
+  if (why) ctx.addIssue({ code: z.ZodIssueCode.custom, message: why });
+});
 const fileName = re(RE.fileName, 'a file name of letters, digits, ".", "_" and "-", not starting with "." or "-"');
 const relPath = re(RE.relPath, 'a relative path inside the fleet repo (letters, digits, ".", "_", "-", "/")').refine((p) => !p.split('/').some((s) => s === '..' || s === '.'), { message: 'must not contain "." or ".." segments' });
 const httpUrl = (allowQuery = false) =>
@@ -50,7 +53,8 @@ const sshSchema = z.object({
   user: re(RE.sshUser, 'a unix user name').optional(),
   port: port.optional(),
   hostKey: re(RE.hostKey, 'an OpenSSH public key line: "<type> <base64>", like ssh-ed25519 AAAA...').optional(),
-  identityFile: z.string().regex(/^(?:~\/|\/)?[A-Za-z0-9._/-]+$/, { message: 'must be a path of letters, digits, ".", "_", "-", "/"' }).optional(),
+  identityFile: z.string().regex(/^(?:~\/|\/)?[A-Za-z0-9._/-]+$/, { message: 'must be a path of letters, digits, ".", "_", "-", "/"' })
+    .refine((p) => !/^\/+(?:dev|proc|sys)(?:\/|$)/.test(p), { message: 'must name a key file, not a device or kernel file under /dev, /proc or /sys' }).optional(),
 }).strict();
 
 const httpSchema = z.object({

@@ -1,8 +1,10 @@
-import { closeSync, fstatSync, openSync, readdirSync, readSync } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { closeSync, constants, fstatSync, openSync, readdirSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { EdgectlError } from '../errors.js';
+import { NoFollowTree } from '../safe-fs/no-follow-tree.js';
+import { readFd, UnsafeFileError } from '../safe-fs/regular-file.js';
 
 /** One file of a fleet repo, as bytes: decoding (and rejecting non-UTF-8) is the parser's job. */
 export interface SourceFile {
@@ -30,6 +32,27 @@ export interface FleetSource {
   readExtra(relPath: string): Promise<Buffer | undefined>;
   /** Lists files under a directory of the fleet (for app payloads), relative to the fleet root. */
   listExtra(relDir: string): Promise<string[]>;
+  /**
+   * Symbolic links (and, in a working tree, FIFOs, sockets and devices) found where fleet files
+   * live: edgectl reads none of them, and validate reports those at paths it would read.
+   */
+  links?: string[];
+  /** Paths git tracks under .edgectl/, where edgectl writes (render output, local nodes). */
+  reserved?: string[];
+}
+
+/** edgectl's own directory inside a fleet: render output and `--local` nodes. A fleet may not commit it. */
+export const RESERVED_DIR = '.edgectl';
+
+/** Why edgectl refuses to read a fleet path (a link, a FIFO...): one wording for validate and readers. */
+export function unsafePathMessage(rel: string, reason: string): string {
+  return `${rel} ${reason}: edgectl follows no symbolic link inside a fleet and reads only regular files (commit the file itself)`;
+}
+
+function unsafeError(e: unknown, rel: string): unknown {
+  if (e instanceof UnsafeFileError) return new EdgectlError('EDGECTL_FLEET_INVALID', unsafePathMessage(e.path, e.reason), { cause: e });
+  if ((e as NodeJS.ErrnoException)?.syscall) return new EdgectlError('EDGECTL_FLEET_INVALID', `cannot read ${rel} in the fleet: ${(e as Error).message}`, { cause: e });
+  return e;
 }
 
 /** A file under the fleet's templates/: `bytes` only for regular files whose contents are used. */
@@ -59,20 +82,22 @@ export function isFleetDocumentPath(rel: string): boolean {
  * Lists the fleet documents under a directory. Synchronous on purpose, like the reads below:
  * for 12,000 small files the thread-pool round trips of fs/promises cost seconds, plain
  * syscalls a few hundred milliseconds. Symlinks are not followed (a link could lead out of
- * the repo or into a loop); FIFOs and devices are skipped, so nothing can block a read.
+ * the repo or into a loop); FIFOs and devices are not read, so nothing can block a read.
+ * Both are noted in `links` (templates/ is walked for them too, and a top-level .edgectl link).
  */
-function walk(root: string, rel: string, out: string[]): string[] {
+function walk(root: string, rel: string, out: { docs: string[]; links: string[] }, docs = true): void {
   const entries = readdirSync(path.join(root, rel), { withFileTypes: true });
   for (const e of entries) {
     const r = rel ? `${rel}/${e.name}` : e.name;
+    const hidden = e.name.startsWith('.') || e.name === 'node_modules';
     if (e.isDirectory()) {
-      if (e.name.startsWith('.') || e.name === 'node_modules' || (rel === '' && e.name === 'templates')) continue;
-      walk(root, r, out);
-    } else if (e.isFile() && isFleetDocumentPath(r)) {
-      out.push(r);
+      if (!hidden) walk(root, r, out, docs && !(rel === '' && e.name === 'templates'));
+    } else if (e.isFile()) {
+      if (docs && isFleetDocumentPath(r)) out.docs.push(r);
+    } else if (!hidden || r === RESERVED_DIR) {
+      out.links.push(r);
     }
   }
-  return out;
 }
 
 /**
@@ -91,17 +116,9 @@ function walkTemplates(root: string, rel: string, out: TemplateFile[]): Template
 
 /** Reads a file, or only MAX_FILE_BYTES + 1 bytes of a larger one: enough for the parser to reject it. */
 function readCapped(full: string): Buffer {
-  const fd = openSync(full, 'r');
+  const fd = openSync(full, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
-    const size = Math.min(fstatSync(fd).size, MAX_FILE_BYTES + 1);
-    const buf = Buffer.allocUnsafe(size);
-    let got = 0;
-    while (got < size) {
-      const n = readSync(fd, buf, got, size - got, got);
-      if (n === 0) break;
-      got += n;
-    }
-    return got === size ? buf : buf.subarray(0, got);
+    return readFd(fd, Math.min(fstatSync(fd).size, MAX_FILE_BYTES + 1));
   } finally {
     closeSync(fd);
   }
@@ -142,11 +159,13 @@ export async function readFleetDir(root: string): Promise<FleetSource> {
   }
   if (!st.isDirectory()) throw new EdgectlError('EDGECTL_FLEET_NOT_FOUND', `${root} is not a directory`);
   const info = gitInfo(abs);
+  const reserved = trackedUnder(abs, RESERVED_DIR);
   const files: SourceFile[] = [];
   let templates: TemplateFile[];
+  const found = { docs: [] as string[], links: [] as string[] };
   try {
-    const rels = walk(abs, '', []).sort();
-    for (const rel of rels) files.push({ path: rel, bytes: readCapped(path.join(abs, rel)) });
+    walk(abs, '', found);
+    for (const rel of found.docs.sort()) files.push({ path: rel, bytes: readCapped(path.join(abs, rel)) });
     const top = readdirSync(abs, { withFileTypes: true }).find((e) => e.name === 'templates');
     templates = !top ? [] : top.isDirectory() ? walkTemplates(abs, 'templates', []) : [{ path: 'templates', type: top.isSymbolicLink() ? 'symlink' : 'other' }];
     templates.sort((a, b) => (a.path < b.path ? -1 : 1));
@@ -154,9 +173,11 @@ export async function readFleetDir(root: string): Promise<FleetSource> {
     throw new EdgectlError('EDGECTL_FLEET_NOT_FOUND', `cannot read the fleet in ${root}: ${(e as Error).message}`, { cause: e });
   }
   const { commit, dirty, inGit } = await info;
+  // Templates, payloads and the like: never through a link, never a FIFO or a device (docs/fleet-format.md).
+  const tree = new NoFollowTree(abs);
   const inside = (rel: string) => {
-    const full = path.resolve(abs, rel);
-    return full === abs || full.startsWith(abs + path.sep) ? full : undefined;
+    const r = path.posix.normalize(rel).replace(/\/+$/, '');
+    return r === '.' || r.startsWith('../') || r === '..' || path.posix.isAbsolute(r) ? undefined : r;
   };
   return {
     root: abs,
@@ -165,29 +186,36 @@ export async function readFleetDir(root: string): Promise<FleetSource> {
     commit,
     dirty,
     from: inGit ? 'worktree' : 'directory',
+    links: found.links.sort(),
+    reserved: await reserved,
     async readExtra(rel) {
-      const full = inside(rel);
-      if (!full) return undefined;
+      const r = inside(rel);
+      if (!r) return undefined;
       try {
-        return await readFile(full);
-      } catch {
-        return undefined;
+        return tree.read(r);
+      } catch (e) {
+        throw unsafeError(e, r);
       }
     },
     async listExtra(relDir) {
-      const full = inside(relDir);
-      if (!full) return [];
+      const r = inside(relDir);
+      if (!r) return [];
       try {
-        const entries = await readdir(full, { recursive: true, withFileTypes: true });
-        return entries
-          .filter((e) => e.isFile())
-          .map((e) => path.relative(abs, path.join(e.parentPath ?? (e as any).path, e.name)).split(path.sep).join('/'))
-          .sort();
-      } catch {
-        return [];
+        return tree.list(r);
+      } catch (e) {
+        throw unsafeError(e, r);
       }
     },
   };
+}
+
+/** What git tracks under a directory of the fleet (relative to the fleet root); nothing outside git. */
+export async function trackedUnder(root: string, relDir: string): Promise<string[]> {
+  try {
+    return (await runGit(root, ['ls-files', '-z', '--', relDir])).toString().split('\0').filter(Boolean);
+  } catch {
+    return [];
+  }
 }
 
 function runGit(cwd: string, args: string[], input?: string): Promise<Buffer> {
@@ -261,6 +289,8 @@ export async function readFleetRev(root: string, rev: string): Promise<FleetSour
   const tree = (await runGit(abs, ['ls-tree', '-r', '-l', '-z', '--full-tree', commit, '--', prefix || '.'])).toString();
   const entries = new Map<string, { oid: string; size: number }>();
   const templates: TemplateFile[] = [];
+  const links = new Set<string>();
+  const reserved: string[] = [];
   for (const line of tree.split('\0')) {
     if (!line) continue;
     const tab = line.indexOf('\t');
@@ -268,10 +298,25 @@ export async function readFleetRev(root: string, rev: string): Promise<FleetSour
     const full = line.slice(tab + 1);
     const rel = prefix && full.startsWith(prefix) ? full.slice(prefix.length) : full;
     if (rel.startsWith('templates/')) templates.push({ path: rel, type: mode === '120000' ? 'symlink' : type === 'blob' ? 'file' : 'other' });
+    if (rel === RESERVED_DIR || rel.startsWith(RESERVED_DIR + '/')) reserved.push(rel);
     // Like the working-tree reader: regular files only, never symlinks (mode 120000) or submodules.
-    if (type !== 'blob' || mode === '120000') continue;
-    entries.set(rel, { oid, size: Number(size) });
+    if (type !== 'blob') {
+      // A submodule where edgectl reads a template is refused like a link (reported as fleet-link).
+      if (rel.startsWith('templates/')) links.add(rel);
+      continue;
+    }
+    if (mode === '120000') links.add(rel);
+    else entries.set(rel, { oid, size: Number(size) });
   }
+  /** A path at or below a committed symlink is refused, as in the working tree (where it would be followed). */
+  const linkAbove = (rel: string): string | undefined => {
+    for (let p = rel; p !== '.' && p !== ''; p = path.posix.dirname(p)) if (links.has(p)) return p;
+    return undefined;
+  };
+  const refuseLink = (rel: string) => {
+    const l = linkAbove(rel);
+    if (l) throw new EdgectlError('EDGECTL_FLEET_INVALID', unsafePathMessage(l, 'is a symbolic link'));
+  };
   const rels = [...entries.keys()].filter(isFleetDocumentPath).sort();
   const small = rels.filter((r) => entries.get(r)!.size <= MAX_FILE_BYTES);
   const blobs = new Map((await catFiles(abs, small.map((r) => entries.get(r)!.oid))).map((b, i) => [small[i], b]));
@@ -292,14 +337,21 @@ export async function readFleetRev(root: string, rev: string): Promise<FleetSour
     dirty: false,
     from: 'rev',
     rev,
+    links: [...links].filter((l) => !l.split('/').some((p) => p === 'node_modules' || (p.startsWith('.') && l !== RESERVED_DIR))).sort(),
+    reserved,
     async readExtra(rel) {
-      const e = entries.get(path.posix.normalize(rel));
+      const r = path.posix.normalize(rel);
+      refuseLink(r);
+      const e = entries.get(r);
       if (!e) return undefined;
       return readBlob(e.oid);
     },
     async listExtra(relDir) {
-      const dir = path.posix.normalize(relDir).replace(/\/$/, '') + '/';
-      return [...entries.keys()].filter((k) => k.startsWith(dir)).sort();
+      const dir = path.posix.normalize(relDir).replace(/\/$/, '');
+      refuseLink(dir);
+      const inner = [...links].find((l) => l.startsWith(dir + '/'));
+      if (inner) throw new EdgectlError('EDGECTL_FLEET_INVALID', unsafePathMessage(inner, 'is a symbolic link'));
+      return [...entries.keys()].filter((k) => k.startsWith(dir + '/')).sort();
     },
   };
 }

@@ -38,12 +38,8 @@ export function fleetNginxFiles(templates: readonly TemplateFile[]): FleetNginxF
       out.problems.push(problem(t.path, 'template-code', 'fleet templates are no longer code: edgectl does not compile a fleet\'s EJS templates (they would run JavaScript on the machine that renders)'));
       continue;
     }
-    if (t.type !== 'file') {
-      if (used || t.path.startsWith('templates/nginx/') || t.path.startsWith('templates/kong/') || t.path === 'templates') {
-        out.problems.push(problem(t.path, 'template-not-a-file', `${t.path} is a ${t.type === 'symlink' ? 'symbolic link' : 'special file'}; edgectl reads only regular files under templates/`, 1, 1, 'Commit the file itself, not a link to it.'));
-      }
-      continue;
-    }
+    // A link or special file here is reported once, as `fleet-link`, by rules-files.ts.
+    if (t.type !== 'file') continue;
     if (!used) {
       // Other files under templates/ are the fleet's own (notes, drafts); under nginx/ or kong/ they look like a mistake.
       if (t.path.startsWith('templates/nginx/') || t.path.startsWith('templates/kong/')) out.problems.push(problem(t.path, 'template-unknown-file', `edgectl does not use ${t.path}`));

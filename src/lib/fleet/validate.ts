@@ -4,6 +4,7 @@ import { didYouMean, formatPath, sortProblems, unknownFieldHint, type Problem } 
 import { zodProblems } from './zod-problems.js';
 import { crossRules } from './rules.js';
 import { fleetNginxFiles } from './templates.js';
+import { fileRules } from './rules-files.js';
 import type { AppResource, FleetModel, FleetResource, NodeResource, Resource, TenantResource } from './model.js';
 import type { FleetSource, SourceFile } from './source.js';
 
@@ -166,6 +167,7 @@ export function assemble(src: FleetSource, checks: FileCheck[]): ValidationResul
   const nginxFiles = fleetNginxFiles(src.templates ?? []);
   problems.push(...nginxFiles.problems);
   for (const [file, text] of nginxFiles.texts) texts.set(file, text);
+  problems.push(...fileRules(src, input.apps));
   const model: FleetModel | undefined = fleet
     ? { name: fleet.name, fleet, tenants: input.tenants, nodes: input.nodes, apps: input.apps, commit: src.commit, dirty: src.dirty }
     : undefined;

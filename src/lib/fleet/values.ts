@@ -91,8 +91,27 @@ export function checkHttpUrl(s: string, opts: { allowQuery?: boolean } = {}): st
   return undefined;
 }
 
-/** Directories a node's release root must never be: apply creates and replaces things under it. */
-export const SYSTEM_DIRS = new Set(['/', '/bin', '/boot', '/dev', '/etc', '/lib', '/lib64', '/proc', '/root', '/run', '/sbin', '/sys', '/usr', '/var', '/tmp', '/home']);
+/**
+ * Where a node's release root may be: apply creates, swaps and deletes directories under it
+ * as root, so only places meant for a service's data qualify, and at least one directory below
+ * them (never /srv itself). An allow-list, since a deny-list of system directories missed
+ * /usr/bin, /etc/ssh, /root/.ssh and /etc/cron.d and every other spelling of them.
+ */
+export const RELEASE_ROOT_PREFIXES = ['/var/lib/', '/var/opt/', '/srv/', '/data/'] as const;
+
+/**
+ * Why a release root is refused, or undefined. The root is checked as written and must be
+ * written canonically (one "/" between segments, no "." or ".." segment), so no other spelling
+ * of a path (`/./etc`, `//etc`, `/srv/../etc`) reaches the prefix check; trailing slashes are
+ * dropped as everywhere else. A link on the node (/srv/x -> /etc) is the node's own affair.
+ */
+export function releaseRootProblem(root: string): string | undefined {
+  const r = root.replace(/\/+$/, '');
+  if (!RE.absPath.test(root) || r === '') return 'must be an absolute path of letters, digits, ".", "_", "-" and "/"';
+  if (r.split('/').slice(1).some((s) => s === '' || s === '.' || s === '..')) return `must be written canonically: no empty, "." or ".." segments (${JSON.stringify(root)})`;
+  if (!RELEASE_ROOT_PREFIXES.some((p) => r.startsWith(p) && r.length > p.length)) return `must be a directory below ${RELEASE_ROOT_PREFIXES.join(', ')} (a place for data, not /etc, /usr, /root, /tmp or /proc)`;
+  return undefined;
+}
 
 /** `N` or `N%`, as used by rollout sizes. */
 export const COUNT_OR_PERCENT = /^(?:[0-9]{1,6}|(?:100|[1-9]?[0-9])%)$/;

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { EdgectlError } from '../errors.js';
 import { sha256Hex } from '../bundle/manifest.js';
 import { parseManifest } from '../release/manifest-parse.js';
+import { releaseRootProblem } from '../fleet/values.js';
 import { normaliseRoot } from '../release/layout.js';
 import type { ReleaseBundle } from '../release/stage.js';
 import { PLAN_FORMAT, type Plan, type PlanNode } from './types.js';
@@ -36,6 +37,20 @@ const nodeSchema = z.object({
   health: z.array(z.object({ app: z.string().regex(/^[a-z0-9-]+$/), host: z.string().regex(/^[a-z0-9.-]+$/), path: z.string().regex(/^\/[A-Za-z0-9._~/-]*$/), expectStatus: z.number().int(), expectBody: z.string().max(200).optional() })),
 }).passthrough();
 
+/**
+ * A node's root in a plan is a fleet's release root (the same rule as validate), or with
+ * `--local` the operator's local directory plus the node's name: nothing else.
+ */
+function checkPlanRoot(p: Plan, n: PlanNode, where: string): void {
+  normaliseRoot(n.root);
+  if (p.local) {
+    if (typeof p.local.root !== 'string' || normaliseRoot(n.root) !== `${normaliseRoot(p.local.root)}/${n.node}`) throw new EdgectlError('EDGECTL_USAGE', `${where}.root: ${JSON.stringify(n.root)} is not the local directory of node ${n.node}`);
+    return;
+  }
+  const why = releaseRootProblem(n.root);
+  if (why) throw new EdgectlError('EDGECTL_USAGE', `${where}.root: release root ${why}`);
+}
+
 /** Reads a saved plan: a hostile file until every manifest, digest and blob checks out. */
 export async function loadPlan(text: string, file: string): Promise<{ plan: Plan; bundles: Map<string, ReleaseBundle> }> {
   let raw: unknown;
@@ -54,7 +69,7 @@ export async function loadPlan(text: string, file: string): Promise<{ plan: Plan
     const where = `${file}: nodes[${i}]`;
     const r = nodeSchema.safeParse(n);
     if (!r.success) throw new EdgectlError('EDGECTL_USAGE', `${where}.${r.error.issues[0].path.join('.')}: ${r.error.issues[0].message}`);
-    normaliseRoot(n.root);
+    checkPlanRoot(p, n, where);
     const pm = parseManifest(JSON.stringify(n.manifest));
     if (!pm.manifest) throw new EdgectlError('EDGECTL_USAGE', `${where}: ${pm.error}`);
     if (n.desired?.digest !== pm.manifest.digest || n.desired?.nginxConfigId !== pm.manifest.nginxConfigId) throw new EdgectlError('EDGECTL_USAGE', `${where}: desired does not match its manifest`);

@@ -1,5 +1,5 @@
 import { EdgectlError } from '../errors.js';
-import type { AppResource } from '../fleet/model.js';
+import { appPayloadDir, type AppResource } from '../fleet/model.js';
 import type { FleetSource } from '../fleet/source.js';
 import { isSafeBundlePath } from '../bundle/manifest.js';
 import { appId } from './context.js';
@@ -7,13 +7,6 @@ import { appId } from './context.js';
 export interface PayloadFile {
   path: string;
   data: Buffer;
-}
-
-/** An app's payload directory in the fleet repo (static sites, FastCGI apps), if it has one. */
-function payloadDir(app: AppResource): string | undefined {
-  if (app.spec.type === 'static') return app.spec.static?.path;
-  if (app.spec.type === 'fastcgi') return app.spec.fastcgi?.path;
-  return undefined;
 }
 
 /**
@@ -24,7 +17,7 @@ function payloadDir(app: AppResource): string | undefined {
 export async function loadPayloads(source: FleetSource, apps: AppResource[]): Promise<Map<string, PayloadFile[]>> {
   const out = new Map<string, PayloadFile[]>();
   await Promise.all(apps.map(async (app) => {
-    const dir = payloadDir(app);
+    const dir = appPayloadDir(app)?.dir;
     if (!dir) return;
     const prefix = dir.replace(/\/+$/, '') + '/';
     const files: PayloadFile[] = [];

@@ -1,6 +1,8 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
+import { EdgectlError, type ErrorCode } from '../errors.js';
 import type { Bundle } from './bundle.js';
+import { prepareWriteDir } from '../safe-fs/write-dir.js';
 import { outputError, writeOne, type Written } from './write.js';
 
 const WORKER = new URL('./write-worker.js', import.meta.url);
@@ -17,27 +19,35 @@ export class BundleWriter {
   private inFlight = 0;
   private error?: unknown;
   private waiters: (() => void)[] = [];
-  private started = false;
+  private started?: Promise<void>;
   private worker?: Worker;
   private readonly written: Written = new Map();
   private exited?: Promise<void>;
+  /** The real output directory, once prepareWriteDir has checked and created it. */
+  private realOut = '';
 
-  constructor(private readonly outDir: string, private readonly opts: { batch?: number; maxInFlight?: number } = {}) {}
+  /** `fleetRoot`: no symbolic link inside it is followed on the way to the output (safe-fs/write-dir.ts). */
+  constructor(private readonly outDir: string, private readonly opts: { batch?: number; maxInFlight?: number; fleetRoot?: string } = {}) {}
 
   /** On the first bundle (or close): a render that fails before any bundle leaves no output behind. */
-  private start(): void {
-    if (this.started) return;
-    this.started = true;
+  private start(): Promise<void> {
+    this.started ??= this.begin();
+    return this.started;
+  }
+
+  private async begin(): Promise<void> {
     try {
-      mkdirSync(this.outDir, { recursive: true });
+      this.realOut = await prepareWriteDir(this.outDir, this.opts.fleetRoot);
     } catch (e) {
       throw outputError(this.outDir, e);
     }
     if (!existsSync(WORKER)) return;
-    const w = new Worker(WORKER, { workerData: { outDir: this.outDir } });
+    const w = new Worker(WORKER, { workerData: { outDir: this.realOut } });
     this.worker = w;
-    w.on('message', (m: { written?: number; error?: { message: string; code?: string; syscall?: string; path?: string } }) => {
-      if (m.error) this.fail(Object.assign(new Error(m.error.message), m.error));
+    w.on('message', (m: { written?: number; error?: { message: string; code?: string; syscall?: string; path?: string; hint?: string } }) => {
+      // A coded refusal in the worker (a link in the way) stays coded across the thread boundary.
+      if (m.error?.code?.startsWith('EDGECTL_')) this.fail(new EdgectlError(m.error.code as ErrorCode, m.error.message, { hint: m.error.hint }));
+      else if (m.error) this.fail(Object.assign(new Error(m.error.message), m.error));
       else this.inFlight--;
       this.wake();
     });
@@ -47,11 +57,11 @@ export class BundleWriter {
 
   /** Queues a bundle; resolves at once unless too many batches are waiting for the disk. */
   async add(b: Bundle): Promise<void> {
-    this.start();
+    await this.start();
     this.check();
     if (!this.worker) {
       try {
-        writeOne(this.outDir, b, this.written);
+        writeOne(this.realOut, b, this.written);
       } catch (e) {
         throw outputError(this.outDir, e);
       }
@@ -66,7 +76,7 @@ export class BundleWriter {
   /** Everything written (or the first error, as EDGECTL_OUTPUT when it is the output's fault). */
   async close(): Promise<void> {
     try {
-      this.start();
+      await this.start();
       if (this.worker) {
         if (!this.error) this.send();
         while (this.inFlight > 0 && !this.error) await new Promise<void>((r) => this.waiters.push(r));

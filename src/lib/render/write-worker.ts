@@ -20,7 +20,7 @@ port.on('message', (msg: { bundles: Bundle[] }) => {
     port.postMessage({ written: msg.bundles.length });
   } catch (e) {
     failed = true;
-    const err = e as NodeJS.ErrnoException;
-    port.postMessage({ error: { message: err.message, code: err.code, syscall: err.syscall, path: err.path } });
+    const err = e as NodeJS.ErrnoException & { hint?: string };
+    port.postMessage({ error: { message: err.message, code: err.code, syscall: err.syscall, path: err.path, hint: err.hint } });
   }
 });

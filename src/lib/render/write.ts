@@ -1,8 +1,19 @@
-import { linkSync, mkdirSync, readdirSync, rmSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, linkSync, lstatSync, mkdirSync, openSync, readdirSync, rmSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { MANIFEST_FILE } from '../bundle/manifest.js';
 import { EdgectlError } from '../errors.js';
 import { manifestBytes, type Bundle } from './bundle.js';
+import { prepareWriteDir } from '../safe-fs/write-dir.js';
+
+/**
+ * Present in a node's directory while render rewrites it (manifest.json is gone by then): a
+ * directory with neither is not a bundle and is never written into, so a fleet's node names
+ * cannot aim render's deletions at an operator's directory that happens to share the --out.
+ */
+export const PARTIAL_MARK = '.edgectl-partial';
+
+/** Exclusive creation: never writes through a link or an existing file (each is unlinked first). */
+const CREATE = 'wx';
 
 function listFiles(dir: string): string[] | undefined {
   try {
@@ -46,16 +57,42 @@ function place(written: Written, key: string, p: string, data: Buffer, mode: num
       if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw e;
     }
   }
-  writeFileSync(p, data, { mode });
+  writeFileSync(p, data, { mode, flag: CREATE });
   written.set(key, p);
 }
 
+/**
+ * The node's directory: created, or an earlier bundle's (listed without following links, since
+ * readdir's recursion does not enter them). A link there, or a directory of something else, is refused.
+ */
+function nodeDir(dir: string): string[] | undefined {
+  let st;
+  try {
+    st = lstatSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    mkdirSync(dir);
+    closeSync(openSync(dir + '/' + PARTIAL_MARK, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o644));
+    return undefined;
+  }
+  if (st.isSymbolicLink()) throw new EdgectlError('EDGECTL_OUTPUT', `refusing to write the bundle to ${dir}: it is a symbolic link, and render follows none`, { hint: 'Remove the link, or choose another --out.' });
+  if (!st.isDirectory()) mkdirSync(dir); // EEXIST, as a coded output error
+  const existing = listFiles(dir) ?? [];
+  if (existing.length && !existing.includes(MANIFEST_FILE) && !existing.includes(PARTIAL_MARK)) {
+    throw new EdgectlError('EDGECTL_OUTPUT', `refusing to write the bundle to ${dir}: it holds files but is not a bundle edgectl wrote (no ${MANIFEST_FILE})`, { hint: 'Move the directory away, or choose another --out.' });
+  }
+  if (!existing.includes(PARTIAL_MARK)) closeSync(openSync(dir + '/' + PARTIAL_MARK, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o644));
+  return existing;
+}
+
+/** `outDir` must come from prepareWriteDir (a real directory, reached through no link of the fleet). */
 export function writeOne(outDir: string, b: Bundle, written: Written): void {
   const dir = path.join(outDir, b.node);
-  const existing = listFiles(dir);
+  const existing = nodeDir(dir);
   // Over an earlier render: files the bundle no longer has go (and directories they leave empty);
   // files it still has are unlinked just before being placed again, since each may be a hard
   // link shared with other bundles and must never be written through. Their directories stay.
+  // A link found in there is a "file" to readdir: unlinked (the link itself), never followed.
   const replace = new Set<string>();
   const dirs = new Set<string>();
   if (existing) {
@@ -64,7 +101,7 @@ export function writeOne(outDir: string, b: Bundle, written: Written): void {
     const keep = new Set(b.files.map((f) => f.path));
     const stale: string[] = [];
     for (const p of existing) {
-      if (p === MANIFEST_FILE) continue;
+      if (p === MANIFEST_FILE || p === PARTIAL_MARK) continue;
       if (keep.has(p)) {
         replace.add(p);
         dirs.add(path.posix.dirname(p));
@@ -72,8 +109,6 @@ export function writeOne(outDir: string, b: Bundle, written: Written): void {
     }
     for (const p of stale) unlinkSync(path.join(dir, p));
     pruneEmptyDirs(dir, stale);
-  } else {
-    mkdirSync(dir);
   }
   let lastDir = '';
   for (const f of b.files) {
@@ -87,7 +122,8 @@ export function writeOne(outDir: string, b: Bundle, written: Written): void {
     const m = b.manifest.files[f.path];
     place(written, `${m?.sha256 ?? ''}:${f.mode}`, p, f.data, f.mode);
   }
-  writeFileSync(path.join(dir, MANIFEST_FILE), manifestBytes(b.manifest), { mode: 0o644 });
+  writeFileSync(path.join(dir, MANIFEST_FILE), manifestBytes(b.manifest), { mode: 0o644, flag: CREATE });
+  unlinkSync(path.join(dir, PARTIAL_MARK));
 }
 
 /** An error writing the output is the operator's to fix (a file in the way, read-only, full): coded. */
@@ -109,9 +145,9 @@ export function outputError(outDir: string, e: unknown): unknown {
  * reading, checking and diffing; edit the fleet, not a rendered file. `BundleWriter`
  * (write-pipeline.ts) does the same on a worker thread while render goes on.
  */
-export async function writeBundles(bundles: Bundle[], outDir: string, opts: { sliceMs?: number } = {}): Promise<void> {
+export async function writeBundles(bundles: Bundle[], outDir: string, opts: { sliceMs?: number; fleetRoot?: string } = {}): Promise<void> {
   try {
-    mkdirSync(outDir, { recursive: true });
+    outDir = await prepareWriteDir(outDir, opts.fleetRoot);
     const slice = opts.sliceMs ?? 50;
     let since = performance.now();
     const written: Written = new Map();

@@ -1,8 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { EdgectlError } from '../errors.js';
+import { readRegularFile, UnsafeFileError } from '../safe-fs/regular-file.js';
+import { prepareWriteDir } from '../safe-fs/write-dir.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { resolveNode, type FleetModel, type ResolvedNode } from '../fleet/model.js';
 import { HostKeyStore, type ObservedKey } from './host-keys.js';
@@ -61,7 +62,7 @@ export function createConnector(opts: ConnectorOptions): Connector {
     if (!n) throw new EdgectlError('EDGECTL_USAGE', `no node named "${name}" in the fleet`);
     return n;
   };
-  if (opts.localRoot !== undefined) return localConnector(opts.localRoot, find, opts.execTimeoutMs);
+  if (opts.localRoot !== undefined) return localConnector(opts.localRoot, opts.fleetRoot, find, opts.execTimeoutMs);
 
   const acceptFor = new Set(opts.acceptNewFor ?? []);
   const hostKeys = new HostKeyStore({
@@ -140,12 +141,13 @@ export function createConnector(opts: ConnectorOptions): Connector {
   };
 }
 
-function localConnector(localRoot: string, find: (n: string) => ResolvedNode, execTimeoutMs?: number): Connector {
+function localConnector(localRoot: string, fleetRoot: string, find: (n: string) => ResolvedNode, execTimeoutMs?: number): Connector {
   return {
     async open(nodeName) {
       find(nodeName);
       const root = join(localRoot, nodeName);
-      await mkdir(root, { recursive: true });
+      // The demo's local nodes live in the fleet (.edgectl/nodes): no link of the fleet's on the way.
+      await prepareWriteDir(root, fleetRoot, `node ${nodeName}`);
       return new LocalTransport(nodeName, root, { execTimeoutMs });
     },
     async close() {},
@@ -159,7 +161,15 @@ function defaultIdentities(): string[] {
   return ['id_ed25519', 'id_ecdsa', 'id_rsa'].map((f) => join(homedir(), '.ssh', f)).filter((p) => existsSync(p));
 }
 
-/** Key files read once per run; unreadable or passphrase-protected keys are skipped with a warning. */
+/** An OpenSSH private key is a few KiB (RSA 16384 is about 12 KiB); anything bigger is not one. */
+export const MAX_KEY_FILE_BYTES = 64 * 1024;
+
+/**
+ * Key files read once per run; missing, unreadable or passphrase-protected keys are skipped
+ * with a warning. A path that is not a regular file of at most 64 KiB (`identityFile:
+ * /dev/zero`, a FIFO, a directory) is an error, found before a byte is read: the fleet names
+ * these paths, and such a file would read forever or block.
+ */
 class KeyCache {
   private readonly keys = new Map<string, Promise<Buffer | undefined>>();
   constructor(private readonly logger: Logger) {}
@@ -175,7 +185,7 @@ class KeyCache {
     const ssh2 = await import('ssh2');
     const utils = ssh2.utils ?? (ssh2 as unknown as { default: typeof ssh2 }).default.utils;
     try {
-      const key = readFileSync(path);
+      const key = readRegularFile(path, { maxBytes: MAX_KEY_FILE_BYTES });
       const parsed = utils.parseKey(key);
       if (parsed instanceof Error) {
         this.logger.warn('skipping an identity file ssh2 cannot use (passphrase-protected keys belong in ssh-agent)', { path, error: parsed.message });
@@ -183,6 +193,7 @@ class KeyCache {
       }
       return key;
     } catch (e) {
+      if (e instanceof UnsafeFileError) throw new EdgectlError('EDGECTL_KEY_FILE', `identity file ${e.message}; refusing to read it as a key`, { cause: e });
       this.logger.warn('cannot read identity file', { path, error: (e as Error).message });
       return undefined;
     }

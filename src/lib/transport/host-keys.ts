@@ -1,4 +1,6 @@
 import { EdgectlError } from '../errors.js';
+import { unsafePathMessage } from '../fleet/source.js';
+import { UnsafeFileError } from '../safe-fs/regular-file.js';
 import { appendKnownHost, blobType, entryMatches, fingerprint, keyLine, readKnownHosts, type KnownHostEntry } from './known-hosts.js';
 
 /**
@@ -6,6 +8,12 @@ import { appendKnownHost, blobType, entryMatches, fingerprint, keyLine, readKnow
  * repo's known_hosts, else the user's. The first source that knows the host decides; an
  * unknown key is refused with its fingerprint unless first-seen keys may be recorded; a
  * changed key is refused always, and no option here can turn that off.
+ *
+ * Two rules stand above that order, because the fleet is written by others (a pull request)
+ * while the user's known_hosts is the operator's own: a key marked `@revoked` in any of the
+ * files is refused for every host, whatever pins or lists it; and where the operator's
+ * known_hosts knows a host, every key the fleet pins for it must be one of the operator's,
+ * or the connection is refused before it is made (EDGECTL_HOSTKEY_CONFLICT), naming both.
  */
 export interface HostKeyTarget {
   node: string;
@@ -30,6 +38,11 @@ interface Expectation {
   keys: KnownHostEntry[];
 }
 
+interface Revoked {
+  key: Buffer;
+  where: string;
+}
+
 const SERVER_HOST_KEY_ALGOS: Record<string, string[]> = {
   'ssh-ed25519': ['ssh-ed25519'],
   'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'],
@@ -45,29 +58,66 @@ export class HostKeyStore {
 
   constructor(private readonly opts: { fleetKnownHosts: string; userKnownHosts?: string; acceptNew: (node: string) => boolean }) {}
 
+  /** The fleet's file is read without following a link (it is the fleet's to fake); the user's is theirs. */
   private file(path: string): Promise<KnownHostEntry[]> {
     let p = this.cache.get(path);
-    if (!p) this.cache.set(path, (p = readKnownHosts(path)));
+    if (!p) {
+      const fleet = path === this.opts.fleetKnownHosts;
+      p = readKnownHosts(path, { noFollow: fleet }).catch((e) => {
+        if (!(e instanceof UnsafeFileError)) throw e;
+        if (fleet) throw new EdgectlError('EDGECTL_FLEET_INVALID', `the fleet's ${unsafePathMessage('known_hosts', e.reason)}`, { cause: e });
+        throw new EdgectlError('EDGECTL_KEY_FILE', `known_hosts ${e.message}`, { cause: e });
+      });
+      this.cache.set(path, p);
+    }
     return p;
   }
 
+  private sources(): string[] {
+    return [this.opts.fleetKnownHosts, ...(this.opts.userKnownHosts ? [this.opts.userKnownHosts] : [])];
+  }
+
+  /** Every `@revoked` key of every file, whatever host its line names: a revoked key is revoked. */
+  private async revocations(): Promise<Revoked[]> {
+    const out: Revoked[] = [];
+    for (const path of this.sources()) for (const e of await this.file(path)) if (e.marker === 'revoked') out.push({ key: e.key, where: `${path}:${e.line}` });
+    return out;
+  }
+
+  private async known(path: string | undefined, t: HostKeyTarget): Promise<KnownHostEntry[]> {
+    if (!path) return [];
+    return (await this.file(path)).filter((e) => !e.marker && t.names.some((n) => entryMatches(e, n)));
+  }
+
   async expect(t: HostKeyTarget): Promise<Expectation | undefined> {
+    const revoked = await this.revocations();
+    const user = await this.known(this.opts.userKnownHosts, t);
+    let fromFleet: Expectation | undefined;
     if (t.pinned) {
       const [type, b64] = t.pinned.split(/\s+/);
-      return { source: `spec.ssh.hostKey of node ${t.node}`, keys: [{ names: '', keyType: type, key: Buffer.from(b64, 'base64'), line: 0 }] };
+      fromFleet = { source: `spec.ssh.hostKey of node ${t.node}`, keys: [{ names: '', keyType: type, key: Buffer.from(b64, 'base64'), line: 0 }] };
+    } else {
+      const keys = await this.known(this.opts.fleetKnownHosts, t);
+      if (keys.length) fromFleet = { source: this.opts.fleetKnownHosts, keys };
     }
-    for (const path of [this.opts.fleetKnownHosts, this.opts.userKnownHosts]) {
-      if (!path) continue;
-      const keys = (await this.file(path)).filter((e) => e.marker !== 'cert-authority' && t.names.some((n) => entryMatches(e, n)));
-      if (keys.some((k) => !k.marker)) return { source: path, keys };
+    if (!fromFleet) return user.length ? { source: this.opts.userKnownHosts!, keys: user } : undefined;
+    for (const k of fromFleet.keys) {
+      const r = revoked.find((x) => x.key.equals(k.key));
+      if (r) throw new EdgectlError('EDGECTL_HOSTKEY_CHANGED', `${fromFleet.source} trusts ${shortType(k.keyType)} ${fingerprint(k.key)} for ${t.label}, but that key is marked @revoked in ${r.where}; refusing to connect`);
     }
-    return undefined;
+    const foreign = user.length ? fromFleet.keys.filter((k) => !user.some((u) => u.key.equals(k.key))) : [];
+    if (foreign.length) {
+      throw new EdgectlError('EDGECTL_HOSTKEY_CONFLICT', `HOST KEY CONFLICT for ${t.label}: ${fromFleet.source} pins ${describeKeys(foreign)}, but your ${this.opts.userKnownHosts} has ${describeKeys(user)} for it. Refusing to connect: a change to the fleet must not re-pin a node silently`, {
+        detail: `If the node was re-keyed, verify the new fingerprint out of band, then replace the old entry in ${this.opts.userKnownHosts} (\`ssh-keygen -R '${t.names[0]}'\`); if not, the fleet's pin is wrong.`,
+      });
+    }
+    return fromFleet;
   }
 
   /** ssh2's serverHostKey list: only the types we hold a key for, so the server shows the one we can check. */
   algorithmsFor(exp: Expectation | undefined): string[] | undefined {
     if (!exp) return undefined;
-    const algos = [...new Set(exp.keys.filter((k) => !k.marker).flatMap((k) => SERVER_HOST_KEY_ALGOS[normalType(k.keyType)] ?? []))];
+    const algos = [...new Set(exp.keys.flatMap((k) => SERVER_HOST_KEY_ALGOS[normalType(k.keyType)] ?? []))];
     return algos.length ? algos : undefined;
   }
 
@@ -76,11 +126,11 @@ export class HostKeyStore {
     const fp = fingerprint(blob);
     const line = keyLine(blob);
     const note = (status: ObservedKey['status'], source: string) => this.observed.push({ node: t.node, name: t.names[0], fingerprint: fp, keyLine: line, status, source });
+    const revoked = (await this.revocations()).find((r) => r.key.equals(blob));
+    if (revoked) throw new EdgectlError('EDGECTL_HOSTKEY_CHANGED', `host key of ${t.label} is marked @revoked in ${revoked.where} (${fp}); refusing to connect, and it is never recorded`);
     if (exp) {
-      const revoked = exp.keys.find((k) => k.marker === 'revoked' && k.key.equals(blob));
-      if (revoked) throw new EdgectlError('EDGECTL_HOSTKEY_CHANGED', `host key of ${t.label} is marked @revoked in ${exp.source}:${revoked.line} (${fp}); refusing to connect`);
-      if (exp.keys.some((k) => !k.marker && k.key.equals(blob))) return void note(exp.source.startsWith('spec.') ? 'pinned' : 'known', exp.source);
-      const was = exp.keys.filter((k) => !k.marker).map((k) => `${shortType(k.keyType)} ${fingerprint(k.key)}${k.line ? ` (line ${k.line})` : ''}`).join(', ');
+      if (exp.keys.some((k) => k.key.equals(blob))) return void note(exp.source.startsWith('spec.') ? 'pinned' : 'known', exp.source);
+      const was = describeKeys(exp.keys);
       throw new EdgectlError('EDGECTL_HOSTKEY_CHANGED', `HOST KEY CHANGED for ${t.label}: it presents ${shortType(blobType(blob))} ${fp}, but ${exp.source} has ${was}. Refusing to connect: this is what a man-in-the-middle looks like`, {
         detail: `If the node was reinstalled, verify ${fp} out of band, then remove the old entry from ${exp.source} and run \`edgectl trust ${t.node}\`.`,
       });
@@ -100,7 +150,7 @@ export class HostKeyStore {
     const path = this.opts.fleetKnownHosts;
     const run = this.appending.then(async () => {
       const blob = Buffer.from(line.split(' ')[1], 'base64');
-      const existing = await readKnownHosts(path);
+      const existing = await readKnownHosts(path, { noFollow: true });
       const same = existing.filter((e) => !e.marker && entryMatches(e, name));
       if (same.some((e) => e.key.equals(blob))) return;
       if (same.length) throw new EdgectlError('EDGECTL_HOSTKEY_CHANGED', `${path} already holds a different key for ${name}; not overwriting it`);
@@ -110,6 +160,10 @@ export class HostKeyStore {
     this.appending = run.catch(() => {});
     return run;
   }
+}
+
+function describeKeys(keys: KnownHostEntry[]): string {
+  return keys.map((k) => `${shortType(k.keyType)} ${fingerprint(k.key)}${k.line ? ` (line ${k.line})` : ''}`).join(', ');
 }
 
 function normalType(t: string): string {

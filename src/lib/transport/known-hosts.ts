@@ -1,5 +1,5 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import { appendFile, readFile } from 'node:fs/promises';
+import { appendRegularFile, readRegularFile } from '../safe-fs/regular-file.js';
 
 /**
  * OpenSSH known_hosts: `[marker] names keytype base64 [comment]`, where names is a comma list
@@ -64,18 +64,25 @@ export function globMatch(pattern: string, text: string): boolean {
   return re.test(text.toLowerCase());
 }
 
-/** Reads a known_hosts file; a missing file is an empty one. */
-export async function readKnownHosts(path: string): Promise<KnownHostEntry[]> {
+/** Far more than any real known_hosts (100,000 hosts is about 10 MB); a bigger one is refused, not read. */
+export const MAX_KNOWN_HOSTS_BYTES = 32 * 1024 * 1024;
+
+/**
+ * Reads a known_hosts file; a missing file is an empty one. Only a regular file is read
+ * (UnsafeFileError otherwise); `noFollow` for the fleet's, which must not be a link.
+ */
+export async function readKnownHosts(path: string, o: { noFollow?: boolean } = {}): Promise<KnownHostEntry[]> {
   try {
-    return parseKnownHosts(await readFile(path, 'utf8'));
+    return parseKnownHosts(readRegularFile(path, { maxBytes: MAX_KNOWN_HOSTS_BYTES, noFollow: o.noFollow }).toString('utf8'));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw e;
   }
 }
 
+/** Appends a line to the fleet's known_hosts, never through a link (the fleet's file is the fleet's to fake). */
 export async function appendKnownHost(path: string, name: string, keyLine: string): Promise<void> {
-  await appendFile(path, `${name} ${keyLine}\n`, { mode: 0o644 });
+  await appendRegularFile(path, `${name} ${keyLine}\n`, { noFollow: true, mode: 0o644 });
 }
 
 /** OpenSSH's fingerprint format: `SHA256:` + unpadded base64 of the sha256 of the key blob. */

@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
+import { readRegularFile } from '../safe-fs/regular-file.js';
 import { globMatch } from './known-hosts.js';
 
 /**
@@ -68,10 +68,10 @@ export function expandHome(p: string): string {
   return p === '~' || p.startsWith('~/') ? homedir() + p.slice(1) : p;
 }
 
-/** Reads the user's ssh config once; a missing or unreadable file is an empty one. */
+/** Reads the user's ssh config once; a missing or unreadable file is an empty one (a FIFO too: never blocks). */
 export function loadSshConfig(path = `${homedir()}/.ssh/config`): Block[] {
   try {
-    return parseSshConfig(readFileSync(path, 'utf8'));
+    return parseSshConfig(readRegularFile(path, { maxBytes: 4 * 1024 * 1024 }).toString('utf8'));
   } catch {
     return [];
   }
