@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { chmod, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { dataTempDir } from '../helpers/data-dir.js';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { loadFleet } from '../../src/lib/fleet/load.js';
@@ -27,7 +27,7 @@ let edge: AgentProc;
 const edgeSecret = 'the-credential-edge-n-made';
 
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'edgectl-fwdnginx-'));
+  dir = (await dataTempDir('fwdnginx')).dir; // the fleet names a root in it: below a data prefix
   await chmod(dir, 0o755); // nginx workers run as an unprivileged user
   root = path.join(dir, 'relay');
   const fleet = path.join(dir, 'fleet');
