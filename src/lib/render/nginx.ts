@@ -1,4 +1,4 @@
-import { EdgectlError } from '../errors.js';
+import { EdgectlError, FLEET_TEMPLATE_HINT } from '../errors.js';
 import type { AppResource, ResolvedNode } from '../fleet/model.js';
 import { durationSeconds } from '../fleet/values.js';
 import { appId } from './context.js';
@@ -42,7 +42,7 @@ export class NginxRenderer {
     if (!conf) {
       const text = this.t.render('nginx/nginx.conf.ejs', { node, locations, configId: CONFIG_ID_PLACEHOLDER, hasApps: apps.length > 0 });
       if (!text.includes(CONFIG_ID_PLACEHOLDER)) {
-        throw new EdgectlError('EDGECTL_RENDER', 'nginx/nginx.conf.ejs must render configId (GET /.edgectl/config serves it; apply checks it after a reload)');
+        throw new EdgectlError('EDGECTL_RENDER', 'nginx/nginx.conf.ejs must render configId (GET /.edgectl/config serves it; apply checks it after a reload)', { hint: FLEET_TEMPLATE_HINT });
       }
       assertNoForbiddenDirectives('nginx/nginx.conf', text);
       conf = Buffer.from(text);

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import ejs from 'ejs';
-import { EdgectlError } from '../errors.js';
+import { EdgectlError, FLEET_TEMPLATE_HINT } from '../errors.js';
 import type { FleetSource } from '../fleet/source.js';
 import * as nq from './nginx-quote.js';
 
@@ -105,7 +105,7 @@ export async function loadTemplates(source: FleetSource): Promise<Templates> {
           compileDebug: true,
         }) as ejs.TemplateFunction;
       } catch (e) {
-        throw new EdgectlError('EDGECTL_RENDER', `cannot compile ${file}: ${(e as Error).message}`);
+        throw new EdgectlError('EDGECTL_RENDER', `cannot compile ${file}: ${(e as Error).message}`, { hint: file.startsWith('fleet:') ? FLEET_TEMPLATE_HINT : undefined });
       }
       compiled.set(rel, (data) => fn({ ...helpers, ...data }) as string);
     }),
@@ -124,8 +124,10 @@ export async function loadTemplates(source: FleetSource): Promise<Templates> {
         const cut = msg.lastIndexOf('\n\n');
         const where = cut >= 0 ? msg.slice(0, msg.indexOf('\n')) : name;
         const cause = cut >= 0 ? msg.slice(cut + 2) : msg;
-        if (e instanceof EdgectlError) throw new EdgectlError(e.code, `${cause} (at ${where})`);
-        throw new EdgectlError('EDGECTL_RENDER', `template ${where} failed: ${cause}`);
+        // The hint says what failed: a template of the fleet's own, else the value a helper refused (or a bug).
+        const own = overridden.includes(`templates/${name}`) ? FLEET_TEMPLATE_HINT : undefined;
+        if (e instanceof EdgectlError) throw new EdgectlError(e.code, `${cause} (at ${where})`, { hint: own ?? e.hint });
+        throw new EdgectlError('EDGECTL_RENDER', `template ${where} failed: ${cause}`, { hint: own });
       }
     },
   };
