@@ -44,6 +44,8 @@ spec:
     root: ${root}
     http: { address: "${ADDR}", port: ${NGINX_PORT} }
     agent: { listen: "${ADDR}:${AGENT_PORT}", maxMessageBytes: 4096 }
+  # The test's upstream runs on the node's own loopback address: only the operator can allow that.
+  policy: { allowUpstreams: ["${ADDR}:${UPSTREAM_PORT}"] }
   hub: { url: "http://${ADDR}:20099/v1/forward" }
 `,
     'nodes.yaml': `apiVersion: edgectl/v1

@@ -6,6 +6,8 @@ import { formatPath, type PathSeg, type Problem } from './problems.js';
 /** The valid documents of each kind, sorted by name and unique, plus the Fleet's defaults if it is valid. */
 export interface RuleInput {
   defaults?: FleetSpec['defaults'];
+  /** The operator's exceptions (the Fleet document's spec.policy), if the Fleet is valid. */
+  policy?: FleetSpec['policy'];
   nodes: NodeResource[];
   tenants: TenantResource[];
   apps: AppResource[];

@@ -3,6 +3,7 @@ import type { RuleContext, RuleInput } from './rule-context.js';
 import { appRules } from './rules-apps.js';
 import { endpointRules, viaRules } from './rules-nodes.js';
 import { tenantRules } from './rules-tenants.js';
+import { upstreamRules } from './rules-upstreams.js';
 
 /**
  * Cross-reference rules: stage two of validation, on documents that each passed their schema.
@@ -15,5 +16,6 @@ export function crossRules(m: RuleInput): Problem[] {
   endpointRules(ctx);
   appRules(ctx);
   tenantRules(ctx);
+  upstreamRules(ctx);
   return ctx.out;
 }
