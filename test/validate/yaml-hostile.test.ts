@@ -15,7 +15,7 @@ async function cliWith(name: string, content: string | Buffer) {
   await writeFile(path.join(dir, name), content);
   const r = cli(['validate', '--fleet', dir, '--json']);
   expect(r.stdout + r.stderr).not.toMatch(STACK_TRACE);
-  const problems = (JSON.parse(r.stdout) as { problems: { rule: string; file: string; line: number; column: number; message: string }[] }).problems;
+  const problems = (JSON.parse(r.stdout) as { problems: { rule: string; file: string; line: number; column: number; path: string; message: string }[] }).problems;
   return { status: r.status, mine: problems.filter((p) => p.file === name) };
 }
 
