@@ -181,7 +181,7 @@ describe('live: nginx runs a rendered bundle', () => {
     // No FastCGI server runs here: nginx tries the app's socket under the node root and says 502.
     expect((await request('GET', 'php.shop.example', '/')).status).toBe(502);
     const errors = await readFile(path.join(root, 'log/error.log'), 'utf8');
-    expect(errors).toContain(`unix:${root}/run/fastcgi/shop--shop-php.sock`);
+    expect(errors).toContain(`unix:${root}/run/fastcgi/shop.shop-php.sock`);
     expect((await request('GET', 'nothing.example', '/')).status).toBe(404);
   });
 

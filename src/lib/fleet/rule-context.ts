@@ -11,6 +11,8 @@ export interface RuleInput {
   nodes: NodeResource[];
   tenants: TenantResource[];
   apps: AppResource[];
+  /** Paths of the fleet's documents (relative to the fleet root): app directories may not hold any. */
+  files: string[];
   /**
    * "Kind/name" of documents that exist but failed their own checks: a reference to one is not
    * reported as unknown (its own errors are already shown).

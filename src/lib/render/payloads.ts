@@ -18,7 +18,7 @@ function payloadDir(app: AppResource): string | undefined {
 
 /**
  * Reads each app's payload once: the files under its directory in the fleet (same working tree
- * or git revision as the fleet), as `apps/<tenant>--<app>/<relative path>`. Bundles share the
+ * or git revision as the fleet), as `apps/<tenant>.<app>/<relative path>`. Bundles share the
  * buffers. A file whose name is not a safe bundle path is an error, not silently skipped.
  */
 export async function loadPayloads(source: FleetSource, apps: AppResource[]): Promise<Map<string, PayloadFile[]>> {
