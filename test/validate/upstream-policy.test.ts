@@ -103,6 +103,15 @@ describe('upstreams may not be the node itself (edgectl validate)', { timeout: 1
     expect(j.problems.map((p) => p.path)).toEqual(['spec.policy.allowUpstreams[0]', 'spec.policy.allowUpstreams[1]']);
   });
 
+  it('upstream-mixed: URLs of one app with different schemes or paths are refused here, not by a failing render of the whole fleet', async () => {
+    const dir = await exampleCopy();
+    await mutate(dir, 'apps/acme.yaml', '"http://10.20.0.6:8080"', '"https://10.20.0.6:8443"');
+    await mutate(dir, 'apps/globex.yaml', 'upstream: { urls: ["http://10.30.0.10:9000"] }', 'upstream: { urls: ["http://10.30.0.10:9000/a", "http://10.30.0.11:9000/a/", "http://10.30.0.12:9000/b"] }');
+    const r = cli(['validate', '--fleet', dir, '--json']);
+    expect(r.status).toBe(1);
+    expect((JSON.parse(r.stdout) as { problems: P[] }).problems.map((p) => `${p.file} ${p.rule} ${p.path}`)).toEqual(['apps/acme.yaml upstream-mixed spec.upstream.urls[1]', 'apps/globex.yaml upstream-mixed spec.upstream.urls[1]']);
+  });
+
   it('the ports refused are the ones render and apply use for Kong', () => {
     expect(KONG_PORTS.proxy).toBe(Number(KONG_PROXY.split(':')[1]));
     expect(KONG_PORTS.admin).toBe(KONG_ADMIN.port);

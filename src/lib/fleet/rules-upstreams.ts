@@ -1,4 +1,4 @@
-import { resolveNode } from './model.js';
+import { resolveNode, type AppResource } from './model.js';
 import { report, type RuleContext } from './rule-context.js';
 import { KONG_PORTS, allowKey, canonicalHost, endpointKey, internalHost, upstreamEndpoint } from './upstream-policy.js';
 
@@ -46,6 +46,7 @@ export function upstreamRules(ctx: RuleContext): void {
   const own = nodeAddresses(ctx);
   const ports = reservedPorts(ctx);
   for (const a of withUpstreams) {
+    mixedUpstreams(ctx, a);
     a.spec.upstream!.urls.forEach((url, i) => {
       const { host, port } = upstreamEndpoint(url);
       const key = endpointKey(host, port);
@@ -58,4 +59,19 @@ export function upstreamRules(ctx: RuleContext): void {
       else if (ports.has(port)) report(ctx, a, path, 'upstream-reserved-port', `upstream port ${port} is ${ports.get(port)}: a tenant's app may not reach edgectl's or Kong's own services on any address`, hint);
     });
   }
+}
+
+/**
+ * nginx balances one upstream group with one scheme and one path, so render refuses anything
+ * else: said here, with the field, instead of failing the render of the whole fleet.
+ */
+function mixedUpstreams(ctx: RuleContext, a: AppResource): void {
+  const shape = (url: string) => {
+    const u = new URL(url);
+    return `${u.protocol}${u.pathname === '/' ? '' : u.pathname}`;
+  };
+  const urls = a.spec.upstream!.urls;
+  const first = shape(urls[0]);
+  const i = urls.findIndex((u) => shape(u) !== first);
+  if (i > 0) report(ctx, a, ['spec', 'upstream', 'urls', i], 'upstream-mixed', `upstream ${urls[i]} differs from ${urls[0]} in scheme or path: an app's upstream URLs must all have the same scheme and path`, 'nginx balances one upstream group: give every URL the same scheme and path, or split the app.');
 }
