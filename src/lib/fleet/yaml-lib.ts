@@ -12,6 +12,8 @@ export const Y = (): typeof import('yaml') => (yamlLib ??= createRequire(import.
  * directive would otherwise switch the document to YAML 1.1 (merge keys, `yes` as true, octal
  * and base-60 numbers). Such directives are refused anyway (parse.ts); this keeps them inert.
  * uniqueKeys is off because the package checks it in quadratic time (50,000 keys took 19 s):
- * duplicate keys are found by parse.ts in one pass instead.
+ * duplicate keys are found by parse.ts in one pass instead. prettyErrors is off: positions are
+ * computed from error offsets (yaml-scan.ts), and the package's code frames cost a line index
+ * per parse.
  */
-export const YAML_OPTIONS = { uniqueKeys: false, prettyErrors: true, strict: true, version: '1.2', schema: 'core', merge: false, resolveKnownTags: true } as const;
+export const YAML_OPTIONS = { uniqueKeys: false, prettyErrors: false, strict: true, version: '1.2', schema: 'core', merge: false, resolveKnownTags: true } as const;
