@@ -7,7 +7,7 @@ export const ERROR_HINTS = {
   EDGECTL_FLEET_NOT_FOUND: 'Pass --fleet DIR pointing at a fleet repo (a directory of edgectl/v1 YAML files).',
   EDGECTL_FLEET_INVALID: 'Run `edgectl validate` to see every problem with file and line.',
   EDGECTL_GIT: 'Check that the fleet is a git repository and that the revision exists (`git log --oneline`).',
-  EDGECTL_RENDER: 'This is a template error; check overridden templates under the fleet\'s templates/.',
+  EDGECTL_RENDER: 'The message says what could not be rendered. A fleet that passes `edgectl validate` should render: if this one does, it is a bug in edgectl; please report it.',
   EDGECTL_CHECK_FAILED: 'The tool\'s own output above names the file and line that failed.',
   EDGECTL_OUTPUT: 'The output (--out) must be a directory, or a path that can be created, on a writable disk with free space; render again once fixed.',
   EDGECTL_TRANSPORT: 'Check the node\'s address, ssh settings and relays (`via`).',

@@ -92,7 +92,7 @@ describe('apply --local (real nginx per node)', { timeout: 180_000 }, () => {
     const plan = await cli(['plan', ...local(), '--json']);
     const p = json(plan);
     expect(p.nodes.map((n: any) => [n.node, n.action])).toEqual([['e1', 'none'], ['e2', 'none'], ['e3', 'update']]);
-    expect(p.nodes[2].files).toEqual({ added: [], changed: ['apps/acme--blog/index.html'], removed: [] });
+    expect(p.nodes[2].files).toEqual({ added: [], changed: ['apps/acme.blog/index.html'], removed: [] });
     const before = { e1: await current('e1'), e2: await current('e2') };
     const r = await cli(['apply', ...local(), '--yes', '--json']);
     expect(r.code, r.stderr).toBe(0);
@@ -108,7 +108,7 @@ describe('apply --local (real nginx per node)', { timeout: 180_000 }, () => {
     await setApp('web', { domain: 'www2.acme.test' });
     const r = await cli(['plan', ...local(), '--diff']);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain('--- a/nginx/conf.d/acme--web.conf');
+    expect(r.stdout).toContain('--- a/nginx/conf.d/acme.web.conf');
     expect(r.stdout).toMatch(/^-\s+server_name www\.acme\.test;$/m);
     expect(r.stdout).toMatch(/^\+\s+server_name www2\.acme\.test;$/m);
     await setApp('web', { domain: 'www.acme.test' });
@@ -220,13 +220,13 @@ describe('apply --local (real nginx per node)', { timeout: 180_000 }, () => {
   it('a file edited by hand: drift says "modified on node", drift --fix repairs it', async () => {
     const clean = await cli(['drift', ...local()]);
     expect(clean.code, clean.stdout + clean.stderr).toBe(0);
-    const file = join(root, 'e2', 'current', 'apps', 'acme--web', 'index.html');
+    const file = join(root, 'e2', 'current', 'apps', 'acme.web', 'index.html');
     await appendFile(file, '<script>hacked()</script>\n');
     const d = await cli(['drift', ...local(), '--json']);
     expect(d.code).toBe(2);
     const e2 = json(d).nodes.find((n: any) => n.node === 'e2');
     expect(e2).toMatchObject({ status: 'modified', outdated: false });
-    expect(e2.modified.modified).toEqual(['apps/acme--web/index.html']);
+    expect(e2.modified.modified).toEqual(['apps/acme.web/index.html']);
     expect(json(d).nodes.filter((n: any) => n.status !== 'clean').map((n: any) => n.node)).toEqual(['e2']);
     const text = await cli(['drift', ...local()]);
     expect(text.stdout).toMatch(/e2\s+modified on node/);

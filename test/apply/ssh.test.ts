@@ -144,7 +144,7 @@ describe('apply over SSH through a relay', { timeout: 180_000 }, () => {
     let killed = false;
     for (let i = 0; i < 600 && !killed; i++) {
       const tmp = (await readdir(join(e2.root, 'releases')).catch(() => [] as string[])).find((d) => d.startsWith('.tmp-'));
-      const big = tmp ? await import('node:fs/promises').then((f) => f.stat(join(e2.root, 'releases', tmp, 'apps', 'acme--web', 'index.html')).catch(() => undefined)) : undefined;
+      const big = tmp ? await import('node:fs/promises').then((f) => f.stat(join(e2.root, 'releases', tmp, 'apps', 'acme.web', 'index.html')).catch(() => undefined)) : undefined;
       if (big && big.size > 0) {
         await lab.killSessions(relay);
         killed = true;
@@ -189,10 +189,10 @@ describe('apply over SSH through a relay', { timeout: 180_000 }, () => {
   });
 
   it('a file edited by hand on a node: drift reports it, drift --fix repairs it', async () => {
-    await appendFile(join(e1.root, 'current', 'apps', 'acme--blog', 'index.html'), 'defaced\n');
+    await appendFile(join(e1.root, 'current', 'apps', 'acme.blog', 'index.html'), 'defaced\n');
     const d = await run(['drift', ...flags(), '--json']);
     expect(d.code).toBe(2);
-    expect(json(d).nodes.find((n: any) => n.node === 'edge-1')).toMatchObject({ status: 'modified', modified: { modified: ['apps/acme--blog/index.html'] } });
+    expect(json(d).nodes.find((n: any) => n.node === 'edge-1')).toMatchObject({ status: 'modified', modified: { modified: ['apps/acme.blog/index.html'] } });
     const fix = await run(['drift', ...flags(), '--fix']);
     expect(fix.code, fix.stdout + fix.stderr).toBe(2);
     expect(await fetchOn(e1, 'blog.acme.test')).toEqual({ status: 200, body: 'blog v2\n' });

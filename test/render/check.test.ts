@@ -52,14 +52,14 @@ describe('rendered bundles pass nginx -t and deck validate', () => {
     const out = path.join(tmp.dir, 'broken-out');
     const bundles = await renderFleet(await loadFleet(fleet), { edgectlVersion: TEST_VERSION, nodes: ['bj-edge-01'] });
     await writeBundles(bundles, out);
-    const conf = path.join(out, 'bj-edge-01/nginx/conf.d/acme--acme-www.conf');
+    const conf = path.join(out, 'bj-edge-01/nginx/conf.d/acme.acme-www.conf');
     await writeFile(conf, (await readFile(conf, 'utf8')).replace('expires 10m;', 'expires ten-minutes;'));
     const kong = path.join(out, 'bj-edge-01/kong/kong.yml');
     await writeFile(kong, (await readFile(kong, 'utf8')).replace('strip_path: false', 'strip_path: false\n    bogus_field: 1'));
     const { results } = await checkBundles(out, ['bj-edge-01']);
     const nginx = results.find((r) => r.tool === 'nginx')!;
     expect(nginx.ok).toBe(false);
-    expect(nginx.output).toMatch(/"expires" directive invalid value in .*bj-edge-01\/nginx\/conf\.d\/acme--acme-www\.conf:\d+/);
+    expect(nginx.output).toMatch(/"expires" directive invalid value in .*bj-edge-01\/nginx\/conf\.d\/acme\.acme-www\.conf:\d+/);
     const deck = results.find((r) => r.tool === 'deck')!;
     expect(deck.ok).toBe(false);
     expect(deck.output).toMatch(/bogus_field/);

@@ -100,7 +100,7 @@ describe('hostile values reaching the renderer', () => {
     app(l, 'acme-www').spec.tenant = 'lua';
     l.model.tenants.find((t) => t.name === 'acme')!.name = 'lua';
     const b = await renderFleet(l, { edgectlVersion: TEST_VERSION, nodes: ['bj-edge-03'] });
-    expect(b[0].files.find((f) => f.path === 'nginx/conf.d/lua--acme-www.conf')!.data.toString()).toContain('set $edgectl_tenant lua;');
+    expect(b[0].files.find((f) => f.path === 'nginx/conf.d/lua.acme-www.conf')!.data.toString()).toContain('set $edgectl_tenant lua;');
   });
 
   it('an edgectl template that renders load_module, ssl_engine or Lua is refused before any bundle exists', async () => {

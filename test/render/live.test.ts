@@ -34,6 +34,8 @@ spec:
     root: ${root}
     http: { address: "${ADDR}", port: ${NGINX_PORT} }
     agent: { listen: "${ADDR}:${AGENT_PORT}", maxMessageBytes: 4096 }
+  # The test's upstream runs on the node's own loopback address: only the operator can allow that.
+  policy: { allowUpstreams: ["${ADDR}:${UPSTREAM_PORT}"] }
   hub: { url: "http://${ADDR}:20099/v1/forward" }
 `,
     'nodes.yaml': `apiVersion: edgectl/v1
@@ -169,7 +171,7 @@ describe('live: nginx runs a rendered bundle', () => {
     // No FastCGI server runs here: nginx tries the app's socket under the node root and says 502.
     expect((await request('GET', 'php.shop.example', '/')).status).toBe(502);
     const errors = await readFile(path.join(root, 'log/error.log'), 'utf8');
-    expect(errors).toContain(`unix:${root}/run/fastcgi/shop--shop-php.sock`);
+    expect(errors).toContain(`unix:${root}/run/fastcgi/shop.shop-php.sock`);
     expect((await request('GET', 'nothing.example', '/')).status).toBe(404);
   });
 

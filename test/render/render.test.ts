@@ -43,7 +43,7 @@ describe('render fleet.example', () => {
       expect(paths).not.toContain('manifest.json');
     }
     const sh2 = bundles.find((b) => b.node === 'sh-edge-02')!;
-    expect(sh2.files.map((f) => f.path)).toEqual(expect.arrayContaining(['apps/initech--initech-portal/index.php', 'apps/acme--acme-www/index.html', 'nginx/conf.d/initech--initech-portal.conf']));
+    expect(sh2.files.map((f) => f.path)).toEqual(expect.arrayContaining(['apps/initech.initech-portal/index.php', 'apps/acme.acme-www/index.html', 'nginx/conf.d/initech.initech-portal.conf']));
   });
 
   it('matches the golden files (UPDATE_GOLDEN=1 rewrites them)', async () => {
@@ -105,7 +105,7 @@ describe('render fleet.example', () => {
     expect(agent('bj-relay-01').tenants.map((t) => t.name)).toEqual(['acme', 'globex', 'initech']);
     const hub = agent('dc-core-01');
     expect(hub).toMatchObject({ role: 'hub', upstreams: [], sink: 'file:/var/lib/edgectl/spool/sink.jsonl' });
-    expect(agent('sh-edge-02').fastcgi).toEqual([{ app: 'initech--initech-portal', socket: '/var/lib/edgectl/run/fastcgi/initech--initech-portal.sock', root: '/var/lib/edgectl/current/apps/initech--initech-portal' }]);
+    expect(agent('sh-edge-02').fastcgi).toEqual([{ app: 'initech.initech-portal', socket: '/var/lib/edgectl/run/fastcgi/initech.initech-portal.sock', root: '/var/lib/edgectl/current/apps/initech.initech-portal' }]);
     for (const b of bundles) agentConfigSchema.parse(JSON.parse(b.files.find((f) => f.path === 'agent/agent.json')!.data.toString()));
   });
 
@@ -113,7 +113,9 @@ describe('render fleet.example', () => {
     const kong = parseYaml(bundles.find((b) => b.node === 'bj-edge-01')!.files.find((f) => f.path === 'kong/kong.yml')!.data.toString());
     expect(kong._format_version).toBe('3.0');
     const svc = kong.services[0];
-    expect(svc).toMatchObject({ name: 'globex--globex-pos-api', host: '10.30.0.10', port: 9000, protocol: 'http', tags: ['edgectl', 'tenant:globex', 'app:globex-pos-api'] });
+    expect(svc).toMatchObject({ name: 'globex.globex-pos-api', host: 'globex.globex-pos-api.upstream', port: 9000, protocol: 'http', tags: ['edgectl', 'tenant:globex', 'app:globex-pos-api'] });
+    // The service host is always edgectl's own upstream, never the tenant's host.
+    expect(kong.upstreams).toMatchObject([{ name: 'globex.globex-pos-api.upstream', targets: [{ target: '10.30.0.10:9000' }] }]);
     expect(svc.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     expect(svc.routes[0]).toMatchObject({ hosts: ['api.globex.example'], paths: ['/v1/orders', '/v1/stock'], methods: ['GET', 'POST'] });
     expect(svc.plugins.find((p: any) => p.name === 'rate-limiting').config.second).toBe(200);
@@ -199,7 +201,7 @@ describe('render fleet.example', () => {
     await writeFile(path.join(dir, 'sites/acme-www/index.html'), 'changed in the working tree\n');
     const fromRev = await renderFleet(await loadFleet(dir, 'HEAD'), { edgectlVersion: TEST_VERSION, nodes: ['bj-edge-03'] });
     const fromTree = await renderFleet(await loadFleet(dir), { edgectlVersion: TEST_VERSION, nodes: ['bj-edge-03'] });
-    const page = (b: Bundle[]) => b[0].files.find((f) => f.path === 'apps/acme--acme-www/index.html')!.data.toString();
+    const page = (b: Bundle[]) => b[0].files.find((f) => f.path === 'apps/acme.acme-www/index.html')!.data.toString();
     expect(page(fromRev)).toContain('ACME Logistics');
     expect(page(fromTree)).toBe('changed in the working tree\n');
     expect(fromRev[0].manifest.fleet).toEqual({ name: 'demo', commit, dirty: false });

@@ -5,6 +5,7 @@ import { parseAllDocuments } from 'yaml';
 import { fastDocuments } from '../../src/lib/fleet/fast-yaml.js';
 import { MAX_FILE_BYTES, readFleetRev } from '../../src/lib/fleet/source.js';
 import { validateText } from '../../src/lib/output/validate-report.js';
+import { MAX_FILE_PROBLEMS } from '../../src/lib/fleet/validate.js';
 import { spawnSync } from 'node:child_process';
 import { cleanTemps, cli, exampleCopy, EXAMPLE, git, tempDir, validateDir } from './helpers.js';
 
@@ -63,16 +64,20 @@ describe('file-level rules', { timeout: 120_000 }, () => {
     }
   });
 
-  it('many problems in one big file: reported and rendered without rescanning the file for each', async () => {
+  it('many problems in one big file: the first 1000 reported exactly, then one too-many-problems, without rescanning the file for each', async () => {
     const docs = Array.from({ length: 20_000 }, (_, i) => `apiVersion: edgectl/v1\nkind: Node\nmetadata: { name: n${i} }\nspec: { role: edge, address: "bad address ${i}" }\n`);
     const t = Date.now();
     const { r, mine } = await withFile('many.yaml', docs.join('---\n'));
     const text = validateText(r);
     expect(Date.now() - t).toBeLessThan(60_000);
-    expect(mine).toHaveLength(20_000);
-    expect(mine[19_999]).toMatchObject({ line: 5 * 20_000 - 1, path: 'spec.address' });
-    expect(text).toContain(`many.yaml:${5 * 20_000 - 1}:30 error spec.address: must be an IP address or a hostname`);
-    expect(text).toContain('spec: { role: edge, address: "bad address 19999" }');
+    expect(mine).toHaveLength(MAX_FILE_PROBLEMS + 1);
+    expect(mine[MAX_FILE_PROBLEMS - 1]).toMatchObject({ line: 5 * MAX_FILE_PROBLEMS - 1, column: 30, path: 'spec.address' });
+    expect(text).toContain(`many.yaml:${5 * MAX_FILE_PROBLEMS - 1}:30 error spec.address: must be an IP address or a hostname`);
+    expect(text).toContain(`spec: { role: edge, address: "bad address ${MAX_FILE_PROBLEMS - 1}" }`);
+    // Where checking stopped: the next document.
+    expect(mine[MAX_FILE_PROBLEMS]).toMatchObject({ rule: 'too-many-problems', line: 5 * MAX_FILE_PROBLEMS + 1, message: expect.stringMatching(/the rest of it was not checked/) });
+    // The documents not checked are not reported as missing either (no "unknown node" elsewhere).
+    expect(r.problems.filter((p) => p.file !== 'many.yaml')).toEqual([]);
   });
 
   it('duplicate-key is reported in the slow path too (a file with an anchor)', async () => {
@@ -174,7 +179,10 @@ describe('the fast YAML path reads exactly what the yaml package reads', () => {
   it('anchors, tags and empty documents take the slow path', () => {
     expect(fastDocuments('a: &x 1\nb: *x\n')).toBeUndefined();
     expect(fastDocuments('a: !!str 1\n')).toBeUndefined();
-    expect(fastDocuments('a: 1\n---\n')).toBeUndefined();
+    // Empty documents are skipped; an explicit null document is the slow path's to report.
+    expect(fastDocuments('a: 1\n---\n')).toEqual([{ a: 1 }]);
+    expect(fastDocuments('a: 1\n--- # nothing\n...\n')).toEqual([{ a: 1 }]);
+    expect(fastDocuments('a: 1\n---\nnull\n')).toBeUndefined();
     expect(fastDocuments('just text\n')).toBeUndefined();
     expect(fastDocuments('a: 1\na: 2\n')).toBeUndefined();
   });

@@ -1,4 +1,5 @@
 import jsyaml from 'js-yaml';
+import { documentSlices } from './yaml-scan.js';
 
 /**
  * The fast path of the YAML reader. The `yaml` package keeps a full syntax tree with positions
@@ -46,21 +47,27 @@ const NOT_PLAIN = /[&*!]|^%/m;
 
 /**
  * The documents of a plain file as values, or undefined when the file must take the slow path.
- * Every document must be a mapping: an empty or scalar one (even a trailing `---`) is left to
- * the slow path, which reports it the same way for every file.
+ * Every document must be a mapping. Empty documents (a trailing `---`) are skipped, but js-yaml
+ * reads them as `null` just like an explicit `null`, which is an error: so a file with either
+ * is read here only if its documents with content are exactly the mappings read. A js-yaml
+ * error is left in `why` (the slow path reports it when the file is too large for `yaml`).
  */
-export function fastDocuments(text: string): Record<string, unknown>[] | undefined {
+export function fastDocuments(text: string, why: { error?: unknown } = {}): Record<string, unknown>[] | undefined {
   if (NOT_PLAIN.test(text)) return undefined;
   let docs: unknown[];
   try {
     docs = jsyaml.loadAll(text, null, { schema: SCHEMA, json: false });
-  } catch {
+  } catch (e) {
+    why.error = e;
     return undefined;
   }
   const out: Record<string, unknown>[] = [];
+  let nulls = 0;
   for (const d of docs) {
-    if (d === null || typeof d !== 'object' || Array.isArray(d)) return undefined;
-    out.push(d as Record<string, unknown>);
+    if (d === null) nulls++;
+    else if (typeof d !== 'object' || Array.isArray(d)) return undefined;
+    else out.push(d as Record<string, unknown>);
   }
+  if (nulls > 0 && documentSlices(text).length !== out.length) return undefined;
   return out;
 }

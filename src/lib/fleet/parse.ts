@@ -1,46 +1,11 @@
-import { createRequire } from 'node:module';
-import type { Document, LineCounter, Node as YamlNode } from 'yaml';
+import type { Document, Node as YamlNode, Pair, YAMLMap } from 'yaml';
 import { MAX_FILE_BYTES, type SourceFile } from './source.js';
 import type { PathSeg, Problem } from './problems.js';
 import { fastDocuments } from './fast-yaml.js';
-
-/**
- * The `yaml` package (syntax trees with positions) is loaded only when a file needs it: a fleet
- * whose files all take the fast path never pays for loading it.
- */
-let yamlLib: typeof import('yaml') | undefined;
-const Y = (): typeof import('yaml') => (yamlLib ??= createRequire(import.meta.url)('yaml') as typeof import('yaml'));
-
-const YAML_OPTIONS = { uniqueKeys: true, prettyErrors: true, strict: true, version: '1.2' } as const;
-
-/** A file's full YAML syntax tree (with positions), built on first use: most files never need it. */
-class FileTree {
-  private tree?: { docs: Document[]; lines: LineCounter };
-  constructor(readonly text: string) {}
-
-  get(): { docs: Document[]; lines: LineCounter } {
-    if (!this.tree) {
-      const lines = new (Y().LineCounter)();
-      let docs: Document[] = [];
-      try {
-        const parsed = Y().parseAllDocuments(this.text, { ...YAML_OPTIONS, lineCounter: lines });
-        docs = Array.isArray(parsed) ? parsed : [];
-      } catch {
-        docs = [];
-      }
-      this.tree = { docs, lines };
-    }
-    return this.tree;
-  }
-
-  private nonEmptyDocs?: Document[];
-
-  /** The `k`-th document that has content (empty documents are never fleet documents). */
-  nonEmpty(k: number): Document | undefined {
-    this.nonEmptyDocs ??= this.get().docs.filter((d) => !isEmptyDoc(d));
-    return this.nonEmptyDocs[k];
-  }
-}
+import { Y, YAML_OPTIONS } from './yaml-lib.js';
+import { badCharacter, characterName, countMarkers, lexScan } from './yaml-scan.js';
+import { FileTree, MAX_FLOW_DEPTH, TREE_TOKEN_BUDGET } from './yaml-tree.js';
+import { directiveProblems, nodeProblems, type At } from './yaml-checks.js';
 
 /** One YAML document of a fleet file, with what is needed to point back at its source. */
 export class ParsedDoc {
@@ -52,14 +17,6 @@ export class ParsedDoc {
     private readonly tree: FileTree,
   ) {}
 
-  get doc(): Document | undefined {
-    return this.tree.nonEmpty(this.index);
-  }
-
-  get lines(): LineCounter {
-    return this.tree.get().lines;
-  }
-
   /** Where the document starts (1-based). */
   get line(): number {
     return locate(this, []).line;
@@ -67,6 +24,13 @@ export class ParsedDoc {
 
   get column(): number {
     return locate(this, []).column;
+  }
+
+  /** @internal for locate */
+  at(path: readonly PathSeg[], onKey: boolean): { line: number; column: number } {
+    const t = this.tree.tree(this.index);
+    if (!t) return this.tree.lines.pos(this.tree.start(this.index));
+    return this.tree.lines.pos(t.offset + offsetOf(t.doc, path, onKey));
   }
 }
 
@@ -79,12 +43,15 @@ export interface ParsedFile {
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 /** Aliases beyond this count in one document mean an alias bomb ("billion laughs"). */
 const MAX_ALIASES = 200;
-/** YAML tags a fleet may use: the core schema's own. Anything else (!!binary, !custom) is refused. */
-const CORE_TAGS = new Set(['str', 'int', 'float', 'bool', 'null', 'map', 'seq'].map((t) => `tag:yaml.org,2002:${t}`));
+/**
+ * Documents (`---` and `...` markers) one file may hold: a fleet of 20,000 nodes in one file has
+ * about 22,000. Checked before parsing, so that a file of a million empty documents costs nothing.
+ */
+export const MAX_FILE_DOCUMENTS = 50_000;
+const TOO_DEEP_HINT = 'A fleet document needs only a few levels of nesting.';
 
 export function parseFile(f: SourceFile, problems: Problem[]): ParsedFile | undefined {
-  const at = (line: number, column: number, rule: string, message: string, hint?: string) =>
-    problems.push({ severity: 'error', rule, file: f.path, line, column, path: '', message, hint });
+  const at: At = (line, column, rule, message, hint) => problems.push({ severity: 'error', rule, file: f.path, line, column, path: '', message, hint });
   if (f.bytes.length > MAX_FILE_BYTES) {
     at(1, 1, 'file-too-large', `file is larger than ${MAX_FILE_BYTES / 1024 / 1024} MiB`, 'Split it into several files; a fleet document is never this large.');
     return undefined;
@@ -97,107 +64,91 @@ export function parseFile(f: SourceFile, problems: Problem[]): ParsedFile | unde
     return undefined;
   }
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-  const tree = new FileTree(text);
-  const fast = fastDocuments(text);
-  if (fast) return { path: f.path, text, docs: fast.map((v, i) => new ParsedDoc(f.path, i, v, tree)) };
-
   const out: ParsedFile = { path: f.path, text, docs: [] };
-  const deep = tooDeep(text);
-  if (deep) {
-    at(deep.line, deep.column, 'yaml-too-deep', `YAML is nested more than ${MAX_FLOW_DEPTH} levels deep`, 'A fleet document needs only a few levels of nesting.');
+  const bad = badCharacter(text);
+  if (bad) {
+    const { line, column } = new FileTree(text, 0).lines.pos(bad.index);
+    at(line, column, 'yaml-control-character', `file contains the character ${characterName(bad.code)}, which a fleet file may not contain (not even in a comment)`, 'Remove it: fleet files are printable text; tabs, line feeds and carriage returns are the only control characters allowed.');
     return out;
   }
-  const { docs, lines } = tree.get();
+  if (countMarkers(text, MAX_FILE_DOCUMENTS) > MAX_FILE_DOCUMENTS) {
+    at(1, 1, 'too-many-documents', `file has more than ${MAX_FILE_DOCUMENTS.toLocaleString('en-US')} documents`, 'Split it into several files.');
+    return out;
+  }
+  const why: { error?: unknown } = {};
+  const fast = fastDocuments(text, why);
+  if (fast) {
+    const tree = new FileTree(text, fast.length);
+    out.docs = fast.map((v, i) => new ParsedDoc(f.path, i, v, tree));
+    return out;
+  }
+  slowPath(text, why.error, at, out);
+  return out;
+}
+
+/**
+ * Files the fast path could not read (anchors, aliases, tags, directives, or a problem js-yaml
+ * found) go through the `yaml` package, which knows positions and owns error reporting. Its
+ * cost is bounded first: the lexer's scan refuses deep nesting and more tokens than the budget.
+ */
+function slowPath(text: string, fastError: unknown, at: At, out: ParsedFile): void {
+  const scan = lexScan(text, TREE_TOKEN_BUDGET, MAX_FLOW_DEPTH);
+  // The documents kept are filled in below; the tree only reads them when a problem is located.
+  const kept: Document[] = [];
+  const tree = new FileTree(text, 0, kept);
+  const lines = tree.lines;
+  if (scan.tooDeepAt !== undefined) {
+    const p = lines.pos(scan.tooDeepAt);
+    return at(p.line, p.column, 'yaml-too-deep', `YAML is nested more than ${MAX_FLOW_DEPTH} levels deep`, TOO_DEEP_HINT);
+  }
+  if (scan.tooMany) return tooComplex(fastError, at);
+  const all = Y().parseAllDocuments(text, YAML_OPTIONS);
+  const docs: Document[] = Array.isArray(all) ? all : [];
   if (docs.length === 0 && text.trim() !== '' && !/^(\s*#.*)*\s*$/.test(text)) {
     // parseAllDocuments only returns nothing for blank or comment-only input; anything else is a bug in it.
-    at(1, 1, 'yaml-syntax', 'YAML could not be parsed');
-    return out;
+    return at(1, 1, 'yaml-syntax', 'YAML could not be parsed');
   }
-  let k = 0;
+  const values: unknown[] = [];
+  const seen = new Set<number>();
   for (const doc of docs) {
+    let ok = directiveProblems(doc, text, lines, seen, at);
     for (const err of doc.errors) {
-      const lp = err.linePos?.[0] ?? lines.linePos(err.pos[0]);
-      if (err.code === 'DUPLICATE_KEY') at(lp.line, lp.col, 'duplicate-key', 'duplicate key: a key may appear only once in a mapping');
-      else if (err.code === 'RESOURCE_EXHAUSTION') at(lp.line, lp.col, 'yaml-too-deep', 'YAML is nested too deeply', 'A fleet document needs only a few levels of nesting.');
-      else at(lp.line, lp.col, 'yaml-syntax', `YAML syntax error: ${firstLine(err.message)}`);
+      ok = false;
+      const lp = lines.pos(err.pos[0]);
+      if (err.code === 'RESOURCE_EXHAUSTION') at(lp.line, lp.column, 'yaml-too-deep', 'YAML is nested too deeply', TOO_DEEP_HINT);
+      else at(lp.line, lp.column, 'yaml-syntax', `YAML syntax error: ${firstLine(err.message)}`);
     }
-    if (doc.errors.length || isEmptyDoc(doc)) continue;
-    const index = k++;
+    if (!ok || isEmptyDoc(doc)) continue;
+    if (!nodeProblems(doc, lines, at)) continue;
     try {
-      if (text.includes('!') && !tagsOk(doc, lines, at)) continue;
-    } catch {
-      at(1, 1, 'yaml-too-deep', 'YAML is nested too deeply', 'A fleet document needs only a few levels of nesting.');
-      continue;
-    }
-    let value: unknown;
-    try {
-      value = doc.toJS({ maxAliasCount: MAX_ALIASES });
+      values.push(doc.toJS({ maxAliasCount: MAX_ALIASES }));
     } catch (e) {
-      const lp = lines.linePos(doc.contents?.range?.[0] ?? 0);
-      if (e instanceof RangeError) at(lp.line, lp.col, 'yaml-too-deep', 'YAML is nested too deeply', 'A fleet document needs only a few levels of nesting.');
-      else at(lp.line, lp.col, 'yaml-alias-bomb', `document expands too many aliases: ${firstLine((e as Error).message)}`, 'Write the values out instead of using many YAML aliases.');
+      const lp = lines.pos(doc.contents?.range?.[0] ?? 0);
+      if (e instanceof RangeError) at(lp.line, lp.column, 'yaml-too-deep', 'YAML is nested too deeply', TOO_DEEP_HINT);
+      else at(lp.line, lp.column, 'yaml-alias-bomb', `document expands too many aliases: ${firstLine((e as Error).message)}`, 'Write the values out instead of using many YAML aliases.');
       continue;
     }
-    out.docs.push(new ParsedDoc(f.path, index, value, tree));
+    kept.push(doc);
   }
-  return out;
+  out.docs = values.map((v, i) => new ParsedDoc(out.path, i, v, tree));
+}
+
+/** A file too large for the slow path: js-yaml's own finding if it had one, else the limit. */
+function tooComplex(fastError: unknown, at: At): void {
+  const e = fastError as { reason?: string; mark?: { line: number; column: number } } | undefined;
+  if (e?.mark && e.reason) {
+    const [line, column] = [e.mark.line + 1, e.mark.column + 1];
+    if (/duplicated mapping key/.test(e.reason)) return at(line, column, 'duplicate-key', 'duplicate key: a key may appear only once in a mapping');
+    if (/maxDepth/.test(e.reason)) return at(line, column, 'yaml-too-deep', 'YAML is nested too deeply', TOO_DEEP_HINT);
+    return at(line, column, 'yaml-syntax', `YAML syntax error: ${e.reason}`);
+  }
+  at(1, 1, 'yaml-too-complex', `file uses anchors, aliases, tags, directives or empty scalar documents and has more than ${TREE_TOKEN_BUDGET.toLocaleString('en-US')} YAML tokens, more than the detailed parser is allowed to read`, 'Split the file into smaller ones, or write the values out instead of anchors and aliases.');
 }
 
 /** An empty document: nothing at all, or the empty scalar after a bare `---`. An explicit `null` is not empty. */
 function isEmptyDoc(doc: Document): boolean {
   const c = doc.contents as (YamlNode & { value?: unknown }) | null;
   return c === null || (Y().isScalar(c) && c.value === null && c.range !== undefined && c.range !== null && c.range[0] === c.range[1]);
-}
-
-const MAX_FLOW_DEPTH = 64;
-
-/**
- * A cheap scan for flow collections nested absurdly deep (`[[[[...`), which the yaml parser
- * would take seconds to reject. Quotes and comments are skipped roughly; a fleet needs a depth
- * of five or six, so the limit leaves a wide margin.
- */
-function tooDeep(text: string): { line: number; column: number } | undefined {
-  let depth = 0;
-  let quote = '';
-  let line = 1;
-  let lineStart = 0;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i];
-    if (ch === '\n') {
-      line++;
-      lineStart = i + 1;
-      if (quote === '') continue;
-    }
-    if (quote) {
-      if (ch === quote && !(quote === '"' && text[i - 1] === '\\')) quote = '';
-      continue;
-    }
-    if (ch === '"' || ch === "'") quote = ch;
-    else if (ch === '#' && (i === 0 || /\s/.test(text[i - 1]))) {
-      const nl = text.indexOf('\n', i);
-      if (nl < 0) break;
-      i = nl - 1;
-    } else if (ch === '[' || ch === '{') {
-      if (++depth > MAX_FLOW_DEPTH) return { line, column: i - lineStart + 1 };
-    } else if (ch === ']' || ch === '}') {
-      depth = Math.max(0, depth - 1);
-    }
-  }
-  return undefined;
-}
-
-function tagsOk(doc: Document, lines: LineCounter, at: (line: number, col: number, rule: string, msg: string, hint?: string) => void): boolean {
-  const { isScalar, isMap, isSeq, visit } = Y();
-  let ok = true;
-  visit(doc, (_key, node) => {
-    const n = node as YamlNode;
-    if ((isScalar(n) || isMap(n) || isSeq(n)) && n.tag && !CORE_TAGS.has(n.tag)) {
-      const lp = lines.linePos(n.range?.[0] ?? 0);
-      at(lp.line, lp.col, 'yaml-tag', `YAML tag ${n.tag.replace('tag:yaml.org,2002:', '!!')} is not supported`, 'Remove the tag: fleet values are plain strings, numbers, booleans, lists and mappings.');
-      ok = false;
-    }
-  });
-  return ok;
 }
 
 /** The line of the first byte that is not UTF-8, found by bisection on the decoder. */
@@ -223,31 +174,38 @@ function firstLine(s: string): string {
   return s.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
 }
 
-function keyOf(n: unknown): unknown {
-  return Y().isScalar(n) ? n.value : n;
+function keyOf(n: unknown): string {
+  return String(Y().isScalar(n) ? n.value : n);
 }
 
-/**
- * The source position of a field path in a document: the deepest node that exists along the
- * path. With `onKey`, a map entry's key is pointed at rather than its value (for unknown fields).
- */
-export function locate(d: ParsedDoc, path: readonly PathSeg[], onKey = false): { line: number; column: number } {
-  const { isMap, isSeq, isPair } = Y();
-  const doc = d.doc;
-  let node: unknown = doc?.contents;
+/** Map entries by key, for maps large enough that a linear search per lookup would add up. */
+const pairIndex = new WeakMap<YAMLMap, Map<string, Pair>>();
+
+function pairOf(map: YAMLMap, key: string): Pair | undefined {
+  const { isPair } = Y();
+  if (map.items.length < 16) return map.items.find((p) => isPair(p) && keyOf(p.key) === key) as Pair | undefined;
+  let idx = pairIndex.get(map);
+  if (!idx) {
+    idx = new Map();
+    for (const p of map.items) if (isPair(p) && !idx.has(keyOf(p.key))) idx.set(keyOf(p.key), p as Pair);
+    pairIndex.set(map, idx);
+  }
+  return idx.get(key);
+}
+
+/** The offset of the deepest node that exists along a field path (its key with `onKey`). */
+function offsetOf(doc: Document, path: readonly PathSeg[], onKey: boolean): number {
+  const { isMap, isSeq } = Y();
+  let node: unknown = doc.contents;
   let pos = node && (node as YamlNode).range ? (node as YamlNode).range![0] : 0;
   for (let i = 0; i < path.length; i++) {
     const seg = path[i];
     if (isMap(node)) {
-      const pair = node.items.find((p) => isPair(p) && String(keyOf(p.key)) === String(seg));
+      const pair = pairOf(node, String(seg));
       if (!pair) break;
       const keyNode = pair.key as YamlNode | null;
       const valNode = pair.value as YamlNode | null;
-      const last = i === path.length - 1;
-      if (last && onKey && keyNode?.range) {
-        pos = keyNode.range[0];
-        break;
-      }
+      if (i === path.length - 1 && onKey && keyNode?.range) return keyNode.range[0];
       if (valNode?.range) pos = valNode.range[0];
       else if (keyNode?.range) pos = keyNode.range[0];
       node = valNode;
@@ -260,6 +218,14 @@ export function locate(d: ParsedDoc, path: readonly PathSeg[], onKey = false): {
       break;
     }
   }
-  const lp = d.lines.linePos(pos);
-  return { line: lp.line, column: lp.col };
+  return pos;
+}
+
+/**
+ * The source position of a field path in a document: the deepest node that exists along the
+ * path. With `onKey`, a map entry's key is pointed at rather than its value (for unknown fields).
+ * A document too large for a syntax tree is pointed at where it starts.
+ */
+export function locate(d: ParsedDoc, path: readonly PathSeg[], onKey = false): { line: number; column: number } {
+  return d.at(path, onKey);
 }

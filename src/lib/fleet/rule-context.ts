@@ -6,9 +6,13 @@ import { formatPath, type PathSeg, type Problem } from './problems.js';
 /** The valid documents of each kind, sorted by name and unique, plus the Fleet's defaults if it is valid. */
 export interface RuleInput {
   defaults?: FleetSpec['defaults'];
+  /** The operator's exceptions (the Fleet document's spec.policy), if the Fleet is valid. */
+  policy?: FleetSpec['policy'];
   nodes: NodeResource[];
   tenants: TenantResource[];
   apps: AppResource[];
+  /** Paths of the fleet's documents (relative to the fleet root): app directories may not hold any. */
+  files: string[];
   /**
    * "Kind/name" of documents that exist but failed their own checks: a reference to one is not
    * reported as unknown (its own errors are already shown).

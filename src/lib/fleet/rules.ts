@@ -4,6 +4,8 @@ import { appRules } from './rules-apps.js';
 import { credentialRules } from './rules-credentials.js';
 import { endpointRules, viaRules } from './rules-nodes.js';
 import { tenantRules } from './rules-tenants.js';
+import { upstreamRules } from './rules-upstreams.js';
+import { domainZoneRules, payloadPathRules } from './rules-tenancy.js';
 
 /**
  * Cross-reference rules: stage two of validation, on documents that each passed their schema.
@@ -17,5 +19,8 @@ export function crossRules(m: RuleInput): Problem[] {
   appRules(ctx);
   tenantRules(ctx);
   credentialRules(ctx);
+  upstreamRules(ctx);
+  domainZoneRules(ctx);
+  payloadPathRules(ctx);
   return ctx.out;
 }

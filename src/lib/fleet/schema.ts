@@ -82,6 +82,10 @@ export const fleetSpecSchema = z.object({
     nginx: nginxSchema.optional(),
   }).strict().optional(),
   hub: z.object({ url: httpUrl(true) }).strict(),
+  /** The operator's exceptions to what tenants' apps may do: only here, never in an App. */
+  policy: z.object({
+    allowUpstreams: z.array(hostPort).max(1000).optional(),
+  }).strict().optional(),
   rollout: z.object({
     canary: z.number().int().min(0).optional(),
     batchSize: countOrPercent.optional(),

@@ -10,6 +10,11 @@ import type { FleetSource, SourceFile } from './source.js';
 
 export const API_VERSION = 'edgectl/v1';
 const TOP_KEYS = ['apiVersion', 'kind', 'metadata', 'spec'];
+/**
+ * Problems reported per file at most. Beyond them the rest of the file is not checked: a hostile
+ * file of 4 MiB can hold a million problems, and nobody reads past the first screens of them.
+ */
+export const MAX_FILE_PROBLEMS = 1000;
 
 export interface ValidationResult {
   /** Present when there are no errors (warnings allowed). */
@@ -42,6 +47,7 @@ function checkDocument(d: ParsedDoc, out: Problem[]): Resource<Kind, unknown> | 
   const o = v as Record<string, unknown>;
   let ok = true;
   for (const k of Object.keys(o)) {
+    if (out.length >= MAX_FILE_PROBLEMS) break;
     if (!TOP_KEYS.includes(k)) {
       out.push(docProblem(d, [k], 'unknown-field', `unknown field "${k}"`, unknownFieldHint(k, TOP_KEYS), true));
       ok = false;
@@ -61,14 +67,14 @@ function checkDocument(d: ParsedDoc, out: Problem[]): Resource<Kind, unknown> | 
   }
   const meta = metadataSchema.safeParse(o.metadata);
   if (!meta.success) {
-    zodProblems(d, ['metadata'], metadataSchema, meta.error, out);
+    zodProblems(d, ['metadata'], metadataSchema, meta.error, out, MAX_FILE_PROBLEMS);
     ok = false;
   }
   const schema = SPEC_SCHEMAS[kind as Kind];
   const spec = schema.safeParse(o.spec ?? (kind === 'Tenant' ? {} : undefined));
   if (!spec.success) {
     if (o.spec === undefined) out.push(docProblem(d, [], 'missing-field', `${kind} needs a spec`));
-    else zodProblems(d, ['spec'], schema, spec.error, out);
+    else zodProblems(d, ['spec'], schema, spec.error, out, MAX_FILE_PROBLEMS);
     ok = false;
   }
   if (!ok || !meta.success || !spec.success) return undefined;
@@ -100,7 +106,18 @@ export interface FileCheck {
 export function checkFile(f: SourceFile): FileCheck {
   const problems: Problem[] = [];
   const parsed = parseFile(f, problems);
-  const docs = (parsed?.docs ?? []).map((doc) => ({ doc, resource: checkDocument(doc, problems) }));
+  const docs: FileCheck['docs'] = [];
+  let stop: ParsedDoc | undefined;
+  for (const doc of parsed?.docs ?? []) {
+    // Documents not checked count as invalid: references to them are not reported as unknown.
+    if (problems.length >= MAX_FILE_PROBLEMS) stop ??= doc;
+    docs.push({ doc, resource: stop ? undefined : checkDocument(doc, problems) });
+  }
+  if (problems.length >= MAX_FILE_PROBLEMS) {
+    problems.length = MAX_FILE_PROBLEMS;
+    const where = stop ? { line: stop.line, column: stop.column } : { line: problems[problems.length - 1].line, column: 1 };
+    problems.push({ severity: 'error', rule: 'too-many-problems', file: f.path, ...where, path: '', message: `${MAX_FILE_PROBLEMS} problems found in this file; the rest of it was not checked`, hint: 'Fix the problems shown and validate again.' });
+  }
   return { path: f.path, text: parsed?.text, problems, docs };
 }
 
@@ -156,7 +173,7 @@ export function assemble(src: FleetSource, checks: FileCheck[]): ValidationResul
 
   const unique = <T extends Resource<Kind, unknown>>(list: T[]) => list.filter((r, i) => i === 0 || r.name !== list[i - 1].name);
   const fleet = fleets[0] as FleetResource | undefined;
-  const input = { defaults: fleet?.spec.defaults, tenants: unique(byKind.Tenant) as TenantResource[], nodes: unique(byKind.Node) as NodeResource[], apps: unique(byKind.App) as AppResource[], invalid, partial };
+  const input = { defaults: fleet?.spec.defaults, policy: fleet?.spec.policy, files: src.files.map((f) => f.path), tenants: unique(byKind.Tenant) as TenantResource[], nodes: unique(byKind.Node) as NodeResource[], apps: unique(byKind.App) as AppResource[], invalid, partial };
   counts.tenants = input.tenants.length;
   counts.nodes = input.nodes.length;
   counts.apps = input.apps.length;

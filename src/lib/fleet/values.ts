@@ -28,13 +28,14 @@ export const RE = {
 } as const;
 
 /**
- * A DNS hostname in lowercase LDH form. The last label may not be all digits (RFC 3696), so
- * that a mistyped IPv4 address such as 203.0.113.300 is not taken for a name.
+ * A DNS hostname in lowercase LDH form. The last label may not look like a number, decimal or
+ * hex (RFC 3696): a resolver (inet_aton) or a URL parser reads `0x7f000001` or `127.1` as an IPv4
+ * address, and a mistyped address such as 203.0.113.300 must not be taken for a name.
  */
 export function isHostname(s: string): boolean {
   if (s.length === 0 || s.length > 253) return false;
   const labels = s.split('.');
-  if (/^[0-9]+$/.test(labels[labels.length - 1])) return false;
+  if (/^(?:[0-9]+|0x[0-9a-f]*)$/i.test(labels[labels.length - 1])) return false;
   return labels.every((l) => RE.hostLabel.test(l));
 }
 
@@ -85,6 +86,15 @@ export function checkHttpUrl(s: string, opts: { allowQuery?: boolean } = {}): st
   const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
   if (!(isIP(host) !== 0 || isHostname(host))) return `host "${u.hostname}" is neither an IP address nor a hostname`;
   if (host === 'unix') return `has ${UNIX_HOST_REASON}`;
+  // The URL parser reads 127.1, 2130706433, 0x7f.1 and 0177.0.0.1 as 127.0.0.1 (as inet_aton does),
+  // and decodes %-escapes: the host must be written as what it is, so that what a reviewer reads
+  // is what nginx gets. (IPv6 may be written in any of its forms: they mean one address.)
+  const written = writtenHost(s).toLowerCase();
+  if (isIP(host) !== 6 && written !== u.hostname) {
+    return isIP(host) === 4
+      ? `host "${written}" is the IPv4 address ${host} in a short, decimal, octal or hexadecimal form: write ${host}`
+      : `host "${written}" must be written as ${host}`;
+  }
   if (!RE.urlPathPart.test(u.pathname === '/' && !s.replace(/^https?:\/\/[^/]*/, '').startsWith('/') ? '' : u.pathname)) return 'path contains characters that are not allowed';
   if (u.search && !opts.allowQuery) return 'must not have a query string';
   if (u.search && !/^\?[A-Za-z0-9._~=&%-]*$/.test(u.search)) return 'query contains characters that are not allowed';
@@ -112,6 +122,14 @@ export function releaseRootProblem(root: string): string | undefined {
   if (!RELEASE_ROOT_PREFIXES.some((p) => r.startsWith(p) && r.length > p.length)) return `must be a directory below ${RELEASE_ROOT_PREFIXES.join(', ')} (a place for data, not /etc, /usr, /root, /tmp or /proc)`;
   return undefined;
 }
+
+/** The host of an http(s) URL as written, before the URL parser normalises it. */
+function writtenHost(s: string): string {
+  const authority = s.replace(/^https?:\/\//, '').split(/[/?#]/)[0];
+  if (authority.startsWith('[')) return authority.slice(0, authority.indexOf(']') + 1);
+  return authority.replace(/:[0-9]*$/, '');
+}
+
 
 /** `N` or `N%`, as used by rollout sizes. */
 export const COUNT_OR_PERCENT = /^(?:[0-9]{1,6}|(?:100|[1-9]?[0-9])%)$/;

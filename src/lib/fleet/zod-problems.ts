@@ -33,12 +33,14 @@ export function keysAt(schema: z.ZodTypeAny, path: readonly PathSeg[]): string[]
 }
 
 /** Turns zod issues for one part of a document (`base` is e.g. ["spec"]) into located problems. */
-export function zodProblems(d: ParsedDoc, base: PathSeg[], schema: z.ZodTypeAny, error: z.ZodError, out: Problem[]): void {
+export function zodProblems(d: ParsedDoc, base: PathSeg[], schema: z.ZodTypeAny, error: z.ZodError, out: Problem[], max = Infinity): void {
   for (const issue of flatten(error.issues)) {
+    if (out.length >= max) return;
     const rel = issue.path as PathSeg[];
     if (issue.code === z.ZodIssueCode.unrecognized_keys) {
       const known = keysAt(schema, rel);
       for (const key of issue.keys) {
+        if (out.length >= max) return;
         const path = [...base, ...rel, key];
         const pos = locate(d, path, true);
         out.push({ severity: 'error', rule: 'unknown-field', file: d.file, ...pos, path: formatPath(path), message: `unknown field "${key}"`, hint: unknownFieldHint(key, known) });

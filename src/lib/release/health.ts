@@ -3,7 +3,7 @@ import type { Transport } from '../transport/types.js';
 import type { NginxTarget } from './nginx.js';
 
 export interface HealthTarget {
-  /** `<tenant>--<app>` */
+  /** `<tenant>.<app>` (see appId) */
   app: string;
   /** The Host header that selects the app's server block. */
   host: string;
@@ -13,7 +13,8 @@ export interface HealthTarget {
   expectBody?: string;
 }
 
-const APP_CONF = /^nginx\/conf\.d\/([a-z0-9-]+--[a-z0-9-]+)\.conf$/;
+/** `<tenant>.<app>.conf`, or `<tenant>--<app>.conf` in releases rendered before edgectl joined names with ".". */
+const APP_CONF = /^nginx\/conf\.d\/(([a-z0-9-]+)\.([a-z0-9-]+)|([a-z0-9-]+?)--([a-z0-9-]+))\.conf$/;
 
 /**
  * Health targets from a release's own files: one per app fragment, its first server name
@@ -28,7 +29,7 @@ export function targetsFromRelease(files: { path: string; data: Buffer }[]): Hea
     const names = /^\s*server_name\s+([^;]+);/m.exec(f.data.toString())?.[1].trim().split(/\s+/) ?? [];
     const name = names.find((n) => /^(\*\.)?[a-z0-9.-]+$/.test(n));
     if (!name) continue;
-    const [tenant, app] = m[1].split('--');
+    const [tenant, app] = m[2] !== undefined ? [m[2], m[3]] : [m[4], m[5]];
     out.push({ app: m[1], host: name.replace(/^\*\./, 'healthz.'), path: '/healthz', expectStatus: 200, expectBody: `${tenant}/${app}` });
   }
   return out;

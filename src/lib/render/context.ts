@@ -31,9 +31,14 @@ export function renderContext(model: FleetModel): RenderContext {
   };
 }
 
-/** `<tenant>--<app>`: the app's name in file names, zones, payload directories and sockets. */
+/**
+ * `<tenant>.<app>`: the app's name in file names, nginx upstream and cache zone names, payload
+ * directories, sockets and Kong entities. Tenant and app names are DNS labels, which never
+ * contain ".", so no two (tenant, app) pairs give one id: with "--", tenant acme--x's app www
+ * and tenant acme's app x--www were both acme--x--www, and broke rendering for the whole fleet.
+ */
 export function appId(app: AppResource): string {
-  return `${app.spec.tenant}--${app.name}`;
+  return `${app.spec.tenant}.${app.name}`;
 }
 
 /** The apps placed on a node, sorted by name (only edge nodes run apps). */

@@ -39,17 +39,17 @@ export function renderKong(t: Templates, apps: AppResource[], tenants: Map<strin
     const targets = (s.upstream?.urls ?? []).map(upstreamTarget);
     if (targets.length === 0) throw new EdgectlError('EDGECTL_RENDER', `app ${app.name}: an api app needs spec.upstream`);
     const first = targets[0];
-    const [host, port] = [first.host, Number(first.server.slice(first.server.lastIndexOf(':') + 1))];
-    let serviceHost = host;
-    if (targets.length > 1) {
-      serviceHost = `${id}.upstream`;
-      upstreams.push({
-        name: serviceHost,
-        id: uuidv5(`upstream:${id}`),
-        tags,
-        targets: targets.map((x) => ({ target: x.server, id: uuidv5(`target:${id}:${x.server}`) })),
-      });
-    }
+    const port = Number(first.server.slice(first.server.lastIndexOf(':') + 1));
+    // Always through an upstream entity named by edgectl: Kong takes a service host that names an
+    // upstream for that upstream, so a tenant's URL host must never be a service host (tenant A
+    // writing http://b.app.upstream would get tenant B's targets).
+    const serviceHost = `${id}.upstream`;
+    upstreams.push({
+      name: serviceHost,
+      id: uuidv5(`upstream:${id}`),
+      tags,
+      targets: targets.map((x) => ({ target: x.server, id: uuidv5(`target:${id}:${x.server}`) })),
+    });
     const plugins = [];
     const consumers = tenant?.spec.consumers ?? [];
     if (consumers.length > 0) {
@@ -71,7 +71,7 @@ export function renderKong(t: Templates, apps: AppResource[], tenants: Map<strin
       readTimeoutMs: ms(s.upstream?.readTimeout ?? '60s'),
       tags,
       routes: (s.routes ?? []).map((r, i) => ({
-        name: `${id}--${i}`,
+        name: `${id}.${i}`,
         id: uuidv5(`route:${id}:${i}`),
         hosts: s.domains,
         paths: r.paths,
@@ -84,7 +84,8 @@ export function renderKong(t: Templates, apps: AppResource[], tenants: Map<strin
   const consumers = [];
   for (const tn of [...tenantNames].sort()) {
     for (const c of tenants.get(tn)?.spec.consumers ?? []) {
-      const username = `${tn}--${c.name}`;
+      // "." never occurs in tenant or consumer names: one username per (tenant, consumer).
+      const username = `${tn}.${c.name}`;
       consumers.push({
         username,
         id: uuidv5(`consumer:${username}`),

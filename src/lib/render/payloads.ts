@@ -11,7 +11,7 @@ export interface PayloadFile {
 
 /**
  * Reads each app's payload once: the files under its directory in the fleet (same working tree
- * or git revision as the fleet), as `apps/<tenant>--<app>/<relative path>`. Bundles share the
+ * or git revision as the fleet), as `apps/<tenant>.<app>/<relative path>`. Bundles share the
  * buffers. A file whose name is not a safe bundle path is an error, not silently skipped.
  */
 export async function loadPayloads(source: FleetSource, apps: AppResource[]): Promise<Map<string, PayloadFile[]>> {
@@ -26,10 +26,10 @@ export async function loadPayloads(source: FleetSource, apps: AppResource[]): Pr
       const inner = rel.slice(prefix.length);
       const path = `apps/${appId(app)}/${inner}`;
       if (!isSafeBundlePath(path)) {
-        throw new EdgectlError('EDGECTL_RENDER', `app ${app.name}: payload file "${rel}" has a name that cannot go into a bundle (letters, digits, ".", "_", "-" only)`);
+        throw new EdgectlError('EDGECTL_RENDER', `app ${app.name}: payload file "${rel}" has a name that cannot go into a bundle (letters, digits, ".", "_", "-" only)`, { hint: 'Rename the file, or move it out of the app\'s directory: every part of its path must be letters, digits, ".", "_" and "-", not starting with "." or "-".' });
       }
       const data = await source.readExtra(rel);
-      if (data === undefined) throw new EdgectlError('EDGECTL_RENDER', `app ${app.name}: cannot read payload file ${rel}`);
+      if (data === undefined) throw new EdgectlError('EDGECTL_RENDER', `app ${app.name}: cannot read payload file ${rel}`, { hint: 'Check that the file still exists in the fleet and is readable, then render again.' });
       files.push({ path, data });
     }
     files.sort((a, b) => (a.path < b.path ? -1 : 1));

@@ -122,7 +122,8 @@ export async function loadTemplates(source: FleetSource): Promise<Templates> {
         const cut = msg.lastIndexOf('\n\n');
         const where = cut >= 0 ? msg.slice(0, msg.indexOf('\n')) : name;
         const cause = cut >= 0 ? msg.slice(cut + 2) : msg;
-        if (e instanceof EdgectlError) throw new EdgectlError(e.code, `${cause} (at ${where})`);
+        // Only edgectl's own templates are compiled: a failure is a value a helper refused (its hint), or a bug.
+        if (e instanceof EdgectlError) throw new EdgectlError(e.code, `${cause} (at ${where})`, { hint: e.hint });
         throw new EdgectlError('EDGECTL_RENDER', `template ${where} failed: ${cause}`);
       }
     },
