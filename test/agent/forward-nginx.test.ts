@@ -32,7 +32,8 @@ beforeAll(async () => {
   root = path.join(dir, 'relay');
   const fleet = path.join(dir, 'fleet');
   await mkdir(fleet);
-  await writeFile(path.join(fleet, 'fleet.yaml'), ['apiVersion: edgectl/v1', 'kind: Fleet', 'metadata: { name: fwd }', 'spec:', `  hub: { url: "http://${ADDR}:24399/v1/forward" }`, ''].join('\n'));
+  await writeFile(path.join(fleet, 'fleet.yaml'), ['apiVersion: edgectl/v1', 'kind: Fleet', 'metadata: { name: fwd }', 'spec:', `  hub: { url: "http://${ADDR}:24399/v1/forward" }`,
+    '  policy: { allowUpstreams: ["127.0.4.9:9"] }', ''].join('\n')); // the app only gives the tenant a topic; nothing is proxied
   await writeFile(path.join(fleet, 'nodes.yaml'), [
     ['apiVersion: edgectl/v1', 'kind: Node', 'metadata: { name: relay-n }', 'spec:', '  role: relay', `  address: ${ADDR}`, `  root: ${root}`,
       `  http: { address: "${ADDR}", port: ${NGINX} }`, `  agent: { listen: "${ADDR}:${AGENT}" }`, `  credential: { sha256: ${sha('relay-n-secret')} }`].join('\n'),

@@ -109,7 +109,7 @@ describe('apply core', { timeout: 120_000 }, () => {
       async exec(argv, o) {
         const r = await t.exec(argv, o);
         if (argv[1] === '-t' && r.code === 0) {
-          const conf = join(dirname(argv[argv.length - 1]), 'conf.d', 'acme--web.conf');
+          const conf = join(dirname(argv[argv.length - 1]), 'conf.d', 'acme.web.conf');
           const text = await readFile(conf, 'utf8');
           await rm(conf); // the staged file may be a hard link to the current release's copy
           await writeFile(conf, text.replace(/^(\s*listen [^\n]*\n)/m, `$1    listen ${ADDR}:23199;\n`));

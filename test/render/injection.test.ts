@@ -114,7 +114,7 @@ describe('hostile values reaching the renderer', () => {
       return { ...r, fragments: r.fragments.map((f) => ({ ...f, data: Buffer.from(f.data.toString().replace('server {', 'server {\n    add_header X "#"; "content_by_lua_block" { return; }')) })) };
     };
     try {
-      await expect(renderFleet(l, { edgectlVersion: TEST_VERSION, nodes: ['bj-edge-03'] })).rejects.toThrow(/conf\.d\/acme--acme-www\.conf:3:23: the directive "content_by_lua_block" is never allowed/);
+      await expect(renderFleet(l, { edgectlVersion: TEST_VERSION, nodes: ['bj-edge-03'] })).rejects.toThrow(/conf\.d\/acme\.acme-www\.conf:3:23: the directive "content_by_lua_block" is never allowed/);
     } finally {
       NginxRenderer.prototype.render = orig;
     }

@@ -31,7 +31,7 @@ spec:
     http: { address: "${o.http}", port: ${PORT} }
     agent: { listen: "${o.agent}" }
   hub: { url: "${o.hub ?? 'http://[::1]:23488/v1/forward'}" }
-`,
+${o.upstream.startsWith('http://[::1]') ? `  policy: { allowUpstreams: ["${new URL(o.upstream).host}"] }\n` : ''}`,
     'nodes.yaml': 'apiVersion: edgectl/v1\nkind: Node\nmetadata: { name: six-edge }\nspec: { role: edge, address: "::1" }\n',
     'tenants.yaml': 'apiVersion: edgectl/v1\nkind: Tenant\nmetadata: { name: shop }\nspec:\n  uplink: { tokens: [{ name: dev, sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 }] }\n',
     'apps.yaml': `apiVersion: edgectl/v1\nkind: App\nmetadata: { name: shop-api }\nspec: { tenant: shop, type: proxy, domains: [api6.shop.example], upstream: { urls: ["${o.upstream}"] }, uplink: { topics: [events] } }\n`,
@@ -57,12 +57,13 @@ describe('a host named unix, IPv6 addresses', () => {
   afterAll(() => tmp.cleanup());
 
   it('validate refuses `unix` wherever nginx would read it as a socket, and IPv6 without brackets or with a zone', async () => {
+    // Upstreams off the node: an invalid Fleet document allows no loopback upstream (fail closed).
     const cases: [Parameters<typeof fleet>[1], string, RegExp][] = [
-      [{ http: 'unix', agent: '[::1]:7311', upstream: 'http://[::1]:8080/' }, 'spec.defaults.http.address', /"unix".*UNIX socket/],
-      [{ http: '::1', agent: 'unix:7311', upstream: 'http://[::1]:8080/' }, 'spec.defaults.agent.listen', /"unix".*UNIX socket/],
+      [{ http: 'unix', agent: '[::1]:7311', upstream: 'http://[2001:db8::1]:8080/' }, 'spec.defaults.http.address', /"unix".*UNIX socket/],
+      [{ http: '::1', agent: 'unix:7311', upstream: 'http://[2001:db8::1]:8080/' }, 'spec.defaults.agent.listen', /"unix".*UNIX socket/],
       [{ http: '::1', agent: '[::1]:7311', upstream: 'http://unix:8080/' }, 'spec.upstream.urls[0]', /"unix".*UNIX socket/],
-      [{ http: '::1', agent: '::1:7311', upstream: 'http://[::1]:8080/' }, 'spec.defaults.agent.listen', /IPv6 in brackets/],
-      [{ http: 'fe80::1%eth0', agent: '[::1]:7311', upstream: 'http://[::1]:8080/' }, 'spec.defaults.http.address', /IP address or a hostname/],
+      [{ http: '::1', agent: '::1:7311', upstream: 'http://[2001:db8::1]:8080/' }, 'spec.defaults.agent.listen', /IPv6 in brackets/],
+      [{ http: 'fe80::1%eth0', agent: '[::1]:7311', upstream: 'http://[2001:db8::1]:8080/' }, 'spec.defaults.http.address', /IP address or a hostname/],
     ];
     for (const [o, field, message] of cases) {
       const dir = path.join(tmp.dir, `v-${cases.findIndex((c) => c[0] === o)}`);
@@ -128,7 +129,7 @@ describe('a host named unix, IPv6 addresses', () => {
     const [b] = await renderFleet(await loadFleet(dir), { edgectlVersion: TEST_VERSION });
     const conf = (p: string) => b.files.find((f) => f.path === p)!.data.toString();
     expect(conf('nginx/nginx.conf')).toContain('listen [2001:db8::1]:23480 default_server;');
-    expect(conf('nginx/conf.d/shop--shop-api.conf')).toMatch(/server \[2001:db8::2\]:8080 max_fails=3[\s\S]*listen \[2001:db8::1\]:23480;[\s\S]*proxy_pass http:\/\/\[2001:db8::1\]:7311;/);
+    expect(conf('nginx/conf.d/shop.shop-api.conf')).toMatch(/server \[2001:db8::2\]:8080 max_fails=3[\s\S]*listen \[2001:db8::1\]:23480;[\s\S]*proxy_pass http:\/\/\[2001:db8::1\]:7311;/);
     const out = path.join(tmp.dir, 'global-out');
     await writeBundles([b], out);
     const ns = `edgectl-v6-${process.pid}`;

@@ -185,7 +185,7 @@ describe('render fleet.example', () => {
     expect(file(edge, 'nginx/server.d/headers.conf')).toBe('add_header Strict-Transport-Security "max-age=31536000; includeSubDomains" always;\n');
     expect(file(edge, 'nginx/mime.types')).toBe('types {\n    text/html html;\n    text/css css;\n}\n');
     expect(file(edge, 'nginx/nginx.conf')).toContain('    include http.d/*.conf;\n');
-    expect(file(edge, 'nginx/conf.d/acme--acme-www.conf')).toContain('    include server.d/*.conf;\n');
+    expect(file(edge, 'nginx/conf.d/acme.acme-www.conf')).toContain('    include server.d/*.conf;\n');
     // A relay has no app server: the http snippets only.
     expect(relay.files.map((f) => f.path).filter((p) => p.includes('.d/'))).toEqual(['nginx/http.d/gzip.conf']);
   });
