@@ -14,7 +14,7 @@ const kong = (key: string, port: number) => Buffer.from(`_format_version: "3.0"\
 const bundle = (extra: string, k: Buffer) => assembleBundle('n1', Buffer.from(conf(extra)), [{ path: 'kong/kong.yml', data: k, mode: 0o644 }, { path: 'agent/agent.json', data: Buffer.from('{}\n'), mode: 0o644 }], { edgectl: 't', fleet: { name: 'f', commit: 'abcdef1234', dirty: false } });
 
 function desired(b: ReturnType<typeof bundle>): DesiredNode {
-  return { node: 'n1', role: 'edge', route: ['r1', 'n1'], root: '/srv/n1', nginx: { binary: '/usr/sbin/nginx', host: '127.0.0.1', port: 80 }, kong: true, health: [], manifest: b.manifest, files: new Map(b.files.map((f) => [f.path, f.data])) };
+  return { node: 'n1', role: 'edge', route: ['r1', 'n1'], root: '/srv/edgectl/n1', nginx: { binary: '/usr/sbin/nginx', host: '127.0.0.1', port: 80 }, kong: true, health: [], manifest: b.manifest, files: new Map(b.files.map((f) => [f.path, f.data])) };
 }
 
 function observedOn(b: ReturnType<typeof bundle>, extra = ''): ObservedNode {

@@ -52,7 +52,7 @@ describe('hostile values reaching the renderer', () => {
   });
 
   it.each(HOSTILE)('upstream URL with %j', async (v) => {
-    await expectRenderError(await fresh(), (l) => (app(l, 'acme-track').spec.upstream!.urls = [`http://10.20.0.5:8080/${v}`]), 'upstream URL');
+    await expectRenderError(await fresh(), (l) => (app(l, 'acme-track').spec.upstream!.urls = [`http://198.51.100.50:8080/${v}`]), 'upstream URL');
     await expectRenderError(await fresh(), (l) => (app(l, 'globex-pos-api').spec.upstream!.urls = [`http://${v}:9000`]), 'upstream URL');
   });
 

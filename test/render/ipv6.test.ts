@@ -20,7 +20,7 @@ const PORT = 23480;
 const UPSTREAM = 23481;
 const AGENT = 23489;
 
-function fleet(root: string, o: { http: string; agent: string; upstream: string; hub?: string }): Record<string, string> {
+function fleet(root: string, o: { http: string; agent: string; upstream: string; hub?: string; node?: string }): Record<string, string> {
   return {
     'fleet.yaml': `apiVersion: edgectl/v1
 kind: Fleet
@@ -32,7 +32,7 @@ spec:
     agent: { listen: "${o.agent}" }
   hub: { url: "${o.hub ?? 'http://[::1]:23488/v1/forward'}" }
 ${o.upstream.startsWith('http://[::1]') ? `  policy: { allowUpstreams: ["${new URL(o.upstream).host}"] }\n` : ''}`,
-    'nodes.yaml': 'apiVersion: edgectl/v1\nkind: Node\nmetadata: { name: six-edge }\nspec: { role: edge, address: "::1" }\n',
+    'nodes.yaml': `apiVersion: edgectl/v1\nkind: Node\nmetadata: { name: six-edge }\nspec: { role: edge, address: "${o.node ?? '::1'}" }\n`,
     'tenants.yaml': 'apiVersion: edgectl/v1\nkind: Tenant\nmetadata: { name: shop }\nspec:\n  uplink: { tokens: [{ name: dev, sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 }] }\n',
     'apps.yaml': `apiVersion: edgectl/v1\nkind: App\nmetadata: { name: shop-api }\nspec: { tenant: shop, type: proxy, domains: [api6.shop.example], upstream: { urls: ["${o.upstream}"] }, uplink: { topics: [events] } }\n`,
     'templates/nginx/server.d/headers.conf': 'add_header X-Edge-Snippet "from the fleet" always;\n',
@@ -64,10 +64,16 @@ describe('a host named unix, IPv6 addresses', () => {
       [{ http: '::1', agent: '[::1]:7311', upstream: 'http://unix:8080/' }, 'spec.upstream.urls[0]', /"unix".*UNIX socket/],
       [{ http: '::1', agent: '::1:7311', upstream: 'http://[2001:db8::1]:8080/' }, 'spec.defaults.agent.listen', /IPv6 in brackets/],
       [{ http: 'fe80::1%eth0', agent: '[::1]:7311', upstream: 'http://[2001:db8::1]:8080/' }, 'spec.defaults.http.address', /IP address or a hostname/],
+      // One spelling per address: host-key pins and own-node checks compare addresses as written.
+      [{ http: '2001:db8:0::5', agent: '[::1]:7311', upstream: 'http://[2001:db8::1]:8080/' }, 'spec.defaults.http.address', /canonical form 2001:db8::5/],
+      [{ http: '::1', agent: '[2001:DB8::1]:7311', upstream: 'http://[2001:db8::1]:8080/' }, 'spec.defaults.agent.listen', /canonical form 2001:db8::1/],
+      [{ http: '::1', agent: '[::ffff:127.0.0.1]:7311', upstream: 'http://[2001:db8::1]:8080/' }, 'spec.defaults.agent.listen', /IPv4 address 127\.0\.0\.1 written inside IPv6: write 127\.0\.0\.1/],
+      [{ http: '::1', agent: '[::1]:7311', upstream: 'http://[2001:db8::1]:8080/', node: '::ffff:203.0.113.7' }, 'spec.address', /IPv4 address 203\.0\.113\.7 written inside IPv6/],
+      [{ http: '::1', agent: '[::1]:7311', upstream: 'http://[2001:db8::1]:8080/', node: '2001:0db8::7' }, 'spec.address', /canonical form 2001:db8::7/],
     ];
     for (const [o, field, message] of cases) {
       const dir = path.join(tmp.dir, `v-${cases.findIndex((c) => c[0] === o)}`);
-      await writeFleet(dir, fleet('/srv/edge', o));
+      await writeFleet(dir, fleet('/srv/edgectl', o));
       const r = validateFleet(await readFleetSource(dir));
       expect(r.problems.map((p) => `${p.path} ${p.message}`), JSON.stringify(o)).toEqual([expect.stringMatching(new RegExp(`^${field.replace(/[.[\]]/g, '\\$&')} .*${message.source}`))]);
     }
@@ -125,7 +131,7 @@ describe('a host named unix, IPv6 addresses', () => {
 
   it('a global IPv6 listen address and upstream pass nginx -t (in a network namespace that has them)', async () => {
     const dir = path.join(tmp.dir, 'global');
-    await writeFleet(dir, fleet('/srv/edge', { http: '2001:db8::1', agent: '[2001:db8::1]:7311', upstream: 'http://[2001:db8::2]:8080/', hub: 'http://[2001:db8::3]:7311/v1/forward' }));
+    await writeFleet(dir, fleet('/srv/edgectl', { http: '2001:db8::1', agent: '[2001:db8::1]:7311', upstream: 'http://[2001:db8::2]:8080/', hub: 'http://[2001:db8::3]:7311/v1/forward' }));
     const [b] = await renderFleet(await loadFleet(dir), { edgectlVersion: TEST_VERSION });
     const conf = (p: string) => b.files.find((f) => f.path === p)!.data.toString();
     expect(conf('nginx/nginx.conf')).toContain('listen [2001:db8::1]:23480 default_server;');

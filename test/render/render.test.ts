@@ -115,7 +115,7 @@ describe('render fleet.example', () => {
     const svc = kong.services[0];
     expect(svc).toMatchObject({ name: 'globex.globex-pos-api', host: 'globex.globex-pos-api.upstream', port: 9000, protocol: 'http', tags: ['edgectl', 'tenant:globex', 'app:globex-pos-api'] });
     // The service host is always edgectl's own upstream, never the tenant's host.
-    expect(kong.upstreams).toMatchObject([{ name: 'globex.globex-pos-api.upstream', targets: [{ target: '10.30.0.10:9000' }] }]);
+    expect(kong.upstreams).toMatchObject([{ name: 'globex.globex-pos-api.upstream', targets: [{ target: '198.51.100.60:9000' }] }]);
     expect(svc.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     expect(svc.routes[0]).toMatchObject({ hosts: ['api.globex.example'], paths: ['/v1/orders', '/v1/stock'], methods: ['GET', 'POST'] });
     expect(svc.plugins.find((p: any) => p.name === 'rate-limiting').config.second).toBe(200);

@@ -13,8 +13,10 @@ describe('release root', () => {
     '/proc/self/root', '/proc/self/root/etc', '/proc/1/cwd', '/sys/kernel', '/dev/shm/x', '/boot/efi', '/home/ops', '/tmp/edge',
     '/srv', '/srv/', '/var/lib', '/var/lib/', '/data', '/var', '/var/log/edgectl', '/srvx/edge', '/var/libx/edge',
     '/srv/../etc', '/srv/./edge', '/srv//edge', '/var/lib/edgectl/..', '/srv/.', 'srv/edge', '',
+    // Other programs' state and other apps' releases below a data prefix (the root must be edgectl's own by name).
+    '/var/lib/dpkg', '/var/lib/apt/lists', '/var/lib/systemd', '/var/lib/docker', '/srv/www/app', '/srv/edge', '/var/lib/edgectlx', '/srv/.edgectl',
   ];
-  const ACCEPTED = ['/var/lib/edgectl', '/srv/edge', '/data/edgectl/', '/var/opt/edgectl', '/srv/edge/releases-a', '/srv/.edge'];
+  const ACCEPTED = ['/var/lib/edgectl', '/srv/edgectl-edge', '/data/edgectl/', '/var/opt/edgectl', '/srv/edgectl/releases-a', '/srv/ops/edgectl.a', '/data/edgectl_2/x'];
 
   it('each refused spelling is an error at spec.defaults.root with the line of the root', async () => {
     const dir = await exampleCopy();
@@ -25,7 +27,7 @@ describe('release root', () => {
       const r = await validateDir(dir);
       const hits = r.problems.filter((p) => p.path === 'spec.defaults.root');
       expect(hits, `${root}: ${JSON.stringify(r.problems)}`).toEqual([expect.objectContaining({ severity: 'error', rule: 'invalid-value', file: 'fleet.yaml', line: lineOf(text, 'root: ') })]);
-      expect(hits[0].message).toMatch(/^must be (a directory below \/var\/lib\/|written canonically|an absolute path)/);
+      expect(hits[0].message).toMatch(/^must be (a directory below \/var\/lib\/|a directory of edgectl's own|written canonically|an absolute path)/);
     }
   });
 

@@ -107,6 +107,34 @@ describe('fleet templates are not code', { timeout: 60_000 }, () => {
     expect(text.stdout).not.toMatch(STACK_TRACE);
   });
 
+  it('snippet arguments are bounded: zone names cannot take an app\'s, zones and buffers cannot take the node\'s memory, error_page stays local', async () => {
+    const dir = await exampleCopy();
+    const F = 'templates/nginx/http.d/limits.conf';
+    await put(dir, {
+      [F]: [
+        'limit_req_zone $binary_remote_addr zone=globex.globex-shelves:1m rate=1r/s;', // the name of an app's cache zone
+        'limit_req_zone $binary_remote_addr zone=big:100000m rate=1r/s;',
+        'limit_conn_zone $binary_remote_addr zone=perip:10m;', // fine
+        'client_body_buffer_size 2000m;',
+        'large_client_header_buffers 16 1000m;',
+        'large_client_header_buffers 4000 8k;',
+        'proxy_buffers 8 16k;', // fine
+        'error_page 403 http://evil.example/;',
+        'error_page 404 =200 /index.html;', // fine
+        '',
+      ].join('\n'),
+    });
+    const r = await validateDir(dir);
+    expect(r.problems.filter((p) => p.file === F).map((p) => `${p.line} ${p.message}`)).toEqual([
+      expect.stringMatching(/^1 "limit_req_zone" needs zone=NAME:SIZE .*no "\."/),
+      expect.stringMatching(/^2 "limit_req_zone": the zone size must be at most 64m/),
+      expect.stringMatching(/^4 "client_body_buffer_size": the buffer size must be a size of at most 1m/),
+      expect.stringMatching(/^5 "large_client_header_buffers": the buffer size must be/),
+      expect.stringMatching(/^6 "large_client_header_buffers": the number of buffers must be 1 to 64/),
+      expect.stringMatching(/^8 "error_page": the page must be a local path/),
+    ]);
+  });
+
   it('the same checks on a fleet read from git (--rev), symlinks included', async () => {
     const dir = await exampleCopy();
     await put(dir, { 'templates/nginx/http.d/x.conf': '\'load_module\' /tmp/x.so;\n' });

@@ -105,7 +105,7 @@ describe('generated names cannot collide', { timeout: 240_000 }, () => {
     await writeFile(path.join(dir, 'tenants/more.yaml'), 'apiVersion: edgectl/v1\nkind: Tenant\nmetadata: { name: acme--x }\nspec:\n  consumers: [{ name: www, keyEnv: ACMEX_WWW_KEY }]\n');
     await mutate(dir, 'tenants/tenants.yaml', '  quota: { requestsPerSecond: 500, spoolMb: 256 }\n', '  quota: { requestsPerSecond: 500, spoolMb: 256 }\n  consumers: [{ name: x--www, keyEnv: ACME_X_WWW_KEY }]\n');
     const pin = '  placement: { nodes: [bj-edge-01] }\n';
-    const api = (name: string, tenant: string, domain: string) => `apiVersion: edgectl/v1\nkind: App\nmetadata: { name: ${name} }\nspec:\n  tenant: ${tenant}\n  type: api\n  domains: [${domain}]\n  upstream: { urls: ["http://10.40.0.1:9000"] }\n  routes: [{ paths: [/v1] }]\n${pin}`;
+    const api = (name: string, tenant: string, domain: string) => `apiVersion: edgectl/v1\nkind: App\nmetadata: { name: ${name} }\nspec:\n  tenant: ${tenant}\n  type: api\n  domains: [${domain}]\n  upstream: { urls: ["http://198.51.100.70:9000"] }\n  routes: [{ paths: [/v1] }]\n${pin}`;
     await writeFile(path.join(dir, 'apps/collide.yaml'), [
       app('www', 'acme--x', ['www.acmex.example'], pin),
       app('x--www', 'acme', ['www2.acme.example'], pin),

@@ -58,16 +58,26 @@ const INTERNAL: [url: string, rule: string, message: RegExp][] = [
   ['http://203.0.113.10:8080', 'upstream-internal', /an address of node "bj-edge-01"/],
   ['http://bj-edge-04.tunnel.demo.example:8080', 'upstream-internal', /node "bj-edge-04"/],
   ['http://192.0.2.10', 'upstream-internal', /node "dc-core-01"/],
+  // A node's address with IPv4 written inside IPv6: nginx connects to it as that IPv4 address.
+  ['http://[::ffff:203.0.113.20]:9100', 'upstream-internal', /node "sh-edge-01"/],
+  ['http://[::cb00:7114]:9100', 'upstream-internal', /node "sh-edge-01"/],
+  ['http://[64:ff9b::cb00:7114]:9100', 'upstream-internal', /node "sh-edge-01"/],
+  ['http://[::ffff:198.51.100.20]', 'upstream-internal', /node "bj-relay-01"/],
   // Ports edgectl and Kong listen on, whatever the host.
-  [`http://10.20.0.5:${DEFAULTS.agentListen.split(':')[1]}`, 'upstream-reserved-port', /the agent's port/],
-  [`http://10.20.0.5:${Number(DEFAULTS.agentListen.split(':')[1]) + 1}`, 'upstream-reserved-port', /the agent's admin port/],
-  ['http://10.20.0.5:8001', 'upstream-reserved-port', /Kong's admin port/],
-  ['https://10.20.0.5:8000', 'upstream-reserved-port', /Kong's proxy port/],
+  [`http://198.51.100.50:${DEFAULTS.agentListen.split(':')[1]}`, 'upstream-reserved-port', /the agent's port/],
+  [`http://198.51.100.50:${Number(DEFAULTS.agentListen.split(':')[1]) + 1}`, 'upstream-reserved-port', /the agent's admin port/],
+  ['http://198.51.100.50:8001', 'upstream-reserved-port', /Kong's admin port/],
+  ['https://198.51.100.50:8000', 'upstream-reserved-port', /Kong's proxy port/],
+  ['https://198.51.100.50:8444', 'upstream-reserved-port', /Kong's TLS admin port/],
+  ['http://198.51.100.50:8002', 'upstream-reserved-port', /Kong Manager's port/],
+  ['https://198.51.100.50:8445', 'upstream-reserved-port', /Kong Manager's TLS port/],
+  ['http://198.51.100.50:8007', 'upstream-reserved-port', /status API/],
+  ['http://198.51.100.50:8100', 'upstream-reserved-port', /status API/],
 ];
 
 describe('upstreams may not be the node itself (edgectl validate)', { timeout: 120_000 }, () => {
   it('every spelling of loopback, unspecified, link-local, the node\'s names and addresses, and edgectl\'s ports is refused', async () => {
-    const ok = ['http://10.20.0.5:8080', 'https://203.0.113.99', 'http://[2001:db8::5]:8080', 'http://svc.shop.example:9000', 'http://128.0.0.1:9000', 'http://169.253.1.1:80'];
+    const ok = ['http://198.51.100.50:8080', 'https://203.0.113.99', 'http://[2001:db8::5]:8080', 'http://svc.shop.example:9000', 'http://128.0.0.1:9000', 'http://169.253.1.1:80'];
     const { status, byUrl } = await validateUpstreams([...INTERNAL.map(([u]) => u), ...ok]);
     expect(status).toBe(1);
     for (const [url, rule, message] of INTERNAL) {
@@ -79,16 +89,16 @@ describe('upstreams may not be the node itself (edgectl validate)', { timeout: 1
   });
 
   it('the Fleet\'s operator can allow one host:port exactly; an App cannot grant itself anything', async () => {
-    const { byUrl } = await validateUpstreams(['http://127.0.0.1:9000', 'http://127.0.0.1:9001', 'http://[::1]:9000', 'http://10.20.0.5:8001', 'http://localhost:9000'], '{ allowUpstreams: ["127.0.0.1:9000", "[::1]:9000", "10.20.0.5:8001"] }');
+    const { byUrl } = await validateUpstreams(['http://127.0.0.1:9000', 'http://127.0.0.1:9001', 'http://[::1]:9000', 'http://198.51.100.50:8001', 'http://localhost:9000'], '{ allowUpstreams: ["127.0.0.1:9000", "[::1]:9000", "198.51.100.50:8001"] }');
     expect(byUrl.get('http://127.0.0.1:9000')).toEqual([]);
     expect(byUrl.get('http://[::1]:9000')).toEqual([]);
-    expect(byUrl.get('http://10.20.0.5:8001')).toEqual([]);
+    expect(byUrl.get('http://198.51.100.50:8001')).toEqual([]);
     expect(byUrl.get('http://127.0.0.1:9001')).toMatchObject([{ rule: 'upstream-internal' }]);
     // The allowance is for the address, not for another name of it.
     expect(byUrl.get('http://localhost:9000')).toMatchObject([{ rule: 'upstream-internal' }]);
 
     const dir = await exampleCopy();
-    await mutate(dir, 'apps/acme.yaml', 'upstream: { urls: ["http://10.20.0.5:8080", "http://10.20.0.6:8080"] }', 'upstream: { urls: ["http://127.0.0.1:9000"] }\n  policy: { allowUpstreams: ["127.0.0.1:9000"] }');
+    await mutate(dir, 'apps/acme.yaml', 'upstream: { urls: ["http://198.51.100.50:8080", "http://198.51.100.51:8080"] }', 'upstream: { urls: ["http://127.0.0.1:9000"] }\n  policy: { allowUpstreams: ["127.0.0.1:9000"] }');
     const j = JSON.parse(cli(['validate', '--fleet', dir, '--json']).stdout) as { problems: P[] };
     // An App has no such field: the document is refused whole.
     expect(j.problems.map((p) => `${p.file} ${p.rule} ${p.path}`)).toEqual(['apps/acme.yaml unknown-field spec.policy']);
@@ -105,8 +115,8 @@ describe('upstreams may not be the node itself (edgectl validate)', { timeout: 1
 
   it('upstream-mixed: URLs of one app with different schemes or paths are refused here, not by a failing render of the whole fleet', async () => {
     const dir = await exampleCopy();
-    await mutate(dir, 'apps/acme.yaml', '"http://10.20.0.6:8080"', '"https://10.20.0.6:8443"');
-    await mutate(dir, 'apps/globex.yaml', 'upstream: { urls: ["http://10.30.0.10:9000"] }', 'upstream: { urls: ["http://10.30.0.10:9000/a", "http://10.30.0.11:9000/a/", "http://10.30.0.12:9000/b"] }');
+    await mutate(dir, 'apps/acme.yaml', '"http://198.51.100.51:8080"', '"https://198.51.100.51:8443"');
+    await mutate(dir, 'apps/globex.yaml', 'upstream: { urls: ["http://198.51.100.60:9000"] }', 'upstream: { urls: ["http://198.51.100.60:9000/a", "http://198.51.100.62:9000/a/", "http://198.51.100.63:9000/b"] }');
     const r = cli(['validate', '--fleet', dir, '--json']);
     expect(r.status).toBe(1);
     expect((JSON.parse(r.stdout) as { problems: P[] }).problems.map((p) => `${p.file} ${p.rule} ${p.path}`)).toEqual(['apps/acme.yaml upstream-mixed spec.upstream.urls[1]', 'apps/globex.yaml upstream-mixed spec.upstream.urls[1]']);

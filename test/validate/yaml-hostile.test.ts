@@ -100,6 +100,13 @@ describe('YAML: characters a fleet file may not contain', { timeout: 120_000 }, 
     expect(mine).toMatchObject([{ rule: 'yaml-control-character', line, column, message: expect.stringContaining(code) }]);
   });
 
+  it('bidi and C1 controls written as YAML escapes are refused in the value (the file\'s bytes are plain ASCII)', async () => {
+    for (const esc of ['\\u202E', '\\u2066', '\\u200F', '\\u009B', '\\x85']) {
+      const mine = await libWith('tenants/esc.yaml', `apiVersion: edgectl/v1\nkind: Tenant\nmetadata: { name: esc, annotations: { note: "a${esc}b" } }\nspec: { displayName: "ACME ${esc}gol" }\n`);
+      expect(mine.map((p) => `${p.rule} ${p.path}`), esc).toEqual(['invalid-value metadata.annotations.note', 'invalid-value spec.displayName']);
+    }
+  });
+
   it('tabs, CRLF, NEL, emoji and other printable text are fine', async () => {
     const mine = await libWith('tenants/ok.yaml', 'apiVersion: edgectl/v1\r\nkind: Tenant\r\nmetadata:\t{ name: ok }  # caf\u00e9 \u0085 \u{1f600}\r\nspec: { displayName: "Caf\u00e9 \u{1f600}" }\r\n');
     expect(mine.filter((p) => p.severity === 'error')).toEqual([]);

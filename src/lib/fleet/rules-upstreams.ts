@@ -1,6 +1,6 @@
 import { resolveNode, type AppResource } from './model.js';
 import { report, type RuleContext } from './rule-context.js';
-import { KONG_PORTS, allowKey, canonicalHost, endpointKey, internalHost, upstreamEndpoint } from './upstream-policy.js';
+import { KONG_RESERVED_PORTS, allowKey, canonicalHost, endpointKey, internalHost, upstreamEndpoint } from './upstream-policy.js';
 
 /** Every address a node of the fleet has (its ssh address, where nginx and the agent listen), by node. */
 function nodeAddresses(ctx: RuleContext): Map<string, string> {
@@ -22,7 +22,7 @@ function nodeAddresses(ctx: RuleContext): Map<string, string> {
  * addresses the fleet does not know (0.0.0.0, a second interface, a container bridge).
  */
 function reservedPorts(ctx: RuleContext): Map<number, string> {
-  const out = new Map<number, string>([[KONG_PORTS.proxy, 'Kong\'s proxy port'], [KONG_PORTS.admin, 'Kong\'s admin port']]);
+  const out = new Map<number, string>(KONG_RESERVED_PORTS);
   const fleet = { defaults: ctx.m.defaults };
   for (const n of ctx.m.nodes) {
     const listen = resolveNode(fleet, n).agent.listen;
@@ -53,7 +53,7 @@ export function upstreamRules(ctx: RuleContext): void {
       if (allowed.has(key)) return;
       const path = ['spec', 'upstream', 'urls', i];
       const hint = `Point the upstream at the service's own address. Only the fleet's operator can allow this one: "${key}" in spec.policy.allowUpstreams of the Fleet document.`;
-      const node = own.get(host);
+      const node = own.get(canonicalHost(host) ?? host);
       const why = internalHost(host) ?? (node !== undefined ? `an address of node "${node}"` : undefined);
       if (why) report(ctx, a, path, 'upstream-internal', `upstream host ${host} is ${why}: a tenant's app may not reach the node's own services`, hint);
       else if (ports.has(port)) report(ctx, a, path, 'upstream-reserved-port', `upstream port ${port} is ${ports.get(port)}: a tenant's app may not reach edgectl's or Kong's own services on any address`, hint);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isIP } from 'node:net';
+import { ipSpellingProblem } from './ip.js';
 import { RE, COUNT_OR_PERCENT, UNIX_HOST_REASON, checkHttpUrl, isAddress, isDomain, releaseRootProblem } from './values.js';
 import { MAX_MESSAGE_BYTES } from '../agent/config.js';
 
@@ -25,7 +26,11 @@ const httpUrl = (allowQuery = false) =>
     const why = checkHttpUrl(s, { allowQuery });
     if (why) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `URL ${why}` });
   });
-const address = z.string().refine(isAddress, { message: 'must be an IP address or a hostname' });
+const address = z.string().superRefine((s, ctx) => {
+  // One spelling per address, so that host-key pins and own-node checks compare like with like.
+  const why = isAddress(s) ? ipSpellingProblem(s) : 'must be an IP address or a hostname';
+  if (why) ctx.addIssue({ code: z.ZodIssueCode.custom, message: why });
+});
 /** An address nginx listens on or connects to (see UNIX_HOST_REASON). */
 const nginxAddress = address.refine((s) => s !== 'unix', { message: UNIX_HOST_REASON });
 const domain = z.string().refine(isDomain, { message: 'must be a valid hostname (lowercase; a wildcard only as the whole leftmost label, like *.example.com)' });
@@ -38,6 +43,8 @@ const hostPort = z.string().superRefine((s, ctx) => {
     ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be HOST:PORT, with an IP or hostname (IPv6 in brackets: [2001:db8::1]:7311) and a port between 1 and 65535' });
   } else if (host === 'unix') {
     ctx.addIssue({ code: z.ZodIssueCode.custom, message: UNIX_HOST_REASON });
+  } else if (ipSpellingProblem(host)) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `address ${ipSpellingProblem(host)}` });
   }
 });
 
@@ -46,7 +53,7 @@ export const labels = z.record(re(RE.labelKey, 'a label key (lowercase letters, 
 export const metadataSchema = z.object({
   name: dnsName,
   labels: labels.optional(),
-  annotations: z.record(re(RE.labelKey, 'an annotation key (lowercase letters, digits, ".", "_", "-", "/")'), re(/^[^\u0000-\u001f\u007f]{0,1000}$/, 'text of at most 1000 characters without control characters')).optional(),
+  annotations: z.record(re(RE.labelKey, 'an annotation key (lowercase letters, digits, ".", "_", "-", "/")'), re(RE.note, 'text of at most 1000 characters without control or bidi characters')).optional(),
 }).strict();
 
 const sshSchema = z.object({

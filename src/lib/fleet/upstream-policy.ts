@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { canonicalIP, embeddedIPv4, v4, v6Groups } from './ip.js';
 
 /**
  * Which upstreams a tenant's app may name. An upstream is reached from the node itself, so an
@@ -11,6 +12,23 @@ import { isIP } from 'node:net';
 
 /** The ports edgectl knows Kong by: nginx sends api traffic to the proxy, apply talks to the admin API. */
 export const KONG_PORTS = { proxy: 8000, admin: 8001 } as const;
+
+/**
+ * Every port Kong listens on by default that answers without the proxy's auth: the admin API
+ * (plain and TLS; it has no token of its own), Kong Manager (GUI) and the status API. Refused
+ * as upstream ports on any host, since a name may resolve to the node at run time. Kong's TLS
+ * proxy port 8443 is left out: it is the proxy that api apps go through anyway, and a common
+ * HTTPS port of real upstreams.
+ */
+export const KONG_RESERVED_PORTS: ReadonlyMap<number, string> = new Map([
+  [KONG_PORTS.proxy, 'Kong\'s proxy port'],
+  [KONG_PORTS.admin, 'Kong\'s admin port'],
+  [8444, 'Kong\'s TLS admin port'],
+  [8002, 'Kong Manager\'s port'],
+  [8445, 'Kong Manager\'s TLS port'],
+  [8007, 'Kong\'s status API port'],
+  [8100, 'Kong\'s status API port'],
+]);
 
 /** The host (IPv6 without brackets) and port of an http(s) URL, as render will use them. */
 export function upstreamEndpoint(url: string): { host: string; port: number } {
@@ -32,20 +50,6 @@ export function allowKey(entry: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** The 32 bits of a dotted-quad IPv4 address. */
-function v4(s: string): number {
-  return s.split('.').reduce((a, b) => a * 256 + Number(b), 0);
-}
-
-/** The eight 16-bit groups of an IPv6 address (as the URL parser writes it: hex groups and one `::`). */
-function v6Groups(s: string): number[] {
-  const [head, tail] = s.includes('::') ? s.split('::') : [s, undefined];
-  const a = head ? head.split(':') : [];
-  const b = tail === undefined ? [] : tail ? tail.split(':') : [];
-  const fill = tail === undefined ? [] : Array(8 - a.length - b.length).fill('0');
-  return [...a, ...fill, ...b].map((g) => parseInt(g, 16));
 }
 
 function v4Class(n: number): string | undefined {
@@ -71,12 +75,9 @@ export function internalHost(host: string): string | undefined {
     if (low && g[7] === 0) return 'an unspecified address, which reaches the node itself';
     if ((g[0] & 0xffc0) === 0xfe80) return 'a link-local address';
     // IPv4 inside IPv6 (mapped ::ffff:a.b.c.d, compatible ::a.b.c.d, NAT64 64:ff9b::a.b.c.d): the IPv4 address decides.
-    const mapped = g.slice(0, 5).every((x) => x === 0) && (g[5] === 0xffff || g[5] === 0);
-    const nat64 = g[0] === 0x64 && g[1] === 0xff9b && g.slice(2, 6).every((x) => x === 0);
-    if (mapped || nat64) {
-      const why = v4Class(g[6] * 65536 + g[7]);
-      return why ? `${why} (IPv4 inside IPv6)` : undefined;
-    }
+    const inner = embeddedIPv4(host);
+    const why = inner === undefined ? undefined : v4Class(v4(inner));
+    if (why) return `${why} (IPv4 inside IPv6)`;
     return undefined;
   }
   const labels = host.split('.');
@@ -86,10 +87,14 @@ export function internalHost(host: string): string | undefined {
   return undefined;
 }
 
-/** The form addresses are compared in: the URL parser's, so that two spellings of one address are equal. */
+/**
+ * The form addresses are compared in: the URL parser's, with IPv4 inside IPv6 as IPv4, so that
+ * every spelling of one address is equal (`[::ffff:203.0.113.20]` is 203.0.113.20: nginx
+ * connects to it as IPv4).
+ */
 export function canonicalHost(host: string): string | undefined {
   try {
-    return upstreamEndpoint(`http://${isIP(host) === 6 ? `[${host}]` : host}/`).host;
+    return canonicalIP(upstreamEndpoint(`http://${isIP(host) === 6 ? `[${host}]` : host}/`).host);
   } catch {
     return undefined;
   }

@@ -21,8 +21,12 @@ export const RE = {
   sshUser: /^[a-z_][a-z0-9_-]{0,31}$/,
   envName: /^[A-Z][A-Z0-9_]{0,63}$/,
   hostKey: /^(?:ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|rsa-sha2-256|rsa-sha2-512) [A-Za-z0-9+/]+={0,3}$/,
-  // Free text shown to people (display names): printable, no control characters, no markup breakers.
-  text: /^[^\u0000-\u001f\u007f{};$#"'`\\<>]{1,200}$/,
+  // Free text shown to people (display names): printable, no control characters (C0, DEL, C1),
+  // no bidi controls (which make text read otherwise than it is), no markup breakers. YAML's
+  // escapes ("\u202E") reach the value, so the value is checked, not only the file's bytes.
+  text: /^[^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069{};$#"'`\\<>]{1,200}$/,
+  /** Notes for people (annotations): the same without the markup rule, up to 1000 characters. */
+  note: /^[^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]{0,1000}$/,
   httpMethod: /^(?:GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS)$/,
   urlPathPart: /^(?:\/[A-Za-z0-9._~%/-]*)?$/,
 } as const;
@@ -108,6 +112,8 @@ export function checkHttpUrl(s: string, opts: { allowQuery?: boolean } = {}): st
  * /usr/bin, /etc/ssh, /root/.ssh and /etc/cron.d and every other spelling of them.
  */
 export const RELEASE_ROOT_PREFIXES = ['/var/lib/', '/var/opt/', '/srv/', '/data/'] as const;
+/** A segment that makes a root edgectl's own: `edgectl`, or `edgectl` followed by `-`, `_` or `.` and more. */
+export const RELEASE_ROOT_OWN = /^edgectl(?:[-_.][A-Za-z0-9._-]+)?$/;
 
 /**
  * Why a release root is refused, or undefined. The root is checked as written and must be
@@ -119,7 +125,13 @@ export function releaseRootProblem(root: string): string | undefined {
   const r = root.replace(/\/+$/, '');
   if (!RE.absPath.test(root) || r === '') return 'must be an absolute path of letters, digits, ".", "_", "-" and "/"';
   if (r.split('/').slice(1).some((s) => s === '' || s === '.' || s === '..')) return `must be written canonically: no empty, "." or ".." segments (${JSON.stringify(root)})`;
-  if (!RELEASE_ROOT_PREFIXES.some((p) => r.startsWith(p) && r.length > p.length)) return `must be a directory below ${RELEASE_ROOT_PREFIXES.join(', ')} (a place for data, not /etc, /usr, /root, /tmp or /proc)`;
+  const prefix = RELEASE_ROOT_PREFIXES.find((p) => r.startsWith(p) && r.length > p.length);
+  if (!prefix) return `must be a directory below ${RELEASE_ROOT_PREFIXES.join(', ')} (a place for data, not /etc, /usr, /root, /tmp or /proc)`;
+  // Below a data prefix live other programs' state too (/var/lib/dpkg, /srv/www/app/releases),
+  // and apply prunes releases/ there: the root must be edgectl's own by its name.
+  if (!r.slice(prefix.length).split('/').some((seg) => RELEASE_ROOT_OWN.test(seg))) {
+    return `must be a directory of edgectl's own: a path segment below ${prefix} named edgectl or edgectl-*, such as ${prefix}edgectl (not another program's state like /var/lib/dpkg, nor another app's releases)`;
+  }
   return undefined;
 }
 

@@ -95,6 +95,56 @@ function parsed(data: Buffer): { tree?: NginxDirective[]; problems: GuardProblem
 /** Printable ASCII, spaces allowed (quoted on output): no control characters, no newlines. */
 const PRINTABLE = /^[\x20-\x7e]*$/;
 
+/** An nginx size (`512`, `8k`, `1m`) in bytes, or NaN. */
+function sizeBytes(w: string): number {
+  const m = /^(\d{1,12})([kKmMgG]?)$/.exec(w);
+  if (!m) return NaN;
+  return Number(m[1]) * ({ '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 } as Record<string, number>)[m[2].toLowerCase()];
+}
+
+const MiB = 1024 * 1024;
+/** Buffers nginx allocates per connection or request: bounded, or anonymous clients exhaust the node's memory. */
+const BUFFER_MAX = 1 * MiB;
+const BUFFER_COUNT_MAX = 64;
+/** Shared-memory zones are allocated once at start: bounded so a snippet cannot take the node's memory. */
+const ZONE_MAX = 64 * MiB;
+/** Fleet zone names have no ".": every zone edgectl generates is named by an app id (`<tenant>.<app>`). */
+const ZONE_NAME = /^[a-z0-9_-]{1,63}$/;
+
+/** Size-bearing arguments: [directive, index of the count (or -1), index of the size]. */
+const BUFFERS: Readonly<Record<string, readonly [number, number]>> = {
+  client_body_buffer_size: [-1, 0],
+  client_header_buffer_size: [-1, 0],
+  proxy_buffer_size: [-1, 0],
+  proxy_busy_buffers_size: [-1, 0],
+  large_client_header_buffers: [0, 1],
+  proxy_buffers: [0, 1],
+  gzip_buffers: [0, 1],
+};
+
+/** Why the arguments of an allowed directive are refused, or undefined. */
+function argumentProblem(d: NginxDirective): string | undefined {
+  const buf = Object.hasOwn(BUFFERS, d.name) ? BUFFERS[d.name] : undefined;
+  if (buf) {
+    const [ci, si] = buf;
+    const size = sizeBytes(d.args[si] ?? '');
+    if (!(size > 0 && size <= BUFFER_MAX)) return `"${d.name}": the buffer size must be a size of at most 1m (found ${JSON.stringify(d.args[si] ?? '')})`;
+    if (ci >= 0 && !(Number(d.args[ci]) >= 1 && Number(d.args[ci]) <= BUFFER_COUNT_MAX && /^\d+$/.test(d.args[ci]))) return `"${d.name}": the number of buffers must be 1 to ${BUFFER_COUNT_MAX}`;
+  }
+  if (d.name === 'limit_req_zone' || d.name === 'limit_conn_zone') {
+    const zone = d.args.find((a) => a.startsWith('zone='));
+    const m = zone ? /^zone=([^:]*):(.*)$/.exec(zone) : null;
+    if (!m || !ZONE_NAME.test(m[1])) return `"${d.name}" needs zone=NAME:SIZE with NAME of lowercase letters, digits, "_" and "-" (no ".": edgectl's own zones are named by app ids)`;
+    const size = sizeBytes(m[2]);
+    if (!(size > 0 && size <= ZONE_MAX)) return `"${d.name}": the zone size must be at most 64m (found ${JSON.stringify(m[2])})`;
+  }
+  if (d.name === 'error_page' && !d.args[d.args.length - 1].startsWith('/')) {
+    // A URL there redirects the node's visitors anywhere (an open redirect); a named location does not exist in a fleet.
+    return '"error_page": the page must be a local path starting with "/"';
+  }
+  return undefined;
+}
+
 export function checkSnippet(data: Buffer, context: SnippetContext): CheckedFile {
   const { tree, problems } = parsed(data);
   if (!tree) return { problems };
@@ -108,6 +158,8 @@ export function checkSnippet(data: Buffer, context: SnippetContext): CheckedFile
     else {
       const bad = d.words.slice(1).find((w) => !PRINTABLE.test(w.value) || w.value.length > MAX_WORD);
       if (bad) problems.push({ line: bad.line, column: bad.column, message: `an argument of "${d.name}" has control characters (a newline, a tab) or is longer than ${MAX_WORD}` });
+      const why = bad ? undefined : argumentProblem(d);
+      if (why) problems.push({ ...where, message: why });
     }
   }
   return problems.length ? { problems } : { problems, text: formatDirectives(tree) };
