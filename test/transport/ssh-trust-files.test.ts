@@ -82,6 +82,17 @@ describe('@revoked is honoured everywhere', () => {
     expect(c.stats().handshakes).toBe(0);
   });
 
+  it("a revocation in the machine's /etc/ssh/ssh_known_hosts binds edgectl too, over a fleet pin", async () => {
+    const system = join(tmp, 'ssh_known_hosts');
+    await writeFile(system, revoke(core));
+    const { c } = await connector({ pin: true, extra: { systemKnownHosts: system } });
+    await expect(c.open('core-1')).rejects.toMatchObject({ code: 'EDGECTL_HOSTKEY_CHANGED', message: expect.stringMatching(/marked @revoked/) });
+    expect(c.stats().handshakes).toBe(0);
+    // The same fleet without that file connects: the refusal is the revocation's.
+    const ok = await connector({ pin: true, extra: { systemKnownHosts: join(tmp, 'no-such-file') } });
+    await expect(ok.c.open('core-1')).resolves.toBeDefined();
+  });
+
   it("the fleet's known_hosts listing a key the operator revoked, under any host name: refused", async () => {
     const { c } = await connector({ knownHosts: lab.knownHosts([core]), userKnownHosts: revoke(core, 'unrelated.example') });
     await expect(c.open('core-1')).rejects.toMatchObject({ code: 'EDGECTL_HOSTKEY_CHANGED', message: expect.stringContaining(core.fingerprint) });

@@ -38,6 +38,8 @@ export interface ConnectorOptions {
   logger?: Logger;
   /** Defaults: ~/.ssh/known_hosts, ~/.ssh/config, $SSH_AUTH_SOCK. Tests point them elsewhere. */
   userKnownHosts?: string | false;
+  /** The machine's known_hosts, read for `@revoked` lines only (default /etc/ssh/ssh_known_hosts; false: none). */
+  systemKnownHosts?: string | false;
   sshConfig?: string | false;
   agentSocket?: string | false;
 }
@@ -68,6 +70,7 @@ export function createConnector(opts: ConnectorOptions): Connector {
   const hostKeys = new HostKeyStore({
     fleetKnownHosts: join(opts.fleetRoot, 'known_hosts'),
     userKnownHosts: opts.userKnownHosts === false ? undefined : (opts.userKnownHosts ?? join(homedir(), '.ssh', 'known_hosts')),
+    systemKnownHosts: opts.systemKnownHosts === false ? undefined : (opts.systemKnownHosts ?? '/etc/ssh/ssh_known_hosts'),
     acceptNew: (node) => opts.acceptNew === true || acceptFor.has(node),
   });
   const sshConfig = opts.sshConfig === false ? [] : loadSshConfig(opts.sshConfig);

@@ -56,7 +56,7 @@ export class HostKeyStore {
   private appending: Promise<void> = Promise.resolve();
   readonly observed: ObservedKey[] = [];
 
-  constructor(private readonly opts: { fleetKnownHosts: string; userKnownHosts?: string; acceptNew: (node: string) => boolean }) {}
+  constructor(private readonly opts: { fleetKnownHosts: string; userKnownHosts?: string; systemKnownHosts?: string; acceptNew: (node: string) => boolean }) {}
 
   /** The fleet's file is read without following a link (it is the fleet's to fake); the user's is theirs. */
   private file(path: string): Promise<KnownHostEntry[]> {
@@ -77,10 +77,14 @@ export class HostKeyStore {
     return [this.opts.fleetKnownHosts, ...(this.opts.userKnownHosts ? [this.opts.userKnownHosts] : [])];
   }
 
-  /** Every `@revoked` key of every file, whatever host its line names: a revoked key is revoked. */
+  /**
+   * Every `@revoked` key of every file, whatever host its line names: a revoked key is revoked.
+   * The machine's own /etc/ssh/ssh_known_hosts counts too, for revocations only (an
+   * administrator's revocation binds every user of the machine, edgectl included).
+   */
   private async revocations(): Promise<Revoked[]> {
     const out: Revoked[] = [];
-    for (const path of this.sources()) for (const e of await this.file(path)) if (e.marker === 'revoked') out.push({ key: e.key, where: `${path}:${e.line}` });
+    for (const path of [...this.sources(), ...(this.opts.systemKnownHosts ? [this.opts.systemKnownHosts] : [])]) for (const e of await this.file(path)) if (e.marker === 'revoked') out.push({ key: e.key, where: `${path}:${e.line}` });
     return out;
   }
 
