@@ -26,7 +26,7 @@ Exit status: 0 every node rolled back, 1 otherwise.`;
     const { flags } = await this.parse(Rollback);
     if (!flags.node?.length && !flags.selector?.length) throw new EdgectlError('EDGECTL_USAGE', 'rollback needs --node or --selector (it never rolls back a whole fleet by default)');
     const { loadFleet } = await import('../lib/fleet/load.js');
-    const { localModel } = await import('../lib/plan/desired.js');
+    const { localModel } = await import('../lib/nodes/local-mode.js');
     const { matchesSelector } = await import('../lib/fleet/selector.js');
     const { rollbackNodes } = await import('../lib/release/rollback.js');
     const view = await import('../lib/output/apply-table.js');

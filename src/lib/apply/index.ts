@@ -1,5 +1,5 @@
 import type { FleetModel } from '../fleet/model.js';
-import { localModel, type LocalMode } from '../plan/desired.js';
+import { localModel, type LocalMode } from '../nodes/local-mode.js';
 import type { FleetDeps, Planned } from '../plan/index.js';
 import type { Plan } from '../plan/types.js';
 import type { ReleaseBundle } from '../release/stage.js';

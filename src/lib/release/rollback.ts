@@ -6,11 +6,11 @@ import type { Connector } from '../transport/connect.js';
 import type { Transport } from '../transport/types.js';
 import { activateRelease, type NodeResult } from './activate.js';
 import { layout, manifestPath } from './layout.js';
+import { nginxTargetOf } from './nginx.js';
 import { makeHolder } from './lock.js';
 import { parseManifest } from './manifest-parse.js';
 import { noTransfer } from './stage.js';
 import { readState, type NodeState } from './state.js';
-import { nginxTargetOf } from '../plan/desired.js';
 
 export interface RollbackOptions {
   /** Release name, digest prefix (7+ hex digits) or fleet commit prefix; default: the release before current. */

@@ -1,9 +1,9 @@
 import { EdgectlError, errorMessage } from '../errors.js';
 import type { Transport } from '../transport/types.js';
-import type { AgentStatus } from './status.js';
-import type { SinkRecord } from './sinks/format.js';
-import { agentAdminAddress, agentAdminTokenFile, agentDataDir } from './config.js';
-import { ADMIN_TOKEN } from './admin-token.js';
+import type { AgentStatus } from '../agent/status.js';
+import type { SinkRecord } from '../agent/sinks/format.js';
+import { agentAdminAddress, agentAdminTokenFile, agentDataDir } from '../bundle/agent-json.js';
+import { ADMIN_TOKEN } from '../agent/admin-token.js';
 
 /**
  * How `edgectl spool` talks to a node's agent: its loopback admin API, reached either through the
