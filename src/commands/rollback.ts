@@ -27,16 +27,14 @@ Exit status: 0 every node rolled back, 1 otherwise.`;
     if (!flags.node?.length && !flags.selector?.length) throw new EdgectlError('EDGECTL_USAGE', 'rollback needs --node or --selector (it never rolls back a whole fleet by default)');
     const { loadFleet } = await import('../lib/fleet/load.js');
     const { localModel } = await import('../lib/nodes/local-mode.js');
-    const { matchesSelector } = await import('../lib/fleet/selector.js');
+    const { selectNodes } = await import('../lib/nodes/select.js');
     const { rollbackNodes } = await import('../lib/release/rollback.js');
     const view = await import('../lib/output/apply-table.js');
     const { confirm } = await import('../cli/confirm.js');
     const { deps, target } = await fleetDeps(flags, this.config.version);
     const loaded = await loadFleet(flags.fleet);
     const model = target.local ? localModel(loaded.model, target.local) : loaded.model;
-    const names = new Set(model.nodes.map((n) => n.name));
-    for (const n of flags.node ?? []) if (!names.has(n)) throw new EdgectlError('EDGECTL_USAGE', `unknown node "${n}"`);
-    const nodes = model.nodes.filter((n) => (!flags.node?.length || flags.node.includes(n.name)) && matchesSelector(n.labels, target.selector)).map((n) => n.name);
+    const nodes = selectNodes(model.nodes, { nodes: flags.node, selector: target.selector }).map((n) => n.name);
     if (nodes.length === 0) throw new EdgectlError('EDGECTL_USAGE', 'no node matches --node/--selector');
     if (!flags.yes) {
       if (!process.stdin.isTTY || !process.stderr.isTTY) throw new EdgectlError('EDGECTL_NOT_CONFIRMED', `would roll back ${nodes.length} node(s) and this is not a terminal`);

@@ -152,13 +152,12 @@ async function openAdmin(f: AdminTarget): Promise<{ api: AdminApi; close: () => 
   if (f.admin) return { api: adminByUrl(f.admin, f.adminTokenFile), close: async () => {} };
   if (!f.node) throw new EdgectlError('EDGECTL_USAGE', 'give --node NAME (through SSH) or --admin URL (a local agent)');
   const { loadFleet } = await import('../fleet/load.js');
-  const { resolveNode } = await import('../fleet/model.js');
+  const { resolvedNodes } = await import('../fleet/model.js');
+  const { findNode } = await import('../nodes/select.js');
   const { createConnector } = await import('../transport/connect.js');
   const { model } = await loadFleet(f.fleet);
-  const node = model.nodes.find((n) => n.name === f.node);
-  if (!node) throw new EdgectlError('EDGECTL_USAGE', `no node named "${f.node}" in the fleet`);
-  const resolved = resolveNode(model.fleet.spec, node);
+  const node = findNode(resolvedNodes(model), f.node);
   const connector = createConnector({ model, fleetRoot: f.fleet, identity: f.identity, localRoot: f.local });
   const t = await connector.open(f.node);
-  return { api: adminByTransport(t, resolved.agent.listen), close: () => connector.close() };
+  return { api: adminByTransport(t, node.agent.listen), close: () => connector.close() };
 }
