@@ -1,3 +1,4 @@
+import { manifestBytes } from '../bundle/manifest.js';
 import { resolvedNodes, type FleetModel } from '../fleet/model.js';
 import { requireNodes } from '../nodes/select.js';
 import { localModel, type LocalMode } from '../nodes/local-mode.js';
@@ -16,7 +17,7 @@ export function bundlesOf(planned: Pick<Planned, 'plan' | 'blobs'>): Map<string,
   for (const n of planned.plan.nodes) {
     if (n.action === 'none' || n.action === 'unreachable') continue;
     const files = Object.entries(n.manifest.files).map(([path, f]) => ({ path, data: planned.blobs.get(f.sha256)!, mode: f.mode }));
-    out.set(n.node, { files, manifest: n.manifest, manifestData: Buffer.from(JSON.stringify(n.manifest, null, 2) + '\n') });
+    out.set(n.node, { files, manifest: n.manifest, manifestData: manifestBytes(n.manifest) });
   }
   return out;
 }
