@@ -5,7 +5,7 @@ import path from 'node:path';
 import { loadFleet } from '../../src/lib/fleet/load.js';
 import { renderFleet, type Bundle } from '../../src/lib/render/index.js';
 import { agentAdminAddress, agentConfigSchema, type AgentConfig } from '../../src/lib/bundle/agent-json.js';
-import { MAX_FORWARD_BODY_BYTES } from '../../src/lib/bundle/limits.js';
+import { MAX_FORWARD_BODY_BYTES } from '../../src/lib/limits.js';
 import { TEST_VERSION, tempDir } from './helpers.js';
 
 /**

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { RE } from '../fleet/values.js';
-import { MAX_FORWARD_BATCH_BYTES, MAX_FORWARD_BATCH_MESSAGES, MAX_MESSAGE_BYTES } from './limits.js';
+import { MAX_FORWARD_BATCH_BYTES, MAX_FORWARD_BATCH_MESSAGES, MAX_MESSAGE_BYTES } from '../limits.js';
 
 /**
  * A loopback address literal: 127.0.0.0/8 in dotted-quad form, or ::1. Names (even `localhost`)

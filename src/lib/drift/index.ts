@@ -1,8 +1,9 @@
-import { failureText, runNodes } from '../nodes/run-nodes.js';
+import { runNodes } from '../nodes/run-nodes.js';
 import { planFleet, type FleetDeps, type Planned, type TargetOptions } from '../plan/index.js';
 import type { PlanNode } from '../plan/types.js';
 import type { Transport } from '../transport/types.js';
 import { layout, manifestPath } from '../release/layout.js';
+import { failureText } from '../release/remote.js';
 import { isClean, verifyRelease, type VerifyResult } from '../release/stage.js';
 
 export const DRIFT_FORMAT = 'edgectl-drift/v1';

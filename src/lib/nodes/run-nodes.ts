@@ -1,5 +1,3 @@
-import { errorMessage } from '../errors.js';
-import { outputOf } from '../release/remote.js';
 import type { Connector } from '../transport/connect.js';
 import type { Transport } from '../transport/types.js';
 
@@ -52,10 +50,4 @@ async function runOne<T, R>(connector: Pick<Connector, 'open'>, item: T, o: Node
   } finally {
     await t?.close().catch(() => {});
   }
-}
-
-/** A failure as one line for a result: the message, and the node's own output when it gave one. */
-export function failureText(e: unknown): string {
-  const more = outputOf(e);
-  return errorMessage(e) + (more ? `: ${more}` : '');
 }

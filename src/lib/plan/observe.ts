@@ -1,7 +1,8 @@
 import type { Connector } from '../transport/connect.js';
-import { failureText, runNodes } from '../nodes/run-nodes.js';
+import { runNodes } from '../nodes/run-nodes.js';
 import { layout } from '../release/layout.js';
 import { readRelease } from '../release/read.js';
+import { failureText } from '../release/remote.js';
 import { readState } from '../release/state.js';
 import { isDiffable, type DesiredNode, type ObservedNode } from './compute.js';
 

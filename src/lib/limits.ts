@@ -1,7 +1,8 @@
 /**
  * Body limits every hop agrees on, whatever each node's own settings (a hop must never refuse
- * what the one below may send). A leaf: the fleet schema bounds agent.maxMessageBytes by it and
- * the agent.json contract (agent-json.ts) by the same figures, so neither imports the other.
+ * what the one below may send). A leaf below every folder: the fleet schema bounds
+ * agent.maxMessageBytes by these figures, and so do the agent.json contract
+ * (bundle/agent-json.ts), nginx's config and the agent itself.
  */
 export const MAX_MESSAGE_BYTES = 64 << 20;
 export const MAX_FORWARD_BATCH_BYTES = 16 << 20;
