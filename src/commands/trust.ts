@@ -23,7 +23,7 @@ Exit status: 0 every node's key is trusted, 1 any node failed.`;
   async run(): Promise<void> {
     const { flags, argv } = await this.parse(Trust);
     const { loadFleet } = await import('../lib/fleet/load.js');
-    const { trustNodes } = await import('../lib/transport/trust.js');
+    const { trustNodes } = await import('../lib/trust/index.js');
     const { model } = await loadFleet(flags.fleet);
     const warn = (msg: string, fields?: Record<string, unknown>) => this.err(`warning: ${msg}${fields ? ' ' + JSON.stringify(fields) : ''}`);
     const logger = { debug() {}, info() {}, warn, error: warn };

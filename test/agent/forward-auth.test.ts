@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { type AgentProc, credential, depth, killAll, post, sha, startAgent, status, waitFor } from './helpers.js';
 import { encodeBatch, FORWARD_CONTENT_TYPE } from '../../src/lib/agent/forward/wire.js';
-import { MAX_FORWARD_BODY_BYTES } from '../../src/lib/agent/config.js';
+import { MAX_FORWARD_BODY_BYTES } from '../../src/lib/limits.js';
 import type { IncomingItem } from '../../src/lib/agent/store/queue.js';
 
 /**

@@ -7,7 +7,7 @@ import { loadFleet } from '../../src/lib/fleet/load.js';
 import { renderFleet, writeBundles, manifestBytes, type Bundle } from '../../src/lib/render/index.js';
 import { nginxConfigId } from '../../src/lib/render/bundle.js';
 import { CONFIG_ID_PLACEHOLDER } from '../../src/lib/render/nginx.js';
-import { agentConfigSchema } from '../../src/lib/agent/config.js';
+import { agentConfigSchema } from '../../src/lib/bundle/agent-json.js';
 import { bundleDigest, sha256Hex } from '../../src/lib/bundle/manifest.js';
 import { REPO, TEST_VERSION, copyExample, tempDir } from './helpers.js';
 

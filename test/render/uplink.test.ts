@@ -4,7 +4,8 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { loadFleet } from '../../src/lib/fleet/load.js';
 import { renderFleet, type Bundle } from '../../src/lib/render/index.js';
-import { agentAdminAddress, agentConfigSchema, MAX_FORWARD_BODY_BYTES, type AgentConfig } from '../../src/lib/agent/config.js';
+import { agentAdminAddress, agentConfigSchema, type AgentConfig } from '../../src/lib/bundle/agent-json.js';
+import { MAX_FORWARD_BODY_BYTES } from '../../src/lib/limits.js';
 import { TEST_VERSION, tempDir } from './helpers.js';
 
 /**

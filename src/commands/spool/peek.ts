@@ -14,7 +14,7 @@ export default class SpoolPeek extends EdgectlCommand {
     const { flags } = await this.parse(SpoolPeek);
     const { tenant, topic } = flags;
     if (!tenant || !topic) throw new EdgectlError('EDGECTL_USAGE', 'peek needs --tenant and --topic');
-    const { withAdmin, spoolPeek } = await import('../../lib/agent/spool-client.js');
+    const { withAdmin, spoolPeek } = await import('../../lib/spool/client.js');
     await withAdmin({ ...flags, adminTokenFile: flags['admin-token-file'] }, async (api) => {
       const r = await spoolPeek(api, tenant, topic, flags.limit);
       if (flags.json) return this.out(json(r));

@@ -14,7 +14,7 @@ Exit status: 0 purged (or nothing to purge), 1 not confirmed or the agent could 
 
   async run(): Promise<void> {
     const { flags } = await this.parse(SpoolPurge);
-    const { withAdmin, spoolPurge, spoolStatus } = await import('../../lib/agent/spool-client.js');
+    const { withAdmin, spoolPurge, spoolStatus } = await import('../../lib/spool/client.js');
     await withAdmin({ ...flags, adminTokenFile: flags['admin-token-file'] }, async (api) => {
       const what = { tenant: flags.tenant, topic: flags.topic };
       if (!flags.yes) {

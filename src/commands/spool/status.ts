@@ -25,7 +25,7 @@ local agent, with --admin-token-file). Never opens the spool files. Exit status:
 
   async run(): Promise<void> {
     const { flags } = await this.parse(SpoolStatus);
-    const { withAdmin, spoolStatus } = await import('../../lib/agent/spool-client.js');
+    const { withAdmin, spoolStatus } = await import('../../lib/spool/client.js');
     await withAdmin({ ...flags, adminTokenFile: flags['admin-token-file'] }, async (api) => {
       const s = await spoolStatus(api, { tenant: flags.tenant, topic: flags.topic });
       if (flags.json) return this.out(json(s));

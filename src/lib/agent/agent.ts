@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { agentAdminTokenFile, isLoopbackHost, type AgentConfig } from './config.js';
+import { agentAdminTokenFile, isLoopbackHost, type AgentConfig } from '../bundle/agent-json.js';
 import { loadAdminToken } from './admin-token.js';
 import type { Logger } from '../logger.js';
 import { EdgectlError, errorMessage } from '../errors.js';

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { type AgentConfig, type AgentTenant, type AgentTopic, DEFAULT_FORWARD_INFLIGHT_BYTES, defaultMaxBatchBytes, MAX_FORWARD_BODY_BYTES } from './config.js';
+import type { AgentConfig, AgentTenant, AgentTopic } from '../bundle/agent-json.js';
+import { DEFAULT_FORWARD_INFLIGHT_BYTES, defaultMaxBatchBytes, MAX_FORWARD_BODY_BYTES } from '../limits.js';
 import type { Logger } from '../logger.js';
 import type { Spool } from './store/queue.js';
 import { AgentStats } from './stats.js';

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { agentConfigSchema, type AgentConfig } from './config.js';
+import { agentConfigSchema, type AgentConfig } from '../bundle/agent-json.js';
 import { EdgectlError, errorMessage } from '../errors.js';
 
 /** Every agent.json field as a flag; flags win over the file. Repeatable flags are arrays. */

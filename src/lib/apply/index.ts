@@ -1,5 +1,7 @@
-import type { FleetModel } from '../fleet/model.js';
-import { localModel, type LocalMode } from '../plan/desired.js';
+import { manifestBytes } from '../bundle/manifest.js';
+import { resolvedNodes, type FleetModel } from '../fleet/model.js';
+import { requireNodes } from '../nodes/select.js';
+import { localModel, type LocalMode } from '../nodes/local-mode.js';
 import type { FleetDeps, Planned } from '../plan/index.js';
 import type { Plan } from '../plan/types.js';
 import type { ReleaseBundle } from '../release/stage.js';
@@ -15,7 +17,7 @@ export function bundlesOf(planned: Pick<Planned, 'plan' | 'blobs'>): Map<string,
   for (const n of planned.plan.nodes) {
     if (n.action === 'none' || n.action === 'unreachable') continue;
     const files = Object.entries(n.manifest.files).map(([path, f]) => ({ path, data: planned.blobs.get(f.sha256)!, mode: f.mode }));
-    out.set(n.node, { files, manifest: n.manifest, manifestData: Buffer.from(JSON.stringify(n.manifest, null, 2) + '\n') });
+    out.set(n.node, { files, manifest: n.manifest, manifestData: manifestBytes(n.manifest) });
   }
   return out;
 }
@@ -30,8 +32,6 @@ export async function openSavedPlan(deps: FleetDeps, text: string, file: string,
   const { plan, bundles } = await loadPlan(text, file);
   const loaded = await loadFleet(fleetDir);
   const model = plan.local ? localModel(loaded.model, { root: plan.local.root, portBase: local?.portBase ?? 0, address: local?.address ?? '127.0.0.1' }) : loaded.model;
-  const known = new Set(model.nodes.map((n) => n.name));
-  const { EdgectlError } = await import('../errors.js');
-  for (const n of plan.nodes) if (!known.has(n.node)) throw new EdgectlError('EDGECTL_USAGE', `${file}: node ${n.node} is not in the fleet at ${fleetDir}`);
+  requireNodes(plan.nodes.map((n) => n.node), resolvedNodes(model), { where: file, fleet: fleetDir });
   return { plan, bundles, connector: deps.connect(model, plan.local?.root), model };
 }

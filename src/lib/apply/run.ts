@@ -1,4 +1,4 @@
-import { activateRelease, type NodeResult, type Outcome } from '../release/activate.js';
+import { activateRelease, type ActivateRequest, type NodeResult, type Outcome } from '../release/activate.js';
 import { makeHolder, type LockHolder } from '../release/lock.js';
 import { noTransfer, type ReleaseBundle } from '../release/stage.js';
 import { errorMessage } from '../errors.js';
@@ -6,7 +6,7 @@ import type { Logger } from '../logger.js';
 import type { Connector } from '../transport/connect.js';
 import type { Transport } from '../transport/types.js';
 import type { Plan, PlanNode } from '../plan/types.js';
-import { eachLimit } from '../plan/observe.js';
+import { runNodes } from '../nodes/run-nodes.js';
 import { batches, resolveCount, type RolloutOptions } from './rollout.js';
 import { APPLY_REPORT_FORMAT, FAILED_OUTCOMES, type ApplyEvent, type ApplyReport } from './types.js';
 
@@ -40,20 +40,26 @@ export async function applyPlan(plan: Plan, bundles: Map<string, ReleaseBundle>,
     if (n.action === 'none') results.set(n.node, blank(n, 'unchanged'));
     if (n.action === 'unreachable') results.set(n.node, { ...blank(n, 'unreachable'), step: 'connect', cause: n.error ?? n.reason });
   }
+  const skip = (n: PlanNode): NodeResult | undefined => {
+    if (!stopped && deps.signal?.aborted) stopped = 'interrupted: no new nodes started';
+    if (!stopped && failures > budget) stopped = `failures (${failures}) exceeded --max-failures ${o.maxFailures}`;
+    if (stopped) return { ...blank(n, 'skipped'), cause: `not started: ${stopped}` };
+    emit({ node: n.node, kind: 'start', message: `${n.current.release ?? 'none'} → ${n.desired.release}` });
+    emit({ node: n.node, kind: 'step', step: 'connect' });
+    return undefined;
+  };
   for (const batch of batches(targets, o)) {
-    await eachLimit(batch, o.concurrency, async (n) => {
-      if (!stopped && deps.signal?.aborted) stopped = 'interrupted: no new nodes started';
-      if (!stopped && failures > budget) stopped = `failures (${failures}) exceeded --max-failures ${o.maxFailures}`;
-      if (stopped) {
-        results.set(n.node, { ...blank(n, 'skipped'), cause: `not started: ${stopped}` });
-        emit({ node: n.node, kind: 'result', outcome: 'skipped', message: stopped });
-        return;
-      }
-      emit({ node: n.node, kind: 'start', message: `${n.current.release ?? 'none'} → ${n.desired.release}` });
-      const r = await applyNode(n, bundles.get(n.node), deps, holder, (s) => emit({ node: n.node, kind: 'step', step: s }));
-      if (FAILED_OUTCOMES.includes(r.outcome)) failures++;
-      results.set(n.node, r);
-      emit({ node: n.node, kind: 'result', outcome: r.outcome, step: r.step, message: r.cause });
+    await runNodes(deps.connector, batch, {
+      concurrency: o.concurrency,
+      node: (n) => n.node,
+      before: skip,
+      run: (t, n, connectMs) => activateNode(t, n, connectMs, { bundle: bundles.get(n.node), holder, logger: deps.logger, onStep: (step) => emit({ node: n.node, kind: 'step', step }) }),
+      unreachable: (n, e): NodeResult => ({ ...blank(n, 'unreachable'), step: 'connect', cause: errorMessage(e) }),
+      onResult: (n, r) => {
+        if (FAILED_OUTCOMES.includes(r.outcome)) failures++;
+        results.set(n.node, r);
+        emit({ node: n.node, kind: 'result', outcome: r.outcome, ...(r.outcome === 'skipped' ? { message: stopped } : { step: r.step, message: r.cause }) });
+      },
     });
   }
   const nodes = plan.nodes.map((n) => results.get(n.node)!);
@@ -67,34 +73,21 @@ export async function applyPlan(plan: Plan, bundles: Map<string, ReleaseBundle>,
   return { format: APPLY_REPORT_FORMAT, startedAt, finishedAt: deps.now().toISOString(), interrupted: !!deps.signal?.aborted, ...(stopped ? { stopped } : {}), nodes, summary };
 }
 
-async function applyNode(n: PlanNode, bundle: ReleaseBundle | undefined, deps: ApplyDeps, holder: LockHolder, onStep: (s: NodeResult['step']) => void): Promise<NodeResult> {
-  let t: Transport | undefined;
-  const t0 = Date.now();
-  try {
-    onStep('connect');
-    t = await deps.connector.open(n.node);
-    const connectMs = Date.now() - t0;
-    const r = await activateRelease(t, {
-      op: 'apply',
-      root: n.root,
-      nginx: n.nginx,
-      kong: n.kong,
-      manifest: n.manifest,
-      bundle,
-      health: n.health,
-      expectCurrent: n.current.release,
-      holder,
-      onStep,
-      logger: deps.logger,
-    });
-    r.stepsMs = { connect: connectMs, ...r.stepsMs };
-    r.durationMs += connectMs;
-    return r;
-  } catch (e) {
-    return { ...blank(n, 'unreachable'), step: 'connect', cause: errorMessage(e) };
-  } finally {
-    await t?.close().catch(() => {});
-  }
+/** One node of the plan, its transport open: the release it carries, activated (failures are results). */
+async function activateNode(t: Transport, n: PlanNode, connectMs: number, o: Pick<ActivateRequest, 'bundle' | 'holder' | 'logger' | 'onStep'>): Promise<NodeResult> {
+  const r = await activateRelease(t, {
+    op: 'apply',
+    root: n.root,
+    nginx: n.nginx,
+    kong: n.kong,
+    manifest: n.manifest,
+    health: n.health,
+    expectCurrent: n.current.release,
+    ...o,
+  });
+  r.stepsMs = { connect: connectMs, ...r.stepsMs };
+  r.durationMs += connectMs;
+  return r;
 }
 
 function blank(n: PlanNode, outcome: Outcome): NodeResult {

@@ -15,6 +15,14 @@ export interface ManifestFile {
   mode: number;
 }
 
+/** One file of a bundle, in memory (render produces them, apply stages them). */
+export interface BundleFile {
+  path: string;
+  data: Buffer;
+  /** 0o644 or 0o755 */
+  mode: number;
+}
+
 export interface Manifest {
   format: typeof MANIFEST_FORMAT;
   edgectl: string;
@@ -29,6 +37,11 @@ export interface Manifest {
    * GET /.edgectl/config (any Host) so apply can check positively that a reload took effect.
    */
   nginxConfigId: string;
+}
+
+/** manifest.json's bytes: what render writes, a release holds and apply uploads. */
+export function manifestBytes(m: Manifest): Buffer {
+  return Buffer.from(JSON.stringify(m, null, 2) + '\n');
 }
 
 export function sha256Hex(data: string | Buffer): string {

@@ -1,10 +1,9 @@
-import { errorMessage } from '../errors.js';
-import { eachLimit } from '../plan/observe.js';
+import { runNodes } from '../nodes/run-nodes.js';
 import { planFleet, type FleetDeps, type Planned, type TargetOptions } from '../plan/index.js';
 import type { PlanNode } from '../plan/types.js';
 import type { Transport } from '../transport/types.js';
 import { layout, manifestPath } from '../release/layout.js';
-import { outputOf } from '../release/remote.js';
+import { failureText } from '../release/remote.js';
 import { isClean, verifyRelease, type VerifyResult } from '../release/stage.js';
 
 export const DRIFT_FORMAT = 'edgectl-drift/v1';
@@ -39,22 +38,19 @@ export async function driftFleet(deps: FleetDeps, opts: TargetOptions): Promise<
   const nodes: DriftNode[] = planned.plan.nodes.map((n) => base(n));
   const byName = new Map(nodes.map((d) => [d.node, d]));
   try {
-    await eachLimit(planned.plan.nodes.filter((n) => n.reachable && n.current.release), opts.concurrency, async (n) => {
-      const d = byName.get(n.node)!;
-      const t = await planned.connector.open(n.node).catch((e) => e as Error);
-      if (t instanceof Error) return void Object.assign(d, { status: 'unreachable', detail: errorMessage(t) });
-      try {
+    await runNodes(planned.connector, planned.plan.nodes.filter((n) => n.reachable && n.current.release), {
+      concurrency: opts.concurrency,
+      node: (n) => n.node,
+      unreachable: (n, e) => void Object.assign(byName.get(n.node)!, { status: 'unreachable', detail: failureText(e) }),
+      run: async (t, n) => {
+        const d = byName.get(n.node)!;
         const dir = layout(n.root).release(n.current.release!);
         // none/finish: current is the desired release and its manifest read back intact with the state (plan's one round trip).
         const m = n.action === 'none' || n.action === 'finish' ? n.manifest : await readManifest(t, manifestPath(dir));
         if (!m) return void Object.assign(d, { status: 'modified', detail: 'manifest.json of current is missing or damaged' });
         const v = await verifyRelease(t, dir, m);
         if (!isClean(v)) Object.assign(d, { status: 'modified', modified: v });
-      } catch (e) {
-        Object.assign(d, { status: 'unreachable', detail: errorMessage(e) + (outputOf(e) ? `: ${outputOf(e)}` : '') });
-      } finally {
-        await t.close().catch(() => {});
-      }
+      },
     });
   } catch (e) {
     await planned.connector.close();

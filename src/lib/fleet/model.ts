@@ -100,6 +100,19 @@ export function resolveNode(fleet: Pick<FleetSpec, 'defaults'>, n: NodeResource)
   };
 }
 
+const resolved = new WeakMap<FleetModel, ReadonlyMap<string, ResolvedNode>>();
+
+/**
+ * Every node of the model resolved, by name in fleet order: computed once per model, however
+ * many parts of a run ask (render, placement, the connector, rollback, spool). A model is not
+ * changed after it is loaded; local mode makes a new one (nodes/local-mode.ts).
+ */
+export function resolvedNodes(model: FleetModel): ReadonlyMap<string, ResolvedNode> {
+  let m = resolved.get(model);
+  if (!m) resolved.set(model, (m = new Map(model.nodes.map((n) => [n.name, resolveNode(model.fleet.spec, n)]))));
+  return m;
+}
+
 export function appTopics(app: AppSpec): ResolvedTopic[] {
   return (app.uplink?.topics ?? []).map((t) => (typeof t === 'string' ? { name: t, whenFull: 'reject' as const } : { name: t.name, whenFull: t.whenFull ?? 'reject', ttl: t.ttl }));
 }

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { isIP } from 'node:net';
 import { ipSpellingProblem } from './ip.js';
 import { RE, COUNT_OR_PERCENT, UNIX_HOST_REASON, checkHttpUrl, isAddress, isDomain, releaseRootProblem } from './values.js';
-import { MAX_MESSAGE_BYTES } from '../agent/config.js';
+import { MAX_MESSAGE_BYTES } from '../limits.js';
 
 /**
  * zod schemas of the edgectl/v1 documents. Every object is strict: an unknown field is an

@@ -1,6 +1,6 @@
 import type { AppSpec } from '../fleet/schema.js';
 import type { FleetModel } from '../fleet/model.js';
-import { resolveNode } from '../fleet/model.js';
+import { resolvedNodes } from '../fleet/model.js';
 import { matchesSelector } from '../fleet/selector.js';
 import { hashName, pairUnitRaw, rendezvousScore, type NameHash } from './hash.js';
 
@@ -217,10 +217,7 @@ export function placeApps(nodes: PlacementNode[], apps: PlacementApp[]): Placeme
 
 /** Placement of a validated fleet. */
 export function placeFleet(model: FleetModel): Placement {
-  const nodes = model.nodes.map((n) => {
-    const r = resolveNode(model.fleet.spec, n);
-    return { name: r.name, role: r.role, labels: r.labels, cpu: r.capacity.cpu, kong: r.kong };
-  });
+  const nodes = [...resolvedNodes(model).values()].map((r) => ({ name: r.name, role: r.role, labels: r.labels, cpu: r.capacity.cpu, kong: r.kong }));
   const apps = model.apps.map((a) => ({ name: a.name, tenant: a.spec.tenant, type: a.spec.type, placement: a.spec.placement }));
   return placeApps(nodes, apps);
 }

@@ -1,4 +1,5 @@
 import { createTwoFilesPatch } from 'diff';
+import { releaseName } from '../bundle/manifest.js';
 import type { NodeState } from '../release/state.js';
 import { kongDiff } from './kong-diff.js';
 import { PLAN_FORMAT, type FileDiff, type NodeTarget, type Plan, type PlanAction, type PlanNode } from './types.js';
@@ -55,7 +56,7 @@ function planNode(d: DesiredNode, o: ObservedNode, withDiff: boolean): PlanNode 
     reachable: o.reachable,
     ...(o.error ? { error: o.error } : {}),
     current: { release: s?.current ?? null },
-    desired: { release: m.digest.slice(0, 20), digest: m.digest, commit: m.fleet.commit, nginxConfigId: m.nginxConfigId },
+    desired: { release: releaseName(m.digest), digest: m.digest, commit: m.fleet.commit, nginxConfigId: m.nginxConfigId },
     action: 'none',
     files: { added: [], changed: [], removed: [] },
     health: d.health,

@@ -1,35 +1,8 @@
-import type { FleetModel, ResolvedNode } from '../fleet/model.js';
 import type { LoadedFleet } from '../fleet/load.js';
 import type { Logger } from '../logger.js';
 import type { HealthTarget } from '../release/health.js';
-import type { NginxTarget } from '../release/nginx.js';
+import { nginxTargetOf } from '../release/nginx.js';
 import { isDiffable, type DesiredNode } from './compute.js';
-
-export interface LocalMode {
-  /** Every node is the directory <root>/<node> on this machine. */
-  root: string;
-  /** nginx of the n-th node (fleet order) listens on portBase + n. */
-  portBase: number;
-  address: string;
-}
-
-/**
- * The embedded default runs every node's nginx on this one machine, so each needs its own
- * listen port and its root under the local directory. Done on a copy of the model before
- * rendering, so the rendered configs, the plan and the health checks all agree.
- */
-export function localModel(model: FleetModel, local: LocalMode): FleetModel {
-  return {
-    ...model,
-    nodes: model.nodes.map((n, i) => ({ ...n, spec: { ...n.spec, root: `${local.root.replace(/\/+$/, '')}/${n.name}`, http: { address: local.address, port: local.portBase + i } } })),
-  };
-}
-
-export function nginxTargetOf(n: ResolvedNode): NginxTarget {
-  const a = n.http.address;
-  const host = !a || a === '0.0.0.0' || a === '*' ? '127.0.0.1' : a === '::' || a === '[::]' ? '::1' : a.replace(/^\[(.*)\]$/, '$1');
-  return { binary: n.nginx.binary, host, port: n.http.port };
-}
 
 export interface DesiredSet {
   nodes: DesiredNode[];

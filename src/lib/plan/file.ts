@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { EdgectlError } from '../errors.js';
-import { sha256Hex } from '../bundle/manifest.js';
+import { manifestBytes, sha256Hex } from '../bundle/manifest.js';
 import { parseManifest } from '../release/manifest-parse.js';
 import { releaseRootProblem } from '../fleet/values.js';
 import { normaliseRoot } from '../release/layout.js';
@@ -86,7 +86,7 @@ export async function loadPlan(text: string, file: string): Promise<{ plan: Plan
       }
       return { path, data, mode: f.mode };
     });
-    bundles.set(n.node, { files, manifest: pm.manifest, manifestData: Buffer.from(JSON.stringify(pm.manifest, null, 2) + '\n') });
+    bundles.set(n.node, { files, manifest: pm.manifest, manifestData: manifestBytes(pm.manifest) });
   });
   return { plan: p, bundles };
 }

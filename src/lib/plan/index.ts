@@ -2,7 +2,8 @@ import type { FleetModel } from '../fleet/model.js';
 import type { Logger } from '../logger.js';
 import type { Connector } from '../transport/connect.js';
 import { computePlan } from './compute.js';
-import { desiredState, localModel, type LocalMode } from './desired.js';
+import { desiredState } from './desired.js';
+import { localModel, type LocalMode } from '../nodes/local-mode.js';
 import { observeNodes } from './observe.js';
 import type { Plan } from './types.js';
 

@@ -1,10 +1,10 @@
-import type { Manifest } from '../bundle/manifest.js';
+import { releaseName, type Manifest } from '../bundle/manifest.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Transport } from '../transport/types.js';
 import { targetsFromRelease, checkHealth, type HealthTarget } from './health.js';
 import { kongApply, kongValidate } from './kong.js';
-import { layout } from './layout.js';
+import { layout, type Layout } from './layout.js';
 import { acquireLock, keepLock, releaseLock, type LockHolder } from './lock.js';
 import { errorLogSince, nginxReloadOrStart, nginxStop, nginxTest, waitForConfig, type NginxTarget } from './nginx.js';
 import { NodeStepError, outputOf } from './remote.js';
@@ -51,7 +51,7 @@ export interface ActivateRequest {
   logger: Logger;
 }
 
-const name = (m: Manifest) => m.digest.slice(0, 20);
+const name = (m: Manifest) => releaseName(m.digest);
 
 /**
  * One node, one release: lock → stage (only missing files) → nginx -t (+ kong config parse) →
@@ -143,7 +143,7 @@ async function activateLocked(t: Transport, req: ActivateRequest, state: NodeSta
   await switchCurrent(t, req.root, { op: req.op === 'rollback' ? 'rollback' : 'activate', from: state.current ?? null, to, by: req.holder.holder, at: new Date().toISOString() });
   let kongApplied = false;
   try {
-    await goLive(t, req, res, step, dir);
+    await goLive(t, req, res, step);
     if (hasKong) {
       step('kong');
       const k = await kongApply(t, (await t.readFile(`${dir}/kong/kong.yml`)) ?? Buffer.alloc(0));
@@ -158,7 +158,7 @@ async function activateLocked(t: Transport, req: ActivateRequest, state: NodeSta
     const failedStep = res.step;
     res.cause = errorMessage(e);
     res.output = outputOf(e);
-    await rollBack(t, req, state, res, prev, kongApplied);
+    await rollBack(t, { ...req, layout: l }, state, res, prev, kongApplied);
     res.step = failedStep;
     return;
   }
@@ -170,7 +170,7 @@ async function activateLocked(t: Transport, req: ActivateRequest, state: NodeSta
 }
 
 /** Reload (or start), then insist on seeing the release's config id served: reload exits 0 even when nginx refuses. */
-async function goLive(t: Transport, req: ActivateRequest, res: NodeResult, step: (s: Step) => void, _dir: string): Promise<void> {
+async function goLive(t: Transport, req: ActivateRequest, res: NodeResult, step: (s: Step) => void): Promise<void> {
   step('reload');
   const r = await nginxReloadOrStart(t, req.root, req.nginx);
   res.reloads++;
@@ -182,7 +182,7 @@ async function goLive(t: Transport, req: ActivateRequest, res: NodeResult, step:
   }
 }
 
-async function rollBack(t: Transport, req: ActivateRequest, state: NodeState, res: NodeResult, prev: string | undefined, kongApplied: boolean): Promise<void> {
+async function rollBack(t: Transport, req: ActivateRequest & { layout: Layout }, state: NodeState, res: NodeResult, prev: string | undefined, kongApplied: boolean): Promise<void> {
   try {
     if (!prev && state.current) {
       res.notes.push('no earlier release on the node to roll back to');
@@ -205,7 +205,7 @@ async function rollBack(t: Transport, req: ActivateRequest, state: NodeState, re
       if (!live.ok) throw new NodeStepError(`previous release ${prev} is back in place but nginx does not serve it`, await errorLogSince(t, req.root, r.errorLogOffset));
     }
     if (kongApplied) {
-      const old = await t.readFile(`${layout(req.root).release(prev)}/kong/kong.yml`);
+      const old = await t.readFile(`${req.layout.release(prev)}/kong/kong.yml`);
       if (old) await kongApply(t, old);
     }
     await clearIntent(t, req.root);

@@ -1,3 +1,4 @@
+import type { ResolvedNode } from '../fleet/model.js';
 import type { Transport } from '../transport/types.js';
 import { layout } from './layout.js';
 import { LIVE_NGINX_FN, NodeStepError, runScript } from './remote.js';
@@ -8,6 +9,13 @@ export interface NginxTarget {
   /** Where nginx listens, as seen from the node. */
   host: string;
   port: number;
+}
+
+/** Where the node's nginx is reached from the node itself: a wildcard listen is reached on loopback. */
+export function nginxTargetOf(n: Pick<ResolvedNode, 'http' | 'nginx'>): NginxTarget {
+  const a = n.http.address;
+  const host = !a || a === '0.0.0.0' || a === '*' ? '127.0.0.1' : a === '::' || a === '[::]' ? '::1' : a.replace(/^\[(.*)\]$/, '$1');
+  return { binary: n.nginx.binary, host, port: n.http.port };
 }
 
 /** Validates a staged release in place: the whole include tree, with the node's root as prefix. */

@@ -1,4 +1,4 @@
-import { EdgectlError } from '../errors.js';
+import { EdgectlError, errorMessage } from '../errors.js';
 import type { ExecResult, Transport } from '../transport/types.js';
 
 /**
@@ -28,6 +28,12 @@ export class NodeStepError extends Error {
 
 export function outputOf(e: unknown): string | undefined {
   return e instanceof NodeStepError ? e.output : e instanceof EdgectlError ? e.detail : undefined;
+}
+
+/** A failure as one line for a node's result: the message, and the node's own output when it gave one. */
+export function failureText(e: unknown): string {
+  const more = outputOf(e);
+  return errorMessage(e) + (more ? `: ${more}` : '');
 }
 
 /**

@@ -1,16 +1,18 @@
 import type { Manifest } from '../bundle/manifest.js';
 import { EdgectlError, errorMessage } from '../errors.js';
-import { resolveNode, type FleetModel } from '../fleet/model.js';
+import { resolvedNodes, type FleetModel, type ResolvedNode } from '../fleet/model.js';
 import type { Logger } from '../logger.js';
+import { findNode } from '../nodes/select.js';
+import { runNodes } from '../nodes/run-nodes.js';
 import type { Connector } from '../transport/connect.js';
 import type { Transport } from '../transport/types.js';
 import { activateRelease, type NodeResult } from './activate.js';
 import { layout, manifestPath } from './layout.js';
+import { nginxTargetOf } from './nginx.js';
 import { makeHolder } from './lock.js';
 import { parseManifest } from './manifest-parse.js';
 import { noTransfer } from './stage.js';
 import { readState, type NodeState } from './state.js';
-import { nginxTargetOf } from '../plan/desired.js';
 
 export interface RollbackOptions {
   /** Release name, digest prefix (7+ hex digits) or fleet commit prefix; default: the release before current. */
@@ -22,17 +24,15 @@ export interface RollbackOptions {
  * Switches a node back to a release it still holds, validating and health-checking it like
  * apply. Needs the node's address and root only: no git server, no render.
  */
-export async function rollbackNode(t: Transport, model: FleetModel, nodeName: string, o: RollbackOptions): Promise<NodeResult> {
-  const n = resolveNode(model.fleet.spec, model.nodes.find((x) => x.name === nodeName)!);
-  const fail = (cause: string, from: string | null = null): NodeResult => ({ node: nodeName, outcome: 'failed', step: 'read', cause, from, to: null, transfer: noTransfer(), reloads: 0, notes: [], durationMs: 0 });
+export async function rollbackNode(t: Transport, n: ResolvedNode, o: RollbackOptions): Promise<NodeResult> {
   let state: NodeState;
   try {
     state = await readState(t, n.root);
   } catch (e) {
-    return fail(errorMessage(e));
+    return blank(n.name, errorMessage(e));
   }
   const target = await chooseTarget(t, n.root, state, o.to);
-  if ('error' in target) return fail(target.error, state.current ?? null);
+  if ('error' in target) return blank(n.name, target.error, state.current ?? null);
   return activateRelease(t, { op: 'rollback', root: n.root, nginx: nginxTargetOf(n), kong: n.kong, manifest: target.manifest, holder: makeHolder('edgectl rollback'), logger: o.logger });
 }
 
@@ -56,20 +56,18 @@ async function chooseTarget(t: Transport, root: string, s: NodeState, to: string
   return { manifest: hits[0].m };
 }
 
+/** Rolls back each node (names already selected), `concurrency` at a time; an unreachable node is a result. */
 export async function rollbackNodes(connector: Connector, model: FleetModel, nodes: string[], o: RollbackOptions & { concurrency: number; onResult?: (r: NodeResult) => void }): Promise<NodeResult[]> {
-  const { eachLimit } = await import('../plan/observe.js');
-  const out = new Map<string, NodeResult>();
-  await eachLimit(nodes, o.concurrency, async (name) => {
-    let t: Transport | undefined;
-    try {
-      t = await connector.open(name);
-      out.set(name, await rollbackNode(t, model, name, o));
-    } catch (e) {
-      out.set(name, { node: name, outcome: 'unreachable', step: 'connect', cause: errorMessage(e), from: null, to: null, transfer: noTransfer(), reloads: 0, notes: [], durationMs: 0 });
-    } finally {
-      await t?.close().catch(() => {});
-    }
-    o.onResult?.(out.get(name)!);
+  const resolved = resolvedNodes(model);
+  return runNodes(connector, nodes.map((name) => findNode(resolved, name)), {
+    concurrency: o.concurrency,
+    node: (n) => n.name,
+    run: (t, n) => rollbackNode(t, n, o),
+    unreachable: (n, e): NodeResult => ({ ...blank(n.name, errorMessage(e)), outcome: 'unreachable', step: 'connect' }),
+    onResult: (_n, r) => o.onResult?.(r),
   });
-  return nodes.map((n) => out.get(n)!);
+}
+
+function blank(node: string, cause: string, from: string | null = null): NodeResult {
+  return { node, outcome: 'failed', step: 'read', cause, from, to: null, transfer: noTransfer(), reloads: 0, notes: [], durationMs: 0 };
 }

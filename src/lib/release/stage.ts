@@ -1,15 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { MANIFEST_FILE, isSafeBundlePath, type Manifest } from '../bundle/manifest.js';
+import { MANIFEST_FILE, isSafeBundlePath, type BundleFile, type Manifest } from '../bundle/manifest.js';
 import type { Transport } from '../transport/types.js';
 import { layout } from './layout.js';
 import { mustRun, NodeStepError, runScript } from './remote.js';
 import { FINISH_SCRIPT, PREPARE_SCRIPT, REPAIR_SCRIPT, VERIFY_SCRIPT } from './scripts-stage.js';
-
-export interface BundleFile {
-  path: string;
-  data: Buffer;
-  mode: number;
-}
 
 export interface ReleaseBundle {
   files: BundleFile[];

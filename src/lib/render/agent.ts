@@ -1,4 +1,4 @@
-import { agentAdminAddress, agentAdminTokenFile, agentConfigSchema, agentDataDir, agentTenantSchema, type AgentConfig, type AgentTenant, type AgentTopic } from '../agent/config.js';
+import { agentAdminAddress, agentAdminTokenFile, agentConfigSchema, agentDataDir, agentTenantSchema, type AgentConfig, type AgentTenant, type AgentTopic } from '../bundle/agent-json.js';
 import { EdgectlError } from '../errors.js';
 import { appTopics, type AppResource, type ResolvedNode } from '../fleet/model.js';
 import { RE, durationSeconds } from '../fleet/values.js';
@@ -81,7 +81,7 @@ export function buildAgentConfig(ctx: RenderContext, node: ResolvedNode, apps: A
   const p = nodePart(ctx, node);
   const root = node.root.replace(/\/+$/, '');
   const tenantNames = node.role === 'edge' ? [...new Set(apps.map((a) => a.spec.tenant))].sort() : [...ctx.tenants.keys()].sort();
-  // Fields in the contract's order (src/lib/agent/config.ts), so the file reads like it.
+  // Fields in the contract's order (src/lib/bundle/agent-json.ts), so the file reads like it.
   return {
     format: 'edgectl-agent/v1',
     node: node.name,

@@ -1,24 +1,15 @@
 import { createHash } from 'node:crypto';
 import { EdgectlError } from '../errors.js';
-import { MANIFEST_FORMAT, bundleDigest, isSafeBundlePath, type Manifest, type ManifestFile } from '../bundle/manifest.js';
-import { CONFIG_ID_PLACEHOLDER } from './nginx.js';
+import { MANIFEST_FORMAT, bundleDigest, isSafeBundlePath, type BundleFile, type Manifest, type ManifestFile } from '../bundle/manifest.js';
 
-export interface BundleFile {
-  path: string;
-  data: Buffer;
-  /** 0o644 or 0o755 */
-  mode: number;
-}
+export type { BundleFile };
+import { CONFIG_ID_PLACEHOLDER } from './nginx.js';
 
 /** One node's bundle in memory: `files` excludes manifest.json and is sorted by path. */
 export interface Bundle {
   node: string;
   files: BundleFile[];
   manifest: Manifest;
-}
-
-export function manifestBytes(m: Manifest): Buffer {
-  return Buffer.from(JSON.stringify(m, null, 2) + '\n');
 }
 
 // Buffers shared between bundles (app fragments, payloads, mime.types) are hashed once.

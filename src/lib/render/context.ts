@@ -1,4 +1,4 @@
-import { resolveNode, type AppResource, type FleetModel, type ResolvedNode, type TenantResource } from '../fleet/model.js';
+import { resolvedNodes, type AppResource, type FleetModel, type ResolvedNode, type TenantResource } from '../fleet/model.js';
 import { placeFleet, type Placement } from '../placement/index.js';
 
 /** Fleet-wide facts every node's render needs, computed once. */
@@ -13,7 +13,8 @@ export interface RenderContext {
 }
 
 export function renderContext(model: FleetModel): RenderContext {
-  const nodes = model.nodes.map((n) => resolveNode(model.fleet.spec, n));
+  const byName = resolvedNodes(model);
+  const nodes = [...byName.values()];
   const appsByTenant = new Map<string, AppResource[]>();
   for (const a of model.apps) {
     const list = appsByTenant.get(a.spec.tenant);
@@ -23,7 +24,7 @@ export function renderContext(model: FleetModel): RenderContext {
   return {
     model,
     nodes,
-    nodeByName: new Map(nodes.map((n) => [n.name, n])),
+    nodeByName: new Map(byName),
     apps: new Map(model.apps.map((a) => [a.name, a])),
     appsByTenant,
     tenants: new Map(model.tenants.map((t) => [t.name, t])),

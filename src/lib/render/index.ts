@@ -1,17 +1,15 @@
-import { EdgectlError } from '../errors.js';
 import type { LoadedFleet } from '../fleet/load.js';
-import type { ResolvedNode } from '../fleet/model.js';
-import { didYouMean } from '../fleet/problems.js';
-import { matchesSelector } from '../fleet/selector.js';
 import { silentLogger, type Logger } from '../logger.js';
 import type { Manifest } from '../bundle/manifest.js';
 import { AgentRenderer } from './agent.js';
-import { assembleBundle, manifestBytes, type Bundle, type BundleFile } from './bundle.js';
+import { manifestBytes, type BundleFile } from '../bundle/manifest.js';
+import { assembleBundle, type Bundle } from './bundle.js';
 import { appsOnNode, renderContext, type RenderContext } from './context.js';
 import { KongRenderer } from './kong.js';
 import { NginxRenderer } from './nginx.js';
 import { loadPayloads } from './payloads.js';
 import { loadTemplates } from './templates.js';
+import { selectNodes } from '../nodes/select.js';
 import { assertNginxSafeOnce } from '../nginx/guard.js';
 
 export type { Bundle, BundleFile, Manifest };
@@ -41,7 +39,7 @@ export async function renderFleet(loaded: LoadedFleet, opts: RenderOptions): Pro
   const log = opts.logger ?? silentLogger;
   const { model, source } = loaded;
   const ctx = opts.context ?? renderContext(model);
-  const selected = selectNodes(ctx.nodes, opts);
+  const selected = selectNodes(ctx.nodes, { nodes: opts.nodes, selector: opts.selector });
   const templates = await loadTemplates(source);
   if (templates.fleetFiles.length > 0) log.info('using the fleet\'s nginx snippets', { files: templates.fleetFiles });
   const placedApps = new Set<string>();
@@ -73,20 +71,4 @@ export async function renderFleet(loaded: LoadedFleet, opts: RenderOptions): Pro
     if (every && bundles.length % every === 0) log.info(`rendered ${bundles.length}/${selected.length} nodes`, { done: bundles.length, total: selected.length });
   }
   return bundles;
-}
-
-function selectNodes(nodes: ResolvedNode[], opts: RenderOptions): ResolvedNode[] {
-  let out = nodes;
-  if (opts.nodes && opts.nodes.length > 0) {
-    const names = new Map(nodes.map((n) => [n.name, n]));
-    for (const want of opts.nodes) {
-      if (!names.has(want)) {
-        throw new EdgectlError('EDGECTL_USAGE', `unknown node "${want}"`, { hint: didYouMean(want, names.keys()) ?? 'Run `edgectl placement` or look under nodes/ for node names.' });
-      }
-    }
-    const wanted = new Set(opts.nodes);
-    out = out.filter((n) => wanted.has(n.name));
-  }
-  if (opts.selector) out = out.filter((n) => matchesSelector(n.labels, opts.selector));
-  return out;
 }

@@ -4,7 +4,7 @@ import { durationSeconds } from '../fleet/values.js';
 import { appId } from './context.js';
 import { upstreamTarget, type UpstreamTarget } from './nginx-quote.js';
 import type { Templates } from './templates.js';
-import { defaultMaxBatchBytes, MAX_FORWARD_BODY_BYTES } from '../agent/config.js';
+import { defaultMaxBatchBytes, MAX_FORWARD_BODY_BYTES } from '../limits.js';
 
 /** Where nginx finds Kong's proxy on a node with kong: true. */
 export const KONG_PROXY = '127.0.0.1:8000';

@@ -1,4 +1,4 @@
-import { acceptForwardSchema, type AcceptForward } from '../agent/config.js';
+import { acceptForwardSchema, type AcceptForward } from '../bundle/agent-json.js';
 import { EdgectlError } from '../errors.js';
 import type { ResolvedNode } from '../fleet/model.js';
 import type { RenderContext } from './context.js';

@@ -1,8 +1,8 @@
 import { closeSync, constants, linkSync, lstatSync, mkdirSync, openSync, readdirSync, rmSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { MANIFEST_FILE } from '../bundle/manifest.js';
+import { MANIFEST_FILE, manifestBytes } from '../bundle/manifest.js';
 import { EdgectlError } from '../errors.js';
-import { manifestBytes, type Bundle } from './bundle.js';
+import type { Bundle } from './bundle.js';
 import { prepareWriteDir } from '../safe-fs/write-dir.js';
 
 /**

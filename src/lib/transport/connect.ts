@@ -5,7 +5,7 @@ import { EdgectlError } from '../errors.js';
 import { readRegularFile, UnsafeFileError } from '../safe-fs/regular-file.js';
 import { prepareWriteDir } from '../safe-fs/write-dir.js';
 import { silentLogger, type Logger } from '../logger.js';
-import { resolveNode, type FleetModel, type ResolvedNode } from '../fleet/model.js';
+import { resolvedNodes, type FleetModel, type ResolvedNode } from '../fleet/model.js';
 import { HostKeyStore, type ObservedKey } from './host-keys.js';
 import { hostName } from './known-hosts.js';
 import { LocalTransport } from './local.js';
@@ -58,10 +58,11 @@ export interface Connector {
 
 export function createConnector(opts: ConnectorOptions): Connector {
   const logger = opts.logger ?? silentLogger;
-  const nodes = new Map(opts.model.nodes.map((n) => [n.name, resolveNode(opts.model.fleet.spec, n)]));
+  const nodes = resolvedNodes(opts.model);
+  // Callers select their nodes first (nodes/select.ts, which names an unknown one to the user).
   const find = (name: string): ResolvedNode => {
     const n = nodes.get(name);
-    if (!n) throw new EdgectlError('EDGECTL_USAGE', `no node named "${name}" in the fleet`);
+    if (!n) throw new EdgectlError('EDGECTL_INTERNAL', `the connector was asked for node "${name}", which is not in its fleet model`);
     return n;
   };
   if (opts.localRoot !== undefined) return localConnector(opts.localRoot, opts.fleetRoot, find, opts.execTimeoutMs);

@@ -1,23 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { RE } from '../fleet/values.js';
-
-/** Body limits every hop agrees on, whatever each node's own settings (a hop must never refuse what the one below may send). */
-export const MAX_MESSAGE_BYTES = 64 << 20;
-export const MAX_FORWARD_BATCH_BYTES = 16 << 20;
-export const MAX_FORWARD_BATCH_MESSAGES = 10_000;
-/**
- * The largest POST /v1/forward body: a batch holds records up to its byte bound, or one record
- * alone when that record is larger (a message of up to MAX_MESSAGE_BYTES), plus its JSON header
- * (at most MAX_FORWARD_BATCH_MESSAGES rows of a few hundred bytes). Agents and nginx both use it.
- */
-export const MAX_FORWARD_BODY_BYTES = Math.max(MAX_MESSAGE_BYTES, MAX_FORWARD_BATCH_BYTES) + (4 << 20);
-/**
- * Default bound on the bytes of /v1/forward bodies a hop holds at once (a larger body is taken
- * alone). Storing a body costs about five times its size in memory at its peak (the record,
- * LevelDB's batch, memtable and table blocks), so this is what bounds a hop's memory under load.
- */
-export const DEFAULT_FORWARD_INFLIGHT_BYTES = 32 << 20;
+import { MAX_FORWARD_BATCH_BYTES, MAX_FORWARD_BATCH_MESSAGES, MAX_MESSAGE_BYTES } from '../limits.js';
 
 /**
  * A loopback address literal: 127.0.0.0/8 in dotted-quad form, or ::1. Names (even `localhost`)
@@ -31,8 +15,8 @@ export function isLoopbackHost(host: string): boolean {
 
 /**
  * agent.json: the contract between `edgectl render` (which writes it into every bundle, at
- * agent/agent.json) and `edgectl agent` (which runs from it on the node). Every field can also
- * be given as a flag of `edgectl agent`.
+ * agent/agent.json, beside manifest.json) and `edgectl agent` (which runs from it on the node).
+ * Every field can also be given as a flag of `edgectl agent`.
  */
 const hostPort = z.string().regex(/^(?:\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be HOST:PORT');
 const sha = z.string().regex(RE.sha256, 'must be 64 lowercase hex digits');
@@ -120,9 +104,6 @@ export type AcceptForward = z.infer<typeof acceptForwardSchema>;
 
 export type AgentTenant = z.infer<typeof agentTenantSchema>;
 export type AgentTopic = z.infer<typeof agentTopicSchema>;
-
-/** The largest NDJSON batch an agent takes when agent.json does not say (nginx's /v1/q/ limit too). */
-export const defaultMaxBatchBytes = (maxMessageBytes: number) => Math.max(maxMessageBytes, 8 << 20);
 
 /**
  * The admin API listens one port above the agent's listen port, on the listen host when that is

@@ -1,7 +1,9 @@
-import { EdgectlError, errorMessage, isEdgectlError } from '../errors.js';
-import type { FleetModel } from '../fleet/model.js';
+import { errorMessage, isEdgectlError } from '../errors.js';
+import { resolvedNodes, type FleetModel } from '../fleet/model.js';
 import type { Logger } from '../logger.js';
-import { createConnector, type ConnectorOptions } from './connect.js';
+import { requireNodes } from '../nodes/select.js';
+import { runNodes } from '../nodes/run-nodes.js';
+import { createConnector, type ConnectorOptions } from '../transport/connect.js';
 
 export interface TrustResult {
   node: string;
@@ -21,25 +23,18 @@ export interface TrustResult {
  * differs from one already recorded anywhere is refused, never overwritten.
  */
 export async function trustNodes(o: { model: FleetModel; fleetRoot: string; nodes: string[]; identity?: string[]; logger?: Logger; connectTimeoutMs?: number } & Pick<ConnectorOptions, 'userKnownHosts' | 'sshConfig' | 'agentSocket'>): Promise<TrustResult[]> {
-  const known = new Set(o.model.nodes.map((n) => n.name));
-  const unknown = o.nodes.filter((n) => !known.has(n));
-  if (unknown.length) throw new EdgectlError('EDGECTL_USAGE', `no node named ${unknown.map((n) => `"${n}"`).join(', ')} in the fleet`);
+  requireNodes(o.nodes, resolvedNodes(o.model), { fleet: o.fleetRoot });
   const conn = createConnector({ ...o, acceptNewFor: o.nodes, connectRetries: 1 });
   try {
-    const results: TrustResult[] = [];
-    for (const node of o.nodes) {
-      let failure: unknown;
-      try {
-        await (await conn.open(node)).close();
-      } catch (e) {
-        failure = e;
-      }
+    // One node at a time: a relay listed before its nodes is trusted before they are reached through it.
+    const failures = await runNodes(conn, o.nodes, { concurrency: 1, node: (n) => n, run: async () => undefined, unreachable: (_n, e) => e });
+    return o.nodes.map((node, i): TrustResult => {
+      const failure = failures[i];
       const seen = conn.hostKeys().filter((k) => k.node === node).at(-1);
       const err = failure ? { code: isEdgectlError(failure) ? failure.code : 'EDGECTL_TRANSPORT', message: errorMessage(failure) } : undefined;
-      if (seen) results.push({ node, status: seen.status, fingerprint: seen.fingerprint, keyLine: seen.keyLine, source: seen.source, ...(err ? { warning: err.message } : {}) });
-      else results.push({ node, status: 'failed', error: err ?? { code: 'EDGECTL_TRANSPORT', message: 'no host key seen' } });
-    }
-    return results;
+      if (seen) return { node, status: seen.status, fingerprint: seen.fingerprint, keyLine: seen.keyLine, source: seen.source, ...(err ? { warning: err.message } : {}) };
+      return { node, status: 'failed', error: err ?? { code: 'EDGECTL_TRANSPORT', message: 'no host key seen' } };
+    });
   } finally {
     await conn.close();
   }

@@ -1,9 +1,9 @@
 import { EdgectlError, errorMessage } from '../errors.js';
 import type { Transport } from '../transport/types.js';
-import type { AgentStatus } from './status.js';
-import type { SinkRecord } from './sinks/format.js';
-import { agentAdminAddress, agentAdminTokenFile, agentDataDir } from './config.js';
-import { ADMIN_TOKEN } from './admin-token.js';
+import type { AgentStatus } from '../agent/status.js';
+import type { SinkRecord } from '../agent/sinks/format.js';
+import { agentAdminAddress, agentAdminTokenFile, agentDataDir } from '../bundle/agent-json.js';
+import { ADMIN_TOKEN } from '../agent/admin-token.js';
 
 /**
  * How `edgectl spool` talks to a node's agent: its loopback admin API, reached either through the
@@ -152,13 +152,12 @@ async function openAdmin(f: AdminTarget): Promise<{ api: AdminApi; close: () => 
   if (f.admin) return { api: adminByUrl(f.admin, f.adminTokenFile), close: async () => {} };
   if (!f.node) throw new EdgectlError('EDGECTL_USAGE', 'give --node NAME (through SSH) or --admin URL (a local agent)');
   const { loadFleet } = await import('../fleet/load.js');
-  const { resolveNode } = await import('../fleet/model.js');
+  const { resolvedNodes } = await import('../fleet/model.js');
+  const { findNode } = await import('../nodes/select.js');
   const { createConnector } = await import('../transport/connect.js');
   const { model } = await loadFleet(f.fleet);
-  const node = model.nodes.find((n) => n.name === f.node);
-  if (!node) throw new EdgectlError('EDGECTL_USAGE', `no node named "${f.node}" in the fleet`);
-  const resolved = resolveNode(model.fleet.spec, node);
+  const node = findNode(resolvedNodes(model), f.node);
   const connector = createConnector({ model, fleetRoot: f.fleet, identity: f.identity, localRoot: f.local });
   const t = await connector.open(f.node);
-  return { api: adminByTransport(t, resolved.agent.listen), close: () => connector.close() };
+  return { api: adminByTransport(t, node.agent.listen), close: () => connector.close() };
 }
