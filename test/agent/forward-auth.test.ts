@@ -6,7 +6,7 @@ import path from 'node:path';
 import { type AgentProc, credential, depth, killAll, post, sha, startAgent, status, waitFor } from './helpers.js';
 import { encodeBatch, FORWARD_CONTENT_TYPE } from '../../src/lib/agent/forward/wire.js';
 import { MAX_FORWARD_BODY_BYTES } from '../../src/lib/limits.js';
-import type { IncomingItem } from '../../src/lib/agent/store/queue.js';
+import type { IncomingItem } from '../../src/lib/agent/store/spool.js';
 
 /**
  * Who may POST /v1/forward, and what it may send. Real processes: edge-a (a real edge agent) →

@@ -2,19 +2,18 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtemp, rm, readdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Spool } from '../../src/lib/agent/store/queue.js';
+import { Spool } from '../../src/lib/agent/store/spool.js';
 import { SpoolFullError } from '../../src/lib/agent/store/errors.js';
 import { silentLogger } from '../../src/lib/logger.js';
 import { decodeBatch, encodeBatch, wireItems } from '../../src/lib/agent/forward/wire.js';
-import { messageKey, queueEnd } from '../../src/lib/agent/store/keys.js';
+import { messageKey, queueEnd, queueName, queuePrefix } from '../../src/lib/agent/store/keys.js';
 
 // The queue contract, run against the real store (classic-level on a temp directory).
 let dir: string;
 let spool: Spool;
 
 async function openSpool(opts: { dedupeWindow?: number } = {}): Promise<Spool> {
-  const s = new Spool({ dataDir: dir, log: silentLogger, ...opts });
-  s.node = 'edge1';
+  const s = new Spool({ dataDir: dir, log: silentLogger, node: 'edge1', ...opts });
   await s.open();
   return s;
 }
@@ -76,8 +75,7 @@ describe('spool queue contract', () => {
   });
 
   it('a device batch is stored as chunk records: one entry per chunk, ids consecutive, read and deleted whole', async () => {
-    const small = new Spool({ dataDir: path.join(dir, 'chunked'), log: silentLogger, chunkMessages: 4, chunkBytes: 1 << 20 });
-    small.node = 'edge1';
+    const small = new Spool({ dataDir: path.join(dir, 'chunked'), log: silentLogger, node: 'edge1', chunkMessages: 4, chunkBytes: 1 << 20 });
     await small.open();
     try {
       const ids = await small.append('acme', 'gps', Array.from({ length: 10 }, (_, i) => msg(`p${i}`)));
@@ -86,7 +84,7 @@ describe('spool queue contract', () => {
       expect(new Set(ids.map((id) => id.split(':').slice(0, 2).join(':'))).size).toBe(1);
       // 10 messages in chunks of at most 4: 3 records on disk, not 10.
       let records = 0;
-      for await (const _ of small.db.keys({ gte: Buffer.from('m'), lt: Buffer.from('n') })) records++;
+      for await (const _ of small.core.db.keys({ gte: Buffer.from('m'), lt: Buffer.from('n') })) records++;
       expect(records).toBe(3);
       expect((await small.status())[0].depth).toBe(10);
       // A batch smaller than a chunk still takes the first chunk whole, and stops before the next.
@@ -110,7 +108,7 @@ describe('spool queue contract', () => {
       expect((await small.status())[0]).toMatchObject({ depth: 0, bytes: 0 });
       // Drops count messages, not records.
       await small.append('acme', 'gps', Array.from({ length: 8 }, (_, i) => msg(`d${i}`.padEnd(100, '.'))));
-      expect(await small.removeOldest(small.queue('acme', 'gps'), { bytes: 1 }, 'dropped')).toBe(4);
+      expect(await small.dropOldest('acme', 'gps', 1)).toBe(4);
       expect((await small.status())[0]).toMatchObject({ depth: 4, dropped: 4 });
     } finally {
       await small.close();
@@ -120,9 +118,9 @@ describe('spool queue contract', () => {
   it('a chunk record that cannot be decoded is set aside with its message count, and the queue moves on', async () => {
     await spool.append('acme', 't', [msg('a'), msg('b'), msg('c')]);
     await spool.append('acme', 't', [msg('d')]);
-    const [[key, value]] = await spool.db.iterator({ gte: Buffer.from('m'), lt: Buffer.from('n'), limit: 1 }).all();
+    const [[key, value]] = await spool.core.db.iterator({ gte: Buffer.from('m'), lt: Buffer.from('n'), limit: 1 }).all();
     // Truncate the chunk's last body: the header still says 3 messages.
-    await spool.db.put(key, value.subarray(0, value.length - 1), { sync: true });
+    await spool.core.db.put(key, value.subarray(0, value.length - 1), { sync: true });
     const b = await spool.readBatch(100, 1 << 20);
     expect(b.messages().map((m) => m.body.toString())).toEqual(['d']);
     expect((await spool.status())[0]).toMatchObject({ depth: 1, corrupt: 3 });
@@ -168,7 +166,7 @@ describe('spool queue contract', () => {
     await spool.close();
     spool = await openSpool({ dedupeWindow: 10 });
     expect(await spool.appendForwarded([m('e:1:1'), m('e:1:3')])).toEqual({ accepted: 1, duplicates: 1 });
-    expect(spool.dedupe.size).toBe(3);
+    expect(spool.core.dedupe.size).toBe(3);
   });
 
   it('repeats are remembered per sender: ids one sender sent first are not duplicates when another sends them', async () => {
@@ -191,9 +189,9 @@ describe('spool queue contract', () => {
   it('a repeat that arrives while the first copy is being written waits for that write, and is stored if it fails', async () => {
     const m = { id: 'e:1:9', tenant: 'acme', topic: 't', contentType: 'text/plain', ts: Date.now(), body: Buffer.from('x') };
     // The first write fails after a while (as a full disk would); the others are real.
-    const real = spool.commit.bind(spool);
+    const real = spool.core.commit.bind(spool.core);
     let calls = 0;
-    spool.commit = (ops) => (++calls === 1 ? new Promise((_, reject) => setTimeout(() => reject(new Error('disk gone')), 50)) : real(ops));
+    spool.core.commit = (ops) => (++calls === 1 ? new Promise((_, reject) => setTimeout(() => reject(new Error('disk gone')), 50)) : real(ops));
     const first = spool.appendForwarded([m]);
     const retry = spool.appendForwarded([m]);
     await expect(first).rejects.toThrow('disk gone');
@@ -212,14 +210,13 @@ describe('spool queue contract', () => {
     const items = decodeBatch(encodeBatch(wireItems(b.records)));
     expect(items).toHaveLength(2);
     const relayDir = await mkdtemp(path.join(os.tmpdir(), 'edgectl-relay-'));
-    const relay = new Spool({ dataDir: relayDir, log: silentLogger });
-    relay.node = 'relay1';
+    const relay = new Spool({ dataDir: relayDir, log: silentLogger, node: 'relay1' });
     await relay.open();
     try {
       expect(await relay.appendForwarded(items)).toEqual({ accepted: 4, duplicates: 0 });
       expect(await relay.appendForwarded(items)).toEqual({ accepted: 0, duplicates: 4 });
       const st = (await relay.status())[0];
-      expect([st.depth, relay.dedupe.size]).toEqual([4, 2]);
+      expect([st.depth, relay.core.dedupe.size]).toEqual([4, 2]);
       const rb = await relay.readBatch(100, 1 << 20);
       expect(rb.records.map((r) => r.count)).toEqual([3, 1]);
       expect(rb.messages().map((m) => [m.id, m.body.toString()])).toEqual([[ids[0], 'a'], [ids[1], 'b'], [ids[2], 'c'], [expect.stringMatching(/^edge1:/), 'single']]);
@@ -240,7 +237,7 @@ describe('spool queue contract', () => {
     const used = (await spool.status())[0].bytes;
     await expect(spool.appendForwarded([run], { quotaOf: () => used + 10 })).rejects.toThrow(SpoolFullError);
     expect((await spool.status())[0].depth).toBe(1);
-    expect(spool.dedupe.size).toBe(0);
+    expect(spool.core.dedupe.size).toBe(0);
     expect(await spool.appendForwarded([run], { quotaOf: () => used + 1000 })).toEqual({ accepted: 3, duplicates: 0 });
     expect((await spool.status())[0].depth).toBe(4);
   });
@@ -248,9 +245,9 @@ describe('spool queue contract', () => {
   it('a run record whose bodies do not fill it is set aside when read, and its messages counted as corrupt', async () => {
     const items = decodeBatch(encodeBatch([{ idPrefix: 'e:1:', first: 7, count: 2, tenant: 'acme', topic: 't', contentType: 'a/b', ts: 1, bodies: Buffer.from([0, 0, 0, 1, 65, 0, 0, 0, 1, 66]) }]));
     expect(await spool.appendForwarded(items)).toEqual({ accepted: 2, duplicates: 0 });
-    const q = spool.queue('acme', 't');
-    const [[key, stored]] = await spool.db.iterator({ gte: messageKey(q.prefix, 0), lt: queueEnd(q.name) }).all();
-    await spool.db.put(key, stored.subarray(0, stored.length - 1));
+    const q = queueName('acme', 't');
+    const [[key, stored]] = await spool.core.db.iterator({ gte: messageKey(queuePrefix(q), 0), lt: queueEnd(q) }).all();
+    await spool.core.db.put(key, stored.subarray(0, stored.length - 1));
     const b = await spool.readBatch(100, 1 << 20);
     expect(b.count).toBe(0);
     expect((await spool.status())[0]).toMatchObject({ depth: 0, corrupt: 2 });
@@ -275,8 +272,7 @@ describe('spool queue contract', () => {
     await spool.append('acme', 't', [msg('old'), msg('old2')]);
     await new Promise((r) => setTimeout(r, 30));
     await spool.append('acme', 't', [msg('new')]);
-    const q = spool.queue('acme', 't');
-    expect(await spool.removeOldest(q, { olderThan: Date.now() - 20 }, 'expired')).toBe(2);
+    expect(await spool.expire('acme', 't', Date.now() - 20)).toBe(2);
     const st = (await spool.status())[0];
     expect([st.depth, st.expired]).toEqual([1, 2]);
   });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decodeBatch, encodeBatch, WireError } from '../../src/lib/agent/forward/wire.js';
-import type { IncomingRun } from '../../src/lib/agent/store/queue.js';
+import type { IncomingRun } from '../../src/lib/agent/store/spool.js';
 
 // The hop-to-hop format is input from another machine: every field of a run is checked.
 const bodies = (...xs: string[]) => Buffer.concat(xs.flatMap((x) => { const l = Buffer.alloc(4); l.writeUInt32BE(Buffer.byteLength(x)); return [l, Buffer.from(x)]; }));

@@ -4,7 +4,7 @@ import { agentAdminTokenFile, isLoopbackHost, type AgentConfig } from '../bundle
 import { loadAdminToken } from './admin-token.js';
 import type { Logger } from '../logger.js';
 import { EdgectlError, errorMessage } from '../errors.js';
-import { Spool } from './store/queue.js';
+import { Spool } from './store/spool.js';
 import { type AgentContext, buildContext } from './context.js';
 import { buildAdminApp, buildDeviceApp, type Handler } from './http/app.js';
 import { Forwarder } from './forward/forwarder.js';
@@ -50,8 +50,7 @@ export class Agent {
     const adminTokenHash = await loadAdminToken(config.adminTokenFile ?? agentAdminTokenFile(config.dataDir));
     const forward = { maxMessages: config.forwardBatchMessages ?? 1000, maxBytes: config.forwardBatchBytes ?? 4 << 20 };
     // A device batch is stored as chunks no larger than a forward batch, so chunks never overshoot one.
-    const spool = new Spool({ dataDir: config.dataDir, log, dedupeWindow: config.dedupeWindow, chunkMessages: forward.maxMessages, chunkBytes: Math.min(forward.maxBytes, 1 << 20) });
-    spool.node = config.node;
+    const spool = new Spool({ dataDir: config.dataDir, log, node: config.node, dedupeWindow: config.dedupeWindow, chunkMessages: forward.maxMessages, chunkBytes: Math.min(forward.maxBytes, 1 << 20) });
     try {
       await spool.open();
     } catch (err) {
@@ -109,17 +108,10 @@ export class Agent {
     try {
       for (const t of this.ctx.tenants.values()) {
         for (const topic of t.topics.values()) {
-          if (topic.ttlSeconds) await spool.removeOldest(spool.queue(t.name, topic.name), { olderThan: now - topic.ttlSeconds * 1000 }, 'expired');
+          if (topic.ttlSeconds) await spool.expire(t.name, topic.name, now - topic.ttlSeconds * 1000);
         }
       }
-      // Up to 100,000 evictions per tick per window, so the window keeps up with fast intake.
-      for (const w of [spool.dedupe, spool.idempotency]) {
-        for (let i = 0; i < 5; i++) {
-          const ops = await w.evictOps(spool.db, 20_000);
-          if (ops.length === 0) break;
-          await spool.commit(ops);
-        }
-      }
+      await spool.evictWindows();
       await spool.compactIfDue();
       const every = (config.heartbeatSeconds ?? 30) * 1000;
       if (every > 0 && now - this.lastHeartbeat >= every) {

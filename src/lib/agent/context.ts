@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { AgentConfig, AgentTenant, AgentTopic } from '../bundle/agent-json.js';
 import { DEFAULT_FORWARD_INFLIGHT_BYTES, defaultMaxBatchBytes, MAX_FORWARD_BODY_BYTES } from '../limits.js';
 import type { Logger } from '../logger.js';
-import type { Spool } from './store/queue.js';
+import type { Spool } from './store/spool.js';
 import { AgentStats } from './stats.js';
 
 export interface TenantRuntime {

@@ -1,4 +1,4 @@
-import type { Batch } from '../store/queue.js';
+import type { Batch } from '../store/spool.js';
 
 /** Where a batch goes next: the next hop (edge, relay) or the sink (hub). Resolves only once it is safe there. */
 export interface Deliverer {

@@ -1,4 +1,4 @@
-import type { Spool } from '../store/queue.js';
+import type { Spool } from '../store/spool.js';
 import type { Logger } from '../../logger.js';
 import type { AgentStats } from '../stats.js';
 import { type Deliverer, DeliveryError } from './deliverer.js';

@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici';
-import type { Batch } from '../store/queue.js';
+import type { Batch } from '../store/spool.js';
 import { type Deliverer, DeliveryError, parseRetryAfter } from './deliverer.js';
 import { encodeBatch, FORWARD_CONTENT_TYPE, wireItems } from './wire.js';
 import type { Logger } from '../../logger.js';

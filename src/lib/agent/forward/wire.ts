@@ -1,6 +1,6 @@
 import type { SpoolMessage } from '../store/record.js';
 import { CONTENT_TYPE, MESSAGE_ID, decodeRecord, walkBodies } from '../store/record.js';
-import type { IncomingItem, IncomingRun, ReadRecord } from '../store/queue.js';
+import type { IncomingItem, IncomingRun, ReadRecord } from '../store/spool.js';
 import { RE } from '../../fleet/values.js';
 
 /**

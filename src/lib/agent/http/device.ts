@@ -5,7 +5,7 @@ import { bearer, readBodyOr413, storeFailed } from './intake.js';
 import { fail, send } from './respond.js';
 import { isJsonText } from './json-check.js';
 import { CONTENT_TYPE, SAFE_TOKEN } from '../store/record.js';
-import type { NewMessage } from '../store/queue.js';
+import type { NewMessage } from '../store/spool.js';
 
 const NDJSON = /^application\/(x-)?ndjson\b/i;
 

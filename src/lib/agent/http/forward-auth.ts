@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { AgentContext, Sender } from '../context.js';
-import type { IncomingItem } from '../store/queue.js';
+import type { IncomingItem } from '../store/spool.js';
 import { HEARTBEAT_TOPIC, INTERNAL_TENANT } from '../forward/wire.js';
 
 /**

@@ -2,7 +2,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Deliverer } from '../forward/deliverer.js';
-import type { Batch } from '../store/queue.js';
+import type { Batch } from '../store/spool.js';
 import { sinkLines } from './format.js';
 
 /**

@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici';
 import { type Deliverer, DeliveryError, parseRetryAfter } from '../forward/deliverer.js';
-import type { Batch } from '../store/queue.js';
+import type { Batch } from '../store/spool.js';
 import { sinkLines } from './format.js';
 import { errorMessage } from '../../errors.js';
 

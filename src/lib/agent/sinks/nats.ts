@@ -2,7 +2,7 @@ import type { NatsConnection, JetStreamClient } from 'nats';
 import type { Deliverer } from '../forward/deliverer.js';
 import { DeliveryError } from '../forward/deliverer.js';
 import type { SpoolMessage } from '../store/record.js';
-import type { Batch } from '../store/queue.js';
+import type { Batch } from '../store/spool.js';
 import type { Logger } from '../../logger.js';
 import { errorMessage } from '../../errors.js';
 
