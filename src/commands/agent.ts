@@ -67,7 +67,7 @@ Exit status: 0 after a clean stop, 1 when the configuration is invalid or the so
       await agent.listen();
     } catch (err) {
       await agent.close();
-      throw new EdgectlError('EDGECTL_AGENT', `cannot listen: ${errorMessage(err)}`);
+      throw new EdgectlError('EDGECTL_AGENT_CONFIG', `cannot listen: ${errorMessage(err)}`);
     }
     await new Promise<void>((resolve) => {
       const stop = () => { log.info('stopping', {}); void agent.close().then(resolve); };

@@ -93,7 +93,8 @@ Exit status: 0 every node applied or unchanged, 1 any node failed, was refused, 
         }
         this.out(view.applySummaryLine(report));
       }
-      const ok = report.nodes.every((r) => r.outcome === 'applied' || r.outcome === 'unchanged');
+      const { isSuccess } = await import('../lib/release/outcome.js');
+      const ok = report.nodes.every((r) => isSuccess(r.outcome));
       this.setExit(ok ? 0 : 1);
     } finally {
       await connector.close();

@@ -52,7 +52,8 @@ unreachable node, or a fix that failed.`;
           this.out(`fix: ${view.applySummaryLine(fix)}`);
         }
       }
-      const fixFailed = fix?.nodes.some((r) => r.outcome !== 'applied' && r.outcome !== 'unchanged');
+      const { isSuccess } = await import('../lib/release/outcome.js');
+      const fixFailed = fix?.nodes.some((r) => !isSuccess(r.outcome));
       this.setExit(unreachable || fixFailed ? 1 : drift ? 2 : 0);
     } finally {
       await planned.connector.close();

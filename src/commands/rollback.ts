@@ -51,7 +51,8 @@ Exit status: 0 every node rolled back, 1 otherwise.`;
         const f = view.applyFailures(results, c);
         if (f) this.out(f);
       }
-      this.setExit(results.every((r) => r.outcome === 'applied') ? 0 : 1);
+      const { isSuccess } = await import('../lib/release/outcome.js');
+      this.setExit(results.every((r) => isSuccess(r.outcome)) ? 0 : 1);
     } finally {
       await connector.close();
     }
