@@ -1,7 +1,19 @@
 import { createInterface } from 'node:readline/promises';
+import { EdgectlError } from '../lib/errors.js';
+
+/**
+ * The one confirmation of every command that changes things: nothing to ask with --yes; off a
+ * terminal (stdin and stderr, where the question goes) it refuses, as a cron job must not hang;
+ * else `ask` shows what would change and gives the question. A "no" changes nothing.
+ */
+export async function ensureConfirmed(o: { yes?: boolean; offTerminal: string; ask: () => string | Promise<string> }): Promise<void> {
+  if (o.yes) return;
+  if (!process.stdin.isTTY || !process.stderr.isTTY) throw new EdgectlError('EDGECTL_NOT_CONFIRMED', o.offTerminal);
+  if (!(await confirm(await o.ask()))) throw new EdgectlError('EDGECTL_NOT_CONFIRMED', 'not confirmed: nothing was changed');
+}
 
 /** Asks on the terminal; only called when stdin and stderr are TTYs. */
-export async function confirm(question: string): Promise<boolean> {
+async function confirm(question: string): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {
     const a = await rl.question(`${question} [y/N] `);
@@ -13,9 +25,10 @@ export async function confirm(question: string): Promise<boolean> {
 
 /**
  * Ctrl-C during a rollout: the first stops starting new nodes, later ones only say that nodes in
- * flight are finishing (or rolling back): no node is left between releases.
+ * flight are finishing (or rolling back): no node is left between releases. Armed only once the
+ * rollout is confirmed, so that Ctrl-C while planning or at the prompt still just quits.
  */
-export function interruptible(onFirst: () => void, say: (s: string) => void): { signal: AbortSignal; dispose: () => void } {
+export function interruptible(onFirst: () => void, say: (s: string) => void): { signal: AbortSignal; arm: () => void; dispose: () => void } {
   const ac = new AbortController();
   const handler = () => {
     if (!ac.signal.aborted) {
@@ -23,7 +36,12 @@ export function interruptible(onFirst: () => void, say: (s: string) => void): { 
       onFirst();
     } else say('still waiting for nodes in flight to finish or roll back');
   };
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
-  return { signal: ac.signal, dispose: () => (process.off('SIGINT', handler), process.off('SIGTERM', handler)) };
+  let armed = false;
+  const arm = () => {
+    if (armed) return;
+    armed = true;
+    process.on('SIGINT', handler);
+    process.on('SIGTERM', handler);
+  };
+  return { signal: ac.signal, arm, dispose: () => (process.off('SIGINT', handler), process.off('SIGTERM', handler)) };
 }

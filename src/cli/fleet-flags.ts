@@ -1,6 +1,7 @@
 import { Flags } from '@oclif/core';
-import type { Logger } from '../lib/logger.js';
-import { colorsFor } from './output.js';
+import { EdgectlError } from '../lib/errors.js';
+import { parseSelectorFlags } from '../lib/fleet/selector.js';
+import { stderrLogger } from './logger.js';
 
 /**
  * Flags shared by the commands that reach nodes (plan, apply, drift, rollback). `--local DIR`
@@ -19,16 +20,20 @@ export const targetFlags = {
   'local-address': Flags.string({ summary: 'Embedded mode: the address every node\'s nginx listens on', default: '127.0.0.1' }),
 };
 
-export function stderrLogger(): Logger {
-  const c = colorsFor(process.stderr);
-  const debug = !!process.env.EDGECTL_DEBUG;
-  const line = (s: string, f?: Record<string, unknown>) => process.stderr.write(s + (f && Object.keys(f).length ? c.dim(' ' + JSON.stringify(f)) : '') + '\n');
-  return {
-    debug: (m, f) => debug && line(c.dim(m), f),
-    info: (m, f) => debug && line(c.dim(m), f),
-    warn: (m, f) => line(`${c.yellow('warning')} ${m}`, f),
-    error: (m, f) => line(`${c.red('error')} ${m}`, f),
-  };
+/** Rollout flags of apply and drift --fix; unset ones come from the fleet's spec.rollout. */
+export const rolloutFlags = {
+  canary: Flags.integer({ summary: 'Nodes to apply to first, before any batch (default: fleet rollout.canary, else 0)', min: 0 }),
+  batch: Flags.string({ summary: 'Nodes per batch after the canaries: N or P% (default: fleet rollout.batchSize, else all)' }),
+  'max-failures': Flags.string({ summary: 'Stop starting nodes once failures exceed N or P% (default: fleet rollout.maxFailures, else 0)' }),
+};
+
+export const rolloutOverrides = (f: { canary?: number; batch?: string; 'max-failures'?: string }) => ({ canary: f.canary, batch: f.batch, maxFailures: f['max-failures'] });
+
+/** --selector k=v flags as a selector; a malformed one is a usage error. */
+export function parseSelector(flags: readonly string[] | undefined): Record<string, string> | undefined {
+  const selector = parseSelectorFlags(flags);
+  if (typeof selector === 'string') throw new EdgectlError('EDGECTL_USAGE', selector);
+  return selector;
 }
 
 export interface TargetFlagValues {
@@ -46,12 +51,9 @@ export interface TargetFlagValues {
 /** Deps and target options for the core, from the shared flags. */
 export async function fleetDeps(flags: TargetFlagValues, version: string) {
   const { createConnector } = await import('../lib/transport/connect.js');
-  const { parseSelectorFlags } = await import('../lib/fleet/selector.js');
-  const { EdgectlError } = await import('../lib/errors.js');
   const { resolve } = await import('node:path');
   const { prepareWriteDir } = await import('../lib/safe-fs/write-dir.js');
-  const selector = parseSelectorFlags(flags.selector);
-  if (typeof selector === 'string') throw new EdgectlError('EDGECTL_USAGE', selector);
+  const selector = parseSelector(flags.selector);
   const logger = stderrLogger();
   // Created mode 0755 (nginx workers, user nobody, traverse the node roots to serve static
   // files), and never through a link inside the fleet (the demo's .edgectl/nodes is in it).

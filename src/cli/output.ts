@@ -1,5 +1,9 @@
 import pc from 'picocolors';
 import Table from 'cli-table3';
+import { applyFailures, applyTable } from '../lib/output/apply-table.js';
+import type { TableData } from '../lib/output/plan-table.js';
+import type { NodeResult } from '../lib/release/activate.js';
+import { isSuccess } from '../lib/release/outcome.js';
 
 export type Colors = ReturnType<typeof pc.createColors>;
 
@@ -29,3 +33,17 @@ export function table(head: string[], rows: (string | number)[][], stream: NodeJ
 export function json(value: unknown): string {
   return JSON.stringify(value, null, 2);
 }
+
+export function tableOf(t: TableData, stream: NodeJS.WriteStream = process.stdout): string {
+  return table(t.head, t.rows, stream);
+}
+
+/** Node results of apply, rollback or drift --fix for stdout: a table, the failing nodes' own output, then `summary`. */
+export function resultsText(nodes: NodeResult[], summary?: string): string {
+  const c = colorsFor(process.stdout);
+  const parts = nodes.length > 0 ? [tableOf(applyTable(nodes, c)), applyFailures(nodes, c)] : [];
+  return [...parts, summary ?? ''].filter(Boolean).join('\n');
+}
+
+/** The exit status rule of every command that changes nodes: 0 only when each one succeeded. */
+export const allSucceeded = (nodes: NodeResult[]) => nodes.every((r) => isSuccess(r.outcome));

@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { EdgectlCommand } from '../cli/base.js';
+import { stderrLogger } from '../cli/logger.js';
 import { colorsFor, json, table } from '../cli/output.js';
 
 export default class Trust extends EdgectlCommand {
@@ -25,9 +26,7 @@ Exit status: 0 every node's key is trusted, 1 any node failed.`;
     const { loadFleet } = await import('../lib/fleet/load.js');
     const { trustNodes } = await import('../lib/trust/index.js');
     const { model } = await loadFleet(flags.fleet);
-    const warn = (msg: string, fields?: Record<string, unknown>) => this.err(`warning: ${msg}${fields ? ' ' + JSON.stringify(fields) : ''}`);
-    const logger = { debug() {}, info() {}, warn, error: warn };
-    const results = await trustNodes({ model, fleetRoot: flags.fleet, nodes: argv as string[], identity: flags.identity, logger });
+    const results = await trustNodes({ model, fleetRoot: flags.fleet, nodes: argv as string[], identity: flags.identity, logger: stderrLogger() });
     const failed = results.some((r) => r.status === 'failed');
     this.setExit(failed ? 1 : 0);
     if (flags.json) return this.out(json({ nodes: results }));

@@ -17,8 +17,12 @@ export const ERROR_HINTS = {
   EDGECTL_KEY_FILE: 'Identity and known_hosts files must be regular files (an identity file at most 64 KiB), not devices, FIFOs or directories.',
   EDGECTL_LOCKED: 'Another apply holds the node\'s lock; wait for it, or remove a stale lock after it expires.',
   EDGECTL_PLAN_STALE: 'The node changed since the plan was made; run `edgectl plan --out` again.',
+  EDGECTL_PLAN_INVALID: 'The plan file was edited, truncated or made by another tool: edgectl applies a saved plan only as `edgectl plan --out` wrote it. Make a new one.',
+  EDGECTL_RELEASE_INVALID: 'A release name is 20 hex digits (the start of its manifest digest). One that is not comes from an edited plan or a hand-made entry in the node\'s releases/ directory.',
   EDGECTL_NOT_CONFIRMED: 'Pass --yes to apply without asking (required when not on a terminal).',
-  EDGECTL_AGENT: 'Check the agent configuration (`edgectl agent --help`).',
+  EDGECTL_AGENT_CONFIG: 'Check the agent configuration: its flags, agent.json and the files they name (`edgectl agent --help`).',
+  EDGECTL_AGENT_UNREACHABLE: 'Is the agent running (systemctl status edgectl-agent on the node), with its admin API where --admin or the fleet says, and its admin token readable?',
+  EDGECTL_AGENT_REFUSED: 'The agent answered but refused or failed the request: its message says why (a wrong admin token is a 401).',
   EDGECTL_DIR_NOT_EMPTY: 'Choose a new or empty directory: `edgectl init` never overwrites files.',
   EDGECTL_INTERNAL: 'This is a bug in edgectl; please report it with the command you ran.',
 } as const;

@@ -127,6 +127,6 @@ describe('edgectl spool (through the admin API)', { timeout: 120_000 }, () => {
   it('an unreachable agent is a clear error, exit 1', async () => {
     const r = await cli('status', '--admin', 'http://127.0.0.1:21698');
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/cannot reach the agent admin API.*EDGECTL_AGENT/);
+    expect(r.stderr).toMatch(/cannot reach the agent admin API.*EDGECTL_AGENT_UNREACHABLE/);
   });
 });

@@ -194,7 +194,7 @@ describe('apply --local (real nginx per node)', { timeout: 180_000 }, () => {
     const r = await cli(['apply', planFile, '--fleet', fleet, '--yes', '--json', '--max-failures', '100%']);
     expect(r.code).toBe(1);
     const rep = json(r);
-    expect(rep.nodes.find((n: any) => n.node === 'e1')).toMatchObject({ outcome: 'stale', step: 'stale' });
+    expect(rep.nodes.find((n: any) => n.node === 'e1')).toMatchObject({ outcome: 'stale', step: 'stale', code: 'EDGECTL_PLAN_STALE' });
     expect(rep.nodes.find((n: any) => n.node === 'e2').outcome).toBe('applied');
     expect((await get(ADDR, port('e2'), 'shop.acme.test')).body).toBe('<h1>shop v4</h1>\n');
     expect((await get(ADDR, port('e1'), 'shop.acme.test')).body).toBe('<h1>shop v2</h1>\n');

@@ -3,6 +3,7 @@ import { computePlan, type DesiredNode, type ObservedNode } from '../../src/lib/
 import { loadPlan, planView, serialisePlan } from '../../src/lib/plan/file.js';
 import { planDiffText } from '../../src/lib/output/plan-diff.js';
 import { planTable } from '../../src/lib/output/plan-table.js';
+import { layout } from '../../src/lib/release/layout.js';
 import { parseState } from '../../src/lib/release/state.js';
 import { assembleBundle } from '../../src/lib/render/bundle.js';
 import { CONFIG_ID_PLACEHOLDER } from '../../src/lib/render/nginx.js';
@@ -64,6 +65,7 @@ describe('computePlan', () => {
     const bad = JSON.parse(text);
     bad.nodes[0].root = '/srv/../etc';
     await expect(loadPlan(JSON.stringify(bad), 'p.json')).rejects.toThrow(/not a safe absolute path/);
+    await expect(loadPlan(JSON.stringify(bad), 'p.json')).rejects.toMatchObject({ code: 'EDGECTL_PLAN_INVALID' });
     // A plan is checked by the fleet's release-root rule too: an edited plan cannot aim apply at /etc.
     for (const root of ['/etc/cron.d', '/root/.ssh', '/proc/self/root/etc', '/srv']) {
       bad.nodes[0].root = root;
@@ -79,6 +81,13 @@ describe('computePlan', () => {
     const sha = v2.manifest.files['nginx/nginx.conf'].sha256;
     evil.blobs[sha] = Buffer.from('load_module /tmp/x.so;\n').toString('base64');
     await expect(loadPlan(JSON.stringify(evil), 'p.json')).rejects.toThrow(/do not match its sha256/);
+    // A tampered plan has its own code (it used to be EDGECTL_USAGE, as if a flag were wrong).
+    await expect(loadPlan(JSON.stringify(evil), 'p.json')).rejects.toMatchObject({ code: 'EDGECTL_PLAN_INVALID' });
+    await expect(loadPlan('{', 'p.json')).rejects.toMatchObject({ code: 'EDGECTL_PLAN_INVALID' });
+  });
+
+  it('a name that is not a release is a release error, not a transport one', () => {
+    expect(() => layout('/var/lib/edgectl/n1').release('../../etc')).toThrow(expect.objectContaining({ code: 'EDGECTL_RELEASE_INVALID' }));
   });
 
   it('a saved plan whose nginx files could load code is refused, whatever the spelling and whatever the file name', async () => {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { acquireLock, makeHolder } from '../../src/lib/release/lock.js';
 import { LocalTransport } from '../../src/lib/transport/local.js';
-import { cli, json, killNginx, writeTestFleet } from './helpers.js';
+import { cli, json, killNginx, writeApps, writeTestFleet } from './helpers.js';
 
 /** The fleet's spec.rollout is the default of the rollout flags; a flag wins over it. */
 const ADDR = '127.0.2.6';
@@ -37,6 +37,20 @@ it("spec.rollout from fleet.yaml: the canary's failure stops the rollout; --cana
   expect(by(json(r), 'c2')).toMatchObject({ outcome: 'skipped', cause: expect.stringContaining('--max-failures 0') });
   // Without the canary batch both start together: c2 is applied although c1 fails.
   const again = await cli(['apply', ...local(), '--yes', '--json', '--canary', '0']);
+  expect(again.code).toBe(1);
+  expect(by(json(again), 'c1').outcome).toBe('locked');
+  expect(by(json(again), 'c2').outcome).toBe('applied');
+});
+
+it('drift --fix is rolled out like apply: spec.rollout by default, a flag wins over it', { timeout: 120_000 }, async () => {
+  // Both nodes drift (a new page; c1, still locked, has no release at all).
+  await writeApps(fleet, [{ name: 'web', domain: 'www.acme.test', nodes: ['c1', 'c2'], html: 'v2\n' }]);
+  const by = (rep: any, n: string) => rep.fix.nodes.find((x: any) => x.node === n);
+  const r = await cli(['drift', ...local(), '--fix', '--json']);
+  expect(r.code).toBe(1);
+  expect(by(json(r), 'c1').outcome).toBe('locked');
+  expect(by(json(r), 'c2')).toMatchObject({ outcome: 'skipped', cause: expect.stringContaining('--max-failures 0') });
+  const again = await cli(['drift', ...local(), '--fix', '--json', '--canary', '0']);
   expect(again.code).toBe(1);
   expect(by(json(again), 'c1').outcome).toBe('locked');
   expect(by(json(again), 'c2').outcome).toBe('applied');

@@ -1,7 +1,6 @@
 import { Flags } from '@oclif/core';
 import { EdgectlCommand } from '../../cli/base.js';
 import { json, table } from '../../cli/output.js';
-import { EdgectlError } from '../../lib/errors.js';
 import { spoolFlags } from './status.js';
 
 export default class SpoolPurge extends EdgectlCommand {
@@ -15,19 +14,15 @@ Exit status: 0 purged (or nothing to purge), 1 not confirmed or the agent could 
   async run(): Promise<void> {
     const { flags } = await this.parse(SpoolPurge);
     const { withAdmin, spoolPurge, spoolStatus } = await import('../../lib/spool/client.js');
+    const { ensureConfirmed } = await import('../../cli/confirm.js');
     await withAdmin({ ...flags, adminTokenFile: flags['admin-token-file'] }, async (api) => {
       const what = { tenant: flags.tenant, topic: flags.topic };
-      if (!flags.yes) {
-        if (!process.stdin.isTTY) throw new EdgectlError('EDGECTL_NOT_CONFIRMED', 'purge deletes messages: pass --yes when not on a terminal');
-        const s = await spoolStatus(api, what);
-        const n = s.queues.reduce((a, q) => a + q.depth, 0);
-        const scope = `${flags.tenant ?? 'every tenant'}/${flags.topic ?? 'every topic'}`;
-        const { createInterface } = await import('node:readline/promises');
-        const rl = createInterface({ input: process.stdin, output: process.stderr });
-        const answer = await rl.question(`Delete ${n} waiting messages of ${scope} on ${api.where}? [y/N] `);
-        rl.close();
-        if (!/^y(es)?$/i.test(answer.trim())) throw new EdgectlError('EDGECTL_NOT_CONFIRMED', 'purge not confirmed; nothing was removed');
-      }
+      const scope = `${flags.tenant ?? 'every tenant'}/${flags.topic ?? 'every topic'}`;
+      await ensureConfirmed({
+        yes: flags.yes,
+        offTerminal: 'purge deletes messages: pass --yes when not on a terminal',
+        ask: async () => `Delete ${(await spoolStatus(api, what)).queues.reduce((a, q) => a + q.depth, 0)} waiting messages of ${scope} on ${api.where}?`,
+      });
       const r = await spoolPurge(api, what);
       if (flags.json) return this.out(json(r));
       if (r.removed.length === 0) return this.out('nothing to purge');

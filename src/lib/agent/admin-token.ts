@@ -14,7 +14,7 @@ export const ADMIN_TOKEN = /^[0-9a-f]{64}$/;
 const MAX_BYTES = 1024;
 
 const codeOf = (err: unknown) => (err as NodeJS.ErrnoException).code;
-const bad = (file: string, why: string) => new EdgectlError('EDGECTL_AGENT', `admin token file ${file} ${why}`, { hint: 'Remove it and restart the agent: a new one is made (readable by the agent\'s user only).' });
+const bad = (file: string, why: string) => new EdgectlError('EDGECTL_AGENT_CONFIG', `admin token file ${file} ${why}`, { hint: 'Remove it and restart the agent: a new one is made (readable by the agent\'s user only).' });
 
 /** The sha256 of the admin token in `file`, which is created first if it does not exist. */
 export async function loadAdminToken(file: string): Promise<Buffer> {

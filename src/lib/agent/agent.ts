@@ -54,7 +54,7 @@ export class Agent {
     try {
       await spool.open();
     } catch (err) {
-      throw new EdgectlError('EDGECTL_AGENT', `cannot open the spool in ${config.dataDir}: ${errorMessage(err)}`, { cause: err });
+      throw new EdgectlError('EDGECTL_AGENT_CONFIG', `cannot open the spool in ${config.dataDir}: ${errorMessage(err)}`, { cause: err });
     }
     let out: Deliverer;
     try {
@@ -92,7 +92,7 @@ export class Agent {
     const listen = await bind(c.listen, this.device);
     const admin = await bind(c.admin, this.admin);
     // The config allows only loopback literals; what was bound is checked all the same.
-    if (!isLoopbackHost(admin.slice(0, admin.lastIndexOf(':')))) throw new EdgectlError('EDGECTL_AGENT', `the admin API is bound to ${admin}, which is not a loopback address`);
+    if (!isLoopbackHost(admin.slice(0, admin.lastIndexOf(':')))) throw new EdgectlError('EDGECTL_AGENT_CONFIG', `the admin API is bound to ${admin}, which is not a loopback address`);
     this.forwarder?.start();
     this.timer = setInterval(() => void this.maintain(), 1000);
     this.state = 'running';
@@ -141,16 +141,16 @@ export class Agent {
 }
 
 async function hubSink(config: AgentConfig, log: Logger): Promise<Deliverer> {
-  if (!config.sink) throw new EdgectlError('EDGECTL_AGENT', 'role hub needs a sink (--sink file:PATH | http(s)://… | nats://HOST:PORT)');
+  if (!config.sink) throw new EdgectlError('EDGECTL_AGENT_CONFIG', 'role hub needs a sink (--sink file:PATH | http(s)://… | nats://HOST:PORT)');
   try {
     return await createSink(config.sink, log);
   } catch (err) {
-    throw new EdgectlError('EDGECTL_AGENT', errorMessage(err));
+    throw new EdgectlError('EDGECTL_AGENT_CONFIG', errorMessage(err));
   }
 }
 
 async function upstream(config: AgentConfig, log: Logger): Promise<Deliverer> {
-  if (config.upstreams.length === 0) throw new EdgectlError('EDGECTL_AGENT', `role ${config.role} needs at least one upstream (--upstream http://relay:PORT/v1/forward)`);
+  if (config.upstreams.length === 0) throw new EdgectlError('EDGECTL_AGENT_CONFIG', `role ${config.role} needs at least one upstream (--upstream http://relay:PORT/v1/forward)`);
   const credential = new CredentialFile(config.credentialFile, log);
   await credential.load();
   return new UpstreamDeliverer(config.upstreams, credential, log);

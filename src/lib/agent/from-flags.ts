@@ -50,12 +50,12 @@ export async function resolveAgentConfig(f: AgentFlags): Promise<AgentConfig> {
     try {
       text = await readFile(f.config, 'utf8');
     } catch (err) {
-      throw new EdgectlError('EDGECTL_AGENT', `cannot read ${f.config}: ${errorMessage(err)}`);
+      throw new EdgectlError('EDGECTL_AGENT_CONFIG', `cannot read ${f.config}: ${errorMessage(err)}`);
     }
     try {
       raw = JSON.parse(text) as Raw;
     } catch (err) {
-      throw new EdgectlError('EDGECTL_AGENT', `${f.config} is not valid JSON: ${errorMessage(err)}`);
+      throw new EdgectlError('EDGECTL_AGENT_CONFIG', `${f.config} is not valid JSON: ${errorMessage(err)}`);
     }
   } else {
     raw = {
@@ -75,31 +75,31 @@ export async function resolveAgentConfig(f: AgentFlags): Promise<AgentConfig> {
   if (f.acceptForward?.length) {
     raw.acceptForward = f.acceptForward.map((spec) => {
       const m = /^([^:]+):([^:]+)(?::([^:]*))?$/.exec(spec);
-      if (!m) throw new EdgectlError('EDGECTL_AGENT', `--accept-forward ${spec}: expected NODE:SHA256[:BEHIND,BEHIND...]`);
+      if (!m) throw new EdgectlError('EDGECTL_AGENT_CONFIG', `--accept-forward ${spec}: expected NODE:SHA256[:BEHIND,BEHIND...]`);
       return { node: m[1], sha256: m[2], behind: m[3] ? m[3].split(',') : [] };
     });
   }
   const spoolBytes = f.spoolBytes ?? 1 << 30;
   for (const tok of f.token ?? []) {
     const m = /^([^:]+):(.+)$/.exec(tok);
-    if (!m) throw new EdgectlError('EDGECTL_AGENT', `--token ${tok}: expected TENANT:SHA256`);
+    if (!m) throw new EdgectlError('EDGECTL_AGENT_CONFIG', `--token ${tok}: expected TENANT:SHA256`);
     tenantOf(raw, m[1], spoolBytes).tokens.push(m[2]);
   }
   for (const spec of f.topic ?? []) {
     const m = /^([^/]+)\/([^:]+)((?::[^:]+)*)$/.exec(spec);
-    if (!m) throw new EdgectlError('EDGECTL_AGENT', `--topic ${spec}: expected TENANT/TOPIC[:reject|:drop-oldest][:ttl=SECONDS]`);
+    if (!m) throw new EdgectlError('EDGECTL_AGENT_CONFIG', `--topic ${spec}: expected TENANT/TOPIC[:reject|:drop-oldest][:ttl=SECONDS]`);
     const topic: Record<string, unknown> = { name: m[2] };
     for (const opt of m[3].split(':').filter(Boolean)) {
       if (opt === 'reject' || opt === 'drop-oldest') topic.whenFull = opt;
       else if (/^ttl=\d+$/.test(opt)) topic.ttlSeconds = Number(opt.slice(4));
-      else throw new EdgectlError('EDGECTL_AGENT', `--topic ${spec}: unknown option "${opt}"`);
+      else throw new EdgectlError('EDGECTL_AGENT_CONFIG', `--topic ${spec}: unknown option "${opt}"`);
     }
     tenantOf(raw, m[1], spoolBytes).topics.push(topic);
   }
   const parsed = agentConfigSchema.safeParse(raw);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`).join('\n');
-    throw new EdgectlError('EDGECTL_AGENT', `invalid agent configuration${f.config ? ` in ${f.config}` : ''}`, { detail: problems });
+    throw new EdgectlError('EDGECTL_AGENT_CONFIG', `invalid agent configuration${f.config ? ` in ${f.config}` : ''}`, { detail: problems });
   }
   return parsed.data;
 }

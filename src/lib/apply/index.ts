@@ -9,7 +9,7 @@ import type { Connector } from '../transport/connect.js';
 
 export { applyPlan, type ApplyDeps } from './run.js';
 export type { ApplyReport, ApplyEvent } from './types.js';
-export type { RolloutOptions } from './rollout.js';
+export { rolloutOf, type RolloutOptions, type RolloutOverrides } from './rollout.js';
 
 /** The bundles of the nodes a fresh plan changes, from the rendered bytes. */
 export function bundlesOf(planned: Pick<Planned, 'plan' | 'blobs'>): Map<string, ReleaseBundle> {

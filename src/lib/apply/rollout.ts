@@ -35,3 +35,23 @@ export function batches<T>(items: T[], o: Pick<RolloutOptions, 'canary' | 'batch
   for (let i = 0; i < rest.length; i += size) out.push(rest.slice(i, i + size));
   return out;
 }
+
+/** The fleet's `spec.rollout`, as fleet.yaml spells it. */
+export interface RolloutSpec {
+  canary?: number;
+  batchSize?: CountOrPercent;
+  maxFailures?: CountOrPercent;
+}
+
+/** What the operator asked for (flags); unset ones come from the fleet. */
+export type RolloutOverrides = Partial<Pick<RolloutOptions, 'canary' | 'batch' | 'maxFailures'>>;
+
+/** Given values win over the fleet's spec.rollout, else: no canary, every node in one batch, no failure allowed. */
+export function rolloutOf(given: RolloutOverrides, spec: RolloutSpec | undefined, concurrency: number): RolloutOptions {
+  return {
+    canary: given.canary ?? spec?.canary ?? 0,
+    batch: given.batch ?? spec?.batchSize ?? '100%',
+    maxFailures: given.maxFailures ?? spec?.maxFailures ?? 0,
+    concurrency,
+  };
+}

@@ -8,7 +8,8 @@ import type { Transport } from '../transport/types.js';
 import type { Plan, PlanNode } from '../plan/types.js';
 import { runNodes } from '../nodes/run-nodes.js';
 import { batches, resolveCount, type RolloutOptions } from './rollout.js';
-import { APPLY_REPORT_FORMAT, FAILED_OUTCOMES, type ApplyEvent, type ApplyReport } from './types.js';
+import { isSuccess } from '../release/outcome.js';
+import { APPLY_REPORT_FORMAT, type ApplyEvent, type ApplyReport } from './types.js';
 
 export interface ApplyDeps {
   connector: Connector;
@@ -56,7 +57,8 @@ export async function applyPlan(plan: Plan, bundles: Map<string, ReleaseBundle>,
       run: (t, n, connectMs) => activateNode(t, n, connectMs, { bundle: bundles.get(n.node), holder, logger: deps.logger, onStep: (step) => emit({ node: n.node, kind: 'step', step }) }),
       unreachable: (n, e): NodeResult => ({ ...blank(n, 'unreachable'), step: 'connect', cause: errorMessage(e) }),
       onResult: (n, r) => {
-        if (FAILED_OUTCOMES.includes(r.outcome)) failures++;
+        // A skipped node counts too; it only happens once the budget is spent, so the stop stands.
+        if (!isSuccess(r.outcome)) failures++;
         results.set(n.node, r);
         emit({ node: n.node, kind: 'result', outcome: r.outcome, ...(r.outcome === 'skipped' ? { message: stopped } : { step: r.step, message: r.cause }) });
       },

@@ -21,5 +21,3 @@ export interface ApplyReport {
   nodes: NodeResult[];
   summary: Record<Outcome, number> & { uploadedFiles: number; uploadedBytes: number; reloads: number };
 }
-
-export const FAILED_OUTCOMES: Outcome[] = ['failed', 'rolled-back', 'stale', 'locked', 'unreachable'];

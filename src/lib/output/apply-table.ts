@@ -1,5 +1,7 @@
+import { ERROR_HINTS } from '../errors.js';
 import type { ApplyEvent, ApplyReport } from '../apply/types.js';
 import type { NodeResult } from '../release/activate.js';
+import { isSuccess } from '../release/outcome.js';
 import type { Paint } from './validate-report.js';
 import type { TableData } from './plan-table.js';
 
@@ -19,7 +21,7 @@ export function applyTable(nodes: NodeResult[], c: Paint): TableData {
     rows: nodes.map((r) => [
       r.node,
       outcomeText(r.outcome, c),
-      r.outcome === 'applied' || r.outcome === 'unchanged' ? '' : r.step,
+      isSuccess(r.outcome) ? '' : r.step,
       `${r.from?.slice(0, 12) ?? 'none'} → ${r.to?.slice(0, 12) ?? '-'}`,
       r.transfer.files ? `${r.transfer.files} files, ${bytes(r.transfer.bytes)}` : '-',
       String(r.reloads),
@@ -33,9 +35,10 @@ export function applyTable(nodes: NodeResult[], c: Paint): TableData {
 export function applyFailures(nodes: NodeResult[], c: Paint): string {
   const out: string[] = [];
   for (const r of nodes) {
-    if (!r.output && !(r.outcome !== 'applied' && r.notes.length)) continue;
-    if (r.outcome === 'applied' || r.outcome === 'unchanged') continue;
-    out.push(c.bold(`${r.node}: ${r.outcome} at ${r.step}: ${r.cause ?? ''}`));
+    if (!r.output && !r.code && !(r.outcome !== 'applied' && r.notes.length)) continue;
+    if (isSuccess(r.outcome)) continue;
+    out.push(c.bold(`${r.node}: ${r.outcome} at ${r.step}: ${r.cause ?? ''}${r.code ? ` [${r.code}]` : ''}`));
+    if (r.code) out.push(c.dim(`  hint: ${ERROR_HINTS[r.code]}`));
     if (r.output) out.push(r.output.split('\n').map((l) => `  | ${l}`).join('\n'));
     for (const n of r.notes) out.push(c.dim(`  ${n}`));
   }
@@ -52,5 +55,5 @@ export function applySummaryLine(r: ApplyReport): string {
 export function applyEventLine(e: ApplyEvent): string {
   if (e.kind === 'start') return `${e.time} ${e.node} start ${e.message ?? ''}`.trimEnd();
   if (e.kind === 'step') return `${e.time} ${e.node} ${e.step}`;
-  return `${e.time} ${e.node} ${e.outcome}${e.outcome !== 'applied' && e.outcome !== 'unchanged' && e.step ? ` at ${e.step}` : ''}${e.message ? `: ${e.message}` : ''}`;
+  return `${e.time} ${e.node} ${e.outcome}${!isSuccess(e.outcome!) && e.step ? ` at ${e.step}` : ''}${e.message ? `: ${e.message}` : ''}`;
 }

@@ -14,3 +14,9 @@ export function driftTable(r: DriftReport, c: Paint): TableData {
     }),
   };
 }
+
+/** The count of each status, after the table. */
+export function driftSummaryLine(r: DriftReport): string {
+  const s = r.summary;
+  return `${r.nodes.length} node(s): ${s.clean} clean, ${s.outdated} outdated, ${s.modified} modified on node, ${s.missing} without a release, ${s.stopped} stopped, ${s.unreachable} unreachable`;
+}

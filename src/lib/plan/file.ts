@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { EdgectlError } from '../errors.js';
+import { EdgectlError, errorMessage } from '../errors.js';
 import { manifestBytes, sha256Hex } from '../bundle/manifest.js';
 import { parseManifest } from '../release/manifest-parse.js';
 import { releaseRootProblem } from '../fleet/values.js';
@@ -37,18 +37,27 @@ const nodeSchema = z.object({
   health: z.array(z.object({ app: z.string().regex(/^[a-z0-9-]+(?:\.[a-z0-9-]+)?$/), host: z.string().regex(/^[a-z0-9.-]+$/), path: z.string().regex(/^\/[A-Za-z0-9._~/-]*$/), expectStatus: z.number().int(), expectBody: z.string().max(200).optional() })),
 }).passthrough();
 
+/** Anything wrong inside a plan file: its own code, so a script can tell an edited plan from a mistyped flag. */
+const invalid = (message: string, opts?: { hint?: string }) => new EdgectlError('EDGECTL_PLAN_INVALID', message, opts);
+
 /**
  * A node's root in a plan is a fleet's release root (the same rule as validate), or with
  * `--local` the operator's local directory plus the node's name: nothing else.
  */
 function checkPlanRoot(p: Plan, n: PlanNode, where: string): void {
-  normaliseRoot(n.root);
-  if (p.local) {
-    if (typeof p.local.root !== 'string' || normaliseRoot(n.root) !== `${normaliseRoot(p.local.root)}/${n.node}`) throw new EdgectlError('EDGECTL_USAGE', `${where}.root: ${JSON.stringify(n.root)} is not the local directory of node ${n.node}`);
-    return;
+  let why: string | undefined;
+  try {
+    if (p.local) {
+      if (typeof p.local.root !== 'string' || normaliseRoot(n.root) !== `${normaliseRoot(p.local.root)}/${n.node}`) why = `${JSON.stringify(n.root)} is not the local directory of node ${n.node}`;
+    } else {
+      normaliseRoot(n.root);
+      const problem = releaseRootProblem(n.root);
+      if (problem) why = `release root ${problem}`;
+    }
+  } catch (e) {
+    why = errorMessage(e);
   }
-  const why = releaseRootProblem(n.root);
-  if (why) throw new EdgectlError('EDGECTL_USAGE', `${where}.root: release root ${why}`);
+  if (why) throw invalid(`${where}.root: ${why}`);
 }
 
 /** Reads a saved plan: a hostile file until every manifest, digest and blob checks out. */
@@ -57,32 +66,32 @@ export async function loadPlan(text: string, file: string): Promise<{ plan: Plan
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw new EdgectlError('EDGECTL_USAGE', `${file} is not a plan (not JSON: ${(e as Error).message})`);
+    throw invalid(`${file} is not a plan (not JSON: ${(e as Error).message})`);
   }
   const p = raw as Plan;
-  if (p?.format !== PLAN_FORMAT) throw new EdgectlError('EDGECTL_USAGE', `${file} is not an ${PLAN_FORMAT} plan (format: ${JSON.stringify((p as { format?: unknown })?.format ?? null)})`, { hint: 'Make one with `edgectl plan --out plan.json`.' });
-  if (!Array.isArray(p.nodes)) throw new EdgectlError('EDGECTL_USAGE', `${file}: nodes must be a list`);
+  if (p?.format !== PLAN_FORMAT) throw invalid(`${file} is not an ${PLAN_FORMAT} plan (format: ${JSON.stringify((p as { format?: unknown })?.format ?? null)})`, { hint: 'Make one with `edgectl plan --out plan.json`.' });
+  if (!Array.isArray(p.nodes)) throw invalid(`${file}: nodes must be a list`);
   const { guardProblems } = await import('../nginx/guard.js');
   const bundles = new Map<string, ReleaseBundle>();
   const blobs = p.blobs ?? {};
   p.nodes.forEach((n: PlanNode, i: number) => {
     const where = `${file}: nodes[${i}]`;
     const r = nodeSchema.safeParse(n);
-    if (!r.success) throw new EdgectlError('EDGECTL_USAGE', `${where}.${r.error.issues[0].path.join('.')}: ${r.error.issues[0].message}`);
+    if (!r.success) throw invalid(`${where}.${r.error.issues[0].path.join('.')}: ${r.error.issues[0].message}`);
     checkPlanRoot(p, n, where);
     const pm = parseManifest(JSON.stringify(n.manifest));
-    if (!pm.manifest) throw new EdgectlError('EDGECTL_USAGE', `${where}: ${pm.error}`);
-    if (n.desired?.digest !== pm.manifest.digest || n.desired?.nginxConfigId !== pm.manifest.nginxConfigId) throw new EdgectlError('EDGECTL_USAGE', `${where}: desired does not match its manifest`);
+    if (!pm.manifest) throw invalid(`${where}: ${pm.error}`);
+    if (n.desired?.digest !== pm.manifest.digest || n.desired?.nginxConfigId !== pm.manifest.nginxConfigId) throw invalid(`${where}: desired does not match its manifest`);
     if (n.action === 'none' || n.action === 'unreachable') return;
     const files = Object.entries(pm.manifest.files).map(([path, f]) => {
       const b64 = blobs[f.sha256];
-      if (typeof b64 !== 'string') throw new EdgectlError('EDGECTL_USAGE', `${where}: the plan lacks the bytes of ${path}`);
+      if (typeof b64 !== 'string') throw invalid(`${where}: the plan lacks the bytes of ${path}`);
       const data = Buffer.from(b64, 'base64');
-      if (sha256Hex(data) !== f.sha256 || data.length !== f.size) throw new EdgectlError('EDGECTL_USAGE', `${where}: the bytes of ${path} do not match its sha256 (plan edited?)`);
+      if (sha256Hex(data) !== f.sha256 || data.length !== f.size) throw invalid(`${where}: the bytes of ${path} do not match its sha256 (plan edited?)`);
       // Every file under nginx/ is one nginx may read (includes cannot leave it): each must parse and pass the guard.
       if (path.startsWith('nginx/')) {
         const [bad] = guardProblems(data);
-        if (bad) throw new EdgectlError('EDGECTL_USAGE', `${where}: ${path}:${bad.line}:${bad.column}: ${bad.message}`, { hint: 'A saved plan is applied as it is: edgectl refuses nginx config in it that could load code or reach outside the bundle. Make a new plan with `edgectl plan --out`.' });
+        if (bad) throw invalid(`${where}: ${path}:${bad.line}:${bad.column}: ${bad.message}`, { hint: 'A saved plan is applied as it is: edgectl refuses nginx config in it that could load code or reach outside the bundle. Make a new plan with `edgectl plan --out`.' });
       }
       return { path, data, mode: f.mode };
     });

@@ -1,5 +1,5 @@
 import { releaseName, type Manifest } from '../bundle/manifest.js';
-import { errorMessage } from '../errors.js';
+import { EdgectlError, errorMessage, isEdgectlError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Transport } from '../transport/types.js';
 import { targetsFromRelease, checkHealth, type HealthTarget } from './health.js';
@@ -22,6 +22,8 @@ export interface NodeResult {
   /** The step that failed (or "done"). */
   step: Step;
   cause?: string;
+  /** The error code of the cause, when it had one (EDGECTL_PLAN_STALE, EDGECTL_LOCKED, …): what a script matches on. */
+  code?: ErrorCode;
   /** The node's own output for the failure (nginx -t, the error log, Kong's answer). */
   output?: string;
   from: string | null;
@@ -85,12 +87,13 @@ export async function activateRelease(t: Transport, req: ActivateRequest): Promi
     res.from = state.current ?? null;
     if (req.expectCurrent !== undefined && (state.current ?? null) !== req.expectCurrent) {
       step('stale');
-      return done(res, 'stale', `current release is ${state.current ?? 'none'}, the plan was made against ${req.expectCurrent ?? 'none'}`);
+      throw new EdgectlError('EDGECTL_PLAN_STALE', `current release is ${state.current ?? 'none'}, the plan was made against ${req.expectCurrent ?? 'none'}`);
     }
     await activateLocked(t, req, state, res, step);
   } catch (e) {
-    res.outcome = isLocked(e) ? 'locked' : 'failed';
+    res.outcome = outcomeOf(e);
     res.cause = errorMessage(e);
+    if (isEdgectlError(e)) res.code = e.code;
     res.output = outputOf(e);
   } finally {
     keeper?.stop();
@@ -217,9 +220,8 @@ async function rollBack(t: Transport, req: ActivateRequest & { layout: Layout },
   }
 }
 
-function done(res: NodeResult, outcome: Outcome, cause?: string): NodeResult {
+function done(res: NodeResult, outcome: Outcome): NodeResult {
   res.outcome = outcome;
-  if (cause) res.cause = cause;
   if (outcome === 'unchanged') res.step = 'done';
   return res;
 }
@@ -234,6 +236,8 @@ function describe(v: { modified: string[]; missing: string[]; extra: string[]; m
   return parts.filter(Boolean).join('; ');
 }
 
-function isLocked(e: unknown): boolean {
-  return (e as { code?: string })?.code === 'EDGECTL_LOCKED';
+/** A refusal (another apply holds the lock, the plan is stale) is its own outcome; anything else failed. */
+function outcomeOf(e: unknown): Outcome {
+  const code = (e as { code?: string })?.code;
+  return code === 'EDGECTL_LOCKED' ? 'locked' : code === 'EDGECTL_PLAN_STALE' ? 'stale' : 'failed';
 }

@@ -49,7 +49,7 @@ export function normaliseRoot(root: string): string {
 }
 
 export function checkReleaseName(name: string): string {
-  if (!RELEASE_NAME.test(name)) throw new EdgectlError('EDGECTL_TRANSPORT', `"${name.slice(0, 80)}" is not a release name (20 hex digits)`);
+  if (!RELEASE_NAME.test(name)) throw new EdgectlError('EDGECTL_RELEASE_INVALID', `"${name.slice(0, 80)}" is not a release name (20 hex digits)`);
   return name;
 }
 

@@ -19,7 +19,7 @@ export interface AdminApi {
 
 const checkToken = (text: string, where: string): string => {
   const token = text.trim();
-  if (!ADMIN_TOKEN.test(token)) throw new EdgectlError('EDGECTL_AGENT', `${where} does not hold an admin token (64 hex digits)`);
+  if (!ADMIN_TOKEN.test(token)) throw new EdgectlError('EDGECTL_AGENT_UNREACHABLE', `${where} does not hold an admin token (64 hex digits)`);
   return token;
 };
 
@@ -42,7 +42,7 @@ async function readLocalToken(file: string): Promise<string> {
   }
 }
 
-const noToken = (where: string) => new EdgectlError('EDGECTL_AGENT', `the agent at ${where} refused the request: no admin token, or not this agent's`, {
+const noToken = (where: string) => new EdgectlError('EDGECTL_AGENT_REFUSED', `the agent at ${where} refused the request: no admin token, or not this agent's`, {
   hint: 'With --admin, give --admin-token-file <the agent\'s data dir>/admin-token; with --node the token is read on the node from <root>/spool/admin-token.',
 });
 
@@ -60,7 +60,7 @@ export function adminByUrl(url: string, tokenFile?: string): AdminApi {
         const r = await request(new URL(path, base), { method, headers, headersTimeout: 15_000, bodyTimeout: 15_000 });
         return { status: r.statusCode, body: Buffer.from(await r.body.arrayBuffer()) };
       } catch (err) {
-        throw new EdgectlError('EDGECTL_AGENT', `cannot reach the agent admin API at ${base.origin}: ${errorMessage(err)}`, { hint: 'Is `edgectl agent` running there? Check --admin.' });
+        throw new EdgectlError('EDGECTL_AGENT_UNREACHABLE', `cannot reach the agent admin API at ${base.origin}: ${errorMessage(err)}`, { hint: 'Is `edgectl agent` running there? Check --admin.' });
       }
     },
   };
@@ -71,17 +71,17 @@ async function nodeToken(t: Transport): Promise<string> {
   if (!t.root) throw new EdgectlError('EDGECTL_INTERNAL', `${t.node}: the transport does not know the node's root`);
   const file = agentAdminTokenFile(agentDataDir(t.root));
   const st = await t.stat(file);
-  if (!st) throw new EdgectlError('EDGECTL_AGENT', `${t.node}: no admin token at ${file}`, { hint: 'The agent creates it when it starts: is the agent running on the node (systemctl status edgectl-agent), as the SSH user?' });
-  if (st.type !== 'file' || st.size > 1024) throw new EdgectlError('EDGECTL_AGENT', `${t.node}: ${file} is not a token file (a regular file of at most 1 KiB)`);
+  if (!st) throw new EdgectlError('EDGECTL_AGENT_UNREACHABLE', `${t.node}: no admin token at ${file}`, { hint: 'The agent creates it when it starts: is the agent running on the node (systemctl status edgectl-agent), as the SSH user?' });
+  if (st.type !== 'file' || st.size > 1024) throw new EdgectlError('EDGECTL_AGENT_UNREACHABLE', `${t.node}: ${file} is not a token file (a regular file of at most 1 KiB)`);
   const data = await t.readFile(file);
-  if (!data) throw new EdgectlError('EDGECTL_AGENT', `${t.node}: no admin token at ${file}`);
+  if (!data) throw new EdgectlError('EDGECTL_AGENT_UNREACHABLE', `${t.node}: no admin token at ${file}`);
   return checkToken(data.toString('utf8'), `${t.node}:${file}`);
 }
 
 /** The admin API at the address `render` writes into agent.json (agentAdminAddress, on loopback), as seen from the node. */
 export function adminByTransport(t: Transport, agentListen: string): AdminApi {
   const a = agentAdminAddress(agentListen);
-  if (!a) throw new EdgectlError('EDGECTL_AGENT', `${t.node}: agent listen ${agentListen} leaves no admin port (listen port + 1)`);
+  if (!a) throw new EdgectlError('EDGECTL_AGENT_CONFIG', `${t.node}: agent listen ${agentListen} leaves no admin port (listen port + 1)`);
   const host = a.host.replace(/^\[(.*)\]$/, '$1');
   const port = a.port;
   let token: Promise<string> | undefined;
@@ -94,7 +94,7 @@ export function adminByTransport(t: Transport, agentListen: string): AdminApi {
         const r = await t.http({ host, port, method, path, headers, timeoutMs: 15_000 });
         return { status: r.status, body: r.body };
       } catch (err) {
-        throw new EdgectlError('EDGECTL_AGENT', `cannot reach the agent on ${t.node} at ${host}:${port}: ${errorMessage(err)}`, { hint: 'Is the agent running on the node? (systemctl status edgectl-agent)' });
+        throw new EdgectlError('EDGECTL_AGENT_UNREACHABLE', `cannot reach the agent on ${t.node} at ${host}:${port}: ${errorMessage(err)}`, { hint: 'Is the agent running on the node? (systemctl status edgectl-agent)' });
       }
     },
   };
@@ -106,10 +106,10 @@ async function call<T>(api: AdminApi, method: 'GET' | 'POST', path: string): Pro
   try {
     body = JSON.parse(r.body.toString('utf8'));
   } catch {
-    throw new EdgectlError('EDGECTL_AGENT', `the agent at ${api.where} answered ${r.status} with something that is not JSON`);
+    throw new EdgectlError('EDGECTL_AGENT_REFUSED', `the agent at ${api.where} answered ${r.status} with something that is not JSON`);
   }
   if (r.status === 401) throw noToken(api.where);
-  if (r.status !== 200) throw new EdgectlError('EDGECTL_AGENT', `the agent at ${api.where} answered ${r.status}: ${(body as { message?: string }).message ?? ''}`);
+  if (r.status !== 200) throw new EdgectlError('EDGECTL_AGENT_REFUSED', `the agent at ${api.where} answered ${r.status}: ${(body as { message?: string }).message ?? ''}`);
   return body as T;
 }
 

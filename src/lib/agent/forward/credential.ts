@@ -49,16 +49,16 @@ export class CredentialFile {
       // O_NONBLOCK: a FIFO there must not hang the agent (it is refused as not a file).
       fh = await open(this.file, constants.O_RDONLY | constants.O_NONBLOCK);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new EdgectlError('EDGECTL_AGENT', `cannot read credentialFile ${this.file}: ${errorMessage(err)}`);
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new EdgectlError('EDGECTL_AGENT_CONFIG', `cannot read credentialFile ${this.file}: ${errorMessage(err)}`);
       if (!this.saidMissing) this.log.warn('no forwarding credential yet; the next hop will refuse forwards until there is one', { credentialFile: this.file });
       this.saidMissing = true;
       return;
     }
     try {
       const st = await fh.stat();
-      if (!st.isFile() || st.size > 1024) throw new EdgectlError('EDGECTL_AGENT', `credentialFile ${this.file} is not a credential file (a regular file of at most 1 KiB)`);
+      if (!st.isFile() || st.size > 1024) throw new EdgectlError('EDGECTL_AGENT_CONFIG', `credentialFile ${this.file} is not a credential file (a regular file of at most 1 KiB)`);
       const text = (await fh.readFile('utf8')).trim();
-      if (!TOKEN.test(text)) throw new EdgectlError('EDGECTL_AGENT', `credentialFile ${this.file} must hold one printable token`);
+      if (!TOKEN.test(text)) throw new EdgectlError('EDGECTL_AGENT_CONFIG', `credentialFile ${this.file} must hold one printable token`);
       if (this.saidMissing) this.log.info('forwarding credential found', { credentialFile: this.file });
       this.value = text;
       this.saidMissing = false;
