@@ -4,12 +4,18 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { freePortRange, freePorts } from '../helpers/ports.js';
 import { type AgentProc, ROOT, killAll, post, sha, startAgent } from './helpers.js';
 
 const run = promisify(execFile);
 let dir: string;
 let edge: AgentProc;
-const ADMIN = 'http://127.0.0.1:21611';
+/** The agent's listen port (its admin API on the next one); the ports where no agent and no hub listen. */
+let LISTEN: number;
+let ADMIN: string;
+let HUB: string;
+let DOWN: number;
+let UNREACHABLE: number;
 /** --admin with the token file the agent made in its data dir. */
 let A: string[];
 
@@ -25,14 +31,19 @@ async function cli(...args: string[]): Promise<{ code: number; stdout: string; s
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'edgectl-spoolcli-'));
+  LISTEN = await freePortRange(2);
+  ADMIN = `http://127.0.0.1:${LISTEN + 1}`;
+  let hub: number;
+  [hub, DOWN, UNREACHABLE] = await freePorts(3);
+  HUB = `http://127.0.0.1:${hub}/v1/forward`;
   // A fleet whose node edge-s has this test's agent (admin port = listen port + 1), and one whose agent is not running.
   await mkdir(path.join(dir, 'fleet'));
   await writeFile(path.join(dir, 'fleet', 'fleet.yaml'), ['apiVersion: edgectl/v1', 'kind: Fleet', 'metadata: { name: spool-test }',
-    'spec:', '  defaults: { agent: { listen: "127.0.0.1:21610" } }', '  hub: { url: "http://127.0.0.1:21699/v1/forward" }', ''].join('\n'));
+    'spec:', `  defaults: { agent: { listen: "127.0.0.1:${LISTEN}" } }`, `  hub: { url: "${HUB}" }`, ''].join('\n'));
   await writeFile(path.join(dir, 'fleet', 'nodes.yaml'), ['edge-s', 'edge-down'].map((n) => ['apiVersion: edgectl/v1', 'kind: Node', `metadata: { name: ${n} }`,
-    'spec:', '  role: edge', `  address: 127.0.0.${n === 'edge-down' ? 2 : 1}`, ...(n === 'edge-down' ? ['  agent: { listen: "127.0.0.1:21696" }'] : []), ''].join('\n')).join('---\n'));
+    'spec:', '  role: edge', `  address: 127.0.0.${n === 'edge-down' ? 2 : 1}`, ...(n === 'edge-down' ? [`  agent: { listen: "127.0.0.1:${DOWN}" }`] : []), ''].join('\n')).join('---\n'));
   // Its data dir is where the embedded (--local) mode finds the node's root: <local>/<node>/spool.
-  edge = await startAgent('edge-s', 21610, 21611, ['--role', 'edge', '--data', path.join(dir, 'nodes', 'edge-s', 'spool'), '--upstream', 'http://127.0.0.1:21699/v1/forward',
+  edge = await startAgent('edge-s', LISTEN, LISTEN + 1, ['--role', 'edge', '--data', path.join(dir, 'nodes', 'edge-s', 'spool'), '--upstream', HUB,
     '--token', `acme:${sha('tok')}`, '--topic', 'acme/a', '--topic', 'acme/b', '--heartbeat-seconds', '0']);
   for (const [t, b] of [['a', 'one'], ['a', 'two'], ['b', Buffer.from([0xff, 0x00, 0x10])]] as const) {
     expect((await post(edge.port, t, b, { authorization: 'Bearer tok' })).status).toBe(202);
@@ -96,13 +107,14 @@ describe('edgectl spool (through the admin API)', { timeout: 120_000 }, () => {
 
   it('--node finds an agent that listens on another loopback address where render put its admin API (listen host, port + 1)', async () => {
     const fleet = path.join(dir, 'fleet-lo3');
+    const lo3 = await freePortRange(2, '127.0.0.3');
     await mkdir(fleet);
-    await writeFile(path.join(fleet, 'fleet.yaml'), ['apiVersion: edgectl/v1', 'kind: Fleet', 'metadata: { name: lo3 }', 'spec:', '  hub: { url: "http://127.0.0.1:21699/v1/forward" }', '---',
-      'apiVersion: edgectl/v1', 'kind: Node', 'metadata: { name: edge-lo3 }', 'spec:', '  role: edge', '  address: 127.0.0.3', '  agent: { listen: "127.0.0.3:21650" }', ''].join('\n'));
-    const proc = spawn(process.execPath, ['bin/run.js', 'agent', '--node', 'edge-lo3', '--role', 'edge', '--listen', '127.0.0.3:21650', '--admin', '127.0.0.3:21651',
-      '--data', path.join(dir, 'nodes-lo3', 'edge-lo3', 'spool'), '--upstream', 'http://127.0.0.1:21699/v1/forward', '--heartbeat-seconds', '0'], { cwd: ROOT, stdio: 'ignore' });
+    await writeFile(path.join(fleet, 'fleet.yaml'), ['apiVersion: edgectl/v1', 'kind: Fleet', 'metadata: { name: lo3 }', 'spec:', `  hub: { url: "${HUB}" }`, '---',
+      'apiVersion: edgectl/v1', 'kind: Node', 'metadata: { name: edge-lo3 }', 'spec:', '  role: edge', '  address: 127.0.0.3', `  agent: { listen: "127.0.0.3:${lo3}" }`, ''].join('\n'));
+    const proc = spawn(process.execPath, ['bin/run.js', 'agent', '--node', 'edge-lo3', '--role', 'edge', '--listen', `127.0.0.3:${lo3}`, '--admin', `127.0.0.3:${lo3 + 1}`,
+      '--data', path.join(dir, 'nodes-lo3', 'edge-lo3', 'spool'), '--upstream', HUB, '--heartbeat-seconds', '0'], { cwd: ROOT, stdio: 'ignore' });
     try {
-      for (let i = 0; i < 100 && !(await fetch('http://127.0.0.3:21650/healthz').then((r) => r.ok, () => false)); i++) await new Promise((r) => setTimeout(r, 100));
+      for (let i = 0; i < 100 && !(await fetch(`http://127.0.0.3:${lo3}/healthz`).then((r) => r.ok, () => false)); i++) await new Promise((r) => setTimeout(r, 100));
       const r = await cli('status', '--node', 'edge-lo3', '--fleet', fleet, '--local', path.join(dir, 'nodes-lo3'), '--json');
       expect([r.code, r.stderr]).toEqual([0, '']);
       expect(JSON.parse(r.stdout).node).toBe('edge-lo3');
@@ -125,7 +137,7 @@ describe('edgectl spool (through the admin API)', { timeout: 120_000 }, () => {
   });
 
   it('an unreachable agent is a clear error, exit 1', async () => {
-    const r = await cli('status', '--admin', 'http://127.0.0.1:21698');
+    const r = await cli('status', '--admin', `http://127.0.0.1:${UNREACHABLE}`);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/cannot reach the agent admin API.*EDGECTL_AGENT/);
   });

@@ -7,6 +7,7 @@ import { loadFleet } from '../../src/lib/fleet/load.js';
 import { renderFleet, writeBundles } from '../../src/lib/render/index.js';
 import { killAll, startAgent } from '../agent/helpers.js';
 import { dataTempDir } from '../helpers/data-dir.js';
+import { freePort, freePortRange } from '../helpers/ports.js';
 import { cli } from './helpers.js';
 
 /**
@@ -17,9 +18,10 @@ import { cli } from './helpers.js';
  * is what the refusal stands between.
  */
 const NODE_ADDR = '127.0.4.1';
-const HTTP_PORT = 21812;
-const AGENT_PORT = 21810;
-const ADMIN_PORT = AGENT_PORT + 1;
+// Free ports, found in beforeAll: the node's nginx, and the agent's listen port with its admin API on the next one.
+let HTTP_PORT: number;
+let AGENT_PORT: number;
+let ADMIN_PORT: number;
 
 function get(host: string, port: number, urlPath: string, hostHeader?: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -55,6 +57,9 @@ describe('live: a tenant\'s proxy app aimed at the agent\'s admin API', { timeou
   beforeAll(async () => {
     tmp = (await dataTempDir('uplive')).dir; // the fleet names a root in it: below a data prefix
     await chmod(tmp, 0o755); // nginx workers run as an unprivileged user
+    HTTP_PORT = await freePort(NODE_ADDR);
+    AGENT_PORT = await freePortRange(2);
+    ADMIN_PORT = AGENT_PORT + 1;
     await startAgent('up-edge', AGENT_PORT, ADMIN_PORT, ['--role', 'edge', '--data', path.join(tmp, 'spool'), '--upstream', 'http://127.0.0.1:9/v1/forward', '--heartbeat-seconds', '0']);
   });
 
