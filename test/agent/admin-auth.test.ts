@@ -1,11 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { type AgentProc, ROOT, admin, killAll, restart, startAgent, stopAgent } from './helpers.js';
+import { cli } from '../helpers/cli.js';
+import { type AgentProc, admin, killAll, restart, startAgent, stopAgent } from './helpers.js';
 
 /**
  * The admin API (status, peek, purge) answers only holders of the agent's token, whoever
@@ -15,17 +14,11 @@ import { type AgentProc, ROOT, admin, killAll, restart, startAgent, stopAgent } 
 const PORT = 24210;
 let dir: string;
 let agent: AgentProc;
-const run = promisify(execFile);
 
 /** Starts an agent that is expected to refuse to start: its exit status and what it said. */
 async function refusedStart(args: string[]): Promise<{ code: number; stderr: string }> {
-  try {
-    await run(process.execPath, ['bin/run.js', 'agent', '--node', 'x', '--listen', `127.0.0.1:${PORT + 50}`, '--role', 'edge', '--upstream', 'http://127.0.0.1:9/v1/forward', '--heartbeat-seconds', '0', ...args], { cwd: ROOT, env: { ...process.env, NO_COLOR: '1' }, timeout: 30_000 });
-    return { code: 0, stderr: '' };
-  } catch (e) {
-    const err = e as { code: number; stderr: string };
-    return { code: err.code, stderr: err.stderr };
-  }
+  const { code, stderr } = await cli(['agent', '--node', 'x', '--listen', `127.0.0.1:${PORT + 50}`, '--role', 'edge', '--upstream', 'http://127.0.0.1:9/v1/forward', '--heartbeat-seconds', '0', ...args], { timeout: 30_000 });
+  return { code, stderr };
 }
 
 beforeAll(async () => {

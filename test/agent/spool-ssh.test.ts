@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
 import { createLab, type Lab, type LabHost } from '../helpers/hosts.js';
-import { BIN, cli, json } from '../apply/helpers.js';
+import { cli, json } from '../helpers/cli.js';
+import { BIN } from '../helpers/paths.js';
 import { sha } from './helpers.js';
 
 /**

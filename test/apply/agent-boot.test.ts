@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, cli, get, killNginx, nginxPid, writeApps, writeTestFleet, type TestApp } from './helpers.js';
+import { cli } from '../helpers/cli.js';
+import { BIN } from '../helpers/paths.js';
+import { get, killNginx, nginxPid, writeApps, writeTestFleet, type TestApp } from './helpers.js';
 
 /**
  * Reset-to-work through the real agent process: a node whose apply died between switching

@@ -3,13 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePortRange } from '../helpers/ports.js';
-import { cli, get, json, killNginx } from './helpers.js';
+import { cli, json } from '../helpers/cli.js';
+import { EXAMPLE } from '../helpers/paths.js';
+import { get, killNginx } from './helpers.js';
 
 /** README's first command: the example fleet applied on this machine, no SSH, every node's nginx real. */
 const ADDR = '127.0.2.3';
 /** The first of the example's ten nodes' nginx ports (local mode: node i on BASE + i). */
 let BASE: number;
-const EXAMPLE = join(import.meta.dirname, '..', '..', 'fleet.example');
 let dir: string;
 
 beforeAll(async () => {

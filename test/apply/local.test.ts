@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { acquireLock, makeHolder, releaseLock } from '../../src/lib/release/lock.js';
 import { LocalTransport } from '../../src/lib/transport/local.js';
 import { freePortRange } from '../helpers/ports.js';
-import { cli, get, json, killNginx, nginxPid, writeApps, writeTestFleet, type TestApp } from './helpers.js';
+import { cli, json } from '../helpers/cli.js';
+import { get, killNginx, nginxPid, writeApps, writeTestFleet, type TestApp } from './helpers.js';
 
 /**
  * The embedded default end to end through the real CLI: three nodes as local directories, each

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { acquireLock, makeHolder } from '../../src/lib/release/lock.js';
 import { LocalTransport } from '../../src/lib/transport/local.js';
-import { cli, json, killNginx, writeTestFleet } from './helpers.js';
+import { cli, json } from '../helpers/cli.js';
+import { killNginx, writeTestFleet } from './helpers.js';
 
 /** The fleet's spec.rollout is the default of the rollout flags; a flag wins over it. */
 const ADDR = '127.0.2.6';

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLab, type Lab, type LabHost } from '../helpers/hosts.js';
-import { cli, json, killNginx, writeApps, type TestApp } from './helpers.js';
+import { cli, json } from '../helpers/cli.js';
+import { killNginx, writeApps, type TestApp } from './helpers.js';
 
 /**
  * End to end over real sshd: a relay in its own network namespace, two edge nodes reachable

@@ -8,7 +8,7 @@ import { renderFleet, writeBundles } from '../../src/lib/render/index.js';
 import { killAll, startAgent } from '../agent/helpers.js';
 import { dataTempDir } from '../helpers/data-dir.js';
 import { freePort, freePortRange } from '../helpers/ports.js';
-import { cli } from './helpers.js';
+import { cliSync } from '../helpers/cli.js';
 
 /**
  * What the review proved, on real parts: a real agent on 127.0.0.1 (its admin API on the next
@@ -85,8 +85,8 @@ describe('live: a tenant\'s proxy app aimed at the agent\'s admin API', { timeou
     for (const [i, [url, rule]] of cases.entries()) {
       const dir = path.join(tmp, `refused-${i}`);
       await writeFleet(dir, fleetFiles(path.join(tmp, 'node'), url, ''));
-      const r = cli(['validate', '--fleet', dir, '--json']);
-      expect(r.status, url).toBe(1);
+      const r = cliSync(['validate', '--fleet', dir, '--json']);
+      expect(r.code, url).toBe(1);
       expect(JSON.parse(r.stdout).problems, url).toMatchObject([{ rule, file: 'apps.yaml', path: 'spec.upstream.urls[0]' }]);
     }
   });
@@ -95,7 +95,7 @@ describe('live: a tenant\'s proxy app aimed at the agent\'s admin API', { timeou
     const root = path.join(tmp, 'node');
     const dir = path.join(tmp, 'allowed');
     await writeFleet(dir, fleetFiles(root, `http://127.0.0.1:${ADMIN_PORT}`, `  policy: { allowUpstreams: ["127.0.0.1:${ADMIN_PORT}"] }\n`));
-    expect(cli(['validate', '--fleet', dir]).status).toBe(0);
+    expect(cliSync(['validate', '--fleet', dir]).code).toBe(0);
     const [bundle] = await renderFleet(await loadFleet(dir), { edgectlVersion: '0.0.0-test' });
     await writeBundles([bundle], path.join(root, 'releases'));
     for (const d of ['log', 'run', 'cache', 'tmp']) await mkdir(path.join(root, d), { recursive: true });
