@@ -5,7 +5,7 @@ import { loadFleet } from '../../src/lib/fleet/load.js';
 import { renderFleet, writeBundles } from '../../src/lib/render/index.js';
 import { checkBundles } from '../../src/lib/render/check.js';
 import { cli } from '../helpers/cli.js';
-import { generateRenderFleet } from './gen-fleet.js';
+import { generateFleet } from '../helpers/gen-fleet.js';
 import { REPO } from '../helpers/paths.js';
 import { TEST_VERSION, copyExample, tempDir } from './helpers.js';
 
@@ -32,7 +32,7 @@ describe('rendered bundles pass nginx -t and deck validate', () => {
 
   it('every node of a generated 200-node fleet', async () => {
     const fleet = path.join(tmp.dir, 'gen200');
-    await generateRenderFleet(fleet, { edges: 200, apps: 60, tenants: 12 });
+    await generateFleet(fleet, { edges: 200, apps: 60, tenants: 12, variety: true });
     const out = path.join(tmp.dir, 'gen200-out');
     const bundles = await renderFleet(await loadFleet(fleet), { edgectlVersion: TEST_VERSION });
     expect(bundles.length).toBeGreaterThanOrEqual(200);
