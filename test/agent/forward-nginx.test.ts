@@ -63,7 +63,12 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  nginx?.kill('SIGKILL');
+  // SIGTERM, not SIGKILL: nginx's master takes its workers with it; killed, it leaves them running.
+  if (nginx && nginx.exitCode === null) {
+    const gone = new Promise((r) => nginx!.once('exit', r));
+    nginx.kill('SIGTERM');
+    await gone;
+  }
   await killAll();
   await rm(dir, { recursive: true, force: true });
 });
