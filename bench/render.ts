@@ -28,7 +28,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { generateRenderFleet } from '../test/render/gen-fleet.js';
+import { generateFleet } from '../test/helpers/gen-fleet.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 // The built modules, not the TypeScript sources: the write worker exists only in dist/.
@@ -53,7 +53,7 @@ for (const edges of sizes) {
   try {
     const fleetDir = path.join(tmp, 'fleet');
     const out = path.join(fleetDir, '.edgectl', 'render');
-    await generateRenderFleet(fleetDir, { edges, apps: APPS, tenants: TENANTS });
+    await generateFleet(fleetDir, { edges, apps: APPS, tenants: TENANTS, variety: true });
     const slab = slabMb();
     let t = performance.now();
     const loaded = await loadFleet(fleetDir);

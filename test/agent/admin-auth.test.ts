@@ -1,35 +1,33 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { type AgentProc, ROOT, admin, killAll, restart, startAgent, stopAgent } from './helpers.js';
+import { cli } from '../helpers/cli.js';
+import { freePortRange } from '../helpers/ports.js';
+import { type AgentProc, admin, killAll, restart, startAgent, stopAgent } from './helpers.js';
 
 /**
  * The admin API (status, peek, purge) answers only holders of the agent's token, whoever
  * connects: loopback is no authentication (a tenant's proxy app or any process on the node can
  * reach it). The token lives in a 0600 file the agent makes in its data dir.
  */
-const PORT = 24210;
+// Free ports, found in beforeAll: the agent's (admin API on PORT + 1), and those of the agents that must refuse to start.
+let PORT: number;
+let REFUSED: number;
 let dir: string;
 let agent: AgentProc;
-const run = promisify(execFile);
 
 /** Starts an agent that is expected to refuse to start: its exit status and what it said. */
 async function refusedStart(args: string[]): Promise<{ code: number; stderr: string }> {
-  try {
-    await run(process.execPath, ['bin/run.js', 'agent', '--node', 'x', '--listen', `127.0.0.1:${PORT + 50}`, '--role', 'edge', '--upstream', 'http://127.0.0.1:9/v1/forward', '--heartbeat-seconds', '0', ...args], { cwd: ROOT, env: { ...process.env, NO_COLOR: '1' }, timeout: 30_000 });
-    return { code: 0, stderr: '' };
-  } catch (e) {
-    const err = e as { code: number; stderr: string };
-    return { code: err.code, stderr: err.stderr };
-  }
+  const { code, stderr } = await cli(['agent', '--node', 'x', '--listen', `127.0.0.1:${REFUSED}`, '--role', 'edge', '--upstream', 'http://127.0.0.1:9/v1/forward', '--heartbeat-seconds', '0', ...args], { timeout: 30_000 });
+  return { code, stderr };
 }
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'edgectl-adminauth-'));
+  PORT = await freePortRange(2);
+  REFUSED = await freePortRange(2);
   agent = await startAgent('edge-t', PORT, PORT + 1, ['--role', 'edge', '--data', path.join(dir, 'data'), '--upstream', 'http://127.0.0.1:9/v1/forward', '--topic', 'acme/a', '--heartbeat-seconds', '0']);
 }, 120_000);
 
@@ -69,7 +67,7 @@ describe('admin API authentication', { timeout: 120_000 }, () => {
 
   it('never puts the admin API on a non-loopback address, whatever --admin says', async () => {
     for (const where of ['0.0.0.0', '192.0.2.1', 'localhost', '[::]', '127.1']) {
-      const r = await refusedStart(['--admin', `${where}:${PORT + 51}`, '--data', path.join(dir, 'nope')]);
+      const r = await refusedStart(['--admin', `${where}:${REFUSED + 1}`, '--data', path.join(dir, 'nope')]);
       expect([where, r.code]).toEqual([where, 1]);
       expect(r.stderr).toMatch(/admin: must be a loopback address/);
     }
@@ -88,7 +86,7 @@ describe('admin API authentication', { timeout: 120_000 }, () => {
       const data = path.join(dir, `bad-${cases.findIndex((c) => c[0] === what)}`);
       await mkdir(data, { recursive: true });
       await make(path.join(data, 'admin-token'));
-      const r = await refusedStart(['--admin', `127.0.0.1:${PORT + 51}`, '--data', data]);
+      const r = await refusedStart(['--admin', `127.0.0.1:${REFUSED + 1}`, '--data', data]);
       expect([what, r.code]).toEqual([what, 1]);
       expect(r.stderr).toMatch(why);
     }

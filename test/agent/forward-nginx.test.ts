@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { chmod, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { dataTempDir } from '../helpers/data-dir.js';
+import { freePortRange, freePorts } from '../helpers/ports.js';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { loadFleet } from '../../src/lib/fleet/load.js';
@@ -15,9 +16,11 @@ import { encodeBatch, FORWARD_CONTENT_TYPE } from '../../src/lib/agent/forward/w
  * the credential whose hash the fleet records; strangers come through the same nginx.
  */
 const ADDR = '127.0.4.1';
-const NGINX = 24380;
-const AGENT = 24390;
-const EDGE = 24370;
+// Free ports, found in beforeAll; each agent's admin API is on the port after its listen port.
+let NGINX: number;
+let AGENT: number;
+let EDGE: number;
+let HUB: number;
 const run = promisify(execFile);
 let dir: string;
 let root: string;
@@ -29,10 +32,13 @@ const edgeSecret = 'the-credential-edge-n-made';
 beforeAll(async () => {
   dir = (await dataTempDir('fwdnginx')).dir; // the fleet names a root in it: below a data prefix
   await chmod(dir, 0o755); // nginx workers run as an unprivileged user
+  [NGINX, HUB] = await freePorts(2, ADDR);
+  AGENT = await freePortRange(2, ADDR);
+  EDGE = await freePortRange(2);
   root = path.join(dir, 'relay');
   const fleet = path.join(dir, 'fleet');
   await mkdir(fleet);
-  await writeFile(path.join(fleet, 'fleet.yaml'), ['apiVersion: edgectl/v1', 'kind: Fleet', 'metadata: { name: fwd }', 'spec:', `  hub: { url: "http://${ADDR}:24399/v1/forward" }`,
+  await writeFile(path.join(fleet, 'fleet.yaml'), ['apiVersion: edgectl/v1', 'kind: Fleet', 'metadata: { name: fwd }', 'spec:', `  hub: { url: "http://${ADDR}:${HUB}/v1/forward" }`,
     '  policy: { allowUpstreams: ["127.0.4.9:9"] }', ''].join('\n')); // the app only gives the tenant a topic; nothing is proxied
   await writeFile(path.join(fleet, 'nodes.yaml'), [
     ['apiVersion: edgectl/v1', 'kind: Node', 'metadata: { name: relay-n }', 'spec:', '  role: relay', `  address: ${ADDR}`, `  root: ${root}`,
@@ -57,7 +63,12 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  nginx?.kill('SIGKILL');
+  // SIGTERM, not SIGKILL: nginx's master takes its workers with it; killed, it leaves them running.
+  if (nginx && nginx.exitCode === null) {
+    const gone = new Promise((r) => nginx!.once('exit', r));
+    nginx.kill('SIGTERM');
+    await gone;
+  }
   await killAll();
   await rm(dir, { recursive: true, force: true });
 });

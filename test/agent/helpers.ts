@@ -2,9 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { BIN, REPO } from '../helpers/paths.js';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
 export interface AgentProc {
@@ -37,8 +36,8 @@ export const AGENT_NODE_OPTIONS = '--max-semi-space-size=4';
 /** Starts `node bin/run.js agent ...` as its own process and waits for /healthz to answer. */
 export async function startAgent(name: string, port: number, adminPort: number, args: string[], opts: { waitHealthy?: boolean; host?: string } = {}): Promise<AgentProc> {
   const host = opts.host ?? '127.0.0.1';
-  const full = ['bin/run.js', 'agent', '--node', name, '--listen', `${host}:${port}`, '--admin', `${host}:${adminPort}`, ...args];
-  const proc = spawn(process.execPath, full, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NO_COLOR: '1', NODE_OPTIONS: AGENT_NODE_OPTIONS } });
+  const full = [BIN, 'agent', '--node', name, '--listen', `${host}:${port}`, '--admin', `${host}:${adminPort}`, ...args];
+  const proc = spawn(process.execPath, full, { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NO_COLOR: '1', NODE_OPTIONS: AGENT_NODE_OPTIONS } });
   const a: AgentProc = { name, args, proc, port, adminPort, host, tokenFile: tokenFileOf(args), log: [] };
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => { a.log.push(d); if (a.log.length > 2000) a.log.splice(0, 1000); });
   running.add(a);

@@ -3,21 +3,25 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePorts } from '../helpers/ports.js';
 import { type AgentProc, admin, depth, killAll, post, sha, startAgent, status, waitFor } from './helpers.js';
 import { encodeBatch } from '../../src/lib/agent/forward/wire.js';
 
 // An edge agent whose upstream is a closed port: nothing drains, so quotas can be reached.
-const PORT = 21110;
-const ADMIN = 21111;
+// Free ports, found in beforeAll: the device API, the admin API, and an upstream where nothing listens.
+let PORT: number;
+let ADMIN: number;
+let UPSTREAM: number;
 let dir: string;
 let edge: AgentProc;
 const auth = { authorization: 'Bearer tok-acme' };
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'edgectl-hostile-'));
+  [PORT, ADMIN, UPSTREAM] = await freePorts(3);
   const config = {
     format: 'edgectl-agent/v1', node: 'edge-h', role: 'edge', listen: `127.0.0.1:${PORT}`, admin: `127.0.0.1:${ADMIN}`,
-    dataDir: path.join(dir, 'data'), maxMessageBytes: 1024, maxBatchMessages: 50, upstreams: ['http://127.0.0.1:21199/v1/forward'],
+    dataDir: path.join(dir, 'data'), maxMessageBytes: 1024, maxBatchMessages: 50, upstreams: [`http://127.0.0.1:${UPSTREAM}/v1/forward`],
     acceptForward: [{ node: 'e1', sha256: sha('hop-secret') }], requestTimeoutMs: 1000, heartbeatSeconds: 0,
     tenants: [
       { name: 'acme', tokens: [sha('tok-acme')], spoolBytes: 20_000, topics: [{ name: 'events' }, { name: 'ring', whenFull: 'drop-oldest' }, { name: 'short', ttlSeconds: 1 }] },

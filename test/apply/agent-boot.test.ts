@@ -3,7 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, cli, get, killNginx, nginxPid, writeApps, writeTestFleet, type TestApp } from './helpers.js';
+import { cli } from '../helpers/cli.js';
+import { BIN } from '../helpers/paths.js';
+import { freePort, freePortRange } from '../helpers/ports.js';
+import { get, killNginx, nginxPid, writeApps, writeTestFleet, type TestApp } from './helpers.js';
 
 /**
  * Reset-to-work through the real agent process: a node whose apply died between switching
@@ -11,7 +14,9 @@ import { BIN, cli, get, killNginx, nginxPid, writeApps, writeTestFleet, type Tes
  * last good release when only `edgectl agent --root` starts at boot.
  */
 const ADDR = '127.0.2.5';
-const BASE = 23500;
+/** b1's nginx port (local mode's port base), and the agent's listen port with its admin API on the next. */
+let BASE: number;
+let AGENT: number;
 let dir: string;
 let fleet: string;
 let root: string;
@@ -20,6 +25,8 @@ const local = () => ['--fleet', fleet, '--local', root, '--local-port-base', Str
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ec-boot-'));
+  BASE = await freePort(ADDR);
+  AGENT = await freePortRange(2, ADDR);
   await chmod(dir, 0o755);
   fleet = join(dir, 'fleet');
   root = join(dir, 'nodes');
@@ -55,7 +62,7 @@ describe('edgectl agent --root (reset-to-work at boot)', { timeout: 120_000 }, (
     await expect(get(ADDR, BASE, 'www.boot.test')).rejects.toThrow();
 
     agent = execa(process.execPath, [BIN, 'agent', '--root', join(root, 'b1'), '--role', 'edge', '--node', 'b1',
-      '--listen', `${ADDR}:${BASE + 10}`, '--admin', `${ADDR}:${BASE + 11}`, '--data', join(dir, 'spool'),
+      '--listen', `${ADDR}:${AGENT}`, '--admin', `${ADDR}:${AGENT + 1}`, '--data', join(dir, 'spool'),
       '--upstream', 'http://127.0.0.1:9/v1/forward'], { reject: false, env: { NO_COLOR: '1' } });
     let log = '';
     agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
@@ -71,7 +78,7 @@ describe('edgectl agent --root (reset-to-work at boot)', { timeout: 120_000 }, (
     expect(served).toBe('v2\n');
     // And the agent itself serves after the reset.
     for (let i = 0; i < 50; i++) {
-      const ok = await fetch(`http://${ADDR}:${BASE + 10}/healthz`).then((r) => r.ok, () => false);
+      const ok = await fetch(`http://${ADDR}:${AGENT}/healthz`).then((r) => r.ok, () => false);
       if (ok) return;
       await new Promise((r) => setTimeout(r, 100));
     }

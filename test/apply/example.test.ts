@@ -2,16 +2,20 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, get, json, killNginx } from './helpers.js';
+import { freePortRange } from '../helpers/ports.js';
+import { cli, json } from '../helpers/cli.js';
+import { EXAMPLE } from '../helpers/paths.js';
+import { get, killNginx } from './helpers.js';
 
 /** README's first command: the example fleet applied on this machine, no SSH, every node's nginx real. */
 const ADDR = '127.0.2.3';
-const BASE = 23300;
-const EXAMPLE = join(import.meta.dirname, '..', '..', 'fleet.example');
+/** The first of the example's ten nodes' nginx ports (local mode: node i on BASE + i). */
+let BASE: number;
 let dir: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ec-example-'));
+  BASE = await freePortRange(10, ADDR);
   await chmod(dir, 0o755);
 });
 afterAll(async () => {

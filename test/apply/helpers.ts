@@ -2,27 +2,7 @@ import { request } from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { alive, signal } from '../helpers/lab-util.js';
-
-export const BIN = join(import.meta.dirname, '..', '..', 'bin', 'run.js');
-
-/** Runs the real CLI (built: `npm run build`), never through a TTY. */
-export async function cli(args: string[], opts: { input?: string; home?: string } = {}) {
-  const env: Record<string, string> = { NO_COLOR: '1', EDGECTL_DEBUG: '' };
-  // Over SSH: an empty HOME and no agent, so the user's ~/.ssh never takes part in a test.
-  if (opts.home) Object.assign(env, { HOME: opts.home, SSH_AUTH_SOCK: '' });
-  const r = await execa(process.execPath, [BIN, ...args], { reject: false, env, input: opts.input ?? '', timeout: 120_000 });
-  return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
-}
-
-export function json<T = any>(r: { stdout: string; stderr: string; code: number }): T {
-  try {
-    return JSON.parse(r.stdout) as T;
-  } catch {
-    throw new Error(`not JSON (exit ${r.code}):\n${r.stdout}\n--- stderr:\n${r.stderr}`);
-  }
-}
 
 /** A real HTTP request to a node's nginx, with a Host header. */
 export function get(address: string, port: number, host: string, path = '/'): Promise<{ status: number; body: string }> {

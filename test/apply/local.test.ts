@@ -4,15 +4,17 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { acquireLock, makeHolder, releaseLock } from '../../src/lib/release/lock.js';
 import { LocalTransport } from '../../src/lib/transport/local.js';
-import { cli, get, json, killNginx, nginxPid, writeApps, writeTestFleet, type TestApp } from './helpers.js';
+import { freePortRange } from '../helpers/ports.js';
+import { cli, json } from '../helpers/cli.js';
+import { get, killNginx, nginxPid, writeApps, writeTestFleet, type TestApp } from './helpers.js';
 
 /**
  * The embedded default end to end through the real CLI: three nodes as local directories, each
- * with its own real nginx on 127.0.2.1:23000+n, every scenario asserted by real HTTP requests.
+ * with its own real nginx on 127.0.2.1:BASE+n (free ports), every scenario asserted by real HTTP requests.
  */
 const ADDR = '127.0.2.1';
-const BASE = 23000;
 const NODES = ['e1', 'e2', 'e3'];
+let BASE: number;
 const port = (n: string) => BASE + NODES.indexOf(n);
 let dir: string;
 let fleet: string;
@@ -23,6 +25,7 @@ const current = async (n: string) => (await readlink(join(root, n, 'current'))).
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ec-apply-'));
+  BASE = await freePortRange(NODES.length, ADDR);
   await chmod(dir, 0o755); // nginx workers (nobody) traverse node roots to serve static files
   fleet = join(dir, 'fleet');
   root = join(dir, 'nodes');

@@ -4,11 +4,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { acquireLock, makeHolder } from '../../src/lib/release/lock.js';
 import { LocalTransport } from '../../src/lib/transport/local.js';
-import { cli, json, killNginx, writeApps, writeTestFleet } from './helpers.js';
+import { cli, json } from '../helpers/cli.js';
+import { freePortRange } from '../helpers/ports.js';
+import { killNginx, writeApps, writeTestFleet } from './helpers.js';
 
 /** The fleet's spec.rollout is the default of the rollout flags; a flag wins over it. */
 const ADDR = '127.0.2.6';
-const BASE = 23300;
+/** Local mode's port base: c1 and c2 on the two free ports from here. */
+let BASE: number;
 let dir: string;
 let fleet: string;
 let root: string;
@@ -16,6 +19,7 @@ const local = () => ['--fleet', fleet, '--local', root, '--local-port-base', Str
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ec-rollout-'));
+  BASE = await freePortRange(2, ADDR);
   await chmod(dir, 0o755);
   fleet = join(dir, 'fleet');
   root = join(dir, 'nodes');

@@ -9,6 +9,7 @@ import { silentLogger } from '../../src/lib/logger.js';
 import { planFleet, type FleetDeps } from '../../src/lib/plan/index.js';
 import { createConnector } from '../../src/lib/transport/connect.js';
 import type { Transport } from '../../src/lib/transport/types.js';
+import { freePortRange } from '../helpers/ports.js';
 import { killNginx, writeApps, writeTestFleet, type TestApp } from './helpers.js';
 import { STATE_SCRIPT } from '../../src/lib/release/remote.js';
 
@@ -20,7 +21,8 @@ const STATE_READ = `exec ${STATE_SCRIPT.trim().split('\n')[0]}`;
  * (exec, file transfer, HTTP) is counted per node, for plan + apply as the command runs them.
  */
 const ADDR = '127.0.2.7';
-const BASE = 23400;
+/** Local mode's port base: r1 and r2 on the two free ports from here. */
+let BASE: number;
 let dir: string;
 let fleet: string;
 let root: string;
@@ -65,6 +67,7 @@ const apps = (v: string): TestApp[] => [
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ec-trips-'));
+  BASE = await freePortRange(2, ADDR);
   await chmod(dir, 0o755);
   fleet = join(dir, 'fleet');
   root = join(dir, 'nodes');

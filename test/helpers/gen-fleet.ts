@@ -11,6 +11,7 @@ import { mulberry32 } from './prng.js';
  * default, 10 sites and 3 ISPs per region; every edge node goes through its region's relay,
  * every 4th runs Kong, every 50th is behind NAT with a reverse tunnel. Apps cycle through
  * proxy, static, api, fastcgi and proxy again, each placed in one region with 2 replicas.
+ * With `variety` (render's scale tests and benchmark), more of what render turns into config.
  */
 export interface GenerateOptions {
   edges: number;
@@ -25,6 +26,13 @@ export interface GenerateOptions {
   split?: 'each' | number;
   /** PRNG seed; default 1. */
   seed?: number;
+  /**
+   * More of what render turns into config: the first two apps on every edge node (a static
+   * site and a cached proxy), proxies' cache methods (some with POST) and stale-on-error
+   * varying, a www. domain per app, PHP index files, consumers on every other tenant and a
+   * topic that drops its oldest messages. Off by default: the default fleet's bytes stay put.
+   */
+  variety?: boolean;
 }
 
 export interface GeneratedFleet {
@@ -128,7 +136,7 @@ spec:
     tokens:
       - { name: devices, sha256: ${sha} }
   quota: { requestsPerSecond: ${100 + Math.floor(rand() * 900)}, spoolMb: 64 }
-` });
+${opts.variety && tenantNames.indexOf(name) % 2 === 0 ? `  consumers: [{ name: pos, keyEnv: ${name.toUpperCase().replace(/-/g, '_')}_POS_KEY }]\n` : ''}` });
   }
   const appNames: string[] = [];
   const sites: string[] = [];
@@ -136,25 +144,27 @@ spec:
     const name = `app-${pad(a + 1, w)}`;
     appNames.push(name);
     const tenant = tenantNames[a % Math.max(1, tenantNames.length)] ?? 'no-tenant';
-    const type = TYPES[a % TYPES.length];
+    const everywhere = opts.variety && a < 2;
+    const type = everywhere ? (a === 0 ? 'static' : 'proxy') : TYPES[a % TYPES.length];
     // api apps need Kong nodes: every 4th edge node, i.e. edges i ≡ 0 (mod 4). Their region
     // is i mod nRegions, so only regions reachable that way get api apps.
     const region = regions[type === 'api' ? (4 * a) % nRegions : a % nRegions];
     let body = '';
-    if (type === 'proxy') body = `  upstream: { urls: ["http://${ipOf(a, 100)}:8080"] }\n  cache: { ttl: 10m, staleOnError: true }\n`;
+    const cache = opts.variety ? `{ ttl: ${a % 2 ? '10m' : '30s'}, methods: [GET, HEAD${a % 3 === 0 ? ', POST' : ''}], staleOnError: ${a % 5 !== 0} }` : '{ ttl: 10m, staleOnError: true }';
+    if (type === 'proxy') body = `  upstream: { urls: ["http://${ipOf(a, 100)}:8080"] }\n  cache: ${cache}\n`;
     if (type === 'api') body = `  upstream: { urls: ["http://${ipOf(a, 100)}:9000"] }\n  routes:\n    - { paths: [/v1], methods: [GET, POST] }\n`;
     if (type === 'static') { body = `  static: { path: sites/${name} }\n`; sites.push(name); }
     if (type === 'fastcgi') { body = `  fastcgi: { path: sites/${name}, index: index.php }\n`; sites.push(name); }
-    const uplink = a % 3 === 0 ? `  uplink: { topics: [events] }\n` : '';
+    const uplink = a % 3 !== 0 ? '' : opts.variety ? '  uplink: { topics: [events, { name: telemetry, whenFull: drop-oldest, ttl: 1d }] }\n' : '  uplink: { topics: [events] }\n';
+    const domain = `${name}.${tenant}.example`;
     docs.apps.push({ name, text: `apiVersion: edgectl/v1
 kind: App
 metadata: { name: ${name} }
 spec:
   tenant: ${tenant}
   type: ${type}
-  domains: [${name}.${tenant}.example]
-${body}  placement: { selector: { region: ${region} }, replicas: 2, spreadBy: site }
-${uplink}` });
+  domains: [${opts.variety ? `${domain}, www.${domain}` : domain}]
+${body}${everywhere ? '' : `  placement: { selector: { region: ${region} }, replicas: 2, spreadBy: site }\n`}${uplink}` });
   }
 
   const split = opts.split ?? 'each';
@@ -174,6 +184,7 @@ ${uplink}` });
     else for (let i = 0; i < list.length; i += split) writes.push([`${kind}/${kind}-${pad(i / split + 1, 4)}.yaml`, list.slice(i, i + split).map((d) => d.text).join('---\n')]);
   }
   for (const s of sites) writes.push([`sites/${s}/index.html`, `<h1>${s}</h1>\n`]);
+  if (opts.variety) for (const s of sites) writes.push([`sites/${s}/index.php`, `<?php echo "${s}";\n`]);
   // Bounded concurrency: tens of thousands of files, without running out of descriptors.
   for (let i = 0; i < writes.length; i += 256) await Promise.all(writes.slice(i, i + 256).map(([r, t]) => write(r, t)));
   return { dir, files, nodes: docs.nodes.length, regions, edgeNames, relayNames, tenantNames, appNames };

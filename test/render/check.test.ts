@@ -1,15 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { access, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { loadFleet } from '../../src/lib/fleet/load.js';
 import { renderFleet, writeBundles } from '../../src/lib/render/index.js';
 import { checkBundles } from '../../src/lib/render/check.js';
-import { generateRenderFleet } from './gen-fleet.js';
-import { REPO, TEST_VERSION, copyExample, tempDir } from './helpers.js';
+import { cli } from '../helpers/cli.js';
+import { generateFleet } from '../helpers/gen-fleet.js';
+import { REPO } from '../helpers/paths.js';
+import { TEST_VERSION, copyExample, tempDir } from './helpers.js';
 
-const run = promisify(execFile);
 
 /** The real tools: Debian's nginx (nginx -t) and decK 1.4 (deck validate). */
 describe('rendered bundles pass nginx -t and deck validate', () => {
@@ -33,7 +32,7 @@ describe('rendered bundles pass nginx -t and deck validate', () => {
 
   it('every node of a generated 200-node fleet', async () => {
     const fleet = path.join(tmp.dir, 'gen200');
-    await generateRenderFleet(fleet, { edges: 200, apps: 60, tenants: 12 });
+    await generateFleet(fleet, { edges: 200, apps: 60, tenants: 12, variety: true });
     const out = path.join(tmp.dir, 'gen200-out');
     const bundles = await renderFleet(await loadFleet(fleet), { edgectlVersion: TEST_VERSION });
     expect(bundles.length).toBeGreaterThanOrEqual(200);
@@ -104,11 +103,6 @@ describe('rendered bundles pass nginx -t and deck validate', () => {
   });
 
   describe('edgectl render (CLI)', () => {
-    const cli = (args: string[]) => run('node', [path.join(REPO, 'bin/run.js'), ...args], { env: { ...process.env, NO_COLOR: '1' } }).then(
-      (r) => ({ code: 0, ...r }),
-      (e) => ({ code: e.code as number, stdout: e.stdout as string, stderr: e.stderr as string }),
-    );
-
     it('renders to .edgectl/render inside the fleet and checks with --check --json', async () => {
       const fleet = await copyExample(path.join(tmp.dir, 'cli'));
       const r = await cli(['render', '--fleet', fleet, '--check', '--json']);

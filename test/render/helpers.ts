@@ -2,10 +2,8 @@ import { cp, mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { EXAMPLE } from '../helpers/paths.js';
 
-export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const EXAMPLE = path.join(REPO, 'fleet.example');
 export const TEST_VERSION = '0.0.0-test';
 
 /** A temp directory removed by the returned cleanup. */

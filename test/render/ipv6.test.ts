@@ -9,18 +9,20 @@ import { loadFleet } from '../../src/lib/fleet/load.js';
 import { renderFleet, writeBundles } from '../../src/lib/render/index.js';
 import { checkBundles } from '../../src/lib/render/check.js';
 import { dataTempDir } from '../helpers/data-dir.js';
+import { freePorts } from '../helpers/ports.js';
 import { TEST_VERSION, httpRequest } from './helpers.js';
 
 /**
  * IPv6 edges: listen addresses and upstreams in brackets, validated, rendered, accepted by
- * nginx -t and serving real traffic on [::1] (ports 23480-23489). A host named `unix` is refused:
+ * nginx -t and serving real traffic on [::1] (on free ports). A host named `unix` is refused:
  * nginx would read `unix:PORT` as a UNIX socket.
  */
-const PORT = 23480;
-const UPSTREAM = 23481;
-const AGENT = 23489;
+/** The http port of the cases that only render: nothing binds it (nor the hub's port). */
+const RENDER_PORT = 23480;
+/** The live case's nginx port, a free one. */
+let PORT: number;
 
-function fleet(root: string, o: { http: string; agent: string; upstream: string; hub?: string; node?: string }): Record<string, string> {
+function fleet(root: string, o: { http: string; agent: string; upstream: string; hub?: string; node?: string; port?: number }): Record<string, string> {
   return {
     'fleet.yaml': `apiVersion: edgectl/v1
 kind: Fleet
@@ -28,7 +30,7 @@ metadata: { name: six }
 spec:
   defaults:
     root: ${root}
-    http: { address: "${o.http}", port: ${PORT} }
+    http: { address: "${o.http}", port: ${o.port ?? RENDER_PORT} }
     agent: { listen: "${o.agent}" }
   hub: { url: "${o.hub ?? 'http://[::1]:23488/v1/forward'}" }
 ${o.upstream.startsWith('http://[::1]') ? `  policy: { allowUpstreams: ["${new URL(o.upstream).host}"] }\n` : ''}`,
@@ -89,7 +91,10 @@ describe('a host named unix, IPv6 addresses', () => {
     beforeAll(async () => {
       root = path.join(tmp.dir, 'node');
       const dir = path.join(tmp.dir, 'fleet');
-      await writeFleet(dir, fleet(root, { http: '::1', agent: `[::1]:${AGENT}`, upstream: `http://[::1]:${UPSTREAM}/base` }));
+      let UPSTREAM: number;
+      let AGENT: number;
+      [PORT, UPSTREAM, AGENT] = await freePorts(3, '::1');
+      await writeFleet(dir, fleet(root, { http: '::1', port: PORT, agent: `[::1]:${AGENT}`, upstream: `http://[::1]:${UPSTREAM}/base` }));
       const bundles = await renderFleet(await loadFleet(dir), { edgectlVersion: TEST_VERSION });
       await writeBundles(bundles, path.join(root, 'releases'));
       const { results } = await checkBundles(path.join(root, 'releases'), ['six-edge']);

@@ -6,17 +6,20 @@ import path from 'node:path';
 import { loadFleet } from '../../src/lib/fleet/load.js';
 import { renderFleet, writeBundles, type Bundle } from '../../src/lib/render/index.js';
 import { dataTempDir } from '../helpers/data-dir.js';
+import { freePorts } from '../helpers/ports.js';
 import { TEST_VERSION, httpRequest, type Answer } from './helpers.js';
 
 /**
- * Real nginx serving a rendered bundle on loopback (127.0.3.1, ports 20080-20099), with a small
+ * Real nginx serving a rendered bundle on loopback (127.0.3.1, on free ports), with a small
  * Node upstream and a stand-in agent beside it. The release layout is the node's: <root>/current
  * is a symlink to the release, nginx runs with -p <root>/.
  */
 const ADDR = '127.0.3.1';
-const NGINX_PORT = 20080;
-const UPSTREAM_PORT = 20081;
-const AGENT_PORT = 20090;
+// Free ports, found before the fleet is written; the hub's is never contacted (the agent is a stand-in).
+let NGINX_PORT: number;
+let UPSTREAM_PORT: number;
+let AGENT_PORT: number;
+let HUB_PORT: number;
 
 function request(method: string, host: string, urlPath: string, body?: string | Buffer, headers: Record<string, string> = {}): Promise<Answer> {
   return httpRequest({ addr: ADDR, port: NGINX_PORT }, method, host, urlPath, body, headers);
@@ -36,7 +39,7 @@ spec:
     agent: { listen: "${ADDR}:${AGENT_PORT}", maxMessageBytes: 4096 }
   # The test's upstream runs on the node's own loopback address: only the operator can allow that.
   policy: { allowUpstreams: ["${ADDR}:${UPSTREAM_PORT}"] }
-  hub: { url: "http://${ADDR}:20099/v1/forward" }
+  hub: { url: "http://${ADDR}:${HUB_PORT}/v1/forward" }
 `,
     'nodes.yaml': `apiVersion: edgectl/v1
 kind: Node
@@ -99,6 +102,7 @@ describe('live: nginx runs a rendered bundle', () => {
     tmp = await dataTempDir('live'); // the fleet names a root in it: below a data prefix
     await chmod(tmp.dir, 0o755); // nginx workers run as an unprivileged user
     root = path.join(tmp.dir, 'node');
+    [NGINX_PORT, UPSTREAM_PORT, AGENT_PORT, HUB_PORT] = await freePorts(4, ADDR);
     const fleet = path.join(tmp.dir, 'fleet');
     for (const [rel, text] of Object.entries(fleetFiles(root))) {
       await mkdir(path.dirname(path.join(fleet, rel)), { recursive: true });

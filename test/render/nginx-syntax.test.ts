@@ -5,7 +5,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { NginxSyntaxError, formatDirectives, parseNginx, quoteWord, type NginxDirective } from '../../src/lib/nginx/syntax.js';
 import { guardProblems } from '../../src/lib/nginx/guard.js';
-import { REPO, tempDir } from './helpers.js';
+import { REPO } from '../helpers/paths.js';
+import { tempDir } from './helpers.js';
 
 const run = promisify(execFile);
 const names = (ds: NginxDirective[]): string[] => ds.flatMap((d) => [d.name, ...(d.block ? names(d.block).map((n) => `${d.name}>${n}`) : [])]);

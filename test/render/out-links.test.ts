@@ -1,20 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { git } from '../validate/helpers.js';
-import { REPO, copyExample, tempDir } from './helpers.js';
-
-const run = promisify(execFile);
+import { cli } from '../helpers/cli.js';
+import { copyExample, tempDir } from './helpers.js';
 
 /** `edgectl render …` (the built CLI, as an operator or CI runs it): exit code and stderr. */
 const render = (args: string[]) => edgectl(['render', ...args]);
-const edgectl = (args: string[]) =>
-  run('node', [path.join(REPO, 'bin/run.js'), ...args], { env: { ...process.env, NO_COLOR: '1' } }).then(
-    () => ({ code: 0, stderr: '' }),
-    (e) => ({ code: e.code as number, stderr: e.stderr as string }),
-  );
+const edgectl = async (args: string[]) => {
+  const { code, stderr } = await cli(args);
+  return { code, stderr };
+};
 
 /** Every file below a directory with its bytes: what "untouched" is compared against. */
 async function snapshot(dir: string): Promise<Record<string, string>> {

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EdgectlError } from '../../src/lib/errors.js';
 import { loadFleet } from '../../src/lib/fleet/load.js';
 import { renderFleet } from '../../src/lib/render/index.js';
-import { cli } from '../validate/helpers.js';
+import { cliSync } from '../helpers/cli.js';
 import { TEST_VERSION, copyExample, tempDir } from './helpers.js';
 
 /** A render error's hint says what failed: a template only when a template did. */
@@ -18,8 +18,8 @@ describe('EDGECTL_RENDER hints match the cause', { timeout: 120_000 }, () => {
   it('a payload file whose name cannot go into a bundle: the CLI says to rename it, not that a template failed', async () => {
     const dir = await copyExample(path.join(tmp.dir, 'payload'));
     await writeFile(path.join(dir, 'sites/acme-www/read me.html'), 'x');
-    const r = cli(['render', '--fleet', dir, '--out', path.join(tmp.dir, 'payload-out')]);
-    expect(r.status).toBe(1);
+    const r = cliSync(['render', '--fleet', dir, '--out', path.join(tmp.dir, 'payload-out')]);
+    expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/payload file "sites\/acme-www\/read me.html" has a name that cannot go into a bundle .*\[EDGECTL_RENDER\]/);
     expect(r.stderr).toMatch(/hint: Rename the file/);
     expect(r.stderr).not.toMatch(/template/i);

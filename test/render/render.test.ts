@@ -9,7 +9,8 @@ import { nginxConfigId } from '../../src/lib/render/bundle.js';
 import { CONFIG_ID_PLACEHOLDER } from '../../src/lib/render/nginx.js';
 import { agentConfigSchema } from '../../src/lib/bundle/agent-json.js';
 import { bundleDigest, sha256Hex } from '../../src/lib/bundle/manifest.js';
-import { REPO, TEST_VERSION, copyExample, tempDir } from './helpers.js';
+import { REPO } from '../helpers/paths.js';
+import { TEST_VERSION, copyExample, tempDir } from './helpers.js';
 
 const GOLDEN = path.join(REPO, 'test/golden/fleet.example');
 const UPDATE = process.env.UPDATE_GOLDEN === '1';

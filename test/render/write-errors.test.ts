@@ -1,21 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { isEdgectlError } from '../../src/lib/errors.js';
 import { loadFleet } from '../../src/lib/fleet/load.js';
 import { renderFleet, writeBundles, type Bundle } from '../../src/lib/render/index.js';
-import { REPO, TEST_VERSION, copyExample, tempDir } from './helpers.js';
-
-const run = promisify(execFile);
+import { cli } from '../helpers/cli.js';
+import { TEST_VERSION, copyExample, tempDir } from './helpers.js';
 
 /** `edgectl render …` as a process: its exit code and stderr. */
-const renderCli = (args: string[]) =>
-  run('node', [path.join(REPO, 'bin/run.js'), 'render', ...args], { env: { ...process.env, NO_COLOR: '1' } }).then(
-    () => ({ code: 0, stderr: '' }),
-    (e) => ({ code: e.code as number, stderr: e.stderr as string }),
-  );
+const renderCli = async (args: string[]) => {
+  const { code, stderr } = await cli(['render', ...args]);
+  return { code, stderr };
+};
 
 /** A real full file system: a 128 KiB tmpfs (fleet.example's bundles need about 400 KB). */
 function smallDisk(dir: string): string {

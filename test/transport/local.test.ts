@@ -4,14 +4,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe } from 'vitest';
 import { LocalTransport } from '../../src/lib/transport/local.js';
+import { freePort } from '../helpers/ports.js';
 import { ECHO_SERVER, transportContract } from './contract.js';
 
 describe('LocalTransport contract', () => {
   let dir: string;
   let echo: ChildProcess;
-  const port = 22990;
+  let port: number;
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'ec-local-'));
+    port = await freePort('127.0.1.250');
     echo = spawn(process.execPath, ['-e', ECHO_SERVER, '127.0.1.250', String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise((r) => echo.stdout!.once('data', r));
   });

@@ -25,9 +25,17 @@ beforeAll(async () => {
   await lab.writeFleet(fleet, { pin: true });
   conn = createConnector({ model: (await loadFleet(fleet)).model, fleetRoot: fleet, identity: [lab.clientKey], userKnownHosts: false, sshConfig: false, agentSocket: false, connectTimeoutMs: 5000 });
   // The echo server listens on each node's own loopback: reachable only "as the node sees it".
+  // spawnIn gives the process no stdout to read "listening" from: ask it from where it runs until it answers.
   for (const h of [core, edge]) {
-    const p = lab.spawnIn(h.netns ? h : undefined, [process.execPath, '-e', ECHO_SERVER, h.netns ? '127.0.0.1' : h.address, String(ECHO_PORT)]);
-    await new Promise((r, j) => { p.stdout?.once('data', r); p.once('exit', j); setTimeout(r, 1500); });
+    const where = h.netns ? h : undefined;
+    const url = `http://${h.netns ? '127.0.0.1' : h.address}:${ECHO_PORT}/`;
+    const p = lab.spawnIn(where, [process.execPath, '-e', ECHO_SERVER, new URL(url).hostname, String(ECHO_PORT)]);
+    for (let i = 0; ; i++) {
+      if (p.exitCode !== null) throw new Error(`echo server on ${h.name} exited with status ${p.exitCode}`);
+      if ((await lab.execIn(where, ['curl', '-s', '-m', '1', '-o', '/dev/null', url])).code === 0) break;
+      if (i === 100) throw new Error(`echo server on ${h.name} did not answer at ${url}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 });
 afterAll(async () => {

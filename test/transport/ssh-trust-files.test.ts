@@ -1,14 +1,13 @@
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadFleet } from '../../src/lib/fleet/load.js';
 import { createConnector, type Connector, type ConnectorOptions } from '../../src/lib/transport/connect.js';
+import { cli } from '../helpers/cli.js';
 import { createLab, type Lab, type LabHost } from '../helpers/hosts.js';
 
-const run = promisify(execFile);
 
 /**
  * What the operator's machine trusts, against a hostile fleet, on real sshd (issue 10):
@@ -63,8 +62,8 @@ async function connector(o: { pin?: boolean; knownHosts?: string; userKnownHosts
  * the machine's memory.
  */
 async function edgectl(args: string[], timeout = 30_000) {
-  const r = await run('prlimit', [`--data=${1 << 30}`, process.execPath, 'bin/run.js', ...args], { env: { ...process.env, HOME: home, SSH_AUTH_SOCK: '', NO_COLOR: '1' }, timeout }).catch((e) => e);
-  return { code: typeof r.code === 'number' ? r.code : r.killed ? 'killed' : 0, stdout: String(r.stdout), stderr: String(r.stderr) };
+  const r = await cli(args, { home, timeout, wrap: ['prlimit', `--data=${1 << 30}`] });
+  return { ...r, code: r.timedOut ? 'killed' : r.code };
 }
 
 describe('@revoked is honoured everywhere', () => {

@@ -1,12 +1,10 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cli } from '../helpers/cli.js';
 import { createLab, type Lab, type LabHost } from '../helpers/hosts.js';
 
-const run = promisify(execFile);
 let lab: Lab;
 let core: LabHost;
 let relay: LabHost;
@@ -15,10 +13,7 @@ let fleet: string;
 let home: string;
 
 /** `edgectl trust` as an operator runs it: real CLI, real sshd, HOME pointed at an empty dir. */
-async function edgectl(args: string[]) {
-  const r = await run(process.execPath, ['bin/run.js', ...args], { env: { ...process.env, HOME: home, SSH_AUTH_SOCK: '', NO_COLOR: '1' } }).catch((e) => e);
-  return { code: typeof r.code === 'number' ? r.code : 0, stdout: String(r.stdout), stderr: String(r.stderr) };
-}
+const edgectl = (args: string[]) => cli(args, { home });
 
 beforeAll(async () => {
   lab = await createLab();

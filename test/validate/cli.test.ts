@@ -1,7 +1,9 @@
 import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanTemps, cli, EXAMPLE, exampleCopy, git, mutate, STACK_TRACE, tempDir } from './helpers.js';
+import { cliSync } from '../helpers/cli.js';
+import { EXAMPLE } from '../helpers/paths.js';
+import { cleanTemps, exampleCopy, git, mutate, STACK_TRACE, tempDir } from './helpers.js';
 
 // Runs the built CLI (`npm test` builds first) as a separate process, as CI and operators do.
 const ANSI = /\u001b\[/;
@@ -21,8 +23,8 @@ describe('edgectl validate (process)', { timeout: 240_000 }, () => {
   });
 
   it('exit 0 and a one-line summary for a valid fleet; no ANSI when stdout is not a TTY', () => {
-    const r = cli(['validate', '--fleet', 'fleet.example']);
-    expect(r.status).toBe(0);
+    const r = cliSync(['validate', '--fleet', 'fleet.example']);
+    expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^✓ valid: 9 files, 10 nodes, 5 apps, 3 tenants; working tree at commit [0-9a-f]{12}, (clean|with uncommitted changes \(dirty\))\n$/);
     expect(r.stdout).not.toMatch(ANSI);
     // (stderr may carry oclif's warnings about other commands' modules; never ours)
@@ -30,8 +32,8 @@ describe('edgectl validate (process)', { timeout: 240_000 }, () => {
   });
 
   it('exit 1, every problem with file:line:column, field, message, source line, caret and hint', () => {
-    const r = cli(['validate', '--fleet', bad]);
-    expect(r.status).toBe(1);
+    const r = cliSync(['validate', '--fleet', bad]);
+    expect(r.code).toBe(1);
     expect(r.stdout).not.toMatch(ANSI);
     // The fleet is outside the cwd: paths are absolute, so an editor can open them.
     expect(r.stdout).toContain(`${bad}/apps/acme.yaml:13:45 error spec.placement.replica: unknown field "replica" [unknown-field]\n  13 |   placement: { selector: { region: north }, replica: 2, spreadBy: site }\n     |                                             ^\n  hint: did you mean \`replicas\`?`);
@@ -41,22 +43,22 @@ describe('edgectl validate (process)', { timeout: 240_000 }, () => {
   });
 
   it('colour only when forced, and NO_COLOR wins over FORCE_COLOR', () => {
-    expect(cli(['validate', '--fleet', bad], { env: { FORCE_COLOR: '1' } }).stdout).toMatch(ANSI);
-    expect(cli(['validate', '--fleet', bad], { env: { FORCE_COLOR: '1', NO_COLOR: '1' } }).stdout).not.toMatch(ANSI);
+    expect(cliSync(['validate', '--fleet', bad], { env: { FORCE_COLOR: '1' } }).stdout).toMatch(ANSI);
+    expect(cliSync(['validate', '--fleet', bad], { env: { FORCE_COLOR: '1', NO_COLOR: '1' } }).stdout).not.toMatch(ANSI);
   });
 
   it('--json: a stable document on stdout, nothing else', () => {
-    const r = cli(['validate', '--fleet', bad, '--json']);
-    expect(r.status).toBe(1);
+    const r = cliSync(['validate', '--fleet', bad, '--json']);
+    expect(r.code).toBe(1);
     const j = JSON.parse(r.stdout);
     expect(j).toMatchObject({ valid: false, errors: 2, warnings: 0, strict: false, source: { fleet: bad, from: 'directory', rev: null, commit: null, dirty: false }, counts: { files: 9, documents: 19, fleets: 1, tenants: 3, nodes: 9, apps: 4 } });
     expect(j.problems[0]).toEqual({ severity: 'error', rule: 'unknown-field', file: 'apps/acme.yaml', line: 13, column: 45, path: 'spec.placement.replica', message: 'unknown field "replica"', hint: 'did you mean `replicas`?' });
-    expect(cli(['validate', '--fleet', 'fleet.example', '--format', 'json']).status).toBe(0);
+    expect(cliSync(['validate', '--fleet', 'fleet.example', '--format', 'json']).code).toBe(0);
   });
 
   it('--format github prints workflow annotations, and is the default under GITHUB_ACTIONS=true', () => {
-    for (const r of [cli(['validate', '--fleet', bad, '--format', 'github']), cli(['validate', '--fleet', bad], { env: { GITHUB_ACTIONS: 'true' } })]) {
-      expect(r.status).toBe(1);
+    for (const r of [cliSync(['validate', '--fleet', bad, '--format', 'github']), cliSync(['validate', '--fleet', bad], { env: { GITHUB_ACTIONS: 'true' } })]) {
+      expect(r.code).toBe(1);
       const lines = r.stdout.trim().split('\n');
       expect(lines[1]).toMatch(/^::error file=.*nodes\/core\.yaml,line=10,col=12,title=edgectl invalid-value::spec.address: must be an IP address or a hostname$/);
       expect(lines[0]).toMatch(/^::error file=.*apps\/acme\.yaml,line=13,col=45,title=edgectl unknown-field::spec.placement.replica: unknown field "replica" \(did you mean `replicas`\?\)$/);
@@ -65,16 +67,16 @@ describe('edgectl validate (process)', { timeout: 240_000 }, () => {
   });
 
   it('warnings: shown, exit 0; with --strict they are errors (exit 1)', () => {
-    const r = cli(['validate', '--fleet', warn]);
-    expect(r.status).toBe(0);
+    const r = cliSync(['validate', '--fleet', warn]);
+    expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/apps\/initech.yaml:\d+:\d+ warning spec.placement: app is placed on no node/);
     expect(r.stdout).toMatch(/✓ valid: .*; 1 warning$/m);
-    const s = cli(['validate', '--fleet', warn, '--strict']);
-    expect(s.status).toBe(1);
+    const s = cliSync(['validate', '--fleet', warn, '--strict']);
+    expect(s.code).toBe(1);
     expect(s.stdout).toMatch(/error spec.placement: app is placed on no node/);
     expect(s.stdout).toMatch(/✗ invalid: 0 errors, 1 warning \(--strict: warnings count as errors\)/);
-    expect(cli(['validate', '--fleet', warn, '--strict', '--format', 'github']).stdout).toMatch(/^::error file=.*initech/m);
-    expect(JSON.parse(cli(['validate', '--fleet', warn, '--strict', '--json']).stdout)).toMatchObject({ valid: false, strict: true, problems: [{ severity: 'error', rule: 'placement-empty' }] });
+    expect(cliSync(['validate', '--fleet', warn, '--strict', '--format', 'github']).stdout).toMatch(/^::error file=.*initech/m);
+    expect(JSON.parse(cliSync(['validate', '--fleet', warn, '--strict', '--json']).stdout)).toMatchObject({ valid: false, strict: true, problems: [{ severity: 'error', rule: 'placement-empty' }] });
   });
 
   it('errors that are not about the fleet: exit 1, a coded message on stderr, no stack trace', async () => {
@@ -89,8 +91,8 @@ describe('edgectl validate (process)', { timeout: 240_000 }, () => {
       [['validate', '--bogus'], /\[EDGECTL_USAGE\]/],
     ];
     for (const [args, msg] of cases) {
-      const r = cli(args);
-      expect(r.status, args.join(' ')).toBe(1);
+      const r = cliSync(args);
+      expect(r.code, args.join(' ')).toBe(1);
       expect(r.stderr).toMatch(msg);
       expect(r.stdout + r.stderr).not.toMatch(STACK_TRACE);
     }
@@ -113,64 +115,64 @@ describe('--rev and the working tree of a git repo', { timeout: 240_000 }, () =>
   });
 
   it('reads a past commit without a checkout, and names it', async () => {
-    const r = cli(['validate', '--fleet', path.join(repo, 'fleet'), '--rev', 'HEAD~1']);
-    expect(r.status).toBe(0);
+    const r = cliSync(['validate', '--fleet', path.join(repo, 'fleet'), '--rev', 'HEAD~1']);
+    expect(r.code).toBe(0);
     expect(r.stdout).toContain(`✓ valid: 9 files, 10 nodes, 5 apps, 3 tenants; revision HEAD~1 (commit ${first.slice(0, 12)})`);
     // The working tree was not touched.
     expect(await readFile(path.join(repo, 'fleet/nodes/core.yaml'), 'utf8')).toContain('role: cor\n');
-    const j = JSON.parse(cli(['validate', '--fleet', path.join(repo, 'fleet'), '--rev', first, '--json']).stdout);
+    const j = JSON.parse(cliSync(['validate', '--fleet', path.join(repo, 'fleet'), '--rev', first, '--json']).stdout);
     expect(j.source).toMatchObject({ from: 'rev', rev: first, commit: first, dirty: false });
   });
 
   it('the broken commit is invalid at --rev HEAD, with the file and line inside the fleet', () => {
-    const r = cli(['validate', '--fleet', 'fleet', '--rev', 'HEAD', '--json'], { cwd: repo });
-    expect(r.status).toBe(1);
+    const r = cliSync(['validate', '--fleet', 'fleet', '--rev', 'HEAD', '--json'], { cwd: repo });
+    expect(r.code).toBe(1);
     expect(JSON.parse(r.stdout).problems).toMatchObject([{ rule: 'invalid-value', file: 'nodes/core.yaml', line: 9, path: 'spec.role', hint: 'did you mean `core`?' }]);
   });
 
   it('the working tree: the commit, and clean or dirty', async () => {
-    let r = cli(['validate', '--fleet', 'fleet'], { cwd: repo });
+    let r = cliSync(['validate', '--fleet', 'fleet'], { cwd: repo });
     const head = git(repo, 'rev-parse', 'HEAD');
     expect(r.stdout).toContain(`working tree at commit ${head.slice(0, 12)}, clean`);
     await mutate(path.join(repo, 'fleet'), 'nodes/core.yaml', 'role: cor', 'role: core');
-    r = cli(['validate', '--fleet', 'fleet'], { cwd: repo });
-    expect(r.status).toBe(0);
+    r = cliSync(['validate', '--fleet', 'fleet'], { cwd: repo });
+    expect(r.code).toBe(0);
     expect(r.stdout).toContain(`working tree at commit ${head.slice(0, 12)}, with uncommitted changes (dirty)`);
-    expect(JSON.parse(cli(['validate', '--fleet', 'fleet', '--json'], { cwd: repo }).stdout).source).toMatchObject({ from: 'worktree', commit: head, dirty: true });
+    expect(JSON.parse(cliSync(['validate', '--fleet', 'fleet', '--json'], { cwd: repo }).stdout).source).toMatchObject({ from: 'worktree', commit: head, dirty: true });
     // A change outside the fleet directory does not make the fleet dirty.
     git(repo, 'commit', '-q', '-am', 'fix');
     await writeFile(path.join(repo, 'README.md'), 'changed\n');
-    expect(cli(['validate', '--fleet', 'fleet'], { cwd: repo }).stdout).toMatch(/, clean$/m);
+    expect(cliSync(['validate', '--fleet', 'fleet'], { cwd: repo }).stdout).toMatch(/, clean$/m);
   });
 
   it('a repo without commits', async () => {
     const d = await tempDir('nocommit');
     await cp(EXAMPLE, d, { recursive: true });
     git(d, 'init', '-q');
-    expect(cli(['validate', '--fleet', d]).stdout).toContain('working tree (no commits yet)');
+    expect(cliSync(['validate', '--fleet', d]).stdout).toContain('working tree (no commits yet)');
   });
 });
 
 describe('edgectl init', { timeout: 240_000 }, () => {
   it('creates a git repo from the packaged example that validate accepts, from any cwd', async () => {
     const parent = await tempDir('init');
-    const r = cli(['init', 'my-fleet'], { cwd: parent });
-    expect(r.status).toBe(0);
+    const r = cliSync(['init', 'my-fleet'], { cwd: parent });
+    expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/✓ created a fleet repo in .*my-fleet \(\d+ files, commit [0-9a-f]{12}\)/);
     expect(r.stdout).toMatch(/Next steps:\n {2}cd my-fleet\n {2}edgectl validate/);
     const dir = path.join(parent, 'my-fleet');
     expect(git(dir, 'status', '--porcelain')).toBe('');
     expect(git(dir, 'log', '--format=%s')).toBe('Start the fleet from the edgectl example');
-    const v = cli(['validate'], { cwd: dir });
-    expect(v.status).toBe(0);
+    const v = cliSync(['validate'], { cwd: dir });
+    expect(v.code).toBe(0);
     expect(v.stdout).toMatch(/✓ valid: 9 files, 10 nodes, 5 apps, 3 tenants; working tree at commit [0-9a-f]{12}, clean/);
   });
 
   it('works without a configured git identity (fallback author)', async () => {
     const parent = await tempDir('init-noid');
     const home = await tempDir('home');
-    const r = cli(['init', 'f', '--json'], { cwd: parent, env: { HOME: home, XDG_CONFIG_HOME: home, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: path.join(home, 'none') } });
-    expect(r.status, r.stderr).toBe(0);
+    const r = cliSync(['init', 'f', '--json'], { cwd: parent, env: { HOME: home, XDG_CONFIG_HOME: home, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: path.join(home, 'none') } });
+    expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j).toMatchObject({ dir: path.join(parent, 'f'), fallbackAuthor: true, commit: expect.stringMatching(/^[0-9a-f]{40}$/) });
     expect(j.files).toContain('fleet.yaml');
@@ -180,16 +182,16 @@ describe('edgectl init', { timeout: 240_000 }, () => {
   it('without git on PATH: init keeps the files and says how to finish; validate reads the directory; --rev is a coded error', async () => {
     const parent = await tempDir('init-nogit');
     const env = { PATH: path.join(parent, 'no-bin') };
-    const r = cli(['init', 'f'], { cwd: parent, env });
-    expect(r.status).toBe(1);
+    const r = cliSync(['init', 'f'], { cwd: parent, env });
+    expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/the fleet files are in f, but git failed: .*ENOENT.* \[EDGECTL_GIT\]\nhint: Check that git is installed/);
     expect(r.stdout + r.stderr).not.toMatch(STACK_TRACE);
     expect(await readFile(path.join(parent, 'f/fleet.yaml'), 'utf8')).toContain('kind: Fleet');
-    const v = cli(['validate', '--fleet', 'f'], { cwd: parent, env });
-    expect(v.status).toBe(0);
+    const v = cliSync(['validate', '--fleet', 'f'], { cwd: parent, env });
+    expect(v.code).toBe(0);
     expect(v.stdout).toMatch(/✓ valid: 9 files, .*; a directory outside git$/m);
-    const rev = cli(['validate', '--fleet', 'f', '--rev', 'HEAD'], { cwd: parent, env });
-    expect(rev.status).toBe(1);
+    const rev = cliSync(['validate', '--fleet', 'f', '--rev', 'HEAD'], { cwd: parent, env });
+    expect(rev.code).toBe(1);
     expect(rev.stderr).toMatch(/cannot run git: .*ENOENT \[EDGECTL_GIT\]/);
     expect(rev.stdout + rev.stderr).not.toMatch(STACK_TRACE);
   });
@@ -197,11 +199,11 @@ describe('edgectl init', { timeout: 240_000 }, () => {
   it('refuses a directory that is not empty, and changes nothing in it', async () => {
     const dir = await tempDir('init-full');
     await writeFile(path.join(dir, 'keep.txt'), 'mine\n');
-    const r = cli(['init', dir]);
-    expect(r.status).toBe(1);
+    const r = cliSync(['init', dir]);
+    expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/is not empty \[EDGECTL_DIR_NOT_EMPTY\]/);
     expect(await readFile(path.join(dir, 'keep.txt'), 'utf8')).toBe('mine\n');
     await mkdir(path.join(dir, 'sub'));
-    expect(cli(['init', path.join(dir, 'keep.txt')]).stderr).toMatch(/exists and is not a directory/);
+    expect(cliSync(['init', path.join(dir, 'keep.txt')]).stderr).toMatch(/exists and is not a directory/);
   });
 });

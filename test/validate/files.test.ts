@@ -7,7 +7,9 @@ import { MAX_FILE_BYTES, readFleetRev } from '../../src/lib/fleet/source.js';
 import { validateText } from '../../src/lib/output/validate-report.js';
 import { MAX_FILE_PROBLEMS } from '../../src/lib/fleet/validate.js';
 import { spawnSync } from 'node:child_process';
-import { cleanTemps, cli, exampleCopy, EXAMPLE, git, tempDir, validateDir } from './helpers.js';
+import { cliSync } from '../helpers/cli.js';
+import { EXAMPLE } from '../helpers/paths.js';
+import { cleanTemps, exampleCopy, git, tempDir, validateDir } from './helpers.js';
 
 afterAll(cleanTemps);
 
@@ -36,8 +38,8 @@ describe('file-level rules', { timeout: 120_000 }, () => {
     git(dir, 'init', '-q', '-b', 'main');
     git(dir, 'add', '-A');
     git(dir, 'commit', '-qm', 'big');
-    const r = cli(['validate', '--fleet', dir, '--rev', 'HEAD', '--json']);
-    expect(r.status).toBe(1);
+    const r = cliSync(['validate', '--fleet', dir, '--rev', 'HEAD', '--json']);
+    expect(r.code).toBe(1);
     expect(JSON.parse(r.stdout).problems).toMatchObject([{ rule: 'file-too-large', file: 'big.yaml', line: 1 }]);
     // Its size came from the tree listing: what reaches the parser is a stand-in, not the blob's first 4 MiB.
     const big = (await readFleetRev(dir, 'HEAD')).files.find((f) => f.path === 'big.yaml')!;
@@ -145,8 +147,8 @@ describe('file-level rules', { timeout: 120_000 }, () => {
     const mk = spawnSync('mkfifo', [path.join(dir, 'nodes/pipe.yaml')]);
     expect(mk.status, String(mk.stderr)).toBe(0);
     // Through the CLI with a timeout, so that a regression fails the test instead of hanging the run.
-    const r = cli(['validate', '--fleet', dir], { timeout: 30_000 });
-    expect(r.status).toBe(0);
+    const r = cliSync(['validate', '--fleet', dir], { timeout: 30_000 });
+    expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/✓ valid: 9 files/);
   });
 

@@ -3,7 +3,8 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFleetSource } from '../../src/lib/fleet/source.js';
-import { cleanTemps, cli, exampleCopy, git, tempDir, validateDir } from './helpers.js';
+import { cliSync } from '../helpers/cli.js';
+import { cleanTemps, exampleCopy, git, tempDir, validateDir } from './helpers.js';
 
 afterAll(cleanTemps);
 
@@ -55,9 +56,9 @@ describe('symbolic links and special files where edgectl reads', { timeout: 120_
       if (c.link === 'sites/acme-www/assets') await writeFile(path.join(outside, 'app.css'), SECRET);
 
       const out = path.join(dir, 'out');
-      const r = cli(['render', '--fleet', dir, '--out', out]);
+      const r = cliSync(['render', '--fleet', dir, '--out', out]);
       expect((await allOutput(out)).toUpperCase()).not.toContain(SECRET.toUpperCase());
-      expect(r.status).toBe(1);
+      expect(r.code).toBe(1);
       expect(r.stderr).toContain('[EDGECTL_FLEET_INVALID]');
 
       const v = await validateDir(dir);
@@ -84,8 +85,8 @@ describe('symbolic links and special files where edgectl reads', { timeout: 120_
     expect(mk.status, String(mk.stderr)).toBe(0);
     await expect((await readFleetSource(dir)).listExtra('sites/acme-www')).rejects.toMatchObject({ message: expect.stringContaining('sites/acme-www/pipe.html is a FIFO') });
     // The CLI with a timeout: a regression fails instead of hanging the run.
-    const r = cli(['render', '--fleet', dir, '--out', path.join(dir, 'out')], { timeout: 30_000 });
-    expect(r.status).toBe(1);
+    const r = cliSync(['render', '--fleet', dir, '--out', path.join(dir, 'out')], { timeout: 30_000 });
+    expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/pipe\.html/);
   });
 

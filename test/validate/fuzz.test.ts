@@ -4,7 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FleetSource, SourceFile } from '../../src/lib/fleet/source.js';
 import { validateFleet } from '../../src/lib/fleet/validate.js';
 import { validateGithub, validateJson, validateText } from '../../src/lib/output/validate-report.js';
-import { cleanTemps, cli, EXAMPLE, STACK_TRACE, tempDir } from './helpers.js';
+import { cliSync } from '../helpers/cli.js';
+import { EXAMPLE } from '../helpers/paths.js';
+import { cleanTemps, STACK_TRACE, tempDir } from './helpers.js';
 import { mulberry32 } from '../helpers/prng.js';
 
 /**
@@ -133,11 +135,11 @@ describe('fuzz: fleet.example mutated at random', { timeout: 300_000 }, () => {
         await writeFile(path.join(dir, f.path), f.bytes);
       }
       for (const args of [['validate', '--fleet', dir], ['validate', '--fleet', dir, '--json'], ['validate', '--fleet', dir, '--format', 'github']]) {
-        const r = cli(args);
-        expect([0, 1], `iteration ${i}: ${applied.join(', ')}: ${r.stderr}`).toContain(r.status);
+        const r = cliSync(args);
+        expect([0, 1], `iteration ${i}: ${applied.join(', ')}: ${r.stderr}`).toContain(r.code);
         expect(r.stdout + r.stderr).not.toMatch(STACK_TRACE);
         expect(r.stderr).not.toMatch(/EDGECTL_INTERNAL/);
-        if (args.includes('--json')) expect(JSON.parse(r.stdout).valid).toBe(r.status === 0);
+        if (args.includes('--json')) expect(JSON.parse(r.stdout).valid).toBe(r.code === 0);
       }
     }
   });

@@ -2,13 +2,10 @@ import { spawnSync } from 'node:child_process';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { readFleetSource } from '../../src/lib/fleet/source.js';
 import { validateFleet, type ValidationResult } from '../../src/lib/fleet/validate.js';
+import { EXAMPLE } from '../helpers/paths.js';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const EXAMPLE = path.join(ROOT, 'fleet.example');
-export const BIN = path.join(ROOT, 'bin/run.js');
 
 const temps: string[] = [];
 
@@ -49,20 +46,6 @@ export function lineOf(text: string, marker: string): number {
 
 export async function validateDir(dir: string, rev?: string): Promise<ValidationResult> {
   return validateFleet(await readFleetSource(dir, rev));
-}
-
-export interface CliResult {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the built CLI as a process (run `npm run build` first). */
-export function cli(args: string[], opts: { cwd?: string; env?: Record<string, string | undefined>; timeout?: number } = {}): CliResult {
-  const env: Record<string, string | undefined> = { ...process.env, NO_COLOR: undefined, FORCE_COLOR: undefined, GITHUB_ACTIONS: undefined, ...opts.env };
-  for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? ROOT, env: env as NodeJS.ProcessEnv, encoding: 'utf8', timeout: opts.timeout ?? 30_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 export function git(cwd: string, ...args: string[]): string {

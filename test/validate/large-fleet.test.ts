@@ -2,7 +2,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { generateFleet } from '../helpers/gen-fleet.js';
-import { cleanTemps, cli, tempDir, validateDir } from './helpers.js';
+import { cliSync } from '../helpers/cli.js';
+import { cleanTemps, tempDir, validateDir } from './helpers.js';
 
 afterAll(cleanTemps);
 
@@ -17,8 +18,8 @@ describe('validate on a large fleet', { timeout: 300_000 }, () => {
     await writeFile(early, (await readFile(early, 'utf8')).replace('replicas: 2', 'replica: 2'));
     const late = path.join(dir, 'nodes/edge-1599.yaml');
     await writeFile(late, (await readFile(late, 'utf8')).replace(/address: .*/, 'address: "a;b"'));
-    const two = cli(['validate', '--fleet', dir, '--json']);
-    expect(two.status).toBe(1);
+    const two = cliSync(['validate', '--fleet', dir, '--json']);
+    expect(two.code).toBe(1);
     const problems = JSON.parse(two.stdout).problems;
     expect(problems).toEqual([
       expect.objectContaining({ rule: 'unknown-field', file: 'apps/app-0001.yaml', line: 10, path: 'spec.placement.replica', hint: 'did you mean `replicas`?' }),
@@ -27,6 +28,6 @@ describe('validate on a large fleet', { timeout: 300_000 }, () => {
     const inProcess = await validateDir(dir);
     expect(inProcess.problems.map((p) => ({ ...p, hint: p.hint ?? null }))).toEqual(problems);
     // The text report quotes the offending lines.
-    expect(cli(['validate', '--fleet', dir]).stdout).toContain('placement: { selector: { region: region-01 }, replica: 2, spreadBy: site }');
+    expect(cliSync(['validate', '--fleet', dir]).stdout).toContain('placement: { selector: { region: region-01 }, replica: 2, spreadBy: site }');
   });
 });

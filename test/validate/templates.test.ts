@@ -2,7 +2,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { cleanTemps, cli, exampleCopy, git, STACK_TRACE, tempDir, validateDir } from './helpers.js';
+import { cliSync } from '../helpers/cli.js';
+import { cleanTemps, exampleCopy, git, STACK_TRACE, tempDir, validateDir } from './helpers.js';
 
 afterAll(cleanTemps);
 
@@ -41,15 +42,15 @@ describe('fleet templates are not code', { timeout: 60_000 }, () => {
     git(dir, 'add', '.');
     git(dir, 'commit', '-q', '-m', 'hostile templates');
 
-    const v = cli(['validate', '--fleet', dir, '--json']);
-    expect(v.status).toBe(1);
+    const v = cliSync(['validate', '--fleet', dir, '--json']);
+    expect(v.code).toBe(1);
     const problems = JSON.parse(v.stdout).problems.filter((p: { rule: string }) => p.rule === 'template-code');
     expect(problems.map((p: { file: string }) => p.file).sort()).toEqual(['templates/kong/kong.yml.ejs', 'templates/nginx/app-static.conf.ejs', 'templates/nginx/nginx.conf.ejs']);
     expect(problems[0].hint).toMatch(/http\.d\/\*\.conf/);
 
     for (const args of [['render', '--fleet', dir, '--check'], ['render', '--fleet', dir, '--rev', 'HEAD', '--out', path.join(dir, 'out-rev')]]) {
-      const r = cli(args);
-      expect(r.status).toBe(1);
+      const r = cliSync(args);
+      expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/EDGECTL_FLEET_INVALID/);
       expect(r.stderr).toMatch(/templates\/\S+\.ejs:1:1 fleet templates are no longer code/);
       expect(r.stderr).not.toMatch(STACK_TRACE);
@@ -101,8 +102,8 @@ describe('fleet templates are not code', { timeout: 60_000 }, () => {
       'fleet-link templates/nginx/server.d/link.conf:1:1 templates/nginx/server.d/link.conf is a symbolic link or a special file: edgectl follows no symbolic link inside a fleet and reads only regular files (commit the file itself)',
     ]);
     // The report quotes the offending line of the snippet.
-    const text = cli(['validate', '--fleet', dir]);
-    expect(text.status).toBe(1);
+    const text = cliSync(['validate', '--fleet', dir]);
+    expect(text.code).toBe(1);
     expect(text.stdout).toContain('add_header X-A "#"; load_module /tmp/x.so;');
     expect(text.stdout).not.toMatch(STACK_TRACE);
   });

@@ -2,7 +2,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkBundles } from '../../src/lib/render/check.js';
-import { cleanTemps, cli, exampleCopy, mutate, STACK_TRACE, tempDir, validateDir } from './helpers.js';
+import { cliSync } from '../helpers/cli.js';
+import { cleanTemps, exampleCopy, mutate, STACK_TRACE, tempDir, validateDir } from './helpers.js';
 
 afterAll(cleanTemps);
 
@@ -51,8 +52,8 @@ describe('tenants own their zones', { timeout: 120_000 }, () => {
   it('through the CLI: exit 1, both apps named', async () => {
     const dir = await exampleCopy();
     await writeFile(path.join(dir, 'apps/squat.yaml'), app('acme-squat', 'acme', ['pos.shelves.globex.example']));
-    const r = cli(['validate', '--fleet', dir]);
-    expect(r.status).toBe(1);
+    const r = cliSync(['validate', '--fleet', dir]);
+    expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/apps\/squat\.yaml:\d+:\d+ error spec\.domains\[0\]: domain "pos\.shelves\.globex\.example" is in the zone of tenant "globex"'s wildcard \*\.shelves\.globex\.example \(app "globex-shelves", apps\/globex\.yaml:\d+\) \[domain-zone-conflict\]/);
     expect(r.stdout).toMatch(/apps\/globex\.yaml:\d+:\d+ error spec\.domains\[0\]: wildcard \*\.shelves\.globex\.example claims the zone/);
   });
@@ -116,11 +117,11 @@ describe('generated names cannot collide', { timeout: 240_000 }, () => {
       await mkdir(path.join(dir, 'sites', s), { recursive: true });
       await writeFile(path.join(dir, 'sites', s, 'index.html'), `<p>${s}</p>\n`);
     }
-    expect(cli(['validate', '--fleet', dir]).status).toBe(0);
+    expect(cliSync(['validate', '--fleet', dir]).code).toBe(0);
     const out = path.join(await tempDir('collide-out'), 'out');
-    const r = cli(['render', '--fleet', dir, '--node', 'bj-edge-01', '--out', out]);
+    const r = cliSync(['render', '--fleet', dir, '--node', 'bj-edge-01', '--out', out]);
     expect(r.stdout + r.stderr).not.toMatch(STACK_TRACE);
-    expect(r.status, r.stderr).toBe(0);
+    expect(r.code, r.stderr).toBe(0);
     const { results } = await checkBundles(out, ['bj-edge-01']);
     expect(results.filter((x) => !x.ok)).toEqual([]);
     expect(results.map((x) => x.tool).sort()).toEqual(['deck', 'nginx']);

@@ -7,7 +7,8 @@ import { loadFleet } from '../../src/lib/fleet/load.js';
 import { renderFleet, writeBundles } from '../../src/lib/render/index.js';
 import { killAll, startAgent } from '../agent/helpers.js';
 import { dataTempDir } from '../helpers/data-dir.js';
-import { cli } from './helpers.js';
+import { freePort, freePortRange } from '../helpers/ports.js';
+import { cliSync } from '../helpers/cli.js';
 
 /**
  * What the review proved, on real parts: a real agent on 127.0.0.1 (its admin API on the next
@@ -17,9 +18,10 @@ import { cli } from './helpers.js';
  * is what the refusal stands between.
  */
 const NODE_ADDR = '127.0.4.1';
-const HTTP_PORT = 21812;
-const AGENT_PORT = 21810;
-const ADMIN_PORT = AGENT_PORT + 1;
+// Free ports, found in beforeAll: the node's nginx, and the agent's listen port with its admin API on the next one.
+let HTTP_PORT: number;
+let AGENT_PORT: number;
+let ADMIN_PORT: number;
 
 function get(host: string, port: number, urlPath: string, hostHeader?: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -55,6 +57,9 @@ describe('live: a tenant\'s proxy app aimed at the agent\'s admin API', { timeou
   beforeAll(async () => {
     tmp = (await dataTempDir('uplive')).dir; // the fleet names a root in it: below a data prefix
     await chmod(tmp, 0o755); // nginx workers run as an unprivileged user
+    HTTP_PORT = await freePort(NODE_ADDR);
+    AGENT_PORT = await freePortRange(2);
+    ADMIN_PORT = AGENT_PORT + 1;
     await startAgent('up-edge', AGENT_PORT, ADMIN_PORT, ['--role', 'edge', '--data', path.join(tmp, 'spool'), '--upstream', 'http://127.0.0.1:9/v1/forward', '--heartbeat-seconds', '0']);
   });
 
@@ -80,8 +85,8 @@ describe('live: a tenant\'s proxy app aimed at the agent\'s admin API', { timeou
     for (const [i, [url, rule]] of cases.entries()) {
       const dir = path.join(tmp, `refused-${i}`);
       await writeFleet(dir, fleetFiles(path.join(tmp, 'node'), url, ''));
-      const r = cli(['validate', '--fleet', dir, '--json']);
-      expect(r.status, url).toBe(1);
+      const r = cliSync(['validate', '--fleet', dir, '--json']);
+      expect(r.code, url).toBe(1);
       expect(JSON.parse(r.stdout).problems, url).toMatchObject([{ rule, file: 'apps.yaml', path: 'spec.upstream.urls[0]' }]);
     }
   });
@@ -90,7 +95,7 @@ describe('live: a tenant\'s proxy app aimed at the agent\'s admin API', { timeou
     const root = path.join(tmp, 'node');
     const dir = path.join(tmp, 'allowed');
     await writeFleet(dir, fleetFiles(root, `http://127.0.0.1:${ADMIN_PORT}`, `  policy: { allowUpstreams: ["127.0.0.1:${ADMIN_PORT}"] }\n`));
-    expect(cli(['validate', '--fleet', dir]).status).toBe(0);
+    expect(cliSync(['validate', '--fleet', dir]).code).toBe(0);
     const [bundle] = await renderFleet(await loadFleet(dir), { edgectlVersion: '0.0.0-test' });
     await writeBundles([bundle], path.join(root, 'releases'));
     for (const d of ['log', 'run', 'cache', 'tmp']) await mkdir(path.join(root, d), { recursive: true });

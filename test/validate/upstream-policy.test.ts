@@ -5,7 +5,8 @@ import { KONG_PORTS } from '../../src/lib/fleet/upstream-policy.js';
 import { KONG_PROXY } from '../../src/lib/render/nginx.js';
 import { KONG_ADMIN } from '../../src/lib/release/kong.js';
 import { DEFAULTS } from '../../src/lib/fleet/model.js';
-import { cleanTemps, cli, exampleCopy, mutate, STACK_TRACE } from './helpers.js';
+import { cliSync } from '../helpers/cli.js';
+import { cleanTemps, exampleCopy, mutate, STACK_TRACE } from './helpers.js';
 
 afterAll(cleanTemps);
 
@@ -16,10 +17,10 @@ async function validateUpstreams(urls: string[], fleetPolicy?: string): Promise<
   const dir = await exampleCopy();
   if (fleetPolicy) await mutate(dir, 'fleet.yaml', '  hub:\n', `  policy: ${fleetPolicy}\n  hub:\n`);
   await Promise.all(urls.map((u, i) => writeFile(path.join(dir, `apps/u-${i}.yaml`), `apiVersion: edgectl/v1\nkind: App\nmetadata: { name: u-${i} }\nspec:\n  tenant: acme\n  type: proxy\n  domains: [u${i}.acme.example]\n  upstream: { urls: [${JSON.stringify(u)}] }\n`)));
-  const r = cli(['validate', '--fleet', dir, '--json']);
+  const r = cliSync(['validate', '--fleet', dir, '--json']);
   expect(r.stdout + r.stderr).not.toMatch(STACK_TRACE);
   const problems = (JSON.parse(r.stdout) as { problems: P[] }).problems;
-  return { status: r.status, byUrl: new Map(urls.map((u, i) => [u, problems.filter((p) => p.file === `apps/u-${i}.yaml`)])) };
+  return { status: r.code, byUrl: new Map(urls.map((u, i) => [u, problems.filter((p) => p.file === `apps/u-${i}.yaml`)])) };
 }
 
 // Every spelling of the node itself that nginx, the resolver or the URL parser would accept.
@@ -99,7 +100,7 @@ describe('upstreams may not be the node itself (edgectl validate)', { timeout: 1
 
     const dir = await exampleCopy();
     await mutate(dir, 'apps/acme.yaml', 'upstream: { urls: ["http://198.51.100.50:8080", "http://198.51.100.51:8080"] }', 'upstream: { urls: ["http://127.0.0.1:9000"] }\n  policy: { allowUpstreams: ["127.0.0.1:9000"] }');
-    const j = JSON.parse(cli(['validate', '--fleet', dir, '--json']).stdout) as { problems: P[] };
+    const j = JSON.parse(cliSync(['validate', '--fleet', dir, '--json']).stdout) as { problems: P[] };
     // An App has no such field: the document is refused whole.
     expect(j.problems.map((p) => `${p.file} ${p.rule} ${p.path}`)).toEqual(['apps/acme.yaml unknown-field spec.policy']);
   });
@@ -109,7 +110,7 @@ describe('upstreams may not be the node itself (edgectl validate)', { timeout: 1
     expect(status).toBe(1);
     const dir = await exampleCopy();
     await mutate(dir, 'fleet.yaml', '  hub:\n', '  policy: { allowUpstreams: ["0x7f000001:80", "127.0.0.1"] }\n  hub:\n');
-    const j = JSON.parse(cli(['validate', '--fleet', dir, '--json']).stdout) as { problems: P[] };
+    const j = JSON.parse(cliSync(['validate', '--fleet', dir, '--json']).stdout) as { problems: P[] };
     expect(j.problems.map((p) => p.path)).toEqual(['spec.policy.allowUpstreams[0]', 'spec.policy.allowUpstreams[1]']);
   });
 
@@ -117,8 +118,8 @@ describe('upstreams may not be the node itself (edgectl validate)', { timeout: 1
     const dir = await exampleCopy();
     await mutate(dir, 'apps/acme.yaml', '"http://198.51.100.51:8080"', '"https://198.51.100.51:8443"');
     await mutate(dir, 'apps/globex.yaml', 'upstream: { urls: ["http://198.51.100.60:9000"] }', 'upstream: { urls: ["http://198.51.100.60:9000/a", "http://198.51.100.62:9000/a/", "http://198.51.100.63:9000/b"] }');
-    const r = cli(['validate', '--fleet', dir, '--json']);
-    expect(r.status).toBe(1);
+    const r = cliSync(['validate', '--fleet', dir, '--json']);
+    expect(r.code).toBe(1);
     expect((JSON.parse(r.stdout) as { problems: P[] }).problems.map((p) => `${p.file} ${p.rule} ${p.path}`)).toEqual(['apps/acme.yaml upstream-mixed spec.upstream.urls[1]', 'apps/globex.yaml upstream-mixed spec.upstream.urls[1]']);
   });
 

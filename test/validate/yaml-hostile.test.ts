@@ -5,7 +5,8 @@ import { parseAllDocuments } from 'yaml';
 import { YAML_OPTIONS } from '../../src/lib/fleet/yaml-lib.js';
 import { MAX_FILE_DOCUMENTS } from '../../src/lib/fleet/parse.js';
 import { TREE_TOKEN_BUDGET } from '../../src/lib/fleet/yaml-tree.js';
-import { cleanTemps, cli, exampleCopy, STACK_TRACE, validateDir } from './helpers.js';
+import { cliSync } from '../helpers/cli.js';
+import { cleanTemps, exampleCopy, STACK_TRACE, validateDir } from './helpers.js';
 
 afterAll(cleanTemps);
 
@@ -13,10 +14,10 @@ afterAll(cleanTemps);
 async function cliWith(name: string, content: string | Buffer) {
   const dir = await exampleCopy();
   await writeFile(path.join(dir, name), content);
-  const r = cli(['validate', '--fleet', dir, '--json']);
+  const r = cliSync(['validate', '--fleet', dir, '--json']);
   expect(r.stdout + r.stderr).not.toMatch(STACK_TRACE);
   const problems = (JSON.parse(r.stdout) as { problems: { rule: string; file: string; line: number; column: number; path: string; message: string }[] }).problems;
-  return { status: r.status, mine: problems.filter((p) => p.file === name) };
+  return { status: r.code, mine: problems.filter((p) => p.file === name) };
 }
 
 async function libWith(name: string, content: string | Buffer) {

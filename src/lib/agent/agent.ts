@@ -25,8 +25,8 @@ function splitHostPort(hp: string): { host: string; port: number } {
 /**
  * The HTTPQ agent: spool + device/hop API + admin API + forwarder (or sink on the hub).
  * create() opens the store and builds the handlers; listen() binds the sockets; close() stops
- * accepting, lets the forwarder finish its batch, and closes the store. Tests use the handlers
- * without sockets.
+ * accepting, lets the forwarder finish its batch, and closes the store. Built apart from listen()
+ * so that a test can serve the handlers on its own http.Server (test/agent/device-app.test.ts).
  */
 export class Agent {
   state: AgentState = 'created';
