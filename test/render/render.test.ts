@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdir, readFile, readdir, writeFile, stat } from 'node:fs/promises';
+import { mkdir, readFile, writeFile, stat } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -11,14 +11,9 @@ import { agentConfigSchema } from '../../src/lib/bundle/agent-json.js';
 import { bundleDigest, sha256Hex } from '../../src/lib/bundle/manifest.js';
 import { REPO } from '../helpers/paths.js';
 import { TEST_VERSION, copyExample, tempDir } from './helpers.js';
+import { expectGoldenRender, listTree } from './golden.js';
 
 const GOLDEN = path.join(REPO, 'test/golden/fleet.example');
-const UPDATE = process.env.UPDATE_GOLDEN === '1';
-
-async function listTree(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries.filter((e) => e.isFile()).map((e) => path.relative(dir, path.join(e.parentPath, e.name))).sort();
-}
 
 describe('render fleet.example', () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;
@@ -47,20 +42,8 @@ describe('render fleet.example', () => {
     expect(sh2.files.map((f) => f.path)).toEqual(expect.arrayContaining(['apps/initech.initech-portal/index.php', 'apps/acme.acme-www/index.html', 'nginx/conf.d/initech.initech-portal.conf']));
   });
 
-  it('matches the golden files (UPDATE_GOLDEN=1 rewrites them)', async () => {
-    const out = path.join(tmp.dir, 'golden-out');
-    await writeBundles(bundles, out);
-    if (UPDATE) {
-      await import('node:fs/promises').then((fs) => fs.rm(GOLDEN, { recursive: true, force: true }));
-      await writeBundles(bundles, GOLDEN);
-    }
-    const want = await listTree(GOLDEN);
-    const got = await listTree(out);
-    expect(got).toEqual(want);
-    for (const rel of got) {
-      const [a, b] = await Promise.all([readFile(path.join(out, rel), 'utf8'), readFile(path.join(GOLDEN, rel), 'utf8')]);
-      expect(a, rel).toBe(b);
-    }
+  it('matches the golden files, written as `edgectl render --out` writes them (UPDATE_GOLDEN=1 rewrites them)', async () => {
+    await expectGoldenRender(fleetDir, path.join(tmp.dir, 'golden-out'), GOLDEN);
   });
 
   it('is deterministic: rendering twice gives identical digests and bytes', async () => {
