@@ -9,6 +9,7 @@ import { loadFleet } from '../../src/lib/fleet/load.js';
 import { renderFleet, writeBundles } from '../../src/lib/render/index.js';
 import { type AgentProc, credential, depth, killAll, post, sha, startAgent, waitFor } from './helpers.js';
 import { encodeBatch, FORWARD_CONTENT_TYPE } from '../../src/lib/agent/forward/wire.js';
+import { stopProcess } from '../helpers/stop.js';
 
 /**
  * A relay as render makes it: real nginx and a real agent, both from the rendered bundle (its
@@ -63,12 +64,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  // SIGTERM, not SIGKILL: nginx's master takes its workers with it; killed, it leaves them running.
-  if (nginx && nginx.exitCode === null) {
-    const gone = new Promise((r) => nginx!.once('exit', r));
-    nginx.kill('SIGTERM');
-    await gone;
-  }
+  await stopProcess(nginx);
   await killAll();
   await rm(dir, { recursive: true, force: true });
 });

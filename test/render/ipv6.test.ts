@@ -11,6 +11,7 @@ import { checkBundles } from '../../src/lib/render/check.js';
 import { dataTempDir } from '../helpers/data-dir.js';
 import { freePorts } from '../helpers/ports.js';
 import { TEST_VERSION, httpRequest } from './helpers.js';
+import { stopProcess } from '../helpers/stop.js';
 
 /**
  * IPv6 edges: listen addresses and upstreams in brackets, validated, rendered, accepted by
@@ -117,8 +118,7 @@ describe('a host named unix, IPv6 addresses', () => {
     }, 60_000);
 
     afterAll(async () => {
-      nginx?.kill('SIGTERM');
-      if (nginx && nginx.exitCode === null) await new Promise((r) => nginx!.once('exit', r));
+      await stopProcess(nginx);
       await new Promise((r) => upstream?.close(r));
       await new Promise((r) => agent?.close(r));
     });

@@ -8,6 +8,7 @@ import { renderFleet, writeBundles, type Bundle } from '../../src/lib/render/ind
 import { dataTempDir } from '../helpers/data-dir.js';
 import { freePorts } from '../helpers/ports.js';
 import { TEST_VERSION, httpRequest, type Answer } from './helpers.js';
+import { stopProcess } from '../helpers/stop.js';
 
 /**
  * Real nginx serving a rendered bundle on loopback (127.0.3.1, on free ports), with a small
@@ -146,12 +147,7 @@ describe('live: nginx runs a rendered bundle', () => {
   });
 
   afterAll(async () => {
-    if (nginx && nginx.exitCode === null) {
-      const exited = new Promise((r) => nginx!.once('exit', r));
-      nginx.kill('SIGTERM');
-      await Promise.race([exited, sleep(5000)]);
-      if (nginx.exitCode === null) nginx.kill('SIGKILL');
-    }
+    await stopProcess(nginx);
     await new Promise((r) => (upstream?.listening ? upstream.close(r) : r(undefined)));
     await new Promise((r) => (agent?.listening ? agent.close(r) : r(undefined)));
     await tmp?.cleanup();

@@ -9,6 +9,7 @@ import { killAll, startAgent } from '../agent/helpers.js';
 import { dataTempDir } from '../helpers/data-dir.js';
 import { freePort, freePortRange } from '../helpers/ports.js';
 import { cliSync } from '../helpers/cli.js';
+import { stopProcess } from '../helpers/stop.js';
 
 /**
  * What the review proved, on real parts: a real agent on 127.0.0.1 (its admin API on the next
@@ -64,11 +65,7 @@ describe('live: a tenant\'s proxy app aimed at the agent\'s admin API', { timeou
   });
 
   afterAll(async () => {
-    if (nginx && nginx.exitCode === null) {
-      const gone = new Promise((r) => nginx!.once('exit', r));
-      nginx.kill('SIGTERM');
-      await gone;
-    }
+    await stopProcess(nginx);
     await killAll();
     await rm(tmp, { recursive: true, force: true });
   });
