@@ -2,6 +2,7 @@ import { cp, lstat, mkdir, readdir, stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { EdgectlError, errorMessage } from '../errors.js';
+import { runGit } from './git.js';
 
 /** fleet.example ships in the package (package.json "files"): found from this module, never from the cwd. */
 export const EXAMPLE_DIR = fileURLToPath(new URL('../../../fleet.example', import.meta.url));
@@ -33,18 +34,16 @@ export async function initFleet(dir: string, example = EXAMPLE_DIR): Promise<Ini
   await cp(example, abs, { recursive: true, errorOnExist: true, force: false, filter: async (src) => !(await lstat(src)).isSymbolicLink() });
   const files = await listFiles(abs);
 
-  const { simpleGit } = await import('simple-git');
   try {
-    const probe = simpleGit({ baseDir: abs });
-    await probe.init(['--initial-branch=main']);
-    const name = await probe.getConfig('user.name');
-    const email = await probe.getConfig('user.email');
-    const fallbackAuthor = !name.value || !email.value;
-    const git = fallbackAuthor ? simpleGit({ baseDir: abs, config: FALLBACK_AUTHOR }) : probe;
-    await git.add(['--all', '--', '.']);
-    const res = await git.commit('Start the fleet from the edgectl example', undefined, { '--no-verify': null, '--no-gpg-sign': null });
-    const commit = (await git.revparse(['HEAD'])).trim();
-    if (!res.commit && !commit) throw new Error('git made no commit');
+    // The one git client of the project (fleet/git.ts), as validate --rev uses it.
+    await runGit(abs, ['init', '--quiet', '--initial-branch=main']);
+    const config = async (key: string) => (await runGit(abs, ['config', key]).catch(() => Buffer.alloc(0))).toString().trim();
+    const fallbackAuthor = !(await config('user.name')) || !(await config('user.email'));
+    const author = fallbackAuthor ? FALLBACK_AUTHOR.flatMap((c) => ['-c', c]) : [];
+    await runGit(abs, [...author, 'add', '--all', '--', '.']);
+    await runGit(abs, [...author, 'commit', '--quiet', '--no-verify', '--no-gpg-sign', '-m', 'Start the fleet from the edgectl example']);
+    const commit = (await runGit(abs, ['rev-parse', 'HEAD'])).toString().trim();
+    if (!/^[0-9a-f]{40,64}$/.test(commit)) throw new Error('git made no commit');
     return { dir: abs, commit, files, fallbackAuthor };
   } catch (e) {
     throw new EdgectlError('EDGECTL_GIT', `the fleet files are in ${dir}, but git failed: ${errorMessage(e).split('\n')[0]}`, { hint: 'Check that git is installed (`git --version`), then run `git init && git add -A && git commit` there yourself.', cause: e });
