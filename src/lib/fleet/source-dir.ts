@@ -13,22 +13,34 @@ function unsafeError(e: unknown, rel: string): unknown {
   return e;
 }
 
+/** Dot-directories and node_modules hold no fleet files (docs/fleet-format.md). */
+const isHidden = (name: string) => name.startsWith('.') || name === 'node_modules';
+
 /**
  * Lists the fleet documents under a directory. Synchronous on purpose, like the reads below:
  * for 12,000 small files the thread-pool round trips of fs/promises cost seconds, plain
  * syscalls a few hundred milliseconds. Symlinks are not followed (a link could lead out of
  * the repo or into a loop); FIFOs and devices are not read, so nothing can block a read.
- * Both are noted in `links` (templates/ is walked for them too, and a top-level .edgectl link).
+ * Both are noted in `links` (a top-level .edgectl link too). The top-level templates/ is read
+ * once, by walkTemplates, whose links and special files are noted in `links` as well.
  */
-function walk(root: string, rel: string, out: { docs: string[]; links: string[] }, docs = true): void {
+function walk(root: string, rel: string, out: { docs: string[]; links: string[]; templates: TemplateFile[] }): void {
   const entries = readdirSync(path.join(root, rel), { withFileTypes: true });
   for (const e of entries) {
     const r = rel ? `${rel}/${e.name}` : e.name;
-    const hidden = e.name.startsWith('.') || e.name === 'node_modules';
-    if (e.isDirectory()) {
-      if (!hidden) walk(root, r, out, docs && !(rel === '' && e.name === 'templates'));
+    const hidden = isHidden(e.name);
+    if (rel === '' && e.name === 'templates') {
+      if (!e.isDirectory()) {
+        out.templates.push({ path: r, type: e.isSymbolicLink() ? 'symlink' : 'other' });
+        out.links.push(r);
+        continue;
+      }
+      walkTemplates(root, r, out.templates);
+      for (const t of out.templates) if (t.type !== 'file' && !t.path.split('/').some(isHidden)) out.links.push(t.path);
+    } else if (e.isDirectory()) {
+      if (!hidden) walk(root, r, out);
     } else if (e.isFile()) {
-      if (docs && isFleetDocumentPath(r)) out.docs.push(r);
+      if (isFleetDocumentPath(r)) out.docs.push(r);
     } else if (!hidden || r === RESERVED_DIR) {
       out.links.push(r);
     }
@@ -72,13 +84,11 @@ export async function readFleetDir(root: string): Promise<FleetSource> {
   const info = worktreeStatus(abs);
   const reserved = trackedUnder(abs, RESERVED_DIR);
   const files: SourceFile[] = [];
-  let templates: TemplateFile[];
-  const found = { docs: [] as string[], links: [] as string[] };
+  const found = { docs: [] as string[], links: [] as string[], templates: [] as TemplateFile[] };
+  const templates = found.templates;
   try {
     walk(abs, '', found);
     for (const rel of found.docs.sort()) files.push({ path: rel, bytes: readCapped(path.join(abs, rel)) });
-    const top = readdirSync(abs, { withFileTypes: true }).find((e) => e.name === 'templates');
-    templates = !top ? [] : top.isDirectory() ? walkTemplates(abs, 'templates', []) : [{ path: 'templates', type: top.isSymbolicLink() ? 'symlink' : 'other' }];
     templates.sort((a, b) => (a.path < b.path ? -1 : 1));
   } catch (e) {
     throw new EdgectlError('EDGECTL_FLEET_NOT_FOUND', `cannot read the fleet in ${root}: ${(e as Error).message}`, { cause: e });
