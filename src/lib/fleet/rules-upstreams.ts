@@ -1,17 +1,15 @@
-import { resolveNode, type AppResource } from './model.js';
+import { resolveNode, type AppResource, type ResolvedNode } from './model.js';
 import { report, type RuleContext } from './rule-context.js';
 import { KONG_RESERVED_PORTS, allowKey, canonicalHost, endpointKey, internalHost, upstreamEndpoint } from './upstream-policy.js';
 
 /** Every address a node of the fleet has (its ssh address, where nginx and the agent listen), by node. */
-function nodeAddresses(ctx: RuleContext): Map<string, string> {
+function nodeAddresses(nodes: ResolvedNode[]): Map<string, string> {
   const out = new Map<string, string>();
-  const fleet = { defaults: ctx.m.defaults };
-  for (const n of ctx.m.nodes) {
-    const r = resolveNode(fleet, n);
+  for (const r of nodes) {
     const agentHost = r.agent.listen.slice(0, r.agent.listen.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1');
     for (const a of [r.address, r.http.address, agentHost]) {
       const c = a === undefined ? undefined : canonicalHost(a);
-      if (c !== undefined && !out.has(c)) out.set(c, n.name);
+      if (c !== undefined && !out.has(c)) out.set(c, r.name);
     }
   }
   return out;
@@ -21,11 +19,10 @@ function nodeAddresses(ctx: RuleContext): Map<string, string> {
  * Ports that edgectl's own services listen on, refused whatever the host: a node may listen on
  * addresses the fleet does not know (0.0.0.0, a second interface, a container bridge).
  */
-function reservedPorts(ctx: RuleContext): Map<number, string> {
+function reservedPorts(nodes: ResolvedNode[]): Map<number, string> {
   const out = new Map<number, string>(KONG_RESERVED_PORTS);
-  const fleet = { defaults: ctx.m.defaults };
-  for (const n of ctx.m.nodes) {
-    const listen = resolveNode(fleet, n).agent.listen;
+  for (const n of nodes) {
+    const listen = n.agent.listen;
     const port = Number(listen.slice(listen.lastIndexOf(':') + 1));
     if (!out.has(port)) out.set(port, `the agent's port (agent.listen of node "${n.name}")`);
     if (!out.has(port + 1)) out.set(port + 1, `the agent's admin port (agent.listen + 1 of node "${n.name}")`);
@@ -43,8 +40,11 @@ export function upstreamRules(ctx: RuleContext): void {
   const withUpstreams = ctx.m.apps.filter((a) => a.spec.upstream);
   if (withUpstreams.length === 0) return;
   const allowed = new Set((ctx.m.policy?.allowUpstreams ?? []).map(allowKey));
-  const own = nodeAddresses(ctx);
-  const ports = reservedPorts(ctx);
+  // Each node resolved once (its defaults applied) for both lists.
+  const fleet = { defaults: ctx.m.defaults };
+  const nodes = ctx.m.nodes.map((n) => resolveNode(fleet, n));
+  const own = nodeAddresses(nodes);
+  const ports = reservedPorts(nodes);
   for (const a of withUpstreams) {
     mixedUpstreams(ctx, a);
     a.spec.upstream!.urls.forEach((url, i) => {

@@ -43,8 +43,9 @@ const hostPort = z.string().superRefine((s, ctx) => {
     ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be HOST:PORT, with an IP or hostname (IPv6 in brackets: [2001:db8::1]:7311) and a port between 1 and 65535' });
   } else if (host === 'unix') {
     ctx.addIssue({ code: z.ZodIssueCode.custom, message: UNIX_HOST_REASON });
-  } else if (ipSpellingProblem(host)) {
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `address ${ipSpellingProblem(host)}` });
+  } else {
+    const why = ipSpellingProblem(host);
+    if (why) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `address ${why}` });
   }
 });
 
