@@ -44,7 +44,8 @@ async function apply(wrap?: (t: Transport) => Transport) {
   const d = deps(wrap);
   const planned = await planFleet(d, { fleet, local, concurrency: 4, diff: false });
   try {
-    return await applyPlan(planned.plan, bundlesOf(planned), { connector: planned.connector, logger: silentLogger, now: d.now }, rollout);
+    // A wrapped transport injects faults between steps: those runs take the step-by-step path.
+    return await applyPlan(planned.plan, bundlesOf(planned), { connector: planned.connector, logger: silentLogger, now: d.now, stepByStep: !!wrap }, rollout);
   } finally {
     await planned.connector.close();
   }

@@ -21,11 +21,11 @@ export interface ApplyFleetOptions extends TargetOptions {
 /** Plan now (or open the saved plan), confirm, roll out. The connector lives exactly as long as this call. */
 export async function applyFleet(deps: FleetDeps, o: ApplyFleetOptions): Promise<{ plan: Plan; report: ApplyReport }> {
   const opened = o.planFile ? await openPlanFile(deps, o, o.planFile) : await planNow(deps, o);
-  const { plan, bundles, connector, model } = opened;
+  const { plan, bundles, connector, model, states } = opened;
   try {
     const rollout = rolloutOf(o.rollout, model.fleet.spec.rollout, o.concurrency);
     if (plan.summary.changes > 0) await o.confirm?.(plan);
-    const report = await applyPlan(plan, bundles, { connector, logger: deps.logger, now: deps.now, signal: o.signal, onEvent: o.onEvent }, rollout);
+    const report = await applyPlan(plan, bundles, { connector, logger: deps.logger, now: deps.now, signal: o.signal, onEvent: o.onEvent, states }, rollout);
     return { plan, report };
   } finally {
     await connector.close();
@@ -36,11 +36,12 @@ async function openPlanFile(deps: FleetDeps, o: ApplyFleetOptions, file: string)
   if (o.nodes?.length || Object.keys(o.selector ?? {}).length) throw new EdgectlError('EDGECTL_USAGE', 'a saved plan already names its nodes: --node/--selector cannot be combined with PLAN');
   const { readFile } = await import('node:fs/promises');
   const text = await readFile(file, 'utf8').catch((e) => Promise.reject(new EdgectlError('EDGECTL_USAGE', `cannot read ${file}: ${e.message}`)));
-  return openSavedPlan(deps, text, file, o.fleet, o.local);
+  return { ...(await openSavedPlan(deps, text, file, o.fleet, o.local)), states: undefined };
 }
 
 async function planNow(deps: FleetDeps, o: ApplyFleetOptions) {
   const { planFleet } = await import('../plan/index.js');
-  const planned = await planFleet(deps, { ...o, diff: false });
-  return { plan: planned.plan, bundles: bundlesOf(planned), connector: planned.connector, model: planned.model };
+  // One connection per node for the whole run: plan's state read and connection are apply's.
+  const planned = await planFleet(deps, { ...o, diff: false, keepConnections: true });
+  return { plan: planned.plan, bundles: bundlesOf(planned), connector: planned.connector, model: planned.model, states: planned.states };
 }

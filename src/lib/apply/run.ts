@@ -1,6 +1,7 @@
 import { activateRelease, type ActivateRequest, type NodeResult, type Outcome } from '../release/activate.js';
 import { makeHolder, type LockHolder } from '../release/lock.js';
 import { noTransfer, type ReleaseBundle } from '../release/stage.js';
+import type { NodeState } from '../release/state.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Connector } from '../transport/connect.js';
@@ -19,6 +20,10 @@ export interface ApplyDeps {
   /** Aborting stops starting new nodes; nodes in flight finish or roll back. */
   signal?: AbortSignal;
   holder?: LockHolder;
+  /** Node states read by the plan just made over this connector (absent for a saved plan: each node is read again). */
+  states?: Map<string, NodeState>;
+  /** Every step its own call instead of the one-round-trip script (tests that inject faults between steps). */
+  stepByStep?: boolean;
 }
 
 const CHANGING = new Set(['create', 'update', 'finish']);
@@ -54,7 +59,7 @@ export async function applyPlan(plan: Plan, bundles: Map<string, ReleaseBundle>,
       concurrency: o.concurrency,
       node: (n) => n.node,
       before: skip,
-      run: (t, n, connectMs) => activateNode(t, n, connectMs, { bundle: bundles.get(n.node), holder, logger: deps.logger, onStep: (step) => emit({ node: n.node, kind: 'step', step }) }),
+      run: (t, n, connectMs) => activateNode(t, n, connectMs, { bundle: bundles.get(n.node), state: deps.states?.get(n.node), stepByStep: deps.stepByStep, holder, logger: deps.logger, onStep: (step) => emit({ node: n.node, kind: 'step', step }) }),
       unreachable: (n, e): NodeResult => ({ ...blank(n, 'unreachable'), step: 'connect', cause: errorMessage(e) }),
       onResult: (n, r) => {
         // A skipped node counts too; it only happens once the budget is spent, so the stop stands.
@@ -76,7 +81,7 @@ export async function applyPlan(plan: Plan, bundles: Map<string, ReleaseBundle>,
 }
 
 /** One node of the plan, its transport open: the release it carries, activated (failures are results). */
-async function activateNode(t: Transport, n: PlanNode, connectMs: number, o: Pick<ActivateRequest, 'bundle' | 'holder' | 'logger' | 'onStep'>): Promise<NodeResult> {
+async function activateNode(t: Transport, n: PlanNode, connectMs: number, o: Pick<ActivateRequest, 'bundle' | 'state' | 'stepByStep' | 'holder' | 'logger' | 'onStep'>): Promise<NodeResult> {
   const r = await activateRelease(t, {
     op: 'apply',
     root: n.root,
@@ -89,6 +94,7 @@ async function activateNode(t: Transport, n: PlanNode, connectMs: number, o: Pic
   });
   r.stepsMs = { connect: connectMs, ...r.stepsMs };
   r.durationMs += connectMs;
+  if (t.turns !== undefined) r.turns = t.turns;
   return r;
 }
 

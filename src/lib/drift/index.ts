@@ -38,15 +38,16 @@ export async function driftFleet(deps: FleetDeps, opts: TargetOptions): Promise<
   const nodes: DriftNode[] = planned.plan.nodes.map((n) => base(n));
   const byName = new Map(nodes.map((d) => [d.node, d]));
   try {
-    await runNodes(planned.connector, planned.plan.nodes.filter((n) => n.reachable && n.current.release), {
+    // A node at the desired release was verified in plan's state read: only the others need a second look.
+    const atDesired = (n: PlanNode) => n.current.release === n.desired.release && !n.current.manifestError;
+    await runNodes(planned.connector, planned.plan.nodes.filter((n) => n.reachable && n.current.release && !atDesired(n)), {
       concurrency: opts.concurrency,
       node: (n) => n.node,
       unreachable: (n, e) => void Object.assign(byName.get(n.node)!, { status: 'unreachable', detail: failureText(e) }),
       run: async (t, n) => {
         const d = byName.get(n.node)!;
         const dir = layout(n.root).release(n.current.release!);
-        // none/finish: current is the desired release and its manifest read back intact with the state (plan's one round trip).
-        const m = n.action === 'none' || n.action === 'finish' ? n.manifest : await readManifest(t, manifestPath(dir));
+        const m = await readManifest(t, manifestPath(dir));
         if (!m) return void Object.assign(d, { status: 'modified', detail: 'manifest.json of current is missing or damaged' });
         const v = await verifyRelease(t, dir, m);
         if (!isClean(v)) Object.assign(d, { status: 'modified', modified: v });
@@ -68,9 +69,10 @@ async function readManifest(t: Transport, path: string) {
 }
 
 function base(n: PlanNode): DriftNode {
-  const outdated = n.action === 'update' || n.action === 'create';
-  const status: DriftStatus = !n.reachable ? 'unreachable' : !n.current.release ? 'missing' : outdated ? 'outdated' : n.action === 'finish' ? 'stopped' : 'clean';
-  return { node: n.node, status, outdated, current: n.current.release, desired: n.desired.release, ...(n.reason || n.error ? { detail: n.error ?? n.reason } : {}) };
+  const edited = n.current.modified;
+  const outdated = !edited && (n.action === 'update' || n.action === 'create');
+  const status: DriftStatus = !n.reachable ? 'unreachable' : !n.current.release ? 'missing' : edited ? 'modified' : outdated ? 'outdated' : n.action === 'finish' ? 'stopped' : 'clean';
+  return { node: n.node, status, outdated, current: n.current.release, desired: n.desired.release, ...(edited ? { modified: edited } : n.reason || n.error ? { detail: n.error ?? n.reason } : {}) };
 }
 
 /** The plan restricted to drifted nodes, modified ones included even when their digest matches. */

@@ -78,6 +78,12 @@ function planNode(d: DesiredNode, o: ObservedNode, withDiff: boolean): PlanNode 
     else if (old[p].sha256 !== f.sha256 || old[p].mode !== f.mode) base.files.changed.push(p);
   }
   for (const p of Object.keys(old)) if (!m.files[p]) base.files.removed.push(p);
+  const v = s.current === base.desired.release ? s.currentVerify : undefined;
+  if (v && v.modified.length + v.missing.length + v.extra.length + v.modeChanged.length > 0) {
+    base.current.modified = v;
+    // What apply will put back: the edited and missing files change, the extras go.
+    base.files = { added: [...v.missing].sort(), changed: [...new Set([...v.modified, ...v.modeChanged])].sort(), removed: [...v.extra] };
+  }
   const [action, reason] = actionOf(base, s);
   base.action = action;
   if (reason) base.reason = reason;
@@ -89,9 +95,15 @@ function actionOf(n: PlanNode, s: NodeState): [PlanAction, string?] {
   if (!s.current) return ['create', 'no release on the node yet'];
   if (s.current !== n.desired.release) return ['update', s.currentManifestError ? `current release unreadable: ${s.currentManifestError}` : undefined];
   if (s.currentManifestError) return ['update', `current release damaged: ${s.currentManifestError}`];
+  if (n.current.modified) return ['update', `modified on node: ${describeEdits(n.current.modified)}`];
   if (s.intent || s.intentRaw) return ['finish', 'a previous apply stopped midway (intent recorded, not completed)'];
   if (!s.nginxRunning) return ['finish', 'nginx is not running'];
   return ['none'];
+}
+
+function describeEdits(v: NonNullable<PlanNode['current']['modified']>): string {
+  const parts = [['modified', v.modified], ['missing', v.missing], ['extra', v.extra], ['mode changed', v.modeChanged]] as const;
+  return parts.filter(([, xs]) => xs.length > 0).map(([k, xs]) => `${k}: ${xs.slice(0, 5).join(', ')}${xs.length > 5 ? ` (+${xs.length - 5} more)` : ''}`).join('; ');
 }
 
 function diffOf(n: PlanNode, d: DesiredNode, o: ObservedNode): NonNullable<PlanNode['diff']> {

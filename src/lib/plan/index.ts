@@ -6,6 +6,7 @@ import { desiredState } from './desired.js';
 import { localModel, type LocalMode } from '../nodes/local-mode.js';
 import { observeNodes } from './observe.js';
 import type { Plan } from './types.js';
+import type { NodeState } from '../release/state.js';
 
 export type { Plan } from './types.js';
 export { computePlan } from './compute.js';
@@ -36,14 +37,17 @@ export interface Planned {
   connector: Connector;
   /** The fleet as planned (local mode applied): callers need not load it again. */
   model: FleetModel;
+  /** Each reachable node's state as plan read it, over `connector`: apply starts from it instead of reading again. */
+  states: Map<string, NodeState>;
 }
 
 /** Render, read every target node concurrently, compute the plan. The caller closes `connector`. */
-export async function planFleet(deps: FleetDeps, opts: TargetOptions & { diff: boolean }): Promise<Planned> {
+export async function planFleet(deps: FleetDeps, opts: TargetOptions & { diff: boolean; keepConnections?: boolean }): Promise<Planned> {
   const { loadFleet } = await import('../fleet/load.js');
   const loaded = await loadFleet(opts.fleet, opts.rev);
   const model = opts.local ? localModel(loaded.model, opts.local) : loaded.model;
   const connector = deps.connect(model);
+  if (opts.keepConnections) connector.keepOpen();
   try {
     const desired = await desiredState({ ...loaded, model }, { nodes: opts.nodes, selector: opts.selector, edgectlVersion: deps.edgectlVersion, logger: deps.logger, route: (n) => connector.route(n) });
     deps.logger.debug('rendered', { nodes: desired.nodes.length });
@@ -57,7 +61,9 @@ export async function planFleet(deps: FleetDeps, opts: TargetOptions & { diff: b
     });
     const blobs = new Map<string, Buffer>();
     for (const d of desired.nodes) for (const f of desired.bundles.get(d.node)!.files) blobs.set(d.manifest.files[f.path].sha256, f.data);
-    return { plan, blobs, connector, model };
+    const states = new Map<string, NodeState>();
+    for (const [node, o] of observed) if (o.state) states.set(node, o.state);
+    return { plan, blobs, connector, model, states };
   } catch (e) {
     await connector.close();
     throw e;

@@ -4,6 +4,8 @@ import { layout } from '../release/layout.js';
 import { readRelease } from '../release/read.js';
 import { failureText } from '../release/remote.js';
 import { readState } from '../release/state.js';
+import { isClean } from '../release/stage.js';
+import { releaseName } from '../bundle/manifest.js';
 import { isDiffable, type DesiredNode, type ObservedNode } from './compute.js';
 
 /**
@@ -16,12 +18,19 @@ export async function observeNodes(connector: Connector, desired: DesiredNode[],
     node: (d) => d.node,
     unreachable: (_d, e): ObservedNode => ({ reachable: false, error: failureText(e) }),
     run: async (t, d) => {
-      const state = await readState(t, d.root);
+      // Current is checked against the desired manifest in the same round trip when it is that release:
+      // a file edited by hand on the node is a change to plan (and for apply to repair).
+      const state = await readState(t, d.root, { verify: { name: releaseName(d.manifest.digest), manifest: d.manifest } });
       const o: ObservedNode = { reachable: true, state };
-      if (opts.diff && state.current && state.currentManifest && state.currentManifest.digest !== d.manifest.digest) {
-        const cm = state.currentManifest;
+      const cm = state.currentManifest;
+      if (opts.diff && state.current && cm && cm.digest !== d.manifest.digest) {
         const want = (p: string) => isDiffable(p) && (!d.manifest.files[p] || d.manifest.files[p].sha256 !== cm.files[p].sha256);
         const files = await readRelease(t, layout(d.root).release(state.current), cm, want);
+        o.files = new Map(files.map((f) => [f.path, f.data]));
+      } else if (opts.diff && state.current && state.currentVerify && !isClean(state.currentVerify)) {
+        const v = state.currentVerify;
+        const edited = new Set([...v.modified, ...v.modeChanged]);
+        const files = await readRelease(t, layout(d.root).release(state.current), d.manifest, (p) => isDiffable(p) && edited.has(p));
         o.files = new Map(files.map((f) => [f.path, f.data]));
       }
       return o;

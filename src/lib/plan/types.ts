@@ -44,7 +44,11 @@ export interface NodeTarget {
 export interface PlanNode extends NodeTarget {
   reachable: boolean;
   error?: string;
-  current: { release: string | null; commit?: string | null; manifestError?: string; nginxRunning?: boolean; pendingIntent?: boolean; lockedBy?: string };
+  current: {
+    release: string | null; commit?: string | null; manifestError?: string; nginxRunning?: boolean; pendingIntent?: boolean; lockedBy?: string;
+    /** Current is the desired release, but its files on the node differ from its manifest (a hand edit): apply repairs it. */
+    modified?: { modified: string[]; missing: string[]; extra: string[]; modeChanged: string[] };
+  };
   desired: { release: string; digest: string; commit: string | null; nginxConfigId: string };
   action: PlanAction;
   reason?: string;

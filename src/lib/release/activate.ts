@@ -12,6 +12,7 @@ import { isClean, noTransfer, repairRelease, stageRelease, verifyRelease, type R
 import { readState, type NodeState } from './state.js';
 import { markGood, pruneReleases, removeCurrent, switchCurrent, clearIntent } from './switch.js';
 import { readRelease } from './read.js';
+import { activateOneShot, oneShotBlocker } from './oneshot.js';
 
 export type Step = 'connect' | 'lock' | 'stale' | 'read' | 'upload' | 'verify' | 'validate' | 'switch' | 'reload' | 'config' | 'kong' | 'health' | 'good' | 'rollback' | 'done';
 export type Outcome = 'applied' | 'unchanged' | 'failed' | 'rolled-back' | 'stale' | 'locked' | 'unreachable' | 'skipped';
@@ -34,6 +35,15 @@ export interface NodeResult {
   durationMs: number;
   /** Milliseconds spent in each step, in order (where a slow node spends its time). */
   stepsMs?: Partial<Record<Step, number>>;
+  /**
+   * How the release's bytes reached the node: "stream" (one tar inside the one-round-trip
+   * activation), or the transport's file calls: "sftp", "exec" (no SFTP on the node), "local".
+   */
+  fileTransfer?: 'stream' | 'sftp' | 'exec' | 'local';
+  /** Which activation served the node: the one-round-trip script, or the step-by-step path. */
+  path?: 'oneshot' | 'steps';
+  /** Request/response turns with the node for this activation (the plan's state read not included). */
+  turns?: number;
 }
 
 export interface ActivateRequest {
@@ -46,6 +56,12 @@ export interface ActivateRequest {
   bundle?: ReleaseBundle;
   /** Health targets; default: from the release's own app fragments. */
   health?: HealthTarget[];
+  /** The release's app fragments (nginx/conf.d/) as read from the node, for its default health targets (rollback). */
+  releaseFiles?: { path: string; data: Buffer }[];
+  /** The node's state as a plan just read it over this run's connection: saves the read (and it decides the path). */
+  state?: NodeState;
+  /** Never the one-round-trip script: every step its own call (what fault-injection tests wrap). */
+  stepByStep?: boolean;
   /** Refuse the node (stale plan) unless current is this release (null = none). Undefined: no check. */
   expectCurrent?: string | null;
   holder: LockHolder;
@@ -79,6 +95,15 @@ export async function activateRelease(t: Transport, req: ActivateRequest): Promi
   let lockLine: string | undefined;
   let keeper: { stop(): void } | undefined;
   try {
+    const observed = req.state ?? (step('read'), await readState(t, req.root));
+    const blocker = req.stepByStep ? 'asked for' : oneShotBlocker(req, observed);
+    if (!blocker) {
+      res.path = 'oneshot';
+      const ended = await activateOneShot(t, req, observed, res, step);
+      if (ended.kind === 'done') return res;
+      res.notes.push(`step by step: ${ended.why}`);
+    }
+    res.path = 'steps';
     step('lock');
     lockLine = await acquireLock(t, req.root, req.holder);
     keeper = keepLock(t, req.root, lockLine);

@@ -60,12 +60,17 @@ export async function acquireLock(t: Transport, root: string, holder: LockHolder
     if (r.code !== 3) throw new EdgectlError('EDGECTL_TRANSPORT', `${t.node}: cannot take the lock in ${l.lock}: ${(r.stderr || r.stdout).trim()}`);
     const current = r.stdout.trim();
     if (attempt === 0 && isExpired(current, now)) {
-      await runScript(t, BREAK_LOCK_SCRIPT, [l.root, current], { timeoutMs: 30_000 });
+      await breakLock(t, root, current);
       continue;
     }
     throw new EdgectlError('EDGECTL_LOCKED', `${t.node} is locked by ${describeHolder(current)}`);
   }
   throw new EdgectlError('EDGECTL_LOCKED', `${t.node}: another process took the lock while an expired one was being broken`);
+}
+
+/** Breaks the lock, only if it still has the holder line we judged expired. */
+export async function breakLock(t: Transport, root: string, holderLine: string): Promise<void> {
+  await runScript(t, BREAK_LOCK_SCRIPT, [layout(root).root, holderLine], { timeoutMs: 30_000 });
 }
 
 export async function releaseLock(t: Transport, root: string, line: string): Promise<void> {
@@ -94,7 +99,7 @@ function idOf(line: string): string {
  * Stale: past its expiry, or taken from this very machine by a process that no longer exists
  * (an apply killed, or whose connection died before it could unlock): no need to wait then.
  */
-function isExpired(raw: string, now: number): boolean {
+export function isExpired(raw: string, now: number): boolean {
   if (!raw) return false; // being written right now: not ours to break
   try {
     const h = JSON.parse(raw) as LockHolder;

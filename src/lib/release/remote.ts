@@ -55,17 +55,37 @@ live_nginx() {
 }
 `;
 
-/** Reads everything about a node's releases in one round trip. Args: root. */
+/**
+ * Reads everything about a node's releases in one round trip. Args: root, then optionally a
+ * nonce and a release name: when current is that release, its files are checked against the
+ * checklist on stdin (sha256sum's lines) and listed, so a hand edit shows in the same turn.
+ * Sections after the head are delimited by the nonce: nothing a node holds can forge them.
+ */
 export const STATE_SCRIPT = `
-cd "$1" 2>/dev/null || { echo "noroot"; exit 0; }
-${LIVE_NGINX_FN}printf 'current\\t%s\\n' "$(readlink current 2>/dev/null)"
+cd "$1" 2>/dev/null || { echo "noroot"; command -v bash >/dev/null 2>&1 && printf 'cap\\tbash\\n'; exit 0; }
+${LIVE_NGINX_FN}cur=$(readlink current 2>/dev/null)
+printf 'current\\t%s\\n' "$cur"
 printf 'good\\t%s\\n' "$(readlink good 2>/dev/null)"
-for d in releases/*/; do
-  [ -f "$d/manifest.json" ] && printf 'release\\t%s\\t%s\\n' "$(basename "$d")" "$(stat -c %Y "$d")"
+root=$1 nonce=$2 want=$3
+for f in .edgectl/rel/*; do
+  [ -f "$f" ] && { l=; IFS= read -r l <"$f"; printf 'rec\\t%s\\t%s\\n' "\${f##*/}" "$l"; }
 done
-[ -f .edgectl/intent.json ] && printf 'intent\\t%s\\n' "$(head -c 4096 .edgectl/intent.json | tr -d '\\n')"
-[ -f .edgectl/lock/holder ] && printf 'lock\\t%s\\n' "$(head -c 4096 .edgectl/lock/holder | tr -d '\\n')"
+l=; [ -f .edgectl/intent.json ] && { IFS= read -r l <.edgectl/intent.json; printf 'intent\\t%s\\n' "$l"; }
+l=; [ -f .edgectl/lock/holder ] && { IFS= read -r l <.edgectl/lock/holder; printf 'lock\\t%s\\n' "$l"; }
 live_nginx run/nginx.pid >/dev/null && echo "nginx\\trunning"
+command -v bash >/dev/null 2>&1 && printf 'cap\\tbash\\n'
+# One stat for every release (activation time = the directory's mtime), not a fork per release.
+set --
+for d in releases/*/; do [ -f "$d/manifest.json" ] && set -- "$@" "$d"; done
+[ $# -gt 0 ] && stat -c 'release %Y %n' -- "$@"
+if [ -n "$want" ] && [ "\${cur%/}" = "releases/$want" ] && cd current 2>/dev/null; then
+  echo "--$nonce-verify--"
+  sha256sum --strict -c - 2>/dev/null | grep -v ': OK$'
+  echo "--files--"
+  find . -mindepth 1 -printf '%y %m %P\\n'
+  echo "--$nonce-end--"
+  cd "$root"
+fi
 echo "manifest"
 cat current/manifest.json 2>/dev/null
 exit 0

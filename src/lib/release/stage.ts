@@ -101,7 +101,12 @@ export interface VerifyResult {
 export async function verifyRelease(t: Transport, dir: string, m: Manifest): Promise<VerifyResult> {
   const r = await runScript(t, VERIFY_SCRIPT, [dir], { input: checklist(m), timeoutMs: 300_000 });
   if (r.code !== 0) throw new NodeStepError(`verifying ${dir} failed (exit ${r.code})`, r.stderr.trim());
-  const [sums, listing = ''] = r.stdout.split('--files--\n');
+  return parseVerify(r.stdout, m);
+}
+
+/** sha256sum's non-OK lines, "--files--", then `%y %m %P` of every path: how a release differs from its manifest. */
+export function parseVerify(stdout: string, m: Manifest): VerifyResult {
+  const [sums, listing = ''] = stdout.split('--files--\n');
   const seen = new Map<string, { type: string; mode: number }>();
   for (const line of listing.split('\n')) {
     const mm = /^([a-z]) ([0-7]+) (.+)$/.exec(line);

@@ -49,6 +49,11 @@ export interface Connector {
   open(nodeName: string): Promise<Transport>;
   /** Closes every pooled connection (relays included). */
   close(): Promise<void>;
+  /**
+   * From now on a node's connection stays open when its transport is closed, until close():
+   * a run that plans and then applies connects to each node once (plan's connection is apply's).
+   */
+  keepOpen(): void;
   stats(): { handshakes: number; byHost: Record<string, number>; open: number };
   /** Host keys seen in this run (what `edgectl trust` reports). */
   hostKeys(): ObservedKey[];
@@ -139,6 +144,7 @@ export function createConnector(opts: ConnectorOptions): Connector {
       return new SshTransport(nodeName, find(nodeName).root, conn, () => pool.release(hops), { execTimeoutMs: opts.execTimeoutMs });
     },
     close: () => pool.closeAll(),
+    keepOpen: () => pool.keepOpen(),
     stats: () => pool.stats(),
     hostKeys: () => [...hostKeys.observed],
     route: (nodeName) => route(nodeName).map((h) => h.node),
@@ -155,6 +161,7 @@ function localConnector(localRoot: string, fleetRoot: string, find: (n: string) 
       return new LocalTransport(nodeName, root, { execTimeoutMs });
     },
     async close() {},
+    keepOpen() {},
     stats: () => ({ handshakes: 0, byHost: {}, open: 0 }),
     hostKeys: () => [],
     route: () => ['local'],

@@ -15,12 +15,15 @@ import type { ExecOptions, ExecResult, HttpRequest, HttpResponse, StatResult, Tr
  * embedded default, single-box installs and tests.
  */
 export class LocalTransport implements Transport {
+  readonly fileTransfer = 'local' as const;
+  turns = 0;
   constructor(readonly node: string, readonly root?: string, private readonly defaults: { execTimeoutMs?: number } = {}) {}
 
   exec(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
     if (argv.length === 0) return Promise.reject(new EdgectlError('EDGECTL_INTERNAL', 'exec needs a command'));
     if (argv.some((a) => a.includes('\0'))) return Promise.reject(new EdgectlError('EDGECTL_TRANSPORT', 'a command argument contains a NUL byte, which no command line can carry'));
     const timeoutMs = opts.timeoutMs ?? this.defaults.execTimeoutMs;
+    this.turns++;
     return new Promise((resolve, reject) => {
       const child = spawn(argv[0], argv.slice(1), { cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
       const out = new OutputBuffer();
@@ -33,7 +36,7 @@ export class LocalTransport implements Transport {
           settle(() => reject(new EdgectlError('EDGECTL_TRANSPORT', `${this.node}: \`${argv[0]}\` did not finish within ${timeoutMs} ms`)));
         }, timeoutMs);
       }
-      child.stdout.on('data', (c: Buffer) => out.push(c));
+      child.stdout.on('data', (c: Buffer) => (out.push(c), opts.onStdout?.(c)));
       child.stderr.on('data', (c: Buffer) => err.push(c));
       child.on('error', (e: NodeJS.ErrnoException) => {
         // Like a shell: a missing program is exit 127, not an exception.
@@ -47,6 +50,7 @@ export class LocalTransport implements Transport {
   }
 
   async readFile(path: string): Promise<Buffer | undefined> {
+    this.turns++;
     try {
       return await readFile(path);
     } catch (e) {
@@ -56,6 +60,7 @@ export class LocalTransport implements Transport {
   }
 
   async writeFiles(files: { path: string; data: Buffer; mode?: number }[]): Promise<void> {
+    this.turns++;
     for (const f of files) {
       try {
         await mkdir(dirname(f.path), { recursive: true });
@@ -68,6 +73,7 @@ export class LocalTransport implements Transport {
   }
 
   async stat(path: string): Promise<StatResult | undefined> {
+    this.turns++;
     try {
       const s = await lstat(path);
       const type = s.isSymbolicLink() ? 'symlink' : s.isDirectory() ? 'dir' : s.isFile() ? 'file' : 'other';
@@ -79,6 +85,7 @@ export class LocalTransport implements Transport {
   }
 
   async http(req: HttpRequest): Promise<HttpResponse> {
+    this.turns++;
     const sock = tcpConnect({ host: req.host, port: req.port });
     return httpOver(this.node, sock, req);
   }

@@ -14,6 +14,12 @@ export class ConnectionPool {
   private readonly hopKeys = new Set<string>();
   private readonly perHost = new Map<string, number>();
   private handshakes = 0;
+  private keep = false;
+
+  /** Connections stay open when released, until closeAll (one connection per node for plan and apply). */
+  keepOpen(): void {
+    this.keep = true;
+  }
 
   constructor(private readonly opts: Omit<HopOptions, 'onHandshake'>) {}
 
@@ -47,7 +53,7 @@ export class ConnectionPool {
     const key = routeKey(route);
     const n = (this.refs.get(key) ?? 1) - 1;
     this.refs.set(key, n);
-    if (n > 0 || this.hopKeys.has(key)) return;
+    if (n > 0 || this.hopKeys.has(key) || this.keep) return;
     const p = this.conns.get(key);
     this.conns.delete(key);
     p?.then((c) => c.end(), () => {});

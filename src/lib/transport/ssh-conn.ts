@@ -41,6 +41,8 @@ export class SshConn {
   readonly sessions: Limiter;
   closed = false;
   closeReason?: string;
+  /** The server refused the SFTP subsystem (dropbear, hardened sshd): file calls go over exec channels. */
+  noSftp = false;
   private sftpP?: Promise<SFTPWrapper>;
   private readonly onClose = new Set<(why: string) => void>();
 
@@ -91,6 +93,7 @@ export class SshConn {
       this.sftpP = new Promise<SFTPWrapper>((resolve, reject) => {
         if (this.closed) return reject(this.gone());
         this.client.sftp((err, s) => {
+          if (err && /subsystem/i.test(err.message)) this.noSftp = true;
           if (err) return reject(this.wrap(err));
           // An 'error' event without a listener would crash the process; a broken session is reopened on next use.
           s.on('error', () => (this.sftpP = undefined));
@@ -212,6 +215,10 @@ async function handshake(client: Client, hop: Hop, sock: Duplex | undefined, o: 
       fail(e);
     });
     client.on('close', () => fail(new EdgectlError('EDGECTL_TRANSPORT', `${hop.label}: connection closed during the handshake`)));
+    // Nagle off on the TCP socket, from the first packet: with it on, every request/response turn
+    // (handshake steps, exec requests, channel data) can wait out a 40 ms delayed ACK. A hop
+    // tunnelled through a relay rides the first hop's socket, which this covers.
+    client.on('connect', () => client.setNoDelay(true));
     const serverHostKey = o.hostKeys.algorithmsFor(exp);
     client.connect({
       ...(sock ? { sock } : { host: hop.host, port: hop.port }),

@@ -6,7 +6,8 @@ import { feed, signalExitCode } from './local.js';
 import { OutputBuffer, settleOnce } from './output-buffer.js';
 import { shJoin, shQuote } from './quote.js';
 import type { SshConn } from './ssh-conn.js';
-import type { ExecOptions, ExecResult, HttpRequest, HttpResponse, StatResult, Transport } from './types.js';
+import { readFileByExec, statByExec, writeFilesByExec } from './exec-files.js';
+import type { ExecOptions, ExecResult, FileTransfer, HttpRequest, HttpResponse, StatResult, Transport } from './types.js';
 
 const SFTP_NO_SUCH_FILE = 2;
 const WRITE_PARALLEL = 16;
@@ -15,9 +16,12 @@ const WRITE_PARALLEL = 16;
  * A node over SSH. Commands go through the login shell of the node's user, so every argv word
  * is single-quoted (quote.ts); files go over the connection's one SFTP session; HTTP goes
  * through a direct-tcpip channel, so it reaches the node's loopback without opening any port.
+ * A node whose sshd refuses the SFTP subsystem gets its file calls over exec channels instead
+ * (exec-files.ts), chosen by itself on the first refusal and reported as `fileTransfer`.
  */
 export class SshTransport implements Transport {
   private closed = false;
+  turns = 0;
 
   constructor(readonly node: string, readonly root: string | undefined, private readonly conn: SshConn, private readonly onClose: () => void, private readonly defaults: { execTimeoutMs?: number } = {}) {}
 
@@ -30,6 +34,7 @@ export class SshTransport implements Transport {
       return Promise.reject(e);
     }
     const timeoutMs = opts.timeoutMs ?? this.defaults.execTimeoutMs;
+    this.turns++;
     return this.conn.sessions.run(async () => {
       const ch = await this.conn.exec(command);
       return new Promise<ExecResult>((resolve, reject) => {
@@ -48,7 +53,7 @@ export class SshTransport implements Transport {
             }, timeoutMs)
           : undefined;
         const unsubscribe = this.conn.whenClosed((why) => settle(() => reject(new EdgectlError('EDGECTL_TRANSPORT', `${what}: connection lost while the command ran (${why}); its outcome on the node is unknown`))));
-        ch.on('data', (c: Buffer) => out.push(c));
+        ch.on('data', (c: Buffer) => (out.push(c), opts.onStdout?.(c)));
         ch.stderr.on('data', (c: Buffer) => err.push(c));
         // ssh2 passes the exit status to 'close' (an 'exit' listener attached after the exec callback could miss it).
         ch.on('close', (c?: number | null, signal?: string) => {
@@ -62,20 +67,40 @@ export class SshTransport implements Transport {
     });
   }
 
+  get fileTransfer(): FileTransfer | undefined {
+    return this.conn.noSftp ? 'exec' : this.usedSftp ? 'sftp' : undefined;
+  }
+
+  private usedSftp = false;
+  private readonly execBound = (argv: string[], opts?: ExecOptions) => this.exec(argv, opts);
+
   readFile(path: string): Promise<Buffer | undefined> {
-    return this.conn.guard(this.readFileRaw(path), `${this.node}: cannot read ${path}`);
+    return this.conn.guard(this.files().then((s) => (s ? this.readFileRaw(s, path) : readFileByExec(this.execBound, this.node, path))), `${this.node}: cannot read ${path}`);
   }
 
   writeFiles(files: { path: string; data: Buffer; mode?: number }[]): Promise<void> {
-    return this.conn.guard(this.writeFilesRaw(files), `${this.node}: upload of ${files.length} file(s)`);
+    return this.conn.guard(this.files().then((s) => (s ? this.writeFilesRaw(s, files) : writeFilesByExec(this.execBound, this.node, files))), `${this.node}: upload of ${files.length} file(s)`);
   }
 
   stat(path: string): Promise<StatResult | undefined> {
-    return this.conn.guard(this.statRaw(path), `${this.node}: cannot stat ${path}`);
+    return this.conn.guard(this.files().then((s) => (s ? this.statRaw(s, path) : statByExec(this.execBound, this.node, path))), `${this.node}: cannot stat ${path}`);
   }
 
-  private async readFileRaw(path: string): Promise<Buffer | undefined> {
-    const sftp = await this.conn.sftp();
+  /** The connection's SFTP session, or undefined when the server has none (then: exec channels). */
+  private async files(): Promise<SFTPWrapper | undefined> {
+    if (this.conn.noSftp) return undefined;
+    try {
+      const s = await this.conn.sftp();
+      this.usedSftp = true;
+      return s;
+    } catch (e) {
+      if (this.conn.noSftp) return undefined;
+      throw e;
+    }
+  }
+
+  private async readFileRaw(sftp: SFTPWrapper, path: string): Promise<Buffer | undefined> {
+    this.turns++;
     return new Promise((resolve, reject) => {
       sftp.readFile(path, (err, data) => {
         if (!err) return resolve(data);
@@ -85,8 +110,8 @@ export class SshTransport implements Transport {
     });
   }
 
-  private async writeFilesRaw(files: { path: string; data: Buffer; mode?: number }[]): Promise<void> {
-    const sftp = await this.conn.sftp();
+  private async writeFilesRaw(sftp: SFTPWrapper, files: { path: string; data: Buffer; mode?: number }[]): Promise<void> {
+    this.turns++;
     const made = new Set<string>();
     for (const dir of [...new Set(files.map((f) => posix.dirname(f.path)))].sort()) await this.mkdirp(sftp, dir, made);
     let next = 0;
@@ -101,8 +126,8 @@ export class SshTransport implements Transport {
     await Promise.all(Array.from({ length: Math.min(WRITE_PARALLEL, files.length) }, worker));
   }
 
-  private async statRaw(path: string): Promise<StatResult | undefined> {
-    const sftp = await this.conn.sftp();
+  private async statRaw(sftp: SFTPWrapper, path: string): Promise<StatResult | undefined> {
+    this.turns++;
     let s: Stats;
     try {
       s = await call<Stats>(sftp, 'lstat', path);
@@ -116,6 +141,7 @@ export class SshTransport implements Transport {
   }
 
   async http(req: HttpRequest): Promise<HttpResponse> {
+    this.turns++;
     const ch = await this.conn.forward(req.host, req.port, req.timeoutMs);
     return this.conn.guard(httpOver(this.node, ch, req), `${this.node}: ${req.method} ${req.host}:${req.port}${req.path}`);
   }

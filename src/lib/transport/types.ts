@@ -14,7 +14,11 @@ export interface ExecOptions {
   input?: Buffer | string | NodeJS.ReadableStream;
   timeoutMs?: number;
   cwd?: string;
+  /** Each chunk of standard output as it arrives (progress of a long node-side script); stdout is still collected. */
+  onStdout?: (chunk: Buffer) => void;
 }
+
+export type FileTransfer = 'sftp' | 'exec' | 'local';
 
 export interface StatResult {
   type: 'file' | 'dir' | 'symlink' | 'other';
@@ -48,6 +52,14 @@ export interface Transport {
    * <localRoot>/<node> for the embedded local mode. Transports from createConnector always set it.
    */
   readonly root?: string;
+  /**
+   * How files cross to the node when the transport's own file calls are used: "sftp" (the SSH
+   * subsystem), "exec" (streamed through plain exec channels: the node has no SFTP), "local".
+   * Undefined until the first file call decides it.
+   */
+  readonly fileTransfer?: FileTransfer;
+  /** Request/response turns so far (each exec, HTTP request, SFTP call or upload): what a slow link pays for. */
+  readonly turns?: number;
   /** Runs argv on the node. Each argument is passed as one word (shell-quoted by SSH, never interpreted). */
   exec(argv: string[], opts?: ExecOptions): Promise<ExecResult>;
   /** The file's bytes, or undefined when it does not exist. */

@@ -1,0 +1,181 @@
+import { randomBytes } from 'node:crypto';
+import { MANIFEST_FILE, isSafeBundlePath, releaseName, type BundleFile } from '../bundle/manifest.js';
+import { EdgectlError } from '../errors.js';
+import { tarArchive, type TarFile } from '../transport/tar.js';
+import type { Transport } from '../transport/types.js';
+import type { ActivateRequest, NodeResult, Step } from './activate.js';
+import { targetsFromRelease, type HealthTarget } from './health.js';
+import { KEEP_RELEASES, layout } from './layout.js';
+import { describeHolder, isExpired, breakLock } from './lock.js';
+import { NodeStepError } from './remote.js';
+import { ONESHOT_SCRIPT } from './scripts-oneshot.js';
+import { checklist, type ReleaseBundle } from './stage.js';
+import type { NodeState } from './state.js';
+
+/** The lock a one-round-trip activation takes lives as long as the script may run. */
+const ONESHOT_TIMEOUT_MS = 10 * 60_000;
+
+/** Why the one-round-trip path cannot serve this activation (then apply's step-by-step path does), or undefined. */
+export function oneShotBlocker(req: ActivateRequest, state: NodeState): string | undefined {
+  if (!state.bash) return 'the node has no bash (its /dev/tcp probe checks nginx without curl)';
+  if (req.kong && req.manifest.files['kong/kong.yml']) return 'the release configures Kong (validated and applied through its admin API)';
+  if (!req.bundle && !state.releases.some((r) => r.name === releaseName(req.manifest.digest))) return 'the release is not on the node and no bytes were given';
+  if (!healthTargets(req)?.every(probeSafe)) return 'a health target the node-side probe cannot send as it is';
+  return undefined;
+}
+
+type Ended = { kind: 'done' } | { kind: 'fallback'; why: string };
+
+/**
+ * The whole activation in one exec (scripts-oneshot.ts): the request's bytes go with it as one
+ * tar stream, and the answer carries every step's result. Fills `res`; "fallback" means the
+ * node needs apply's step-by-step path (a release there that does not match its manifest).
+ */
+export async function activateOneShot(t: Transport, req: ActivateRequest, state: NodeState, res: NodeResult, step: (s: Step) => void): Promise<Ended> {
+  let useSource = true;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const out = await runOnce(t, req, state, res, step, useSource);
+    if (out.outcome === 'retry' && useSource) {
+      useSource = false; // a file copied from an older release did not match: send every byte
+      continue;
+    }
+    if (out.outcome === 'locked' && attempt === 0 && out.holder && isExpired(out.holder, Date.now())) {
+      await breakLock(t, req.root, out.holder);
+      continue;
+    }
+    return settle(out, res);
+  }
+  throw new NodeStepError('the activation did not settle after retries', '');
+}
+
+interface Answer {
+  outcome: string;
+  failStep?: Step;
+  failText?: string;
+  holder?: string;
+  stderr: string;
+  code: number;
+}
+
+async function runOnce(t: Transport, req: ActivateRequest, state: NodeState, res: NodeResult, step: (s: Step) => void, useSource: boolean): Promise<Answer> {
+  const l = layout(req.root);
+  const name = releaseName(req.manifest.digest);
+  const exists = state.releases.some((r) => r.name === name) && !(req.bundle && state.current !== name && !useSource);
+  const source = useSource && state.current && state.currentManifest && state.current !== name ? { name: state.current, manifest: state.currentManifest } : undefined;
+  const prev = state.current !== name ? state.current : state.good !== name ? state.good : undefined;
+  const prevCfg = prev && prev === state.current ? state.currentManifest?.nginxConfigId : undefined;
+  const now = new Date();
+  const holder = JSON.stringify({ ...req.holder, expires: new Date(now.getTime() + ONESHOT_TIMEOUT_MS).toISOString() });
+  const keep = [...new Set([...[name, ...state.releases.map((r) => r.name).filter((n) => n !== name)].slice(0, KEEP_RELEASES), name, ...(prev ? [prev] : [])])];
+  const health = healthTargets(req)!;
+  const input = exists ? checklist(req.manifest) : streamOf(req.bundle!, source, res);
+  const args = [
+    l.root, name, randomBytes(4).toString('hex'), holder, `"id":"${req.holder.id}"`,
+    req.expectCurrent === undefined ? '-' : req.expectCurrent ?? '',
+    exists ? 'exists' : 'stage', source?.name ?? '', req.nginx.binary, prev ?? '', prevCfg ?? '', req.manifest.nginxConfigId,
+    req.nginx.host, String(req.nginx.port), req.op === 'rollback' ? 'rollback' : 'activate', now.toISOString(), JSON.stringify(req.holder.holder),
+    JSON.stringify({ commit: req.manifest.fleet.commit ?? null, digest: req.manifest.digest }), keep.join(' '),
+    ...health.flatMap((h) => [h.host, h.path, String(h.expectStatus), h.expectBody ?? '']),
+  ];
+  let pending = '';
+  const r = await t.exec(['bash', '-c', ONESHOT_SCRIPT, 'edgectl', ...args], {
+    input,
+    timeoutMs: ONESHOT_TIMEOUT_MS,
+    onStdout: (c) => {
+      pending += c.toString('utf8');
+      let i;
+      while ((i = pending.indexOf('\n')) >= 0) {
+        const m = /^step ([a-z]+)$/.exec(pending.slice(0, i));
+        pending = pending.slice(i + 1);
+        if (m && m[1] !== 'lock') step(m[1] as Step);
+      }
+    },
+  });
+  const a: Answer = { outcome: '', stderr: r.stderr.trim(), code: r.code };
+  for (const line of r.stdout.split('\n')) {
+    const [k, ...rest] = line.split(' ');
+    const v = rest.join(' ');
+    if (k === 'outcome') a.outcome = v;
+    else if (k === 'from') res.from = v || null;
+    else if (k === 'fail') [a.failStep, a.failText] = [rest[0] as Step, rest.slice(1).join(' ')];
+    else if (k === 'note') res.notes.push(v);
+    else if (k === 'reloads') res.reloads++;
+    else if (k === 'holder') a.holder = v;
+  }
+  res.fileTransfer = 'stream';
+  return a;
+}
+
+function settle(a: Answer, res: NodeResult): Ended {
+  switch (a.outcome) {
+    case 'applied':
+      res.outcome = 'applied';
+      res.step = 'done';
+      return { kind: 'done' };
+    case 'unchanged':
+      res.outcome = 'unchanged';
+      res.step = 'done';
+      return { kind: 'done' };
+    case 'dirty':
+      return { kind: 'fallback', why: a.failText ?? 'the release on the node does not match its manifest' };
+    case 'stale':
+      res.step = 'stale';
+      throw new EdgectlError('EDGECTL_PLAN_STALE', a.failText ?? 'current release changed since the plan');
+    case 'locked':
+      throw new EdgectlError('EDGECTL_LOCKED', `${res.node} is locked by ${describeHolder(a.holder ?? '')}`);
+    case 'failed':
+    case 'rolled-back':
+      res.outcome = a.outcome;
+      if (a.failStep) res.step = a.failStep;
+      res.cause = a.failText ?? (a.outcome === 'failed' ? 'failed' : undefined);
+      if (a.stderr) res.output = a.stderr;
+      return { kind: 'done' };
+    default:
+      throw new NodeStepError(`the activation script stopped without an outcome (exit ${a.code})`, a.stderr);
+  }
+}
+
+/** The tar the script unpacks: the files the node does not have, manifest.json, and the control lists. */
+function streamOf(bundle: ReleaseBundle, source: { name: string; manifest: ReleaseBundle['manifest'] } | undefined, res: NodeResult): Buffer {
+  const have = new Set<string>();
+  const bySha = new Map<string, string>();
+  if (source) {
+    for (const [p, f] of Object.entries(source.manifest.files)) {
+      if (!isSafeBundlePath(p)) continue;
+      have.add(`${p}\0${f.sha256}`);
+      if (!bySha.has(f.sha256)) bySha.set(f.sha256, p);
+    }
+  }
+  const copy: string[] = [];
+  const move: string[] = [];
+  const send: BundleFile[] = [];
+  for (const f of bundle.files) {
+    const sha = bundle.manifest.files[f.path].sha256;
+    if (have.has(`${f.path}\0${sha}`)) copy.push(f.path);
+    else if (bySha.has(sha)) move.push(bySha.get(sha)!, f.path);
+    else send.push(f);
+  }
+  const files: TarFile[] = [...send, { path: MANIFEST_FILE, data: bundle.manifestData, mode: 0o644 }];
+  res.transfer.files += files.length;
+  res.transfer.bytes += files.reduce((n, f) => n + f.data.length, 0);
+  res.transfer.copied += copy.length + move.length / 2;
+  const lines = (xs: string[]) => Buffer.from(xs.map((x) => x + '\n').join(''));
+  return tarArchive([
+    ...files,
+    { path: '.edgectl-ctl/copy', data: lines(copy) },
+    { path: '.edgectl-ctl/move', data: lines(move) },
+    { path: '.edgectl-ctl/sums', data: Buffer.from(checklist(bundle.manifest)) },
+    { path: '.edgectl-ctl/exec', data: lines(bundle.files.filter((f) => f.mode === 0o755).map((f) => f.path)) },
+  ]);
+}
+
+function healthTargets(req: ActivateRequest): HealthTarget[] | undefined {
+  if (req.health) return req.health;
+  if (req.bundle) return targetsFromRelease(req.bundle.files.filter((f) => f.path.startsWith('nginx/conf.d/')));
+  return req.releaseFiles ? targetsFromRelease(req.releaseFiles) : undefined;
+}
+
+/** A target goes into an HTTP request line and a Host header as it is: nothing that could end either. */
+function probeSafe(h: HealthTarget): boolean {
+  return /^[A-Za-z0-9.-]{1,253}(:\d{1,5})?$/.test(h.host) && /^\/[\x21-\x7e]{0,1023}$/.test(h.path) && Number.isInteger(h.expectStatus) && h.expectStatus >= 100 && h.expectStatus <= 599 && /^[\x20-\x7e]{0,200}$/.test(h.expectBody ?? '');
+}

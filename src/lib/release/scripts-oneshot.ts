@@ -1,0 +1,190 @@
+import { LIVE_NGINX_FN } from './remote.js';
+
+/**
+ * A whole activation in one round trip (bash, for its /dev/tcp probe: no curl needed, no fork
+ * per check). The steps and guarantees are apply's own, in the same order: lock, stale check,
+ * stage from a tar on stdin (or verify a release already there), sha256 of every file, fsync,
+ * rename into place, `nginx -t` of the whole tree, intent recorded, `current` renamed over,
+ * reload or start, the new config id seen served, health, `good`, prune, unlock; any failure
+ * after the switch switches back and reloads. Each step prints "step <name>" as it starts, so
+ * the operator times the steps as the lines arrive; the last line is "outcome <outcome>".
+ * Only the failing step's own output goes to stderr. Every value is a positional parameter.
+ *
+ * Args: 1 root  2 name  3 nonce  4 holder JSON  5 lock id needle  6 expected current ("-": no
+ * check, "": none)  7 mode (stage|exists)  8 source release for copies ("" none)  9 nginx
+ * binary  10 revert target ("" none)  11 its config id ("" unknown)  12 the new config id
+ * 13 probe host  14 probe port  15 op (activate|rollback)  16 at (ISO time)  17 by  18 record
+ * info JSON  19 keep (names, space-separated), then health targets as (host path status body).
+ * Stdin, stage mode: a tar of the files to send plus .edgectl-ctl/{copy,move,sums,exec}; exists
+ * mode: the sha256sum checklist of the release.
+ */
+export const ONESHOT_SCRIPT = `
+set -u
+r=$1 name=$2 nonce=$3 holder=$4 needle=$5 expect=$6 mode=$7 src=$8 ng=$9
+prev=\${10} prevcfg=\${11} cfg=\${12} ph=\${13} pp=\${14} op=\${15} at=\${16} by=\${17} info=\${18} keep=\${19}
+shift 19
+${LIVE_NGINX_FN}
+step() { echo "step $1"; cur_step=$1; }
+note() { printf 'note %s\\n' "$1"; }
+locked=0
+unlock() {
+  [ $locked = 1 ] || return 0
+  h=; IFS= read -r h <.edgectl/lock/holder 2>/dev/null
+  case "$h" in *"$needle"*) b=".edgectl/lock.free.$$"; mv -T .edgectl/lock "$b" && rm -rf "$b";; esac
+  locked=0
+}
+finish() { unlock; echo "outcome $1"; exit 0; }
+fail() { printf 'fail %s %s\\n' "$cur_step" "$1"; }
+record() {
+  mkdir -p .edgectl/rel
+  printf '%s\\t%s\\t%s\\t%s\\n' "$1" "$2" "$at" "$info" >".edgectl/rel/$name.tmp" && mv -f ".edgectl/rel/$name.tmp" ".edgectl/rel/$name"
+}
+intent() { # op from to
+  printf '{"op":"%s","from":%s,"to":"%s","by":%s,"at":"%s"}\\n' "$1" "$2" "$3" "$by" "$at" >.edgectl/intent.json.tmp
+  sync -- .edgectl/intent.json.tmp && mv -f -T .edgectl/intent.json.tmp .edgectl/intent.json && sync -- .edgectl
+}
+point() { # link release
+  rm -f ".$1.tmp" && ln -s "releases/$2" ".$1.tmp" && mv -T ".$1.tmp" "$1"
+}
+probe() { # host-header path -> ps (status), pb (first 2000 bytes of the body)
+  ps=; pb=; local l
+  { exec 3<>"/dev/tcp/$ph/$pp"; } 2>/dev/null || return 1
+  printf 'GET %s HTTP/1.0\\r\\nHost: %s\\r\\nUser-Agent: edgectl\\r\\nConnection: close\\r\\n\\r\\n' "$2" "$1" >&3
+  IFS=' ' read -r -t 5 l ps l <&3 || { exec 3<&-; return 1; }
+  while IFS= read -r -t 5 l <&3; do [ -z "\${l%$'\\r'}" ] && break; done
+  IFS= read -r -d '' -t 5 -N 2000 pb <&3
+  exec 3<&-
+  return 0
+}
+serving() { # config id, tries (22: about 8 s)
+  local i=0 d=0.05
+  while :; do
+    probe edgectl.invalid /.edgectl/config && [ "$ps" = 200 ] && [ "\${pb%%[$'\\r\\n']*}" = "$1" ] && return 0
+    i=$((i+1)); [ $i -ge "$2" ] && break
+    sleep $d; case $d in 0.05) d=0.1;; 0.1) d=0.2;; *) d=0.4;; esac
+  done
+  seen="\${pb%%[$'\\r\\n']*}"; return 1
+}
+reload() { # sets act (reloaded|started) and errlog (the error log's size before); nginx's words in tmp/.edgectl-ng.err
+  errlog=0; [ -f log/error.log ] && errlog=$(stat -c %s log/error.log)
+  mkdir -p log run cache tmp
+  if live_nginx run/nginx.pid >/dev/null; then
+    act=reloaded; "$ng" -p "$r/" -c "$r/current/nginx/nginx.conf" -s reload </dev/null >/dev/null 2>tmp/.edgectl-ng.err
+  else
+    act=started; "$ng" -p "$r/" -c "$r/current/nginx/nginx.conf" </dev/null >/dev/null 2>tmp/.edgectl-ng.err
+  fi
+}
+errlog_since() { tail -c +$((errlog + 1)) log/error.log 2>/dev/null | tail -c 4096 >&2; }
+stop_nginx() {
+  local pid i=0
+  if pid=$(live_nginx run/nginx.pid); then
+    kill -QUIT "$pid"; while [ $i -lt 50 ] && kill -0 "$pid" 2>/dev/null; do sleep 0.1; i=$((i+1)); done
+  fi
+}
+revert() {
+  step rollback
+  if [ -z "$prev" ] && [ -n "$cur" ]; then note "no earlier release on the node to roll back to"; finish failed; fi
+  if [ -z "$prev" ]; then
+    stop_nginx; rm -f current .edgectl/intent.json; sync -- . .edgectl
+    note "first release failed: node left without a release, nginx stopped"; finish rolled-back
+  fi
+  intent rollback "\\"$name\\"" "$prev" && point current "$prev" && sync -- . || { note "rollback to $prev failed: cannot switch current"; finish failed; }
+  if ! reload; then note "rollback to $prev failed: nginx reload/start failed"; finish failed; fi
+  echo "reloads $act"
+  if [ -n "$prevcfg" ] && ! serving "$prevcfg" 22; then note "rollback to $prev failed: previous release $prev is back in place but nginx does not serve it"; finish failed; fi
+  rm -f .edgectl/intent.json; sync -- .edgectl
+  note "rolled back to $prev"; finish rolled-back
+}
+
+cur_step=lock
+mkdir -p "$r" && cd "$r" || { fail "cannot enter the node root $r"; finish failed; }
+mkdir -p .edgectl releases log run cache tmp
+step lock
+if ! mkdir .edgectl/lock 2>/dev/null; then
+  h=; IFS= read -r h <.edgectl/lock/holder 2>/dev/null; printf 'holder %s\\n' "$h"; finish locked
+fi
+locked=1
+printf '%s\\n' "$holder" >.edgectl/lock/holder.tmp && mv -f .edgectl/lock/holder.tmp .edgectl/lock/holder
+step read
+cur=$(readlink current 2>/dev/null); cur=\${cur%/}; cur=\${cur##*/}
+echo "from $cur"
+if [ "$expect" != "-" ] && [ "$cur" != "$expect" ]; then fail "current release is \${cur:-none}, the plan was made against \${expect:-none}"; finish stale; fi
+dir="releases/$name"
+if [ "$mode" = stage ]; then
+  step upload
+  for d in releases/.tmp-*; do [ -e "$d" ] && rm -rf "$d"; done
+  if [ -d "$dir" ] && [ ! -f "$dir/manifest.json" ] && [ "$cur" != "$name" ]; then rm -rf "$dir"; fi
+  s="releases/.tmp-$name-$nonce"; c="releases/.tmp-ctl-$name-$nonce"
+  mkdir "$s" || { fail "cannot create $s"; finish failed; }
+  out=$(tar -x -p --no-same-owner -f - -C "$s" 2>&1) || { printf '%s\\n' "$out" >&2; fail "unpacking the release failed"; finish failed; }
+  mv -T "$s/.edgectl-ctl" "$c" || { fail "the stream carried no control files"; finish failed; }
+  if [ -n "$src" ] && [ -s "$c/copy" ]; then
+    (cd "releases/$src" && xargs -r -d '\\n' cp --parents -p -t "$r/$s" -- <"$r/$c/copy") 2>/dev/null
+  fi
+  if [ -n "$src" ] && [ -s "$c/move" ]; then
+    while IFS= read -r a && IFS= read -r b; do
+      case "$b" in */*) mkdir -p "$s/\${b%/*}";; esac; cp -p -- "releases/$src/$a" "$s/$b" 2>/dev/null
+    done <"$c/move"
+  fi
+  find "$s" \\( -type d -exec chmod 755 {} + \\) -o \\( -type f -exec chmod 644 {} + \\)
+  [ -s "$c/exec" ] && (cd "$s" && xargs -r -d '\\n' chmod 755 -- <"$r/$c/exec")
+  if ! bad=$(cd "$s" && sha256sum --strict -c "$r/$c/sums" 2>/dev/null); then
+    printf '%s\\n' "$bad" | while IFS= read -r l; do case "$l" in *': OK') ;; *) printf 'bad %s\\n' "$l";; esac; done
+    rm -rf "$s" "$c"; fail "files copied on the node did not match"; finish retry
+  fi
+  find "$s" -exec sync -- {} +
+  rm -rf "$c"
+  mv -T "$s" "$dir" || { rm -rf "$s"; fail "cannot rename the staged release into place"; finish failed; }
+  sync -- releases
+  record staged ""
+else
+  step verify
+  if ! bad=$(cd "$dir" 2>/dev/null && sha256sum --strict -c - 2>/dev/null); then
+    printf '%s\\n' "$bad" | while IFS= read -r l; do case "$l" in *': OK') ;; *) printf 'bad %s\\n' "$l";; esac; done
+    fail "release $name on the node does not match its manifest"; finish dirty
+  fi
+fi
+if [ "$cur" = "$name" ] && [ ! -e .edgectl/intent.json ] && live_nginx run/nginx.pid >/dev/null && serving "$cfg" 5; then
+  finish unchanged
+fi
+step validate
+if ! out=$("$ng" -t -q -p "$r/" -c "$r/$dir/nginx/nginx.conf" 2>&1); then
+  printf '%s\\n' "$out" >&2; record failed validate; fail "nginx -t rejected the release"; finish failed
+fi
+step switch
+fromj=null; [ -n "$cur" ] && fromj="\\"$cur\\""
+intent "$op" "$fromj" "$name" && point current "$name" && touch -c "$dir" && sync -- . || { fail "switching current failed"; finish failed; }
+step reload
+if ! reload; then cat tmp/.edgectl-ng.err >&2; record failed reload; fail "nginx reload/start failed"; revert; fi
+echo "reloads $act"
+step config
+if ! serving "$cfg" 22; then
+  errlog_since
+  record failed config; fail "nginx $act but does not serve the new config (serving \${seen:-nothing}, expected $cfg)"; revert
+fi
+step health
+bad=0
+while [ $# -ge 4 ]; do
+  hh=$1 hp=$2 hs=$3 hb=$4; shift 4
+  why=
+  for i in 0 1 2 3; do
+    [ $i -gt 0 ] && sleep "0.$((25 * i))"
+    if ! probe "$hh" "$hp"; then why="GET $hp (Host: $hh): no answer from nginx"; continue; fi
+    if [ "$ps" != "$hs" ]; then why="GET $hp (Host: $hh) answered $ps, expected $hs"; continue; fi
+    if [ -n "$hb" ] && [[ "$pb" != *"$hb"* ]]; then why="GET $hp (Host: $hh) was not answered by the app's server block"; continue; fi
+    why=; break
+  done
+  [ -n "$why" ] && { printf '%s: %s\\n' "$hh" "$why" >&2; printf 'unhealthy %s\\n' "$hh"; bad=1; }
+done
+if [ $bad = 1 ]; then record failed health; fail "health check failed"; revert; fi
+step good
+point good "$name" && rm -f .edgectl/intent.json && sync -- . .edgectl || { fail "marking the release good failed"; finish failed; }
+record good ""
+for d in releases/*/; do
+  d=\${d%/}; d=\${d#releases/}; k=0
+  for x in $keep; do [ "$d" = "$x" ] && k=1; done
+  [ $k = 1 ] || rm -rf -- "releases/$d" ".edgectl/rel/$d"
+done
+step done
+finish applied
+`;

@@ -1,0 +1,171 @@
+import { chmod, mkdtemp, readFile, readlink, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applyPlan, bundlesOf } from '../../src/lib/apply/index.js';
+import type { FleetModel } from '../../src/lib/fleet/model.js';
+import { silentLogger } from '../../src/lib/logger.js';
+import { planFleet, type FleetDeps } from '../../src/lib/plan/index.js';
+import { createConnector } from '../../src/lib/transport/connect.js';
+import type { Transport } from '../../src/lib/transport/types.js';
+import { freePortRange } from '../helpers/ports.js';
+import { get, killNginx, writeApps, writeTestFleet, type TestApp } from './helpers.js';
+
+/**
+ * The one-round-trip activation keeps apply's guarantees: faults made on the node side (a
+ * stream cut midway, an nginx that rejects or refuses, an app that fails its health check)
+ * leave the node serving its previous release, with the failed one recorded as failed.
+ */
+const ADDR = '127.0.2.8';
+let BASE: number;
+let dir: string;
+let fleet: string;
+let root: string;
+let fakeNginx: string;
+const local = () => ({ root, portBase: BASE, address: ADDR });
+
+const deps = (wrap?: (t: Transport) => Transport): FleetDeps => ({
+  logger: silentLogger, now: () => new Date(), edgectlVersion: 'test',
+  connect: (model: FleetModel) => {
+    const c = createConnector({ model, fleetRoot: fleet, localRoot: root });
+    return wrap ? { ...c, open: async (n) => wrap(await c.open(n)) } : c;
+  },
+});
+
+async function apply(wrap?: (t: Transport) => Transport) {
+  const p = await planFleet(deps(wrap), { fleet, local: local(), concurrency: 2, diff: false, keepConnections: true });
+  try {
+    const r = await applyPlan(p.plan, bundlesOf(p), { connector: p.connector, logger: silentLogger, now: () => new Date(), states: p.states }, { canary: 0, batch: '100%', maxFailures: 0, concurrency: 2 });
+    return r.nodes[0];
+  } finally {
+    await p.connector.close();
+  }
+}
+
+const current = async () => (await readlink(join(root, 'n1', 'current'))).replace('releases/', '');
+const record = async (name: string) => (await readFile(join(root, 'n1', '.edgectl', 'rel', name), 'utf8')).split('\t').slice(0, 2);
+const served = async () => (await get(ADDR, BASE, 'www.acme.test')).body;
+let apps: TestApp[];
+let html = 0;
+/** A new release: the app's page changes (and with it the release). */
+async function bump(extra: Partial<TestApp> = {}) {
+  apps = [{ name: 'web', domain: 'www.acme.test', nodes: ['n1'], html: `v${++html}\n`, ...extra }];
+  await writeApps(fleet, apps);
+  return apps[0].html;
+}
+/** What the fake nginx does: "ok", "reject-test" (nginx -t fails), "refuse-reload" (the next reload signal fails, once). */
+const nginxMode = (m: string) => writeFile(join(dir, 'nginx-mode'), m);
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ec-oneshot-'));
+  await chmod(dir, 0o755);
+  BASE = await freePortRange(1, ADDR);
+  fleet = join(dir, 'fleet');
+  root = join(dir, 'nodes');
+  fakeNginx = join(dir, 'nginx');
+  // The node's nginx binary as the fleet names it: the real one, with a fault switched on from outside.
+  await writeFile(fakeNginx, `#!/bin/sh
+mode=$(cat ${dir}/nginx-mode 2>/dev/null)
+case " $* " in
+  *" -t "*) [ "$mode" = reject-test ] && { echo 'nginx: [emerg] injected by the test' >&2; exit 1; };;
+  *" -s reload "*) [ "$mode" = refuse-reload ] && { echo ok >${dir}/nginx-mode; echo 'nginx: [alert] kill failed (injected)' >&2; exit 1; };;
+esac
+exec /usr/sbin/nginx "$@"
+`, { mode: 0o755 });
+  await nginxMode('ok');
+  await writeTestFleet(fleet, { nodes: ['n1'], apps: [], fleetExtra: `  defaults: { nginx: { binary: ${fakeNginx} } }\n` });
+  await bump();
+  expect(await apply()).toMatchObject({ outcome: 'applied', path: 'oneshot' });
+});
+
+afterAll(async () => {
+  if (root) await killNginx(root);
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('one-round-trip activation', () => {
+  it('a stream cut midway fails at upload: the node keeps serving its release; the next apply succeeds and cleans up', { timeout: 60_000 }, async () => {
+    const before = await current();
+    const page = await served();
+    const next = await bump({ html: 'x'.repeat(200_000) + '\n' });
+    const cut = (t: Transport): Transport => ({
+      node: t.node, root: t.root, readFile: (p) => t.readFile(p), stat: (p) => t.stat(p), http: (r) => t.http(r), writeFiles: (f) => t.writeFiles(f), close: () => t.close(),
+      exec: (a, o) => (a[0] === 'bash' && Buffer.isBuffer(o?.input) ? t.exec(a, { ...o, input: o.input.subarray(0, o.input.length >> 1) }) : t.exec(a, o)),
+    });
+    const r = await apply(cut);
+    expect(r).toMatchObject({ outcome: 'failed', step: 'upload', path: 'oneshot' });
+    expect(r.output).toMatch(/tar/i);
+    expect(await current()).toBe(before);
+    expect(await served()).toBe(page);
+    expect(await readdir(join(root, 'n1', '.edgectl'))).not.toContain('lock'); // unlocked on the way out
+    expect(await apply()).toMatchObject({ outcome: 'applied' });
+    expect(await served()).toBe(next);
+    expect((await readdir(join(root, 'n1', 'releases'))).filter((d) => d.startsWith('.tmp-'))).toEqual([]);
+  });
+
+  it('nginx -t rejects the release: nothing switched, the release recorded as failed at validate, nginx\'s words reported', { timeout: 60_000 }, async () => {
+    const before = await current();
+    const page = await served();
+    await bump();
+    await nginxMode('reject-test');
+    try {
+      const r = await apply();
+      expect(r).toMatchObject({ outcome: 'failed', step: 'validate', reloads: 0 });
+      expect(r.output).toContain('injected by the test');
+      expect(await current()).toBe(before);
+      expect(await served()).toBe(page);
+      expect(await record(r.to!)).toEqual(['failed', 'validate']);
+    } finally {
+      await nginxMode('ok');
+    }
+  });
+
+  it('a reload nginx refuses: switched back to the previous release, which serves; recorded failed at reload', { timeout: 60_000 }, async () => {
+    const before = await current();
+    const page = await served();
+    await bump();
+    await nginxMode('refuse-reload');
+    try {
+      const r = await apply();
+      expect(r).toMatchObject({ outcome: 'rolled-back', step: 'reload' });
+      expect(r.notes).toContain(`rolled back to ${before}`);
+      expect(r.output).toContain('kill failed (injected)');
+      expect(await current()).toBe(before);
+      expect(await record(r.to!)).toEqual(['failed', 'reload']);
+    } finally {
+      await nginxMode('ok');
+    }
+    expect(await served()).toBe(page);
+  });
+
+  it('an app that fails its health check: rolled back, the previous release serves, recorded failed at health', { timeout: 60_000 }, async () => {
+    const before = await current();
+    const page = await served();
+    await bump({ healthCheck: { path: '/no-such-page', expectStatus: 200 } });
+    const r = await apply();
+    expect(r).toMatchObject({ outcome: 'rolled-back', step: 'health' });
+    expect(r.output).toMatch(/www\.acme\.test: GET \/no-such-page \(Host: www\.acme\.test\) answered 404, expected 200/);
+    expect(await current()).toBe(before);
+    expect(await served()).toBe(page);
+    expect(await record(r.to!)).toEqual(['failed', 'health']);
+    expect(await readdir(join(root, 'n1', '.edgectl'))).not.toContain('intent.json');
+  });
+
+  it('a node locked by someone else is refused naming the holder, and nothing changes', { timeout: 60_000 }, async () => {
+    const before = await current();
+    await bump();
+    const lock = join(root, 'n1', '.edgectl', 'lock');
+    const { mkdir } = await import('node:fs/promises');
+    await mkdir(lock);
+    await writeFile(join(lock, 'holder'), JSON.stringify({ holder: 'ops@elsewhere', pid: 1, host: 'elsewhere.example', op: 'edgectl apply', since: new Date().toISOString(), expires: new Date(Date.now() + 600_000).toISOString(), id: 'abc123' }) + '\n');
+    try {
+      const r = await apply();
+      expect(r).toMatchObject({ outcome: 'locked', code: 'EDGECTL_LOCKED' });
+      expect(r.cause).toContain('ops@elsewhere');
+      expect(await current()).toBe(before);
+    } finally {
+      await rm(lock, { recursive: true });
+    }
+    expect(await apply()).toMatchObject({ outcome: 'applied' });
+  });
+});
