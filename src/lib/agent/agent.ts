@@ -15,13 +15,9 @@ import { createSink } from './sinks/index.js';
 import { HEARTBEAT_TOPIC, INTERNAL_TENANT } from './forward/wire.js';
 import { collectStatus } from './status.js';
 import { createHttpClient, type HttpClient } from '../http-client.js';
+import { splitHostPort } from '../fleet/ip.js';
 
 export type AgentState = 'created' | 'running' | 'stopping' | 'stopped';
-
-function splitHostPort(hp: string): { host: string; port: number } {
-  const i = hp.lastIndexOf(':');
-  return { host: hp.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(hp.slice(i + 1)) };
-}
 
 /**
  * The HTTPQ agent: spool + device/hop API + admin API + forwarder (or sink on the hub).

@@ -5,6 +5,7 @@ import type { SinkRecord } from '../agent/sinks/format.js';
 import { agentAdminAddress, agentAdminTokenFile, agentDataDir } from '../bundle/agent-json.js';
 import { ADMIN_TOKEN } from '../agent/admin-token.js';
 import { createHttpClient, type HttpClient } from '../http-client.js';
+import { unbracket } from '../fleet/ip.js';
 
 /**
  * How `edgectl spool` talks to a node's agent: its loopback admin API, reached either through the
@@ -83,7 +84,7 @@ async function nodeToken(t: Transport): Promise<string> {
 export function adminByTransport(t: Transport, agentListen: string): AdminApi {
   const a = agentAdminAddress(agentListen);
   if (!a) throw new EdgectlError('EDGECTL_AGENT_CONFIG', `${t.node}: agent listen ${agentListen} leaves no admin port (listen port + 1)`);
-  const host = a.host.replace(/^\[(.*)\]$/, '$1');
+  const host = unbracket(a.host);
   const port = a.port;
   let token: Promise<string> | undefined;
   return {
