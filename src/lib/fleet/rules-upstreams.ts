@@ -1,4 +1,4 @@
-import { resolveNode, type AppResource, type ResolvedNode } from './model.js';
+import type { AppResource, ResolvedNode } from './model.js';
 import { report, type RuleContext } from './rule-context.js';
 import { splitHostPort } from './ip.js';
 import { KONG_RESERVED_PORTS, allowKey, canonicalHost, endpointKey, internalHost, upstreamEndpoint } from './upstream-policy.js';
@@ -40,9 +40,7 @@ export function upstreamRules(ctx: RuleContext): void {
   const withUpstreams = ctx.m.apps.filter((a) => a.spec.upstream);
   if (withUpstreams.length === 0) return;
   const allowed = new Set((ctx.m.policy?.allowUpstreams ?? []).map(allowKey));
-  // Each node resolved once (its defaults applied) for both lists.
-  const fleet = { defaults: ctx.m.defaults };
-  const nodes = ctx.m.nodes.map((n) => resolveNode(fleet, n));
+  const nodes = [...ctx.resolved.values()];
   const own = nodeAddresses(nodes);
   const ports = reservedPorts(nodes);
   for (const a of withUpstreams) {
