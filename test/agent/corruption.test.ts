@@ -3,12 +3,18 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { type AgentProc, admin, kill9, killAll, post, sha, startAgent, status, waitFor } from './helpers.js';
+import { freePortRange } from '../helpers/ports.js';
 
 // Garbage in the store's files: the agent starts anyway, salvages or quarantines, says so loudly, keeps serving.
 let dir: string;
+// Free ports, found in beforeAll: each test's hub (its admin API on the next port).
+let Q: number;
+let R: number;
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'edgectl-corrupt-'));
+  Q = await freePortRange(2);
+  R = await freePortRange(2);
 });
 afterAll(async () => {
   await killAll();
@@ -39,12 +45,12 @@ describe('corruption', { timeout: 240_000 }, () => {
     const data = path.join(dir, 'a');
     const sink = path.join(dir, 'a.jsonl');
     // The sink path is a directory, so nothing drains and the records stay in the store.
-    let a = await hub('hub-q', 21410, data, path.join(dir, 'not-a-file') + '/');
+    let a = await hub('hub-q', Q, data, path.join(dir, 'not-a-file') + '/');
     await fill(a, 20);
     await kill9(a);
     const store = path.join(data, 'spool');
     for (const f of await readdir(store)) await writeFile(path.join(store, f), Buffer.alloc(4096, 0xa5));
-    a = await hub('hub-q', 21410, data, sink);
+    a = await hub('hub-q', Q, data, sink);
     const s = await status(a);
     expect(s.store.state).toBe('open');
     expect(s.store.quarantined).toHaveLength(1);
@@ -64,12 +70,12 @@ describe('corruption', { timeout: 240_000 }, () => {
   it('a store with a garbage MANIFEST and CURRENT is repaired and its messages are still delivered', async () => {
     const data = path.join(dir, 'b');
     const sink = path.join(dir, 'b.jsonl');
-    let a = await hub('hub-r', 21420, data, path.join(dir, 'not-a-file-b') + '/');
+    let a = await hub('hub-r', R, data, path.join(dir, 'not-a-file-b') + '/');
     const ids = await fill(a, 20);
     await kill9(a);
     const store = path.join(data, 'spool');
     for (const f of await readdir(store)) if (/^(CURRENT|MANIFEST-)/.test(f)) await writeFile(path.join(store, f), 'garbage\n'.repeat(64));
-    a = await hub('hub-r', 21420, data, sink);
+    a = await hub('hub-r', R, data, sink);
     const s = await status(a);
     expect(s.store.incidents.map((i: { kind: string }) => i.kind)).toContain('repaired');
     expect(s.store.quarantined).toHaveLength(1);

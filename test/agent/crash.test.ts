@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { type AgentProc, credential, depth, kill9, killAll, restart, sha, startAgent, waitFor } from './helpers.js';
 import { deleteStream, readStream } from './nats-read.js';
+import { freePortRange } from '../helpers/ports.js';
 
 // edge -> relay -> hub -> JetStream, each a real process; kill -9 at random, 20+ rounds.
 const RUN = randomBytes(4).toString('hex');
@@ -13,17 +14,20 @@ const PREFIX = `edgectltest_${RUN}`;
 const TOPICS = ['t1', 't2', 't3'];
 let dir: string;
 const procs: Record<'edge' | 'relay' | 'hub', AgentProc> = {} as never;
+// Free ports, found in beforeAll: each agent's device API (its admin API on the next port).
+const P = { edge: 0, relay: 0, hub: 0 };
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'edgectl-crash-'));
+  for (const k of ['edge', 'relay', 'hub'] as const) P[k] = await freePortRange(2);
   const common = ['--heartbeat-seconds', '1', ...TOPICS.map((t) => `--topic=acme/${t}`)];
   const edgeCred = credential(dir, 'edge-c');
   const relayCred = credential(dir, 'relay-c');
-  procs.hub = await startAgent('hub-c', 21230, 21231, ['--role', 'hub', '--data', path.join(dir, 'hub'), '--sink', `nats://127.0.0.1:4222?stream=${STREAM}&prefix=${PREFIX}&duplicateWindow=900`,
+  procs.hub = await startAgent('hub-c', P.hub, P.hub + 1, ['--role', 'hub', '--data', path.join(dir, 'hub'), '--sink', `nats://127.0.0.1:4222?stream=${STREAM}&prefix=${PREFIX}&duplicateWindow=900`,
     '--accept-forward', relayCred.accept('edge-c'), ...common]);
-  procs.relay = await startAgent('relay-c', 21220, 21221, ['--role', 'relay', '--data', path.join(dir, 'relay'), '--upstream', 'http://127.0.0.1:21230/v1/forward',
+  procs.relay = await startAgent('relay-c', P.relay, P.relay + 1, ['--role', 'relay', '--data', path.join(dir, 'relay'), '--upstream', `http://127.0.0.1:${P.hub}/v1/forward`,
     '--credential-file', relayCred.file, '--accept-forward', edgeCred.accept(), ...common]);
-  procs.edge = await startAgent('edge-c', 21210, 21211, ['--role', 'edge', '--data', path.join(dir, 'edge'), '--upstream', 'http://127.0.0.1:21220/v1/forward',
+  procs.edge = await startAgent('edge-c', P.edge, P.edge + 1, ['--role', 'edge', '--data', path.join(dir, 'edge'), '--upstream', `http://127.0.0.1:${P.relay}/v1/forward`,
     '--credential-file', edgeCred.file, '--token', `acme:${sha('tok')}`, ...common]);
 }, 300_000);
 
@@ -45,7 +49,7 @@ describe('crash: kill -9 at random under load', () => {
         const body = batch ? `{"w":${w},"n":${n},"i":0}\n{"w":${w},"n":${n},"i":1}\n` : `w${w}-${n}`;
         sent++;
         try {
-          const r = await fetch(`http://127.0.0.1:21210/v1/q/${topic}`, { method: 'POST', body, headers: { authorization: 'Bearer tok', ...(batch ? { 'content-type': 'application/x-ndjson' } : {}) } });
+          const r = await fetch(`http://127.0.0.1:${P.edge}/v1/q/${topic}`, { method: 'POST', body, headers: { authorization: 'Bearer tok', ...(batch ? { 'content-type': 'application/x-ndjson' } : {}) } });
           const j = (await r.json()) as { id?: string; ids?: string[] };
           if (r.status === 202) for (const id of j.ids ?? [j.id!]) acked.push({ id, topic });
         } catch {

@@ -4,12 +4,16 @@ import { mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { type AgentProc, credential, depth, killAll, post, sha, startAgent, status, waitFor } from './helpers.js';
+import { freePortRange } from '../helpers/ports.js';
 
 // The spool on an 8 MB tmpfs (needs root: mount -t tmpfs). Upstream absent at first, so it fills up.
 let dir: string;
 let mnt: string;
 let mounted = false;
 let edge: AgentProc;
+// Free ports, found in beforeAll: the edge's and the hub's device API (each admin API on the next port).
+let EDGE: number;
+let HUB: number;
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'edgectl-diskfull-'));
@@ -18,7 +22,9 @@ beforeAll(async () => {
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mnt]);
   mounted = true;
   await writeFile(path.join(mnt, 'filler'), Buffer.alloc(4 << 20, 1));
-  edge = await startAgent('edge-d', 21510, 21511, ['--role', 'edge', '--data', path.join(mnt, 'data'), '--upstream', 'http://127.0.0.1:21530/v1/forward',
+  EDGE = await freePortRange(2);
+  HUB = await freePortRange(2);
+  edge = await startAgent('edge-d', EDGE, EDGE + 1, ['--role', 'edge', '--data', path.join(mnt, 'data'), '--upstream', `http://127.0.0.1:${HUB}/v1/forward`,
     '--credential-file', credential(dir, 'edge-d').file, '--token', `acme:${sha('tok')}`, '--topic', 'acme/t', '--heartbeat-seconds', '0']);
 }, 300_000);
 
@@ -61,7 +67,7 @@ describe('disk full', () => {
 
     // Everything acknowledged before and after the outage reaches the hub exactly once.
     const sink = path.join(dir, 'sink.jsonl');
-    const hub = await startAgent('hub-d', 21530, 21531, ['--role', 'hub', '--data', path.join(dir, 'hub'), '--sink', `file:${sink}`,
+    const hub = await startAgent('hub-d', HUB, HUB + 1, ['--role', 'hub', '--data', path.join(dir, 'hub'), '--sink', `file:${sink}`,
       '--accept-forward', credential(dir, 'edge-d').accept(), '--topic', 'acme/t', '--heartbeat-seconds', '0']);
     await waitFor(async () => (await depth(edge)) === 0 && (await depth(hub)) === 0, 120_000, 'drain', 500);
     const ids = (await readFile(sink, 'utf8')).trim().split('\n').map((l) => (JSON.parse(l) as { id: string }).id);

@@ -7,17 +7,19 @@ import { type AgentProc, credential, depth, killAll, post, sha, startAgent, stat
 import { encodeBatch, FORWARD_CONTENT_TYPE } from '../../src/lib/agent/forward/wire.js';
 import { MAX_FORWARD_BODY_BYTES } from '../../src/lib/limits.js';
 import type { IncomingItem } from '../../src/lib/agent/store/spool.js';
+import { freePortRange } from '../helpers/ports.js';
 
 /**
  * Who may POST /v1/forward, and what it may send. Real processes: edge-a (a real edge agent) →
  * relay-r → hub-h (file sink). The test itself plays strangers: nobody, a wrong credential, and
  * the credential of edge-b (a real node of the fleet, accepted at relay-r for its own messages).
  */
-const R = 24110;
-const H = 24120;
-const A = 24130;
-const LONE = 24140;
-const LATE = 24150;
+// Free ports, found in beforeAll: each agent's device API (its admin API on the next port).
+let R: number;
+let H: number;
+let A: number;
+let LONE: number;
+let LATE: number;
 let dir: string;
 let relay: AgentProc;
 let hub: AgentProc;
@@ -51,6 +53,7 @@ function hold(port: number, headers: string[], length: number, first = 65536): P
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'edgectl-fwdauth-'));
+  [R, H, A, LONE, LATE] = [await freePortRange(2), await freePortRange(2), await freePortRange(2), await freePortRange(2), await freePortRange(2)];
   creds = { a: credential(dir, 'edge-a'), b: credential(dir, 'edge-b'), r: credential(dir, 'relay-r'), late: credential(dir, 'edge-late') };
   const tenants = ['--topic', 'acme/events', '--heartbeat-seconds', '0'];
   hub = await startAgent('hub-h', H, H + 1, ['--role', 'hub', '--data', path.join(dir, 'hub'), '--sink', `file:${path.join(dir, 'sink.jsonl')}`,

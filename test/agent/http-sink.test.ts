@@ -4,12 +4,15 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { type AgentProc, depth, killAll, post, sha, startAgent, status, waitFor } from './helpers.js';
+import { freePortRange } from '../helpers/ports.js';
 
 // A hub whose sink is a webhook on loopback: the first POST is refused (503, Retry-After), later ones accepted.
 let dir: string;
 let hook: Server;
 let hub: AgentProc;
 const seen: { status: number; type: string | undefined; body: string }[] = [];
+// The webhook's port, chosen by the kernel when it listens (port 0).
+let HOOK: number;
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'edgectl-httpsink-'));
@@ -22,8 +25,10 @@ beforeAll(async () => {
       res.writeHead(code, code === 503 ? { 'retry-after': '1' } : {}).end(code === 503 ? 'busy' : 'ok');
     });
   });
-  await new Promise<void>((r) => hook.listen(21645, '127.0.0.1', r));
-  hub = await startAgent('hub-w', 21640, 21641, ['--role', 'hub', '--data', path.join(dir, 'hub'), '--sink', 'http://127.0.0.1:21645/hook',
+  await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
+  HOOK = (hook.address() as { port: number }).port;
+  const port = await freePortRange(2);
+  hub = await startAgent('hub-w', port, port + 1, ['--role', 'hub', '--data', path.join(dir, 'hub'), '--sink', `http://127.0.0.1:${HOOK}/hook`,
     '--token', `acme:${sha('tok')}`, '--topic', 'acme/t', '--heartbeat-seconds', '0']);
 }, 120_000);
 
@@ -56,6 +61,6 @@ describe('http(s) sink', { timeout: 60_000 }, () => {
     const s = await status(hub);
     expect(s.forward.errors).toBeGreaterThanOrEqual(1);
     expect(s.forward.lastError.message).toMatch(/webhook answered 503: busy/);
-    expect(s.forward.lastSuccessTo).toBe('http:http://127.0.0.1:21645');
+    expect(s.forward.lastSuccessTo).toBe(`http:http://127.0.0.1:${HOOK}`);
   });
 });

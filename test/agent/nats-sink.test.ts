@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { depth, killAll, sha, startAgent, status, stopAgent, waitFor } from './helpers.js';
 import { deleteStream, readStream } from './nats-read.js';
+import { freePort, freePortRange } from '../helpers/ports.js';
 import { encodeBatch } from '../../src/lib/agent/forward/wire.js';
 
 // JetStream's Nats-Msg-Id dedupe lasts only its duplicate window (1 s here). A batch retried after
@@ -32,14 +33,16 @@ describe('nats sink', { timeout: 240_000 }, () => {
     const msgs = Array.from({ length: 5 }, (_, i) => ({ id: `e9:${RUN}:${i + 1}`, tenant: 'acme', topic: 'ev', contentType: 'text/plain', ts: Date.now(), body: Buffer.from(`m${i}`) }));
     const forward = (port: number, n: number) => fetch(`http://127.0.0.1:${port}/v1/forward`, { method: 'POST', body: encodeBatch(msgs.slice(0, n)), headers: { 'content-type': 'application/vnd.edgectl.batch', authorization: 'Bearer hop' } });
     const args = (d: string) => ['--role', 'hub', '--data', path.join(dir, d), '--sink', sink, '--accept-forward', `e9:${sha('hop')}`, '--topic', 'acme/ev', '--heartbeat-seconds', '0'];
-    const a = await startAgent('hub-n1', 21710, 21711, args('a'));
-    expect((await forward(21710, 3)).status).toBe(200);
+    // Free ports for the two hubs (each admin API on the next port).
+    const [pa, pb] = [await freePortRange(2), await freePortRange(2)];
+    const a = await startAgent('hub-n1', pa, pa + 1, args('a'));
+    expect((await forward(pa, 3)).status).toBe(200);
     await waitFor(async () => (await depth(a)) === 0, 20_000, 'first delivery');
     await stopAgent(a);
     await new Promise((r) => setTimeout(r, 2500)); // past the duplicate window
     // A second hub with an empty dedupe window gets the same three again, plus two new ones.
-    const b = await startAgent('hub-n2', 21720, 21721, args('b'));
-    expect(await (await forward(21720, 5)).json()).toEqual({ accepted: 5, duplicates: 0 });
+    const b = await startAgent('hub-n2', pb, pb + 1, args('b'));
+    expect(await (await forward(pb, 5)).json()).toEqual({ accepted: 5, duplicates: 0 });
     await waitFor(async () => (await depth(b)) === 0, 20_000, 'second delivery');
     const got = await readStream(STREAM);
     expect(got.map((m) => [m.subject, m.id, m.body])).toEqual(msgs.map((m, i) => [`${PREFIX}.acme.ev`, m.id, `m${i}`]));
@@ -50,8 +53,9 @@ describe('nats sink', { timeout: 240_000 }, () => {
     const stream = `${STREAM}_GONE`;
     const prefix = `${PREFIX}_gone`;
     const one = (id: string) => encodeBatch([{ id, tenant: 'acme', topic: 'ev', contentType: 'text/plain', ts: Date.now(), body: Buffer.from(id) }]);
-    const send = (body: Buffer) => fetch('http://127.0.0.1:21730/v1/forward', { method: 'POST', body, headers: { 'content-type': 'application/vnd.edgectl.batch', authorization: 'Bearer hop' } });
-    const hub = await startAgent('hub-n3', 21730, 21731, ['--role', 'hub', '--data', path.join(dir, 'c'), '--sink', `nats://127.0.0.1:4222?stream=${stream}&prefix=${prefix}`,
+    const port = await freePortRange(2);
+    const send = (body: Buffer) => fetch(`http://127.0.0.1:${port}/v1/forward`, { method: 'POST', body, headers: { 'content-type': 'application/vnd.edgectl.batch', authorization: 'Bearer hop' } });
+    const hub = await startAgent('hub-n3', port, port + 1, ['--role', 'hub', '--data', path.join(dir, 'c'), '--sink', `nats://127.0.0.1:4222?stream=${stream}&prefix=${prefix}`,
       '--accept-forward', `e9:${sha('hop')}`, '--topic', 'acme/ev', '--heartbeat-seconds', '0']);
     try {
       expect((await send(one(`e9:${RUN}:g1`))).status).toBe(200);
@@ -67,14 +71,15 @@ describe('nats sink', { timeout: 240_000 }, () => {
   });
 
   it('keeps everything while JetStream is unreachable, says so in /status, and delivers once it is back', async () => {
-    // A NATS server of this test's own, on its own port, started only after the hub has tried.
-    const port = 21790;
+    // A NATS server of this test's own, on its own free port, started only after the hub has tried.
+    const port = await freePort();
+    const hubPort = await freePortRange(2);
     const stream = `${STREAM}_LATE`;
-    const hub = await startAgent('hub-n4', 21740, 21741, ['--role', 'hub', '--data', path.join(dir, 'd'), '--sink', `nats://127.0.0.1:${port}?stream=${stream}&prefix=${PREFIX}_late`,
+    const hub = await startAgent('hub-n4', hubPort, hubPort + 1, ['--role', 'hub', '--data', path.join(dir, 'd'), '--sink', `nats://127.0.0.1:${port}?stream=${stream}&prefix=${PREFIX}_late`,
       '--accept-forward', `e9:${sha('hop')}`, '--topic', 'acme/ev', '--heartbeat-seconds', '0']);
     const ids = [1, 2, 3].map((i) => `e9:${RUN}:late${i}`);
     const body = encodeBatch(ids.map((id) => ({ id, tenant: 'acme', topic: 'ev', contentType: 'text/plain', ts: Date.now(), body: Buffer.from(id) })));
-    expect((await fetch('http://127.0.0.1:21740/v1/forward', { method: 'POST', body, headers: { 'content-type': 'application/vnd.edgectl.batch', authorization: 'Bearer hop' } })).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${hubPort}/v1/forward`, { method: 'POST', body, headers: { 'content-type': 'application/vnd.edgectl.batch', authorization: 'Bearer hop' } })).status).toBe(200);
     await waitFor(async () => (await status(hub)).forward.errors >= 2, 20_000, 'failed deliveries while NATS is down');
     const down = await status(hub);
     expect(down.totals.depth).toBe(3);

@@ -16,16 +16,18 @@ import { acquireLock, keepLock, makeHolder, releaseLock } from '../../src/lib/re
 import { LocalTransport } from '../../src/lib/transport/local.js';
 import { createConnector, type Connector } from '../../src/lib/transport/connect.js';
 import type { Transport } from '../../src/lib/transport/types.js';
+import { freePort } from '../helpers/ports.js';
 import { get, killNginx, nginxPid, writeApps, writeTestFleet, type TestApp } from './helpers.js';
 
 /** The core in-process, where a failure has to be injected (a dying upload) or a boot simulated. */
 const ADDR = '127.0.2.2';
-const BASE = 23100;
+// The node's nginx port: a free one on ADDR, found in beforeAll.
+let BASE: number;
 let dir: string;
 let fleet: string;
 let root: string;
 let apps: TestApp[];
-const local = { root: '', portBase: BASE, address: ADDR };
+const local = { root: '', portBase: 0, address: ADDR };
 const rollout = { canary: 0, batch: '100%', maxFailures: '100%', concurrency: 4 };
 
 function deps(wrap?: (t: Transport) => Transport): FleetDeps {
@@ -55,6 +57,7 @@ const current = async () => (await readlink(join(root, 'n1', 'current'))).replac
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ec-core-'));
+  BASE = local.portBase = await freePort(ADDR);
   await chmod(dir, 0o755);
   fleet = join(dir, 'fleet');
   root = local.root = join(dir, 'nodes');
@@ -101,7 +104,8 @@ describe('apply core', { timeout: 120_000 }, () => {
     const before = await current();
     // Another process holds the port: nginx -t ignores EADDRINUSE (it passes), the reload fails in the master.
     const squatter = createServer(() => {});
-    await new Promise<void>((r) => squatter.listen(23199, ADDR, r));
+    await new Promise<void>((r) => squatter.listen(0, ADDR, r));
+    const taken = (squatter.address() as { port: number }).port;
     // Once nginx -t has passed on the staged release, a second listen appears in it (as a config
     // that only the reload trips over would): fleets cannot write listen directives themselves.
     const secondListen = (t: Transport): Transport => ({
@@ -113,7 +117,7 @@ describe('apply core', { timeout: 120_000 }, () => {
           const conf = join(dirname(argv[argv.length - 1]), 'conf.d', 'acme.web.conf');
           const text = await readFile(conf, 'utf8');
           await rm(conf); // the staged file may be a hard link to the current release's copy
-          await writeFile(conf, text.replace(/^(\s*listen [^\n]*\n)/m, `$1    listen ${ADDR}:23199;\n`));
+          await writeFile(conf, text.replace(/^(\s*listen [^\n]*\n)/m, `$1    listen ${ADDR}:${taken};\n`));
         }
         return r;
       },
@@ -128,7 +132,7 @@ describe('apply core', { timeout: 120_000 }, () => {
       const n = r.nodes[0];
       expect(n, n.output).toMatchObject({ outcome: 'rolled-back', step: 'config' });
       expect(n.cause).toContain('does not serve the new config');
-      expect(n.output).toMatch(/bind\(\) to 127\.0\.2\.2:23199 failed \(98: Address already in use\)/);
+      expect(n.output).toContain(`bind() to ${ADDR}:${taken} failed (98: Address already in use)`);
       expect(await current()).toBe(before);
       expect((await get(ADDR, BASE, 'www.acme.test')).body).toBe('v2\n');
     } finally {

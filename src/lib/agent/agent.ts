@@ -14,13 +14,10 @@ import { CredentialFile } from './forward/credential.js';
 import { createSink } from './sinks/index.js';
 import { HEARTBEAT_TOPIC, INTERNAL_TENANT } from './forward/wire.js';
 import { collectStatus } from './status.js';
+import { createHttpClient, type HttpClient } from '../http-client.js';
+import { splitHostPort } from '../fleet/ip.js';
 
 export type AgentState = 'created' | 'running' | 'stopping' | 'stopped';
-
-function splitHostPort(hp: string): { host: string; port: number } {
-  const i = hp.lastIndexOf(':');
-  return { host: hp.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(hp.slice(i + 1)) };
-}
 
 /**
  * The HTTPQ agent: spool + device/hop API + admin API + forwarder (or sink on the hub).
@@ -37,14 +34,15 @@ export class Agent {
   private lastHeartbeat = 0;
   private maintaining = false;
 
-  private constructor(readonly ctx: AgentContext, private forwarder?: Forwarder) {
+  private constructor(readonly ctx: AgentContext, private forwarder?: Forwarder, private ownHttp?: HttpClient) {
     this.device = buildDeviceApp(ctx);
     this.admin = buildAdminApp(ctx);
   }
 
   private startedAt = Date.now();
 
-  static async create(config: AgentConfig, log: Logger): Promise<Agent> {
+  /** deps.http: the client for the forwarder's or the sink's HTTP calls; by default one of its own, closed by close(). */
+  static async create(config: AgentConfig, log: Logger, deps: { http?: HttpClient } = {}): Promise<Agent> {
     const t0 = Date.now();
     // Before the store: an agent that cannot authenticate its admin callers does not start.
     const adminTokenHash = await loadAdminToken(config.adminTokenFile ?? agentAdminTokenFile(config.dataDir));
@@ -56,11 +54,13 @@ export class Agent {
     } catch (err) {
       throw new EdgectlError('EDGECTL_AGENT_CONFIG', `cannot open the spool in ${config.dataDir}: ${errorMessage(err)}`, { cause: err });
     }
+    const http = deps.http ?? createHttpClient();
     let out: Deliverer;
     try {
-      out = config.role === 'hub' ? await hubSink(config, log) : await upstream(config, log);
+      out = config.role === 'hub' ? await hubSink(config, log, http) : await upstream(config, log, http);
     } catch (err) {
       await spool.close();
+      if (!deps.http) await http.close();
       throw err;
     }
     const wake = { fw: undefined as Forwarder | undefined };
@@ -68,7 +68,7 @@ export class Agent {
     ctx.adminTokenHash = adminTokenHash;
     const fw = new Forwarder(spool, out, ctx.stats, log, forward);
     wake.fw = fw;
-    const agent = new Agent(ctx, fw);
+    const agent = new Agent(ctx, fw, deps.http ? undefined : http);
     agent.startedAt = t0;
     return agent;
   }
@@ -134,24 +134,25 @@ export class Agent {
     clearInterval(this.timer);
     await Promise.all(this.servers.map((s) => new Promise<void>((r) => { s.close(() => r()); s.closeAllConnections(); })));
     await this.forwarder?.stop();
+    await this.ownHttp?.close();
     while (this.maintaining) await new Promise((r) => setTimeout(r, 10));
     await this.ctx.spool.close();
     this.state = 'stopped';
   }
 }
 
-async function hubSink(config: AgentConfig, log: Logger): Promise<Deliverer> {
+async function hubSink(config: AgentConfig, log: Logger, http: HttpClient): Promise<Deliverer> {
   if (!config.sink) throw new EdgectlError('EDGECTL_AGENT_CONFIG', 'role hub needs a sink (--sink file:PATH | http(s)://… | nats://HOST:PORT)');
   try {
-    return await createSink(config.sink, log);
+    return await createSink(config.sink, log, http);
   } catch (err) {
     throw new EdgectlError('EDGECTL_AGENT_CONFIG', errorMessage(err));
   }
 }
 
-async function upstream(config: AgentConfig, log: Logger): Promise<Deliverer> {
+async function upstream(config: AgentConfig, log: Logger, http: HttpClient): Promise<Deliverer> {
   if (config.upstreams.length === 0) throw new EdgectlError('EDGECTL_AGENT_CONFIG', `role ${config.role} needs at least one upstream (--upstream http://relay:PORT/v1/forward)`);
   const credential = new CredentialFile(config.credentialFile, log);
   await credential.load();
-  return new UpstreamDeliverer(config.upstreams, credential, log);
+  return new UpstreamDeliverer(config.upstreams, credential, log, http);
 }

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { RE } from '../fleet/values.js';
+import { unbracket } from '../fleet/ip.js';
 import { MAX_FORWARD_BATCH_BYTES, MAX_FORWARD_BATCH_MESSAGES, MAX_MESSAGE_BYTES } from '../limits.js';
 
 /**
@@ -8,7 +9,7 @@ import { MAX_FORWARD_BATCH_BYTES, MAX_FORWARD_BATCH_MESSAGES, MAX_MESSAGE_BYTES 
  * and other spellings are not: what an address resolves to is not the config's to decide.
  */
 export function isLoopbackHost(host: string): boolean {
-  const h = host.replace(/^\[(.*)\]$/, '$1');
+  const h = unbracket(host);
   if (isIP(h) === 4) return h.startsWith('127.');
   return isIP(h) === 6 && new URL(`http://[${h}]/`).hostname === '[::1]';
 }

@@ -64,3 +64,17 @@ export function ipSpellingProblem(s: string): string | undefined {
   const c = canonicalIPv6(s);
   return c === s ? undefined : `must be written in its canonical form ${c} (lowercase, compressed, no leading zeros)`;
 }
+
+/**
+ * A host as URLs and HOST:PORT write it, without the brackets around an IPv6 address
+ * (`[2001:db8::1]` → `2001:db8::1`, what `new URL().hostname` gives); anything else as it is.
+ */
+export function unbracket(host: string): string {
+  return host.length >= 2 && host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+}
+
+/** HOST:PORT (IPv6 as `[addr]:port`) split at its last colon, the host unbracketed: listen addresses as the fleet and agent.json write them. */
+export function splitHostPort(hp: string): { host: string; port: number } {
+  const i = hp.lastIndexOf(':');
+  return { host: unbracket(hp.slice(0, i)), port: Number(hp.slice(i + 1)) };
+}

@@ -100,17 +100,26 @@ export function resolveNode(fleet: Pick<FleetSpec, 'defaults'>, n: NodeResource)
   };
 }
 
-const resolved = new WeakMap<FleetModel, ReadonlyMap<string, ResolvedNode>>();
+const resolved = new WeakMap<readonly NodeResource[], { defaults: FleetSpec['defaults']; byName: ReadonlyMap<string, ResolvedNode> }>();
 
 /**
- * Every node of the model resolved, by name in fleet order: computed once per model, however
- * many parts of a run ask (render, placement, the connector, rollback, spool). A model is not
- * changed after it is loaded; local mode makes a new one (nodes/local-mode.ts).
+ * A list of nodes resolved with the fleet's defaults, by name in list order: computed once per
+ * list and defaults, however many parts of a run ask. Validation's rules resolve the model's own
+ * node list (validate.ts hands the same array to the rules and to the model), so the run that
+ * follows does not resolve them again. A list is not changed after it is loaded; local mode
+ * makes a new one (nodes/local-mode.ts).
  */
+export function resolveNodes(nodes: readonly NodeResource[], defaults: FleetSpec['defaults']): ReadonlyMap<string, ResolvedNode> {
+  const hit = resolved.get(nodes);
+  if (hit && hit.defaults === defaults) return hit.byName;
+  const byName = new Map(nodes.map((n) => [n.name, resolveNode({ defaults }, n)]));
+  resolved.set(nodes, { defaults, byName });
+  return byName;
+}
+
+/** Every node of the model resolved, by name in fleet order (render, placement, the connector, rollback, spool). */
 export function resolvedNodes(model: FleetModel): ReadonlyMap<string, ResolvedNode> {
-  let m = resolved.get(model);
-  if (!m) resolved.set(model, (m = new Map(model.nodes.map((n) => [n.name, resolveNode(model.fleet.spec, n)]))));
-  return m;
+  return resolveNodes(model.nodes, model.fleet.spec.defaults);
 }
 
 export function appTopics(app: AppSpec): ResolvedTopic[] {

@@ -1,4 +1,4 @@
-import type { AppResource, NodeResource, Resource, TenantResource } from './model.js';
+import type { AppResource, NodeResource, ResolvedNode, Resource, TenantResource } from './model.js';
 import type { FleetSpec } from './schema.js';
 import { locate } from './parse.js';
 import { formatPath, type PathSeg, type Problem } from './problems.js';
@@ -22,10 +22,12 @@ export interface RuleInput {
   partial: Set<string>;
 }
 
-/** What every cross-reference rule works from: the documents, name indexes, and the problem list. */
+/** What every cross-reference rule works from: the documents, name indexes, the resolved nodes, and the problem list. */
 export interface RuleContext {
   m: RuleInput;
   nodes: Map<string, NodeResource>;
+  /** Every node with the Fleet's defaults applied, as apply will use it (resolveNodes: once per validation). */
+  resolved: ReadonlyMap<string, ResolvedNode>;
   tenants: Map<string, TenantResource>;
   out: Problem[];
 }

@@ -1,5 +1,4 @@
 import type { NodeResource } from './model.js';
-import { resolveNode } from './model.js';
 import { aRole, report, unknown, type RuleContext } from './rule-context.js';
 import { didYouMean } from './problems.js';
 
@@ -78,10 +77,9 @@ function viaCycles(ctx: RuleContext): void {
 /** Two nodes with the same address, ssh port and root would overwrite each other's releases. */
 export function endpointRules(ctx: RuleContext): void {
   const endpoints = new Map<string, NodeResource>();
-  const fleet = { defaults: ctx.m.defaults };
   for (const n of ctx.m.nodes) {
     // The endpoint apply will use, defaults applied the same way.
-    const r = resolveNode(fleet, n);
+    const r = ctx.resolved.get(n.name)!;
     const key = `${r.address}|${r.ssh.port}|${r.root}`;
     const prev = endpoints.get(key);
     if (prev) report(ctx, n, ['spec', 'address'], 'node-duplicate-endpoint', `node "${prev.name}" has the same address, ssh port and root: both would write the same releases`);

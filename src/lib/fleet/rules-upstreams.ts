@@ -1,12 +1,13 @@
-import { resolveNode, type AppResource, type ResolvedNode } from './model.js';
+import type { AppResource, ResolvedNode } from './model.js';
 import { report, type RuleContext } from './rule-context.js';
+import { splitHostPort } from './ip.js';
 import { KONG_RESERVED_PORTS, allowKey, canonicalHost, endpointKey, internalHost, upstreamEndpoint } from './upstream-policy.js';
 
 /** Every address a node of the fleet has (its ssh address, where nginx and the agent listen), by node. */
 function nodeAddresses(nodes: ResolvedNode[]): Map<string, string> {
   const out = new Map<string, string>();
   for (const r of nodes) {
-    const agentHost = r.agent.listen.slice(0, r.agent.listen.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1');
+    const agentHost = splitHostPort(r.agent.listen).host;
     for (const a of [r.address, r.http.address, agentHost]) {
       const c = a === undefined ? undefined : canonicalHost(a);
       if (c !== undefined && !out.has(c)) out.set(c, r.name);
@@ -22,8 +23,7 @@ function nodeAddresses(nodes: ResolvedNode[]): Map<string, string> {
 function reservedPorts(nodes: ResolvedNode[]): Map<number, string> {
   const out = new Map<number, string>(KONG_RESERVED_PORTS);
   for (const n of nodes) {
-    const listen = n.agent.listen;
-    const port = Number(listen.slice(listen.lastIndexOf(':') + 1));
+    const { port } = splitHostPort(n.agent.listen);
     if (!out.has(port)) out.set(port, `the agent's port (agent.listen of node "${n.name}")`);
     if (!out.has(port + 1)) out.set(port + 1, `the agent's admin port (agent.listen + 1 of node "${n.name}")`);
   }
@@ -40,9 +40,7 @@ export function upstreamRules(ctx: RuleContext): void {
   const withUpstreams = ctx.m.apps.filter((a) => a.spec.upstream);
   if (withUpstreams.length === 0) return;
   const allowed = new Set((ctx.m.policy?.allowUpstreams ?? []).map(allowKey));
-  // Each node resolved once (its defaults applied) for both lists.
-  const fleet = { defaults: ctx.m.defaults };
-  const nodes = ctx.m.nodes.map((n) => resolveNode(fleet, n));
+  const nodes = [...ctx.resolved.values()];
   const own = nodeAddresses(nodes);
   const ports = reservedPorts(nodes);
   for (const a of withUpstreams) {

@@ -1,5 +1,6 @@
 import type { Problem } from './problems.js';
 import type { RuleContext, RuleInput } from './rule-context.js';
+import { resolveNodes } from './model.js';
 import { appRules } from './rules-apps.js';
 import { credentialRules } from './rules-credentials.js';
 import { endpointRules, viaRules } from './rules-nodes.js';
@@ -13,7 +14,7 @@ import { domainZoneRules, payloadPathRules } from './rules-tenancy.js';
  * fleet's size (see bench/validate.ts).
  */
 export function crossRules(m: RuleInput): Problem[] {
-  const ctx: RuleContext = { m, nodes: new Map(m.nodes.map((n) => [n.name, n])), tenants: new Map(m.tenants.map((t) => [t.name, t])), out: [] };
+  const ctx: RuleContext = { m, nodes: new Map(m.nodes.map((n) => [n.name, n])), resolved: resolveNodes(m.nodes, m.defaults), tenants: new Map(m.tenants.map((t) => [t.name, t])), out: [] };
   viaRules(ctx);
   endpointRules(ctx);
   appRules(ctx);

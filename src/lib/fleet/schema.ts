@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { isIP } from 'node:net';
-import { ipSpellingProblem } from './ip.js';
+import { ipSpellingProblem, unbracket } from './ip.js';
 import { RE, COUNT_OR_PERCENT, UNIX_HOST_REASON, checkHttpUrl, isAddress, isDomain, releaseRootProblem } from './values.js';
 import { MAX_MESSAGE_BYTES } from '../limits.js';
 
@@ -38,7 +38,7 @@ const duration = re(RE.duration, 'a duration like 30s, 10m, 2h or 1d');
 const countOrPercent = z.union([z.number().int().min(0), re(COUNT_OR_PERCENT, 'a count or a percentage like "25%"')]);
 const hostPort = z.string().superRefine((s, ctx) => {
   const m = /^(.+):(\d{1,5})$/.exec(s);
-  const host = m?.[1]?.replace(/^\[(.*)\]$/, '$1');
+  const host = m ? unbracket(m[1]) : undefined;
   if (!m || !host || !isAddress(host) || Number(m[2]) < 1 || Number(m[2]) > 65535 || (isIP(host) === 6) !== m[1].startsWith('[')) {
     ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be HOST:PORT, with an IP or hostname (IPv6 in brackets: [2001:db8::1]:7311) and a port between 1 and 65535' });
   } else if (host === 'unix') {

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { canonicalIP, embeddedIPv4, v4, v6Groups } from './ip.js';
+import { canonicalIP, embeddedIPv4, unbracket, v4, v6Groups } from './ip.js';
 
 /**
  * Which upstreams a tenant's app may name. An upstream is reached from the node itself, so an
@@ -33,7 +33,7 @@ export const KONG_RESERVED_PORTS: ReadonlyMap<number, string> = new Map([
 /** The host (IPv6 without brackets) and port of an http(s) URL, as render will use them. */
 export function upstreamEndpoint(url: string): { host: string; port: number } {
   const u = new URL(url);
-  const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
+  const host = unbracket(u.hostname);
   return { host, port: u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80 };
 }
 

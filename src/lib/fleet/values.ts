@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { unbracket } from './ip.js';
 
 /**
  * The value grammars of the fleet format. Everything that can reach nginx.conf, Kong config, a
@@ -87,7 +88,7 @@ export function checkHttpUrl(s: string, opts: { allowQuery?: boolean } = {}): st
   if (!u.hostname) return 'has no host';
   if (u.username || u.password || s.replace(/^https?:\/\//, '').split('/')[0].includes('@')) return 'must not carry credentials (user:password@)';
   if (u.port === '0') return 'has port 0; a port must be between 1 and 65535';
-  const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
+  const host = unbracket(u.hostname);
   if (!(isIP(host) !== 0 || isHostname(host))) return `host "${u.hostname}" is neither an IP address nor a hostname`;
   if (host === 'unix') return `has ${UNIX_HOST_REASON}`;
   // The URL parser reads 127.1, 2130706433, 0x7f.1 and 0177.0.0.1 as 127.0.0.1 (as inet_aton does),

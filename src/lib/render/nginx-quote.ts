@@ -1,5 +1,6 @@
 import { EdgectlError } from '../errors.js';
 import { RE, checkHttpUrl, isAddress, isDomain } from '../fleet/values.js';
+import { unbracket } from '../fleet/ip.js';
 import { isIP } from 'node:net';
 
 /**
@@ -125,7 +126,7 @@ export function upstreamTarget(v: unknown): UpstreamTarget {
   if (typeof v !== 'string' || checkHttpUrl(v) !== undefined) unsafe('upstream URL', v);
   const u = new URL(v);
   const scheme = u.protocol === 'https:' ? 'https' : 'http';
-  const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
+  const host = unbracket(u.hostname);
   const port = u.port ? Number(u.port) : scheme === 'https' ? 443 : 80;
   const path = u.pathname === '/' ? '' : u.pathname;
   if (path && !RE.httpPath.test(path)) unsafe('upstream URL', v);

@@ -4,6 +4,8 @@ import type { AgentStatus } from '../agent/status.js';
 import type { SinkRecord } from '../agent/sinks/format.js';
 import { agentAdminAddress, agentAdminTokenFile, agentDataDir } from '../bundle/agent-json.js';
 import { ADMIN_TOKEN } from '../agent/admin-token.js';
+import { createHttpClient, type HttpClient } from '../http-client.js';
+import { unbracket } from '../fleet/ip.js';
 
 /**
  * How `edgectl spool` talks to a node's agent: its loopback admin API, reached either through the
@@ -46,19 +48,19 @@ const noToken = (where: string) => new EdgectlError('EDGECTL_AGENT_REFUSED', `th
   hint: 'With --admin, give --admin-token-file <the agent\'s data dir>/admin-token; with --node the token is read on the node from <root>/spool/admin-token.',
 });
 
-export function adminByUrl(url: string, tokenFile?: string): AdminApi {
+/** A local agent's admin API at `url`, asked through `http` (the caller closes it). */
+export function adminByUrl(url: string, http: HttpClient, tokenFile?: string): AdminApi {
   const base = new URL(url);
   if (!/^https?:$/.test(base.protocol)) throw new EdgectlError('EDGECTL_USAGE', `--admin must be an http:// URL, got ${url}`);
   let token: Promise<string> | undefined;
   return {
     where: base.origin,
     async request(method, path) {
-      const { request } = await import('undici');
       token ??= tokenFile ? readLocalToken(tokenFile) : undefined;
       const headers = token ? { authorization: `Bearer ${await token}` } : undefined;
       try {
-        const r = await request(new URL(path, base), { method, headers, headersTimeout: 15_000, bodyTimeout: 15_000 });
-        return { status: r.statusCode, body: Buffer.from(await r.body.arrayBuffer()) };
+        const r = await http.request(new URL(path, base), { method, headers, timeoutMs: 15_000 });
+        return { status: r.status, body: r.body };
       } catch (err) {
         throw new EdgectlError('EDGECTL_AGENT_UNREACHABLE', `cannot reach the agent admin API at ${base.origin}: ${errorMessage(err)}`, { hint: 'Is `edgectl agent` running there? Check --admin.' });
       }
@@ -82,7 +84,7 @@ async function nodeToken(t: Transport): Promise<string> {
 export function adminByTransport(t: Transport, agentListen: string): AdminApi {
   const a = agentAdminAddress(agentListen);
   if (!a) throw new EdgectlError('EDGECTL_AGENT_CONFIG', `${t.node}: agent listen ${agentListen} leaves no admin port (listen port + 1)`);
-  const host = a.host.replace(/^\[(.*)\]$/, '$1');
+  const host = unbracket(a.host);
   const port = a.port;
   let token: Promise<string> | undefined;
   return {
@@ -134,9 +136,14 @@ export function spoolPurge(api: AdminApi, f: { tenant?: string; topic?: string }
 
 export type AdminTarget = { node?: string; fleet: string; identity?: string[]; admin?: string; adminTokenFile?: string; local?: string };
 
+/** What `edgectl spool` reaches the agent with: with --admin, an HTTP client (by default one of its own, closed after the command). */
+export interface SpoolDeps {
+  http?: HttpClient;
+}
+
 /** Runs `fn` against the node's admin API and always closes the connection (what every `edgectl spool` command does). */
-export async function withAdmin<T>(f: AdminTarget, fn: (api: AdminApi) => Promise<T>): Promise<T> {
-  const { api, close } = await openAdmin(f);
+export async function withAdmin<T>(f: AdminTarget, fn: (api: AdminApi) => Promise<T>, deps: SpoolDeps = {}): Promise<T> {
+  const { api, close } = await openAdmin(f, deps);
   try {
     return await fn(api);
   } finally {
@@ -148,8 +155,11 @@ export async function withAdmin<T>(f: AdminTarget, fn: (api: AdminApi) => Promis
  * Opens the admin API; the returned close() ends the SSH connection. `local`: the embedded
  * default (every node is a directory on this machine), so the node's loopback is this one's.
  */
-async function openAdmin(f: AdminTarget): Promise<{ api: AdminApi; close: () => Promise<void> }> {
-  if (f.admin) return { api: adminByUrl(f.admin, f.adminTokenFile), close: async () => {} };
+async function openAdmin(f: AdminTarget, deps: SpoolDeps): Promise<{ api: AdminApi; close: () => Promise<void> }> {
+  if (f.admin) {
+    const http = deps.http ?? createHttpClient();
+    return { api: adminByUrl(f.admin, http, f.adminTokenFile), close: async () => { if (!deps.http) await http.close(); } };
+  }
   if (!f.node) throw new EdgectlError('EDGECTL_USAGE', 'give --node NAME (through SSH) or --admin URL (a local agent)');
   const { loadFleet } = await import('../fleet/load.js');
   const { resolvedNodes } = await import('../fleet/model.js');

@@ -1,14 +1,14 @@
-import type { Dispatcher } from 'undici';
 import type { Batch } from '../store/spool.js';
 import { type Deliverer, DeliveryError, parseRetryAfter } from './deliverer.js';
 import { encodeBatch, FORWARD_CONTENT_TYPE, wireItems } from './wire.js';
 import type { Logger } from '../../logger.js';
 import { errorMessage } from '../../errors.js';
 import type { CredentialFile } from './credential.js';
+import type { HttpClient } from '../../http-client.js';
 
 /**
- * POST /v1/forward to the next hop, over keep-alive connections (undici Pool per upstream).
- * undici does not retry POSTs; the forwarder retries whole batches and the next hop dedupes by id.
+ * POST /v1/forward to the next hop, over the agent's HTTP client (keep-alive connections, 30 s
+ * idle, per upstream). It does not retry POSTs; the forwarder retries whole batches and the next hop dedupes by id.
  * Upstreams are tried in failover order; after a failover the first one is tried again every 30 s.
  */
 export class UpstreamDeliverer implements Deliverer {
@@ -16,23 +16,12 @@ export class UpstreamDeliverer implements Deliverer {
     return this.lastUsed || 'upstream';
   }
 
-  private pools = new Map<string, Dispatcher>();
   private current = 0;
   private primaryAgainAt = 0;
   lastUsed = '';
 
-  constructor(private urls: string[], private credential: Pick<CredentialFile, 'get' | 'forget'>, private log: Logger, private timeoutMs = 30_000) {
+  constructor(private urls: string[], private credential: Pick<CredentialFile, 'get' | 'forget'>, private log: Logger, private http: HttpClient, private timeoutMs = 30_000) {
     if (urls.length === 0) throw new Error('no upstream configured');
-  }
-
-  private async pool(url: string): Promise<Dispatcher> {
-    let p = this.pools.get(url);
-    if (!p) {
-      const { Pool } = await import('undici');
-      p = new Pool(new URL(url).origin, { connections: 2, keepAliveTimeout: 30_000, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
-      this.pools.set(url, p);
-    }
-    return p;
   }
 
   async deliver(batch: Pick<Batch, 'records'>): Promise<void> {
@@ -45,14 +34,11 @@ export class UpstreamDeliverer implements Deliverer {
       const idx = (this.current + i) % this.urls.length;
       const url = this.urls[idx];
       try {
-        const pool = await this.pool(url);
-        const u = new URL(url);
-        const res = await pool.request({
-          path: u.pathname + u.search, method: 'POST', body,
+        const res = await this.http.request(url, {
+          method: 'POST', body, timeoutMs: this.timeoutMs, keepAliveMs: 30_000,
           headers: { 'content-type': FORWARD_CONTENT_TYPE, ...(credential ? { authorization: `Bearer ${credential}` } : {}) },
         });
-        const text = await res.body.text();
-        if (res.statusCode >= 200 && res.statusCode < 300) {
+        if (res.status >= 200 && res.status < 300) {
           if (idx !== this.current) {
             this.log.warn('failed over to another upstream', { upstream: url });
             this.primaryAgainAt = Date.now() + 30_000;
@@ -62,8 +48,8 @@ export class UpstreamDeliverer implements Deliverer {
           return;
         }
         // Not (or no longer) accepted there: a credential written or rotated since is read next time.
-        if (res.statusCode === 401 || res.statusCode === 403) this.credential.forget();
-        last = new DeliveryError(`${url} answered ${res.statusCode}: ${text.slice(0, 200)}`, parseRetryAfter(res.headers['retry-after']));
+        if (res.status === 401 || res.status === 403) this.credential.forget();
+        last = new DeliveryError(`${url} answered ${res.status}: ${res.body.toString('utf8').slice(0, 200)}`, parseRetryAfter(res.headers['retry-after']));
       } catch (err) {
         last = new DeliveryError(`${url}: ${errorMessage(err)}`, undefined, { cause: err });
       }
@@ -71,7 +57,6 @@ export class UpstreamDeliverer implements Deliverer {
     throw last!;
   }
 
-  async close(): Promise<void> {
-    await Promise.all([...this.pools.values()].map((p) => p.close().catch(() => {})));
-  }
+  /** The HTTP client is the agent's: it closes it. */
+  async close(): Promise<void> {}
 }

@@ -1,8 +1,9 @@
 import type { Deliverer } from '../forward/deliverer.js';
 import type { Logger } from '../../logger.js';
+import type { HttpClient } from '../../http-client.js';
 
-/** file:PATH | http(s)://… | nats://HOST:PORT[?stream=&prefix=&duplicateWindow=] */
-export async function createSink(spec: string, log: Logger): Promise<Deliverer> {
+/** file:PATH | http(s)://… (POSTed through `http`) | nats://HOST:PORT[?stream=&prefix=&duplicateWindow=] */
+export async function createSink(spec: string, log: Logger, http: HttpClient): Promise<Deliverer> {
   if (spec.startsWith('file:')) {
     const { FileSink } = await import('./file.js');
     const p = spec.slice(5);
@@ -11,7 +12,7 @@ export async function createSink(spec: string, log: Logger): Promise<Deliverer> 
   }
   if (/^https?:\/\//.test(spec)) {
     const { HttpSink } = await import('./http.js');
-    return new HttpSink(spec);
+    return new HttpSink(spec, http);
   }
   if (spec.startsWith('nats://')) {
     const { NatsSink, parseNatsSink } = await import('./nats.js');
