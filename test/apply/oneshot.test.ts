@@ -169,3 +169,66 @@ describe('one-round-trip activation', () => {
     expect(await apply()).toMatchObject({ outcome: 'applied' });
   });
 });
+
+describe('rollback after a failed apply, and history', () => {
+  it('rollback goes to the release that was good before current, never to the one nginx -t refused', { timeout: 60_000 }, async () => {
+    const { rollbackFleet } = await import('../../src/lib/apply/rollback-fleet.js');
+    const { historyFleet } = await import('../../src/lib/apply/history-fleet.js');
+    await bump();
+    expect(await apply()).toMatchObject({ outcome: 'applied' });
+    const older = await current();
+    const page = await served();
+    await bump();
+    expect(await apply()).toMatchObject({ outcome: 'applied' });
+    const good = await current();
+    await bump();
+    await nginxMode('reject-test');
+    let failed: string;
+    try {
+      const r = await apply();
+      expect(r).toMatchObject({ outcome: 'failed', step: 'validate' });
+      failed = r.to!;
+    } finally {
+      await nginxMode('ok');
+    }
+    expect(await current()).toBe(good);
+    const [h] = await historyFleet(deps(), { fleet, local: local(), nodes: ['n1'], concurrency: 1 });
+    expect(h.releases[0]).toMatchObject({ release: failed, result: 'failed', failedAt: 'validate', current: false });
+    expect(h.releases.find((e) => e.release === good)).toMatchObject({ result: 'good', current: true, good: true });
+    const [rb] = await rollbackFleet(deps(), { fleet, local: local(), nodes: ['n1'], concurrency: 1 });
+    expect(rb, rb.cause).toMatchObject({ outcome: 'applied', to: older, path: 'oneshot' });
+    expect(await current()).toBe(older);
+    expect(await served()).toBe(page);
+    // --to takes a unique digest prefix; one that matches nothing says what the node has.
+    const [none] = await rollbackFleet(deps(), { fleet, local: local(), nodes: ['n1'], concurrency: 1, to: 'fffffff' });
+    expect(none.cause).toMatch(/no release on the node matches fffffff \(releases: .*failed/);
+    const [back] = await rollbackFleet(deps(), { fleet, local: local(), nodes: ['n1'], concurrency: 1, to: good.slice(0, 9) });
+    expect(back).toMatchObject({ outcome: 'applied', to: good });
+  });
+});
+
+describe('a saved plan applied twice', () => {
+  it('the second time, the node already at the plan\'s target is unchanged, not a stale failure; a node moved elsewhere is stale', { timeout: 60_000 }, async () => {
+    const { serialisePlan } = await import('../../src/lib/plan/file.js');
+    const { openSavedPlan } = await import('../../src/lib/apply/index.js');
+    await bump();
+    const p = await planFleet(deps(), { fleet, local: local(), concurrency: 1, diff: false });
+    await p.connector.close();
+    const file = join(dir, 'saved.plan.json');
+    await writeFile(file, serialisePlan(p.plan, p.blobs));
+    const applySaved = async (stepByStep = false) => {
+      const o = await openSavedPlan(deps(), await readFile(file, 'utf8'), file, fleet, local());
+      try {
+        return (await applyPlan(o.plan, o.bundles, { connector: o.connector, logger: silentLogger, now: () => new Date(), stepByStep }, { canary: 0, batch: '100%', maxFailures: 0, concurrency: 1 })).nodes[0];
+      } finally {
+        await o.connector.close();
+      }
+    };
+    expect(await applySaved()).toMatchObject({ outcome: 'applied' });
+    expect(await applySaved()).toMatchObject({ outcome: 'unchanged', step: 'done' });
+    expect(await applySaved(true)).toMatchObject({ outcome: 'unchanged', step: 'done' });
+    await bump();
+    expect(await apply()).toMatchObject({ outcome: 'applied' });
+    expect(await applySaved()).toMatchObject({ outcome: 'stale', code: 'EDGECTL_PLAN_STALE' });
+  });
+});

@@ -12,7 +12,7 @@ import type { Transport } from '../../src/lib/transport/types.js';
 import { freePortRange } from '../helpers/ports.js';
 import { killNginx, writeApps, writeTestFleet, type TestApp } from './helpers.js';
 import { STATE_SCRIPT } from '../../src/lib/release/remote.js';
-import { ONESHOT_SCRIPT } from '../../src/lib/release/scripts-oneshot.js';
+import { ONESHOT_BOOT } from '../../src/lib/release/scripts-oneshot.js';
 
 // Calls are logged by the first line of their script.
 const STATE_READ = `exec ${STATE_SCRIPT.trim().split('\n')[0]}`;
@@ -99,7 +99,7 @@ it('a changed node: the state read, then one exec carrying only the changed file
   expect(calls.get('r2')).toEqual([STATE_READ]);
   // Was 14 (state read for the plan; lock, state read again under the lock, stage ×3, nginx -t,
   // switch, reload, config check, health check, mark good, prune, unlock). The issue's goal: ≤ 3.
-  expect(r1, r1.join('\n')).toEqual([STATE_READ, `exec ${ONESHOT_SCRIPT.trim().split('\n')[0]}`]);
+  expect(r1, r1.join('\n')).toEqual([STATE_READ, `exec ${ONESHOT_BOOT}`]);
   const res = last!.nodes.find((n) => n.node === 'r1')!;
   expect(res).toMatchObject({ path: 'oneshot', fileTransfer: 'stream', turns: 1, reloads: 1 });
   expect(res.transfer).toMatchObject({ files: 2 }); // index.html and the manifest; the rest copied on the node

@@ -36,7 +36,8 @@
  * test files (and other helpers' tests) never collide. The root namespace gets an "unreachable"
  * route for 10.231.0.0/16, so nothing for those addresses ever leaves this machine, and has no
  * route into any relay's downstream subnet: only the relay's netns can reach its edge hosts.
- * Needs root, iproute2 and /usr/sbin/sshd (OpenSSH); creates /run/sshd if missing.
+ * Needs root, iproute2 and /usr/sbin/sshd (OpenSSH); creates /run/sshd if missing. `sshd: 'dropbear'`
+ * needs Debian's dropbear-bin; `sshd: 'openssh-nosftp'` is OpenSSH without the sftp subsystem.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -64,6 +65,7 @@ export interface LabHost {
   /** Internal: downstream subnet third octet and next free host number (relays only). */
   down?: { octet: number; next: number };
   sshd?: ChildProcess;
+  server: 'openssh' | 'openssh-nosftp' | 'dropbear';
 }
 
 export interface AddHostOptions {
@@ -72,6 +74,11 @@ export interface AddHostOptions {
   reverseTunnel?: boolean;
   /** Hosts with the same shareNetns (and the same `behind`) live in one namespace, each with its own address and sshd. */
   shareNetns?: string;
+  /**
+   * The SSH server: OpenSSH (default), OpenSSH without the sftp subsystem (a hardened config), or
+   * dropbear as OpenWrt-class nodes run it, without an sftp-server (hidden in its mount namespace).
+   */
+  sshd?: 'openssh' | 'openssh-nosftp' | 'dropbear';
 }
 
 export type Lab = Awaited<ReturnType<typeof createLab>>;
@@ -170,7 +177,8 @@ export async function createLab() {
       address = (await uplink(netns, o.behind)).address;
       if (o.shareNetns) shared.set(o.shareNetns + '|' + (o.behind?.name ?? ''), { netns, octet: 0 });
     }
-    const host: LabHost = { name, role: o.relay ? 'relay' : o.behind ? 'edge' : 'core', address, port, root: join(hdir, 'root'), dir: hdir, netns, behind: o.behind, relay: !!o.relay, hostKey: '', fingerprint: '' };
+    const host: LabHost = { name, role: o.relay ? 'relay' : o.behind ? 'edge' : 'core', address, port, root: join(hdir, 'root'), dir: hdir, netns, behind: o.behind, relay: !!o.relay, hostKey: '', fingerprint: '', server: o.sshd ?? 'openssh' };
+    if (host.server === 'dropbear' && (o.relay || o.reverseTunnel)) throw new Error('lab: dropbear hosts are plain edge or core hosts');
     if (o.relay) {
       if (o.shareNetns) throw new Error('lab: a relay needs its own namespace');
       if (subnets >= 7) throw new Error('lab: at most 7 relays');
@@ -200,6 +208,7 @@ export async function createLab() {
     const [type, b64] = (await readFile(key + '.pub', 'utf8')).trim().split(/\s+/);
     h.hostKey = `${type} ${b64}`;
     h.fingerprint = 'SHA256:' + createHash('sha256').update(Buffer.from(b64, 'base64')).digest('base64').replace(/=+$/, '');
+    if (h.server === 'dropbear') await run(['dropbearconvert', 'openssh', 'dropbear', key, key + '.dropbear']);
   }
 
   async function writeSshdConfig(h: LabHost, loopbackOnly: boolean): Promise<void> {
@@ -216,7 +225,7 @@ export async function createLab() {
       'UsePAM no',
       'StrictModes no',
       'AllowTcpForwarding yes',
-      'Subsystem sftp internal-sftp',
+      ...(h.server === 'openssh-nosftp' ? [] : ['Subsystem sftp internal-sftp']),
       'LogLevel VERBOSE',
       // Debian's bash sources ~/.bashrc for ssh commands when SHLVL < 2. This machine's root
       // .bashrc runs `pyenv init` (0.2-0.9 s a command), which no edge node has: skip it.
@@ -228,9 +237,26 @@ export async function createLab() {
   async function start(h: LabHost): Promise<void> {
     const log = join(h.dir, 'sshd.log');
     await writeFile(log, '');
-    const p = spawnIn(h, ['/usr/sbin/sshd', '-D', '-e', '-f', join(h.dir, 'sshd_config')], log);
+    const p = spawnIn(h, h.server === 'dropbear' ? await dropbearArgv(h) : ['/usr/sbin/sshd', '-D', '-e', '-f', join(h.dir, 'sshd_config')], log);
     h.sshd = p;
-    await waitFor(async () => (await readFile(log, 'utf8')).includes('Server listening'), `sshd of ${h.name} to listen`, log, () => p.exitCode !== null);
+    const ready = h.server === 'dropbear' ? 'Not backgrounding' : 'Server listening';
+    await waitFor(async () => (await readFile(log, 'utf8')).includes(ready), `sshd of ${h.name} to listen`, log, () => p.exitCode !== null);
+  }
+
+  /**
+   * dropbear has no AuthorizedKeysFile setting and runs /usr/lib/sftp-server when it exists: in
+   * its own mount namespace, root's home is the host's dir (authorized_keys, no .bashrc) and the
+   * sftp-server is a file that cannot be executed, as on a node without one.
+   */
+  async function dropbearArgv(h: LabHost): Promise<string[]> {
+    const home = join(h.dir, 'home');
+    await mkdir(join(home, '.ssh'), { recursive: true, mode: 0o700 });
+    await writeFile(join(home, '.ssh', 'authorized_keys'), clientPub, { mode: 0o600 });
+    const noSftp = join(h.dir, 'no-sftp-server');
+    await writeFile(noSftp, '', { mode: 0o644 });
+    const listen = `${h.address}:${h.port}`;
+    const key = join(h.dir, 'ssh_host_ed25519_key.dropbear');
+    return ['unshare', '-m', 'sh', '-c', 'mount --bind "$1" /root && mount --bind "$2" /usr/lib/openssh/sftp-server && exec dropbear -F -E -p "$3" -r "$4" -P "$5"', 'dropbear-lab', home, noSftp, listen, key, join(h.dir, 'sshd.pid')];
   }
 
   async function stop(h: LabHost): Promise<void> {

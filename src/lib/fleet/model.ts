@@ -100,26 +100,24 @@ export function resolveNode(fleet: Pick<FleetSpec, 'defaults'>, n: NodeResource)
   };
 }
 
-const resolved = new WeakMap<readonly NodeResource[], { defaults: FleetSpec['defaults']; byName: ReadonlyMap<string, ResolvedNode> }>();
+const resolved = new WeakMap<FleetModel, ReadonlyMap<string, ResolvedNode>>();
 
-/**
- * A list of nodes resolved with the fleet's defaults, by name in list order: computed once per
- * list and defaults, however many parts of a run ask. Validation's rules resolve the model's own
- * node list (validate.ts hands the same array to the rules and to the model), so the run that
- * follows does not resolve them again. A list is not changed after it is loaded; local mode
- * makes a new one (nodes/local-mode.ts).
- */
+/** A list of nodes resolved with the fleet's defaults, by name in list order (validation's rules resolve them once with this). */
 export function resolveNodes(nodes: readonly NodeResource[], defaults: FleetSpec['defaults']): ReadonlyMap<string, ResolvedNode> {
-  const hit = resolved.get(nodes);
-  if (hit && hit.defaults === defaults) return hit.byName;
-  const byName = new Map(nodes.map((n) => [n.name, resolveNode({ defaults }, n)]));
-  resolved.set(nodes, { defaults, byName });
-  return byName;
+  return new Map(nodes.map((n) => [n.name, resolveNode({ defaults }, n)]));
 }
 
-/** Every node of the model resolved, by name in fleet order (render, placement, the connector, rollback, spool). */
+/**
+ * Every node of the model resolved, by name in fleet order: computed once per model, however
+ * many parts of a run ask (render, placement, the connector, rollback, spool). A model is not
+ * changed after it is loaded; local mode makes a new one (nodes/local-mode.ts). Validation
+ * resolves its own copy, so the renderer's guards see the model's values as they are when it
+ * runs, not what validation saw.
+ */
 export function resolvedNodes(model: FleetModel): ReadonlyMap<string, ResolvedNode> {
-  return resolveNodes(model.nodes, model.fleet.spec.defaults);
+  let m = resolved.get(model);
+  if (!m) resolved.set(model, (m = resolveNodes(model.nodes, model.fleet.spec.defaults)));
+  return m;
 }
 
 export function appTopics(app: AppSpec): ResolvedTopic[] {

@@ -10,7 +10,7 @@ import { errorLogSince, nginxReloadOrStart, nginxStop, nginxTest, waitForConfig,
 import { NodeStepError, outputOf } from './remote.js';
 import { isClean, noTransfer, repairRelease, stageRelease, verifyRelease, type ReleaseBundle, type TransferStats } from './stage.js';
 import { readState, type NodeState } from './state.js';
-import { markGood, pruneReleases, removeCurrent, switchCurrent, clearIntent } from './switch.js';
+import { markGood, pruneReleases, recordRelease, removeCurrent, switchCurrent, clearIntent } from './switch.js';
 import { readRelease } from './read.js';
 import { activateOneShot, oneShotBlocker } from './oneshot.js';
 
@@ -110,7 +110,8 @@ export async function activateRelease(t: Transport, req: ActivateRequest): Promi
     step('read');
     const state = await readState(t, req.root);
     res.from = state.current ?? null;
-    if (req.expectCurrent !== undefined && (state.current ?? null) !== req.expectCurrent) {
+    // Already at the plan's target (a saved plan applied twice): not stale, and unchanged if it serves.
+    if (req.expectCurrent !== undefined && (state.current ?? null) !== req.expectCurrent && state.current !== name(req.manifest)) {
       step('stale');
       throw new EdgectlError('EDGECTL_PLAN_STALE', `current release is ${state.current ?? 'none'}, the plan was made against ${req.expectCurrent ?? 'none'}`);
     }
@@ -122,6 +123,7 @@ export async function activateRelease(t: Transport, req: ActivateRequest): Promi
     res.output = outputOf(e);
   } finally {
     keeper?.stop();
+    if (res.path === 'steps' && res.transfer.files > 0) res.fileTransfer = t.fileTransfer;
     if (lockLine) await releaseLock(t, req.root, lockLine).catch((e) => req.logger.warn('could not release the lock', { node: t.node, error: errorMessage(e) }));
     lap();
     res.durationMs = Date.now() - started;
@@ -132,6 +134,9 @@ export async function activateRelease(t: Transport, req: ActivateRequest): Promi
 async function activateLocked(t: Transport, req: ActivateRequest, state: NodeState, res: NodeResult, step: (s: Step) => void): Promise<void> {
   const l = layout(req.root);
   const to = name(req.manifest);
+  // For history and rollback's choice; a record that cannot be written does not fail the activation.
+  const record = (result: 'failed' | 'good', at?: string) =>
+    recordRelease(t, req.root, to, { result, step: at, at: new Date().toISOString(), commit: req.manifest.fleet.commit ?? null, digest: req.manifest.digest }).catch(() => {});
   const dir = l.release(to);
   const inPlace = state.current === to;
   let changed = !inPlace || !!state.intent || !!state.intentRaw;
@@ -158,7 +163,10 @@ async function activateLocked(t: Transport, req: ActivateRequest, state: NodeSta
   }
 
   step('validate');
-  await nginxTest(t, req.root, dir, req.nginx);
+  await nginxTest(t, req.root, dir, req.nginx).catch(async (e) => {
+    await record('failed', 'validate');
+    throw e;
+  });
   let hasKong = req.kong && !!req.manifest.files['kong/kong.yml'];
   if (hasKong) {
     const k = await kongValidate(t, `${dir}/kong/kong.yml`);
@@ -179,11 +187,12 @@ async function activateLocked(t: Transport, req: ActivateRequest, state: NodeSta
       if (k.note) res.notes.push(k.note);
     }
     step('health');
-    const targets = req.health ?? targetsFromRelease(await readRelease(t, dir, req.manifest, (p) => p.startsWith('nginx/conf.d/')));
+    const targets = req.health ?? targetsFromRelease(req.releaseFiles ?? req.bundle?.files.filter((f) => f.path.startsWith('nginx/conf.d/')) ?? (await readRelease(t, dir, req.manifest, (p) => p.startsWith('nginx/conf.d/'))));
     const bad = await checkHealth(t, req.nginx, targets);
     if (bad.length > 0) throw new NodeStepError(`health check failed for ${bad.map((b) => b.app).join(', ')}`, bad.map((b) => `${b.app}: ${b.why}`).join('\n'));
   } catch (e) {
     const failedStep = res.step;
+    await record('failed', failedStep);
     res.cause = errorMessage(e);
     res.output = outputOf(e);
     await rollBack(t, { ...req, layout: l }, state, res, prev, kongApplied);
@@ -192,6 +201,7 @@ async function activateLocked(t: Transport, req: ActivateRequest, state: NodeSta
   }
   step('good');
   await markGood(t, req.root, to);
+  await record('good');
   await pruneReleases(t, req.root, [to, ...state.releases.map((r) => r.name).filter((n) => n !== to)], [to, prev]);
   step('done');
   res.outcome = 'applied';

@@ -8,7 +8,7 @@ import { targetsFromRelease, type HealthTarget } from './health.js';
 import { KEEP_RELEASES, layout } from './layout.js';
 import { describeHolder, isExpired, breakLock } from './lock.js';
 import { NodeStepError } from './remote.js';
-import { ONESHOT_SCRIPT } from './scripts-oneshot.js';
+import { ONESHOT_BOOT, ONESHOT_SCRIPT } from './scripts-oneshot.js';
 import { checklist, type ReleaseBundle } from './stage.js';
 import type { NodeState } from './state.js';
 
@@ -74,12 +74,13 @@ async function runOnce(t: Transport, req: ActivateRequest, state: NodeState, res
     req.expectCurrent === undefined ? '-' : req.expectCurrent ?? '',
     exists ? 'exists' : 'stage', source?.name ?? '', req.nginx.binary, prev ?? '', prevCfg ?? '', req.manifest.nginxConfigId,
     req.nginx.host, String(req.nginx.port), req.op === 'rollback' ? 'rollback' : 'activate', now.toISOString(), JSON.stringify(req.holder.holder),
-    JSON.stringify({ commit: req.manifest.fleet.commit ?? null, digest: req.manifest.digest }), keep.join(' '),
-    ...health.flatMap((h) => [h.host, h.path, String(h.expectStatus), h.expectBody ?? '']),
+    JSON.stringify({ commit: req.manifest.fleet.commit ?? null, digest: req.manifest.digest }), keep.join(' '), String(health.length),
   ];
+  const script = Buffer.from(ONESHOT_SCRIPT);
+  const targets = Buffer.from(health.map((h) => `${h.host}\t${h.path}\t${h.expectStatus}\t${h.expectBody ?? ''}\n`).join(''));
   let pending = '';
-  const r = await t.exec(['bash', '-c', ONESHOT_SCRIPT, 'edgectl', ...args], {
-    input,
+  const r = await t.exec(['bash', '-c', ONESHOT_BOOT, 'edgectl', String(script.length), ...args], {
+    input: Buffer.concat([script, targets, typeof input === 'string' ? Buffer.from(input) : input]),
     timeoutMs: ONESHOT_TIMEOUT_MS,
     onStdout: (c) => {
       pending += c.toString('utf8');
@@ -102,7 +103,7 @@ async function runOnce(t: Transport, req: ActivateRequest, state: NodeState, res
     else if (k === 'reloads') res.reloads++;
     else if (k === 'holder') a.holder = v;
   }
-  res.fileTransfer = 'stream';
+  if (!exists && a.outcome !== 'retry') res.fileTransfer = 'stream';
   return a;
 }
 
@@ -177,5 +178,5 @@ function healthTargets(req: ActivateRequest): HealthTarget[] | undefined {
 
 /** A target goes into an HTTP request line and a Host header as it is: nothing that could end either. */
 function probeSafe(h: HealthTarget): boolean {
-  return /^[A-Za-z0-9.-]{1,253}(:\d{1,5})?$/.test(h.host) && /^\/[\x21-\x7e]{0,1023}$/.test(h.path) && Number.isInteger(h.expectStatus) && h.expectStatus >= 100 && h.expectStatus <= 599 && /^[\x20-\x7e]{0,200}$/.test(h.expectBody ?? '');
+  return /^[A-Za-z0-9.-]{1,253}(:\d{1,5})?$/.test(h.host) && /^\/[\x21-\x7e]{0,1023}$/.test(h.path) && Number.isInteger(h.expectStatus) && h.expectStatus >= 100 && h.expectStatus <= 599 && /^[\x20-\x7e]{0,200}$/.test(h.expectBody ?? '') && !/^\s|\s$/.test(h.expectBody ?? '');
 }

@@ -77,7 +77,7 @@ command -v bash >/dev/null 2>&1 && printf 'cap\\tbash\\n'
 # One stat for every release (activation time = the directory's mtime), not a fork per release.
 set --
 for d in releases/*/; do [ -f "$d/manifest.json" ] && set -- "$@" "$d"; done
-[ $# -gt 0 ] && stat -c 'release %Y %n' -- "$@"
+[ $# -gt 0 ] && stat -c 'release %.3Y %n' -- "$@"
 if [ -n "$want" ] && [ "\${cur%/}" = "releases/$want" ] && cd current 2>/dev/null; then
   echo "--$nonce-verify--"
   sha256sum --strict -c - 2>/dev/null | grep -v ': OK$'

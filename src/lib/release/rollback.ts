@@ -1,5 +1,4 @@
-import type { Manifest } from '../bundle/manifest.js';
-import { EdgectlError, errorMessage } from '../errors.js';
+import { errorMessage } from '../errors.js';
 import { resolvedNodes, type FleetModel, type ResolvedNode } from '../fleet/model.js';
 import type { Logger } from '../logger.js';
 import { findNode } from '../nodes/select.js';
@@ -7,10 +6,9 @@ import { runNodes } from '../nodes/run-nodes.js';
 import type { Connector } from '../transport/connect.js';
 import type { Transport } from '../transport/types.js';
 import { activateRelease, type NodeResult } from './activate.js';
-import { layout, manifestPath } from './layout.js';
+import { chooseRollback, readReleaseForActivation } from './history.js';
 import { nginxTargetOf } from './nginx.js';
 import { makeHolder } from './lock.js';
-import { parseManifest } from './manifest-parse.js';
 import { noTransfer } from './stage.js';
 import { readState, type NodeState } from './state.js';
 
@@ -31,29 +29,17 @@ export async function rollbackNode(t: Transport, n: ResolvedNode, o: RollbackOpt
   } catch (e) {
     return blank(n.name, errorMessage(e));
   }
-  const target = await chooseTarget(t, n.root, state, o.to);
+  const target = chooseRollback(state, o.to);
   if ('error' in target) return blank(n.name, target.error, state.current ?? null);
-  return activateRelease(t, { op: 'rollback', root: n.root, nginx: nginxTargetOf(n), kong: n.kong, manifest: target.manifest, holder: makeHolder('edgectl rollback'), logger: o.logger });
-}
-
-async function chooseTarget(t: Transport, root: string, s: NodeState, to: string | undefined): Promise<{ manifest: Manifest } | { error: string }> {
-  const l = layout(root);
-  const manifests: { name: string; m: Manifest }[] = [];
-  for (const r of s.releases) {
-    const text = await t.readFile(manifestPath(l.release(r.name)));
-    const p = text ? parseManifest(text) : undefined;
-    if (p?.manifest) manifests.push({ name: r.name, m: p.manifest });
+  let release;
+  try {
+    release = await readReleaseForActivation(t, n.root, target.release);
+  } catch (e) {
+    return blank(n.name, errorMessage(e), state.current ?? null);
   }
-  const list = manifests.map((x) => `${x.name}${x.m.fleet.commit ? ` (${x.m.fleet.commit.slice(0, 10)})` : ''}${x.name === s.current ? ' current' : ''}`).join(', ') || 'none';
-  if (!to) {
-    const prev = manifests.find((x) => x.name !== s.current);
-    return prev ? { manifest: prev.m } : { error: `no earlier release on the node to roll back to (releases: ${list})` };
-  }
-  if (!/^[0-9a-f]{7,64}$/.test(to)) throw new EdgectlError('EDGECTL_USAGE', `--to "${to}" is not a release digest or git revision (7 to 64 hex digits)`);
-  const hits = manifests.filter((x) => x.m.digest.startsWith(to) || (x.m.fleet.commit ?? '').startsWith(to));
-  if (hits.length === 0) return { error: `no release on the node matches ${to} (releases: ${list})` };
-  if (new Set(hits.map((h) => h.name)).size > 1) return { error: `${to} matches several releases on the node (${hits.map((h) => h.name).join(', ')}); give more digits` };
-  return { manifest: hits[0].m };
+  const r = await activateRelease(t, { op: 'rollback', root: n.root, nginx: nginxTargetOf(n), kong: n.kong, manifest: release.manifest, releaseFiles: release.files, state, holder: makeHolder('edgectl rollback'), logger: o.logger });
+  if (target.note) r.notes.unshift(target.note);
+  return r;
 }
 
 /** Rolls back each node (names already selected), `concurrency` at a time; an unreachable node is a result. */

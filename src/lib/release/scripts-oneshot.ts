@@ -14,15 +14,24 @@ import { LIVE_NGINX_FN } from './remote.js';
  * check, "": none)  7 mode (stage|exists)  8 source release for copies ("" none)  9 nginx
  * binary  10 revert target ("" none)  11 its config id ("" unknown)  12 the new config id
  * 13 probe host  14 probe port  15 op (activate|rollback)  16 at (ISO time)  17 by  18 record
- * info JSON  19 keep (names, space-separated), then health targets as (host path status body).
- * Stdin, stage mode: a tar of the files to send plus .edgectl-ctl/{copy,move,sums,exec}; exists
- * mode: the sha256sum checklist of the release.
+ * info JSON  19 keep (names, space-separated)  20 the number of health targets.
+ * Stdin: the script itself (ONESHOT_BOOT reads it: dropbear refuses a command over 9000 bytes),
+ * the health targets one per line (host, path, status, body; tab-separated), then in stage mode
+ * a tar of the files to send plus .edgectl-ctl/{copy,move,sums,exec}, in exists mode the
+ * sha256sum checklist of the release.
  */
+/**
+ * The command line: reads the script's exact length from stdin (bash's read takes a pipe a byte
+ * at a time, so the rest of stdin is left for the script) and runs it with the arguments.
+ */
+export const ONESHOT_BOOT = 'LC_ALL=C; IFS= read -r -d "" -N "$1" s || exit 97; shift; eval "$s"';
+
 export const ONESHOT_SCRIPT = `
 set -u
 r=$1 name=$2 nonce=$3 holder=$4 needle=$5 expect=$6 mode=$7 src=$8 ng=$9
-prev=\${10} prevcfg=\${11} cfg=\${12} ph=\${13} pp=\${14} op=\${15} at=\${16} by=\${17} info=\${18} keep=\${19}
-shift 19
+prev=\${10} prevcfg=\${11} cfg=\${12} ph=\${13} pp=\${14} op=\${15} at=\${16} by=\${17} info=\${18} keep=\${19} nh=\${20}
+targets=()
+for ((i = 0; i < nh; i++)); do IFS= read -r l; targets+=("$l"); done
 ${LIVE_NGINX_FN}
 step() { echo "step $1"; cur_step=$1; }
 note() { printf 'note %s\\n' "$1"; }
@@ -108,7 +117,8 @@ printf '%s\\n' "$holder" >.edgectl/lock/holder.tmp && mv -f .edgectl/lock/holder
 step read
 cur=$(readlink current 2>/dev/null); cur=\${cur%/}; cur=\${cur##*/}
 echo "from $cur"
-if [ "$expect" != "-" ] && [ "$cur" != "$expect" ]; then fail "current release is \${cur:-none}, the plan was made against \${expect:-none}"; finish stale; fi
+# A node already at the target (a saved plan applied twice) is not stale: it is unchanged below.
+if [ "$expect" != "-" ] && [ "$cur" != "$expect" ] && [ "$cur" != "$name" ]; then fail "current release is \${cur:-none}, the plan was made against \${expect:-none}"; finish stale; fi
 dir="releases/$name"
 if [ "$mode" = stage ]; then
   step upload
@@ -164,8 +174,8 @@ if ! serving "$cfg" 22; then
 fi
 step health
 bad=0
-while [ $# -ge 4 ]; do
-  hh=$1 hp=$2 hs=$3 hb=$4; shift 4
+for t in "\${targets[@]}"; do
+  IFS=$'\\t' read -r hh hp hs hb <<<"$t"
   why=
   for i in 0 1 2 3; do
     [ $i -gt 0 ] && sleep "0.$((25 * i))"

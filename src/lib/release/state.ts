@@ -81,7 +81,7 @@ export function parseState(out: string, verify?: { nonce: string; manifest: Mani
   for (const line of head.split('\n')) {
     const [k, ...rest] = line.split('\t');
     const v = rest.join('\t');
-    const rel = /^release (\d+) releases\/([0-9a-f]{20})\/$/.exec(line);
+    const rel = /^release (\d+(?:\.\d+)?) releases\/([0-9a-f]{20})\/$/.exec(line);
     if (rel) s.releases.push({ name: rel[2], mtime: Number(rel[1]) || 0 });
     else if (k === 'current') s.current = releaseOfLink(v);
     else if (k === 'good') s.good = releaseOfLink(v);

@@ -43,7 +43,7 @@ for d in *; do
   [ -d "$d" ] || continue
   keep=0
   for k in "$@"; do [ "$d" = "$k" ] && keep=1; done
-  [ $keep = 1 ] || rm -rf -- "./$d"
+  [ $keep = 1 ] || rm -rf -- "./$d" "../.edgectl/rel/$d"
 done
 exit 0
 `;
@@ -72,4 +72,17 @@ export async function removeCurrent(t: Transport, root: string): Promise<void> {
 export async function pruneReleases(t: Transport, root: string, newestFirst: string[], pinned: (string | undefined)[]): Promise<void> {
   const keep = [...new Set([...newestFirst.slice(0, KEEP_RELEASES), ...pinned.filter((p): p is string => !!p)])].map(checkReleaseName);
   await runScript(t, PRUNE_SCRIPT, [layout(root).root, ...keep], { timeoutMs: 120_000 });
+}
+
+/**
+ * What happened to a release, kept on the node for `history` and rollback's choice:
+ * .edgectl/rel/<name> = "<result>\t<step>\t<at>\t<{commit,digest}>". Args: root, name, line.
+ */
+const RECORD_SCRIPT = `
+mkdir -p "$1/.edgectl/rel" && printf '%s\\n' "$3" > "$1/.edgectl/rel/$2.tmp" && mv -f "$1/.edgectl/rel/$2.tmp" "$1/.edgectl/rel/$2"
+`;
+
+export async function recordRelease(t: Transport, root: string, name: string, rec: { result: 'staged' | 'good' | 'failed'; step?: string; at: string; commit: string | null; digest: string }): Promise<void> {
+  const line = [rec.result, rec.step ?? '', rec.at, JSON.stringify({ commit: rec.commit, digest: rec.digest })].join('\t');
+  await runScript(t, RECORD_SCRIPT, [layout(root).root, checkReleaseName(name), line], { timeoutMs: 30_000 });
 }

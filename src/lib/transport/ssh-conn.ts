@@ -93,7 +93,9 @@ export class SshConn {
       this.sftpP = new Promise<SFTPWrapper>((resolve, reject) => {
         if (this.closed) return reject(this.gone());
         this.client.sftp((err, s) => {
-          if (err && /subsystem/i.test(err.message)) this.noSftp = true;
+          // OpenSSH without the subsystem refuses it; dropbear runs its sftp-server path through the
+          // shell, which exits 127 (not there) or 126 (not executable).
+          if (err && (/subsystem/i.test(err.message) || /exit code 12[67] while establishing SFTP/i.test(err.message))) this.noSftp = true;
           if (err) return reject(this.wrap(err));
           // An 'error' event without a listener would crash the process; a broken session is reopened on next use.
           s.on('error', () => (this.sftpP = undefined));
