@@ -232,3 +232,31 @@ describe('a saved plan applied twice', () => {
     expect(await applySaved()).toMatchObject({ outcome: 'stale', code: 'EDGECTL_PLAN_STALE' });
   });
 });
+
+describe('the health gate with no healthCheck in the fleet', () => {
+  const docs = (extra: string) => writeFile(join(fleet, 'apps.yaml'), `apiVersion: edgectl/v1\nkind: App\nmetadata: { name: web }\nspec:\n  tenant: acme\n  type: static\n  domains: [www.acme.test]\n  static: { path: sites/web }\n  placement: { nodes: [n1] }\n${extra}`);
+
+  it('a static app whose page nginx cannot serve (no index at its root) is rolled back; its /healthz alone passed', { timeout: 60_000 }, async () => {
+    await bump();
+    expect(await apply()).toMatchObject({ outcome: 'applied' });
+    const before = await current();
+    const page = await served();
+    await rm(join(fleet, 'sites', 'web', 'index.html'));
+    await writeFile(join(fleet, 'sites', 'web', 'about.html'), 'about\n');
+    await docs('');
+    const r = await apply();
+    expect(r, r.output).toMatchObject({ outcome: 'rolled-back', step: 'health' });
+    expect(r.output).toMatch(/GET \/ \(Host: www\.acme\.test\) answered 40[34], an answer of nginx's own/);
+    expect(await current()).toBe(before);
+    expect(await served()).toBe(page);
+  });
+
+  it('a FastCGI app whose php-cgi is down (502) is reported, not rolled back', { timeout: 60_000 }, async () => {
+    await bump();
+    await writeFile(join(fleet, 'sites', 'web', 'index.php'), '<?php echo "hi";\n');
+    await docs(`---\napiVersion: edgectl/v1\nkind: App\nmetadata: { name: portal }\nspec:\n  tenant: acme\n  type: fastcgi\n  domains: [portal.acme.test]\n  fastcgi: { path: sites/web, index: index.php }\n  placement: { nodes: [n1] }\n`);
+    const r = await apply();
+    expect(r, r.output).toMatchObject({ outcome: 'applied' });
+    expect(r.notes.join('\n')).toMatch(/portal\.acme\.test: GET \/ \(Host: portal\.acme\.test\) answered 50[24]: its upstream is down/);
+  });
+});

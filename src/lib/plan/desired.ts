@@ -18,10 +18,15 @@ export async function desiredState(loaded: LoadedFleet, opts: { nodes?: string[]
   const nodes: DesiredNode[] = [];
   for (const b of bundles) {
     const r = ctx.nodeByName.get(b.node)!;
-    const health: HealthTarget[] = appsOnNode(ctx, r).map((a) => {
+    const health: HealthTarget[] = appsOnNode(ctx, r).flatMap((a) => {
       const id = appId(a);
+      const host = a.spec.domains[0].replace(/^\*\./, 'healthz.');
       const path = a.spec.healthCheck?.path ?? '/healthz';
-      return { app: id, host: a.spec.domains[0].replace(/^\*\./, 'healthz.'), path, expectStatus: a.spec.healthCheck?.expectStatus ?? 200, ...(path === '/healthz' && !a.spec.healthCheck?.expectStatus ? { expectBody: `${a.spec.tenant}/${a.name}` } : {}) };
+      const own: HealthTarget = { app: id, host, path, expectStatus: a.spec.healthCheck?.expectStatus ?? 200, ...(path === '/healthz' && !a.spec.healthCheck?.expectStatus ? { expectBody: `${a.spec.tenant}/${a.name}` } : {}) };
+      // Without a healthCheck, the app's own page too (static and FastCGI: answered on the node;
+      // a proxy's upstream is the tenant's backend, which the gate does not call): see health.ts.
+      const page = a.spec.healthCheck ? undefined : a.spec.type === 'static' || a.spec.type === 'fastcgi' ? a.spec.type : undefined;
+      return page ? [own, { app: id, host, path: '/', expectStatus: 200, page }] : [own];
     });
     nodes.push({
       node: b.node,

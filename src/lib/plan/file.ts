@@ -34,7 +34,7 @@ const nodeSchema = z.object({
   kong: z.boolean(),
   action: z.enum(['none', 'create', 'update', 'finish', 'unreachable']),
   current: z.object({ release: z.string().regex(/^[0-9a-f]{20}$/).nullable() }).passthrough(),
-  health: z.array(z.object({ app: z.string().regex(/^[a-z0-9-]+(?:\.[a-z0-9-]+)?$/), host: z.string().regex(/^[a-z0-9.-]+$/), path: z.string().regex(/^\/[A-Za-z0-9._~/-]*$/), expectStatus: z.number().int(), expectBody: z.string().max(200).optional() })),
+  health: z.array(z.object({ app: z.string().regex(/^[a-z0-9-]+(?:\.[a-z0-9-]+)?$/), host: z.string().regex(/^[a-z0-9.-]+$/), path: z.string().regex(/^\/[A-Za-z0-9._~/-]*$/), expectStatus: z.number().int(), expectBody: z.string().max(200).optional(), page: z.enum(['static', 'fastcgi']).optional() })),
 }).passthrough();
 
 /** Anything wrong inside a plan file: its own code, so a script can tell an edited plan from a mistyped flag. */

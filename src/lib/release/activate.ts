@@ -188,7 +188,9 @@ async function activateLocked(t: Transport, req: ActivateRequest, state: NodeSta
     }
     step('health');
     const targets = req.health ?? targetsFromRelease(req.releaseFiles ?? req.bundle?.files.filter((f) => f.path.startsWith('nginx/conf.d/')) ?? (await readRelease(t, dir, req.manifest, (p) => p.startsWith('nginx/conf.d/'))));
-    const bad = await checkHealth(t, req.nginx, targets);
+    const checked = await checkHealth(t, req.nginx, targets);
+    for (const n of checked.filter((b) => b.note)) res.notes.push(`${n.app}: ${n.why}`);
+    const bad = checked.filter((b) => !b.note);
     if (bad.length > 0) throw new NodeStepError(`health check failed for ${bad.map((b) => b.app).join(', ')}`, bad.map((b) => `${b.app}: ${b.why}`).join('\n'));
   } catch (e) {
     const failedStep = res.step;

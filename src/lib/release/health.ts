@@ -11,6 +11,20 @@ export interface HealthTarget {
   expectStatus: number;
   /** When set, the body must contain it (the default /healthz names its app: proof the right server answered). */
   expectBody?: string;
+  /**
+   * The app's own page (no healthCheck in the fleet): judged by who answered, not by one status.
+   * An answer nginx produced itself fails (500, or for a static app 403/404: its root or index is
+   * missing); an upstream that is down (502, 503, 504: php-cgi not running) is reported, and passes.
+   */
+  page?: 'static' | 'fastcgi';
+}
+
+/** How a page target's answer is judged: ok, a failure of this release, or a note (an upstream down). */
+export function judgePage(h: HealthTarget, status: number): 'ok' | 'fail' | 'note' {
+  if (status === 502 || status === 503 || status === 504) return 'note';
+  if (status >= 500) return 'fail';
+  if (h.page === 'static' && (status === 403 || status === 404)) return 'fail';
+  return 'ok';
 }
 
 /** `<tenant>.<app>.conf`, or `<tenant>--<app>.conf` in releases rendered before edgectl joined names with ".". */
@@ -39,6 +53,8 @@ export interface HealthFailure {
   app: string;
   host: string;
   why: string;
+  /** Reported, not a failure: the app's upstream is down (502/503/504). */
+  note?: boolean;
 }
 
 /** Every target through the transport (SSH: a direct-tcpip channel to the node's own nginx). */
@@ -51,7 +67,12 @@ export async function checkHealth(t: Transport, ng: NginxTarget, targets: Health
       try {
         const res = await t.http({ host: ng.host, port: ng.port, method: 'GET', path: h.path, headers: { host: h.host }, timeoutMs: 5000 });
         const body = res.body.toString('utf8', 0, Math.min(res.body.length, 2000));
-        if (res.status !== h.expectStatus) why = `GET ${h.path} (Host: ${h.host}) answered ${res.status}, expected ${h.expectStatus}`;
+        if (h.page) {
+          const v = judgePage(h, res.status);
+          if (v === 'ok') return undefined;
+          if (v === 'note') return { app: h.app, host: h.host, why: `GET ${h.path} (Host: ${h.host}) answered ${res.status}: its upstream is down`, note: true };
+          why = `GET ${h.path} (Host: ${h.host}) answered ${res.status}, an answer of nginx's own`;
+        } else if (res.status !== h.expectStatus) why = `GET ${h.path} (Host: ${h.host}) answered ${res.status}, expected ${h.expectStatus}`;
         else if (h.expectBody && !body.includes(h.expectBody)) why = `GET ${h.path} (Host: ${h.host}) was not answered by the app's server block (body: ${JSON.stringify(body.slice(0, 80))})`;
         else return undefined;
       } catch (e) {

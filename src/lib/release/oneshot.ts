@@ -77,7 +77,7 @@ async function runOnce(t: Transport, req: ActivateRequest, state: NodeState, res
     JSON.stringify({ commit: req.manifest.fleet.commit ?? null, digest: req.manifest.digest }), keep.join(' '), String(health.length),
   ];
   const script = Buffer.from(ONESHOT_SCRIPT);
-  const targets = Buffer.from(health.map((h) => `${h.host}\t${h.path}\t${h.expectStatus}\t${h.expectBody ?? ''}\n`).join(''));
+  const targets = Buffer.from(health.map((h) => `${h.host}\t${h.path}\t${h.page ? `page-${h.page}` : h.expectStatus}\t${h.expectBody ?? '-'}\n`).join(''));
   let pending = '';
   const r = await t.exec(['bash', '-c', ONESHOT_BOOT, 'edgectl', String(script.length), ...args], {
     input: Buffer.concat([script, targets, typeof input === 'string' ? Buffer.from(input) : input]),

@@ -176,10 +176,20 @@ step health
 bad=0
 for t in "\${targets[@]}"; do
   IFS=$'\\t' read -r hh hp hs hb <<<"$t"
+  [ "$hb" = - ] && hb=
   why=
   for i in 0 1 2 3; do
     [ $i -gt 0 ] && sleep "0.$((25 * i))"
     if ! probe "$hh" "$hp"; then why="GET $hp (Host: $hh): no answer from nginx"; continue; fi
+    case "$hs" in page-*)
+      # The app's own page (health.ts judgePage): nginx's own answers fail, an upstream down is a note.
+      case "$ps" in
+        502|503|504) why=; printf 'note %s: GET %s (Host: %s) answered %s: its upstream is down\\n' "$hh" "$hp" "$hh" "$ps"; break;;
+        5??) why="GET $hp (Host: $hh) answered $ps, an answer of nginx's own"; continue;;
+        403|404) [ "$hs" = page-static ] && { why="GET $hp (Host: $hh) answered $ps, an answer of nginx's own"; continue; };;
+      esac
+      why=; break;;
+    esac
     if [ "$ps" != "$hs" ]; then why="GET $hp (Host: $hh) answered $ps, expected $hs"; continue; fi
     if [ -n "$hb" ] && [[ "$pb" != *"$hb"* ]]; then why="GET $hp (Host: $hh) was not answered by the app's server block"; continue; fi
     why=; break
