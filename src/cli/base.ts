@@ -1,5 +1,6 @@
 import { Command } from '@oclif/core';
 import { EdgectlError, isEdgectlError } from '../lib/errors.js';
+import { Declined } from './declined.js';
 import { colorsFor } from './output.js';
 
 /**
@@ -23,6 +24,11 @@ export abstract class EdgectlCommand extends Command {
 
   override async catch(error: Error & { oclif?: { exit?: number }; code?: string }): Promise<void> {
     const c = colorsFor(process.stderr);
+    if (error instanceof Declined) {
+      this.err(error.message);
+      process.exitCode = error.exitCode;
+      return;
+    }
     if (isEdgectlError(error)) {
       this.err(`${c.red('error')} ${error.message} ${c.dim(`[${error.code}]`)}`);
       if (error.detail) this.err(error.detail);

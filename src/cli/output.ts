@@ -1,6 +1,6 @@
 import pc from 'picocolors';
 import Table from 'cli-table3';
-import { applyFailures, applyTable } from '../lib/output/apply-table.js';
+import { applyFailures, applyTable, type OutcomeLabels } from '../lib/output/apply-table.js';
 import type { TableData } from '../lib/output/plan-table.js';
 import type { NodeResult } from '../lib/release/activate.js';
 import { isSuccess } from '../lib/release/outcome.js';
@@ -39,9 +39,9 @@ export function tableOf(t: TableData, stream: NodeJS.WriteStream = process.stdou
 }
 
 /** Node results of apply, rollback or drift --fix for stdout: a table, the failing nodes' own output, then `summary`. */
-export function resultsText(nodes: NodeResult[], summary?: string): string {
+export function resultsText(nodes: NodeResult[], summary?: string, labels?: OutcomeLabels): string {
   const c = colorsFor(process.stdout);
-  const parts = nodes.length > 0 ? [tableOf(applyTable(nodes, c)), applyFailures(nodes, c)] : [];
+  const parts = nodes.length > 0 ? [tableOf(applyTable(nodes, c, labels)), applyFailures(nodes, c, labels)] : [];
   return [...parts, summary ?? ''].filter(Boolean).join('\n');
 }
 

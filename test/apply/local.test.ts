@@ -233,7 +233,7 @@ describe('apply --local (real nginx per node)', { timeout: 180_000 }, () => {
     expect(json(d).nodes.filter((n: any) => n.status !== 'clean').map((n: any) => n.node)).toEqual(['e2']);
     const text = await cli(['drift', ...local()]);
     expect(text.stdout).toMatch(/e2\s+modified on node/);
-    const fix = await cli(['drift', ...local(), '--fix', '--json']);
+    const fix = await cli(['drift', ...local(), '--fix', '--yes', '--json']);
     expect(fix.code, fix.stdout + fix.stderr).toBe(2);
     const fr = json(fix).fix.nodes;
     expect(fr.map((n: any) => [n.node, n.outcome])).toEqual([['e2', 'applied']]);

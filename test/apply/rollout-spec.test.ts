@@ -50,11 +50,11 @@ it('drift --fix is rolled out like apply: spec.rollout by default, a flag wins o
   // Both nodes drift (a new page; c1, still locked, has no release at all).
   await writeApps(fleet, [{ name: 'web', domain: 'www.acme.test', nodes: ['c1', 'c2'], html: 'v2\n' }]);
   const by = (rep: any, n: string) => rep.fix.nodes.find((x: any) => x.node === n);
-  const r = await cli(['drift', ...local(), '--fix', '--json']);
+  const r = await cli(['drift', ...local(), '--fix', '--yes', '--json']);
   expect(r.code).toBe(1);
   expect(by(json(r), 'c1').outcome).toBe('locked');
   expect(by(json(r), 'c2')).toMatchObject({ outcome: 'skipped', cause: expect.stringContaining('--max-failures 0') });
-  const again = await cli(['drift', ...local(), '--fix', '--json', '--canary', '0']);
+  const again = await cli(['drift', ...local(), '--fix', '--yes', '--json', '--canary', '0']);
   expect(again.code).toBe(1);
   expect(by(json(again), 'c1').outcome).toBe('locked');
   expect(by(json(again), 'c2').outcome).toBe('applied');

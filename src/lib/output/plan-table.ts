@@ -14,12 +14,20 @@ export function routeText(route: string[]): string {
   return `via ${route.slice(0, -1).join(' > ')}`;
 }
 
+/** A commit as the tables show it: 7 digits, "-dirty" when the release was rendered from uncommitted changes. */
+export function commitText(commit: string | null | undefined, dirty: boolean | undefined): string | undefined {
+  if (!commit) return dirty ? 'uncommitted' : undefined;
+  return `${commit.slice(0, 7)}${dirty ? '-dirty' : ''}`;
+}
+
 function revision(n: PlanNode, which: 'current' | 'desired'): string {
   if (which === 'current') {
     if (!n.current.release) return 'none';
-    return n.current.commit ? `${short(n.current.release)} (${n.current.commit.slice(0, 7)})` : short(n.current.release);
+    const c = commitText(n.current.commit, n.current.dirty);
+    return c ? `${short(n.current.release)} (${c})` : short(n.current.release);
   }
-  return n.desired.commit ? `${short(n.desired.release)} (${n.desired.commit.slice(0, 7)})` : short(n.desired.release);
+  const c = commitText(n.desired.commit, n.manifest.fleet.dirty);
+  return c ? `${short(n.desired.release)} (${c})` : short(n.desired.release);
 }
 
 /** The plan as a table: one row per node. Pure. */
@@ -42,5 +50,10 @@ export function planTable(plan: Plan, c: Paint): TableData {
 
 export function planSummaryLine(plan: Plan): string {
   const s = plan.summary;
-  return `${s.nodes} node(s): ${s.changes} to change, ${s.unchanged} unchanged, ${s.unreachable} unreachable`;
+  return `${s.nodes} node(s): ${s.changes} to change, ${s.unchanged} unchanged, ${s.unreachable} unreachable${dirtyNote(plan)}`;
+}
+
+/** After a summary line: the fleet is a working tree with uncommitted changes (apply refuses it without --allow-dirty). */
+export function dirtyNote(plan: Pick<Plan, 'fleet'>): string {
+  return plan.fleet.dirty ? `; fleet dirty (uncommitted changes on ${commitText(plan.fleet.commit, false) ?? 'no commit'})` : '';
 }

@@ -44,7 +44,8 @@ export interface NodeTarget {
 export interface PlanNode extends NodeTarget {
   reachable: boolean;
   error?: string;
-  current: { release: string | null; commit?: string | null; manifestError?: string; nginxRunning?: boolean; pendingIntent?: boolean; lockedBy?: string };
+  /** dirty: current was rendered from uncommitted changes on top of `commit`. */
+  current: { release: string | null; commit?: string | null; dirty?: boolean; manifestError?: string; nginxRunning?: boolean; pendingIntent?: boolean; lockedBy?: string };
   desired: { release: string; digest: string; commit: string | null; nginxConfigId: string };
   action: PlanAction;
   reason?: string;
