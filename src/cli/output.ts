@@ -34,8 +34,9 @@ export function json(value: unknown): string {
   return JSON.stringify(value, null, 2);
 }
 
+/** A table, then the whole of any cell it cut short: a reason is never lost to the column width. */
 export function tableOf(t: TableData, stream: NodeJS.WriteStream = process.stdout): string {
-  return table(t.head, t.rows, stream);
+  return table(t.head, t.rows, stream) + (t.notes?.length ? `\n${t.notes.join('\n')}` : '');
 }
 
 /** Node results of apply, rollback or drift --fix for stdout: a table, the failing nodes' own output, then `summary`. */

@@ -19,6 +19,9 @@ export function outcomeText(o: NodeResult['outcome'], c: Paint, labels: OutcomeL
   return c.red(t);
 }
 
+/** Characters of a cause in the table; a longer one is shown whole after it (applyFailures). */
+const CAUSE_CELL = 160;
+
 /** The summary table after apply/rollback/drift --fix: one row per node. Pure. */
 export function applyTable(nodes: NodeResult[], c: Paint, labels: OutcomeLabels = {}): TableData {
   return {
@@ -31,7 +34,7 @@ export function applyTable(nodes: NodeResult[], c: Paint, labels: OutcomeLabels 
       r.transfer.files ? `${r.transfer.files} files, ${bytes(r.transfer.bytes)}` : '-',
       String(r.reloads),
       `${(r.durationMs / 1000).toFixed(1)}s`,
-      (r.cause ?? '').slice(0, 160),
+      (r.cause ?? '').length > CAUSE_CELL ? `${r.cause!.slice(0, CAUSE_CELL - 1)}…` : (r.cause ?? ''),
     ]),
   };
 }
@@ -40,7 +43,7 @@ export function applyTable(nodes: NodeResult[], c: Paint, labels: OutcomeLabels 
 export function applyFailures(nodes: NodeResult[], c: Paint, labels: OutcomeLabels = {}): string {
   const out: string[] = [];
   for (const r of nodes) {
-    if (!r.output && !r.code && !(r.outcome !== 'applied' && r.notes.length)) continue;
+    if (!r.output && !r.code && !(r.outcome !== 'applied' && r.notes.length) && (r.cause ?? '').length <= CAUSE_CELL) continue;
     if (isSuccess(r.outcome)) continue;
     out.push(c.bold(`${r.node}: ${labels[r.outcome] ?? r.outcome} at ${r.step}: ${r.cause ?? ''}${r.code ? ` [${r.code}]` : ''}`));
     if (r.code) out.push(c.dim(`  hint: ${ERROR_HINTS[r.code]}`));

@@ -4,6 +4,15 @@ import type { Paint } from './validate-report.js';
 export interface TableData {
   head: string[];
   rows: string[][];
+  /** Full texts of cells the table cut short ("node: text"), printed after it. */
+  notes?: string[];
+}
+
+/** A cell of at most `max` characters; a longer text ends in "…" and its whole is noted for after the table. */
+export function cell(text: string, max: number, node: string, notes: string[]): string {
+  if (text.length <= max) return text;
+  notes.push(`${node}: ${text}`);
+  return `${text.slice(0, max - 1)}…`;
 }
 
 const short = (r: string | null | undefined) => (r ? r.slice(0, 12) : '-');
@@ -32,6 +41,7 @@ function revision(n: PlanNode, which: 'current' | 'desired'): string {
 
 /** The plan as a table: one row per node. Pure. */
 export function planTable(plan: Plan, c: Paint): TableData {
+  const notes: string[] = [];
   const rows = plan.nodes.map((n) => {
     const f = n.files;
     const action = n.action === 'none' ? c.dim('no change') : n.action === 'unreachable' ? c.red('unreachable') : n.action === 'finish' ? c.yellow('finish') : c.yellow(n.action);
@@ -42,10 +52,10 @@ export function planTable(plan: Plan, c: Paint): TableData {
       n.reachable ? c.green('yes') : c.red('no'),
       n.reachable ? `${revision(n, 'current')} → ${revision(n, 'desired')}` : `? → ${revision(n, 'desired')}`,
       n.reachable ? `+${f.added.length} ~${f.changed.length} -${f.removed.length}` : '',
-      action + (n.reason && n.action !== 'none' ? c.dim(` (${n.reason.slice(0, 100)})`) : ''),
+      action + (n.reason && n.action !== 'none' ? c.dim(` (${cell(n.reason, 100, n.node, notes)})`) : ''),
     ];
   });
-  return { head: ['node', 'role', 'path', 'reachable', 'current → desired', 'files', 'action'], rows };
+  return { head: ['node', 'role', 'path', 'reachable', 'current → desired', 'files', 'action'], rows, notes };
 }
 
 export function planSummaryLine(plan: Plan): string {

@@ -47,8 +47,10 @@ const noToken = (where: string) => new EdgectlError('EDGECTL_AGENT_REFUSED', `th
 });
 
 export function adminByUrl(url: string, tokenFile?: string): AdminApi {
-  const base = new URL(url);
-  if (!/^https?:$/.test(base.protocol)) throw new EdgectlError('EDGECTL_USAGE', `--admin must be an http:// URL, got ${url}`);
+  // HOST:PORT, the form the agent's own --admin flag takes, means http://HOST:PORT.
+  const full = /^(?:[\w.-]+|\[[0-9a-fA-F:.]+\]):\d+$/.test(url) ? `http://${url}` : url;
+  const base = URL.canParse(full) ? new URL(full) : undefined;
+  if (!base || !/^https?:$/.test(base.protocol)) throw new EdgectlError('EDGECTL_USAGE', `--admin must be HOST:PORT or an http:// URL (e.g. 127.0.0.1:8481), got ${url}`);
   let token: Promise<string> | undefined;
   return {
     where: base.origin,
