@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, json } from '../helpers/cli.js';
 import { BIN } from '../helpers/paths.js';
-import { freePortRange } from '../helpers/ports.js';
+import { localPortBlock, type LocalPortBlock } from '../helpers/local-ports.js';
 import { killNginx, writeApps, writeTestFleet, type TestApp } from './helpers.js';
 
 /**
@@ -15,12 +15,12 @@ import { killNginx, writeApps, writeTestFleet, type TestApp } from './helpers.js
  */
 const ADDR = '127.0.2.1';
 const NODES = ['e1', 'e2', 'e3'];
-let BASE: number;
+let PORTS: LocalPortBlock;
 let dir: string;
 let fleet: string;
 let root: string;
 let apps: TestApp[];
-const local = () => ['--fleet', fleet, '--local', root, '--local-port-base', String(BASE), '--local-address', ADDR];
+const local = () => ['--fleet', fleet, '--local', root, ...PORTS.flags, '--local-address', ADDR];
 const current = async (n: string) => (await readlink(join(root, n, 'current')).catch(() => 'none')).replace('releases/', '');
 const manifest = async (n: string) => JSON.parse(await readFile(join(root, n, 'current', 'manifest.json'), 'utf8'));
 const sq = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
@@ -46,7 +46,7 @@ async function setApp(name: string, patch: Partial<TestApp>) {
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ec-confirm-'));
   await chmod(dir, 0o755);
-  BASE = await freePortRange(NODES.length, ADDR);
+  PORTS = await localPortBlock(NODES, ADDR);
   fleet = join(dir, 'fleet');
   root = join(dir, 'nodes');
   apps = [

@@ -25,7 +25,7 @@ let dir: string;
 let fleet: string;
 let root: string;
 let apps: TestApp[];
-const local = { root: '', portBase: BASE, address: ADDR };
+const local = { root: '', portBase: BASE, portRange: 1, address: ADDR }; // one node: its nginx on BASE
 const rollout = { canary: 0, batch: '100%', maxFailures: '100%', concurrency: 4 };
 
 function deps(wrap?: (t: Transport) => Transport): FleetDeps {

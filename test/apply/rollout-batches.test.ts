@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, json } from '../helpers/cli.js';
-import { freePortRange } from '../helpers/ports.js';
+import { localPortBlock, type LocalPortBlock } from '../helpers/local-ports.js';
 import { get, killNginx, writeApps, writeTestFleet, type TestApp } from './helpers.js';
 
 /**
@@ -15,12 +15,12 @@ import { get, killNginx, writeApps, writeTestFleet, type TestApp } from './helpe
 const ADDR = '127.0.2.1';
 const NODES = ['e1', 'e2', 'e3', 'e4', 'e5', 'e6', 'e7', 'e8', 'e9'];
 const FAILING = ['e3', 'e5'];
-let BASE: number;
+let PORTS: LocalPortBlock;
 let dir: string;
 let fleet: string;
 let root: string;
-const local = () => ['--fleet', fleet, '--local', root, '--local-port-base', String(BASE), '--local-address', ADDR];
-const port = (n: string) => BASE + NODES.indexOf(n);
+const local = () => ['--fleet', fleet, '--local', root, ...PORTS.flags, '--local-address', ADDR];
+const port = (n: string) => PORTS.of(n).http;
 const current = async (n: string) => (await readlink(join(root, n, 'current'))).replace('releases/', '');
 
 const web = (html: string): TestApp => ({ name: 'web', domain: 'www.acme.test', nodes: NODES, html });
@@ -30,7 +30,7 @@ const broken: TestApp = { name: 'broken', domain: 'broken.acme.test', nodes: FAI
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ec-batches-'));
   await chmod(dir, 0o755);
-  BASE = await freePortRange(NODES.length, ADDR);
+  PORTS = await localPortBlock(NODES, ADDR);
   fleet = join(dir, 'fleet');
   root = join(dir, 'nodes');
   await writeTestFleet(fleet, { nodes: NODES, apps: [web('<h1>v1</h1>\n')] });

@@ -5,21 +5,21 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { acquireLock, makeHolder } from '../../src/lib/release/lock.js';
 import { LocalTransport } from '../../src/lib/transport/local.js';
 import { cli, json } from '../helpers/cli.js';
-import { freePortRange } from '../helpers/ports.js';
+import { localPortBlock, type LocalPortBlock } from '../helpers/local-ports.js';
 import { killNginx, writeApps, writeTestFleet } from './helpers.js';
 
 /** The fleet's spec.rollout is the default of the rollout flags; a flag wins over it. */
 const ADDR = '127.0.2.6';
 /** Local mode's port base: c1 and c2 on the two free ports from here. */
-let BASE: number;
+let PORTS: LocalPortBlock;
 let dir: string;
 let fleet: string;
 let root: string;
-const local = () => ['--fleet', fleet, '--local', root, '--local-port-base', String(BASE), '--local-address', ADDR];
+const local = () => ['--fleet', fleet, '--local', root, ...PORTS.flags, '--local-address', ADDR];
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ec-rollout-'));
-  BASE = await freePortRange(2, ADDR);
+  PORTS = await localPortBlock(['c1', 'c2'], ADDR);
   await chmod(dir, 0o755);
   fleet = join(dir, 'fleet');
   root = join(dir, 'nodes');

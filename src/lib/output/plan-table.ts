@@ -55,6 +55,15 @@ export function planTable(plan: Plan, c: Paint): TableData {
       action + (n.reason && n.action !== 'none' ? c.dim(` (${cell(n.reason, 100, n.node, notes)})`) : ''),
     ];
   });
+  const ports = plan.local?.ports;
+  if (ports) {
+    // Local mode: where each node's nginx and agent are on this machine (stable per node).
+    rows.forEach((r, i) => {
+      const p = ports[plan.nodes[i].node];
+      r.push(p ? `${p.http} / ${p.agent}, ${p.admin}` : '-');
+    });
+    return { head: ['node', 'role', 'path', 'reachable', 'current → desired', 'files', 'action', 'ports: http / agent, admin'], rows, notes };
+  }
   return { head: ['node', 'role', 'path', 'reachable', 'current → desired', 'files', 'action'], rows, notes };
 }
 

@@ -65,7 +65,8 @@ export interface Plan {
   createdAt: string;
   edgectl: string;
   fleet: { name: string; commit: string | null; dirty: boolean };
-  local?: { root: string };
+  /** Local mode: the nodes' directory, and each node's ports (nodes/local-mode.ts localPorts). */
+  local?: { root: string; ports?: Record<string, { http: number; agent: number; admin: number }> };
   nodes: PlanNode[];
   summary: PlanSummary;
   /** File contents by sha256 (base64), shared between nodes. Only in saved plans: apply needs the bytes. */

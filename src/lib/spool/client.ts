@@ -4,6 +4,7 @@ import type { AgentStatus } from '../agent/status.js';
 import type { SinkRecord } from '../agent/sinks/format.js';
 import { agentAdminAddress, agentAdminTokenFile, agentDataDir } from '../bundle/agent-json.js';
 import { ADMIN_TOKEN } from '../agent/admin-token.js';
+import type { LocalMode } from '../nodes/local-mode.js';
 
 /**
  * How `edgectl spool` talks to a node's agent: its loopback admin API, reached either through the
@@ -134,7 +135,8 @@ export function spoolPurge(api: AdminApi, f: { tenant?: string; topic?: string }
   return call(api, 'POST', `/v1/spool/purge${qs(f)}`);
 }
 
-export type AdminTarget = { node?: string; fleet: string; identity?: string[]; admin?: string; adminTokenFile?: string; local?: string };
+/** local: the embedded default, whose nodes' agents have ports of their own (nodes/local-mode.ts). */
+export type AdminTarget = { node?: string; fleet: string; identity?: string[]; admin?: string; adminTokenFile?: string; local?: LocalMode };
 
 /** Runs `fn` against the node's admin API and always closes the connection (what every `edgectl spool` command does). */
 export async function withAdmin<T>(f: AdminTarget, fn: (api: AdminApi) => Promise<T>): Promise<T> {
@@ -157,9 +159,27 @@ async function openAdmin(f: AdminTarget): Promise<{ api: AdminApi; close: () => 
   const { resolvedNodes } = await import('../fleet/model.js');
   const { findNode } = await import('../nodes/select.js');
   const { createConnector } = await import('../transport/connect.js');
-  const { model } = await loadFleet(f.fleet);
+  const { localModel } = await import('../nodes/local-mode.js');
+  const loaded = await loadFleet(f.fleet);
+  const model = f.local ? localModel(loaded.model, f.local) : loaded.model;
   const node = findNode(resolvedNodes(model), f.node);
-  const connector = createConnector({ model, fleetRoot: f.fleet, identity: f.identity, localRoot: f.local });
-  const t = await connector.open(f.node);
-  return { api: adminByTransport(t, node.agent.listen), close: () => connector.close() };
+  const connector = createConnector({ model, fleetRoot: f.fleet, identity: f.identity, localRoot: f.local?.root });
+  try {
+    const api = adminByTransport(await connector.open(f.node), node.agent.listen);
+    await isNode(api, f.node);
+    return { api, close: () => connector.close() };
+  } catch (e) {
+    await connector.close();
+    throw e;
+  }
+}
+
+/** The agent that answered must be the node asked for: another node's agent on that port (or a stale one) would report its own spool. */
+async function isNode(api: AdminApi, node: string): Promise<void> {
+  const s = await spoolStatus(api, {});
+  if (s.node !== node) {
+    throw new EdgectlError('EDGECTL_AGENT_REFUSED', `the agent at ${api.where} is node ${JSON.stringify(s.node)}, not ${node}`, {
+      hint: 'Another agent answers on this node\'s admin port: check the agent\'s --node and its admin address (in --local mode each node\'s agent has its own ports: `edgectl plan --local` shows them).',
+    });
+  }
 }
