@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { cli } from '../helpers/cli.js';
 import { BIN, REPO } from '../helpers/paths.js';
-import { freePortRange, freePorts } from '../helpers/ports.js';
+import { freePorts } from '../helpers/ports.js';
 import { localPortBlock, type LocalPortBlock } from '../helpers/local-ports.js';
 import { type AgentProc, killAll, post, sha, startAgent } from './helpers.js';
 
