@@ -7,7 +7,9 @@ import { colorsFor } from './output.js';
  * Every edgectl command extends this. It owns the one place where errors become exit codes:
  *   0 success / valid / no changes, 1 error or invalid input, 2 changes or drift (only where a
  * command documents it). oclif's own usage errors would exit 2, which would read as "changes"
- * to a cron job, so they are mapped to 1 here.
+ * to a cron job, so they are mapped to 1 here (and in bin/run.js, src/cli/exit.ts, for the errors
+ * no command catches: an unknown command, the help and autocomplete plugins). A "no" at a
+ * confirmation prompt (Declined) is no error: one plain line and the command's exit status.
  */
 export abstract class EdgectlCommand extends Command {
   protected out(text: string): void {
