@@ -1,12 +1,15 @@
 import { Command } from '@oclif/core';
 import { EdgectlError, isEdgectlError } from '../lib/errors.js';
+import { Declined } from './declined.js';
 import { colorsFor } from './output.js';
 
 /**
  * Every edgectl command extends this. It owns the one place where errors become exit codes:
  *   0 success / valid / no changes, 1 error or invalid input, 2 changes or drift (only where a
  * command documents it). oclif's own usage errors would exit 2, which would read as "changes"
- * to a cron job, so they are mapped to 1 here.
+ * to a cron job, so they are mapped to 1 here (and in bin/run.js, src/cli/exit.ts, for the errors
+ * no command catches: an unknown command, the help and autocomplete plugins). A "no" at a
+ * confirmation prompt (Declined) is no error: one plain line and the command's exit status.
  */
 export abstract class EdgectlCommand extends Command {
   protected out(text: string): void {
@@ -23,6 +26,11 @@ export abstract class EdgectlCommand extends Command {
 
   override async catch(error: Error & { oclif?: { exit?: number }; code?: string }): Promise<void> {
     const c = colorsFor(process.stderr);
+    if (error instanceof Declined) {
+      this.err(error.message);
+      process.exitCode = error.exitCode;
+      return;
+    }
     if (isEdgectlError(error)) {
       this.err(`${c.red('error')} ${error.message} ${c.dim(`[${error.code}]`)}`);
       if (error.detail) this.err(error.detail);

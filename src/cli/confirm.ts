@@ -1,15 +1,19 @@
 import { createInterface } from 'node:readline/promises';
 import { EdgectlError } from '../lib/errors.js';
+import { Declined } from './declined.js';
+
+export { Declined };
 
 /**
- * The one confirmation of every command that changes things: nothing to ask with --yes; off a
- * terminal (stdin and stderr, where the question goes) it refuses, as a cron job must not hang;
- * else `ask` shows what would change and gives the question. A "no" changes nothing.
+ * The one confirmation of every command that changes things (apply, rollback, drift --fix, spool
+ * purge): nothing to ask with --yes; off a terminal (stdin and stderr, where the question goes) it
+ * refuses, as a cron job must not hang; else `ask` shows what would change and gives the question.
+ * A "no" throws Declined: nothing changed, no error block.
  */
-export async function ensureConfirmed(o: { yes?: boolean; offTerminal: string; ask: () => string | Promise<string> }): Promise<void> {
+export async function ensureConfirmed(o: { yes?: boolean; offTerminal: string; ask: () => string | Promise<string>; declinedExit?: number }): Promise<void> {
   if (o.yes) return;
   if (!process.stdin.isTTY || !process.stderr.isTTY) throw new EdgectlError('EDGECTL_NOT_CONFIRMED', o.offTerminal);
-  if (!(await confirm(await o.ask()))) throw new EdgectlError('EDGECTL_NOT_CONFIRMED', 'not confirmed: nothing was changed');
+  if (!(await confirm(await o.ask()))) throw new Declined(o.declinedExit);
 }
 
 /** Asks on the terminal; only called when stdin and stderr are TTYs. */

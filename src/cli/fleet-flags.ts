@@ -5,8 +5,8 @@ import { stderrLogger } from './logger.js';
 
 /**
  * Flags shared by the commands that reach nodes (plan, apply, drift, rollback). `--local DIR`
- * is the embedded default: every node is the directory DIR/<node> on this machine, no SSH,
- * each node's nginx on 127.0.0.1:<local-port-base + its index in the fleet>.
+ * is the embedded default: every node is the directory DIR/<node> on this machine, no SSH, each
+ * node's nginx and agent on ports of its own that stay when nodes are added (nodes/local-mode.ts).
  */
 export const targetFlags = {
   fleet: Flags.string({ char: 'f', summary: 'Fleet repo directory', default: '.' }),
@@ -16,7 +16,8 @@ export const targetFlags = {
   identity: Flags.string({ char: 'i', summary: 'SSH private key file (repeatable)', multiple: true }),
   'accept-new': Flags.boolean({ summary: 'Record first-seen host keys in the fleet\'s known_hosts (a changed key is always refused)' }),
   local: Flags.string({ summary: 'Embedded mode: every node is the directory DIR/<node> on this machine (no SSH)', helpValue: 'DIR' }),
-  'local-port-base': Flags.integer({ summary: 'Embedded mode: node n (fleet order) serves HTTP on this port + n', default: 18080, min: 1, max: 65000 }),
+  'local-port-base': Flags.integer({ summary: 'Embedded mode: first port; a node\'s nginx is on base + its slot, its agent on base + range + 2 × slot (plan shows them)', default: 18080, min: 1, max: 65000 }),
+  'local-port-range': Flags.integer({ summary: 'Embedded mode: port slots; a node\'s slot is the hash of its name, stable when nodes are added', default: 1000, min: 1, max: 20000 }),
   'local-address': Flags.string({ summary: 'Embedded mode: the address every node\'s nginx listens on', default: '127.0.0.1' }),
 };
 
@@ -45,6 +46,7 @@ export interface TargetFlagValues {
   'accept-new': boolean;
   local?: string;
   'local-port-base': number;
+  'local-port-range': number;
   'local-address': string;
 }
 
@@ -69,7 +71,7 @@ export async function fleetDeps(flags: TargetFlagValues, version: string) {
     nodes: flags.node,
     selector,
     concurrency: flags.concurrency,
-    ...(localRoot ? { local: { root: localRoot, portBase: flags['local-port-base'], address: flags['local-address'] } } : {}),
+    ...(localRoot ? { local: { root: localRoot, portBase: flags['local-port-base'], portRange: flags['local-port-range'], address: flags['local-address'] } } : {}),
   };
   return { deps, target, logger };
 }

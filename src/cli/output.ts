@@ -1,6 +1,6 @@
 import pc from 'picocolors';
 import Table from 'cli-table3';
-import { applyFailures, applyTable } from '../lib/output/apply-table.js';
+import { applyFailures, applyTable, type OutcomeLabels } from '../lib/output/apply-table.js';
 import type { TableData } from '../lib/output/plan-table.js';
 import type { NodeResult } from '../lib/release/activate.js';
 import { isSuccess } from '../lib/release/outcome.js';
@@ -34,14 +34,15 @@ export function json(value: unknown): string {
   return JSON.stringify(value, null, 2);
 }
 
+/** A table, then the whole of any cell it cut short: a reason is never lost to the column width. */
 export function tableOf(t: TableData, stream: NodeJS.WriteStream = process.stdout): string {
-  return table(t.head, t.rows, stream);
+  return table(t.head, t.rows, stream) + (t.notes?.length ? `\n${t.notes.join('\n')}` : '');
 }
 
 /** Node results of apply, rollback or drift --fix for stdout: a table, the failing nodes' own output, then `summary`. */
-export function resultsText(nodes: NodeResult[], summary?: string): string {
+export function resultsText(nodes: NodeResult[], summary?: string, labels?: OutcomeLabels): string {
   const c = colorsFor(process.stdout);
-  const parts = nodes.length > 0 ? [tableOf(applyTable(nodes, c)), applyFailures(nodes, c)] : [];
+  const parts = nodes.length > 0 ? [tableOf(applyTable(nodes, c, labels)), applyFailures(nodes, c, labels)] : [];
   return [...parts, summary ?? ''].filter(Boolean).join('\n');
 }
 

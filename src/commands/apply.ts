@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { EdgectlCommand } from '../cli/base.js';
-import { allSucceeded, colorsFor, json, resultsText, tableOf } from '../cli/output.js';
+import { allSucceeded, colorsFor, json, resultsText } from '../cli/output.js';
 import { fleetDeps, rolloutFlags, rolloutOverrides, targetFlags } from '../cli/fleet-flags.js';
 
 export default class Apply extends EdgectlCommand {
@@ -13,7 +13,9 @@ output is reported. Rollout: --canary nodes first, then --batch at a time, no ne
 failures exceed --max-failures. Ctrl-C stops starting new nodes and lets those in flight finish.
 
 With a PLAN file (from \`edgectl plan --out\`) exactly that plan is applied; a node whose current
-release changed since is refused as stale. Without one, the fleet is planned now.
+release changed since is refused as stale. Without one, the fleet is planned now. A fleet (or plan)
+with uncommitted changes is refused unless --allow-dirty. Answering no at the prompt changes
+nothing and exits 0.
 
 Exit status: 0 every node applied or unchanged, 1 any node failed, was refused, skipped or unreachable.`;
   static override examples = [
@@ -26,32 +28,28 @@ Exit status: 0 every node applied or unchanged, 1 any node failed, was refused, 
     ...targetFlags,
     ...rolloutFlags,
     yes: Flags.boolean({ char: 'y', summary: 'Do not ask (required when not on a terminal)' }),
+    'allow-dirty': Flags.boolean({ summary: 'Apply a fleet with uncommitted changes (its releases record the commit as COMMIT-dirty)' }),
     json: Flags.boolean({ summary: 'Print the apply report as JSON' }),
   };
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Apply);
     const { applyFleet } = await import('../lib/apply/fleet.js');
-    const { planTable } = await import('../lib/output/plan-table.js');
     const { applyProgress } = await import('../lib/output/apply-progress.js');
-    const { applySummaryLine } = await import('../lib/output/apply-table.js');
-    const { ensureConfirmed, interruptible } = await import('../cli/confirm.js');
+    const [{ applySummaryLine }, { dirtyNote }] = await Promise.all([import('../lib/output/apply-table.js'), import('../lib/output/plan-table.js')]);
+    const [{ interruptible }, { confirmApply }] = await Promise.all([import('../cli/confirm.js'), import('../cli/confirm-apply.js')]);
     const { deps, target } = await fleetDeps(flags, this.config.version);
     const ce = colorsFor(process.stderr);
     const progress = applyProgress((s) => process.stderr.write(s), { tty: !!process.stderr.isTTY, colors: ce });
     const stop = interruptible(() => this.err(ce.yellow('interrupted: no new nodes will be started; nodes in flight finish or roll back')), (s) => this.err(s));
     try {
-      const { report } = await applyFleet(deps, {
+      const { report, plan } = await applyFleet(deps, {
         ...target, planFile: args.plan, rollout: rolloutOverrides(flags), signal: stop.signal, onEvent: progress.onEvent,
-        confirm: async (plan) => {
-          const n = plan.summary.changes;
-          await ensureConfirmed({ yes: flags.yes, offTerminal: `${n} node(s) would change and this is not a terminal`, ask: () => (this.err(tableOf(planTable(plan, ce), process.stderr)), `Apply to ${n} node(s)?`) });
-          stop.arm();
-        },
+        confirm: async (plan) => (await confirmApply(plan, { yes: flags.yes, allowDirty: flags['allow-dirty'], colors: ce }), stop.arm()),
       });
       progress.end();
       if (flags.json) this.out(json(report));
-      else this.out(resultsText(report.nodes.filter((r) => r.outcome !== 'unchanged'), applySummaryLine(report)));
+      else this.out(resultsText(report.nodes.filter((r) => r.outcome !== 'unchanged'), applySummaryLine(report) + dirtyNote(plan)));
       this.setExit(allSucceeded(report.nodes) ? 0 : 1);
     } finally {
       stop.dispose();

@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { EdgectlCommand } from '../cli/base.js';
-import { colorsFor, json, table } from '../cli/output.js';
+import { colorsFor, json, tableOf } from '../cli/output.js';
 import { fleetDeps, targetFlags } from '../cli/fleet-flags.js';
 
 export default class Plan extends EdgectlCommand {
@@ -47,8 +47,7 @@ Exit status: 0 no changes (or changes, without --detailed-exitcode), 2 changes (
     if (flags.json) this.out(json(planView(plan)));
     else {
       const c = colorsFor(process.stdout);
-      const t = view.planTable(plan, c);
-      this.out(table(t.head, t.rows));
+      this.out(tableOf(view.planTable(plan, c)));
       if (flags.diff) this.out(planDiffText(plan, c));
       this.out(view.planSummaryLine(plan) + (flags.out ? `; saved to ${flags.out}` : ''));
     }

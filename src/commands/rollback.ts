@@ -25,15 +25,16 @@ Exit status: 0 every node rolled back, 1 otherwise.`;
     const { flags } = await this.parse(Rollback);
     const { rollbackFleet } = await import('../lib/apply/rollback-fleet.js');
     const { ensureConfirmed } = await import('../cli/confirm.js');
+    const { ROLLBACK_LABELS: said } = await import('../lib/output/apply-table.js');
     const { deps, target } = await fleetDeps(flags, this.config.version);
     const results = await rollbackFleet(deps, {
       ...target,
       to: flags.to,
       confirm: (nodes) => ensureConfirmed({ yes: flags.yes, offTerminal: `would roll back ${nodes.length} node(s) and this is not a terminal`, ask: () => `Roll back ${nodes.join(', ')}${flags.to ? ` to ${flags.to}` : ''}?` }),
-      onResult: (r) => this.err(`${r.node} ${r.outcome}${r.cause ? `: ${r.cause}` : ''}`),
+      onResult: (r) => this.err(`${r.node} ${said[r.outcome] ?? r.outcome}${r.cause ? `: ${r.cause}` : ''}`),
     });
     if (flags.json) this.out(json({ format: 'edgectl-rollback/v1', nodes: results }));
-    else this.out(resultsText(results));
+    else this.out(resultsText(results, undefined, said));
     this.setExit(allSucceeded(results) ? 0 : 1);
   }
 }

@@ -19,6 +19,7 @@ export const ERROR_HINTS = {
   EDGECTL_PLAN_STALE: 'The node changed since the plan was made; run `edgectl plan --out` again.',
   EDGECTL_PLAN_INVALID: 'The plan file was edited, truncated or made by another tool: edgectl applies a saved plan only as `edgectl plan --out` wrote it. Make a new one.',
   EDGECTL_RELEASE_INVALID: 'A release name is 20 hex digits (the start of its manifest digest). One that is not comes from an edited plan or a hand-made entry in the node\'s releases/ directory.',
+  EDGECTL_FLEET_DIRTY: 'Commit the changes (`git status` lists them) and apply again, or pass --allow-dirty to apply the working tree as it is (its releases record the commit as COMMIT-dirty).',
   EDGECTL_NOT_CONFIRMED: 'Pass --yes to apply without asking (required when not on a terminal).',
   EDGECTL_AGENT_CONFIG: 'Check the agent configuration: its flags, agent.json and the files they name (`edgectl agent --help`).',
   EDGECTL_AGENT_UNREACHABLE: 'Is the agent running (systemctl status edgectl-agent on the node), with its admin API where --admin or the fleet says, and its admin token readable?',

@@ -5,7 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { cli } from '../helpers/cli.js';
 import { BIN, REPO } from '../helpers/paths.js';
-import { freePortRange, freePorts } from '../helpers/ports.js';
+import { freePorts } from '../helpers/ports.js';
+import { localPortBlock, type LocalPortBlock } from '../helpers/local-ports.js';
 import { type AgentProc, killAll, post, sha, startAgent } from './helpers.js';
 
 let dir: string;
@@ -18,12 +19,16 @@ let DOWN: number;
 let UNREACHABLE: number;
 /** --admin with the token file the agent made in its data dir. */
 let A: string[];
+/** Local mode's ports for the fleet's two nodes: edge-s's agent is started on its own. */
+let LP: LocalPortBlock;
+const LOCAL = () => ['--local', path.join(dir, 'nodes'), ...LP.flags];
 
 const spool = (...args: string[]) => cli(['spool', ...args]);
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'edgectl-spoolcli-'));
-  LISTEN = await freePortRange(2);
+  LP = await localPortBlock(['edge-s', 'edge-down']);
+  LISTEN = LP.of('edge-s').agent;
   ADMIN = `http://127.0.0.1:${LISTEN + 1}`;
   let hub: number;
   [hub, DOWN, UNREACHABLE] = await freePorts(3);
@@ -81,7 +86,7 @@ describe('edgectl spool (through the admin API)', { timeout: 120_000 }, () => {
   });
 
   it('--node reaches the agent through the node\'s transport (local mode) and sees what --admin sees', async () => {
-    const node = ['--node', 'edge-s', '--fleet', path.join(dir, 'fleet'), '--local', path.join(dir, 'nodes')];
+    const node = ['--node', 'edge-s', '--fleet', path.join(dir, 'fleet'), ...LOCAL()];
     const viaAdmin = JSON.parse((await spool('status', ...A, '--json')).stdout);
     const r = await spool('status', ...node, '--json');
     expect([r.code, r.stderr]).toEqual([0, '']);
@@ -90,16 +95,17 @@ describe('edgectl spool (through the admin API)', { timeout: 120_000 }, () => {
     expect(viaNode.queues.map((q: { topic: string; depth: number }) => [q.topic, q.depth])).toEqual(viaAdmin.queues.map((q: { topic: string; depth: number }) => [q.topic, q.depth]));
     const b = JSON.parse((await spool('peek', ...node, '--tenant', 'acme', '--topic', 'b', '--json')).stdout);
     expect(b.messages[0]).toMatchObject({ encoding: 'base64', body: Buffer.from([0xff, 0x00, 0x10]).toString('base64') });
-    const unknown = await spool('status', '--node', 'nope', '--fleet', path.join(dir, 'fleet'), '--local', path.join(dir, 'nodes'));
+    const unknown = await spool('status', '--node', 'nope', '--fleet', path.join(dir, 'fleet'), ...LOCAL());
     expect([unknown.code, unknown.stderr]).toEqual([1, expect.stringMatching(/no node named "nope"/)]);
-    const down = await spool('status', '--node', 'edge-down', '--fleet', path.join(dir, 'fleet'), '--local', path.join(dir, 'nodes'));
+    const down = await spool('status', '--node', 'edge-down', '--fleet', path.join(dir, 'fleet'), ...LOCAL());
     // An agent that never ran there has not made its admin token either: that is what is said.
     expect([down.code, down.stderr]).toEqual([1, expect.stringMatching(/edge-down: no admin token at .*nodes\/edge-down\/spool\/admin-token/)]);
   });
 
   it('--node finds an agent that listens on another loopback address where render put its admin API (listen host, port + 1)', async () => {
     const fleet = path.join(dir, 'fleet-lo3');
-    const lo3 = await freePortRange(2, '127.0.0.3');
+    const lp3 = await localPortBlock(['edge-lo3'], '127.0.0.3');
+    const lo3 = lp3.of('edge-lo3').agent;
     await mkdir(fleet);
     await writeFile(path.join(fleet, 'fleet.yaml'), ['apiVersion: edgectl/v1', 'kind: Fleet', 'metadata: { name: lo3 }', 'spec:', `  hub: { url: "${HUB}" }`, '---',
       'apiVersion: edgectl/v1', 'kind: Node', 'metadata: { name: edge-lo3 }', 'spec:', '  role: edge', '  address: 127.0.0.3', `  agent: { listen: "127.0.0.3:${lo3}" }`, ''].join('\n'));
@@ -107,7 +113,7 @@ describe('edgectl spool (through the admin API)', { timeout: 120_000 }, () => {
       '--data', path.join(dir, 'nodes-lo3', 'edge-lo3', 'spool'), '--upstream', HUB, '--heartbeat-seconds', '0'], { cwd: REPO, stdio: 'ignore' });
     try {
       for (let i = 0; i < 100 && !(await fetch(`http://127.0.0.3:${lo3}/healthz`).then((r) => r.ok, () => false)); i++) await new Promise((r) => setTimeout(r, 100));
-      const r = await spool('status', '--node', 'edge-lo3', '--fleet', fleet, '--local', path.join(dir, 'nodes-lo3'), '--json');
+      const r = await spool('status', '--node', 'edge-lo3', '--fleet', fleet, '--local', path.join(dir, 'nodes-lo3'), ...lp3.flags, '--local-address', '127.0.0.3', '--json');
       expect([r.code, r.stderr]).toEqual([0, '']);
       expect(JSON.parse(r.stdout).node).toBe('edge-lo3');
     } finally {

@@ -21,7 +21,7 @@ let dir: string;
 let fleet: string;
 let root: string;
 let agent: ResultPromise | undefined;
-const local = () => ['--fleet', fleet, '--local', root, '--local-port-base', String(BASE), '--local-address', ADDR];
+const local = () => ['--fleet', fleet, '--local', root, '--local-port-base', String(BASE), '--local-port-range', '1', '--local-address', ADDR];
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ec-boot-'));

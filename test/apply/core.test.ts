@@ -16,7 +16,7 @@ import { acquireLock, keepLock, makeHolder, releaseLock } from '../../src/lib/re
 import { LocalTransport } from '../../src/lib/transport/local.js';
 import { createConnector, type Connector } from '../../src/lib/transport/connect.js';
 import type { Transport } from '../../src/lib/transport/types.js';
-import { freePort } from '../helpers/ports.js';
+import { freePortRange } from '../helpers/ports.js';
 import { get, killNginx, nginxPid, writeApps, writeTestFleet, type TestApp } from './helpers.js';
 
 /** The core in-process, where a failure has to be injected (a dying upload) or a boot simulated. */
@@ -27,7 +27,7 @@ let dir: string;
 let fleet: string;
 let root: string;
 let apps: TestApp[];
-const local = { root: '', portBase: 0, address: ADDR };
+const local = { root: '', portBase: 0, portRange: 1, address: ADDR }; // one node: its nginx on portBase, its agent's ports the next two
 const rollout = { canary: 0, batch: '100%', maxFailures: '100%', concurrency: 4 };
 
 function deps(wrap?: (t: Transport) => Transport): FleetDeps {
@@ -57,7 +57,7 @@ const current = async () => (await readlink(join(root, 'n1', 'current'))).replac
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ec-core-'));
-  BASE = local.portBase = await freePort(ADDR);
+  BASE = local.portBase = await freePortRange(3, ADDR);
   await chmod(dir, 0o755);
   fleet = join(dir, 'fleet');
   root = local.root = join(dir, 'nodes');

@@ -4,28 +4,28 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { acquireLock, makeHolder, releaseLock } from '../../src/lib/release/lock.js';
 import { LocalTransport } from '../../src/lib/transport/local.js';
-import { freePortRange } from '../helpers/ports.js';
+import { localPortBlock, type LocalPortBlock } from '../helpers/local-ports.js';
 import { cli, json } from '../helpers/cli.js';
 import { get, killNginx, nginxPid, writeApps, writeTestFleet, type TestApp } from './helpers.js';
 
 /**
  * The embedded default end to end through the real CLI: three nodes as local directories, each
- * with its own real nginx on 127.0.2.1:BASE+n (free ports), every scenario asserted by real HTTP requests.
+ * with its own real nginx on 127.0.2.1 (its local-mode port, from free ports), every scenario asserted by real HTTP requests.
  */
 const ADDR = '127.0.2.1';
 const NODES = ['e1', 'e2', 'e3'];
-let BASE: number;
-const port = (n: string) => BASE + NODES.indexOf(n);
+let PORTS: LocalPortBlock;
+const port = (n: string) => PORTS.of(n).http;
 let dir: string;
 let fleet: string;
 let root: string;
 let apps: TestApp[];
-const local = () => ['--fleet', fleet, '--local', root, '--local-port-base', String(BASE), '--local-address', ADDR];
+const local = () => ['--fleet', fleet, '--local', root, ...PORTS.flags, '--local-address', ADDR];
 const current = async (n: string) => (await readlink(join(root, n, 'current'))).replace('releases/', '');
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ec-apply-'));
-  BASE = await freePortRange(NODES.length, ADDR);
+  PORTS = await localPortBlock(NODES, ADDR);
   await chmod(dir, 0o755); // nginx workers (nobody) traverse node roots to serve static files
   fleet = join(dir, 'fleet');
   root = join(dir, 'nodes');
@@ -233,7 +233,7 @@ describe('apply --local (real nginx per node)', { timeout: 180_000 }, () => {
     expect(json(d).nodes.filter((n: any) => n.status !== 'clean').map((n: any) => n.node)).toEqual(['e2']);
     const text = await cli(['drift', ...local()]);
     expect(text.stdout).toMatch(/e2\s+modified on node/);
-    const fix = await cli(['drift', ...local(), '--fix', '--json']);
+    const fix = await cli(['drift', ...local(), '--fix', '--yes', '--json']);
     expect(fix.code, fix.stdout + fix.stderr).toBe(2);
     const fr = json(fix).fix.nodes;
     expect(fr.map((n: any) => [n.node, n.outcome])).toEqual([['e2', 'applied']]);

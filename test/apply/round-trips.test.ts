@@ -9,7 +9,7 @@ import { silentLogger } from '../../src/lib/logger.js';
 import { planFleet, type FleetDeps } from '../../src/lib/plan/index.js';
 import { createConnector } from '../../src/lib/transport/connect.js';
 import type { Transport } from '../../src/lib/transport/types.js';
-import { freePortRange } from '../helpers/ports.js';
+import { localPortBlock, type LocalPortBlock } from '../helpers/local-ports.js';
 import { killNginx, writeApps, writeTestFleet, type TestApp } from './helpers.js';
 import { STATE_SCRIPT } from '../../src/lib/release/remote.js';
 import { ONESHOT_BOOT } from '../../src/lib/release/scripts-oneshot.js';
@@ -23,7 +23,7 @@ const STATE_READ = `exec ${STATE_SCRIPT.trim().split('\n')[0]}`;
  */
 const ADDR = '127.0.2.7';
 /** Local mode's port base: r1 and r2 on the two free ports from here. */
-let BASE: number;
+let PORTS: LocalPortBlock;
 let dir: string;
 let fleet: string;
 let root: string;
@@ -57,7 +57,7 @@ let last: ApplyReport | undefined;
 
 async function planAndApply(): Promise<Record<string, string>> {
   calls.clear();
-  const p = await planFleet(deps, { fleet, local: { root, portBase: BASE, address: ADDR }, concurrency: 2, diff: false, keepConnections: true });
+  const p = await planFleet(deps, { fleet, local: { root, portBase: PORTS.base, portRange: PORTS.range, address: ADDR }, concurrency: 2, diff: false, keepConnections: true });
   try {
     const r = await applyPlan(p.plan, bundlesOf(p), { connector: p.connector, logger: silentLogger, now: deps.now, states: p.states }, { canary: 0, batch: '100%', maxFailures: 0, concurrency: 2 });
     last = r;
@@ -74,7 +74,7 @@ const apps = (v: string): TestApp[] => [
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ec-trips-'));
-  BASE = await freePortRange(2, ADDR);
+  PORTS = await localPortBlock(['r1', 'r2'], ADDR);
   await chmod(dir, 0o755);
   fleet = join(dir, 'fleet');
   root = join(dir, 'nodes');
@@ -109,7 +109,7 @@ it('a changed node: the state read, then one exec carrying only the changed file
 
 it('drift of a clean node costs one round trip: the state read verifies current against the desired manifest', { timeout: 60_000 }, async () => {
   calls.clear();
-  const { report, planned } = await driftFleet(deps, { fleet, local: { root, portBase: BASE, address: ADDR }, concurrency: 2 });
+  const { report, planned } = await driftFleet(deps, { fleet, local: { root, portBase: PORTS.base, portRange: PORTS.range, address: ADDR }, concurrency: 2 });
   await planned.connector.close();
   expect(report.summary.clean).toBe(2);
   for (const n of ['r1', 'r2']) expect(calls.get(n), calls.get(n)!.join('\n')).toEqual([STATE_READ]);

@@ -195,7 +195,7 @@ describe('apply over SSH through a relay', { timeout: 180_000 }, () => {
     const d = await run(['drift', ...flags(), '--json']);
     expect(d.code).toBe(2);
     expect(json(d).nodes.find((n: any) => n.node === 'edge-1')).toMatchObject({ status: 'modified', modified: { modified: ['apps/acme.blog/index.html'] } });
-    const fix = await run(['drift', ...flags(), '--fix']);
+    const fix = await run(['drift', ...flags(), '--fix', '--yes']);
     expect(fix.code, fix.stdout + fix.stderr).toBe(2);
     expect(await fetchOn(e1, 'blog.acme.test')).toEqual({ status: 200, body: 'blog v2\n' });
     expect((await run(['drift', ...flags()])).code).toBe(0);

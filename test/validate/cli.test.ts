@@ -1,4 +1,5 @@
-import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { cp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliSync } from '../helpers/cli.js';
@@ -159,13 +160,33 @@ describe('edgectl init', { timeout: 240_000 }, () => {
     const r = cliSync(['init', 'my-fleet'], { cwd: parent });
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/✓ created a fleet repo in .*my-fleet \(\d+ files, commit [0-9a-f]{12}\)/);
-    expect(r.stdout).toMatch(/Next steps:\n {2}cd my-fleet\n {2}edgectl validate/);
+    expect(r.stdout).toMatch(/Next steps:\n {2}cd my-fleet\n {2}\S.* validate/);
     const dir = path.join(parent, 'my-fleet');
     expect(git(dir, 'status', '--porcelain')).toBe('');
     expect(git(dir, 'log', '--format=%s')).toBe('Start the fleet from the edgectl example');
     const v = cliSync(['validate'], { cwd: dir });
     expect(v.code).toBe(0);
     expect(v.stdout).toMatch(/✓ valid: 9 files, 10 nodes, 5 apps, 3 tenants; working tree at commit [0-9a-f]{12}, clean/);
+  });
+
+  it('the new fleet ignores what edgectl writes in it, its README is its own, and the next steps run as printed', async () => {
+    const parent = await tempDir('init-next');
+    const r = cliSync(['init', 'f'], { cwd: parent });
+    expect(r.code, r.stderr).toBe(0);
+    const dir = path.join(parent, 'f');
+    expect(git(dir, 'ls-files', '.gitignore')).toBe('.gitignore');
+    const readme = await readFile(path.join(dir, 'README.md'), 'utf8');
+    expect(readme).not.toContain('fleet.example');
+    expect(readme).toContain('edgectl validate');
+    // The printed command, not an `edgectl` that is not on PATH: run the render line through a shell, as the operator would.
+    const line = r.stdout.split('\n').find((l) => / render\s+#/.test(l))!.replace(/#.*$/, '').trim();
+    expect(line).not.toMatch(/^edgectl /);
+    const sh = spawnSync('sh', ['-c', line], { cwd: dir, encoding: 'utf8', env: { ...process.env, PATH: '/usr/bin:/bin' } });
+    expect(sh.status, sh.stderr).toBe(0);
+    expect(await readdir(path.join(dir, '.edgectl/render'))).toContain('bj-edge-01');
+    // Rendering (and --local nodes) leave the fleet clean: a render makes no commit dirty.
+    expect(git(dir, 'status', '--porcelain')).toBe('');
+    expect(cliSync(['validate'], { cwd: dir }).stdout).toMatch(/, clean$/m);
   });
 
   it('works without a configured git identity (fallback author)', async () => {

@@ -2,7 +2,7 @@ import { Flags } from '@oclif/core';
 import { EdgectlCommand } from '../../cli/base.js';
 import { json, table } from '../../cli/output.js';
 import { EdgectlError } from '../../lib/errors.js';
-import { spoolFlags } from './status.js';
+import { adminTarget, spoolFlags } from './status.js';
 
 export default class SpoolPeek extends EdgectlCommand {
   static override summary = 'Show the oldest waiting messages of one tenant/topic without removing them';
@@ -15,7 +15,7 @@ export default class SpoolPeek extends EdgectlCommand {
     const { tenant, topic } = flags;
     if (!tenant || !topic) throw new EdgectlError('EDGECTL_USAGE', 'peek needs --tenant and --topic');
     const { withAdmin, spoolPeek } = await import('../../lib/spool/client.js');
-    await withAdmin({ ...flags, adminTokenFile: flags['admin-token-file'] }, async (api) => {
+    await withAdmin(adminTarget(flags), async (api) => {
       const r = await spoolPeek(api, tenant, topic, flags.limit);
       if (flags.json) return this.out(json(r));
       const preview = (b: string) => (b.length > 60 ? `${b.slice(0, 57)}...` : b).replace(/[\x00-\x1f\x7f]/g, '.');

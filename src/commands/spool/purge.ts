@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { EdgectlCommand } from '../../cli/base.js';
 import { json, table } from '../../cli/output.js';
-import { spoolFlags } from './status.js';
+import { adminTarget, spoolFlags } from './status.js';
 
 export default class SpoolPurge extends EdgectlCommand {
   static override summary = "Delete waiting messages from a node's spool (asks first) and say what was removed";
@@ -15,7 +15,7 @@ Exit status: 0 purged (or nothing to purge), 1 not confirmed or the agent could 
     const { flags } = await this.parse(SpoolPurge);
     const { withAdmin, spoolPurge, spoolStatus } = await import('../../lib/spool/client.js');
     const { ensureConfirmed } = await import('../../cli/confirm.js');
-    await withAdmin({ ...flags, adminTokenFile: flags['admin-token-file'] }, async (api) => {
+    await withAdmin(adminTarget(flags), async (api) => {
       const what = { tenant: flags.tenant, topic: flags.topic };
       const scope = `${flags.tenant ?? 'every tenant'}/${flags.topic ?? 'every topic'}`;
       await ensureConfirmed({

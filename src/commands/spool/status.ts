@@ -1,6 +1,6 @@
 import { EdgectlCommand } from '../../cli/base.js';
 import { json, table } from '../../cli/output.js';
-import { Flags } from '@oclif/core';
+import { Flags, type Interfaces } from '@oclif/core';
 import { targetFlags } from '../../cli/fleet-flags.js';
 
 /** Shared by `edgectl spool status|peek|purge`: which agent to ask. */
@@ -11,10 +11,19 @@ export const spoolFlags = {
   admin: Flags.string({ summary: 'Admin API URL of a local agent instead of --node (e.g. http://127.0.0.1:8481)' }),
   'admin-token-file': Flags.string({ summary: 'With --admin: the agent\'s admin token file (DATA/admin-token); --node reads it on the node' }),
   local: targetFlags.local,
+  'local-port-base': targetFlags['local-port-base'],
+  'local-port-range': targetFlags['local-port-range'],
+  'local-address': targetFlags['local-address'],
   tenant: Flags.string({ summary: 'Only this tenant' }),
   topic: Flags.string({ summary: 'Only this topic' }),
   json: Flags.boolean({ summary: 'Print JSON' }),
 };
+
+/** What `withAdmin` needs, from the spool flags. */
+export const adminTarget = (f: Interfaces.InferredFlags<typeof spoolFlags>) => ({
+  node: f.node, fleet: f.fleet, identity: f.identity, admin: f.admin, adminTokenFile: f['admin-token-file'],
+  local: f.local ? { root: f.local, portBase: f['local-port-base'], portRange: f['local-port-range'], address: f['local-address'] } : undefined,
+});
 
 export default class SpoolStatus extends EdgectlCommand {
   static override summary = "Show a node's HTTPQ spool: depth, bytes, oldest age, drops per tenant and topic";
@@ -26,7 +35,7 @@ local agent, with --admin-token-file). Never opens the spool files. Exit status:
   async run(): Promise<void> {
     const { flags } = await this.parse(SpoolStatus);
     const { withAdmin, spoolStatus } = await import('../../lib/spool/client.js');
-    await withAdmin({ ...flags, adminTokenFile: flags['admin-token-file'] }, async (api) => {
+    await withAdmin(adminTarget(flags), async (api) => {
       const s = await spoolStatus(api, { tenant: flags.tenant, topic: flags.topic });
       if (flags.json) return this.out(json(s));
       this.out(`${s.node} (${s.role}) store ${s.store.state}; last forward ${s.forward.lastSuccessAt ?? 'never'}${s.forward.lastError ? `; last error ${s.forward.lastError.message}` : ''}`);

@@ -33,8 +33,8 @@ export interface DriftReport {
   summary: Record<DriftStatus, number>;
 }
 
-export async function driftFleet(deps: FleetDeps, opts: TargetOptions): Promise<{ report: DriftReport; planned: Planned }> {
-  const planned = await planFleet(deps, { ...opts, diff: false });
+export async function driftFleet(deps: FleetDeps, opts: TargetOptions, o: { keepConnections?: boolean } = {}): Promise<{ report: DriftReport; planned: Planned }> {
+  const planned = await planFleet(deps, { ...opts, diff: false, keepConnections: o.keepConnections });
   const nodes: DriftNode[] = planned.plan.nodes.map((n) => base(n));
   const byName = new Map(nodes.map((d) => [d.node, d]));
   try {

@@ -1,4 +1,4 @@
-import { cp, lstat, mkdir, readdir, stat } from 'node:fs/promises';
+import { cp, lstat, mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { EdgectlError, errorMessage } from '../errors.js';
@@ -17,6 +17,30 @@ export interface InitResult {
 
 const FALLBACK_AUTHOR = ['user.name=edgectl init', 'user.email=edgectl@localhost'];
 
+/** What edgectl writes inside a fleet (render's default output, --local nodes): never committed, so a render leaves the tree clean. */
+export const INIT_GITIGNORE = `# written by edgectl: render output (.edgectl/render), --local nodes, saved plans
+.edgectl/
+*.plan.json
+`;
+
+/** The new fleet's README: the example's speaks of fleet.example; this one of the fleet it is. */
+export const INIT_README = `# Fleet
+
+An edgectl fleet repo: nodes/ (the machines), tenants/, apps/ (what runs on the edge nodes) and
+fleet.yaml. Started from edgectl's example fleet by \`edgectl init\`; edit it for your own fleet.
+
+From this directory (\`edgectl\` is \`npx edgectl\` where edgectl is a dependency of the
+project, or \`node PATH/TO/edgectl/bin/run.js\` from a checkout of edgectl):
+
+    edgectl validate     # every problem with file, line and field
+    edgectl placement    # which edge nodes run each app
+    edgectl render       # each node's bundle, in .edgectl/render (ignored by git)
+    edgectl plan         # what apply would change on each node
+
+Every field, its type, default and validation rule is described in edgectl's
+\`docs/fleet-format.md\`.
+`;
+
 /**
  * Creates a new fleet repo in `dir` from the example fleet: copies the files, runs `git init`
  * and makes a first commit. Refuses a directory that exists and is not empty.
@@ -32,6 +56,8 @@ export async function initFleet(dir: string, example = EXAMPLE_DIR): Promise<Ini
   await mkdir(abs, { recursive: true });
   // Copy regular files and directories only: a symlink in the package must not leak out of it.
   await cp(example, abs, { recursive: true, errorOnExist: true, force: false, filter: async (src) => !(await lstat(src)).isSymbolicLink() });
+  await writeFile(path.join(abs, 'README.md'), INIT_README);
+  await writeFile(path.join(abs, '.gitignore'), INIT_GITIGNORE, { flag: 'wx' });
   const files = await listFiles(abs);
 
   try {

@@ -6,6 +6,7 @@ import { Y, YAML_OPTIONS } from './yaml-lib.js';
 import { badCharacter, characterName, countMarkers, lexScan } from './yaml-scan.js';
 import { FileTree, MAX_FLOW_DEPTH, TREE_TOKEN_BUDGET } from './yaml-tree.js';
 import { directiveProblems, nodeProblems, type At } from './yaml-checks.js';
+import { brokenDocument, documentSyntaxError } from './yaml-syntax.js';
 
 /** One YAML document of a fleet file, with what is needed to point back at its source. */
 export class ParsedDoc {
@@ -38,6 +39,12 @@ export interface ParsedFile {
   path: string;
   text: string;
   docs: ParsedDoc[];
+  /**
+   * Documents that could not be parsed, with what their text says they define (kind, name): the
+   * cross-reference rules neither call those unknown nor count over their kind. One without a
+   * readable kind (or a file not parsed at all) could have been anything.
+   */
+  broken: { kind?: string; name?: string }[];
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -64,14 +71,16 @@ export function parseFile(f: SourceFile, problems: Problem[]): ParsedFile | unde
     return undefined;
   }
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-  const out: ParsedFile = { path: f.path, text, docs: [] };
+  const out: ParsedFile = { path: f.path, text, docs: [], broken: [] };
   const bad = badCharacter(text);
   if (bad) {
     const { line, column } = new FileTree(text, 0).lines.pos(bad.index);
+    out.broken.push({});
     at(line, column, 'yaml-control-character', `file contains the character ${characterName(bad.code)}, which a fleet file may not contain (not even in a comment)`, 'Remove it: fleet files are printable text; tabs, line feeds and carriage returns are the only control characters allowed.');
     return out;
   }
   if (countMarkers(text, MAX_FILE_DOCUMENTS) > MAX_FILE_DOCUMENTS) {
+    out.broken.push({});
     at(1, 1, 'too-many-documents', `file has more than ${MAX_FILE_DOCUMENTS.toLocaleString('en-US')} documents`, 'Split it into several files.');
     return out;
   }
@@ -97,6 +106,7 @@ function slowPath(text: string, fastError: unknown, at: At, out: ParsedFile): vo
   const kept: Document[] = [];
   const tree = new FileTree(text, 0, kept);
   const lines = tree.lines;
+  if (scan.tooDeepAt !== undefined || scan.tooMany) out.broken.push({});
   if (scan.tooDeepAt !== undefined) {
     const p = lines.pos(scan.tooDeepAt);
     return at(p.line, p.column, 'yaml-too-deep', `YAML is nested more than ${MAX_FLOW_DEPTH} levels deep`, TOO_DEEP_HINT);
@@ -106,17 +116,21 @@ function slowPath(text: string, fastError: unknown, at: At, out: ParsedFile): vo
   const docs: Document[] = Array.isArray(all) ? all : [];
   if (docs.length === 0 && text.trim() !== '' && !/^(\s*#.*)*\s*$/.test(text)) {
     // parseAllDocuments only returns nothing for blank or comment-only input; anything else is a bug in it.
+    out.broken.push({});
     return at(1, 1, 'yaml-syntax', 'YAML could not be parsed');
   }
   const values: unknown[] = [];
   const seen = new Set<number>();
   for (const doc of docs) {
     let ok = directiveProblems(doc, text, lines, seen, at);
-    for (const err of doc.errors) {
+    const deep = doc.errors.find((err) => err.code === 'RESOURCE_EXHAUSTION');
+    if (deep) {
+      const lp = lines.pos(deep.pos[0]);
+      at(lp.line, lp.column, 'yaml-too-deep', 'YAML is nested too deeply', TOO_DEEP_HINT);
+    } else if (doc.errors.length > 0) documentSyntaxError(doc, text, lines, fastError, at);
+    if (doc.errors.length > 0) {
       ok = false;
-      const lp = lines.pos(err.pos[0]);
-      if (err.code === 'RESOURCE_EXHAUSTION') at(lp.line, lp.column, 'yaml-too-deep', 'YAML is nested too deeply', TOO_DEEP_HINT);
-      else at(lp.line, lp.column, 'yaml-syntax', `YAML syntax error: ${firstLine(err.message)}`);
+      out.broken.push(brokenDocument(doc, text));
     }
     if (!ok || isEmptyDoc(doc)) continue;
     if (!nodeProblems(doc, lines, at)) continue;

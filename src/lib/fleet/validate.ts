@@ -101,6 +101,8 @@ export interface FileCheck {
   text?: string;
   problems: Problem[];
   docs: { doc: ParsedDoc; resource?: Resource<Kind, unknown> }[];
+  /** Documents that could not be parsed (ParsedFile.broken); a file not read at all is one of unknown kind. */
+  broken: { kind?: string; name?: string }[];
 }
 
 export function checkFile(f: SourceFile): FileCheck {
@@ -118,7 +120,7 @@ export function checkFile(f: SourceFile): FileCheck {
     const where = stop ? { line: stop.line, column: stop.column } : { line: problems[problems.length - 1].line, column: 1 };
     problems.push({ severity: 'error', rule: 'too-many-problems', file: f.path, ...where, path: '', message: `${MAX_FILE_PROBLEMS} problems found in this file; the rest of it was not checked`, hint: 'Fix the problems shown and validate again.' });
   }
-  return { path: f.path, text: parsed?.text, problems, docs };
+  return { path: f.path, text: parsed?.text, problems, docs, broken: parsed ? parsed.broken : [{}] };
 }
 
 /** Validates a fleet read from disk or git. Pure apart from the source it is given. */
@@ -137,6 +139,8 @@ export function assemble(src: FleetSource, checks: FileCheck[]): ValidationResul
   const partial = new Set<string>();
   for (const c of checks) {
     for (const p of c.problems) problems.push(p);
+    // What a file that failed to parse defined: not called unknown, not counted over (no "tenant has no apps").
+    for (const b of c.broken) noteInvalid({ kind: b.kind, metadata: { name: b.name } }, invalid, partial);
     if (c.text === undefined) continue;
     texts.set(c.path, c.text);
     for (const { doc, resource } of c.docs) {

@@ -66,7 +66,7 @@ function planNode(d: DesiredNode, o: ObservedNode, withDiff: boolean): PlanNode 
   const cm = s.currentManifest;
   base.current = {
     release: s.current ?? null,
-    ...(cm ? { commit: cm.fleet.commit } : {}),
+    ...(cm ? { commit: cm.fleet.commit, ...(cm.fleet.dirty ? { dirty: true } : {}) } : {}),
     ...(s.currentManifestError ? { manifestError: s.currentManifestError } : {}),
     nginxRunning: s.nginxRunning,
     pendingIntent: !!(s.intent || s.intentRaw),
@@ -93,7 +93,12 @@ function planNode(d: DesiredNode, o: ObservedNode, withDiff: boolean): PlanNode 
 
 function actionOf(n: PlanNode, s: NodeState): [PlanAction, string?] {
   if (!s.current) return ['create', 'no release on the node yet'];
-  if (s.current !== n.desired.release) return ['update', s.currentManifestError ? `current release unreadable: ${s.currentManifestError}` : undefined];
+  if (s.current !== n.desired.release) {
+    if (s.currentManifestError) return ['update', `current release unreadable: ${s.currentManifestError}`];
+    if (n.current.dirty && !n.manifest.fleet.dirty) return ['update', 'current was rendered from uncommitted changes; this release is the commit'];
+    if (n.manifest.fleet.dirty) return ['update', 'rendered from uncommitted changes'];
+    return ['update'];
+  }
   if (s.currentManifestError) return ['update', `current release damaged: ${s.currentManifestError}`];
   if (n.current.modified) return ['update', `modified on node: ${describeEdits(n.current.modified)}`];
   if (s.intent || s.intentRaw) return ['finish', 'a previous apply stopped midway (intent recorded, not completed)'];

@@ -3,7 +3,7 @@ import type { Logger } from '../logger.js';
 import type { Connector } from '../transport/connect.js';
 import { computePlan } from './compute.js';
 import { desiredState } from './desired.js';
-import { localModel, type LocalMode } from '../nodes/local-mode.js';
+import { localModel, localPorts, type LocalMode } from '../nodes/local-mode.js';
 import { observeNodes } from './observe.js';
 import type { Plan } from './types.js';
 import type { NodeState } from '../release/state.js';
@@ -56,7 +56,7 @@ export async function planFleet(deps: FleetDeps, opts: TargetOptions & { diff: b
       createdAt: deps.now().toISOString(),
       edgectl: deps.edgectlVersion,
       fleet: { name: model.name, commit: model.commit ?? null, dirty: model.dirty },
-      ...(opts.local ? { local: { root: opts.local.root } } : {}),
+      ...(opts.local ? { local: { root: opts.local.root, ports: Object.fromEntries(localPorts(model.nodes.map((n) => n.name), opts.local)) } } : {}),
       diff: opts.diff,
     });
     const blobs = new Map<string, Buffer>();

@@ -44,8 +44,9 @@ export interface NodeTarget {
 export interface PlanNode extends NodeTarget {
   reachable: boolean;
   error?: string;
+  /** dirty: current was rendered from uncommitted changes on top of `commit`. */
   current: {
-    release: string | null; commit?: string | null; manifestError?: string; nginxRunning?: boolean; pendingIntent?: boolean; lockedBy?: string;
+    release: string | null; commit?: string | null; dirty?: boolean; manifestError?: string; nginxRunning?: boolean; pendingIntent?: boolean; lockedBy?: string;
     /** Current is the desired release, but its files on the node differ from its manifest (a hand edit): apply repairs it. */
     modified?: { modified: string[]; missing: string[]; extra: string[]; modeChanged: string[] };
   };
@@ -68,7 +69,8 @@ export interface Plan {
   createdAt: string;
   edgectl: string;
   fleet: { name: string; commit: string | null; dirty: boolean };
-  local?: { root: string };
+  /** Local mode: the nodes' directory, and each node's ports (nodes/local-mode.ts localPorts). */
+  local?: { root: string; ports?: Record<string, { http: number; agent: number; admin: number }> };
   nodes: PlanNode[];
   summary: PlanSummary;
   /** File contents by sha256 (base64), shared between nodes. Only in saved plans: apply needs the bytes. */

@@ -30,6 +30,10 @@ export interface RenderOptions {
   onBundle?: (b: Bundle) => Promise<void> | void;
 }
 
+/** The one file a bundle rendered from uncommitted changes has more: what it was made from. */
+export const DIRTY_MARKER = 'edgectl/uncommitted';
+const dirtyMarker = (commit: string | null) => Buffer.from(`rendered from uncommitted changes${commit ? ` on top of commit ${commit}` : ' (no commit yet)'}\n`);
+
 /**
  * Renders the bundle of every selected node: nginx (edge, relay, core), Kong (kong: true), the
  * agent's config and the app payloads. Pure apart from reading templates and payloads through
@@ -62,6 +66,9 @@ export async function renderFleet(loaded: LoadedFleet, opts: RenderOptions): Pro
       files.push({ path: 'kong/kong.yml', data: kong.render(apps.filter((a) => a.spec.type === 'api')), mode: 0o644 });
     }
     for (const a of apps) for (const p of payloads.get(a.name) ?? []) files.push({ path: p.path, data: p.data, mode: 0o644 });
+    // A working tree with uncommitted changes is in no commit: the release says so in its files, so
+    // its digest is never that of a commit's release (which would keep the other's commit stamp).
+    if (fleet.dirty) files.push({ path: DIRTY_MARKER, data: dirtyMarker(fleet.commit), mode: 0o644 });
     // Every file nginx will read, parsed as nginx parses it (each distinct buffer once).
     assertNginxSafeOnce('nginx/nginx.conf', conf);
     for (const f of files) if (f.path.startsWith('nginx/')) assertNginxSafeOnce(f.path, f.data);

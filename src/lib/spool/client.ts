@@ -6,6 +6,7 @@ import { agentAdminAddress, agentAdminTokenFile, agentDataDir } from '../bundle/
 import { ADMIN_TOKEN } from '../agent/admin-token.js';
 import { createHttpClient, type HttpClient } from '../http-client.js';
 import { unbracket } from '../fleet/ip.js';
+import type { LocalMode } from '../nodes/local-mode.js';
 
 /**
  * How `edgectl spool` talks to a node's agent: its loopback admin API, reached either through the
@@ -48,10 +49,11 @@ const noToken = (where: string) => new EdgectlError('EDGECTL_AGENT_REFUSED', `th
   hint: 'With --admin, give --admin-token-file <the agent\'s data dir>/admin-token; with --node the token is read on the node from <root>/spool/admin-token.',
 });
 
-/** A local agent's admin API at `url`, asked through `http` (the caller closes it). */
+/** A local agent's admin API at `url` (HOST:PORT, the form the agent's own --admin flag takes, means http://HOST:PORT), asked through `http` (the caller closes it). */
 export function adminByUrl(url: string, http: HttpClient, tokenFile?: string): AdminApi {
-  const base = new URL(url);
-  if (!/^https?:$/.test(base.protocol)) throw new EdgectlError('EDGECTL_USAGE', `--admin must be an http:// URL, got ${url}`);
+  const full = /^(?:[\w.-]+|\[[0-9a-fA-F:.]+\]):\d+$/.test(url) ? `http://${url}` : url;
+  const base = URL.canParse(full) ? new URL(full) : undefined;
+  if (!base || !/^https?:$/.test(base.protocol)) throw new EdgectlError('EDGECTL_USAGE', `--admin must be HOST:PORT or an http:// URL (e.g. 127.0.0.1:8481), got ${url}`);
   let token: Promise<string> | undefined;
   return {
     where: base.origin,
@@ -134,7 +136,8 @@ export function spoolPurge(api: AdminApi, f: { tenant?: string; topic?: string }
   return call(api, 'POST', `/v1/spool/purge${qs(f)}`);
 }
 
-export type AdminTarget = { node?: string; fleet: string; identity?: string[]; admin?: string; adminTokenFile?: string; local?: string };
+/** local: the embedded default, whose nodes' agents have ports of their own (nodes/local-mode.ts). */
+export type AdminTarget = { node?: string; fleet: string; identity?: string[]; admin?: string; adminTokenFile?: string; local?: LocalMode };
 
 /** What `edgectl spool` reaches the agent with: with --admin, an HTTP client (by default one of its own, closed after the command). */
 export interface SpoolDeps {
@@ -165,9 +168,27 @@ async function openAdmin(f: AdminTarget, deps: SpoolDeps): Promise<{ api: AdminA
   const { resolvedNodes } = await import('../fleet/model.js');
   const { findNode } = await import('../nodes/select.js');
   const { createConnector } = await import('../transport/connect.js');
-  const { model } = await loadFleet(f.fleet);
+  const { localModel } = await import('../nodes/local-mode.js');
+  const loaded = await loadFleet(f.fleet);
+  const model = f.local ? localModel(loaded.model, f.local) : loaded.model;
   const node = findNode(resolvedNodes(model), f.node);
-  const connector = createConnector({ model, fleetRoot: f.fleet, identity: f.identity, localRoot: f.local });
-  const t = await connector.open(f.node);
-  return { api: adminByTransport(t, node.agent.listen), close: () => connector.close() };
+  const connector = createConnector({ model, fleetRoot: f.fleet, identity: f.identity, localRoot: f.local?.root });
+  try {
+    const api = adminByTransport(await connector.open(f.node), node.agent.listen);
+    await isNode(api, f.node);
+    return { api, close: () => connector.close() };
+  } catch (e) {
+    await connector.close();
+    throw e;
+  }
+}
+
+/** The agent that answered must be the node asked for: another node's agent on that port (or a stale one) would report its own spool. */
+async function isNode(api: AdminApi, node: string): Promise<void> {
+  const s = await spoolStatus(api, {});
+  if (s.node !== node) {
+    throw new EdgectlError('EDGECTL_AGENT_REFUSED', `the agent at ${api.where} is node ${JSON.stringify(s.node)}, not ${node}`, {
+      hint: 'Another agent answers on this node\'s admin port: check the agent\'s --node and its admin address (in --local mode each node\'s agent has its own ports: `edgectl plan --local` shows them).',
+    });
+  }
 }

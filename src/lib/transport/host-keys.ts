@@ -143,7 +143,7 @@ export class HostKeyStore {
       await this.record(t.names[0], line);
       return void note('recorded', this.opts.fleetKnownHosts);
     }
-    throw new EdgectlError('EDGECTL_HOSTKEY_UNKNOWN', `host key of ${t.label} is not known: ${shortType(blobType(blob))} ${fp}`, {
+    throw new EdgectlError('EDGECTL_HOSTKEY_UNKNOWN', `host key of ${t.label} is not known: ${shortType(blobType(blob))} ${fp} (verify it, then \`edgectl trust ${t.node}\` or --accept-new)`, {
       detail: `Pinned in neither spec.ssh.hostKey nor ${this.opts.fleetKnownHosts}${this.opts.userKnownHosts ? ` nor ${this.opts.userKnownHosts}` : ''}.`,
       hint: `Verify ${fp} out of band (on the node: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then run \`edgectl trust ${t.node}\`, or rerun with --accept-new to record first-seen keys in the fleet's known_hosts.`,
     });
