@@ -22,7 +22,7 @@ let dir: string;
 let fleet: string;
 let root: string;
 let fakeNginx: string;
-const local = () => ({ root, portBase: BASE, address: ADDR });
+const local = () => ({ root, portBase: BASE, portRange: 1, address: ADDR }); // one node: its nginx on BASE
 
 const deps = (wrap?: (t: Transport) => Transport): FleetDeps => ({
   logger: silentLogger, now: () => new Date(), edgectlVersion: 'test',
@@ -59,7 +59,7 @@ const nginxMode = (m: string) => writeFile(join(dir, 'nginx-mode'), m);
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ec-oneshot-'));
   await chmod(dir, 0o755);
-  BASE = await freePortRange(1, ADDR);
+  BASE = await freePortRange(3, ADDR);
   fleet = join(dir, 'fleet');
   root = join(dir, 'nodes');
   fakeNginx = join(dir, 'nginx');
