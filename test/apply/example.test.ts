@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -40,6 +40,12 @@ describe('apply --local on fleet.example', { timeout: 180_000 }, () => {
     expect(www.status).toBe(200);
     expect(www.body).toContain('ACME Logistics');
     expect((await get(ADDR, WWW, 'www.acme.example', '/healthz')).body).toBe('ok acme/acme-www\n');
+    // A proxy app answers from this machine: its upstream (a documentation address) is never contacted.
+    const track = await get(ADDR, WWW, 'track.acme.example');
+    expect(track).toEqual({ status: 200, body: 'edgectl local demo: this answer stands in for the upstream of track.acme.example\n' });
+    const conf = await readFile(join(dir, 'nodes', 'bj-edge-01', 'current', 'nginx', 'conf.d', 'acme.acme-track.conf'), 'utf8');
+    expect(conf).toMatch(/^\s*server unix:\/.*\/run\/demo-upstream\.sock;$/m);
+    expect(conf).not.toContain('198.51.100');
     const plan = await cli(['plan', ...flags, '--detailed-exitcode']);
     expect(plan.code, plan.stdout + plan.stderr).toBe(0);
     expect(plan.stdout).toContain('10 node(s): 0 to change, 10 unchanged, 0 unreachable');

@@ -45,7 +45,8 @@ describe('plan text goldens', () => {
     const old = path.join(tmp.dir, 'old-fleet');
     await cp(fleet, old, { recursive: true });
     const acme = path.join(old, 'apps/acme.yaml');
-    await writeFile(acme, (await readFile(acme, 'utf8')).replace('198.51.100.51:8080', '198.51.100.52:8080'));
+    // (A domain, not an upstream: local mode's stand-in answers for every upstream, nodes/local-mode.ts.)
+    await writeFile(acme, (await readFile(acme, 'utf8')).replace('domains: [www.acme.example, acme.example]', 'domains: [www.acme.example]'));
     const globex = path.join(old, 'apps/globex.yaml');
     await writeFile(globex, (await readFile(globex, 'utf8')).replace('[/v1/orders, /v1/stock]', '[/v1/orders]'));
     const loaded = await loadFleet(old);

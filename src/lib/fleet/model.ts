@@ -8,6 +8,8 @@ export interface Resource<K extends Kind, S> {
   spec: S;
   /** Where the document is: for problems found later (rules, render). */
   source: ParsedDoc;
+  /** Set by the embedded default only (nodes/local-mode.ts), never by a fleet: see ResolvedNode.standIn. */
+  localDemo?: true;
 }
 
 export type FleetResource = Resource<'Fleet', FleetSpec>;
@@ -34,6 +36,11 @@ export interface ResolvedNode {
   nginx: { binary: string; workerProcesses: 'auto' | number; workerConnections: number };
   /** sha256 of the credential the node forwards uplink data with; none: its parent refuses it. */
   credentialSha256?: string;
+  /**
+   * The embedded default's stand-in for proxy apps' upstreams: a unix socket under the node's root
+   * where its own nginx answers, so nothing a local demo serves is proxied off this machine.
+   */
+  standIn?: string;
 }
 
 export interface ResolvedTopic {
@@ -97,6 +104,7 @@ export function resolveNode(fleet: Pick<FleetSpec, 'defaults'>, n: NodeResource)
       workerConnections: s.nginx?.workerConnections ?? d.nginx?.workerConnections ?? DEFAULTS.workerConnections,
     },
     credentialSha256: s.credential?.sha256,
+    ...(n.localDemo ? { standIn: `${(s.root ?? d.root ?? DEFAULTS.root).replace(/\/+$/, '')}/run/demo-upstream.sock` } : {}),
   };
 }
 

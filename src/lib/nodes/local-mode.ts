@@ -65,7 +65,8 @@ export function localModel(model: FleetModel, local: LocalMode): FleetModel {
     ...model,
     nodes: model.nodes.map((n) => {
       const p = ports.get(n.name)!;
-      return { ...n, spec: { ...n.spec, root: `${local.root.replace(/\/+$/, '')}/${n.name}`, http: { address: local.address, port: p.http }, agent: { ...n.spec.agent, listen: `${host}:${p.agent}` } } };
+      // localDemo: proxy apps are answered by a stand-in on the node (ResolvedNode.standIn), not their upstreams.
+      return { ...n, localDemo: true as const, spec: { ...n.spec, root: `${local.root.replace(/\/+$/, '')}/${n.name}`, http: { address: local.address, port: p.http }, agent: { ...n.spec.agent, listen: `${host}:${p.agent}` } } };
     }),
   };
 }

@@ -37,7 +37,7 @@ export class NginxRenderer {
   render(node: ResolvedNode, apps: AppResource[]): { conf: Buffer; fragments: RenderedFile[] } {
     const locations = this.locationsFor(node);
     const n = node.nginx;
-    const key = `${node.role}|${node.http.address ?? ''}|${node.http.port}|${n.workerProcesses}|${n.workerConnections}|${apps.length > 0}|${locations}`;
+    const key = `${node.role}|${node.http.address ?? ''}|${node.http.port}|${n.workerProcesses}|${n.workerConnections}|${apps.length > 0}|${locations}|${node.standIn ?? ""}`;
     let conf = this.confs.get(key);
     if (!conf) {
       const text = this.t.render('nginx/nginx.conf.ejs', { node, locations, configId: CONFIG_ID_PLACEHOLDER, hasApps: apps.length > 0, snippets: this.snippets });
@@ -65,7 +65,7 @@ export class NginxRenderer {
   private fragment(node: ResolvedNode, app: AppResource, locations: string): RenderedFile {
     // Everything the fragment depends on: the app, the node settings in its view, and the
     // locations (which depend on role and agent settings, already in the key).
-    const key = `${app.name}\0${node.http.address ?? ''}\0${node.http.port}\0${node.root}\0${node.role}\0${node.kong}\0${node.agent.listen}\0${node.agent.maxMessageBytes}`;
+    const key = `${app.name}\0${node.http.address ?? ''}\0${node.http.port}\0${node.root}\0${node.role}\0${node.kong}\0${node.agent.listen}\0${node.agent.maxMessageBytes}\0${node.standIn ?? ''}`;
     let f = this.fragments.get(key);
     if (!f) {
       const id = appId(app);
@@ -98,8 +98,11 @@ function typeData(node: ResolvedNode, app: AppResource, id: string, params: stri
     }
     case 'api':
       return { app: view, kong: KONG_PROXY };
-    case 'proxy':
-      return { app: view, upstream: upstreamView(app), cache: cacheView(app) };
+    case 'proxy': {
+      const upstream = upstreamView(app);
+      // The embedded default: the node's own stand-in answers instead of the upstream (plain HTTP on a unix socket).
+      return { app: view, upstream: node.standIn ? { ...upstream, scheme: 'http', path: '', targets: [], standIn: node.standIn } : upstream, cache: cacheView(app) };
+    }
   }
 }
 
