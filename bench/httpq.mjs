@@ -166,12 +166,12 @@ async function intakeRun(run, edgeArgs, edgeData, token, ratios) {
   const one = wrk(`http://127.0.0.1:${P + 10}/v1/q/single`, 1, QUICK ? 3 : 5, postLua(token, '{"temp":21.5,"device":"d-0001"}'));
   const fsAfter = fsyncRate(edgeData, 1500);
   report(tag + 'durable POSTs at 1 connection', `${fmt(one.rps)} acks/s`, `fdatasync/s on the same filesystem just before/after: ${fmt(fsBefore)}/${fmt(fsAfter)}; acks at 1 connection must not exceed it`);
-  const syncs0 = (await status(P + 10)).store.syncs;
+  const syncs0 = (await status(P + 10)).store.commit?.syncs;
   const many = wrk(`http://127.0.0.1:${P + 10}/v1/q/single`, 64, QUICK ? 5 : 10, postLua(token, '{"temp":21.5,"device":"d-0001"}'));
-  const syncs = (await status(P + 10)).store.syncs - syncs0;
+  const syncs = (await status(P + 10)).store.commit?.syncs - syncs0;
   ratios.push(many.rps / jsRate);
   report(tag + 'durable POSTs at 64 connections', `${fmt(many.rps)} acks/s`, `${many.non2xx} non-2xx; ${(many.rps / jsRate).toFixed(2)}x JetStream, ${(many.rps / ceiling.rps * 100).toFixed(0)}% of the no-op ceiling` +
-    (Number.isFinite(syncs) ? `; ${fmt(syncs)} fdatasyncs of the spool, ${(many.total / syncs).toFixed(1)} acks per sync` : ''));
+    (Number.isFinite(syncs) ? `; ${fmt(syncs)} synced batches (one fdatasync each), ${(many.total / syncs).toFixed(1)} acks per sync` : ''));
 
   console.log('edge agent: NDJSON batches (wrk, 4 connections, 1000 x ~64-byte messages per request; 50 warm-up batches first)');
   let peakFill = rssMb(edge.pid);

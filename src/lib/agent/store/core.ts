@@ -7,6 +7,8 @@ import { DedupeWindow, type Op } from './window.js';
 import { SpoolUnavailableError } from './errors.js';
 import { Counters } from './counters.js';
 import { GroupCommit } from './group-commit.js';
+import { LogSync } from './log-sync.js';
+import path from 'node:path';
 
 export interface SpoolOptions {
   dataDir: string;
@@ -40,6 +42,9 @@ export class SpoolCore {
   private errors = 0;
   private recovering?: Promise<void>;
   private readonly writer = new GroupCommit(this);
+  private logSync?: LogSync;
+  /** Every message with a lower seq is synced: readers hand on nothing above it (written, not yet synced). */
+  private synced = 0;
 
   constructor(readonly opts: SpoolOptions) {
     this.dedupe = new DedupeWindow('dedupe', opts.dedupeWindow ?? 1_000_000);
@@ -97,6 +102,30 @@ export class SpoolCore {
     return this.writer.commit(ops);
   }
 
+  /** For the group commit: the next seq to hand out. */
+  get nextSeq(): number {
+    return this.counters.seq;
+  }
+
+  /** The first seq not known to be synced: readers stop below it. */
+  get durableSeq(): number {
+    return this.synced;
+  }
+
+  /** Batches written, fdatasyncs of the log, the most batches in flight at once. */
+  get commitStats(): { batches: number; syncs: number; fdatasyncs: number; maxInFlight: number } {
+    return { ...this.writer.stats, fdatasyncs: this.logSync?.syncs ?? 0 };
+  }
+
+  syncLog(): Promise<void> {
+    if (!this.logSync) return Promise.reject(new SpoolUnavailableError('spool is not open'));
+    return this.logSync.sync();
+  }
+
+  onSynced(seq: number): void {
+    if (seq > this.synced) this.synced = seq;
+  }
+
   /** For the group commit: the counter and window writes that join its batch. */
   snapshot(): Op[] {
     const ops = this.counters.dirtyOps();
@@ -109,7 +138,10 @@ export class SpoolCore {
     const opened = await openStore(this.opts.dataDir, this.log);
     this.incidents.push(...opened.incidents);
     this.store = opened.db;
+    await this.logSync?.close();
+    this.logSync = new LogSync(path.join(this.opts.dataDir, 'spool'));
     await this.load(opened.repaired);
+    this.synced = this.counters.seq;
     this.current = 'open';
     this.opened++;
   }
@@ -152,6 +184,7 @@ export class SpoolCore {
     while (this.writer.busy) await new Promise((r) => setTimeout(r, 5));
     this.writer.failPending(new SpoolUnavailableError('spool closed'));
     if (wasOpen || this.store) { try { await this.store.close(); } catch { /* ignore */ } }
+    await this.logSync?.close();
     this.current = 'closed';
   }
 
