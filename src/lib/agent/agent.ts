@@ -58,7 +58,7 @@ export class Agent {
     }
     let out: Deliverer;
     try {
-      out = config.role === 'hub' ? await hubSink(config, log) : await upstream(config, log);
+      out = config.role === 'hub' ? await hubSink(config, log, forward) : await upstream(config, log);
     } catch (err) {
       await spool.close();
       throw err;
@@ -140,10 +140,10 @@ export class Agent {
   }
 }
 
-async function hubSink(config: AgentConfig, log: Logger): Promise<Deliverer> {
+async function hubSink(config: AgentConfig, log: Logger, forward: { maxMessages: number; maxBytes: number }): Promise<Deliverer> {
   if (!config.sink) throw new EdgectlError('EDGECTL_AGENT_CONFIG', 'role hub needs a sink (--sink file:PATH | http(s)://… | nats://HOST:PORT)');
   try {
-    return await createSink(config.sink, log);
+    return await createSink(config.sink, log, { batchMessages: forward.maxMessages, batchBytes: forward.maxBytes });
   } catch (err) {
     throw new EdgectlError('EDGECTL_AGENT_CONFIG', errorMessage(err));
   }

@@ -2,12 +2,12 @@ import type { Deliverer } from '../forward/deliverer.js';
 import type { Logger } from '../../logger.js';
 
 /** file:PATH | http(s)://… | nats://HOST:PORT[?stream=&prefix=&duplicateWindow=] */
-export async function createSink(spec: string, log: Logger): Promise<Deliverer> {
+export async function createSink(spec: string, log: Logger, batch: { batchMessages?: number; batchBytes?: number } = {}): Promise<Deliverer> {
   if (spec.startsWith('file:')) {
     const { FileSink } = await import('./file.js');
     const p = spec.slice(5);
     if (!p) throw new Error('file sink needs a path: file:/var/lib/edgectl/sink.jsonl');
-    return new FileSink(p);
+    return new FileSink(p, batch);
   }
   if (/^https?:\/\//.test(spec)) {
     const { HttpSink } = await import('./http.js');

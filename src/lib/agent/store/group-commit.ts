@@ -24,50 +24,57 @@ export interface CommitTarget {
   readonly nextSeq: number;
   /** The counter writes that go with the data of this batch (taken synchronously). */
   snapshot(): Op[];
-  /** fdatasync of the store's log: covers every write that had returned before the call. */
-  syncLog(): Promise<void>;
+  /**
+   * fdatasync of the store's log through sync slot `slot` (each slot has its own file handles,
+   * so an I/O error is reported to every slot's next sync, not only to the first one that asks):
+   * covers every write that had returned before the call.
+   */
+  syncLog(slot: number): Promise<void>;
   /** Every seq below `seq` is synced (the readers may hand it on). */
   onSynced(seq: number): void;
   onWriteError(err: unknown): void;
 }
 
-/** Batches written but not yet covered by a finished fdatasync, at most (the one being written included). */
-export const MAX_IN_FLIGHT = 4;
+/** fdatasyncs of the log in flight at once, at most: each covers what was written before it began. */
+export const SYNC_SLOTS = 4;
+
+interface Sync {
+  slot: number;
+  batches: Written[];
+}
 
 /**
  * Pipelined group commit. classic-level neither group-commits for us nor orders concurrent
  * writes, so the writes are issued one at a time, in the order the operations were submitted:
  * LevelDB's log then holds the batches in that order, each with the counter snapshot taken as
- * it was gathered. A batch's write returns once it is in the log (not synced); while the disk
- * syncs, the next batch is gathered and written (up to MAX_IN_FLIGHT unsynced). One fdatasync
- * of the log (log-sync.ts) covers every batch written before it began; they are answered then,
- * in order, so a caller is answered only when its batch and every batch before it are synced.
- * A crash leaves a prefix of the log: what survives is a prefix of what was written, which holds
- * everything acknowledged. A failed write or sync fails every batch not yet answered: never
- * retry-and-acknowledge.
+ * it was gathered. A batch's write returns once it is in the log (in the kernel, not synced);
+ * the next batch is gathered and written at once, while the disk syncs. An fdatasync of the log
+ * (log-sync.ts) covers every batch written before it began; up to SYNC_SLOTS run at once, the
+ * next one starting while the last one is on the disk. When one ends, its batches and those of
+ * every sync begun before it are answered, in order: a caller is answered only when its batch
+ * and every batch before it are synced. A crash leaves a prefix of the log, which holds
+ * everything acknowledged. A failed write or sync fails every batch not yet answered, whatever
+ * another sync says after: never retry-and-acknowledge.
  */
 export class GroupCommit {
   private pending: Job[] = [];
   private written: Written[] = [];
+  private syncs: Sync[] = [];
+  private freeSlots = Array.from({ length: SYNC_SLOTS }, (_, i) => i);
   private writing = false;
-  private syncing = 0;
-  /** Bumped by reset(): a sync that began on the store before a reopen must not move the new store's watermark. */
+  /** Bumped by a failure and by reset(): a sync begun before must not answer anyone or move the watermark. */
   private round = 0;
-  /** Batches written, synced, the most ever in flight at once (for /status and the tests). */
+  /** Batches written, syncs completed, the most batches written and not yet answered at once (for /status and the tests). */
   readonly stats = { batches: 0, syncs: 0, maxInFlight: 0 };
 
   constructor(private readonly target: CommitTarget) {}
 
   /** True while a batch is being written or waits for its sync. */
   get busy(): boolean {
-    return this.writing || this.syncing > 0 || this.written.length > 0;
+    return this.writing || this.syncs.length > 0 || this.written.length > 0 || this.freeSlots.length < SYNC_SLOTS;
   }
 
-  private get inFlight(): number {
-    return (this.writing ? 1 : 0) + this.syncing + this.written.length;
-  }
-
-  /** Queues `ops` (plus the counters changed so far) for the next batch; resolved once it is synced. */
+  /** Queues `ops` (plus the counters changed so far) for the next batch; resolved once it and every earlier batch are synced. */
   commit(ops: Op[]): Promise<void> {
     return new Promise((resolve, reject) => {
       if (this.target.state !== 'open') {
@@ -89,16 +96,18 @@ export class GroupCommit {
   reset(): void {
     this.pending = [];
     this.written = [];
+    this.syncs = [];
     this.round++;
   }
 
   private pump(): void {
-    if (!this.writing && this.pending.length > 0 && this.target.state === 'open' && this.inFlight < MAX_IN_FLIGHT) void this.write();
-    if (this.syncing === 0 && this.written.length > 0) void this.sync();
+    if (!this.writing && this.pending.length > 0 && this.target.state === 'open') void this.write();
+    if (this.written.length > 0 && this.freeSlots.length > 0) void this.sync();
   }
 
   private async write(): Promise<void> {
     this.writing = true;
+    const round = this.round;
     const jobs = this.pending;
     this.pending = [];
     const ops: Op[] = [];
@@ -106,7 +115,6 @@ export class GroupCommit {
     // Taken synchronously with the jobs: the snapshot and the seq reflect exactly this batch and those before it.
     for (const op of this.target.snapshot()) ops.push(op);
     const seqAfter = this.target.nextSeq;
-    this.stats.maxInFlight = Math.max(this.stats.maxInFlight, this.inFlight);
     try {
       // The chained form: several times cheaper per operation than batch(array) in abstract-level.
       const b = this.target.db.batch();
@@ -121,42 +129,58 @@ export class GroupCommit {
       return;
     }
     this.writing = false;
+    if (round !== this.round) {
+      for (const j of jobs) j.reject(new SpoolUnavailableError('spool write failed: the store was reopened'));
+      return;
+    }
     this.stats.batches++;
     this.written.push({ jobs, seqAfter });
+    let n = this.written.length;
+    for (const s of this.syncs) n += s.batches.length;
+    this.stats.maxInFlight = Math.max(this.stats.maxInFlight, n);
     this.pump();
   }
 
   private async sync(): Promise<void> {
-    const batches = this.written;
+    const slot = this.freeSlots.pop()!;
     const round = this.round;
+    const mine: Sync = { slot, batches: this.written };
     this.written = [];
-    this.syncing = batches.length;
+    this.syncs.push(mine);
     try {
-      await this.target.syncLog();
+      await this.target.syncLog(slot);
     } catch (err) {
-      this.syncing = 0;
-      if (round === this.round) this.fail(err, batches.flatMap((b) => b.jobs));
-      else for (const b of batches) for (const j of b.jobs) j.reject(new SpoolUnavailableError(`spool write failed: ${errorMessage(err)}`, { cause: err }));
+      this.freeSlots.push(slot);
+      if (round === this.round) this.fail(err, []);
       return;
     }
-    this.syncing = 0;
+    this.freeSlots.push(slot);
+    if (round !== this.round) return;
     this.stats.syncs++;
-    for (const b of batches) for (const j of b.jobs) j.resolve();
-    if (round === this.round) this.target.onSynced(batches[batches.length - 1].seqAfter);
+    // This fdatasync covers every batch written before it began: those of the syncs begun earlier too.
+    const i = this.syncs.indexOf(mine);
+    if (i !== -1) {
+      const done = this.syncs.splice(0, i + 1);
+      for (const s of done) for (const b of s.batches) for (const j of b.jobs) j.resolve();
+      const last = done[done.length - 1].batches;
+      this.target.onSynced(last[last.length - 1].seqAfter);
+    }
     this.pump();
   }
 
   /**
    * The write may be half on disk and Linux reports a failed write-back once: fail these jobs and
-   * every later one (written or waiting), then the store reopens and reloads its counters from disk.
-   * A sync already running for earlier batches still answers them if it succeeds.
+   * every one not yet answered (being synced, written or waiting), then the store reopens and
+   * reloads its counters from disk.
    */
   private fail(err: unknown, jobs: Job[]): void {
+    this.round++;
     const e = new SpoolUnavailableError(`spool write failed: ${errorMessage(err)}`, { cause: err });
     for (const j of jobs) j.reject(e);
-    const later = this.written;
+    const open = [...this.syncs.flatMap((s) => s.batches), ...this.written];
+    this.syncs = [];
     this.written = [];
-    for (const b of later) for (const j of b.jobs) j.reject(e);
+    for (const b of open) for (const j of b.jobs) j.reject(e);
     this.failPending(e);
     this.target.onWriteError(err);
   }
