@@ -52,9 +52,9 @@ describe('pipelined group commit', () => {
       }
     }));
     const st = s.commitStats;
-    // Written while an earlier batch was being synced, and several batches covered by one sync.
+    // Batches written while earlier ones were being synced; many answers per sync.
     expect(st.maxInFlight).toBeGreaterThanOrEqual(2);
-    expect(st.batches).toBeGreaterThan(st.syncs);
+    expect(st.syncs).toBeLessThan((64 * 40) / 4);
     // In order: a caller is answered only once every earlier batch is synced, so answers come in seq order.
     expect(answered).toEqual([...answered].sort((a, b) => a - b));
     await s.close();

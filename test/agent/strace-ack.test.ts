@@ -87,6 +87,7 @@ describe('syscall order (strace)', () => {
     const logWrites = calls.filter((c) => /^(write|writev|pwrite64)$/.test(c.name) && /\/spool\/\d+\.log>$/.test(c.fd));
     const syncs = calls.filter((c) => (c.name === 'fdatasync' || c.name === 'fsync') && /\/spool\/\d+\.log>$/.test(c.fd) && c.result.startsWith('0'));
     const answers = calls.filter((c) => /^(write|writev)$/.test(c.name) && c.data.includes('HTTP/1.1 202'));
+    expect(logWrites.length).toBeGreaterThan(0);
     expect(idOf.size).toBe(200);
     expect(syncs.length).toBeGreaterThan(0);
     const late: string[] = [];
