@@ -26,14 +26,20 @@ export class LogSync {
   constructor(private readonly dir: string) {}
 
   async sync(): Promise<void> {
+    // The log known to be newest is synced while the directory is listed (in parallel: the
+    // listing only matters when LevelDB has started a new log since, which is rare).
+    const known = this.files.size > 0 ? Math.max(...this.files.keys()) : undefined;
+    const [names] = await Promise.all([readdir(this.dir), known === undefined ? undefined : this.files.get(known)!.datasync()]);
+    if (known !== undefined) this.syncs++;
     const logs: [number, string][] = [];
-    for (const name of await readdir(this.dir)) {
+    for (const name of names) {
       const m = LOG.exec(name);
       if (m && Number(m[1]) >= this.floor) logs.push([Number(m[1]), name]);
     }
     logs.sort((a, b) => a[0] - b[0]);
     let appeared = false;
     for (const [n, name] of logs) {
+      if (n === known) continue;
       let fh = this.files.get(n);
       if (!fh) {
         try {
