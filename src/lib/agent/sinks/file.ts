@@ -12,7 +12,8 @@ export interface FileSinkOptions {
   batchBytes?: number;
 }
 
-const ID_FIELD = /^\{"id":"([^"\\]{1,200})"/;
+/** How every sink line starts (format.ts: the id is the first field, and never holds a quote). */
+const ID_PREFIX = Buffer.from('{"id":"');
 
 /**
  * JSON lines appended to a file, fdatasync'ed before the batch counts as delivered. Exactly once:
@@ -81,11 +82,15 @@ export class FileSink implements Deliverer {
         await fh.datasync();
       }
       const ids = new Set<string>();
-      // The first line of the region may be cut at its start (when the region starts mid-file): skipped.
-      const text = tail.subarray(from === 0 ? 0 : tail.indexOf(0x0a) + 1, end).toString('utf8');
-      for (const line of text.split('\n')) {
-        const m = ID_FIELD.exec(line);
-        if (m) ids.add(m[1]);
+      // Line by line in the bytes (no string of the whole region). The first line of the region may
+      // be cut at its start (when the region starts mid-file): skipped.
+      for (let at = from === 0 ? 0 : tail.indexOf(0x0a) + 1; at < end;) {
+        const nl = tail.indexOf(0x0a, at);
+        if (tail.subarray(at, at + ID_PREFIX.length).equals(ID_PREFIX)) {
+          const q = tail.indexOf(0x22, at + ID_PREFIX.length);
+          if (q !== -1 && q < nl) ids.add(tail.toString('utf8', at + ID_PREFIX.length, q));
+        }
+        at = nl + 1;
       }
       this.previous = new Set();
       this.recent = ids;
