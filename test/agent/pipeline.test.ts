@@ -58,8 +58,14 @@ describe('pipelined group commit', () => {
     // In order: a caller is answered only once every earlier batch is synced, so answers come in seq order.
     expect(answered).toEqual([...answered].sort((a, b) => a - b));
     await s.close();
+    // The counters on disk are the last batch's (an earlier snapshot landing last would hand out seqs again).
+    const again = new Spool({ dataDir: path.join(dir, 'store'), log, node: 'n1' });
+    await again.open();
+    const [next] = await again.append('acme', 'p', [{ contentType: 'text/plain', body: Buffer.from('after reopen') }]);
+    expect(Number(next.split(':')[2])).toBe(64 * 40 + 1);
+    await again.close();
     const all = await readAll(path.join(dir, 'store'));
-    expect(all.map((r) => r.seq)).toEqual(Array.from({ length: 64 * 40 }, (_, i) => i + 1));
+    expect(all.map((r) => r.seq)).toEqual(Array.from({ length: 64 * 40 + 1 }, (_, i) => i + 1));
   });
 
   it('after SIGKILL with batches in flight, what survives is exactly a prefix of what was written and holds every acknowledged message, per sender', async () => {
