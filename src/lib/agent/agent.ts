@@ -57,7 +57,7 @@ export class Agent {
     const http = deps.http ?? createHttpClient();
     let out: Deliverer;
     try {
-      out = config.role === 'hub' ? await hubSink(config, log, http) : await upstream(config, log, http);
+      out = config.role === 'hub' ? await hubSink(config, log, http, forward) : await upstream(config, log, http);
     } catch (err) {
       await spool.close();
       if (!deps.http) await http.close();
@@ -141,10 +141,10 @@ export class Agent {
   }
 }
 
-async function hubSink(config: AgentConfig, log: Logger, http: HttpClient): Promise<Deliverer> {
+async function hubSink(config: AgentConfig, log: Logger, http: HttpClient, forward: { maxMessages: number; maxBytes: number }): Promise<Deliverer> {
   if (!config.sink) throw new EdgectlError('EDGECTL_AGENT_CONFIG', 'role hub needs a sink (--sink file:PATH | http(s)://… | nats://HOST:PORT)');
   try {
-    return await createSink(config.sink, log, http);
+    return await createSink(config.sink, log, http, { batchMessages: forward.maxMessages, batchBytes: forward.maxBytes });
   } catch (err) {
     throw new EdgectlError('EDGECTL_AGENT_CONFIG', errorMessage(err));
   }

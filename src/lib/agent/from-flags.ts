@@ -101,5 +101,24 @@ export async function resolveAgentConfig(f: AgentFlags): Promise<AgentConfig> {
     const problems = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`).join('\n');
     throw new EdgectlError('EDGECTL_AGENT_CONFIG', `invalid agent configuration${f.config ? ` in ${f.config}` : ''}`, { detail: problems });
   }
+  const fromFlags = Boolean(f.upstream?.length);
+  parsed.data.upstreams = parsed.data.upstreams.map((u, i) => forwardUrl(u, fromFlags ? `--upstream ${u}` : `upstreams[${i}]${f.config ? ` in ${f.config}` : ''}`));
   return parsed.data;
+}
+
+const FORWARD_PATH = '/v1/forward';
+
+/**
+ * The next hop's POST /v1/forward URL. A base URL (no path) gets the path; any other path is
+ * refused at start: the next hop would answer every batch 404 and the forwarder retry for ever.
+ */
+export function forwardUrl(raw: string, where: string): string {
+  const u = new URL(raw);
+  const hint = `give the next hop's base URL (http://relay.example:8480) or its ${FORWARD_PATH} URL (http://relay.example:8480${FORWARD_PATH})`;
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new EdgectlError('EDGECTL_AGENT_CONFIG', `${where}: an upstream must be an http:// or https:// URL`, { hint });
+  const p = u.pathname.replace(/\/+$/, '');
+  if (p === '') u.pathname = FORWARD_PATH;
+  else if (p.endsWith(FORWARD_PATH)) u.pathname = p;
+  else throw new EdgectlError('EDGECTL_AGENT_CONFIG', `${where}: the path ${u.pathname} is not the hop API (${FORWARD_PATH}); every batch sent there would be refused`, { hint });
+  return u.toString();
 }

@@ -4,7 +4,7 @@ import { listQuarantine } from './store/open.js';
 export interface AgentStatus {
   node: string;
   role: string;
-  store: { state: string; epoch: string; writeErrors: number; lastWriteError: { at: string; message: string } | null; incidents: readonly unknown[]; quarantined: string[] };
+  store: { state: string; epoch: string; writeErrors: number; lastWriteError: { at: string; message: string } | null; incidents: readonly unknown[]; quarantined: string[]; commit: { batches: number; syncs: number; fdatasyncs: number; maxInFlight: number } };
   queues: Awaited<ReturnType<AgentContext['spool']['status']>>;
   totals: { depth: number; bytes: number; dropped: number; expired: number };
   forward: { lastSuccessAt: string | null; lastSuccessTo: string | null; messages: number; batches: number; errors: number; lastError: { at: string; message: string } | null };
@@ -28,6 +28,7 @@ export async function collectStatus(ctx: AgentContext): Promise<AgentStatus> {
       lastWriteError: spool.lastWriteError ?? null,
       incidents: spool.incidents,
       quarantined: await listQuarantine(ctx.config.dataDir),
+      commit: spool.commitStats,
     },
     queues,
     totals,

@@ -3,12 +3,12 @@ import type { Logger } from '../../logger.js';
 import type { HttpClient } from '../../http-client.js';
 
 /** file:PATH | http(s)://… (POSTed through `http`) | nats://HOST:PORT[?stream=&prefix=&duplicateWindow=] */
-export async function createSink(spec: string, log: Logger, http: HttpClient): Promise<Deliverer> {
+export async function createSink(spec: string, log: Logger, http: HttpClient, batch: { batchMessages?: number; batchBytes?: number } = {}): Promise<Deliverer> {
   if (spec.startsWith('file:')) {
     const { FileSink } = await import('./file.js');
     const p = spec.slice(5);
     if (!p) throw new Error('file sink needs a path: file:/var/lib/edgectl/sink.jsonl');
-    return new FileSink(p);
+    return new FileSink(p, batch);
   }
   if (/^https?:\/\//.test(spec)) {
     const { HttpSink } = await import('./http.js');

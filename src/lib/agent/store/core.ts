@@ -6,7 +6,9 @@ import { type Db, type StoreIncident, openStore, isCorruption } from './open.js'
 import { DedupeWindow, type Op } from './window.js';
 import { SpoolUnavailableError } from './errors.js';
 import { Counters } from './counters.js';
-import { GroupCommit } from './group-commit.js';
+import { GroupCommit, SYNC_SLOTS } from './group-commit.js';
+import { LogSync } from './log-sync.js';
+import path from 'node:path';
 
 export interface SpoolOptions {
   dataDir: string;
@@ -40,6 +42,10 @@ export class SpoolCore {
   private errors = 0;
   private recovering?: Promise<void>;
   private readonly writer = new GroupCommit(this);
+  /** One per sync slot (group-commit.ts): each with its own file handles on the log. */
+  private logSyncs: LogSync[] = [];
+  /** Every message with a lower seq is synced: readers hand on nothing above it (written, not yet synced). */
+  private synced = 0;
 
   constructor(readonly opts: SpoolOptions) {
     this.dedupe = new DedupeWindow('dedupe', opts.dedupeWindow ?? 1_000_000);
@@ -97,6 +103,31 @@ export class SpoolCore {
     return this.writer.commit(ops);
   }
 
+  /** For the group commit: the next seq to hand out. */
+  get nextSeq(): number {
+    return this.counters.seq;
+  }
+
+  /** The first seq not known to be synced: readers stop below it. */
+  get durableSeq(): number {
+    return this.synced;
+  }
+
+  /** Batches written, fdatasyncs of the log, the most batches in flight at once. */
+  get commitStats(): { batches: number; syncs: number; fdatasyncs: number; maxInFlight: number } {
+    return { ...this.writer.stats, fdatasyncs: this.logSyncs.reduce((n, l) => n + l.syncs, 0) };
+  }
+
+  syncLog(slot: number): Promise<void> {
+    const l = this.logSyncs[slot];
+    if (!l) return Promise.reject(new SpoolUnavailableError('spool is not open'));
+    return l.sync();
+  }
+
+  onSynced(seq: number): void {
+    if (seq > this.synced) this.synced = seq;
+  }
+
   /** For the group commit: the counter and window writes that join its batch. */
   snapshot(): Op[] {
     const ops = this.counters.dirtyOps();
@@ -109,7 +140,10 @@ export class SpoolCore {
     const opened = await openStore(this.opts.dataDir, this.log);
     this.incidents.push(...opened.incidents);
     this.store = opened.db;
+    await this.closeLogSyncs();
+    this.logSyncs = Array.from({ length: SYNC_SLOTS }, () => new LogSync(path.join(this.opts.dataDir, 'spool')));
     await this.load(opened.repaired);
+    this.synced = this.counters.seq;
     this.current = 'open';
     this.opened++;
   }
@@ -152,7 +186,14 @@ export class SpoolCore {
     while (this.writer.busy) await new Promise((r) => setTimeout(r, 5));
     this.writer.failPending(new SpoolUnavailableError('spool closed'));
     if (wasOpen || this.store) { try { await this.store.close(); } catch { /* ignore */ } }
+    await this.closeLogSyncs();
     this.current = 'closed';
+  }
+
+  private async closeLogSyncs(): Promise<void> {
+    const all = this.logSyncs;
+    this.logSyncs = [];
+    await Promise.all(all.map((l) => l.close()));
   }
 
   private async load(repaired: boolean): Promise<void> {

@@ -9,32 +9,72 @@ interface Job {
   reject: (err: Error) => void;
 }
 
+/** A batch whose write returned (it is in LevelDB's log, in the kernel) and that waits for its fdatasync. */
+interface Written {
+  jobs: Job[];
+  /** The global seq once this batch's messages were numbered: every seq below it is in this batch or an earlier one. */
+  seqAfter: number;
+}
+
 /** What the group commit writes to, and whom it tells when a write fails. */
 export interface CommitTarget {
   readonly state: string;
   readonly db: Db;
+  /** The next seq to hand out, read when a batch is gathered. */
+  readonly nextSeq: number;
   /** The counter writes that go with the data of this batch (taken synchronously). */
   snapshot(): Op[];
+  /**
+   * fdatasync of the store's log through sync slot `slot` (each slot has its own file handles,
+   * so an I/O error is reported to every slot's next sync, not only to the first one that asks):
+   * covers every write that had returned before the call.
+   */
+  syncLog(slot: number): Promise<void>;
+  /** Every seq below `seq` is synced (the readers may hand it on). */
+  onSynced(seq: number): void;
   onWriteError(err: unknown): void;
 }
 
+/** fdatasyncs of the log in flight at once, at most: each covers what was written before it began. */
+export const SYNC_SLOTS = 4;
+
+interface Sync {
+  slot: number;
+  batches: Written[];
+}
+
 /**
- * classic-level does not group-commit for us: a single `batch(..., {sync: true})` in flight,
- * everything submitted meanwhile joins the next one, and every caller is answered when the
- * batch that holds its operations has been synced. Nothing is acknowledged before that.
+ * Pipelined group commit. classic-level neither group-commits for us nor orders concurrent
+ * writes, so the writes are issued one at a time, in the order the operations were submitted:
+ * LevelDB's log then holds the batches in that order, each with the counter snapshot taken as
+ * it was gathered. A batch's write returns once it is in the log (in the kernel, not synced);
+ * the next batch is gathered and written at once, while the disk syncs. An fdatasync of the log
+ * (log-sync.ts) covers every batch written before it began; up to SYNC_SLOTS run at once, the
+ * next one starting while the last one is on the disk. When one ends, its batches and those of
+ * every sync begun before it are answered, in order: a caller is answered only when its batch
+ * and every batch before it are synced. A crash leaves a prefix of the log, which holds
+ * everything acknowledged. A failed write or sync fails every batch not yet answered, whatever
+ * another sync says after: never retry-and-acknowledge.
  */
 export class GroupCommit {
   private pending: Job[] = [];
+  private written: Written[] = [];
+  private syncs: Sync[] = [];
+  private freeSlots = Array.from({ length: SYNC_SLOTS }, (_, i) => i);
   private writing = false;
+  /** Bumped by a failure and by reset(): a sync begun before must not answer anyone or move the watermark. */
+  private round = 0;
+  /** Batches written, syncs completed, the most batches written and not yet answered at once (for /status and the tests). */
+  readonly stats = { batches: 0, syncs: 0, maxInFlight: 0 };
 
   constructor(private readonly target: CommitTarget) {}
 
-  /** True while a batch is being written. */
+  /** True while a batch is being written or waits for its sync. */
   get busy(): boolean {
-    return this.writing;
+    return this.writing || this.syncs.length > 0 || this.written.length > 0 || this.freeSlots.length < SYNC_SLOTS;
   }
 
-  /** Queues `ops` (plus the counters changed so far) for the next synced batch. */
+  /** Queues `ops` (plus the counters changed so far) for the next batch; resolved once it and every earlier batch are synced. */
   commit(ops: Op[]): Promise<void> {
     return new Promise((resolve, reject) => {
       if (this.target.state !== 'open') {
@@ -42,7 +82,7 @@ export class GroupCommit {
         return;
       }
       this.pending.push({ ops, resolve, reject });
-      if (!this.writing) void this.flush();
+      this.pump();
     });
   }
 
@@ -55,36 +95,93 @@ export class GroupCommit {
   /** On (re)load: whatever was queued for the store that went away is forgotten. */
   reset(): void {
     this.pending = [];
+    this.written = [];
+    this.syncs = [];
+    this.round++;
   }
 
-  private async flush(): Promise<void> {
+  private pump(): void {
+    if (!this.writing && this.pending.length > 0 && this.target.state === 'open') void this.write();
+    if (this.written.length > 0 && this.freeSlots.length > 0) void this.sync();
+  }
+
+  private async write(): Promise<void> {
     this.writing = true;
-    while (this.pending.length > 0 && this.target.state === 'open') {
-      const jobs = this.pending;
-      this.pending = [];
-      const ops: Op[] = [];
-      for (const j of jobs) for (const op of j.ops) ops.push(op);
-      // Counter snapshot taken synchronously: it reflects exactly the jobs in this batch.
-      for (const op of this.target.snapshot()) ops.push(op);
-      try {
-        // The chained form: several times cheaper per operation than batch(array) in abstract-level.
-        const b = this.target.db.batch();
-        for (const op of ops) {
-          if (op.type === 'put') b.put(op.key, op.value);
-          else b.del(op.key);
-        }
-        await b.write({ sync: true });
-      } catch (err) {
-        // Never retry-and-acknowledge: the write may be half on disk and Linux reports a failed
-        // write-back once. Fail everyone waiting, reopen, reload the counters from disk.
-        const e = new SpoolUnavailableError(`spool write failed: ${errorMessage(err)}`, { cause: err });
-        for (const j of jobs) j.reject(e);
-        this.failPending(e);
-        this.target.onWriteError(err);
-        break;
+    const round = this.round;
+    const jobs = this.pending;
+    this.pending = [];
+    const ops: Op[] = [];
+    for (const j of jobs) for (const op of j.ops) ops.push(op);
+    // Taken synchronously with the jobs: the snapshot and the seq reflect exactly this batch and those before it.
+    for (const op of this.target.snapshot()) ops.push(op);
+    const seqAfter = this.target.nextSeq;
+    try {
+      // The chained form: several times cheaper per operation than batch(array) in abstract-level.
+      const b = this.target.db.batch();
+      for (const op of ops) {
+        if (op.type === 'put') b.put(op.key, op.value);
+        else b.del(op.key);
       }
-      for (const j of jobs) j.resolve();
+      await b.write({ sync: false });
+    } catch (err) {
+      this.writing = false;
+      this.fail(err, jobs);
+      return;
     }
     this.writing = false;
+    if (round !== this.round) {
+      for (const j of jobs) j.reject(new SpoolUnavailableError('spool write failed: the store was reopened'));
+      return;
+    }
+    this.stats.batches++;
+    this.written.push({ jobs, seqAfter });
+    let n = this.written.length;
+    for (const s of this.syncs) n += s.batches.length;
+    this.stats.maxInFlight = Math.max(this.stats.maxInFlight, n);
+    this.pump();
+  }
+
+  private async sync(): Promise<void> {
+    const slot = this.freeSlots.pop()!;
+    const round = this.round;
+    const mine: Sync = { slot, batches: this.written };
+    this.written = [];
+    this.syncs.push(mine);
+    try {
+      await this.target.syncLog(slot);
+    } catch (err) {
+      this.freeSlots.push(slot);
+      if (round === this.round) this.fail(err, []);
+      return;
+    }
+    this.freeSlots.push(slot);
+    if (round !== this.round) return;
+    this.stats.syncs++;
+    // This fdatasync covers every batch written before it began: those of the syncs begun earlier too.
+    const i = this.syncs.indexOf(mine);
+    if (i !== -1) {
+      const done = this.syncs.splice(0, i + 1);
+      for (const s of done) for (const b of s.batches) for (const j of b.jobs) j.resolve();
+      const last = done[done.length - 1].batches;
+      this.target.onSynced(last[last.length - 1].seqAfter);
+    }
+    this.pump();
+  }
+
+  /**
+   * The write may be half on disk and Linux reports a failed write-back once: fail these jobs and
+   * every one not yet answered (being synced, written or waiting), then the store reopens and
+   * reloads its counters from disk.
+   */
+  private fail(err: unknown, jobs: Job[]): void {
+    this.round++;
+    const e = new SpoolUnavailableError(`spool write failed: ${errorMessage(err)}`, { cause: err });
+    for (const j of jobs) j.reject(e);
+    const open = [...this.syncs.flatMap((s) => s.batches), ...this.written];
+    this.syncs = [];
+    this.written = [];
+    for (const b of open) for (const j of b.jobs) j.reject(e);
+    this.failPending(e);
+    this.target.onWriteError(err);
   }
 }

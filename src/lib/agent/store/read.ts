@@ -1,6 +1,6 @@
 import type { SpoolCore } from './core.js';
 import type { QueueState } from './counters.js';
-import { messageKey, queueEnd, seqOfKey } from './keys.js';
+import { messageKey, seqOfKey } from './keys.js';
 import { decodeRecord, decodeRecords, decodeRun, readRun, recordCount, type Run, type SpoolMessage } from './record.js';
 import { closeIterator } from './iter.js';
 import type { Op } from './window.js';
@@ -52,7 +52,8 @@ export class Reader {
       const bad: Op[] = [];
       let badBytes = 0;
       let badCount = 0;
-      const end = queueEnd(q.name);
+      // Up to the synced seq: a batch written but not yet synced is never handed on.
+      const end = messageKey(q.prefix, core.durableSeq);
       const it = core.db.iterator({ gte: messageKey(q.prefix, q.c.head), lt: end });
       try {
         outer: for (;;) {
@@ -122,7 +123,7 @@ export class Reader {
     const q = core.counters.find(tenant, topic);
     if (!q || q.c.count === 0) return [];
     const out: (SpoolMessage & { seq: number })[] = [];
-    for await (const [k, v] of core.db.iterator({ gte: messageKey(q.prefix, q.c.head), lt: queueEnd(q.name), limit })) {
+    for await (const [k, v] of core.db.iterator({ gte: messageKey(q.prefix, q.c.head), lt: messageKey(q.prefix, core.durableSeq), limit })) {
       const seq = seqOfKey(k);
       try { decodeRecords(tenant, topic, seq, v).forEach((m, i) => out.push({ ...m, seq: seq + i })); } catch { /* set aside by the forwarder */ }
       if (out.length >= limit) break;

@@ -16,7 +16,7 @@ export type { QueueStatus } from './queue-status.js';
 
 /**
  * The on-disk queue (HTTPQ's spool), as the agent uses it. Each concept lives in its own file:
- * core.ts (lifecycle, recovery), group-commit.ts (one synced batch in flight), counters.ts,
+ * core.ts (lifecycle, recovery), group-commit.ts (pipelined: written in order, synced by log-sync.ts), counters.ts,
  * append.ts (device messages), forwarded.ts (from the previous hop, deduplicated), read.ts
  * (read and acknowledge), retention.ts (drop-oldest, TTL, purge, windows, compaction).
  */
@@ -55,6 +55,11 @@ export class Spool {
 
   get lastWriteError(): { at: string; message: string } | undefined {
     return this.core.lastWriteError;
+  }
+
+  /** Batches written, fdatasyncs of the log, the most batches in flight at once (group-commit.ts). */
+  get commitStats(): { batches: number; syncs: number; fdatasyncs: number; maxInFlight: number } {
+    return this.core.commitStats;
   }
 
   open(): Promise<void> {
