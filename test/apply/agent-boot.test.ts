@@ -67,6 +67,7 @@ describe('edgectl agent --root (reset-to-work at boot)', { timeout: 120_000 }, (
     let log = '';
     agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
     for (let i = 0; i < 100 && !/"msg":"reset-to-work"/.test(log); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(log, log).toMatch(/"msg":"reset-to-work"/);
     const entry = JSON.parse(log.split('\n').find((l) => l.includes('"msg":"reset-to-work"'))!);
     expect(entry).toMatchObject({ release: 'switched', nginx: 'started' });
     expect(await readlink(join(root, 'b1', 'current'))).toBe(v2);

@@ -260,3 +260,20 @@ describe('the health gate with no healthCheck in the fleet', () => {
     expect(r.notes.join('\n')).toMatch(/portal\.acme\.test: GET \/ \(Host: portal\.acme\.test\) answered 50[24]: its upstream is down/);
   });
 });
+
+describe('the clock', () => {
+  it('what apply writes on the node (release record, lock holder) carries the clock it was given', { timeout: 60_000 }, async () => {
+    const fixed = new Date('2030-01-02T03:04:05.000Z');
+    await bump();
+    const p = await planFleet(deps(), { fleet, local: local(), concurrency: 1, diff: false, keepConnections: true });
+    try {
+      const r = await applyPlan(p.plan, bundlesOf(p), { connector: p.connector, logger: silentLogger, now: () => fixed, states: p.states }, { canary: 0, batch: '100%', maxFailures: 0, concurrency: 1 });
+      expect(r.nodes[0]).toMatchObject({ outcome: 'applied' });
+      expect(r.startedAt).toBe(fixed.toISOString());
+      const line = await readFile(join(root, 'n1', '.edgectl', 'rel', r.nodes[0].to!), 'utf8');
+      expect(line.split('\t').slice(0, 3)).toEqual(['good', '', fixed.toISOString()]);
+    } finally {
+      await p.connector.close();
+    }
+  });
+});

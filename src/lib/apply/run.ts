@@ -34,7 +34,7 @@ const CHANGING = new Set(['create', 'update', 'finish']);
  */
 export async function applyPlan(plan: Plan, bundles: Map<string, ReleaseBundle>, deps: ApplyDeps, o: RolloutOptions): Promise<ApplyReport> {
   const startedAt = deps.now().toISOString();
-  const holder = deps.holder ?? makeHolder('edgectl apply');
+  const holder = deps.holder ?? makeHolder('edgectl apply', undefined, deps.now().getTime());
   const results = new Map<string, NodeResult>();
   const emit = (e: Omit<ApplyEvent, 'time'>) => deps.onEvent?.({ time: deps.now().toISOString(), ...e });
   const targets = plan.nodes.filter((n) => CHANGING.has(n.action));
@@ -59,7 +59,7 @@ export async function applyPlan(plan: Plan, bundles: Map<string, ReleaseBundle>,
       concurrency: o.concurrency,
       node: (n) => n.node,
       before: skip,
-      run: (t, n, connectMs) => activateNode(t, n, connectMs, { bundle: bundles.get(n.node), state: deps.states?.get(n.node), stepByStep: deps.stepByStep, holder, logger: deps.logger, onStep: (step) => emit({ node: n.node, kind: 'step', step }) }),
+      run: (t, n, connectMs) => activateNode(t, n, connectMs, { bundle: bundles.get(n.node), state: deps.states?.get(n.node), stepByStep: deps.stepByStep, now: deps.now, holder, logger: deps.logger, onStep: (step) => emit({ node: n.node, kind: 'step', step }) }),
       unreachable: (n, e): NodeResult => ({ ...blank(n, 'unreachable'), step: 'connect', cause: errorMessage(e) }),
       onResult: (n, r) => {
         // A skipped node counts too; it only happens once the budget is spent, so the stop stands.
@@ -81,7 +81,7 @@ export async function applyPlan(plan: Plan, bundles: Map<string, ReleaseBundle>,
 }
 
 /** One node of the plan, its transport open: the release it carries, activated (failures are results). */
-async function activateNode(t: Transport, n: PlanNode, connectMs: number, o: Pick<ActivateRequest, 'bundle' | 'state' | 'stepByStep' | 'holder' | 'logger' | 'onStep'>): Promise<NodeResult> {
+async function activateNode(t: Transport, n: PlanNode, connectMs: number, o: Pick<ActivateRequest, 'bundle' | 'state' | 'stepByStep' | 'now' | 'holder' | 'logger' | 'onStep'>): Promise<NodeResult> {
   const r = await activateRelease(t, {
     op: 'apply',
     root: n.root,

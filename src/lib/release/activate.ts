@@ -67,7 +67,11 @@ export interface ActivateRequest {
   holder: LockHolder;
   onStep?: (step: Step) => void;
   logger: Logger;
+  /** The wall clock for what is written on the node (intent, release records, lock expiry); default: the system's. */
+  now?: () => Date;
 }
+
+const systemNow = () => new Date();
 
 const name = (m: Manifest) => releaseName(m.digest);
 
@@ -105,7 +109,7 @@ export async function activateRelease(t: Transport, req: ActivateRequest): Promi
     }
     res.path = 'steps';
     step('lock');
-    lockLine = await acquireLock(t, req.root, req.holder);
+    lockLine = await acquireLock(t, req.root, req.holder, (req.now ?? systemNow)().getTime());
     keeper = keepLock(t, req.root, lockLine);
     step('read');
     const state = await readState(t, req.root);
@@ -136,7 +140,7 @@ async function activateLocked(t: Transport, req: ActivateRequest, state: NodeSta
   const to = name(req.manifest);
   // For history and rollback's choice; a record that cannot be written does not fail the activation.
   const record = (result: 'failed' | 'good', at?: string) =>
-    recordRelease(t, req.root, to, { result, step: at, at: new Date().toISOString(), commit: req.manifest.fleet.commit ?? null, digest: req.manifest.digest }).catch(() => {});
+    recordRelease(t, req.root, to, { result, step: at, at: (req.now ?? systemNow)().toISOString(), commit: req.manifest.fleet.commit ?? null, digest: req.manifest.digest }).catch(() => {});
   const dir = l.release(to);
   const inPlace = state.current === to;
   let changed = !inPlace || !!state.intent || !!state.intentRaw;
@@ -176,7 +180,7 @@ async function activateLocked(t: Transport, req: ActivateRequest, state: NodeSta
 
   step('switch');
   const prev = state.current !== to ? state.current : state.good !== to ? state.good : undefined;
-  await switchCurrent(t, req.root, { op: req.op === 'rollback' ? 'rollback' : 'activate', from: state.current ?? null, to, by: req.holder.holder, at: new Date().toISOString() });
+  await switchCurrent(t, req.root, { op: req.op === 'rollback' ? 'rollback' : 'activate', from: state.current ?? null, to, by: req.holder.holder, at: (req.now ?? systemNow)().toISOString() });
   let kongApplied = false;
   try {
     await goLive(t, req, res, step);
@@ -236,7 +240,7 @@ async function rollBack(t: Transport, req: ActivateRequest & { layout: Layout },
       res.notes.push('first release failed: node left without a release, nginx stopped');
       return;
     }
-    await switchCurrent(t, req.root, { op: 'rollback', from: name(req.manifest), to: prev, by: req.holder.holder, at: new Date().toISOString() });
+    await switchCurrent(t, req.root, { op: 'rollback', from: name(req.manifest), to: prev, by: req.holder.holder, at: (req.now ?? systemNow)().toISOString() });
     const r = await nginxReloadOrStart(t, req.root, req.nginx);
     res.reloads++;
     const prevManifest = prev === state.current ? state.currentManifest : undefined;

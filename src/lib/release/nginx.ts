@@ -37,6 +37,9 @@ if live_nginx "$r/run/nginx.pid" >/dev/null; then
   "$b" -p "$r/" -c "$r/current/nginx/nginx.conf" -s reload && echo reloaded
 else
   mkdir -p "$r/log" "$r/run" "$r/cache" "$r/tmp"
+  # The local demo's stand-in socket (nodes/local-mode.ts): a killed nginx leaves it, and nginx
+  # does not unlink a stale unix socket before binding it. No nginx runs here, so it is stale.
+  rm -f "$r/run/demo-upstream.sock"
   "$b" -p "$r/" -c "$r/current/nginx/nginx.conf" </dev/null && echo started
 fi
 `;

@@ -39,7 +39,7 @@ export async function activateOneShot(t: Transport, req: ActivateRequest, state:
       useSource = false; // a file copied from an older release did not match: send every byte
       continue;
     }
-    if (out.outcome === 'locked' && attempt === 0 && out.holder && isExpired(out.holder, Date.now())) {
+    if (out.outcome === 'locked' && attempt === 0 && out.holder && isExpired(out.holder, (req.now?.() ?? new Date()).getTime())) {
       await breakLock(t, req.root, out.holder);
       continue;
     }
@@ -64,7 +64,7 @@ async function runOnce(t: Transport, req: ActivateRequest, state: NodeState, res
   const source = useSource && state.current && state.currentManifest && state.current !== name ? { name: state.current, manifest: state.currentManifest } : undefined;
   const prev = state.current !== name ? state.current : state.good !== name ? state.good : undefined;
   const prevCfg = prev && prev === state.current ? state.currentManifest?.nginxConfigId : undefined;
-  const now = new Date();
+  const now = req.now?.() ?? new Date();
   const holder = JSON.stringify({ ...req.holder, expires: new Date(now.getTime() + ONESHOT_TIMEOUT_MS).toISOString() });
   const keep = [...new Set([...[name, ...state.releases.map((r) => r.name).filter((n) => n !== name)].slice(0, KEEP_RELEASES), name, ...(prev ? [prev] : [])])];
   const health = healthTargets(req)!;

@@ -80,6 +80,7 @@ reload() { # sets act (reloaded|started) and errlog (the error log's size before
   if live_nginx run/nginx.pid >/dev/null; then
     act=reloaded; "$ng" -p "$r/" -c "$r/current/nginx/nginx.conf" -s reload </dev/null >/dev/null 2>tmp/.edgectl-ng.err
   else
+    rm -f run/demo-upstream.sock # the local demo's stand-in, stale when no nginx runs (see nginx.ts)
     act=started; "$ng" -p "$r/" -c "$r/current/nginx/nginx.conf" </dev/null >/dev/null 2>tmp/.edgectl-ng.err
   fi
 }

@@ -14,6 +14,8 @@ export interface ResetOptions {
   /** When given, check that nginx serves current's config id here after a start or reload. */
   check?: { host: string; port: number };
   logger?: Logger;
+  /** The wall clock for the lock and the intent it writes; default: the system's. */
+  now?: () => Date;
 }
 
 export interface ResetResult {
@@ -47,10 +49,11 @@ export async function resetToWork(transportOrRoot: Transport | string, opts: Res
 
   let switched = false;
   if (state.current !== state.good || unfinished) {
-    const holder = makeHolder('edgectl agent reset-to-work');
+    const now = opts.now ?? (() => new Date());
+    const holder = makeHolder('edgectl agent reset-to-work', undefined, now().getTime());
     let lock: string | undefined;
     try {
-      lock = await acquireLock(t, root, holder);
+      lock = await acquireLock(t, root, holder, now().getTime());
     } catch (e) {
       // An apply in flight right now owns the node: it will finish or roll back itself.
       res.notes.push(`not switching: ${errorMessage(e)}`);
@@ -60,7 +63,7 @@ export async function resetToWork(transportOrRoot: Transport | string, opts: Res
       try {
         state = await readState(t, root);
         if (state.good && state.current !== state.good) {
-          await switchCurrent(t, root, { op: 'reset', from: state.current ?? null, to: state.good, by: holder.holder, at: new Date().toISOString() });
+          await switchCurrent(t, root, { op: 'reset', from: state.current ?? null, to: state.good, by: holder.holder, at: now().toISOString() });
           res.release = 'switched';
           res.to = state.good;
           switched = true;
