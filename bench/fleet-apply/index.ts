@@ -45,8 +45,9 @@ if (forks.some((n) => !Number.isInteger(n) || n < 1)) throw new Error('--forks: 
 
 const log = (s: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 
-// Short temp path: ssh control sockets must fit in 108 bytes.
-const tmp = await mkdtemp('/tmp/efa-');
+// Short temp path (ssh control sockets must fit in 108 bytes), below a data prefix: a node's
+// release root must lie in a directory of edgectl's own, e.g. /srv/edgectl-* (src/lib/fleet/values.ts).
+const tmp = await mkdtemp('/srv/edgectl-efa-');
 // mkdtemp makes it 0700: nginx workers (nobody) must traverse it to serve the static sites.
 await chmod(tmp, 0o755);
 let tornDown = false;
