@@ -3,7 +3,7 @@
  * (baseline.sh: one OpenSSH connection and one exec per node, tar on stdin) in the same run.
  *
  *   npm run build && npx vite-node bench/fleet-apply/wan.ts -- --nodes 50 --delay-ms 50 --concurrency 16
- *   ... --rounds 3 --jitter-ms 5 --bandwidth 1250000 --offset 300 --ansible --keep
+ *   ... --rounds 3 --jitter-ms 5 --bandwidth 1250000 --offset 300 --ansible --ansible-timeout-min 15 --keep
  *
  * N edge nodes (real sshd each, farm.ts) behind one relay (another farm sshd). Between this
  * machine and the relay sits a delaying TCP proxy (test/helpers/wan-proxy.ts: --delay-ms one
@@ -24,6 +24,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Table from 'cli-table3';
 import { startWanProxy, type WanStats } from '../../test/helpers/wan-proxy.js';
+import { parseRecap, writeAnsible } from './ansible.js';
 import { baselineArgv, baselineCounts, baselineEnv, writeBaselineList, type BaselineNode } from './baseline.js';
 import { startFarm } from './farm.js';
 import { changeShopSite, writeBenchFleet } from './fleet.js';
@@ -183,7 +184,51 @@ try {
     log(`round ${r}: edgectl's nodes serving ${v}: ${e.nodesServingSite}/${nodes}; baseline's: ${b.nodesServingSite}/${nodes}`);
     if (e.nodesServingSite !== nodes || b.nodesServingSite !== nodes) throw new Error(`round ${r}: not every node serves ${v} (edgectl ${e.nodesServingSite}, baseline ${b.nodesServingSite})`);
   }
-  if (args.includes('--ansible') && spawnSync('ansible-playbook', ['--version']).status !== 0) log('--ansible: ansible-playbook is not installed; skipped');
+  if (args.includes('--ansible')) {
+    if (spawnSync('ansible-playbook', ['--version']).status !== 0) log('--ansible: ansible-playbook is not installed; skipped');
+    else await runAnsible();
+  }
+
+  /**
+   * For the record: the same first apply and one-app change with Ansible (Debian's, tuned as in
+   * ansible.ts: forks 50, pipelining, ControlPersist), every edge reached through one master
+   * connection to the relay that the timed command opens first (ssh -W over it, as the baseline).
+   */
+  async function runAnsible(): Promise<void> {
+    const limitMin = Number(opt('ansible-timeout-min', '15'));
+    const fleetA = await writeBenchFleet(path.join(dir, 'fleet-a'), edges, { rootsDir: path.join(dir, 'a'), httpPort: 8081, clientKey: farm.clientKey, relay });
+    const bundles = path.join(dir, 'bundles-a');
+    const render = async () => {
+      const r = await run('render-a', edgectlCli('render', '--fleet', fleetA.dir, '--out', bundles));
+      if (r.exitCode !== 0) throw new Error(`edgectl render (Ansible's bundles) exited ${r.exitCode}`);
+    };
+    await render();
+    const ctl = path.join(dir, 'ansible-relay-mux');
+    const sshBase = ['-F', '/dev/null', '-i', farm.clientKey, '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'StrictHostKeyChecking=yes'];
+    const setup = await writeAnsible(path.join(dir, 'ansible'), { nodes: edges, roots: fleetA.roots, bundles, clientKey: farm.clientKey, knownHosts, forks: 50, sshCommonArgs: `-o ProxyCommand="ssh -F /dev/null -o ControlPath=${ctl} -W %h:%p relay"` });
+    const q = (a: string[]) => a.map((x) => `'${x.replace(/'/g, `'\\''`)}'`).join(' ');
+    const script = `${q(['ssh', ...sshBase, '-o', 'ControlMaster=yes', '-o', `ControlPath=${ctl}`, '-o', 'ControlPersist=yes', '-f', '-N', '-p', String(relay.port), 'root@127.0.0.1'])} || exit 90
+${q(['ansible-playbook', setup.playbook])}; rc=$?
+ssh -o ControlPath=${q([ctl])} -O exit relay 2>/dev/null; exit $rc`;
+    const env = { ...process.env, ANSIBLE_CONFIG: setup.cfg, ANSIBLE_FORCE_COLOR: '0', ANSIBLE_NOCOLOR: '1' };
+    const playbook = async (step: string) => {
+      await endRunProcs(setup.controlDir, []);
+      log(`ansible-playbook ${step} (forks 50, limit ${limitMin} min)`);
+      const before = wan.stats();
+      const m = await measure(`ansible-${step.replace(/\W+/g, '-')}`, ['bash', '-c', script], { env, cwd: setup.dir, timeoutMs: limitMin * 60_000, logPrefix: path.join(logs, `ansible-${step.replace(/\W+/g, '-')}`), onSpawn: (pid) => spawned.push(pid) });
+      const wire = delta(before, wan.stats());
+      const recap = parseRecap(m.stdout);
+      const ok = !m.timedOut && m.exitCode === 0 && recap.hosts === nodes && recap.failed === 0 && recap.unreachable === 0;
+      rows.push({ tool: 'ansible f=50', step, wallS: m.wallS, cpuS: m.cpuS, maxRssMb: m.treeRssMb, loadAvg1: os.loadavg()[0], ok, wire, note: `${m.timedOut ? 'stopped at the limit: a lower bound; ' : ''}${recap.hosts} hosts, changed=${recap.changed}, failed=${recap.failed}, unreachable=${recap.unreachable}; RSS is the tree's` });
+      log(`ansible ${step}: ${m.wallS.toFixed(2)} s${m.timedOut ? ' (stopped at the limit)' : ''}, ${JSON.stringify(recap)}`);
+      await endRunProcs(setup.controlDir, []);
+      return ok;
+    };
+    if (!(await playbook('apply (first)'))) return;
+    await changeShopSite(fleetA.dir, 'vA');
+    await render();
+    await playbook('one-app change A');
+  }
 } catch (e) {
   failed = true;
   log(`benchmark failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
