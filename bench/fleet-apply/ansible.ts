@@ -96,6 +96,8 @@ export async function writeAnsible(dir: string, opts: {
   clientKey: string;
   knownHosts: string;
   forks: number;
+  /** ansible_ssh_common_args for every host (wan.ts: a ProxyCommand through the relay's master connection). */
+  sshCommonArgs?: string;
 }): Promise<AnsibleSetup> {
   const controlDir = path.join(dir, 'cp');
   await mkdir(controlDir, { recursive: true });
@@ -137,6 +139,7 @@ control_path = %(directory)s/%%C
       ansible_ssh_private_key_file: opts.clientKey,
       node_root: opts.roots.get(n.name)!,
       bundle_dir: path.join(opts.bundles, n.name),
+      ...(opts.sshCommonArgs ? { ansible_ssh_common_args: opts.sshCommonArgs } : {}),
     };
   }
   const inventory = path.join(dir, 'inventory.json');

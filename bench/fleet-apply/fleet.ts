@@ -30,7 +30,17 @@ const DOCS_FILES: Record<string, string> = {
   'guide.html': '<!doctype html><title>guide</title><p>guide</p>\n',
 };
 
-export async function writeBenchFleet(dir: string, nodes: FarmNode[], opts: { rootsDir: string; httpPort: number; clientKey: string }): Promise<BenchFleet> {
+/** A relay in front of the edges: every edge gets `via: [name]`; the relay is reached at address:port (a WAN proxy, say). */
+export interface BenchRelay {
+  name: string;
+  address: string;
+  port: number;
+  hostKey: string;
+  /** Where the relay's own nginx listens (its farm address). */
+  httpAddress: string;
+}
+
+export async function writeBenchFleet(dir: string, nodes: FarmNode[], opts: { rootsDir: string; httpPort: number; clientKey: string; relay?: BenchRelay }): Promise<BenchFleet> {
   await mkdir(path.join(dir, 'nodes'), { recursive: true });
   const half = Math.max(1, Math.ceil(nodes.length / 2));
   const fleet = `apiVersion: edgectl/v1
@@ -83,7 +93,7 @@ spec:
   tenant: ${tenant}
   type: proxy
   domains: [${domain}]
-  upstream: { urls: ["http://127.0.5.250:${8090 + k}"] }
+  upstream: { urls: ["http://192.0.2.10:${8090 + k}"] }
   cache: { ttl: 5m, methods: [GET, HEAD], staleOnError: true }
   placement: { replicas: ${half}, spreadBy: site }
 `);
@@ -105,8 +115,26 @@ spec:
   root: ${root}
   http: { address: ${n.address}, port: ${opts.httpPort} }
   agent: { listen: "${n.address}:9000" }
-`;
+${opts.relay ? `  via: [${opts.relay.name}]\n` : ''}`;
   });
+  if (opts.relay) {
+    const r = opts.relay;
+    const root = path.join(opts.rootsDir, r.name);
+    roots.set(r.name, root);
+    nodeDocs.push(`apiVersion: edgectl/v1
+kind: Node
+metadata:
+  name: ${r.name}
+  labels: { region: r0, site: relay }
+spec:
+  role: relay
+  address: ${r.address}
+  ssh: { user: root, port: ${r.port}, identityFile: ${opts.clientKey}, hostKey: "${r.hostKey}" }
+  root: ${root}
+  http: { address: ${r.httpAddress}, port: ${opts.httpPort} }
+  agent: { listen: "${r.httpAddress}:9000" }
+`);
+  }
 
   await writeFile(path.join(dir, 'fleet.yaml'), fleet);
   await writeFile(path.join(dir, 'tenants.yaml'), tenants);
@@ -121,4 +149,12 @@ spec:
   await git('add', '-A');
   await git('commit', '-q', '-m', 'bench fleet');
   return { dir, roots, apps: appList };
+}
+
+/** The one-app change: the shop site's index.html (on every edge node) gets a new version, committed. */
+export async function changeShopSite(dir: string, version: string): Promise<void> {
+  await writeFile(path.join(dir, 'sites', 'shop-www', 'index.html'), SITE_FILES['index.html'].replace('<h1>shop</h1>', `<h1>shop</h1><p>${version}</p>`));
+  const git = (...args: string[]) => run('git', ['-C', dir, '-c', 'user.name=bench', '-c', 'user.email=bench@localhost', ...args]);
+  await git('add', '-A');
+  await git('commit', '-q', '-m', `shop site ${version}`);
 }

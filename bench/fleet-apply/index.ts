@@ -6,6 +6,12 @@
  *   npm run bench:fleet -- --nodes 50 --forks 50,5             # also Ansible's default forks
  *   npm run bench:fleet -- --nodes 200 --concurrency 64        # pass --concurrency to edgectl apply
  *   npm run bench:fleet -- --ansible-timeout-min 30            # limit per ansible-playbook run (default 20)
+ *   npm run bench:fleet -- --nodes 50,200 --skip-ansible       # edgectl against the minimal apply only
+ *
+ * The minimal apply (baseline.sh: one OpenSSH connection and one exec per node, tar on stdin;
+ * --skip-baseline to leave it out) runs after edgectl on the same nodes with the same
+ * concurrency; goal (issue 15): edgectl's first apply and no-op ≤ 1.5× it.
+ * Over a slow link through a relay: wan.ts.
  *
  * An Ansible run that hits its limit is stopped and reported as a lower bound ("≥"); the nodes
  * are then seeded with the state its first run would have left, so its no-change run is still
@@ -38,6 +44,7 @@ const ansibleTimeoutMin = Number(opt('ansible-timeout-min', '20'));
 const offset = Number(opt('offset', '0'));
 const skipAnsible = args.includes('--skip-ansible');
 const skipEdgectl = args.includes('--skip-edgectl');
+const skipBaseline = args.includes('--skip-baseline');
 /** Keep the temp dir (logs, fleets, bundles) for a look afterwards; processes are still ended. */
 const keep = args.includes('--keep');
 if (sizes.some((n) => !Number.isInteger(n) || n < 1 || offset + n > 500)) throw new Error('--nodes: counts between 1 and 500 (with --offset)');
@@ -45,8 +52,9 @@ if (forks.some((n) => !Number.isInteger(n) || n < 1)) throw new Error('--forks: 
 
 const log = (s: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 
-// Short temp path: ssh control sockets must fit in 108 bytes.
-const tmp = await mkdtemp('/tmp/efa-');
+// Short temp path (ssh control sockets must fit in 108 bytes), below a data prefix: a node's
+// release root must lie in a directory of edgectl's own, e.g. /srv/edgectl-* (src/lib/fleet/values.ts).
+const tmp = await mkdtemp('/srv/edgectl-efa-');
 // mkdtemp makes it 0700: nginx workers (nobody) must traverse it to serve the static sites.
 await chmod(tmp, 0o755);
 let tornDown = false;
@@ -75,7 +83,7 @@ const results: SizeResult[] = [];
 let failed = false;
 try {
   for (const n of sizes) {
-    results.push(await runSize({ repo, tmp, nodes: n, forks, concurrency, ansibleTimeoutMin, offset, skipAnsible, skipEdgectl, log, spawned }));
+    results.push(await runSize({ repo, tmp, nodes: n, forks, concurrency, ansibleTimeoutMin, offset, skipAnsible, skipEdgectl, skipBaseline, log, spawned }));
   }
 } catch (e) {
   failed = true;

@@ -58,13 +58,16 @@ export async function measure(label: string, argv: string[], opts: MeasureOption
   }, opts.timeoutMs);
   // Wait for exit, not 'close': ssh ControlPersist masters that Ansible leaves behind inherit
   // its stdout and would hold the pipe (and this wait) open long after ansible-playbook is gone.
+  // The clock stops at exit; the 500 ms after it only let the last output arrive (it was counted
+  // in wallS until 2026-12-02, adding 0.5 s to every step).
+  let exitedAt = 0;
   const exitCode = await new Promise<number | null>((resolve) => {
-    child.on('exit', (code) => setTimeout(() => resolve(code), 500));
+    child.on('exit', (code) => ((exitedAt = performance.now()), setTimeout(() => resolve(code), 500)));
     child.on('error', () => resolve(null));
   });
   child.stdout.destroy();
   child.stderr.destroy();
-  const wallS = (performance.now() - t0) / 1000;
+  const wallS = ((exitedAt || performance.now()) - t0) / 1000;
   clearTimeout(timer);
   const treeRssMb = sampler?.stop() ?? 0;
   const stdout = Buffer.concat(out).toString('utf8');

@@ -15,6 +15,8 @@ export function ratios(r: SizeResult) {
     firstApplyLowerBound: !!tuned?.first?.timedOut,
     noopApply: div(tuned?.noop, e.noopApply),
     noopApplyLowerBound: !!tuned?.noop?.timedOut,
+    firstVsBaseline: e.apply?.ok && r.baseline?.first?.ok ? e.apply.wallS / r.baseline.first.wallS : undefined,
+    noopVsBaseline: e.noopApply?.ok && r.baseline?.noop?.ok ? e.noopApply.wallS / r.baseline.noop.wallS : undefined,
     edgectlPeakRssMb: Math.max(e.plan?.maxRssMb ?? 0, e.apply?.maxRssMb ?? 0, e.noopPlan?.maxRssMb ?? 0, e.noopApply?.maxRssMb ?? 0) || undefined,
   };
 }
@@ -31,6 +33,9 @@ export function printReport(results: SizeResult[]): void {
     row('edgectl', 'apply (first)', r.edgectl.apply, served(r.edgectl.served));
     row('edgectl', 'plan (no changes)', r.edgectl.noopPlan);
     row('edgectl', 'apply (no-op)', r.edgectl.noopApply);
+    row('baseline', 'render (for the baseline)', r.baseline?.render);
+    row(`baseline c=${r.baseline?.concurrency ?? '-'}`, 'apply (first)', r.baseline?.first);
+    row(`baseline c=${r.baseline?.concurrency ?? '-'}`, 'apply (no-op)', r.baseline?.noop);
     for (const a of r.ansible) {
       row(`ansible f=${a.forks}`, 'first run', a.first, [served(a.served), a.first ? `changed=${a.first.changed}` : ''].filter(Boolean).join(', '));
       row(`ansible f=${a.forks}`, 'no-change run', a.noop, a.noop ? `changed=${a.noop.changed}` : '');
@@ -44,6 +49,9 @@ export function printReport(results: SizeResult[]): void {
     console.log(`${r.nodes} nodes (Ansible forks ${q.ansibleForks ?? '-'}):`);
     console.log(line('first apply, Ansible / edgectl', q.firstApply, 5, q.firstApplyLowerBound));
     console.log(line('no-op apply, Ansible / edgectl', q.noopApply, 10, q.noopApplyLowerBound));
+    const vs = (name: string, v: number | undefined) => `  ${name}: ${v === undefined ? 'not measured' : `${v.toFixed(2)}× (goal ≤ 1.5×: ${v <= 1.5 ? 'met' : 'NOT met'})`}`;
+    console.log(vs('first apply, edgectl / minimal apply', q.firstVsBaseline));
+    console.log(vs('no-op apply, edgectl / minimal no-op', q.noopVsBaseline));
     const rss = q.edgectlPeakRssMb;
     console.log(`  edgectl peak RSS: ${rss === undefined ? 'not measured' : `${rss.toFixed(0)} MB${r.nodes >= 200 ? ` (goal < 300 MB: ${rss < 300 ? 'met' : 'NOT met'})` : ''}`}`);
     for (const p of r.pending) console.log(`  pending: ${p}`);

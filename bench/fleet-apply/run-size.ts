@@ -3,6 +3,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseRecap, writeAnsible } from './ansible.js';
+import { baselineArgv, baselineCounts, baselineEnv, writeBaselineList } from './baseline.js';
 import { startFarm, type FarmNode } from './farm.js';
 import { writeBenchFleet, type BenchFleet } from './fleet.js';
 import { checkServing, type ServeCheck } from './http-check.js';
@@ -55,6 +56,8 @@ export interface SizeResult {
     served?: ServeCheck;
     concurrency: string | null;
   };
+  /** The minimal apply (baseline.sh): one OpenSSH connection and one exec per node, same concurrency. */
+  baseline?: { render?: Step; first?: Step; noop?: Step; concurrency: number };
   ansible: AnsibleResult[];
   pending: string[];
 }
@@ -67,6 +70,7 @@ interface SizeOptions {
   concurrency: string;
   skipAnsible: boolean;
   skipEdgectl: boolean;
+  skipBaseline: boolean;
   /** Limit for each ansible-playbook run; a run that hits it gives a lower bound. */
   ansibleTimeoutMin: number;
   offset: number;
@@ -119,6 +123,10 @@ export async function runSize(o: SizeOptions): Promise<SizeResult> {
     const fleetA = await writeBenchFleet(path.join(dir, 'fleet-a'), farm.nodes, { ...common, rootsDir: path.join(dir, 'a'), httpPort: 8081 });
 
     if (!o.skipEdgectl) await runEdgectl(o, result, fleetE, farm.nodes, edgectl, fail);
+    if (!o.skipBaseline) {
+      const fleetB = await writeBenchFleet(path.join(dir, 'fleet-b'), farm.nodes, { ...common, rootsDir: path.join(dir, 'b'), httpPort: 8082 });
+      await runBaseline(o, result, dir, logs, farm, fleetB, edgectl, fail);
+    }
 
     if (!o.skipAnsible) {
       if (!hasCommand(o.repo, 'render')) {
@@ -190,6 +198,34 @@ async function runEdgectl(o: SizeOptions, result: SizeResult, fleet: BenchFleet,
 
   // edgectl's nginx instances are not needed any more: stop them so they do not share the CPU with Ansible.
   await endRunProcs(path.join(path.dirname(fleet.dir), 'e') + '/', []);
+}
+
+async function runBaseline(o: SizeOptions, result: SizeResult, dir: string, logs: string, farm: { nodes: FarmNode[]; clientKey: string; knownHosts: string }, fleet: BenchFleet, edgectl: Edgectl, fail: Fail): Promise<void> {
+  const { log } = o;
+  const conc = Number(o.concurrency || 16); // edgectl's default --concurrency
+  result.baseline = { concurrency: conc };
+  const bundles = path.join(dir, 'bundles-b');
+  log('render (bundles for the baseline)');
+  const r = await edgectl('render-b', ['render', '--fleet', fleet.dir, '--out', bundles]);
+  result.baseline.render = step(r, [0]);
+  if (!result.baseline.render.ok) throw fail(r, 'edgectl render');
+  const list = path.join(dir, 'baseline-nodes.txt');
+  await writeBaselineList(list, farm.nodes.map((n) => ({ name: n.name, address: n.address, port: 22 })), fleet.roots, bundles);
+  const env = baselineEnv({ clientKey: farm.clientKey, knownHosts: farm.knownHosts, tmp: o.tmp });
+  const run = (label: string, mode: 'apply' | 'noop') => measure(label, baselineArgv(mode, list, conc), { env, timeoutMs: STEP_TIMEOUT_MS, logPrefix: path.join(logs, label), onSpawn: (pid) => o.spawned.push(pid) });
+  log(`baseline apply (first), concurrency ${conc}`);
+  const first = await run('baseline-first', 'apply');
+  const c1 = baselineCounts(first.stdout);
+  result.baseline.first = step(first, [0], `${c1.ok} applied, ${c1.failed} failed`);
+  if (!result.baseline.first.ok) throw fail(first, 'baseline apply');
+  const served = await checkServing(farm.nodes, 8082, fleet.apps, { domain: 'www.shop.bench.test', expect: '<h1>shop</h1>' });
+  log(`baseline: ${served.nodesServingSite}/${farm.nodes.length} nodes serve the site, ${served.appInstances} app instances answer`);
+  if (served.nodesServingSite !== farm.nodes.length) throw new Error(`after the baseline apply, nodes not serving: ${served.nodesDown.join(', ')}`);
+  log('baseline apply (no-op)');
+  const noop = await run('baseline-noop', 'noop');
+  const c2 = baselineCounts(noop.stdout);
+  result.baseline.noop = step(noop, [0], `${c2.unchanged} unchanged, ${c2.failed} failed`);
+  await endRunProcs(path.join(dir, 'b') + '/', []);
 }
 
 async function runAnsible(o: SizeOptions, dir: string, logs: string, farm: { nodes: FarmNode[]; clientKey: string; knownHosts: string }, fleet: BenchFleet, bundles: string, forks: number, fail: Fail): Promise<AnsibleResult> {
