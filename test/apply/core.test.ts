@@ -165,11 +165,12 @@ describe('apply core', { timeout: 120_000 }, () => {
     const r2 = await resetToWork(join(root, 'n1'), { check });
     expect(r2).toMatchObject({ release: 'unchanged', nginx: 'running' });
 
-    process.kill(nginxPid(root, 'n1')!, 'SIGTERM');
-    for (let i = 0; i < 40; i++) {
-      if (await get(ADDR, BASE, 'www.acme.test').then(() => false, () => true)) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const stopped = nginxPid(root, 'n1')!;
+    process.kill(stopped, 'SIGTERM');
+    // Until the master is gone, not only its port: a master still shutting down is "running" to reset.
+    const gone = () => { try { process.kill(stopped, 0); return false; } catch { return true; } };
+    for (let i = 0; i < 200 && !gone(); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(gone()).toBe(true);
     const r3 = await resetToWork(join(root, 'n1'), { check });
     expect(r3).toMatchObject({ release: 'unchanged', nginx: 'started' });
     expect((await get(ADDR, BASE, 'www.acme.test')).body).toBe('v2\n');

@@ -277,3 +277,18 @@ describe('the clock', () => {
     }
   });
 });
+
+describe('a file the new release would copy from current was edited on the node', () => {
+  it('the checksum catches it, every byte is sent again in a second exec, and the new release is right', { timeout: 60_000 }, async () => {
+    await bump();
+    expect(await apply()).toMatchObject({ outcome: 'applied' });
+    const mime = join(root, 'n1', 'current', 'nginx', 'mime.types');
+    const good = await readFile(mime, 'utf8');
+    await writeFile(mime, good + '# edited on the node\n');
+    await bump();
+    const r = await apply();
+    expect(r).toMatchObject({ outcome: 'applied', path: 'oneshot', turns: 2 });
+    expect(r.transfer.files).toBeGreaterThan(3); // the first try sent 2 (page and manifest), the retry everything
+    expect(await readFile(mime, 'utf8')).toBe(good); // current is the new release now: its copy is the rendered one
+  });
+});

@@ -39,21 +39,20 @@ locked=0
 unlock() {
   [ $locked = 1 ] || return 0
   h=; IFS= read -r h <.edgectl/lock/holder 2>/dev/null
-  case "$h" in *"$needle"*) b=".edgectl/lock.free.$$"; mv -T .edgectl/lock "$b" && rm -rf "$b";; esac
+  case "$h" in *"$needle"*) rm -rf .edgectl/lock;; esac
   locked=0
 }
 finish() { unlock; echo "outcome $1"; exit 0; }
 fail() { printf 'fail %s %s\\n' "$cur_step" "$1"; }
-record() {
-  mkdir -p .edgectl/rel
-  printf '%s\\t%s\\t%s\\t%s\\n' "$1" "$2" "$at" "$info" >".edgectl/rel/$name.tmp" && mv -f ".edgectl/rel/$name.tmp" ".edgectl/rel/$name"
+record() { # a builtin write, no fork (.edgectl/rel exists from the start; a torn record reads as unknown)
+  printf '%s\\t%s\\t%s\\t%s\\n' "$1" "$2" "$at" "$info" >".edgectl/rel/$name"
 }
 intent() { # op from to
   printf '{"op":"%s","from":%s,"to":"%s","by":%s,"at":"%s"}\\n' "$1" "$2" "$3" "$by" "$at" >.edgectl/intent.json.tmp
-  sync -- .edgectl/intent.json.tmp && mv -f -T .edgectl/intent.json.tmp .edgectl/intent.json && sync -- .edgectl
+  mv -f -T .edgectl/intent.json.tmp .edgectl/intent.json && sync -- .edgectl/intent.json .edgectl
 }
 point() { # link release
-  rm -f ".$1.tmp" && ln -s "releases/$2" ".$1.tmp" && mv -T ".$1.tmp" "$1"
+  { [ ! -L ".$1.tmp" ] || rm -f ".$1.tmp"; } && ln -s "releases/$2" ".$1.tmp" && mv -T ".$1.tmp" "$1"
 }
 probe() { # host-header path -> ps (status), pb (first 2000 bytes of the body)
   ps=; pb=; local l
@@ -76,7 +75,6 @@ serving() { # config id, tries (22: about 8 s)
 }
 reload() { # sets act (reloaded|started) and errlog (the error log's size before); nginx's words in tmp/.edgectl-ng.err
   errlog=0; [ -f log/error.log ] && errlog=$(stat -c %s log/error.log)
-  mkdir -p log run cache tmp
   if live_nginx run/nginx.pid >/dev/null; then
     act=reloaded; "$ng" -p "$r/" -c "$r/current/nginx/nginx.conf" -s reload </dev/null >/dev/null 2>tmp/.edgectl-ng.err
   else
@@ -107,8 +105,7 @@ revert() {
 }
 
 cur_step=lock
-mkdir -p "$r" && cd "$r" || { fail "cannot enter the node root $r"; finish failed; }
-mkdir -p .edgectl releases log run cache tmp
+mkdir -p "$r/.edgectl/rel" "$r/releases" "$r/log" "$r/run" "$r/cache" "$r/tmp" && cd "$r" || { fail "cannot enter the node root $r"; finish failed; }
 step lock
 if ! mkdir .edgectl/lock 2>/dev/null; then
   h=; IFS= read -r h <.edgectl/lock/holder 2>/dev/null; printf 'holder %s\\n' "$h"; finish locked
@@ -129,8 +126,8 @@ if [ "$mode" = stage ]; then
   mkdir "$s" || { fail "cannot create $s"; finish failed; }
   out=$(tar -x -p --no-same-owner -f - -C "$s" 2>&1) || { printf '%s\\n' "$out" >&2; fail "unpacking the release failed"; finish failed; }
   mv -T "$s/.edgectl-ctl" "$c" || { fail "the stream carried no control files"; finish failed; }
-  if [ -n "$src" ] && [ -s "$c/copy" ]; then
-    (cd "releases/$src" && xargs -r -d '\\n' cp --parents -p -t "$r/$s" -- <"$r/$c/copy") 2>/dev/null
+  if [ -n "$src" ] && [ -s "$c/copy" ] && cd "releases/$src"; then
+    xargs -r -d '\\n' cp --parents -p -t "$r/$s" -- <"$r/$c/copy" 2>/dev/null; cd "$r"
   fi
   if [ -n "$src" ] && [ -s "$c/move" ]; then
     while IFS= read -r a && IFS= read -r b; do
@@ -138,11 +135,13 @@ if [ "$mode" = stage ]; then
     done <"$c/move"
   fi
   find "$s" \\( -type d -exec chmod 755 {} + \\) -o \\( -type f -exec chmod 644 {} + \\)
-  [ -s "$c/exec" ] && (cd "$s" && xargs -r -d '\\n' chmod 755 -- <"$r/$c/exec")
-  if ! bad=$(cd "$s" && sha256sum --strict -c "$r/$c/sums" 2>/dev/null); then
-    printf '%s\\n' "$bad" | while IFS= read -r l; do case "$l" in *': OK') ;; *) printf 'bad %s\\n' "$l";; esac; done
+  cd "$s" || { fail "cannot enter $s"; finish failed; }
+  [ -s "$r/$c/exec" ] && xargs -r -d '\\n' chmod 755 -- <"$r/$c/exec"
+  if ! sha256sum --strict --quiet -c "$r/$c/sums" >"$r/$c/bad" 2>/dev/null; then
+    cd "$r"; while IFS= read -r l; do printf 'bad %s\\n' "$l"; done <"$c/bad"
     rm -rf "$s" "$c"; fail "files copied on the node did not match"; finish retry
   fi
+  cd "$r"
   find "$s" -exec sync -- {} +
   rm -rf "$c"
   mv -T "$s" "$dir" || { rm -rf "$s"; fail "cannot rename the staged release into place"; finish failed; }
@@ -159,8 +158,8 @@ if [ "$cur" = "$name" ] && [ ! -e .edgectl/intent.json ] && live_nginx run/nginx
   finish unchanged
 fi
 step validate
-if ! out=$("$ng" -t -q -p "$r/" -c "$r/$dir/nginx/nginx.conf" 2>&1); then
-  printf '%s\\n' "$out" >&2; record failed validate; fail "nginx -t rejected the release"; finish failed
+if ! "$ng" -t -q -p "$r/" -c "$r/$dir/nginx/nginx.conf" >tmp/.edgectl-t.err 2>&1; then
+  cat tmp/.edgectl-t.err >&2; record failed validate; fail "nginx -t rejected the release"; finish failed
 fi
 step switch
 fromj=null; [ -n "$cur" ] && fromj="\\"$cur\\""
