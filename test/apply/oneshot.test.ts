@@ -292,3 +292,21 @@ describe('a file the new release would copy from current was edited on the node'
     expect(await readFile(mime, 'utf8')).toBe(good); // current is the new release now: its copy is the rendered one
   });
 });
+
+describe('two applies planned against the same node state', () => {
+  it('the one that comes second finds the release already there and the node at its target: unchanged', { timeout: 60_000 }, async () => {
+    await bump();
+    const a = await planFleet(deps(), { fleet, local: local(), concurrency: 1, diff: false, keepConnections: true });
+    const b = await planFleet(deps(), { fleet, local: local(), concurrency: 1, diff: false, keepConnections: true });
+    const run = async (p: typeof a) => {
+      try {
+        return (await applyPlan(p.plan, bundlesOf(p), { connector: p.connector, logger: silentLogger, now: () => new Date(), states: p.states }, { canary: 0, batch: '100%', maxFailures: 0, concurrency: 1 })).nodes[0];
+      } finally {
+        await p.connector.close();
+      }
+    };
+    expect(await run(a)).toMatchObject({ outcome: 'applied' });
+    // b's plan read the node before a applied: it would stage a release that is now current.
+    expect(await run(b)).toMatchObject({ outcome: 'unchanged', step: 'done', path: 'oneshot' });
+  });
+});

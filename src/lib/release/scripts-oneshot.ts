@@ -142,11 +142,19 @@ if [ "$mode" = stage ]; then
     rm -rf "$s" "$c"; fail "files copied on the node did not match"; finish retry
   fi
   cd "$r"
-  find "$s" -exec sync -- {} +
-  rm -rf "$c"
-  mv -T "$s" "$dir" || { rm -rf "$s"; fail "cannot rename the staged release into place"; finish failed; }
-  sync -- releases
-  record staged ""
+  if [ -f "$dir/manifest.json" ]; then
+    # Already on the node (another apply put it there since the plan read the node): used if intact.
+    if ! (cd "$dir" && sha256sum --strict --quiet -c "$r/$c/sums" >/dev/null 2>&1); then
+      rm -rf "$s" "$c"; fail "release $name on the node does not match its manifest"; finish dirty
+    fi
+    rm -rf "$s" "$c"
+  else
+    find "$s" -exec sync -- {} +
+    rm -rf "$c"
+    mv -T "$s" "$dir" || { rm -rf "$s"; fail "cannot rename the staged release into place"; finish failed; }
+    sync -- releases
+    record staged ""
+  fi
 else
   step verify
   if ! bad=$(cd "$dir" 2>/dev/null && sha256sum --strict -c - 2>/dev/null); then
