@@ -4,12 +4,12 @@
  */
 
 /**
- * $1 root, $2 runtime (empty: find node), $3 version wanted. One "key value" line each:
- * arch, libc, runtime, version (the runtime's), systemd yes|no, current (agent version linked),
- * have (the wanted version is already complete on the node), active (the service's state).
+ * $1 root, $2 runtime (empty: find node). One "key value" line each: arch, libc, runtime,
+ * version (the runtime's), systemd yes|no, current (agent version linked), have VERSION (one line
+ * per agent version complete on the node), active (the service's state).
  */
 export const PROBE_SCRIPT = `
-r="$1"; rt="$2"; v="$3"
+r="$1"; rt="$2"
 printf 'arch %s\\n' "$(uname -m)"
 if ldd --version 2>&1 | grep -qi musl; then echo 'libc musl'; else echo 'libc glibc'; fi
 if [ -z "$rt" ]; then
@@ -20,7 +20,7 @@ printf 'runtime %s\\n' "$rt"
 [ -n "$rt" ] && [ -x "$rt" ] && printf 'version %s\\n' "$("$rt" --version 2>/dev/null | head -n 1)"
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then echo 'systemd yes'; else echo 'systemd no'; fi
 printf 'current %s\\n' "$(readlink "$r/agent/current" 2>/dev/null)"
-[ -f "$r/agent/$v/.complete" ] && echo 'have yes'
+for d in "$r"/agent/*/.complete; do [ -f "$d" ] && { d=\${d%/.complete}; echo "have \${d##*/}"; }; done
 printf 'active %s\\n' "$(systemctl is-active edgectl-agent.service 2>/dev/null)"
 exit 0
 `;
@@ -97,15 +97,17 @@ fi
 echo 'the agent does not stay up' >&2; exit 4
 `;
 
-/** "key value" lines → a map (the last of a key wins; "changed" lines are collected). */
-export function parseLines(stdout: string): { kv: Map<string, string>; changed: string[] } {
+/** "key value" lines → a map (the last of a key wins; "changed" and "have" lines are collected). */
+export function parseLines(stdout: string): { kv: Map<string, string>; changed: string[]; have: string[] } {
   const kv = new Map<string, string>();
   const changed: string[] = [];
+  const have: string[] = [];
   for (const line of stdout.split('\n')) {
     const m = /^([a-z]+) ?(.*)$/.exec(line.trim());
     if (!m) continue;
     if (m[1] === 'changed') changed.push(m[2]);
+    else if (m[1] === 'have') have.push(m[2]);
     else kv.set(m[1], m[2]);
   }
-  return { kv, changed };
+  return { kv, changed, have };
 }
