@@ -36,7 +36,7 @@ Exit status: 0 every node installed or unchanged, 1 any node failed or rolled ba
     const nodes = argv as string[];
     const { model } = await loadFleet(flags.fleet);
     await ensureConfirmed({ yes: flags.yes, offTerminal: 'bootstrap installs a service on nodes and this is not a terminal', ask: () => `Install the edgectl agent on ${nodes.length ? nodes.join(', ') : 'the selected nodes'}?` });
-    const results = await bootstrapNodes({ model, fleetRoot: flags.fleet, selection: { nodes, selector: parseSelector(flags.selector) }, identity: flags.identity, runtime: flags.runtime, concurrency: flags.concurrency, logger: stderrLogger() });
+    const results = await bootstrapNodes({ model, fleetRoot: flags.fleet, selection: { nodes, selector: parseSelector(flags.selector) }, identity: flags.identity, runtime: flags.runtime, agentDist: process.env.EDGECTL_AGENT_DIST || undefined, concurrency: flags.concurrency, logger: stderrLogger() });
     this.setExit(results.every((r) => r.status === 'installed' || r.status === 'unchanged') ? 0 : 1);
     if (flags.json) return this.out(json({ format: 'edgectl-bootstrap/v1', nodes: results }));
     const c = colorsFor(process.stdout);

@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeApps, writeTestFleet, type TestApp } from '../apply/helpers.js';
 import { cli, json } from '../helpers/cli.js';
+import { REPO } from '../helpers/paths.js';
 import { bootNode, type NspawnNode } from '../helpers/nspawn.js';
 
 /**
@@ -22,7 +23,7 @@ let key: string;
 let home: string;
 let node: NspawnNode;
 
-const edgectl = (args: string[]) => cli([...args, '--fleet', fleet], { home, timeout: 180_000 });
+const edgectl = (args: string[], env?: Record<string, string>) => cli([...args, '--fleet', fleet], { home, env, timeout: 180_000 });
 const app = (html: string): TestApp[] => [{ name: 'web', domain: DOMAIN, nodes: ['n1'], html }];
 /** GET / of the app from inside the node's network namespace (works with the operator's link down too). */
 async function served(): Promise<string> {
@@ -110,8 +111,29 @@ describe('edgectl bootstrap on a real systemd node, then a power cut', { timeout
     expect(await eventually(served, 'v2')).toBe('v2');
     expect(await eventually(() => onNode(['systemctl', 'is-active', 'edgectl-agent.service']), 'active')).toBe('active');
     expect(await onNode(['readlink', `${ROOT}/current`])).toBe(v2);
-    const journal = await onNode(['journalctl', '-b', '-u', 'edgectl-agent.service', '--no-pager', '-o', 'cat']);
-    expect(journal).toMatch(/"msg":"reset-to-work".*"release":"switched"/);
-    expect(journal).toMatch(/"msg":"agent running"/);
+    const journal = () => onNode(['journalctl', '-b', '-u', 'edgectl-agent.service', '--no-pager', '-o', 'cat']);
+    expect(await journal()).toMatch(/"msg":"reset-to-work".*"release":"switched"/);
+    const running = async () => (/"msg":"agent running"/.test(await journal()) ? 'running' : 'not yet');
+    expect(await eventually(running, 'running')).toBe('running');
+    await node.link(true);
+  });
+
+  it('rolls an agent upgrade that crashes at start back to the previous agent', async () => {
+    const before = await onNode(['readlink', `${ROOT}/agent/current`]);
+    const bad = join(dir, 'bad-agent');
+    await cp(join(REPO, 'dist', 'agent'), bad, { recursive: true });
+    await writeFile(join(bad, 'edgectl-agent.cjs'), "process.stderr.write('edgectl-agent: boom at start\\n'); process.exit(1);\n");
+    const r = await edgectl(['bootstrap', 'n1', '--yes', '--json', '-i', key], { EDGECTL_AGENT_DIST: bad });
+    expect(r.code, r.stderr).toBe(1);
+    const res = json(r).nodes[0];
+    expect(res).toMatchObject({ status: 'rolled-back', error: { code: 'EDGECTL_BOOTSTRAP' } });
+    expect(res.version).not.toBe(before);
+    expect(res.error.output).toContain('boom at start');
+    expect(await onNode(['readlink', `${ROOT}/agent/current`])).toBe(before);
+    expect(await eventually(() => onNode(['systemctl', 'is-active', 'edgectl-agent.service']), 'active')).toBe('active');
+    expect(await served()).toBe('v2');
+    // The good agent is what runs: a bootstrap of the real build finds nothing to change.
+    const again = await edgectl(['bootstrap', 'n1', '--yes', '--json', '-i', key]);
+    expect(json(again).nodes[0], again.stderr).toMatchObject({ status: 'unchanged', version: before });
   });
 });
