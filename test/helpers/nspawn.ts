@@ -184,6 +184,11 @@ export async function bootNode(o: BootOptions) {
     await unlink(join(SLOT_DIR, String(slot))).catch(() => {});
   }
 
-  await boot();
+  try {
+    await boot();
+  } catch (e) {
+    await close();
+    throw e;
+  }
   return { name: o.name, address, hostIp, netns, dir, merged, consoleLog, exec, inNetns, boot, powerCut, link, close, leader, bootedAt: () => bootedAt };
 }
