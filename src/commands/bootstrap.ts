@@ -10,8 +10,9 @@ export default class Bootstrap extends EdgectlCommand {
 agent (one bundle plus the LevelDB addon for the node's architecture) to <root>/agent/<version>/
 and swaps <root>/agent/current to it (the previous version is kept), creates the node's forwarding
 credential on the node (only its sha256 is printed: record it as spec.credential.sha256), installs
-edgectl-agent.service, enables and (re)starts it. The agent runs with the node's own Node.js >= 20
-(or --runtime PATH on the node). A second run with nothing to change changes nothing.
+edgectl-agent.service, enables and (re)starts it. The agent runs with the node's own Node.js >= 20,
+or --runtime PATH on the node, else a copy of this machine's when the node's architecture and glibc
+fit. A second run with nothing to change changes nothing.
 See docs/bootstrap.md.
 
 Exit status: 0 every node installed or unchanged, 1 any node failed or rolled back.`;
@@ -22,7 +23,7 @@ Exit status: 0 every node installed or unchanged, 1 any node failed or rolled ba
     fleet: Flags.string({ char: 'f', summary: 'Fleet repo directory', default: '.' }),
     selector: Flags.string({ char: 'l', summary: 'Only nodes with these labels, key=value (repeatable)', multiple: true }),
     identity: Flags.string({ char: 'i', summary: 'SSH private key file (repeatable)', multiple: true }),
-    runtime: Flags.string({ summary: 'Node.js >= 20 binary on the node to run the agent with (default: the node\'s own node)', helpValue: 'PATH' }),
+    runtime: Flags.string({ summary: 'Node.js >= 20 binary on the node to run the agent with (default: the node\'s own node, else a copy of this machine\'s)', helpValue: 'PATH' }),
     concurrency: Flags.integer({ summary: 'Nodes handled in parallel', default: 16, min: 1, max: 1000 }),
     yes: Flags.boolean({ char: 'y', summary: 'Do not ask (required when not on a terminal)' }),
     json: Flags.boolean({ summary: 'Print JSON' }),

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { EdgectlError, errorMessage, isEdgectlError } from '../errors.js';
 import { resolvedNodes, type FleetModel, type ResolvedNode } from '../fleet/model.js';
 import type { Logger } from '../logger.js';
@@ -9,11 +11,9 @@ import { createConnector, type ConnectorOptions } from '../transport/connect.js'
 import { tarArchive, type TarFile } from '../transport/tar.js';
 import type { Transport } from '../transport/types.js';
 import { agentPackage, sumsFile } from './package.js';
+import { chooseRuntime, localRuntime } from './runtime.js';
 import { INSTALL_SCRIPT, parseLines, PROBE_SCRIPT } from './scripts.js';
 import { renderUnit, UNIT_PATH } from './unit.js';
-
-/** The oldest Node.js the bundled agent runs on (package.json engines). */
-export const MIN_NODE_MAJOR = 20;
 
 export interface BootstrapResult {
   node: string;
@@ -21,7 +21,7 @@ export interface BootstrapResult {
   status: 'installed' | 'unchanged' | 'rolled-back' | 'failed';
   version?: string;
   runtime?: string;
-  /** What changed: agent, current, credential, unit, enabled. */
+  /** What changed: runtime, agent, current, credential, unit, enabled. */
   changed: string[];
   /** sha256 of the node's credential (born on the node): the fleet's spec.credential.sha256. */
   credentialSha256?: string;
@@ -34,7 +34,7 @@ export interface BootstrapOptions extends Pick<ConnectorOptions, 'identity' | 'u
   model: FleetModel;
   fleetRoot: string;
   selection: NodeSelection;
-  /** A Node.js binary on the node to run the agent with (default: the node's own `node`). */
+  /** A Node.js binary on the node to run the agent with (default: the node's own `node`, else a copy of this machine's when it fits). */
   runtime?: string;
   concurrency?: number;
   logger?: Logger;
@@ -44,7 +44,8 @@ export interface BootstrapOptions extends Pick<ConnectorOptions, 'identity' | 'u
 
 /**
  * `edgectl bootstrap`: on each node, the agent (one bundle and its LevelDB addon) under
- * <root>/agent/<version> with agent/current swapped by rename(2), the node's credential born on
+ * <root>/agent/<version> with agent/current swapped by rename(2), a Node.js runtime (the node's,
+ * or this machine's copied to <root>/agent/runtime/<digest>/), the node's credential born on
  * the node, the systemd unit installed, enabled and (re)started. Two execs per node: a probe, and
  * one install whose stdin is a tar of what the node lacks. Idempotent: nothing to change, nothing done.
  */
@@ -75,23 +76,21 @@ async function bootstrapOne(t: Transport, n: ResolvedNode, o: BootstrapOptions):
   const kv = probed.kv;
   // The version depends on the node's architecture (its LevelDB addon), which the probe tells.
   const pkg = await agentPackage(kv.get('arch') ?? '', o.agentDist);
-  const runtime = kv.get('runtime') ?? '';
-  const major = Number(/^v(\d+)\./.exec(kv.get('version') ?? '')?.[1] ?? 0);
-  if (!runtime || major < MIN_NODE_MAJOR) {
-    const found = runtime ? `${runtime} is Node.js ${kv.get('version') || '(does not run)'}` : 'has no Node.js (no `node` on its PATH, /usr/local/bin or /usr/bin)';
-    throw new EdgectlError('EDGECTL_BOOTSTRAP', `${n.name}: the agent needs Node.js >= ${MIN_NODE_MAJOR}, and the node ${found}`, { hint: `Install Node.js >= ${MIN_NODE_MAJOR} on the node (${kv.get('arch')}, ${kv.get('libc')}), or pass --runtime PATH naming one already on it. Nothing was installed.` });
-  }
+  const choice = chooseRuntime({ node: n.name, arch: kv.get('arch') ?? '', libc: kv.get('libc') ?? '', glibc: kv.get('glibc'), runtime: kv.get('runtime') || undefined, version: kv.get('version') }, o.runtime, localRuntime());
+  const copy = 'copy' in choice ? await ownRuntime() : undefined;
+  const runtime = copy ? `${root}/agent/runtime/${copy.digest}/node` : 'use' in choice ? choice.use : '';
   if (kv.get('systemd') !== 'yes') {
     throw new EdgectlError('EDGECTL_BOOTSTRAP', `${n.name}: the node does not run systemd (no systemctl, or /run/systemd/system missing)`, { hint: 'Run the agent under the node\'s own init instead (docs/bootstrap.md, "Nodes without systemd"). Nothing was installed.' });
   }
   const unit = await renderUnit({ root, runtime, nginx: n.nginx.binary });
   const files: TarFile[] = [{ path: '.unit.new', data: Buffer.from(unit), mode: 0o644 }];
+  if (copy && !probed.rt.includes(copy.digest)) files.push({ path: `.incoming-runtime-${copy.digest}/node`, data: copy.data, mode: 0o755 });
   if (!probed.have.includes(pkg.version)) {
     const dir = `.incoming-${pkg.version}`;
     files.push({ path: `${dir}/SHA256SUMS`, data: sumsFile(pkg), mode: 0o644 });
     for (const f of pkg.files) files.push({ path: `${dir}/${f.path}`, data: f.data, mode: 0o644 });
   }
-  const r = await runScript(t, INSTALL_SCRIPT, [root, pkg.version, UNIT_PATH], { input: tarArchive(files), timeoutMs: 180_000 });
+  const r = await runScript(t, INSTALL_SCRIPT, [root, pkg.version, UNIT_PATH, copy?.digest ?? '', copy?.sha256 ?? ''], { input: tarArchive(files), timeoutMs: 180_000 });
   const out = parseLines(r.stdout);
   const credentialSha256 = out.kv.get('credential');
   const base = { node: n.name, version: pkg.version, runtime, changed: out.changed, credentialSha256, credentialRecorded: !!credentialSha256 && n.credentialSha256 === credentialSha256 };
@@ -101,6 +100,15 @@ async function bootstrapOne(t: Transport, n: ResolvedNode, o: BootstrapOptions):
     throw new EdgectlError('EDGECTL_BOOTSTRAP', `${n.name}: installing the agent failed (exit ${r.code})`, { detail: (r.stderr || r.stdout).trim().slice(-2000) });
   }
   return { ...base, status: result };
+}
+
+/** This machine's Node.js binary, read and hashed once per process (it is ~100 MB). */
+let own: Promise<{ data: Buffer; sha256: string; digest: string }> | undefined;
+function ownRuntime() {
+  return (own ??= readFile(process.execPath).then((data) => {
+    const sha256 = createHash('sha256').update(data).digest('hex');
+    return { data, sha256, digest: sha256.slice(0, 20) };
+  }));
 }
 
 async function mustProbe(t: Transport, node: string, args: string[]) {
