@@ -20,33 +20,55 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm, symlink, unlink, writeFile, chmod } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { execa } from 'execa';
-import { run, signal, sleep, SLOT_DIR, takeSlot } from './lab-util.js';
+import { alive, run, signal, sleep, SLOT_DIR, takeSlot } from './lab-util.js';
 
 export const DEBIAN_ROOT = process.env.EDGECTL_TEST_DEBIAN_ROOT ?? '/var/cache/edgectl-test/debian-bookworm-root';
 const READY = '.edgectl-test-ready';
 const PACKAGES = ['systemd', 'systemd-sysv', 'dbus', 'openssh-server', 'nginx-light', 'iproute2', 'curl', 'ca-certificates'];
 const MIRROR = 'http://deb.debian.org/debian';
 
-/** The cached root, made when missing (debootstrap into a temporary sibling, then rename). */
+/**
+ * The cached root, made when missing (debootstrap into a temporary sibling, then rename). Test
+ * files run in parallel: one makes it (holding an O_EXCL lock file), the others wait for it.
+ */
 export async function ensureDebianRoot(log: (s: string) => void = () => {}): Promise<string> {
-  if (existsSync(join(DEBIAN_ROOT, READY))) return DEBIAN_ROOT;
+  const lock = `${DEBIAN_ROOT}.lock`;
+  await mkdir(dirname(DEBIAN_ROOT), { recursive: true });
+  for (const t0 = Date.now(); !existsSync(join(DEBIAN_ROOT, READY)); ) {
+    try {
+      await writeFile(lock, String(process.pid), { flag: 'wx' });
+    } catch {
+      const owner = Number((await readFile(lock, 'utf8').catch(() => '')).trim() || 0);
+      if (owner && !alive(owner)) await unlink(lock).catch(() => {});
+      else if (Date.now() - t0 > 1_200_000) throw new Error(`${DEBIAN_ROOT}: still being made by pid ${owner} after 20 min`);
+      else await sleep(1000);
+      continue;
+    }
+    try {
+      if (!existsSync(join(DEBIAN_ROOT, READY))) await makeDebianRoot(log);
+    } finally {
+      await unlink(lock).catch(() => {});
+    }
+  }
+  return DEBIAN_ROOT;
+}
+
+async function makeDebianRoot(log: (s: string) => void): Promise<void> {
   const tmp = `${DEBIAN_ROOT}.tmp-${process.pid}`;
-  await rm(tmp, { recursive: true, force: true });
+  // Left by a run killed while making it (we hold the lock: nobody else is).
+  const base = `${basename(DEBIAN_ROOT)}.tmp-`;
+  for (const e of readdirSync(dirname(DEBIAN_ROOT))) if (e.startsWith(base)) await rm(join(dirname(DEBIAN_ROOT), e), { recursive: true, force: true });
   await mkdir(tmp, { recursive: true });
   const t0 = Date.now();
   log(`debootstrap bookworm into ${tmp} (once; cached in ${DEBIAN_ROOT})`);
   await execa('debootstrap', ['--variant=minbase', `--include=${PACKAGES.join(',')}`, 'bookworm', tmp, MIRROR], { timeout: 1_200_000 });
   await prepareRoot(tmp);
   await writeFile(join(tmp, READY), `made in ${Math.round((Date.now() - t0) / 1000)} s\n`);
-  try {
-    await rename(tmp, DEBIAN_ROOT);
-  } catch {
-    await rm(tmp, { recursive: true, force: true }); // another run made it meanwhile
-  }
+  await rm(DEBIAN_ROOT, { recursive: true, force: true }); // a half-made one (never marked ready)
+  await rename(tmp, DEBIAN_ROOT);
   log(`debian root ready in ${Math.round((Date.now() - t0) / 1000)} s`);
-  return DEBIAN_ROOT;
 }
 
 /** What a node needs beyond the packages: Debian's own nginx service off (edgectl's agent runs nginx from the node root). */
