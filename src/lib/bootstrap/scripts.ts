@@ -69,7 +69,8 @@ fi
 keep_prev=$(readlink "$a/previous" 2>/dev/null || true)
 for d in "$a"/*; do
   n=\${d##*/}
-  case "$n" in [0-9a-f][0-9a-f][0-9a-f][0-9a-f]*) [ "$n" = "$v" ] || [ "$n" = "$keep_prev" ] || rm -rf "$d";; esac
+  case "$n" in *[!0-9a-f]*) continue;; esac
+  [ \${#n} -eq 20 ] && [ "$n" != "$v" ] && [ "$n" != "$keep_prev" ] && rm -rf "$d"
 done
 old=$(umask); umask 077
 mkdir -p "$r/secrets" && chmod 700 "$r/secrets" || fail "cannot create $r/secrets"
@@ -88,6 +89,8 @@ if ! cmp -s "$a/.unit.new" "$unit"; then
 fi
 rm -f "$a/.unit.new"
 systemctl is-enabled --quiet edgectl-agent.service || { systemctl enable --quiet edgectl-agent.service || fail "systemctl enable failed"; changed="$changed enabled"; }
+# What a power cut right after this must still find on disk.
+[ -n "$changed" ] && sync
 for c in $changed; do echo "changed $c"; done
 restart=""
 case "$changed" in *agent*|*current*|*unit*) restart=yes;; esac
