@@ -91,6 +91,9 @@ describe('edgectl bootstrap on a real systemd node, then a power cut', { timeout
     // Two releases: v1, then v2 (good). The agent (waiting for a first agent.json) starts serving.
     { const r = await edgectl(['apply', '--yes', '-i', key]); expect(r.code, r.stderr + r.stdout).toBe(0); }
     expect(await eventually(served, 'v1')).toBe('v1');
+    // The agent, up since bootstrap with no release to run, found the first agent.json by itself.
+    const started = async () => (/"msg":"agent running"/.test(await onNode(['journalctl', '-u', 'edgectl-agent.service', '--no-pager', '-o', 'cat'])) ? 'running' : 'not yet');
+    expect(await eventually(started, 'running')).toBe('running');
     const v1 = await onNode(['readlink', `${ROOT}/current`]);
     await writeApps(fleet, app('v2\n'));
     await commit('v2');
