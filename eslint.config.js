@@ -14,7 +14,7 @@ const LAYERS = [
   ['nodes', 'agent'],
   ['release', 'render'],
   ['plan'],
-  ['reset', 'trust', 'spool', 'apply'],
+  ['reset', 'trust', 'spool', 'apply', 'bootstrap'],
   ['drift'],
   ['output'],
 ];

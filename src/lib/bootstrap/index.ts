@@ -1,0 +1,118 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { EdgectlError, errorMessage, isEdgectlError } from '../errors.js';
+import { resolvedNodes, type FleetModel, type ResolvedNode } from '../fleet/model.js';
+import type { Logger } from '../logger.js';
+import { runNodes } from '../nodes/run-nodes.js';
+import { selectNodes, type NodeSelection } from '../nodes/select.js';
+import { normaliseRoot } from '../release/layout.js';
+import { outputOf, runScript } from '../release/remote.js';
+import { createConnector, type ConnectorOptions } from '../transport/connect.js';
+import { tarArchive, type TarFile } from '../transport/tar.js';
+import type { Transport } from '../transport/types.js';
+import { agentPackage, sumsFile } from './package.js';
+import { chooseRuntime, localRuntime } from './runtime.js';
+import { INSTALL_SCRIPT, parseLines, PROBE_SCRIPT } from './scripts.js';
+import { renderUnit, UNIT_PATH } from './unit.js';
+
+export interface BootstrapResult {
+  node: string;
+  /** installed: something changed and the agent came up; unchanged: nothing to do; rolled-back: the new agent did not stay up. */
+  status: 'installed' | 'unchanged' | 'rolled-back' | 'failed';
+  version?: string;
+  runtime?: string;
+  /** What changed: runtime, agent, current, credential, unit, enabled. */
+  changed: string[];
+  /** sha256 of the node's credential (born on the node): the fleet's spec.credential.sha256. */
+  credentialSha256?: string;
+  /** The credential the fleet records for the node differs (or is missing). */
+  credentialRecorded?: boolean;
+  error?: { code: string; message: string; hint?: string; output?: string };
+}
+
+export interface BootstrapOptions extends Pick<ConnectorOptions, 'identity' | 'userKnownHosts' | 'sshConfig' | 'agentSocket' | 'systemKnownHosts' | 'connectTimeoutMs'> {
+  model: FleetModel;
+  fleetRoot: string;
+  selection: NodeSelection;
+  /** A Node.js binary on the node to run the agent with (default: the node's own `node`, else a copy of this machine's when it fits). */
+  runtime?: string;
+  concurrency?: number;
+  logger?: Logger;
+  /** Where the agent bundle is (tests); default dist/agent of this package. */
+  agentDist?: string;
+}
+
+/**
+ * `edgectl bootstrap`: on each node, the agent (one bundle and its LevelDB addon) under
+ * <root>/agent/<version> with agent/current swapped by rename(2), a Node.js runtime (the node's,
+ * or this machine's copied to <root>/agent/runtime/<digest>/), the node's credential born on
+ * the node, the systemd unit installed, enabled and (re)started. Two execs per node: a probe, and
+ * one install whose stdin is a tar of what the node lacks. Idempotent: nothing to change, nothing done.
+ */
+export async function bootstrapNodes(o: BootstrapOptions): Promise<BootstrapResult[]> {
+  if (o.runtime !== undefined && !/^\/[A-Za-z0-9._/+-]*$/.test(o.runtime)) throw new EdgectlError('EDGECTL_USAGE', `--runtime "${o.runtime.slice(0, 80)}" must be an absolute path on the node (letters, digits, ._/+- only)`);
+  const nodes = selectNodes([...resolvedNodes(o.model).values()], o.selection);
+  const conn = createConnector({ ...o, connectRetries: 1 });
+  try {
+    return await runNodes(conn, nodes, {
+      concurrency: o.concurrency ?? 16,
+      node: (n) => n.name,
+      run: (t, n) => bootstrapOne(t, n, o).catch((e) => failed(n.name, e)),
+      unreachable: (n, e) => failed(n.name, e),
+      onResult: (n, r) => o.logger?.info(`${n.name}: ${r.status}`, {}),
+    });
+  } finally {
+    await conn.close();
+  }
+}
+
+function failed(node: string, e: unknown): BootstrapResult {
+  return { node, status: 'failed', changed: [], error: { code: isEdgectlError(e) ? e.code : 'EDGECTL_BOOTSTRAP', message: errorMessage(e), ...(isEdgectlError(e) ? { hint: e.hint } : {}), ...(outputOf(e) ? { output: outputOf(e) } : {}) } };
+}
+
+async function bootstrapOne(t: Transport, n: ResolvedNode, o: BootstrapOptions): Promise<BootstrapResult> {
+  const root = normaliseRoot(n.root);
+  const probed = parseLines((await mustProbe(t, n.name, [root, o.runtime ?? ''])).stdout);
+  const kv = probed.kv;
+  // The version depends on the node's architecture (its LevelDB addon), which the probe tells.
+  const pkg = await agentPackage(kv.get('arch') ?? '', o.agentDist);
+  const choice = chooseRuntime({ node: n.name, arch: kv.get('arch') ?? '', libc: kv.get('libc') ?? '', glibc: kv.get('glibc'), runtime: kv.get('runtime') || undefined, version: kv.get('version') }, o.runtime, localRuntime());
+  const copy = 'copy' in choice ? await ownRuntime() : undefined;
+  const runtime = copy ? `${root}/agent/runtime/${copy.digest}/node` : 'use' in choice ? choice.use : '';
+  if (kv.get('systemd') !== 'yes') {
+    throw new EdgectlError('EDGECTL_BOOTSTRAP', `${n.name}: the node does not run systemd (no systemctl, or /run/systemd/system missing)`, { hint: 'Run the agent under the node\'s own init instead (docs/bootstrap.md, "Nodes without systemd"). Nothing was installed.' });
+  }
+  const unit = await renderUnit({ root, runtime, nginx: n.nginx.binary });
+  const files: TarFile[] = [{ path: '.unit.new', data: Buffer.from(unit), mode: 0o644 }];
+  if (copy && !probed.rt.includes(copy.digest)) files.push({ path: `.incoming-runtime-${copy.digest}/node`, data: copy.data, mode: 0o755 });
+  if (!probed.have.includes(pkg.version)) {
+    const dir = `.incoming-${pkg.version}`;
+    files.push({ path: `${dir}/SHA256SUMS`, data: sumsFile(pkg), mode: 0o644 });
+    for (const f of pkg.files) files.push({ path: `${dir}/${f.path}`, data: f.data, mode: 0o644 });
+  }
+  const r = await runScript(t, INSTALL_SCRIPT, [root, pkg.version, UNIT_PATH, copy?.digest ?? '', copy?.sha256 ?? ''], { input: tarArchive(files), timeoutMs: 180_000 });
+  const out = parseLines(r.stdout);
+  const credentialSha256 = out.kv.get('credential');
+  const base = { node: n.name, version: pkg.version, runtime, changed: out.changed, credentialSha256, credentialRecorded: !!credentialSha256 && n.credentialSha256 === credentialSha256 };
+  const result = out.kv.get('result');
+  if (r.code === 5 && result === 'rolled-back') return { ...base, status: 'rolled-back', error: { code: 'EDGECTL_BOOTSTRAP', message: `${n.name}: agent ${pkg.version} did not stay up; back to the previous agent`, output: r.stderr.trim() } };
+  if (r.code !== 0 || (result !== 'installed' && result !== 'unchanged')) {
+    throw new EdgectlError('EDGECTL_BOOTSTRAP', `${n.name}: installing the agent failed (exit ${r.code})`, { detail: (r.stderr || r.stdout).trim().slice(-2000) });
+  }
+  return { ...base, status: result };
+}
+
+/** This machine's Node.js binary, read and hashed once per process (it is ~100 MB). */
+let own: Promise<{ data: Buffer; sha256: string; digest: string }> | undefined;
+function ownRuntime() {
+  return (own ??= readFile(process.execPath).then((data) => {
+    const sha256 = createHash('sha256').update(data).digest('hex');
+    return { data, sha256, digest: sha256.slice(0, 20) };
+  }));
+}
+
+async function mustProbe(t: Transport, node: string, args: string[]) {
+  const r = await runScript(t, PROBE_SCRIPT, args, { timeoutMs: 60_000 });
+  if (r.code !== 0) throw new EdgectlError('EDGECTL_BOOTSTRAP', `${node}: probing the node failed (exit ${r.code})`, { detail: r.stderr.trim() });
+  return r;
+}

@@ -1,0 +1,129 @@
+/**
+ * The node side of bootstrap: two POSIX sh scripts, each one exec (docs/bootstrap.md). Arguments
+ * reach them as positional parameters, never as text; every value was validated before.
+ */
+
+/**
+ * $1 root, $2 runtime (empty: find node). One "key value" line each: arch, libc, runtime,
+ * version (the runtime's), glibc (its version, on glibc), systemd yes|no, current (agent version
+ * linked), have VERSION (one line per agent version complete on the node), rt DIGEST (one per
+ * runtime copied there by an earlier bootstrap), active (the service's state).
+ */
+export const PROBE_SCRIPT = `
+r="$1"; rt="$2"
+printf 'arch %s\\n' "$(uname -m)"
+if ldd --version 2>&1 | grep -qi musl; then echo 'libc musl'; else echo 'libc glibc'; fi
+g=$(ldd --version 2>/dev/null | head -n 1); case "$g" in *GLIBC*|*'GNU libc'*) printf 'glibc %s\n' "\${g##* }";; esac
+if [ -z "$rt" ]; then
+  rt=$(command -v node 2>/dev/null || true)
+  for c in /usr/local/bin/node /usr/bin/node; do [ -z "$rt" ] && [ -x "$c" ] && rt="$c"; done
+fi
+printf 'runtime %s\\n' "$rt"
+[ -n "$rt" ] && [ -x "$rt" ] && printf 'version %s\\n' "$("$rt" --version 2>/dev/null | head -n 1)"
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then echo 'systemd yes'; else echo 'systemd no'; fi
+printf 'current %s\\n' "$(readlink "$r/agent/current" 2>/dev/null)"
+for d in "$r"/agent/runtime/*/node; do [ -x "$d" ] && { d=\${d%/node}; echo "rt \${d##*/}"; }; done
+for d in "$r"/agent/*/.complete; do [ -f "$d" ] && { d=\${d%/.complete}; echo "have \${d##*/}"; }; done
+printf 'active %s\\n' "$(systemctl is-active edgectl-agent.service 2>/dev/null)"
+exit 0
+`;
+
+/**
+ * $1 root, $2 version, $3 unit path, $4 and $5 the digest (directory name) and sha256 of a copied
+ * runtime (empty: none); stdin: a tar of .incoming-<version>/ (absent when the node has that
+ * version), .incoming-runtime-<digest>/node (a runtime to copy, absent when there) and .unit.new. Checks the upload against its SHA256SUMS, renames it into
+ * place, swaps agent/current with rename(2) (agent/previous keeps the one before, older ones
+ * go), creates the node's credential if it has none (on the node: it never leaves it; only its
+ * sha256 is printed), installs the unit, enables it and (re)starts the agent when anything it
+ * runs changed. A new agent that does not stay up for 3 s is rolled back to previous (exit 5).
+ * Lines: "changed WHAT", "credential SHA256", "result installed|unchanged|rolled-back".
+ */
+export const INSTALL_SCRIPT = `
+set -u
+r="$1"; v="$2"; unit="$3"; rd="$4"; rs="$5"; a="$r/agent"; in="$a/.incoming-$v"; rin="$a/.incoming-runtime-$rd"
+fail() { echo "$*" >&2; rm -rf "$in" "$rin" "$a/.unit.new"; exit 3; }
+mkdir -p "$a" || fail "cannot create $a"
+tar -x -p --no-same-owner -f - -C "$a" || fail "cannot unpack the upload into $a"
+changed=""
+if [ -n "$rd" ] && [ ! -x "$a/runtime/$rd/node" ]; then
+  [ -f "$rin/node" ] || fail "runtime $rd is not on the node and was not uploaded"
+  echo "$rs  $rin/node" | sha256sum -c --quiet - >&2 || fail "the upload of runtime $rd is damaged (sha256sum -c)"
+  chmod 755 "$rin/node" && mkdir -p "$a/runtime" && rm -rf "$a/runtime/$rd" && mv "$rin" "$a/runtime/$rd" || fail "cannot move runtime $rd into place"
+  changed="$changed runtime"
+fi
+[ -n "$rd" ] && rm -rf "$rin"
+if [ ! -f "$a/$v/.complete" ]; then
+  [ -d "$in" ] || fail "agent $v is not on the node and was not uploaded"
+  (cd "$in" && sha256sum -c --quiet SHA256SUMS) >&2 || fail "the upload of agent $v is damaged (sha256sum -c)"
+  : > "$in/.complete" && sync -f "$in/.complete" 2>/dev/null
+  rm -rf "$a/$v" && mv "$in" "$a/$v" || fail "cannot move agent $v into place"
+  changed="$changed agent"
+fi
+rm -rf "$in"
+prev=$(readlink "$a/current" 2>/dev/null || true)
+if [ "$prev" != "$v" ]; then
+  ln -sfn "$v" "$a/.current.tmp" && mv -T "$a/.current.tmp" "$a/current" || fail "cannot switch $a/current"
+  if [ -n "$prev" ]; then ln -sfn "$prev" "$a/.previous.tmp" && mv -T "$a/.previous.tmp" "$a/previous"; fi
+  changed="$changed current"
+fi
+keep_prev=$(readlink "$a/previous" 2>/dev/null || true)
+for d in "$a"/*; do
+  n=\${d##*/}
+  case "$n" in *[!0-9a-f]*) continue;; esac
+  [ \${#n} -eq 20 ] && [ "$n" != "$v" ] && [ "$n" != "$keep_prev" ] && rm -rf "$d"
+done
+old=$(umask); umask 077
+mkdir -p "$r/secrets" && chmod 700 "$r/secrets" || fail "cannot create $r/secrets"
+if [ ! -s "$r/secrets/agent-token" ]; then
+  t=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \\n')
+  [ \${#t} -eq 64 ] || fail "cannot read 32 random bytes from /dev/urandom"
+  printf '%s' "$t" > "$r/secrets/.agent-token.tmp" && mv "$r/secrets/.agent-token.tmp" "$r/secrets/agent-token" || fail "cannot write $r/secrets/agent-token"
+  changed="$changed credential"
+fi
+chmod 600 "$r/secrets/agent-token"; umask "$old"
+printf 'credential %s\\n' "$(sha256sum < "$r/secrets/agent-token" | cut -d ' ' -f 1)"
+if ! cmp -s "$a/.unit.new" "$unit"; then
+  cp "$a/.unit.new" "$unit.tmp" && chmod 644 "$unit.tmp" && mv "$unit.tmp" "$unit" || fail "cannot write $unit"
+  systemctl daemon-reload || fail "systemctl daemon-reload failed"
+  changed="$changed unit"
+fi
+rm -f "$a/.unit.new"
+systemctl is-enabled --quiet edgectl-agent.service || { systemctl enable --quiet edgectl-agent.service || fail "systemctl enable failed"; changed="$changed enabled"; }
+# What a power cut right after this must still find on disk.
+[ -n "$changed" ] && sync
+for c in $changed; do echo "changed $c"; done
+restart=""
+case "$changed" in *agent*|*current*|*unit*) restart=yes;; esac
+systemctl is-active --quiet edgectl-agent.service || restart=yes
+[ -n "$restart" ] || { echo 'result unchanged'; exit 0; }
+healthy() {
+  systemctl restart edgectl-agent.service || return 1
+  sleep 3
+  [ "$(systemctl show -p ActiveState --value edgectl-agent.service)" = active ] && [ "$(systemctl show -p NRestarts --value edgectl-agent.service)" = 0 ]
+}
+if healthy; then echo 'result installed'; exit 0; fi
+journalctl -u edgectl-agent.service -n 20 --no-pager -o cat >&2 2>/dev/null
+if [ -n "$prev" ] && [ "$prev" != "$v" ] && [ -f "$a/$prev/.complete" ]; then
+  ln -sfn "$prev" "$a/.current.tmp" && mv -T "$a/.current.tmp" "$a/current"
+  systemctl restart edgectl-agent.service
+  echo 'result rolled-back'; exit 5
+fi
+echo 'the agent does not stay up' >&2; exit 4
+`;
+
+/** "key value" lines → a map (the last of a key wins; "changed", "have" and "rt" lines are collected). */
+export function parseLines(stdout: string): { kv: Map<string, string>; changed: string[]; have: string[]; rt: string[] } {
+  const kv = new Map<string, string>();
+  const changed: string[] = [];
+  const have: string[] = [];
+  const rt: string[] = [];
+  for (const line of stdout.split('\n')) {
+    const m = /^([a-z]+) ?(.*)$/.exec(line.trim());
+    if (!m) continue;
+    if (m[1] === 'changed') changed.push(m[2]);
+    else if (m[1] === 'have') have.push(m[2]);
+    else if (m[1] === 'rt') rt.push(m[2]);
+    else kv.set(m[1], m[2]);
+  }
+  return { kv, changed, have, rt };
+}

@@ -1,0 +1,142 @@
+import { createHash } from 'node:crypto';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeApps, writeTestFleet, type TestApp } from '../apply/helpers.js';
+import { cli, json } from '../helpers/cli.js';
+import { REPO } from '../helpers/paths.js';
+import { bootNode, type NspawnNode } from '../helpers/nspawn.js';
+
+/**
+ * Issue 13's first slice, on a real systemd node (Debian bookworm booted with systemd-nspawn in a
+ * network namespace of its own): `trust`, `bootstrap`, `apply` with the real CLI over SSH; then a
+ * power cut (SIGKILL to the container's init) and a boot with the link to the operator down.
+ * Without any command from the operator, the node serves its last good release and the agent runs.
+ */
+const ROOT = '/srv/edgectl';
+const DOMAIN = 'www.boot.example';
+let dir: string;
+let fleet: string;
+let key: string;
+let home: string;
+let node: NspawnNode;
+
+const edgectl = (args: string[], env?: Record<string, string>) => cli([...args, '--fleet', fleet], { home, env, timeout: 180_000 });
+const app = (html: string): TestApp[] => [{ name: 'web', domain: DOMAIN, nodes: ['n1'], html }];
+/** GET / of the app from inside the node's network namespace (works with the operator's link down too). */
+async function served(): Promise<string> {
+  const r = await node.inNetns(['curl', '-sS', '--max-time', '3', '-H', `Host: ${DOMAIN}`, `http://${node.address}/`]);
+  return r.code === 0 ? r.stdout : `curl exit ${r.code}: ${r.stderr}`;
+}
+async function eventually(what: () => Promise<string>, want: string, ms = 20_000): Promise<string> {
+  let got = '';
+  for (const t0 = Date.now(); Date.now() - t0 < ms; await new Promise((r) => setTimeout(r, 200))) if ((got = await what()) === want) break;
+  return got;
+}
+async function commit(msg: string): Promise<void> {
+  await execa('git', ['-C', fleet, 'add', '-A']);
+  await execa('git', ['-C', fleet, '-c', 'user.email=t@t.example', '-c', 'user.name=t', 'commit', '-qm', msg]);
+}
+const onNode = async (argv: string[]) => (await node.exec(argv)).stdout.trim();
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ec-bootstrap-'));
+  home = join(dir, 'home');
+  key = join(dir, 'id_ed25519');
+  await execa('mkdir', ['-p', home]);
+  await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'edgectl-test', '-f', key]);
+  node = await bootNode({ name: 'ec-boot-n1', authorizedKey: await readFile(`${key}.pub`, 'utf8'), log: (s) => process.stderr.write(`${s}\n`) });
+  fleet = join(dir, 'fleet');
+  const nodeDoc = `apiVersion: edgectl/v1\nkind: Node\nmetadata: { name: n1 }\nspec: { role: edge, address: ${node.address}, ssh: { user: root, port: 22 }, root: ${ROOT} }\n`;
+  await writeTestFleet(fleet, { nodes: ['n1'], nodeDocs: nodeDoc, apps: app('v1\n') });
+  await execa('git', ['init', '-q', fleet]);
+  await commit('v1');
+}, 1_500_000); // the first run makes the cached Debian root (debootstrap): minutes
+
+afterAll(async () => {
+  await node?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('edgectl bootstrap on a real systemd node, then a power cut', { timeout: 240_000 }, () => {
+  it('installs the agent as a service, twice without change, and the node survives a power cut offline', async () => {
+    { const r = await edgectl(['trust', 'n1', '-i', key]); expect(r.code, r.stderr).toBe(0); }
+    await commit('trust n1');
+
+    const first = await edgectl(['bootstrap', 'n1', '--yes', '--json', '-i', key]);
+    expect(first.code, first.stderr + first.stdout).toBe(0);
+    const r1 = json(first).nodes[0];
+    expect(r1).toMatchObject({ node: 'n1', status: 'installed', runtime: '/usr/local/bin/node' });
+    expect(r1.changed).toEqual(expect.arrayContaining(['agent', 'current', 'credential', 'unit', 'enabled']));
+    expect(r1.version).toMatch(/^[0-9a-f]{20}$/);
+    // The credential was born on the node, 0600, and only its sha256 came back.
+    expect(await onNode(['stat', '-c', '%a', `${ROOT}/secrets/agent-token`])).toBe('600');
+    const token = await onNode(['cat', `${ROOT}/secrets/agent-token`]);
+    expect(token).toMatch(/^[0-9a-f]{64}$/);
+    expect(r1.credentialSha256).toBe(createHash('sha256').update(token).digest('hex'));
+    expect(first.stdout).not.toContain(token);
+    expect(await onNode(['readlink', `${ROOT}/agent/current`])).toBe(r1.version);
+    expect(await onNode(['systemctl', 'is-active', 'edgectl-agent.service'])).toBe('active');
+    expect(await onNode(['systemctl', 'is-enabled', 'edgectl-agent.service'])).toBe('enabled');
+    const verify = await node.exec(['systemd-analyze', 'verify', '/etc/systemd/system/edgectl-agent.service']);
+    expect(verify.code, verify.stderr).toBe(0);
+    expect(verify.stderr).not.toMatch(/edgectl-agent\.service:/);
+
+    const again = await edgectl(['bootstrap', 'n1', '--yes', '--json', '-i', key]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(json(again).nodes[0]).toMatchObject({ status: 'unchanged', changed: [], version: r1.version, credentialSha256: r1.credentialSha256 });
+
+    // Two releases: v1, then v2 (good). The agent (waiting for a first agent.json) starts serving.
+    { const r = await edgectl(['apply', '--yes', '-i', key]); expect(r.code, r.stderr + r.stdout).toBe(0); }
+    expect(await eventually(served, 'v1')).toBe('v1');
+    // The agent, up since bootstrap with no release to run, found the first agent.json by itself.
+    const started = async () => (/"msg":"agent running"/.test(await onNode(['journalctl', '-u', 'edgectl-agent.service', '--no-pager', '-o', 'cat'])) ? 'running' : 'not yet');
+    expect(await eventually(started, 'running')).toBe('running');
+    const v1 = await onNode(['readlink', `${ROOT}/current`]);
+    await writeApps(fleet, app('v2\n'));
+    await commit('v2');
+    { const r = await edgectl(['apply', '--yes', '-i', key]); expect(r.code, r.stderr + r.stdout).toBe(0); }
+    expect(await served()).toBe('v2');
+    const v2 = await onNode(['readlink', `${ROOT}/good`]);
+    expect(await onNode(['readlink', `${ROOT}/current`])).toBe(v2);
+    expect(v2).not.toBe(v1);
+
+    // An apply that died between switching current (back to v1) and its health check, then the power goes.
+    await node.exec(['sh', '-c', `ln -sfn ${v1} ${ROOT}/current.tmp && mv -T ${ROOT}/current.tmp ${ROOT}/current`]);
+    await node.powerCut();
+    await node.link(false);
+    expect((await execa('ping', ['-c', '1', '-W', '1', node.address], { reject: false })).exitCode).not.toBe(0);
+    await node.boot();
+
+    // Nobody touches it: the agent's reset-to-work put current back to good and started nginx.
+    expect(await eventually(served, 'v2')).toBe('v2');
+    expect(await eventually(() => onNode(['systemctl', 'is-active', 'edgectl-agent.service']), 'active')).toBe('active');
+    expect(await onNode(['readlink', `${ROOT}/current`])).toBe(v2);
+    const journal = () => onNode(['journalctl', '-b', '-u', 'edgectl-agent.service', '--no-pager', '-o', 'cat']);
+    expect(await journal()).toMatch(/"msg":"reset-to-work".*"release":"switched"/);
+    const running = async () => (/"msg":"agent running"/.test(await journal()) ? 'running' : 'not yet');
+    expect(await eventually(running, 'running')).toBe('running');
+    await node.link(true);
+  });
+
+  it('rolls an agent upgrade that crashes at start back to the previous agent', async () => {
+    const before = await onNode(['readlink', `${ROOT}/agent/current`]);
+    const bad = join(dir, 'bad-agent');
+    await cp(join(REPO, 'dist', 'agent'), bad, { recursive: true });
+    await writeFile(join(bad, 'edgectl-agent.cjs'), "process.stderr.write('edgectl-agent: boom at start\\n'); process.exit(1);\n");
+    const r = await edgectl(['bootstrap', 'n1', '--yes', '--json', '-i', key], { EDGECTL_AGENT_DIST: bad });
+    expect(r.code, r.stderr).toBe(1);
+    const res = json(r).nodes[0];
+    expect(res).toMatchObject({ status: 'rolled-back', error: { code: 'EDGECTL_BOOTSTRAP' } });
+    expect(res.version).not.toBe(before);
+    expect(res.error.output).toContain('boom at start');
+    expect(await onNode(['readlink', `${ROOT}/agent/current`])).toBe(before);
+    expect(await eventually(() => onNode(['systemctl', 'is-active', 'edgectl-agent.service']), 'active')).toBe('active');
+    expect(await served()).toBe('v2');
+    // The good agent is what runs: a bootstrap of the real build finds nothing to change.
+    const again = await edgectl(['bootstrap', 'n1', '--yes', '--json', '-i', key]);
+    expect(json(again).nodes[0], again.stderr).toMatchObject({ status: 'unchanged', version: before });
+  });
+});
