@@ -10,6 +10,7 @@ import { createConnector } from '../../src/lib/transport/connect.js';
 import type { Transport } from '../../src/lib/transport/types.js';
 import { cli, json } from '../helpers/cli.js';
 import { createLab, type Lab, type LabHost } from '../helpers/hosts.js';
+import { countingTransport } from '../helpers/counting.js';
 import { freePortRange } from '../helpers/ports.js';
 import { killNginx, writeApps, type TestApp } from './helpers.js';
 
@@ -53,24 +54,7 @@ const deps: FleetDeps = {
     return { ...c, open: async (n) => counting(await c.open(n)) };
   },
 };
-function counting(t: Transport): Transport {
-  const log = (what: string) => calls.set(t.node, [...(calls.get(t.node) ?? []), what]);
-  return {
-    node: t.node, root: t.root,
-    get turns() {
-      return t.turns;
-    },
-    get fileTransfer() {
-      return t.fileTransfer;
-    },
-    exec: (a, o) => (log(`exec ${a[0]}`), t.exec(a, o)),
-    readFile: (p) => (log(`readFile ${p}`), t.readFile(p)),
-    stat: (p) => (log(`stat ${p}`), t.stat(p)),
-    http: (r) => (log(`http ${r.path}`), t.http(r)),
-    writeFiles: (f) => (log(`writeFiles ${f.length}`), t.writeFiles(f)),
-    close: () => t.close(),
-  };
-}
+const counting = (t: Transport): Transport => countingTransport(t, calls);
 
 async function planAndApply() {
   calls.clear();

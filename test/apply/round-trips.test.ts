@@ -10,6 +10,7 @@ import { planFleet, type FleetDeps } from '../../src/lib/plan/index.js';
 import { createConnector } from '../../src/lib/transport/connect.js';
 import type { Transport } from '../../src/lib/transport/types.js';
 import { localPortBlock, type LocalPortBlock } from '../helpers/local-ports.js';
+import { countingTransport } from '../helpers/counting.js';
 import { killNginx, writeApps, writeTestFleet, type TestApp } from './helpers.js';
 import { STATE_SCRIPT } from '../../src/lib/release/remote.js';
 import { ONESHOT_BOOT } from '../../src/lib/release/scripts-oneshot.js';
@@ -29,21 +30,7 @@ let fleet: string;
 let root: string;
 const calls = new Map<string, string[]>();
 
-function counting(t: Transport): Transport {
-  const log = (what: string) => calls.set(t.node, [...(calls.get(t.node) ?? []), what]);
-  return {
-    node: t.node, root: t.root,
-    get turns() {
-      return t.turns;
-    },
-    exec: (a, o) => (log(`exec ${a[0] === 'sh' || a[0] === 'bash' ? a[2].trim().split('\n')[0] : a[0]}`), t.exec(a, o)),
-    readFile: (p) => (log(`readFile ${p}`), t.readFile(p)),
-    stat: (p) => (log(`stat ${p}`), t.stat(p)),
-    http: (r) => (log(`http ${r.path}`), t.http(r)),
-    writeFiles: (f) => (log(`writeFiles ${f.length}`), t.writeFiles(f)),
-    close: () => t.close(),
-  };
-}
+const counting = (t: Transport): Transport => countingTransport(t, calls, { scripts: true });
 
 const deps: FleetDeps = {
   logger: silentLogger, now: () => new Date(), edgectlVersion: 'test',

@@ -11,6 +11,7 @@ import type { Transport } from '../../src/lib/transport/types.js';
 import { createLab, type Lab, type LabHost } from '../helpers/hosts.js';
 import { freePort } from '../helpers/ports.js';
 import { startWanProxy, wanProxyArgv, type WanProxy } from '../helpers/wan-proxy.js';
+import { countingTransport } from '../helpers/counting.js';
 import { killNginx, writeApps, type TestApp } from './helpers.js';
 
 /**
@@ -37,24 +38,7 @@ const EDGES = ['edge-1', 'edge-2'];
 const ALL = ['relay-1', ...EDGES];
 
 const calls = new Map<string, string[]>();
-function counting(t: Transport): Transport {
-  const log = (what: string) => calls.set(t.node, [...(calls.get(t.node) ?? []), what]);
-  return {
-    node: t.node, root: t.root,
-    get turns() {
-      return t.turns;
-    },
-    get fileTransfer() {
-      return t.fileTransfer;
-    },
-    exec: (a, o) => (log(`exec ${a[0]}`), t.exec(a, o)),
-    readFile: (p) => (log(`readFile ${p}`), t.readFile(p)),
-    stat: (p) => (log(`stat ${p}`), t.stat(p)),
-    http: (r) => (log(`http ${r.path}`), t.http(r)),
-    writeFiles: (f) => (log(`writeFiles ${f.length}`), t.writeFiles(f)),
-    close: () => t.close(),
-  };
-}
+const counting = (t: Transport): Transport => countingTransport(t, calls);
 const deps: FleetDeps = {
   logger: silentLogger, now: () => new Date(), edgectlVersion: 'test',
   connect: (model: FleetModel) => {
