@@ -60,7 +60,8 @@ interface Answer {
 async function runOnce(t: Transport, req: ActivateRequest, state: NodeState, res: NodeResult, step: (s: Step) => void, useSource: boolean): Promise<Answer> {
   const l = layout(req.root);
   const name = releaseName(req.manifest.digest);
-  const exists = state.releases.some((r) => r.name === name) && !(req.bundle && state.current !== name && !useSource);
+  // On the node already (a rollback, or a release staged before): verified there, nothing sent.
+  const exists = state.releases.some((r) => r.name === name);
   const source = useSource && state.current && state.currentManifest && state.current !== name ? { name: state.current, manifest: state.currentManifest } : undefined;
   const prev = state.current !== name ? state.current : state.good !== name ? state.good : undefined;
   const prevCfg = prev && prev === state.current ? state.currentManifest?.nginxConfigId : undefined;
@@ -119,6 +120,9 @@ function settle(a: Answer, res: NodeResult): Ended {
       return { kind: 'done' };
     case 'dirty':
       return { kind: 'fallback', why: a.failText ?? 'the release on the node does not match its manifest' };
+    case 'retry':
+      // Every byte was sent and still a file did not match its checksum: the node's disk or tools are at fault.
+      throw new NodeStepError('files sent to the node did not match their checksums there', a.stderr || a.failText || '');
     case 'stale':
       res.step = 'stale';
       throw new EdgectlError('EDGECTL_PLAN_STALE', a.failText ?? 'current release changed since the plan');
