@@ -1,3 +1,4 @@
+import { unbracket } from '../fleet/ip.js';
 import type { ResolvedNode } from '../fleet/model.js';
 import type { Transport } from '../transport/types.js';
 import { layout } from './layout.js';
@@ -14,7 +15,8 @@ export interface NginxTarget {
 /** Where the node's nginx is reached from the node itself: a wildcard listen is reached on loopback. */
 export function nginxTargetOf(n: Pick<ResolvedNode, 'http' | 'nginx'>): NginxTarget {
   const a = n.http.address;
-  const host = !a || a === '0.0.0.0' || a === '*' ? '127.0.0.1' : a === '::' || a === '[::]' ? '::1' : a.replace(/^\[(.*)\]$/, '$1');
+  const h = a === undefined ? undefined : unbracket(a);
+  const host = !h || h === '0.0.0.0' || h === '*' ? '127.0.0.1' : h === '::' ? '::1' : h;
   return { binary: n.nginx.binary, host, port: n.http.port };
 }
 
