@@ -1,6 +1,9 @@
 import { agentConfigInput, agentFlags } from '../cli/agent-flags.js';
 import { EdgectlCommand } from '../cli/base.js';
 
+/** EDGECTL_RESET_RETRY_MS: the first retry of a failed reset-to-work (tests make it short). */
+const retryMs = () => (/^\d{1,7}$/.test(process.env.EDGECTL_RESET_RETRY_MS ?? '') ? Number(process.env.EDGECTL_RESET_RETRY_MS) : undefined);
+
 export default class AgentCommand extends EdgectlCommand {
   static override summary = 'Run the on-node agent: HTTPQ device API, durable spool, forwarding (edge, relay) or sink delivery (hub)';
   static override description = `Runs until SIGTERM/SIGINT. Reads agent.json (written by \`edgectl render\`) with --config; every
@@ -18,16 +21,16 @@ Exit status: 0 after a clean stop, 1 when the configuration is invalid or the so
     const { flags: f } = await this.parse(AgentCommand);
     const { jsonLogger } = await import('../lib/logger.js');
     const log = jsonLogger((line) => process.stderr.write(line), f['log-level'] as 'info');
+    const stopped = new Promise<void>((resolve) => (process.once('SIGTERM', resolve), process.once('SIGINT', resolve)));
     if (f.root) {
       // Reset-to-work: a reboot alone brings the node back to its last good release, before the
-      // agent reads a config that may belong to a release an apply left half switched.
-      const { resetToWork } = await import('../lib/reset/index.js');
-      const r = await resetToWork(f.root, { nginxBinary: f['nginx-binary'], logger: log });
-      log.info('reset-to-work', { ...r });
+      // agent reads a config that may belong to a release an apply left half switched. A failure
+      // is logged and retried; it never stops the agent (HTTPQ goes on).
+      const { resetAtBoot } = await import('../lib/reset/at-boot.js');
+      await resetAtBoot(f.root, { nginxBinary: f['nginx-binary'], logger: log, stopped, retryFirstMs: retryMs() });
     }
     const { resolveAgentConfig } = await import('../lib/agent/from-flags.js');
     const { serveAgent } = await import('../lib/agent/serve.js');
-    const stopped = new Promise<void>((resolve) => (process.once('SIGTERM', resolve), process.once('SIGINT', resolve)));
     await serveAgent(await resolveAgentConfig(agentConfigInput(f)), log, stopped);
   }
 }

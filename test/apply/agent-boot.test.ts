@@ -85,4 +85,40 @@ describe('edgectl agent --root (reset-to-work at boot)', { timeout: 120_000 }, (
     }
     throw new Error(`agent did not answer /healthz; log:\n${log}`);
   });
+
+  it('nginx cannot start at boot (its port taken): the agent serves HTTPQ anyway, and the retried reset brings nginx up once the port is free', async () => {
+    agent?.kill('SIGTERM');
+    await agent;
+    const master = nginxPid(root, 'b1');
+    if (master) {
+      process.kill(master, 'SIGSTOP');
+      await execa('pkill', ['-KILL', '-P', String(master)], { reject: false }); // the workers hold the port too
+      process.kill(master, 'SIGKILL');
+    }
+    for (let i = 0; i < 50 && (await get(ADDR, BASE, 'www.boot.test').then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 100));
+    const { createServer } = await import('node:net');
+    const squatter = createServer((c) => c.destroy());
+    await new Promise<void>((resolve, reject) => squatter.once('error', reject).listen(BASE, ADDR, resolve));
+    agent = execa(process.execPath, [BIN, 'agent', '--root', join(root, 'b1'), '--role', 'edge', '--node', 'b1',
+      '--listen', `${ADDR}:${AGENT}`, '--admin', `${ADDR}:${AGENT + 1}`, '--data', join(dir, 'spool'),
+      '--upstream', 'http://127.0.0.1:9/v1/forward'], { reject: false, env: { NO_COLOR: '1', EDGECTL_RESET_RETRY_MS: '200' } });
+    let log = '';
+    agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    let healthy = false;
+    for (let i = 0; i < 100 && !healthy; i++) {
+      healthy = await fetch(`http://${ADDR}:${AGENT}/healthz`).then((r) => r.ok, () => false);
+      if (!healthy) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(healthy, log).toBe(true); // the agent is up although nginx is not
+    expect(log).toMatch(/"msg":"reset-to-work failed; the agent goes on and tries again"/);
+    expect(log).toMatch(/Address already in use/);
+    await new Promise<void>((r) => squatter.close(() => r()));
+    let served = '';
+    for (let i = 0; i < 100 && served !== 'v2\n'; i++) {
+      served = await get(ADDR, BASE, 'www.boot.test').then((r) => r.body, (e) => String(e));
+      if (served !== 'v2\n') await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(served, log).toBe('v2\n');
+    expect(log).toMatch(/"msg":"reset-to-work".*"nginx":"started"/);
+  });
 });

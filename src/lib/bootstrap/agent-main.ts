@@ -4,7 +4,7 @@ import { resolveAgentConfig } from '../agent/from-flags.js';
 import { serveAgent } from '../agent/serve.js';
 import { errorMessage, isEdgectlError } from '../errors.js';
 import { jsonLogger } from '../logger.js';
-import { resetToWork } from '../reset/index.js';
+import { resetAtBoot } from '../reset/at-boot.js';
 
 /**
  * The entry point of the bundled agent (scripts/build-agent.mjs → dist/agent/edgectl-agent.cjs),
@@ -34,8 +34,8 @@ export async function agentMain(argv: string[]): Promise<void> {
   let stopping = false;
   for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => ((stopping = true), stop()));
 
-  const r = await resetToWork(root, { nginxBinary: v['nginx-binary'], logger: log });
-  log.info('reset-to-work', { ...r });
+  // A failure is logged and retried with a back-off; it never stops the agent (HTTPQ goes on).
+  await resetAtBoot(root, { nginxBinary: v['nginx-binary'], logger: log, stopped });
   const config = v.config ?? `${root}/current/agent/agent.json`;
   let said = false;
   while (!(await exists(config))) {
