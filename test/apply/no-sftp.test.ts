@@ -40,10 +40,9 @@ const flags = () => ['--fleet', fleet, '--identity', lab.clientKey];
 const run = (args: string[]) => cli(args, { home });
 const hostOf = (n: string) => ({ 'db-1': db, 'ns-1': ns, 'edge-1': edge })[n]!;
 
-/** The node's nginx as its clients see it (the edge's from inside its namespace). */
+/** The node's nginx as its clients see it (lab.http: from its relay's namespace for the edge). */
 async function fetchOn(h: LabHost, host: string): Promise<string> {
-  const r = await lab.execIn(h.netns ? h : undefined, ['curl', '-s', '-m', '5', '-H', `Host: ${host}`, `http://${h.netns ? '127.0.0.1' : h.address}:${portOf(h)}/`]);
-  return r.stdout.trim();
+  return (await lab.http(h, { port: portOf(h), host })).body.trim();
 }
 
 const calls = new Map<string, string[]>();

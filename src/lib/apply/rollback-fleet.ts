@@ -1,6 +1,4 @@
-import { EdgectlError } from '../errors.js';
-import { localModel } from '../nodes/local-mode.js';
-import { selectNodes } from '../nodes/select.js';
+import { selectedNodes } from './selected.js';
 import type { FleetDeps, TargetOptions } from '../plan/index.js';
 import type { NodeResult } from '../release/activate.js';
 import { rollbackNodes } from '../release/rollback.js';
@@ -18,12 +16,7 @@ export interface RollbackFleetOptions extends TargetOptions {
  * list only: no render, no git server. The connector lives exactly as long as this call.
  */
 export async function rollbackFleet(deps: FleetDeps, o: RollbackFleetOptions): Promise<NodeResult[]> {
-  if (!o.nodes?.length && !o.selector) throw new EdgectlError('EDGECTL_USAGE', 'rollback needs --node or --selector (it never rolls back a whole fleet by default)');
-  const { loadFleet } = await import('../fleet/load.js');
-  const loaded = await loadFleet(o.fleet);
-  const model = o.local ? localModel(loaded.model, o.local) : loaded.model;
-  const nodes = selectNodes(model.nodes, { nodes: o.nodes, selector: o.selector }).map((n) => n.name);
-  if (nodes.length === 0) throw new EdgectlError('EDGECTL_USAGE', 'no node matches --node/--selector');
+  const { model, names: nodes } = await selectedNodes(o, { needs: 'rollback needs --node or --selector (it never rolls back a whole fleet by default)', none: 'no node matches --node/--selector' });
   await o.confirm?.(nodes);
   const connector = deps.connect(model);
   try {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { MANIFEST_FILE, isSafeBundlePath, releaseName, type BundleFile } from '../bundle/manifest.js';
+import { MANIFEST_FILE, releaseName } from '../bundle/manifest.js';
 import { EdgectlError } from '../errors.js';
 import { tarArchive, type TarFile } from '../transport/tar.js';
 import type { Transport } from '../transport/types.js';
@@ -9,7 +9,7 @@ import { KEEP_RELEASES, layout } from './layout.js';
 import { describeHolder, isExpired, breakLock } from './lock.js';
 import { NodeStepError } from './remote.js';
 import { ONESHOT_BOOT, ONESHOT_SCRIPT } from './scripts-oneshot.js';
-import { checklist, type ReleaseBundle } from './stage.js';
+import { checklist, partitionBundle, type ReleaseBundle } from './stage.js';
 import type { NodeState } from './state.js';
 
 /** The lock a one-round-trip activation takes lives as long as the script may run. */
@@ -142,28 +142,12 @@ function settle(a: Answer, res: NodeResult): Ended {
 
 /** The tar the script unpacks: the files the node does not have, manifest.json, and the control lists. */
 function streamOf(bundle: ReleaseBundle, source: { name: string; manifest: ReleaseBundle['manifest'] } | undefined, res: NodeResult): Buffer {
-  const have = new Set<string>();
-  const bySha = new Map<string, string>();
-  if (source) {
-    for (const [p, f] of Object.entries(source.manifest.files)) {
-      if (!isSafeBundlePath(p)) continue;
-      have.add(`${p}\0${f.sha256}`);
-      if (!bySha.has(f.sha256)) bySha.set(f.sha256, p);
-    }
-  }
-  const copy: string[] = [];
-  const move: string[] = [];
-  const send: BundleFile[] = [];
-  for (const f of bundle.files) {
-    const sha = bundle.manifest.files[f.path].sha256;
-    if (have.has(`${f.path}\0${sha}`)) copy.push(f.path);
-    else if (bySha.has(sha)) move.push(bySha.get(sha)!, f.path);
-    else send.push(f);
-  }
+  const { copy, moved, send } = partitionBundle(bundle, source);
+  const move = moved.flatMap((m) => [m.from, m.to]);
   const files: TarFile[] = [...send, { path: MANIFEST_FILE, data: bundle.manifestData, mode: 0o644 }];
   res.transfer.files += files.length;
   res.transfer.bytes += files.reduce((n, f) => n + f.data.length, 0);
-  res.transfer.copied += copy.length + move.length / 2;
+  res.transfer.copied += copy.length + moved.length;
   const lines = (xs: string[]) => Buffer.from(xs.map((x) => x + '\n').join(''));
   return tarArchive([
     ...files,

@@ -32,20 +32,7 @@ export const noTransfer = (): TransferStats => ({ files: 0, bytes: 0, copied: 0,
 export async function stageRelease(t: Transport, root: string, name: string, bundle: ReleaseBundle, source: { name: string; manifest: Manifest } | undefined, stats: TransferStats): Promise<void> {
   const l = layout(root);
   const nonce = randomBytes(4).toString('hex');
-  const have = new Set<string>();
-  if (source) for (const [p, f] of Object.entries(source.manifest.files)) if (isSafeBundlePath(p)) have.add(`${p}\0${f.sha256}`);
-  const bySha = new Map<string, string>();
-  if (source) for (const [p, f] of Object.entries(source.manifest.files)) if (isSafeBundlePath(p) && !bySha.has(f.sha256)) bySha.set(f.sha256, p);
-
-  const copy: string[] = [];
-  const send: BundleFile[] = [];
-  const moved: { from: string; to: string }[] = [];
-  for (const f of bundle.files) {
-    const sha = bundle.manifest.files[f.path].sha256;
-    if (have.has(`${f.path}\0${sha}`)) copy.push(f.path);
-    else if (bySha.has(sha)) moved.push({ from: bySha.get(sha)!, to: f.path });
-    else send.push(f);
-  }
+  const { copy, moved, send } = partitionBundle(bundle, source);
   // Same content under another path: copied on the node too (one more cp, no bytes sent).
   await mustRun(t, 'preparing the release directory', PREPARE_SCRIPT, [l.root, name, nonce, source && copy.length > 0 ? source.name : ''], { input: copy.map((p) => p + '\n').join(''), timeoutMs: 120_000 });
   const staging = `${l.releases}/.tmp-${name}-${nonce}`;
@@ -65,6 +52,32 @@ export async function stageRelease(t: Transport, root: string, name: string, bun
     // A copied file did not match (an old release edited by hand): send the right bytes.
     await send_(t, staging, bundle.files.filter((f) => bad.includes(f.path)), stats);
   }
+}
+
+/**
+ * What a release needs sent, against a release the node already has (`source`): files at the
+ * same path with the same sha256 are copied there, the same content under another path is
+ * copied from that path, only the rest is sent. Paths from the node's manifest are hostile:
+ * only those that could be bundle paths are used.
+ */
+export function partitionBundle(bundle: ReleaseBundle, source: { manifest: Manifest } | undefined): { copy: string[]; moved: { from: string; to: string }[]; send: BundleFile[] } {
+  const have = new Set<string>();
+  const bySha = new Map<string, string>();
+  for (const [p, f] of Object.entries(source?.manifest.files ?? {})) {
+    if (!isSafeBundlePath(p)) continue;
+    have.add(`${p}\0${f.sha256}`);
+    if (!bySha.has(f.sha256)) bySha.set(f.sha256, p);
+  }
+  const copy: string[] = [];
+  const moved: { from: string; to: string }[] = [];
+  const send: BundleFile[] = [];
+  for (const f of bundle.files) {
+    const sha = bundle.manifest.files[f.path].sha256;
+    if (have.has(`${f.path}\0${sha}`)) copy.push(f.path);
+    else if (bySha.has(sha)) moved.push({ from: bySha.get(sha)!, to: f.path });
+    else send.push(f);
+  }
+  return { copy, moved, send };
 }
 
 async function send_(t: Transport, dir: string, files: BundleFile[], stats: TransferStats): Promise<void> {
