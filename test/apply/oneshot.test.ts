@@ -310,3 +310,16 @@ describe('two applies planned against the same node state', () => {
     expect(await run(b)).toMatchObject({ outcome: 'unchanged', step: 'done', path: 'oneshot' });
   });
 });
+
+describe('a lock left by a holder that died', () => {
+  it('is broken once it has expired, and the apply goes on in the same run', { timeout: 60_000 }, async () => {
+    await bump();
+    const lock = join(root, 'n1', '.edgectl', 'lock');
+    const { mkdir } = await import('node:fs/promises');
+    await mkdir(lock);
+    await writeFile(join(lock, 'holder'), JSON.stringify({ holder: 'ops@elsewhere', pid: 1, host: 'elsewhere.example', op: 'edgectl apply', since: '2026-01-01T00:00:00.000Z', expires: '2026-01-01T00:05:00.000Z', id: 'dead01' }) + '\n');
+    const r = await apply();
+    expect(r, r.cause).toMatchObject({ outcome: 'applied', path: 'oneshot', turns: 3 }); // refused, lock broken, applied
+    expect(await readdir(join(root, 'n1', '.edgectl'))).not.toContain('lock');
+  });
+});

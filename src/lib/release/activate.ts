@@ -99,9 +99,9 @@ export async function activateRelease(t: Transport, req: ActivateRequest): Promi
   let lockLine: string | undefined;
   let keeper: { stop(): void } | undefined;
   try {
-    const observed = req.state ?? (step('read'), await readState(t, req.root));
-    const blocker = req.stepByStep ? 'asked for' : oneShotBlocker(req, observed);
-    if (!blocker) {
+    // Step by step when asked: the state is read under the lock below, not here too.
+    const observed = req.stepByStep ? undefined : (req.state ?? (step('read'), await readState(t, req.root)));
+    if (observed && !oneShotBlocker(req, observed)) {
       res.path = 'oneshot';
       const ended = await activateOneShot(t, req, observed, res, step);
       if (ended.kind === 'done') return res;
