@@ -9,13 +9,15 @@ export default class Bootstrap extends EdgectlCommand {
   static override description = `For each NODE (or every node matching --selector), over the same SSH transport as apply: ships the
 agent (one bundle plus the LevelDB addon for the node's architecture) to <root>/agent/<version>/
 and swaps <root>/agent/current to it (the previous version is kept), creates the node's forwarding
-credential on the node (only its sha256 is printed: record it as spec.credential.sha256), installs
+credential on the node (only its sha256 leaves it, written into the node's fleet file as
+spec.credential.sha256: a change to review and commit; --no-record only prints it), installs
 edgectl-agent.service, enables and (re)starts it. The agent runs with the node's own Node.js >= 20,
 or --runtime PATH on the node, else a copy of this machine's when the node's architecture and glibc
 fit. A second run with nothing to change changes nothing.
 See docs/bootstrap.md.
 
-Exit status: 0 every node installed or unchanged, 1 any node failed or rolled back.`;
+Exit status: 0 every node installed or unchanged, 1 any node failed or rolled back, or a
+credential could not be written into the fleet.`;
   static override examples = ['<%= config.bin %> bootstrap bj-edge-01 --fleet fleet --yes', '<%= config.bin %> bootstrap --selector region=north --yes --json'];
   static override strict = false;
   static override args = { node: Args.string({ description: 'Node names (none: every node, or those matching --selector)' }) };
@@ -26,6 +28,7 @@ Exit status: 0 every node installed or unchanged, 1 any node failed or rolled ba
     runtime: Flags.string({ summary: 'Node.js >= 20 binary on the node to run the agent with (default: the node\'s own node, else a copy of this machine\'s)', helpValue: 'PATH' }),
     concurrency: Flags.integer({ summary: 'Nodes handled in parallel', default: 16, min: 1, max: 1000 }),
     yes: Flags.boolean({ char: 'y', summary: 'Do not ask (required when not on a terminal)' }),
+    record: Flags.boolean({ summary: 'Write new credential hashes into the fleet\'s node files', default: true, allowNo: true }),
     json: Flags.boolean({ summary: 'Print JSON' }),
   };
 
@@ -37,15 +40,18 @@ Exit status: 0 every node installed or unchanged, 1 any node failed or rolled ba
     const nodes = argv as string[];
     const { model } = await loadFleet(flags.fleet);
     await ensureConfirmed({ yes: flags.yes, offTerminal: 'bootstrap installs a service on nodes and this is not a terminal', ask: () => `Install the edgectl agent on ${nodes.length ? nodes.join(', ') : 'the selected nodes'}?` });
-    const results = await bootstrapNodes({ model, fleetRoot: flags.fleet, selection: { nodes, selector: parseSelector(flags.selector) }, identity: flags.identity, runtime: flags.runtime, agentDist: process.env.EDGECTL_AGENT_DIST || undefined, concurrency: flags.concurrency, logger: stderrLogger() });
-    this.setExit(results.every((r) => r.status === 'installed' || r.status === 'unchanged') ? 0 : 1);
+    const results = await bootstrapNodes({ model, fleetRoot: flags.fleet, selection: { nodes, selector: parseSelector(flags.selector) }, identity: flags.identity, runtime: flags.runtime, agentDist: process.env.EDGECTL_AGENT_DIST || undefined, concurrency: flags.concurrency, record: flags.record, logger: stderrLogger() });
+    this.setExit(results.every((r) => (r.status === 'installed' || r.status === 'unchanged') && !r.recordError) ? 0 : 1);
     if (flags.json) return this.out(json({ format: 'edgectl-bootstrap/v1', nodes: results }));
     const c = colorsFor(process.stdout);
     const status = (s: string) => (s === 'installed' ? c.green(s) : s === 'unchanged' ? s : c.red(s));
     this.out(table(['node', 'status', 'agent', 'changed', 'credential sha256'], results.map((r) => [r.node, status(r.status), r.version ?? '-', r.changed.join(' ') || '-', r.credentialSha256 ?? '-'])));
     for (const r of results) {
       if (r.error) this.err(`${c.red('error')} ${r.node}: ${r.error.message} [${r.error.code}]${r.error.hint ? `\n  hint: ${r.error.hint}` : ''}${r.error.output ? `\n${r.error.output}` : ''}`);
-      if (r.credentialSha256 && !r.credentialRecorded) this.err(`${r.node}: record its credential in the fleet: spec.credential.sha256: ${r.credentialSha256}`);
+      if (r.recordError) this.err(`${c.red('error')} ${r.node}: ${r.recordError}`);
+      else if (r.credentialSha256 && !r.credentialRecorded && !r.recordedIn) this.err(`${r.node}: record its credential in the fleet: spec.credential.sha256: ${r.credentialSha256}`);
     }
+    const files = [...new Set(results.flatMap((r) => (r.recordedIn ? [r.recordedIn] : [])))];
+    if (files.length) this.err(`recorded ${results.filter((r) => r.recordedIn).length} node credential(s) in ${files.join(', ')}: review and commit, then apply (the relays and the hub accept those nodes from then on)`);
   }
 }

@@ -84,6 +84,13 @@ describe('edgectl bootstrap on a real systemd node, then a power cut', { timeout
     expect(verify.code, verify.stderr).toBe(0);
     expect(verify.stderr).not.toMatch(/edgectl-agent\.service:/);
 
+    // Only the hash went into the fleet: the node's document, as a change to review and commit.
+    expect(r1.recordedIn).toBe('nodes.yaml');
+    const diff = (await execa('git', ['-C', fleet, 'diff', '-U0'])).stdout;
+    expect(diff).toContain(`credential: { sha256: ${r1.credentialSha256} }`);
+    expect(diff.split('\n').filter((l) => /^[-+][^-+]/.test(l))).toHaveLength(2);
+    await commit('record n1 credential');
+
     const again = await edgectl(['bootstrap', 'n1', '--yes', '--json', '-i', key]);
     expect(again.code, again.stderr).toBe(0);
     expect(json(again).nodes[0]).toMatchObject({ status: 'unchanged', changed: [], version: r1.version, credentialSha256: r1.credentialSha256 });

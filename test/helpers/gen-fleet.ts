@@ -58,6 +58,8 @@ function ipOf(i: number, base: number): string {
 
 export async function generateFleet(dir: string, opts: GenerateOptions): Promise<GeneratedFleet> {
   const rand = mulberry32(opts.seed ?? 1);
+  // Every node has a recorded credential, as after bootstrap (validate warns of one without).
+  const credentialOf = (name: string) => createHash('sha256').update(`credential-of-${name}`).digest('hex');
   const nRegions = Math.max(2, Math.min(50, Math.ceil(opts.edges / 500)));
   const regions = Array.from({ length: nRegions }, (_, i) => `region-${pad(i + 1, 2)}`);
   const nRelays = Math.max(1, opts.relays ?? nRegions * 2);
@@ -93,6 +95,7 @@ metadata: { name: ${name}, labels: { region: ${relayRegion(r)}, site: ${relayReg
 spec:
   role: relay
   address: ${ipOf(r, 172)}
+  credential: { sha256: ${credentialOf(name)} }
   capacity: { cpu: 4, memoryMb: 8192 }
 ` });
   });
@@ -119,6 +122,7 @@ metadata:
 spec:
   role: edge
   address: ${ipOf(i, 10)}
+  credential: { sha256: ${credentialOf(name)} }
   via: [${rel}]
 ${extra}  capacity: { cpu: ${cpu}, memoryMb: ${cpu * 1024} }
   kong: ${i % 4 === 0}

@@ -84,6 +84,22 @@ describe('each rule, on fleet.example with one mutation', { timeout: 120_000 }, 
     expect(r.model?.nodes.length).toBe(10);
   });
 
+  it('credential-missing: a node with no recorded hash is a warning naming the hop that refuses it; a fleet with no hub and no relay has nothing to warn of', async () => {
+    const dir = await exampleCopy();
+    await mutate(dir, 'nodes/south.yaml', '  credential: { sha256: 83522f3ad8de3b654d15f96ca3afa9c151a034a5c5231f21708e102193862c33 }\n', '');
+    const viaRelay = (await validateDir(dir)).problems;
+    expect(viaRelay).toMatchObject([{ severity: 'warning', rule: 'credential-missing', file: 'nodes/south.yaml', line: 33, path: 'spec' }]);
+    expect(viaRelay[0].message).toContain('relay sh-relay-01 refuses this node\'s forwards');
+    await mutate(dir, 'nodes/north.yaml', '  credential: { sha256: 8b9efe42ddff18bc29d63c2a9c62b3fd7aa67178dd1aa444697f116ac45b2874 }\n  via: [bj-relay-01]\n', '');
+    const direct = (await validateDir(dir)).problems.filter((p) => p.file === 'nodes/north.yaml');
+    expect(direct).toMatchObject([{ rule: 'credential-missing', severity: 'warning' }]);
+    expect(direct[0].message).toContain('the hub refuses');
+    // No hub: the direct edge has nowhere to forward to; the one behind its relay still warns.
+    await mutate(dir, 'nodes/core.yaml', '  role: core\n', '  role: relay\n');
+    const noHub = (await validateDir(dir)).problems.filter((p) => p.rule === 'credential-missing');
+    expect(noHub.map((p) => p.file)).toEqual(['nodes/south.yaml']);
+  });
+
   it('node-duplicate-endpoint: the fleet defaults count (an explicit default root still collides), another root does not', async () => {
     const endpointProblems = async (root: string) => {
       const dir = await exampleCopy();

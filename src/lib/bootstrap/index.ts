@@ -10,6 +10,8 @@ import { outputOf, runScript } from '../release/remote.js';
 import { createConnector, type ConnectorOptions } from '../transport/connect.js';
 import { tarArchive, type TarFile } from '../transport/tar.js';
 import type { Transport } from '../transport/types.js';
+import { RE } from '../fleet/values.js';
+import { recordCredentials } from './record-credential.js';
 import { agentPackage, sumsFile } from './package.js';
 import { chooseRuntime, localRuntime } from './runtime.js';
 import { INSTALL_SCRIPT, parseLines, PROBE_SCRIPT } from './scripts.js';
@@ -25,8 +27,12 @@ export interface BootstrapResult {
   changed: string[];
   /** sha256 of the node's credential (born on the node): the fleet's spec.credential.sha256. */
   credentialSha256?: string;
-  /** The credential the fleet records for the node differs (or is missing). */
+  /** The fleet already records this credential for the node. */
   credentialRecorded?: boolean;
+  /** The fleet file bootstrap wrote the credential into (a change to review and commit). */
+  recordedIn?: string;
+  /** Why the credential could not be written into the fleet (the node itself is installed). */
+  recordError?: string;
   error?: { code: string; message: string; hint?: string; output?: string };
 }
 
@@ -40,6 +46,8 @@ export interface BootstrapOptions extends Pick<ConnectorOptions, 'identity' | 'u
   logger?: Logger;
   /** Where the agent bundle is (tests); default dist/agent of this package. */
   agentDist?: string;
+  /** Write new credential hashes into the fleet's node files (default true). */
+  record?: boolean;
 }
 
 /**
@@ -53,8 +61,9 @@ export async function bootstrapNodes(o: BootstrapOptions): Promise<BootstrapResu
   if (o.runtime !== undefined && !/^\/[A-Za-z0-9._/+-]*$/.test(o.runtime)) throw new EdgectlError('EDGECTL_USAGE', `--runtime "${o.runtime.slice(0, 80)}" must be an absolute path on the node (letters, digits, ._/+- only)`);
   const nodes = selectNodes([...resolvedNodes(o.model).values()], o.selection);
   const conn = createConnector({ ...o, connectRetries: 1 });
+  let results: BootstrapResult[];
   try {
-    return await runNodes(conn, nodes, {
+    results = await runNodes(conn, nodes, {
       concurrency: o.concurrency ?? 16,
       node: (n) => n.name,
       run: (t, n) => bootstrapOne(t, n, o).catch((e) => failed(n.name, e)),
@@ -63,6 +72,22 @@ export async function bootstrapNodes(o: BootstrapOptions): Promise<BootstrapResu
     });
   } finally {
     await conn.close();
+  }
+  if (o.record !== false) record(o, results);
+  return results;
+}
+
+/** New credential hashes into the fleet's node files; a failure is the node's recordError. */
+function record(o: BootstrapOptions, results: BootstrapResult[]): void {
+  const fileOf = new Map(o.model.nodes.filter((n) => !n.localDemo).map((n) => [n.name, n.source.file]));
+  const todo = results.filter((r) => r.credentialSha256 && !r.credentialRecorded && fileOf.has(r.node));
+  for (const r of todo) {
+    try {
+      const [done] = recordCredentials(o.fleetRoot, [{ node: r.node, file: fileOf.get(r.node)!, sha256: r.credentialSha256! }]);
+      r.recordedIn = done.file;
+    } catch (e) {
+      r.recordError = errorMessage(e) + (isEdgectlError(e) && e.hint ? ` (${e.hint})` : '');
+    }
   }
 }
 
@@ -92,7 +117,9 @@ async function bootstrapOne(t: Transport, n: ResolvedNode, o: BootstrapOptions):
   }
   const r = await runScript(t, INSTALL_SCRIPT, [root, pkg.version, UNIT_PATH, copy?.digest ?? '', copy?.sha256 ?? ''], { input: tarArchive(files), timeoutMs: 180_000 });
   const out = parseLines(r.stdout);
+  // What the node says is hostile too: only a well-formed digest goes anywhere near the fleet.
   const credentialSha256 = out.kv.get('credential');
+  if (credentialSha256 !== undefined && !RE.sha256.test(credentialSha256)) throw new EdgectlError('EDGECTL_BOOTSTRAP', `${n.name}: the node answered a malformed credential digest`, { detail: credentialSha256.slice(0, 100) });
   const base = { node: n.name, version: pkg.version, runtime, changed: out.changed, credentialSha256, credentialRecorded: !!credentialSha256 && n.credentialSha256 === credentialSha256 };
   const result = out.kv.get('result');
   if (r.code === 5 && result === 'rolled-back') return { ...base, status: 'rolled-back', error: { code: 'EDGECTL_BOOTSTRAP', message: `${n.name}: agent ${pkg.version} did not stay up; back to the previous agent`, output: r.stderr.trim() } };
