@@ -9,7 +9,9 @@ import { planFleet, type FleetDeps } from '../../src/lib/plan/index.js';
 import { createConnector } from '../../src/lib/transport/connect.js';
 import type { Transport } from '../../src/lib/transport/types.js';
 import { freePortRange } from '../helpers/ports.js';
-import { get, killNginx, writeApps, writeTestFleet, type TestApp } from './helpers.js';
+import { execa } from 'execa';
+import { waitFor } from '../agent/helpers.js';
+import { get, killNginx, nginxPid, writeApps, writeTestFleet, type TestApp } from './helpers.js';
 
 /**
  * The one-round-trip activation keeps apply's guarantees: faults made on the node side (a
@@ -123,7 +125,8 @@ describe('one-round-trip activation', () => {
   it('a reload nginx refuses: switched back to the previous release, which serves; recorded failed at reload', { timeout: 60_000 }, async () => {
     const before = await current();
     const page = await served();
-    await bump();
+    // A second domain: the nginx config changes, so this activation must reload.
+    await bump({ domain: 'www.acme.test, www2.acme.test' });
     await nginxMode('refuse-reload');
     try {
       const r = await apply();
@@ -136,6 +139,21 @@ describe('one-round-trip activation', () => {
       await nginxMode('ok');
     }
     expect(await served()).toBe(page);
+  });
+
+  it('a page-only change keeps nginx\'s config: current switched, no reload (the same workers serve the new page)', { timeout: 60_000 }, async () => {
+    const workers = async () => (await execa('pgrep', ['-P', String(nginxPid(root, 'n1'))])).stdout.split('\n').sort();
+    const before = await workers();
+    const page = await bump();
+    const r = await apply();
+    expect(r).toMatchObject({ outcome: 'applied', reloads: 0 });
+    expect(await served()).toBe(page);
+    // No new worker (old ones of an earlier test's reload may still be leaving).
+    expect((await workers()).filter((w) => !before.includes(w))).toEqual([]);
+    // A config change still reloads: new workers.
+    await bump({ domain: 'www.acme.test, www3.acme.test' });
+    expect(await apply()).toMatchObject({ outcome: 'applied', reloads: 1 });
+    await waitFor(async () => !(await workers()).some((w) => before.includes(w)), 10_000, 'new workers after the reload');
   });
 
   it('an app that fails its health check: rolled back, the previous release serves, recorded failed at health', { timeout: 60_000 }, async () => {

@@ -14,7 +14,7 @@ import { markGood, pruneReleases, recordRelease, removeCurrent, switchCurrent, c
 import { readRelease } from './read.js';
 import { activateOneShot, oneShotBlocker } from './oneshot.js';
 
-export type Step = 'connect' | 'lock' | 'stale' | 'read' | 'upload' | 'verify' | 'validate' | 'switch' | 'reload' | 'config' | 'kong' | 'health' | 'good' | 'rollback' | 'done';
+export type Step = 'connect' | 'lock' | 'stale' | 'read' | 'upload' | 'verify' | 'validate' | 'switch' | 'reload' | 'config' | 'agent' | 'kong' | 'health' | 'good' | 'rollback' | 'done';
 export type Outcome = 'applied' | 'unchanged' | 'failed' | 'rolled-back' | 'stale' | 'locked' | 'unreachable' | 'skipped';
 
 export interface NodeResult {
@@ -31,6 +31,8 @@ export interface NodeResult {
   to: string | null;
   transfer: TransferStats;
   reloads: number;
+  /** The node's agent took the release's new agent.json (SIGHUP, then /healthz with its digest). */
+  agentReloaded?: boolean;
   notes: string[];
   durationMs: number;
   /** Milliseconds spent in each step, in order (where a slow node spends its time). */

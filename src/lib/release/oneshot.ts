@@ -102,6 +102,7 @@ async function runOnce(t: Transport, req: ActivateRequest, state: NodeState, res
     else if (k === 'fail') [a.failStep, a.failText] = [rest[0] as Step, rest.slice(1).join(' ')];
     else if (k === 'note') res.notes.push(v);
     else if (k === 'reloads') res.reloads++;
+    else if (k === 'agent') res.agentReloaded = true;
     else if (k === 'holder') a.holder = v;
   }
   if (!exists && a.outcome !== 'retry') res.fileTransfer = 'stream';

@@ -82,6 +82,40 @@ reload() { # sets act (reloaded|started) and errlog (the error log's size before
     act=started; "$ng" -p "$r/" -c "$r/current/nginx/nginx.conf" </dev/null >/dev/null 2>tmp/.edgectl-ng.err
   fi
 }
+agent_pid() { # the node's agent (bootstrap's service): its pid when one runs from this root
+  local p=; IFS= read -r p 2>/dev/null <run/agent.pid || return 1
+  [[ "$p" =~ ^[0-9]+$ ]] && kill -0 "$p" 2>/dev/null || return 1
+  [[ "$(tr '\\0' ' ' </proc/$p/cmdline 2>/dev/null)" == *edgectl* ]] || return 1
+  echo "$p"
+}
+agent_conf() { # release -> sets ad (sha256 of its agent.json), ah/ap (its admin API, loopback only)
+  ad=; ah=; ap=; local f="releases/$1/agent/agent.json" j=
+  [ -f "$f" ] || return 1
+  ad=$(sha256sum <"$f"); ad=\${ad%% *}
+  j=$(head -c 65536 "$f")
+  if [[ "$j" =~ \"admin\":\"(127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}):([0-9]{1,5})\" ]]; then ah=\${BASH_REMATCH[1]}; ap=\${BASH_REMATCH[2]}; fi
+  return 0
+}
+agent_runs() { # digest, tries (about 0.25 s each): the agent answers /healthz ok with that agent.json
+  local i=0 l b
+  while [ $i -lt "$2" ]; do
+    i=$((i+1))
+    if [ -n "$ah" ] && { exec 4<>"/dev/tcp/$ah/$ap"; } 2>/dev/null; then
+      printf 'GET /healthz HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n' >&4
+      b=; IFS= read -r -d '' -t 3 -N 4096 b <&4; exec 4<&-
+      [[ "$b" == *'"ok":true'* && "$b" == *"\"config\":\"$1\""* ]] && return 0
+    fi
+    sleep 0.25
+  done
+  return 1
+}
+agent_hup=0
+agent_back() { # after a revert: the agent back on the previous release's agent.json
+  [ $agent_hup = 1 ] || return 0
+  local p; p=$(agent_pid) || return 0
+  kill -HUP "$p" 2>/dev/null; agent_conf "$prev" || return 0
+  agent_runs "$ad" 40 || note "the agent did not come back on $prev's agent.json"
+}
 errlog_since() { tail -c +$((errlog + 1)) log/error.log 2>/dev/null | tail -c 4096 >&2; }
 stop_nginx() {
   local pid i=0
@@ -97,8 +131,10 @@ revert() {
     note "first release failed: node left without a release, nginx stopped"; finish rolled-back
   fi
   intent rollback "\\"$name\\"" "$prev" && point current "$prev" && sync -- . || { note "rollback to $prev failed: cannot switch current"; finish failed; }
-  if ! reload; then note "rollback to $prev failed: nginx reload/start failed"; finish failed; fi
-  echo "reloads $act"
+  if [ -n "$prevcfg" ] && [ "$prevcfg" = "$cfg" ] && live_nginx run/nginx.pid >/dev/null; then :
+  elif ! reload; then note "rollback to $prev failed: nginx reload/start failed"; finish failed
+  else echo "reloads $act"; fi
+  agent_back
   if [ -n "$prevcfg" ] && ! serving "$prevcfg" 22; then note "rollback to $prev failed: previous release $prev is back in place but nginx does not serve it"; finish failed; fi
   rm -f .edgectl/intent.json; sync -- .edgectl
   note "rolled back to $prev"; finish rolled-back
@@ -173,12 +209,31 @@ step switch
 fromj=null; [ -n "$cur" ] && fromj="\\"$cur\\""
 intent "$op" "$fromj" "$name" && point current "$name" && touch -c "$dir" && sync -- . || { fail "switching current failed"; finish failed; }
 step reload
-if ! reload; then cat tmp/.edgectl-ng.err >&2; record failed reload; fail "nginx reload/start failed"; revert; fi
-echo "reloads $act"
+# nginx reads every file through current/: the same nginx config (an agent.json, a page or a
+# FastCGI script changed) is served without a reload once current points at the new release.
+if [ -n "$prevcfg" ] && [ "$prevcfg" = "$cfg" ] && live_nginx run/nginx.pid >/dev/null && serving "$cfg" 1; then :
+else
+  if ! reload; then cat tmp/.edgectl-ng.err >&2; record failed reload; fail "nginx reload/start failed"; revert; fi
+  echo "reloads $act"
+fi
 step config
 if ! serving "$cfg" 22; then
   errlog_since
   record failed config; fail "nginx $act but does not serve the new config (serving \${seen:-nothing}, expected $cfg)"; revert
+fi
+# The agent (when bootstrap's service runs one here) takes a changed agent.json on SIGHUP: its
+# FastCGI apps whose payload changed restart, the rest of it is re-created in-process. Part of the
+# gate: an agent that does not answer /healthz with the new config's digest reverts the release.
+if apid=$(agent_pid) && agent_conf "$name"; then
+  new_ad=$ad; old_ad=
+  [ -n "$cur" ] && [ "$cur" != "$name" ] && agent_conf "$cur" && old_ad=$ad
+  if [ "$new_ad" != "$old_ad" ]; then
+    step agent
+    agent_conf "$name"
+    agent_hup=1; kill -HUP "$apid" 2>/dev/null
+    if ! agent_runs "$new_ad" 60; then record failed agent; fail "the agent did not come up with the new agent.json (no /healthz ok with its digest within 15 s)"; revert; fi
+    echo "agent $new_ad"
+  fi
 fi
 step health
 bad=0
