@@ -26,7 +26,10 @@ function sha(data: Buffer): string {
 /**
  * The nginx config id: sha256 over `path\0sha256\n` of every nginx/ file in path order, with
  * nginx.conf still carrying the placeholder where the id itself goes. Two bundles with the same
- * nginx config have the same id whatever else differs (agent.json, payloads).
+ * nginx config have the same id whatever else differs (agent.json, payloads), and a running
+ * nginx serves either without a reload (apply switches current/, through which nginx reads pages
+ * and scripts): so every file nginx reads when it loads its config (includes, mime.types,
+ * certificates and keys) must live under nginx/.
  */
 export function nginxConfigId(files: { path: string; data: Buffer }[]): string {
   const h = createHash('sha256');
