@@ -18,6 +18,7 @@
  * Needs root, debootstrap, systemd-container (systemd-nspawn), iproute2 and overlayfs.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm, symlink, unlink, writeFile, chmod } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -25,8 +26,10 @@ import { execa } from 'execa';
 import { alive, run, signal, sleep, SLOT_DIR, takeSlot } from './lab-util.js';
 
 export const DEBIAN_ROOT = process.env.EDGECTL_TEST_DEBIAN_ROOT ?? '/var/cache/edgectl-test/debian-bookworm-root';
-const READY = '.edgectl-test-ready';
-const PACKAGES = ['systemd', 'systemd-sysv', 'dbus', 'openssh-server', 'nginx-light', 'iproute2', 'curl', 'ca-certificates'];
+// php-cgi: the FastCGI app the power-cut test serves through the node's nginx.
+const PACKAGES = ['systemd', 'systemd-sysv', 'dbus', 'openssh-server', 'nginx-light', 'iproute2', 'curl', 'ca-certificates', 'php-cgi'];
+/** Marks a finished root; named after the package list, so a changed list makes a new root once. */
+const READY = `.edgectl-test-ready-${createHash('sha256').update(PACKAGES.join(' ')).digest('hex').slice(0, 12)}`;
 const MIRROR = 'http://deb.debian.org/debian';
 
 /**
