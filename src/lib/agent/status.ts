@@ -1,5 +1,7 @@
 import type { AgentContext } from './context.js';
 import { listQuarantine } from './store/open.js';
+import type { AppStatus } from './fastcgi/supervisor.js';
+import type { ReloadReport } from './node-runtime.js';
 
 export interface AgentStatus {
   node: string;
@@ -10,6 +12,10 @@ export interface AgentStatus {
   forward: { lastSuccessAt: string | null; lastSuccessTo: string | null; messages: number; batches: number; errors: number; lastError: { at: string; message: string } | null };
   intake: { forwardedAccepted: number; duplicatesDropped: number; responses: Record<string, number> };
   uptimeSeconds: number;
+  /** sha256 of the agent.json bytes in force (null: flags only). */
+  config: string | null;
+  fastcgi: AppStatus[];
+  reload: ReloadReport | null;
   memory: { rssBytes: number; heapUsedBytes: number; heapTotalBytes: number; externalBytes: number };
 }
 
@@ -42,6 +48,9 @@ export async function collectStatus(ctx: AgentContext): Promise<AgentStatus> {
     },
     intake: { forwardedAccepted: stats.receivedForwarded, duplicatesDropped: stats.duplicatesDropped, responses: Object.fromEntries([...stats.responses].map(([k, v]) => [String(k), v])) },
     uptimeSeconds: Math.round((Date.now() - stats.startedAt) / 1000),
+    config: ctx.node?.configDigest ?? null,
+    fastcgi: ctx.node?.fastcgi?.status() ?? [],
+    reload: ctx.node?.reload ?? null,
     memory: memory(),
   };
 }
