@@ -1,13 +1,14 @@
 import { createHash } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { procStat } from '../../src/lib/agent/fastcgi/proc.js';
 import { cli } from '../helpers/cli.js';
 import { REPO } from '../helpers/paths.js';
-import { freePortRange } from '../helpers/ports.js';
+import { freePort, freePortRange } from '../helpers/ports.js';
 import { get, killNginx, nginxPid } from '../apply/helpers.js';
 
 /**
@@ -160,6 +161,11 @@ describe('FastCGI apps supervised by the agent', { timeout: 120_000 }, () => {
     // Only what agent.json says runs: php-cgi with no argument (the socket is its fd 0).
     const cmdline = (await readFile(`/proc/${pids[0]}/cmdline`, 'utf8')).split('\0').filter(Boolean);
     expect(cmdline).toEqual(['php-cgi']);
+    // Tenant code does not run as root: as nginx's workers (nobody), without root's groups.
+    const proc = await readFile(`/proc/${pids[0]}/status`, 'utf8');
+    expect(proc).toMatch(/^Uid:\s+65534\s+65534\s+65534\s+65534$/m);
+    expect(proc).toMatch(/^Gid:\s+65534\s+65534\s+65534\s+65534$/m);
+    expect(proc).toMatch(/^Groups:\s*$/m);
   });
 
   it('an app that keeps crashing: the delay grows, /status says so, the other apps still answer', async () => {
@@ -175,6 +181,11 @@ describe('FastCGI apps supervised by the agent', { timeout: 120_000 }, () => {
     expect(later.backoffMs).toBeGreaterThan(first.backoffMs!);
     expect(later.lastExit).toMatchObject({ code: 1, crash: true });
     expect((await healthz()).fastcgi).toMatchObject({ backoff: 1 });
+    const token = (await readFile(join(root, 'spool', 'admin-token'), 'utf8')).trim();
+    const metrics = await (await fetch(`http://${ADDR}:${BASE + 2}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text();
+    expect(metrics).toMatch(/^edgectl_fastcgi_up\{app="acme.crash"\} 0$/m);
+    expect(metrics).toMatch(/^edgectl_fastcgi_up\{app="acme.php"\} 1$/m);
+    expect(metrics).toMatch(/^edgectl_fastcgi_restarts_total\{app="acme.crash"\} [1-9]\d*$/m);
     const s = await status();
     expect(appOf(s, 'acme.php')).toMatchObject({ state: 'running', restarts: 0 });
     expect((await php()).status).toBe(200);
@@ -248,6 +259,28 @@ describe('FastCGI apps supervised by the agent', { timeout: 120_000 }, () => {
       expect(appOf(s, 'acme.php').pids).toEqual(appOf(before, 'acme.php').pids);
     } finally {
       await rename(`${file}.orig`, file);
+    }
+  });
+
+  it('SIGHUP with an agent.json the agent cannot open with (its port taken): the agent that ran is opened again', async () => {
+    const file = join(root, 'current', 'agent', 'agent.json');
+    const before = await status();
+    const squat = createServer((c) => c.destroy());
+    const port = await freePort(ADDR);
+    await new Promise<void>((resolve, reject) => squat.once('error', reject).listen(port, ADDR, resolve));
+    const text = await readFile(file, 'utf8');
+    await rename(file, `${file}.orig`);
+    await writeFile(file, JSON.stringify({ ...JSON.parse(text), listen: `${ADDR}:${port}` }, null, 2));
+    try {
+      const s = await hup();
+      expect(s.reload).toMatchObject({ outcome: 'failed' });
+      expect(s.reload!.error).toMatch(/cannot listen/);
+      expect(s.config).toBe(before.config);
+      expect(await healthz()).toMatchObject({ ok: true, config: before.config });
+      expect(appOf(s, 'acme.php').pids).toEqual(appOf(before, 'acme.php').pids);
+    } finally {
+      await rename(`${file}.orig`, file);
+      await new Promise<void>((r) => squat.close(() => r()));
     }
   });
 

@@ -89,6 +89,10 @@ export function renderMetrics(s: AgentStatus): string {
   metric('edgectl_forward_last_success_timestamp_seconds', 'gauge', 'Time of the last successful delivery', [[{}, s.forward.lastSuccessAt ? Date.parse(s.forward.lastSuccessAt) / 1000 : 0]]);
   metric('edgectl_intake_duplicates_total', 'counter', 'Forwarded messages dropped as duplicates', [[{}, s.intake.duplicatesDropped]]);
   metric('edgectl_process_resident_memory_bytes', 'gauge', 'Resident set size of the agent', [[{}, s.memory.rssBytes]]);
+  const apps = (f: (a: AppStatus) => number) => s.fastcgi.map((a) => [{ app: a.app }, f(a)] as [Record<string, string>, number]);
+  metric('edgectl_fastcgi_up', 'gauge', '1 when every process of the FastCGI app runs without a recent crash', apps((a) => (a.state === 'running' ? 1 : 0)));
+  metric('edgectl_fastcgi_processes', 'gauge', 'Processes of the FastCGI app running now', apps((a) => a.pids.length));
+  metric('edgectl_fastcgi_restarts_total', 'counter', 'Processes of the FastCGI app started again after an exit', apps((a) => a.restarts));
   metric('edgectl_http_responses_total', 'counter', 'HTTP responses by status', Object.entries(s.intake.responses).map(([k, v]) => [{ code: k }, v]));
   return out.join('\n') + '\n';
 }

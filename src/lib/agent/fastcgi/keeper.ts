@@ -32,7 +32,8 @@ process.on('message', (m) => {
     let told = false;
     const exit = (x) => { if (!told) { told = true; send(Object.assign({ op: 'exit', slot: m.slot, pid: c && c.pid }, x)); } };
     try {
-      c = spawn(m.file, m.args, { cwd: m.cwd, env: m.env, stdio: [0, 'ignore', 2], detached: true });
+      const who = Number.isInteger(m.uid) && Number.isInteger(m.gid) ? { uid: m.uid, gid: m.gid } : {};
+      c = spawn(m.file, m.args, Object.assign({ cwd: m.cwd, env: m.env, stdio: [0, 'ignore', 2], detached: true }, who));
     } catch (e) { exit({ error: String((e && e.message) || e) }); return; }
     c.on('error', (e) => exit({ error: e.message }));
     c.on('spawn', () => { kids.set(c.pid, c); send({ op: 'spawned', slot: m.slot, pid: c.pid }); });
@@ -59,6 +60,9 @@ export interface ExitInfo {
 
 export interface SpawnRequest {
   slot: number;
+  /** Run as (the keeper is root); supplementary groups are dropped. */
+  uid?: number;
+  gid?: number;
   file: string;
   args: string[];
   cwd: string;

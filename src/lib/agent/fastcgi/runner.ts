@@ -8,6 +8,8 @@ import { PidFile } from './pid-file.js';
 import { bindSocket } from './socket.js';
 import { spawnPlan } from './spawn-plan.js';
 
+const STDERR_LINES = 100;
+
 export type AppState = 'running' | 'backoff' | 'stopped';
 
 export interface LastExit {
@@ -71,6 +73,9 @@ export class AppRunner {
   private pidFile: PidFile;
   private keeperCrashes = 0;
   private keeperTimer?: NodeJS.Timeout;
+  /** Tenant code never runs as root: as nginx's workers when the agent is root, else as the agent. */
+  private runAs?: { uid: number; gid: number };
+  private stderrBudget = { windowStart: 0, lines: 0, dropped: 0 };
 
   constructor(readonly entry: FastcgiApp, private readonly deps: RunnerDeps) {
     this.pidFile = new PidFile(deps.runDir, entry.app);
@@ -89,7 +94,9 @@ export class AppRunner {
     const { log } = this.deps;
     let keeper: Keeper;
     try {
-      const sock = await bindSocket(this.entry.socket, await this.deps.workers());
+      const workers = await this.deps.workers();
+      this.runAs = workers ? { uid: workers.uid, gid: workers.gid } : undefined;
+      const sock = await bindSocket(this.entry.socket, workers);
       try {
         keeper = await Keeper.start(sock.fd, this.entry.app);
       } catch (err) {
@@ -108,12 +115,24 @@ export class AppRunner {
     this.keeper = keeper;
     keeper.on('spawned', (slot, pid) => this.spawned(slot, pid));
     keeper.on('exit', (info) => this.exited(info));
-    keeper.on('stderr', (line) => log.warn('fastcgi stderr', { app: this.entry.app, line: line.slice(0, 500) }));
+    keeper.on('stderr', (line) => this.stderr(line));
     keeper.on('gone', (code, signal) => void this.keeperGone(keeper, code, signal));
     this.pidFile.keeper(keeper.pid!);
     log.info('fastcgi app listening', { app: this.entry.app, socket: this.entry.socket, processes: this.entry.processes, keeper: keeper.pid });
     for (let i = 0; i < this.slots.length; i++) void this.spawn(i);
     this.update();
+  }
+
+  /** The app's stderr in the agent's log, at most STDERR_LINES a minute (a chatty app must not flood the journal). */
+  private stderr(line: string): void {
+    const b = this.stderrBudget;
+    const now = Date.now();
+    if (now - b.windowStart >= 60_000) {
+      if (b.dropped) this.deps.log.warn('fastcgi stderr lines dropped', { app: this.entry.app, lines: b.dropped });
+      Object.assign(b, { windowStart: now, lines: 0, dropped: 0 });
+    }
+    if (++b.lines > STDERR_LINES) return void b.dropped++;
+    this.deps.log.warn('fastcgi stderr', { app: this.entry.app, line: line.slice(0, 500) });
   }
 
   /** The keeper died (not by our stop): its processes may live on, orphaned; stop them and start over. */
@@ -150,7 +169,7 @@ export class AppRunner {
       const plan = await spawnPlan(this.entry);
       if (this.stopping || !this.keeper) return;
       slot.startedAt = Date.now();
-      this.keeper.spawn({ slot: i, ...plan });
+      this.keeper.spawn({ slot: i, ...plan, ...this.runAs });
     } catch (err) {
       slot.startedAt = Date.now();
       this.exited({ slot: i, error: errorMessage(err) });
