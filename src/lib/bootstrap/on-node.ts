@@ -42,9 +42,11 @@ export async function runOnNode(o: OnNodeOptions): Promise<void> {
   const { log } = o;
   const listeners: (() => void)[] = [];
   let wake: () => void = () => {};
+  // A HUP while the agent starts may come after it read its config: replayed once it serves.
+  let pending = false;
   const onHup = () => {
     wake();
-    if (listeners.length === 0) log.info('SIGHUP before the agent runs: it will read its config when it starts', {});
+    if (listeners.length === 0) pending = true;
     for (const l of listeners) l();
   };
   process.on('SIGHUP', onHup);
@@ -63,7 +65,13 @@ export async function runOnNode(o: OnNodeOptions): Promise<void> {
         if (stopping) return;
       }
     }
-    await serveNode({ log, stopped: o.stopped, load: o.load, root, onReload: (l) => listeners.push(l) });
+    const onReload = (l: () => void) => {
+      listeners.push(l);
+      if (!pending) return;
+      pending = false;
+      l();
+    };
+    await serveNode({ log, stopped: o.stopped, load: o.load, root, onReload });
   } finally {
     process.off('SIGHUP', onHup);
     await removePid(pidFile);
