@@ -284,6 +284,32 @@ describe('FastCGI apps supervised by the agent', { timeout: 120_000 }, () => {
     }
   });
 
+  it('an agent.json entry that points elsewhere (socket or directory) is refused and reported, nothing made there', async () => {
+    const file = join(root, 'current', 'agent', 'agent.json');
+    const text = await readFile(file, 'utf8');
+    const cfg = JSON.parse(text);
+    const php = cfg.fastcgi.find((a: { app: string }) => a.app === 'acme.php');
+    cfg.fastcgi.push(
+      { ...php, app: 'acme.evil', socket: join(dir, 'elsewhere', 'acme.evil.sock'), root: join(root, 'current', 'apps', 'acme.evil') },
+      { ...php, app: 'acme.evil2', socket: join(root, 'run', 'fastcgi', 'acme.evil2.sock'), root: '/usr' },
+    );
+    await rename(file, `${file}.orig`);
+    await writeFile(file, JSON.stringify(cfg, null, 2));
+    try {
+      const s = await hup();
+      expect(s.reload).toMatchObject({ outcome: 'applied' });
+      expect(appOf(s, 'acme.evil')).toMatchObject({ state: 'stopped', pids: [] });
+      expect((appOf(s, 'acme.evil') as App & { error: string }).error).toMatch(/socket must be .*run\/fastcgi\/acme\.evil\.sock/);
+      expect((appOf(s, 'acme.evil2') as App & { error: string }).error).toMatch(/root must be .*current\/apps\/acme\.evil2, not \/usr/);
+      await expect(stat(join(dir, 'elsewhere'))).rejects.toThrow();
+      await expect(stat(join(root, 'run', 'fastcgi', 'acme.evil2.sock'))).rejects.toThrow();
+    } finally {
+      await rename(`${file}.orig`, file);
+    }
+    const back = await hup();
+    expect(back.fastcgi.map((a) => a.app)).not.toContain('acme.evil');
+  });
+
   it('an agent killed outright: its keeper stops php-cgi; with the keeper killed too, the next agent stops the leftovers', async () => {
     // The agent alone (a crash): the keepers see their channel close and stop their processes.
     let s = await status();

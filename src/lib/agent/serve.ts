@@ -60,7 +60,7 @@ export async function serveNode(o: ServeOptions): Promise<void> {
   const { log } = o;
   let current = await o.load();
   const node: NodeRuntime = { configDigest: current.digest, reload: null };
-  const supervisor = o.root ? new FastcgiSupervisor({ runDir: `${o.root}/run/fastcgi`, nginxConf: `${o.root}/current/nginx/nginx.conf`, log }) : undefined;
+  const supervisor = o.root ? new FastcgiSupervisor({ runDir: `${o.root}/run/fastcgi`, appsDir: `${o.root}/current/apps`, nginxConf: `${o.root}/current/nginx/nginx.conf`, log }) : undefined;
   if (supervisor) {
     node.fastcgi = supervisor;
     await supervisor.apply(current.config.fastcgi);

@@ -51,6 +51,8 @@ interface Slot {
 
 export interface RunnerDeps {
   log: Logger;
+  /** Why this entry must not run at all (supervisor.ts checks where it points). */
+  refused?: string;
   runDir: string;
   policy: BackoffPolicy;
   workers: () => Promise<WorkerIdentity | undefined>;
@@ -82,8 +84,9 @@ export class AppRunner {
   }
 
   async start(): Promise<void> {
-    if (!this.entry.command) {
-      this.error = 'no command: nothing serves this app';
+    if (!this.entry.command || this.deps.refused) {
+      this.error = this.deps.refused ?? 'no command: nothing serves this app';
+      if (this.deps.refused) this.deps.log.error('fastcgi app refused', { app: this.entry.app, error: this.error });
       return;
     }
     this.slots = Array.from({ length: this.entry.processes }, () => ({ crashes: 0, delayMs: 0 }));

@@ -22,8 +22,10 @@ export interface ReconcileResult {
 }
 
 export interface SupervisorOptions {
-  /** <root>/run/fastcgi: pid files of this agent and of earlier ones. */
+  /** <root>/run/fastcgi: the apps' sockets, pid files of this agent and of earlier ones. */
   runDir: string;
+  /** <root>/current/apps: where each app's directory must be. */
+  appsDir: string;
   /** The rendered nginx.conf, read for the `user` its workers run as. */
   nginxConf: string;
   log: Logger;
@@ -74,7 +76,8 @@ export class FastcgiSupervisor {
         out.unchanged.push(e.app);
         continue;
       }
-      const runner = new AppRunner(e, { log, runDir: this.o.runDir, policy: this.o.policy ?? DEFAULT_BACKOFF, workers: () => nginxWorkerIdentity(this.o.nginxConf) });
+      const runner = new AppRunner(e, {
+        refused: this.misplaced(e), log, runDir: this.o.runDir, policy: this.o.policy ?? DEFAULT_BACKOFF, workers: () => nginxWorkerIdentity(this.o.nginxConf) });
       this.apps.set(e.app, runner);
       await runner.start();
       if (old) await old.stop();
@@ -82,6 +85,17 @@ export class FastcgiSupervisor {
     }
     if (out.started.length + out.restarted.length + out.stopped.length > 0) log.info('fastcgi apps reconciled', { ...out });
     return out;
+  }
+
+  /**
+   * agent.json is input: a socket elsewhere would have the agent (root) chmod a directory and
+   * rename over a file anywhere, a root elsewhere would run a program from anywhere. Each must
+   * be exactly where render puts it.
+   */
+  private misplaced(e: FastcgiApp): string | undefined {
+    if (e.socket !== `${this.o.runDir}/${e.app}.sock`) return `socket must be ${this.o.runDir}/${e.app}.sock, not ${e.socket}`;
+    if (e.root !== `${this.o.appsDir}/${e.app}`) return `root must be ${this.o.appsDir}/${e.app}, not ${e.root}`;
+    return undefined;
   }
 
   status(): AppStatus[] {
