@@ -7,7 +7,7 @@ import { execa, type ResultPromise } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { procStat } from '../../src/lib/agent/fastcgi/proc.js';
 import { cli } from '../helpers/cli.js';
-import { REPO } from '../helpers/paths.js';
+import { BIN, REPO } from '../helpers/paths.js';
 import { freePort, freePortRange } from '../helpers/ports.js';
 import { get, killNginx, nginxPid } from '../apply/helpers.js';
 
@@ -353,5 +353,21 @@ describe('FastCGI apps supervised by the agent', { timeout: 120_000 }, () => {
     expect(all.filter(alive)).toEqual([]);
     await expect(stat(join(root, 'run', 'agent.pid'))).rejects.toThrow();
     expect((await php()).status).toBe(502);
+  });
+
+  it('edgectl agent --root (the CLI) does the same from the release\'s agent.json', async () => {
+    log = '';
+    agent = execa(process.execPath, [BIN, 'agent', '--root', root], { reject: false, env: { NO_COLOR: '1' } });
+    agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    const h = await until('the CLI agent', async () => {
+      const x = await healthz();
+      return x.ok && x.fastcgi?.running === 3 ? x : undefined;
+    });
+    expect(h.config).toBe(await currentConfigDigest());
+    expect(await agentPid()).toBe(agent.pid);
+    expect((await php()).body).toMatch(/^v2 /);
+    expect((await hup()).reload).toMatchObject({ outcome: 'unchanged' });
+    agent.kill('SIGTERM');
+    expect((await agent).exitCode, log).toBe(0);
   });
 });

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { configFileLoader, runOnNode } from './on-node.js';
+import { configFileLoader, nodeConfigFile, runOnNode } from './on-node.js';
 import { errorMessage, isEdgectlError } from '../errors.js';
 import { jsonLogger } from '../logger.js';
 
@@ -27,7 +27,7 @@ export async function agentMain(argv: string[]): Promise<void> {
   let stop: () => void = () => {};
   const stopped = new Promise<void>((resolve) => (stop = resolve));
   for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => stop());
-  const config = v.config ?? `${root}/current/agent/agent.json`;
+  const config = v.config ?? nodeConfigFile(root);
   await runOnNode({ root, nginxBinary: v['nginx-binary'], log, stopped, waitFor: config, load: configFileLoader(config) });
 }
 

@@ -28,6 +28,9 @@ const POLL_MS = 5000;
 
 export const agentPidFile = (root: string) => `${root.replace(/\/+$/, '')}/run/agent.pid`;
 
+/** The agent.json a node runs from: the current release's. */
+export const nodeConfigFile = (root: string) => `${root.replace(/\/+$/, '')}/current/agent/agent.json`;
+
 /** Reads agent.json once: its sha256 is that of exactly the bytes parsed. */
 export function configFileLoader(path: string, flags: AgentFlags = {}): () => Promise<LoadedConfig> {
   return async () => {
