@@ -14,9 +14,11 @@ import { jsonLogger } from '../../src/lib/logger.js';
  * group is stopped with its members (php-cgi's own children).
  */
 const kids: number[] = [];
+const groups: number[] = [];
 let dir = '';
 afterAll(async () => {
   for (const p of kids) try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
+  for (const g of groups) try { process.kill(-g, 'SIGKILL'); } catch { /* gone */ }
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
@@ -38,6 +40,7 @@ describe('stopLeftovers', () => {
     const leader = spawn('sh', ['-c', 'sleep 300 & wait'], { stdio: 'ignore', detached: true });
     const ours = leader.pid!;
     kids.push(ours);
+    groups.push(ours);
     const other = sleeper();
     let member: number | undefined;
     for (let i = 0; i < 50 && !member; i++) {
