@@ -6,7 +6,9 @@ const retryMs = () => (/^\d{1,7}$/.test(process.env.EDGECTL_RESET_RETRY_MS ?? ''
 
 export default class AgentCommand extends EdgectlCommand {
   static override summary = 'Run the on-node agent: HTTPQ device API, durable spool, forwarding (edge, relay) or sink delivery (hub)';
-  static override description = `Runs until SIGTERM/SIGINT. Reads agent.json (written by \`edgectl render\`) with --config; every
+  static override description = `Runs until SIGTERM/SIGINT. With --root: reset-to-work at start, then the agent runs from
+<root>/current/agent/agent.json when there is one (unless --config), its FastCGI apps supervised,
+<root>/run/agent.pid written, and SIGHUP re-reads the configuration (docs/bootstrap.md). Reads agent.json (written by \`edgectl render\`) with --config; every
 setting can also be given as a flag, which wins over the file. Logs JSON lines on stderr.
 See docs/httpq.md for the API and a three-process example (edge -> relay -> hub).
 
@@ -22,15 +24,21 @@ Exit status: 0 after a clean stop, 1 when the configuration is invalid or the so
     const { jsonLogger } = await import('../lib/logger.js');
     const log = jsonLogger((line) => process.stderr.write(line), f['log-level'] as 'info');
     const stopped = new Promise<void>((resolve) => (process.once('SIGTERM', resolve), process.once('SIGINT', resolve)));
-    if (f.root) {
-      // Reset-to-work: a reboot alone brings the node back to its last good release, before the
-      // agent reads a config that may belong to a release an apply left half switched. A failure
-      // is logged and retried; it never stops the agent (HTTPQ goes on).
-      const { resetAtBoot } = await import('../lib/reset/at-boot.js');
-      await resetAtBoot(f.root, { nginxBinary: f['nginx-binary'], logger: log, stopped, retryFirstMs: retryMs() });
-    }
     const { resolveAgentConfig } = await import('../lib/agent/from-flags.js');
+    const input = agentConfigInput(f);
+    if (f.root) {
+      // Reset-to-work first (a reboot alone brings the node back to its last good release), then
+      // the FastCGI apps and the agent; SIGHUP reloads; <root>/run/agent.pid names this process.
+      // Like the bundled agent, it runs from the release's agent.json (flags override its fields);
+      // without --config and before a first release, from the flags alone.
+      const { configFileLoader, nodeConfigFile, runOnNode } = await import('../lib/bootstrap/on-node.js');
+      const { access } = await import('node:fs/promises');
+      const file = input.config ?? nodeConfigFile(f.root);
+      const load = async () => (input.config || (await access(file).then(() => true, () => false)) ? configFileLoader(file, input)() : { config: await resolveAgentConfig(input), digest: null });
+      await runOnNode({ root: f.root, nginxBinary: f['nginx-binary'], log, stopped, load, retryFirstMs: retryMs() });
+      return;
+    }
     const { serveAgent } = await import('../lib/agent/serve.js');
-    await serveAgent(await resolveAgentConfig(agentConfigInput(f)), log, stopped);
+    await serveAgent(await resolveAgentConfig(input), log, stopped);
   }
 }

@@ -26,7 +26,7 @@ describe('golden feature cases', () => {
   it('features: a FastCGI app, an api app in kong.yml, and a relay accepting the edge behind it', async () => {
     const read = (rel: string) => readFile(path.join(GOLDEN, 'features', rel), 'utf8');
     const edge = JSON.parse(await read('edge-01/agent/agent.json'));
-    expect(edge.fastcgi).toEqual([{ app: 'umbrella.portal', socket: '/var/lib/edgectl/run/fastcgi/umbrella.portal.sock', root: '/var/lib/edgectl/current/apps/umbrella.portal' }]);
+    expect(edge.fastcgi).toEqual([{ app: 'umbrella.portal', socket: '/var/lib/edgectl/run/fastcgi/umbrella.portal.sock', root: '/var/lib/edgectl/current/apps/umbrella.portal', processes: 1, digest: expect.stringMatching(/^[0-9a-f]{64}$/) }]);
     expect(await read('edge-01/nginx/conf.d/umbrella.portal.conf')).toContain('fastcgi_pass unix:/var/lib/edgectl/run/fastcgi/umbrella.portal.sock;');
     expect(await read('edge-01/kong/kong.yml')).toContain('- name: "umbrella.billing-api"\n');
     const relay = JSON.parse(await read('relay-01/agent/agent.json'));

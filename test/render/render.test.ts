@@ -89,7 +89,7 @@ describe('render fleet.example', () => {
     expect(agent('bj-relay-01').tenants.map((t) => t.name)).toEqual(['acme', 'globex', 'initech']);
     const hub = agent('dc-core-01');
     expect(hub).toMatchObject({ role: 'hub', upstreams: [], sink: 'file:/var/lib/edgectl/spool/sink.jsonl' });
-    expect(agent('sh-edge-02').fastcgi).toEqual([{ app: 'initech.initech-portal', socket: '/var/lib/edgectl/run/fastcgi/initech.initech-portal.sock', root: '/var/lib/edgectl/current/apps/initech.initech-portal' }]);
+    expect(agent('sh-edge-02').fastcgi).toEqual([{ app: 'initech.initech-portal', socket: '/var/lib/edgectl/run/fastcgi/initech.initech-portal.sock', root: '/var/lib/edgectl/current/apps/initech.initech-portal', command: ['php-cgi'], processes: 1, digest: expect.stringMatching(/^[0-9a-f]{64}$/) }]);
     for (const b of bundles) agentConfigSchema.parse(JSON.parse(b.files.find((f) => f.path === 'agent/agent.json')!.data.toString()));
   });
 

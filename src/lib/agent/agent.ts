@@ -16,6 +16,7 @@ import { HEARTBEAT_TOPIC, INTERNAL_TENANT } from './forward/wire.js';
 import { collectStatus } from './status.js';
 import { createHttpClient, type HttpClient } from '../http-client.js';
 import { splitHostPort } from '../fleet/ip.js';
+import type { NodeRuntime } from './node-runtime.js';
 
 export type AgentState = 'created' | 'running' | 'stopping' | 'stopped';
 
@@ -41,8 +42,8 @@ export class Agent {
 
   private startedAt = Date.now();
 
-  /** deps.http: the client for the forwarder's or the sink's HTTP calls; by default one of its own, closed by close(). */
-  static async create(config: AgentConfig, log: Logger, deps: { http?: HttpClient } = {}): Promise<Agent> {
+  /** deps.node: what outlives this instance (serve.ts). deps.http: the client for the forwarder's or the sink's HTTP calls; by default one of its own, closed by close(). */
+  static async create(config: AgentConfig, log: Logger, deps: { http?: HttpClient; node?: NodeRuntime } = {}): Promise<Agent> {
     const t0 = Date.now();
     // Before the store: an agent that cannot authenticate its admin callers does not start.
     const adminTokenHash = await loadAdminToken(config.adminTokenFile ?? agentAdminTokenFile(config.dataDir));
@@ -66,6 +67,7 @@ export class Agent {
     const wake = { fw: undefined as Forwarder | undefined };
     const ctx = buildContext(config, spool, log, () => wake.fw?.notify());
     ctx.adminTokenHash = adminTokenHash;
+    ctx.node = deps.node;
     const fw = new Forwarder(spool, out, ctx.stats, log, forward);
     wake.fw = fw;
     const agent = new Agent(ctx, fw, deps.http ? undefined : http);

@@ -4,6 +4,7 @@ import { DEFAULT_FORWARD_INFLIGHT_BYTES, defaultMaxBatchBytes, MAX_FORWARD_BODY_
 import type { Logger } from '../logger.js';
 import type { Spool } from './store/spool.js';
 import { AgentStats } from './stats.js';
+import type { NodeRuntime } from './node-runtime.js';
 
 export interface TenantRuntime {
   name: string;
@@ -66,6 +67,8 @@ export interface AgentContext {
   limits: Limits;
   /** Wakes the forwarder after new data was stored. */
   notify: () => void;
+  /** The agent process's config digest, FastCGI apps and last reload (serve.ts); absent in tests that build a bare context. */
+  node?: NodeRuntime;
 }
 
 export const sha256hex = (s: string | Buffer) => createHash('sha256').update(s).digest('hex');

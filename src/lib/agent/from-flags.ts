@@ -6,6 +6,8 @@ import { EdgectlError, errorMessage } from '../errors.js';
 /** Every agent.json field as a flag; flags win over the file. Repeatable flags are arrays. */
 export interface AgentFlags {
   config?: string;
+  /** The text of `config`, when the caller already read it (to hash exactly the bytes it runs). */
+  configText?: string;
   node?: string;
   role?: string;
   listen?: string;
@@ -48,7 +50,7 @@ export async function resolveAgentConfig(f: AgentFlags): Promise<AgentConfig> {
   if (f.config) {
     let text: string;
     try {
-      text = await readFile(f.config, 'utf8');
+      text = f.configText ?? await readFile(f.config, 'utf8');
     } catch (err) {
       throw new EdgectlError('EDGECTL_AGENT_CONFIG', `cannot read ${f.config}: ${errorMessage(err)}`);
     }

@@ -1,5 +1,7 @@
 import type { AgentContext } from './context.js';
 import { listQuarantine } from './store/open.js';
+import type { AppStatus } from './fastcgi/supervisor.js';
+import type { ReloadReport } from './node-runtime.js';
 
 export interface AgentStatus {
   node: string;
@@ -10,6 +12,10 @@ export interface AgentStatus {
   forward: { lastSuccessAt: string | null; lastSuccessTo: string | null; messages: number; batches: number; errors: number; lastError: { at: string; message: string } | null };
   intake: { forwardedAccepted: number; duplicatesDropped: number; responses: Record<string, number> };
   uptimeSeconds: number;
+  /** sha256 of the agent.json bytes in force (null: flags only). */
+  config: string | null;
+  fastcgi: AppStatus[];
+  reload: ReloadReport | null;
   memory: { rssBytes: number; heapUsedBytes: number; heapTotalBytes: number; externalBytes: number };
 }
 
@@ -42,6 +48,9 @@ export async function collectStatus(ctx: AgentContext): Promise<AgentStatus> {
     },
     intake: { forwardedAccepted: stats.receivedForwarded, duplicatesDropped: stats.duplicatesDropped, responses: Object.fromEntries([...stats.responses].map(([k, v]) => [String(k), v])) },
     uptimeSeconds: Math.round((Date.now() - stats.startedAt) / 1000),
+    config: ctx.node?.configDigest ?? null,
+    fastcgi: ctx.node?.fastcgi?.status() ?? [],
+    reload: ctx.node?.reload ?? null,
     memory: memory(),
   };
 }
@@ -80,6 +89,10 @@ export function renderMetrics(s: AgentStatus): string {
   metric('edgectl_forward_last_success_timestamp_seconds', 'gauge', 'Time of the last successful delivery', [[{}, s.forward.lastSuccessAt ? Date.parse(s.forward.lastSuccessAt) / 1000 : 0]]);
   metric('edgectl_intake_duplicates_total', 'counter', 'Forwarded messages dropped as duplicates', [[{}, s.intake.duplicatesDropped]]);
   metric('edgectl_process_resident_memory_bytes', 'gauge', 'Resident set size of the agent', [[{}, s.memory.rssBytes]]);
+  const apps = (f: (a: AppStatus) => number) => s.fastcgi.map((a) => [{ app: a.app }, f(a)] as [Record<string, string>, number]);
+  metric('edgectl_fastcgi_up', 'gauge', '1 when every process of the FastCGI app runs without a recent crash', apps((a) => (a.state === 'running' ? 1 : 0)));
+  metric('edgectl_fastcgi_processes', 'gauge', 'Processes of the FastCGI app running now', apps((a) => a.pids.length));
+  metric('edgectl_fastcgi_restarts_total', 'counter', 'Processes of the FastCGI app started again after an exit', apps((a) => a.restarts));
   metric('edgectl_http_responses_total', 'counter', 'HTTP responses by status', Object.entries(s.intake.responses).map(([k, v]) => [{ code: k }, v]));
   return out.join('\n') + '\n';
 }

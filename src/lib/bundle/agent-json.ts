@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { RE } from '../fleet/values.js';
 import { unbracket } from '../fleet/ip.js';
+import { FASTCGI_MAX_PROCESSES, fastcgiCommandProblems } from '../fleet/fastcgi-command.js';
 import { MAX_FORWARD_BATCH_BYTES, MAX_FORWARD_BATCH_MESSAGES, MAX_MESSAGE_BYTES } from '../limits.js';
 
 /**
@@ -50,6 +51,28 @@ export const agentTenantSchema = z.object({
   requestsPerSecond: z.number().int().positive().optional(),
 }).strict();
 
+const absPath = z.string().regex(RE.absPath, 'must be an absolute path of letters, digits, ".", "_", "-" and "/"').refine((p) => !p.split('/').some((x) => x === '..' || x === '.'), 'must not contain "." or ".." segments');
+
+/**
+ * One FastCGI app: nginx fastcgi_pass-es to `socket`; the agent listens there and runs
+ * `processes` copies of `command` in `root` (the app's directory under current/). `digest`
+ * covers the app's payload files, command and processes: what changed is what gets restarted.
+ * No command: nothing is started (nginx answers 502), as before the field existed.
+ */
+export const fastcgiAppSchema = z.object({
+  app: z.string().regex(/^[a-z0-9-]{1,63}\.[a-z0-9-]{1,63}$/, 'must be TENANT.APP'),
+  // sun_path holds 108 bytes with its NUL: a longer path cannot be bound at all.
+  socket: absPath.refine((p) => p.endsWith('.sock') && Buffer.byteLength(p) <= 107, 'must end in .sock and be at most 107 bytes (a unix socket path)'),
+  root: absPath,
+  command: z.array(z.string()).superRefine((argv, c) => {
+    for (const p of fastcgiCommandProblems(argv)) c.addIssue({ code: z.ZodIssueCode.custom, path: p.index >= 0 ? [p.index] : [], message: p.message });
+  }).optional(),
+  processes: z.number().int().min(1).max(FASTCGI_MAX_PROCESSES).default(1),
+  digest: sha.optional(),
+}).strict();
+
+export type FastcgiApp = z.infer<typeof fastcgiAppSchema>;
+
 export const agentConfigSchema = z.object({
   format: z.literal('edgectl-agent/v1'),
   node: z.string().regex(RE.dnsLabel),
@@ -96,8 +119,14 @@ export const agentConfigSchema = z.object({
   heartbeatSeconds: z.number().int().nonnegative().optional(),
   /** Message ids remembered for dedupe at this hop (default 1,000,000; kept on disk). */
   dedupeWindow: z.number().int().positive().optional(),
-  /** FastCGI apps the agent supervises (reset-to-work): socket path and command to run. */
-  fastcgi: z.array(z.object({ app: z.string(), socket: z.string(), root: z.string() }).strict()).default([]),
+  /** FastCGI apps the agent supervises when it runs with --root (src/lib/agent/fastcgi/). */
+  fastcgi: z.array(fastcgiAppSchema).default([]).superRefine((list, c) => {
+    const seen = new Set<string>();
+    list.forEach((a, i) => {
+      if (seen.has(a.app) || seen.has(a.socket)) c.addIssue({ code: z.ZodIssueCode.custom, path: [i, 'app'], message: `app ${a.app} (or its socket) is listed twice` });
+      seen.add(a.app).add(a.socket);
+    });
+  }),
 }).strict();
 
 export type AgentConfig = z.infer<typeof agentConfigSchema>;

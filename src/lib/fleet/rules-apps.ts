@@ -2,6 +2,7 @@ import type { AppResource, NodeResource } from './model.js';
 import { matchesSelector } from './selector.js';
 import { aRole, report, unknown, type RuleContext } from './rule-context.js';
 import { didYouMean } from './problems.js';
+import { isAppRelativeProgram } from './fastcgi-command.js';
 
 /**
  * Edge nodes indexed by label, so that counting the nodes a selector matches costs the size of
@@ -52,7 +53,24 @@ function typeFields(ctx: RuleContext, a: AppResource): void {
     if (!types.includes(s.type) && s[field]) report(ctx, a, ['spec', field], 'field-not-for-type', `spec.${field} does not apply to ${aRole(s.type)} app (only ${types.join(', ')})`);
   }
   if (s.fastcgi && s.type !== 'fastcgi') report(ctx, a, ['spec', 'fastcgi'], 'field-not-for-type', `spec.fastcgi does not apply to ${aRole(s.type)} app`);
+  if (s.type === 'fastcgi') fastcgiRules(ctx, a);
   if (s.cache && s.type !== 'proxy') report(ctx, a, ['spec', 'cache'], 'field-not-for-type', `spec.cache applies to proxy apps only, not ${s.type}`);
+}
+
+/**
+ * A FastCGI app runs only with a command: without one nothing serves its socket and nginx
+ * answers 502 (kept valid for fleets written before the field existed). A program given as a
+ * path runs from the app's own files, so the app must ship some.
+ */
+function fastcgiRules(ctx: RuleContext, a: AppResource): void {
+  const f = a.spec.fastcgi;
+  if (!f?.command) {
+    report(ctx, a, f ? ['spec', 'fastcgi'] : ['spec', 'type'], 'fastcgi-no-command', 'FastCGI app without spec.fastcgi.command: the agent starts nothing for it and nginx answers 502', 'Add the program to run, e.g. `fastcgi: { command: [php-cgi] }`.', 'warning');
+    return;
+  }
+  if (isAppRelativeProgram(f.command[0]) && !f.path) {
+    report(ctx, a, ['spec', 'fastcgi', 'command', 0], 'fastcgi-command-not-shipped', `"${f.command[0]}" is a path inside the app's directory, but the app ships no files (no spec.fastcgi.path)`, 'Set spec.fastcgi.path to the directory holding the program, or name a program on the node\'s PATH.');
+  }
 }
 
 function placementRules(ctx: RuleContext, a: AppResource, idx: EdgeIndex): void {

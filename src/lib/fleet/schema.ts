@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { ipSpellingProblem, unbracket } from './ip.js';
 import { RE, COUNT_OR_PERCENT, UNIX_HOST_REASON, checkHttpUrl, isAddress, isDomain, releaseRootProblem } from './values.js';
 import { MAX_MESSAGE_BYTES } from '../limits.js';
+import { FASTCGI_MAX_PROCESSES, fastcgiCommandProblems } from './fastcgi-command.js';
 
 /**
  * zod schemas of the edgectl/v1 documents. Every object is strict: an unknown field is an
@@ -47,6 +48,10 @@ const hostPort = z.string().superRefine((s, ctx) => {
     const why = ipSpellingProblem(host);
     if (why) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `address ${why}` });
   }
+});
+
+const fastcgiCommand = z.array(z.string({ invalid_type_error: 'must be a string (quote numbers and booleans)' })).superRefine((argv, ctx) => {
+  for (const p of fastcgiCommandProblems(argv)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: p.index >= 0 ? [p.index] : [], message: p.message });
 });
 
 export const labels = z.record(re(RE.labelKey, 'a label key (lowercase letters, digits, ".", "_", "-", "/")'), z.string({ invalid_type_error: 'must be a string (quote numbers and booleans)' }).regex(RE.labelValue, { message: 'must be a label value: letters, digits, ".", "_", "-", at most 63, starting and ending with a letter or digit' }));
@@ -170,7 +175,13 @@ export const appSpecSchema = z.object({
     maxBodyKb: z.number().int().min(1).max(1024).optional(),
   }).strict().optional(),
   static: z.object({ path: relPath, index: fileName.optional() }).strict().optional(),
-  fastcgi: z.object({ path: relPath.optional(), index: fileName.optional() }).strict().optional(),
+  fastcgi: z.object({
+    path: relPath.optional(),
+    index: fileName.optional(),
+    /** argv, no shell: the agent runs it with the listening socket as fd 0 (fastcgi-command.ts). */
+    command: fastcgiCommand.optional(),
+    processes: z.number({ invalid_type_error: 'must be a number' }).int('must be an integer').min(1, `must be between 1 and ${FASTCGI_MAX_PROCESSES}`).max(FASTCGI_MAX_PROCESSES, `must be between 1 and ${FASTCGI_MAX_PROCESSES}`).optional(),
+  }).strict().optional(),
   routes: z.array(z.object({
     paths: z.array(re(RE.httpPath, 'an absolute URL path of letters, digits and . _ ~ / -')).min(1),
     methods: z.array(re(RE.httpMethod, 'an HTTP method in capitals')).optional(),

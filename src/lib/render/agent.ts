@@ -1,4 +1,7 @@
-import { agentAdminAddress, agentAdminTokenFile, agentConfigSchema, agentDataDir, agentTenantSchema, type AgentConfig, type AgentTenant, type AgentTopic } from '../bundle/agent-json.js';
+import { createHash } from 'node:crypto';
+import { agentAdminAddress, agentAdminTokenFile, agentConfigSchema, agentDataDir, agentTenantSchema, fastcgiAppSchema, type AgentConfig, type AgentTenant, type AgentTopic, type FastcgiApp } from '../bundle/agent-json.js';
+import { sha256Hex } from '../bundle/manifest.js';
+import type { PayloadFile } from './payloads.js';
 import { EdgectlError } from '../errors.js';
 import { appTopics, type AppResource, type ResolvedNode } from '../fleet/model.js';
 import { RE, durationSeconds } from '../fleet/values.js';
@@ -76,7 +79,8 @@ function nodePart(ctx: RenderContext, node: ResolvedNode): NodePart {
   return part;
 }
 
-export function buildAgentConfig(ctx: RenderContext, node: ResolvedNode, apps: AppResource[]): AgentConfig {
+/** digestOf: an app's FastCGI digest (fastcgiDigest); by default as if it shipped no files. */
+export function buildAgentConfig(ctx: RenderContext, node: ResolvedNode, apps: AppResource[], digestOf: (a: AppResource) => string = (a) => fastcgiDigest([], a.spec.fastcgi?.command, a.spec.fastcgi?.processes ?? 1)): AgentConfig {
   if (!RE.dnsLabel.test(node.name)) throw new EdgectlError('EDGECTL_RENDER', `node name ${JSON.stringify(node.name)} cannot go into agent.json`);
   const p = nodePart(ctx, node);
   const root = node.root.replace(/\/+$/, '');
@@ -96,11 +100,29 @@ export function buildAgentConfig(ctx: RenderContext, node: ResolvedNode, apps: A
     acceptForward: acceptForwardFor(ctx, node),
     ...(p.sink !== undefined ? { sink: p.sink } : {}),
     tenants: tenantNames.map((t) => cachedTenant(ctx, t)),
-    fastcgi: apps.filter((a) => a.spec.type === 'fastcgi').map((a) => {
-      const id = appId(a);
-      return { app: id, socket: fastcgiSocket(node, id), root: `${root}/current/apps/${id}` };
-    }),
+    fastcgi: apps.filter((a) => a.spec.type === 'fastcgi').map((a) => fastcgiEntry(node, root, a, digestOf)),
   };
+}
+
+function fastcgiEntry(node: ResolvedNode, root: string, a: AppResource, digestOf: (a: AppResource) => string): FastcgiApp {
+  const id = appId(a);
+  const f = a.spec.fastcgi;
+  const entry = { app: id, socket: fastcgiSocket(node, id), root: `${root}/current/apps/${id}`, ...(f?.command ? { command: f.command } : {}), processes: f?.processes ?? 1, digest: digestOf(a) };
+  const parsed = fastcgiAppSchema.safeParse(entry);
+  if (!parsed.success) invalid(`node ${node.name}, app ${a.name}`, parsed.error.issues.map((i) => ({ ...i, path: ['fastcgi', id, ...i.path] })));
+  return parsed.data;
+}
+
+/**
+ * What a FastCGI app runs from: its payload files as the manifest lists them (path, sha256,
+ * mode) and its command and process count. The agent restarts an app when this changes, and
+ * only then: a release that changes another app's files leaves its processes alone.
+ */
+export function fastcgiDigest(files: readonly PayloadFile[], command: readonly string[] | undefined, processes: number): string {
+  const h = createHash('sha256');
+  for (const f of [...files].sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0))) h.update(`${f.path}\x00${sha256Hex(f.data)}\x00644\n`);
+  h.update(`command\x00${JSON.stringify(command ?? null)}\nprocesses\x00${processes}\n`);
+  return h.digest('hex');
 }
 
 function adminAddress(node: ResolvedNode): string {
@@ -139,9 +161,18 @@ function agentTenant(ctx: RenderContext, name: string): AgentTenant {
 
 /** agent.json bytes for one node. */
 export class AgentRenderer {
-  constructor(private readonly ctx: RenderContext) {}
+  /** FastCGI digests by app name: one app's payload goes to many nodes, hashed once. */
+  private readonly digests = new Map<string, string>();
+
+  constructor(private readonly ctx: RenderContext, private readonly payloads: ReadonlyMap<string, PayloadFile[]> = new Map()) {}
+
+  private readonly digestOf = (a: AppResource): string => {
+    let d = this.digests.get(a.name);
+    if (d === undefined) this.digests.set(a.name, (d = fastcgiDigest(this.payloads.get(a.name) ?? [], a.spec.fastcgi?.command, a.spec.fastcgi?.processes ?? 1)));
+    return d;
+  };
 
   render(node: ResolvedNode, apps: AppResource[]): Buffer {
-    return Buffer.from(JSON.stringify(buildAgentConfig(this.ctx, node, apps), null, 2) + '\n');
+    return Buffer.from(JSON.stringify(buildAgentConfig(this.ctx, node, apps, this.digestOf), null, 2) + '\n');
   }
 }

@@ -50,7 +50,7 @@ export async function renderFleet(loaded: LoadedFleet, opts: RenderOptions): Pro
   for (const n of selected) for (const a of ctx.placement.byNode.get(n.name) ?? []) placedApps.add(a);
   const payloads = await loadPayloads(source, [...placedApps].map((a) => ctx.apps.get(a)!));
   const nginx = new NginxRenderer(templates);
-  const agents = new AgentRenderer(ctx);
+  const agents = new AgentRenderer(ctx, payloads);
   const kong = new KongRenderer(templates, ctx.tenants);
   const fleet = { name: model.name, commit: model.commit ?? null, dirty: model.dirty };
   const bundles: Bundle[] = [];
