@@ -98,7 +98,16 @@ const currentConfigDigest = async () => sha(await readFile(join(root, 'current',
 const agentPid = async () => Number((await readFile(join(root, 'run', 'agent.pid'), 'utf8')).trim());
 const alive = (pid: number) => procStat(pid) !== undefined;
 
-/** Sends SIGHUP as apply will, and waits for the reload it causes to be reported. */
+/** apply, which sends the agent SIGHUP itself and waits for its /healthz to show the new agent.json: the reload it caused. */
+async function applied(): Promise<Status> {
+  const before = (await status()).reload?.at;
+  await apply();
+  const s = await status();
+  expect(s.reload?.at, 'apply reloaded the agent').not.toBe(before);
+  return s;
+}
+
+/** Sends SIGHUP by hand, and waits for the reload it causes to be reported. */
 async function hup(): Promise<Status> {
   const before = (await status()).reload?.at;
   process.kill(await agentPid(), 'SIGHUP');
@@ -210,8 +219,7 @@ describe('FastCGI apps supervised by the agent', { timeout: 120_000 }, () => {
     const old = appOf(s0, 'acme.php').pids;
     const master = nginxPid(nodes, 'f1');
     await writeFleet({ php: 'v2', topics: ['t1'] });
-    await apply();
-    const s = await hup();
+    const s = await applied();
     expect(s.reload).toMatchObject({ outcome: 'applied', agent: 'kept', fastcgi: { restarted: ['acme.php'] } });
     expect(s.reload!.fastcgi!.unchanged.sort()).toEqual(['acme.crash', 'acme.php2', 'acme.php3']);
     expect(s.config).toBe(await currentConfigDigest());
@@ -232,8 +240,7 @@ describe('FastCGI apps supervised by the agent', { timeout: 120_000 }, () => {
     const pids = { php: appOf(s0, 'acme.php').pids, php2: appOf(s0, 'acme.php2').pids };
     const master = nginxPid(nodes, 'f1');
     await writeFleet({ php: 'v2', topics: ['t1', 't2'] });
-    await apply();
-    const s = await hup();
+    const s = await applied();
     expect(s.reload).toMatchObject({ outcome: 'applied', agent: 'recreated', fastcgi: { restarted: [] } });
     expect(s.config).toBe(await currentConfigDigest());
     expect(s.config).not.toBe(s0.config);

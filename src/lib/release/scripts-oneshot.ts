@@ -88,12 +88,18 @@ agent_pid() { # the node's agent (bootstrap's service): its pid when one runs fr
   [[ "$(tr '\\0' ' ' </proc/$p/cmdline 2>/dev/null)" == *edgectl* ]] || return 1
   echo "$p"
 }
-agent_conf() { # release -> sets ad (sha256 of its agent.json), ah/ap (its admin API, loopback only)
+agent_conf() { # release -> sets ad (sha256 of its agent.json), ah/ap (where its agent answers /healthz)
   ad=; ah=; ap=; local f="releases/$1/agent/agent.json" j=
   [ -f "$f" ] || return 1
   ad=$(sha256sum <"$f"); ad=\${ad%% *}
   j=$(head -c 65536 "$f")
-  if [[ "$j" =~ \"admin\":\"(127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}):([0-9]{1,5})\" ]]; then ah=\${BASH_REMATCH[1]}; ap=\${BASH_REMATCH[2]}; fi
+  # /healthz is on the agent's device listener (the admin API wants its token); a wildcard
+  # listener is asked on loopback.
+  local re='"listen":[[:space:]]*"([0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}|\\[[0-9a-fA-F:]{2,39}\\]):([0-9]{1,5})"'
+  if [[ "$j" =~ $re ]]; then
+    ah=\${BASH_REMATCH[1]}; ap=\${BASH_REMATCH[2]}; ah=\${ah#[}; ah=\${ah%]}
+    case "$ah" in 0.0.0.0) ah=127.0.0.1;; ::) ah=::1;; esac
+  fi
   return 0
 }
 agent_runs() { # digest, tries (about 0.25 s each): the agent answers /healthz ok with that agent.json
@@ -101,9 +107,9 @@ agent_runs() { # digest, tries (about 0.25 s each): the agent answers /healthz o
   while [ $i -lt "$2" ]; do
     i=$((i+1))
     if [ -n "$ah" ] && { exec 4<>"/dev/tcp/$ah/$ap"; } 2>/dev/null; then
-      printf 'GET /healthz HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n' >&4
+      printf 'GET /healthz HTTP/1.0\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&4
       b=; IFS= read -r -d '' -t 3 -N 4096 b <&4; exec 4<&-
-      [[ "$b" == *'"ok":true'* && "$b" == *"\"config\":\"$1\""* ]] && return 0
+      [[ "$b" == *'"ok":true'* && "$b" == *'"config":"'"$1"'"'* ]] && return 0
     fi
     sleep 0.25
   done
