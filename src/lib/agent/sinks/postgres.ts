@@ -112,7 +112,11 @@ export class PostgresSink implements Deliverer {
     const rows = batchRows(batch.messages());
     try {
       const sql = await this.ready();
-      await this.bounded(sql.begin((tx) => batchStatements(tx, rows)));
+      const results = await this.bounded(sql.begin((tx) => batchStatements(tx, rows)));
+      const stored = rows.messages.id.length > 0 ? results[0].count : 0;
+      if (stored < rows.messages.id.length) {
+        this.log.info('messages already in PostgreSQL were skipped (a batch delivered again after a crash or a lost COMMIT answer)', { sink: this.name, count: rows.messages.id.length - stored });
+      }
     } catch (err) {
       // Checked again on the next try: cheap (one transaction), and right after a database restore.
       this.migrated = false;
