@@ -116,6 +116,26 @@ describe('postgres sink rows', () => {
     expect((await db.sql`select count(*)::int as n from edgectl_usage_minutes where node in ('edge3', 'edge9')`)[0].n).toBe(0);
   });
 
+  it('fails a batch that gets no answer in time (drops the connection), and stores it once on the next try', async () => {
+    const quick = new PostgresSink(parsePostgresSink(db.url(), 1000), silentLogger);
+    const batch = [msg('edge4', 'acme', 'events', 'held'), msg('edge4', 'acme', 'events', 'up')];
+    const blocker = await db.sql.reserve();
+    try {
+      await quick.start();
+      await blocker`begin`;
+      await blocker`lock table edgectl_messages in exclusive mode`;
+      const t0 = Date.now();
+      await expect(quick.deliver({ messages: () => batch })).rejects.toThrow(/no answer within 1000 ms; connection dropped/);
+      expect(Date.now() - t0).toBeLessThan(5000);
+      await blocker`commit`;
+      await quick.deliver({ messages: () => batch });
+      expect((await db.sql`select id from edgectl_messages where node = 'edge4' order by seq`).map((r) => r.id)).toEqual(batch.map((m) => m.id));
+    } finally {
+      blocker.release();
+      await quick.close();
+    }
+  });
+
   it('quotes array elements so that no value escapes its element', () => {
     expect(arrayLiteral(['a', 'b"c', 'd\\e', null, 'NULL', '}{,', 1.5])).toBe('{"a","b\\"c","d\\\\e",NULL,"NULL","}{,","1.5"}');
   });

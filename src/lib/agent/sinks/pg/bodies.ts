@@ -87,7 +87,7 @@ export function parseUsage(body: Buffer, origin: string): Parsed<UsageMinute> {
   const j = parseJson(body);
   if ('problem' in j) return j;
   const u = j.ok as Partial<Record<keyof UsageMinute, unknown>>;
-  if (u.v !== 1) return { problem: `usage body version ${JSON.stringify(u.v)} is not 1` };
+  if (u.v !== 1) return { problem: `usage body version ${String(JSON.stringify(u.v)).slice(0, 20)} is not 1` };
   if (u.node !== origin) return { problem: `usage names node ${JSON.stringify(String(u.node).slice(0, 64))}, but its message comes from ${origin}` };
   if (u.source !== 'nginx' && u.source !== 'httpq') return { problem: 'usage source is neither nginx nor httpq' };
   if (typeof u.tenant !== 'string' || !(RE.dnsLabel.test(u.tenant) || u.tenant === '_agent')) return { problem: 'usage tenant is not a tenant name' };
