@@ -11,7 +11,7 @@ export const agentFlags = {
   'admin-token-file': Flags.string({ summary: 'Admin API token file, created 0600 if missing (default DATA/admin-token)' }),
   data: Flags.string({ summary: 'Spool directory (LevelDB lives in DATA/spool)' }),
   upstream: Flags.string({ summary: 'Next hop …/v1/forward URL; repeat in failover order', multiple: true }),
-  sink: Flags.string({ summary: 'Hub sink: file:PATH | http(s)://URL | nats://HOST:PORT[?stream=&prefix=&duplicateWindow=]' }),
+  sink: Flags.string({ summary: 'Hub sink: file:PATH | http(s)://URL | nats://HOST:PORT[?stream=&prefix=&duplicateWindow=] | postgres://USER@HOST:PORT/DATABASE[?sslmode=] (password: PGPASSWORD)' }),
   'credential-file': Flags.string({ summary: 'File holding this node\'s bearer credential for /v1/forward' }),
   'accept-forward': Flags.string({ summary: 'NODE:SHA256[:BEHIND,...]: a node allowed to POST /v1/forward here, the sha256 of its credential, and the nodes whose messages it passes on (repeatable; none: nobody may)', multiple: true }),
   'forward-inflight-bytes': Flags.integer({ summary: 'Most bytes of /v1/forward bodies held at once; more is answered 503 (default 32 MiB; a larger body is taken alone)' }),

@@ -144,7 +144,7 @@ export class Agent {
 }
 
 async function hubSink(config: AgentConfig, log: Logger, http: HttpClient, forward: { maxMessages: number; maxBytes: number }): Promise<Deliverer> {
-  if (!config.sink) throw new EdgectlError('EDGECTL_AGENT_CONFIG', 'role hub needs a sink (--sink file:PATH | http(s)://… | nats://HOST:PORT)');
+  if (!config.sink) throw new EdgectlError('EDGECTL_AGENT_CONFIG', 'role hub needs a sink (--sink file:PATH | http(s)://… | nats://HOST:PORT | postgres://USER@HOST:PORT/DATABASE)');
   try {
     return await createSink(config.sink, log, http, { batchMessages: forward.maxMessages, batchBytes: forward.maxBytes });
   } catch (err) {

@@ -2,7 +2,10 @@ import type { Deliverer } from '../forward/deliverer.js';
 import type { Logger } from '../../logger.js';
 import type { HttpClient } from '../../http-client.js';
 
-/** file:PATH | http(s)://… (POSTed through `http`) | nats://HOST:PORT[?stream=&prefix=&duplicateWindow=] */
+/**
+ * file:PATH | http(s)://… (POSTed through `http`) | nats://HOST:PORT[?stream=&prefix=&duplicateWindow=]
+ * | postgres(ql)://USER[:PASSWORD]@HOST[:PORT]/DATABASE (migrated here, at hub start)
+ */
 export async function createSink(spec: string, log: Logger, http: HttpClient, batch: { batchMessages?: number; batchBytes?: number } = {}): Promise<Deliverer> {
   if (spec.startsWith('file:')) {
     const { FileSink } = await import('./file.js');
@@ -18,5 +21,12 @@ export async function createSink(spec: string, log: Logger, http: HttpClient, ba
     const { NatsSink, parseNatsSink } = await import('./nats.js');
     return new NatsSink(parseNatsSink(spec), log);
   }
-  throw new Error(`unknown sink "${spec}": use file:PATH, http(s)://… or nats://HOST:PORT`);
+  if (/^postgres(ql)?:\/\//.test(spec)) {
+    const { PostgresSink, parsePostgresSink } = await import('./postgres.js');
+    const sink = new PostgresSink(parsePostgresSink(spec), log);
+    await sink.start();
+    return sink;
+  }
+  const { redactSpec } = await import('./pg/redact.js');
+  throw new Error(`unknown sink "${redactSpec(spec)}": use file:PATH, http(s)://…, nats://HOST:PORT or postgres://USER@HOST:PORT/DATABASE`);
 }
