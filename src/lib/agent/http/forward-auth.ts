@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { AgentContext, Sender } from '../context.js';
 import type { IncomingItem } from '../store/spool.js';
 import { HEARTBEAT_TOPIC, INTERNAL_TENANT } from '../forward/wire.js';
+import { USAGE_TOPIC } from '../telemetry.js';
 
 /**
  * Who may forward what to this hop. A sender is a node in acceptForward, found by the sha256 of
@@ -37,7 +38,7 @@ export function refusal(ctx: Pick<AgentContext, 'tenants'>, sender: Sender, item
       return { error: 'origin_not_allowed', message: `${sender.node} may not forward messages of node "${origin}" here (ids start with the node that took them)` };
     }
     if (m.tenant === INTERNAL_TENANT) {
-      if (m.topic !== HEARTBEAT_TOPIC) return { error: 'topic_not_allowed', message: `tenant ${INTERNAL_TENANT} has only the topic ${HEARTBEAT_TOPIC}` };
+      if (m.topic !== HEARTBEAT_TOPIC && m.topic !== USAGE_TOPIC) return { error: 'topic_not_allowed', message: `tenant ${INTERNAL_TENANT} has only the topics ${HEARTBEAT_TOPIC} and ${USAGE_TOPIC}` };
       continue;
     }
     const tenant = ctx.tenants.get(m.tenant);
