@@ -7,6 +7,7 @@ import { collectStatus } from './status.js';
 import { HEARTBEAT_TOPIC, INTERNAL_TENANT } from './forward/wire.js';
 import type { Heartbeat } from './telemetry.js';
 import { nginxChildren, nginxMaster } from './metering/nginx-master.js';
+import { meterOf } from './metering/index.js';
 
 /** What other parts of the agent add to the heartbeat (FastCGI supervision, the tunnel), when they run. */
 export type HeartbeatProvider = () => Promise<Pick<Heartbeat, 'fastcgi' | 'tunnel'>> | Pick<Heartbeat, 'fastcgi' | 'tunnel'>;
@@ -38,6 +39,11 @@ export async function buildHeartbeat(ctx: AgentContext, now = Date.now()): Promi
   if (root) {
     const pid = await nginxMaster(ctx.config.metering?.nginxPidFile ?? `${root}/run/nginx.pid`);
     beat.nginx = { up: pid !== null, masterPid: pid, workers: pid ? await nginxChildren(pid) : 0, configId: rel?.configId ?? null };
+  }
+  const meter = meterOf(ctx);
+  if (meter) {
+    const n = meter.position?.nginx;
+    beat.metering = { garbageLines: n?.garbage ?? 0, unattributedLines: n?.unattributed ?? 0, accessLogOffset: n ? n.offset : null, failures: meter.stats.failures };
   }
   const disk = await statfs(ctx.config.dataDir).catch(() => undefined);
   if (disk) beat.disk = { freeBytes: disk.bavail * disk.bsize, totalBytes: disk.blocks * disk.bsize };

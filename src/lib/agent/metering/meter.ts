@@ -54,7 +54,8 @@ export class Meter {
       let caughtUp = false;
       if (this.access) {
         const pos = (next.nginx ??= { file: null, offset: 0, garbage: 0, unattributed: 0, minutes: emptyMinutes() });
-        caughtUp = await this.access.read(pos, now, (l) => addSample(pos.minutes, l));
+        // The app's id as edgectl names it everywhere (render/context.ts appId: apps/<tenant>.<app>).
+        caughtUp = await this.access.read(pos, now, (l) => addSample(pos.minutes, { ...l, app: `${l.tenant}.${l.app}` }));
         for (const a of closeMinutes(pos.minutes, closableBefore(pos.minutes, now, caughtUp, this.o.graceMs))) closed.push(usageOf(a, this.o.node, 'nginx'));
       }
       if (this.o.httpq) {
