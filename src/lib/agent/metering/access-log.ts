@@ -29,6 +29,8 @@ export interface AccessLogOptions {
 }
 
 const CHUNK = 1 << 20;
+/** nginx's workers reopen within milliseconds of the master's USR1; a second of silence is plenty. */
+const DRAIN_MS = 1000;
 const same = (a: FileId | null, b: FileId | null) => !!a && !!b && a.dev === b.dev && a.ino === b.ino;
 const idOf = (s: { dev: number; ino: number }): FileId => ({ dev: s.dev, ino: s.ino });
 
@@ -93,7 +95,7 @@ export class AccessLog {
         return false;
       }
       if (!this.drain || this.drain.ino !== pos.file.ino || this.drain.size !== r.size) this.drain = { ino: pos.file.ino, size: r.size, since: now };
-      if (now - this.drain.since < (this.o.drainMs ?? 2000)) return false;
+      if (now - this.drain.since < (this.o.drainMs ?? DRAIN_MS)) return false;
       if (pos.offset < r.size) pos.garbage++; // a last line nginx never finished
       pos.file = cur;
       pos.offset = 0;
@@ -116,7 +118,7 @@ export class AccessLog {
 
   /** USR1 to nginx's master: reopen the logs. Repeated (rate-limited) while the new file does not appear. */
   private async reopen(now: number, force = false): Promise<void> {
-    if (!force && now - this.lastSignal < (this.o.drainMs ?? 2000)) return;
+    if (!force && now - this.lastSignal < (this.o.drainMs ?? DRAIN_MS)) return;
     this.lastSignal = now;
     const pid = await nginxMaster(this.o.pidFile);
     if (!pid) return; // not running: it opens a fresh log when it starts
