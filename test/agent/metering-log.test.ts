@@ -131,4 +131,51 @@ describe('metering from the access log (store and files real, the test playing n
     for (const f of ['access.log', 'access.log.1']) expect((await stat(path.join(path.dirname(logPath), f))).size).toBeLessThan(rotateBytes + 6000);
     await a.spool.close();
   });
+
+  it('a line that comes after its minute closed counts in the first open one; cache and upstream times are summarised', async () => {
+    const logPath = path.join(dir, 'late.log');
+    const cached = (c: string, up: string) => ({ cache: c, upstream_time: up });
+    await writeFile(logPath, line('acme', 'api', T0 + 1000, 200, cached('HIT', '')) + line('acme', 'api', T0 + 2000, 200, cached('MISS', '0.120')) + line('acme', 'api', T0 + 3000, 502, cached('BYPASS', '0.010, 0.030')) + line('acme', 'api', T0 + 3000, 200, cached('STALE', '-')) + line('acme', 'api', T0 + 66_000));
+    const { spool, meter } = await agentOn(path.join(dir, 'd5'), { logPath });
+    expect(await meter.tick(T0 + 66_100)).toBe(1);
+    await appendFile(logPath, line('acme', 'api', T0 + 4000)); // a slow worker's line for 06:00, already shipped
+    await meter.tick(T0 + 67_000);
+    expect(await meter.tick(T0 + 200_000)).toBe(1);
+    const rows = await usage(spool);
+    expect(rows.map((r) => [r.minute, r.requests])).toEqual([['2026-12-02T06:00:00.000Z', 4], ['2026-12-02T06:01:00.000Z', 2]]);
+    expect(rows[0]).toMatchObject({ cache: { hit: 2, miss: 2 }, status: { '2xx': 3, '5xx': 1 }, upstreamMs: { p50: 40, p90: 120, p99: 120, max: 120 } });
+    expect(rows[1].upstreamMs).toBeNull();
+    await spool.close();
+  });
+});
+
+describe('HTTPQ intake metering (real store)', () => {
+  it('counts what the store acknowledged, per tenant and topic and minute; across a restart totals stay exact and nothing ships twice', async () => {
+    const data = path.join(dir, 'h1');
+    const open = async () => {
+      const spool = new Spool({ dataDir: data, log, node: 'n1' });
+      await spool.open();
+      return { spool, meter: new Meter(spool, { node: 'n1', httpq: true, graceMs: 1000 }, log) };
+    };
+    const msgs = (n: number, size: number) => Array.from({ length: n }, () => ({ contentType: 'application/json', body: Buffer.alloc(size, 0x61) }));
+    let a = await open();
+    await a.meter.tick(T0 + 1000);
+    await a.spool.append('acme', 'temp', msgs(3, 10));
+    await a.spool.append('globex', 'gps', msgs(1, 7));
+    await a.meter.tick(T0 + 30_000);
+    await a.spool.close(); // the agent dies before 06:00 is shipped
+    a = await open();
+    await a.spool.append('acme', 'temp', msgs(2, 10));
+    expect(await a.meter.tick(T0 + 61_000)).toBe(2);
+    expect(await a.meter.tick(T0 + 62_000)).toBe(0);
+    await a.spool.append('acme', 'temp', msgs(4, 5));
+    expect(await a.meter.tick(T0 + 121_000)).toBe(1);
+    const rows = (await usage(a.spool)).map((r) => [r.source, r.tenant, r.app, r.minute, r.requests, r.bytesIn, r.status['2xx']]);
+    expect(rows).toEqual([
+      ['httpq', 'acme', 'temp', '2026-12-02T06:00:00.000Z', 5, 50, 5],
+      ['httpq', 'globex', 'gps', '2026-12-02T06:00:00.000Z', 1, 7, 1],
+      ['httpq', 'acme', 'temp', '2026-12-02T06:01:00.000Z', 4, 20, 4],
+    ]);
+    await a.spool.close();
+  });
 });
