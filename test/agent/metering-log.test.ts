@@ -59,23 +59,23 @@ describe('metering from the access log (store and files real, the test playing n
     await spool.close();
   });
 
-  it('a restart resumes at the stored offset with the open minutes it had: the minute is shipped once, with every line', async () => {
+  it('a restart resumes at the stored offset with the open minutes it had: each minute shipped once, with every line', async () => {
     const logPath = path.join(dir, 'b.log');
     const data = path.join(dir, 'd2');
-    await writeFile(logPath, line('acme', 'web', T0 + 1000).repeat(5));
+    await writeFile(logPath, line('acme', 'web', T0 + 1000).repeat(5) + line('acme', 'web', T0 + 62_000));
     let a = await agentOn(data, { logPath });
-    await a.meter.tick(T0 + 5000);
-    await a.spool.close(); // the agent dies with 06:00 open (5 lines read, stored as open)
-    await appendFile(logPath, line('acme', 'web', T0 + 30_000).repeat(3));
+    expect(await a.meter.tick(T0 + 62_500)).toBe(1); // 06:00 shipped; 06:01 open with one line
+    await a.spool.close(); // the agent dies
+    await appendFile(logPath, line('acme', 'web', T0 + 70_000).repeat(3));
     a = await agentOn(data, { logPath });
-    await a.meter.tick(T0 + 40_000);
-    await appendFile(logPath, line('acme', 'web', T0 + 65_000));
-    await a.spool.close();
+    expect(await a.meter.tick(T0 + 80_000)).toBe(0);
+    await a.spool.close(); // and again, with 06:01 open (4 lines read, stored as open)
+    await appendFile(logPath, line('acme', 'web', T0 + 125_000));
     a = await agentOn(data, { logPath });
-    expect(await a.meter.tick(T0 + 70_000)).toBe(1);
-    expect(await a.meter.tick(T0 + 71_000)).toBe(0); // nothing new: no second copy of 06:00
+    expect(await a.meter.tick(T0 + 126_000)).toBe(1);
+    expect(await a.meter.tick(T0 + 127_000)).toBe(0); // nothing new: no second copy
     const rows = await usage(a.spool);
-    expect(rows.map((r) => [r.minute, r.requests])).toEqual([['2026-12-02T06:00:00.000Z', 8]]);
+    expect(rows.map((r) => [r.minute, r.requests])).toEqual([['2026-12-02T06:00:00.000Z', 5], ['2026-12-02T06:01:00.000Z', 4]]);
     await a.spool.close();
   });
 
