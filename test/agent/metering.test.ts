@@ -168,7 +168,7 @@ describe('metering: real nginx, the rendered agent, a hub with a file sink', { t
     await waitFor(async () => (await heartbeats()).some((h) => h.nginx), 30_000, 'a heartbeat from e1');
     const h = (await heartbeats()).filter((x) => x.nginx).pop()!;
     const master = nginxPid(root, 'e1')!;
-    expect(h.nginx).toEqual({ up: true, masterPid: master, workers: Number(execFileSync('sh', ['-c', `ps --ppid ${master} -o pid= | wc -l`], { encoding: 'utf8' }).trim()), configId: expect.stringMatching(/\S/) });
+    expect(h.nginx).toEqual({ up: true, masterPid: master, workers: Number(execFileSync('sh', ['-c', `ps --ppid ${master} -o args= | grep -c '^nginx: worker process$'`], { encoding: 'utf8' }).trim()), configId: expect.stringMatching(/\S/) });
     expect(h.nginx!.workers).toBeGreaterThan(0);
     const current = (await readlink(join(nodeRoot(), 'current'))).replace('releases/', '');
     expect(h.release).toEqual({ current, good: (await readlink(join(nodeRoot(), 'good'))).replace('releases/', '') });

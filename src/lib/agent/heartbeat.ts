@@ -6,7 +6,7 @@ import type { AgentContext } from './context.js';
 import { collectStatus } from './status.js';
 import { HEARTBEAT_TOPIC, INTERNAL_TENANT } from './forward/wire.js';
 import type { Heartbeat } from './telemetry.js';
-import { nginxChildren, nginxMaster } from './metering/nginx-master.js';
+import { nginxWorkers, nginxMaster } from './metering/nginx-master.js';
 import { meterOf } from './metering/index.js';
 
 /** What other parts of the agent add to the heartbeat (FastCGI supervision, the tunnel), when they run. */
@@ -38,7 +38,7 @@ export async function buildHeartbeat(ctx: AgentContext, now = Date.now()): Promi
   if (rel) beat.release = { current: rel.current, good: rel.good };
   if (root) {
     const pid = await nginxMaster(ctx.config.metering?.nginxPidFile ?? `${root}/run/nginx.pid`);
-    beat.nginx = { up: pid !== null, masterPid: pid, workers: pid ? await nginxChildren(pid) : 0, configId: rel?.configId ?? null };
+    beat.nginx = { up: pid !== null, masterPid: pid, workers: pid ? await nginxWorkers(pid) : 0, configId: rel?.configId ?? null };
   }
   const meter = meterOf(ctx);
   if (meter) {

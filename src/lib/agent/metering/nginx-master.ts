@@ -14,13 +14,18 @@ export async function nginxMaster(pidFile: string): Promise<number | null> {
   return stat && stat.comm.startsWith('nginx') && stat.state !== 'Z' && stat.state !== 'X' ? pid : null;
 }
 
-/** nginx processes whose parent is the master (workers, cache manager and loader). */
-export async function nginxChildren(master: number): Promise<number> {
+/**
+ * The master's current workers: its nginx children titled "nginx: worker process" (not the cache
+ * manager or loader, nor old workers finishing after a reload, "... is shutting down").
+ */
+export async function nginxWorkers(master: number): Promise<number> {
   const entries = await readdir('/proc').catch(() => [] as string[]);
   let n = 0;
   await Promise.all(entries.filter((e) => /^\d+$/.test(e)).map(async (e) => {
     const s = await procStat(Number(e));
-    if (s && s.ppid === master && s.comm.startsWith('nginx') && s.state !== 'Z') n++;
+    if (!s || s.ppid !== master || !s.comm.startsWith('nginx') || s.state === 'Z') return;
+    const title = await readFile(`/proc/${e}/cmdline`, 'latin1').catch(() => '');
+    if (/^nginx: worker process\0*$/.test(title)) n++;
   }));
   return n;
 }
