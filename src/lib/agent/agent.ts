@@ -12,8 +12,8 @@ import type { Deliverer } from './forward/deliverer.js';
 import { UpstreamDeliverer } from './forward/upstream.js';
 import { CredentialFile } from './forward/credential.js';
 import { createSink } from './sinks/index.js';
-import { HEARTBEAT_TOPIC, INTERNAL_TENANT } from './forward/wire.js';
-import { collectStatus } from './status.js';
+import { sendHeartbeat } from './heartbeat.js';
+import { meterStep } from './metering/index.js';
 import { createHttpClient, type HttpClient } from '../http-client.js';
 import { splitHostPort } from '../fleet/ip.js';
 import type { NodeRuntime } from './node-runtime.js';
@@ -115,12 +115,11 @@ export class Agent {
       }
       await spool.evictWindows();
       await spool.compactIfDue();
+      if (await meterStep(this.ctx, now)) this.forwarder?.notify();
       const every = (config.heartbeatSeconds ?? 30) * 1000;
       if (every > 0 && now - this.lastHeartbeat >= every) {
         this.lastHeartbeat = now;
-        const s = await collectStatus(this.ctx);
-        const beat = { node: s.node, role: s.role, time: new Date(now).toISOString(), store: s.store.state, depth: s.totals.depth, bytes: s.totals.bytes, quarantined: s.store.quarantined.length, lastForward: s.forward.lastSuccessAt };
-        await spool.append(INTERNAL_TENANT, HEARTBEAT_TOPIC, [{ contentType: 'application/json', body: Buffer.from(JSON.stringify(beat)) }], { quotaBytes: 256 << 10, whenFull: 'drop-oldest' });
+        await sendHeartbeat(this.ctx, now);
         this.forwarder?.notify();
       }
     } catch (err) {

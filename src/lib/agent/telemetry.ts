@@ -56,4 +56,6 @@ export interface Heartbeat {
   tunnel?: { state: string; upSince: string | null; reconnects: number; lastError: string | null };
   disk?: { freeBytes: number; totalBytes: number };
   load?: [number, number, number];
+  /** Metering's position (agent/metering/): access-log lines skipped as unparseable, lines of the default server, failed steps. */
+  metering?: { garbageLines: number; unattributedLines: number; accessLogOffset: number | null; failures: number };
 }

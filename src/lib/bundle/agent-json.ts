@@ -119,6 +119,22 @@ export const agentConfigSchema = z.object({
   heartbeatSeconds: z.number().int().nonnegative().optional(),
   /** Message ids remembered for dedupe at this hop (default 1,000,000; kept on disk). */
   dedupeWindow: z.number().int().positive().optional(),
+  /**
+   * The node's layout as metering and the heartbeat read it (docs/httpq.md "Metering and heartbeats"):
+   * the node root (release links), nginx's JSON access log and pid file (both outside releases).
+   * Absent: no metering, and a heartbeat without release and nginx fields.
+   */
+  metering: z.object({
+    root: z.string().regex(RE.absPath, 'must be an absolute path'),
+    accessLog: z.string().regex(RE.absPath, 'must be an absolute path').optional(),
+    nginxPidFile: z.string().regex(RE.absPath, 'must be an absolute path').optional(),
+    /** Past this size the agent rotates the access log (default 64 MiB; one rotated file is kept). */
+    rotateBytes: z.number().int().min(4096).optional(),
+    /** Seconds after its end before a minute is closed (default 5). */
+    graceSeconds: z.number().int().min(0).max(300).optional(),
+    /** Meter HTTPQ intake per tenant and topic (default true). */
+    httpq: z.boolean().optional(),
+  }).strict().optional(),
   /** FastCGI apps the agent supervises when it runs with --root (src/lib/agent/fastcgi/). */
   fastcgi: z.array(fastcgiAppSchema).default([]).superRefine((list, c) => {
     const seen = new Set<string>();

@@ -70,6 +70,7 @@ function nodePart(ctx: RenderContext, node: ResolvedNode): NodePart {
       acceptForward: [],
       ...(role === 'hub' ? { sink: `file:${root}/spool/sink.jsonl` } : {}),
       tenants: [],
+      metering: { root, accessLog: `${root}/log/access.log`, nginxPidFile: `${root}/run/nginx.pid` },
       fastcgi: [],
     });
     if (!parsed.success) invalid(`node ${node.name}`, parsed.error.issues);
@@ -100,6 +101,7 @@ export function buildAgentConfig(ctx: RenderContext, node: ResolvedNode, apps: A
     acceptForward: acceptForwardFor(ctx, node),
     ...(p.sink !== undefined ? { sink: p.sink } : {}),
     tenants: tenantNames.map((t) => cachedTenant(ctx, t)),
+    ...(p.metering ? { metering: p.metering } : {}),
     fastcgi: apps.filter((a) => a.spec.type === 'fastcgi').map((a) => fastcgiEntry(node, root, a, digestOf)),
   };
 }

@@ -15,6 +15,8 @@ export interface AppendOptions {
   quotaBytes?: number;
   whenFull?: 'reject' | 'drop-oldest';
   idempotencyKey?: string;
+  /** More writes for the same synced batch (metering's offset and state beside its usage messages). */
+  alsoWrite?: Op[];
 }
 
 const ID_OVERHEAD = 48;
@@ -50,7 +52,8 @@ export class DeviceAppend {
     const { counters } = core;
     const q = counters.queue(tenant, topic);
     let estimate = 0;
-    for (const m of msgs) estimate += m.body.length + m.contentType.length + core.node.length + ID_OVERHEAD;
+    let bodyBytes = 0;
+    for (const m of msgs) { estimate += m.body.length + m.contentType.length + core.node.length + ID_OVERHEAD; bodyBytes += m.body.length; }
     if (opts.quotaBytes !== undefined) {
       const over = () => counters.tenantUsed(tenant) + estimate - opts.quotaBytes!;
       if (over() > 0 && opts.whenFull === 'drop-oldest' && estimate <= opts.quotaBytes) await this.retention.makeRoom([q], over);
@@ -76,6 +79,8 @@ export class DeviceAppend {
       i = j;
     }
     counters.addBytes(q, msgs.length, bytes);
+    counters.addIntake(q, msgs.length, bodyBytes);
+    if (opts.alsoWrite) ops.push(...opts.alsoWrite);
     if (ik) core.idempotency.add(ops, ik, Buffer.from(JSON.stringify(ids)));
     await core.commit(ops);
     return ids;

@@ -13,6 +13,9 @@ export interface QueueCounters {
   purged: number;
   /** Unreadable records set aside (kept under the z prefix, never deleted). */
   corrupt: number;
+  /** Device messages and their body bytes ever stored (only grow): HTTPQ metering's source (agent/metering/httpq.ts). */
+  intake: number;
+  intakeBytes: number;
 }
 
 /** One tenant/topic queue as the store tracks it: its key prefix and its counters. */
@@ -44,7 +47,7 @@ export class Counters {
     const name = queueName(tenant, topic);
     let q = this.queues.get(name);
     if (!q) {
-      q = { name, tenant, topic, prefix: queuePrefix(name), c: { head: 0, count: 0, bytes: 0, dropped: 0, expired: 0, purged: 0, corrupt: 0 }, dirty: false, dropCursor: 0 };
+      q = { name, tenant, topic, prefix: queuePrefix(name), c: { head: 0, count: 0, bytes: 0, dropped: 0, expired: 0, purged: 0, corrupt: 0, intake: 0, intakeBytes: 0 }, dirty: false, dropCursor: 0 };
       this.queues.set(name, q);
     }
     return q;
@@ -77,6 +80,13 @@ export class Counters {
     q.c.bytes += bytes;
     q.dirty = true;
     this.tenantBytes.set(q.tenant, this.tenantUsed(q.tenant) + bytes);
+  }
+
+  /** Device intake: written with the data it counts, so metering sees exactly what was acknowledged. */
+  addIntake(q: QueueState, count: number, bodyBytes: number): void {
+    q.c.intake += count;
+    q.c.intakeBytes += bodyBytes;
+    q.dirty = true;
   }
 
   noteDeleted(records: number): void {

@@ -6,6 +6,8 @@ import { Reader, type Batch } from './read.js';
 import { Retention, type PurgedQueue } from './retention.js';
 import { queueStatus, type QueueStatus } from './queue-status.js';
 import type { SpoolMessage } from './record.js';
+import { commitOwnMeta, getOwnMeta, putOwnMeta } from './meta.js';
+import type { Op } from './window.js';
 
 export type { SpoolOptions, SpoolState } from './core.js';
 export type { AppendOptions, NewMessage } from './append.js';
@@ -113,6 +115,24 @@ export class Spool {
 
   compactIfDue(every?: number): Promise<void> {
     return this.retention.compactIfDue(every);
+  }
+
+  /** Agent state kept in the store (meta.ts): read, and written alone or with an append (AppendOptions.alsoWrite). */
+  getMeta(name: string): Promise<Buffer | undefined> {
+    return getOwnMeta(this.core, name);
+  }
+
+  metaOp(name: string, value: Buffer): Op {
+    return putOwnMeta(name, value);
+  }
+
+  putMeta(ops: Op[]): Promise<void> {
+    return commitOwnMeta(this.core, ops);
+  }
+
+  /** Every queue's counters, as they stand in memory (metering reads the intake totals). */
+  queues(): Iterable<{ tenant: string; topic: string; c: { bytes: number; intake: number; intakeBytes: number } }> {
+    return this.core.counters.queues.values();
   }
 
   status(now?: number): Promise<QueueStatus[]> {
