@@ -4,6 +4,7 @@ import { DEFAULT_FORWARD_INFLIGHT_BYTES, defaultMaxBatchBytes, MAX_FORWARD_BODY_
 import type { Logger } from '../logger.js';
 import type { Spool } from './store/spool.js';
 import { AgentStats } from './stats.js';
+import type { TunnelStatus } from './tunnel/tunnel.js';
 
 export interface TenantRuntime {
   name: string;
@@ -66,6 +67,8 @@ export interface AgentContext {
   limits: Limits;
   /** Wakes the forwarder after new data was stored. */
   notify: () => void;
+  /** The reverse tunnel's state (tunnel: reverse nodes only): for /status and the heartbeat. */
+  tunnel?: () => TunnelStatus;
 }
 
 export const sha256hex = (s: string | Buffer) => createHash('sha256').update(s).digest('hex');

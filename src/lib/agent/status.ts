@@ -1,5 +1,6 @@
 import type { AgentContext } from './context.js';
 import { listQuarantine } from './store/open.js';
+import type { TunnelStatus } from './tunnel/tunnel.js';
 
 export interface AgentStatus {
   node: string;
@@ -10,6 +11,8 @@ export interface AgentStatus {
   forward: { lastSuccessAt: string | null; lastSuccessTo: string | null; messages: number; batches: number; errors: number; lastError: { at: string; message: string } | null };
   intake: { forwardedAccepted: number; duplicatesDropped: number; responses: Record<string, number> };
   uptimeSeconds: number;
+  /** tunnel: reverse nodes only. */
+  tunnel?: TunnelStatus;
   memory: { rssBytes: number; heapUsedBytes: number; heapTotalBytes: number; externalBytes: number };
 }
 
@@ -42,6 +45,7 @@ export async function collectStatus(ctx: AgentContext): Promise<AgentStatus> {
     },
     intake: { forwardedAccepted: stats.receivedForwarded, duplicatesDropped: stats.duplicatesDropped, responses: Object.fromEntries([...stats.responses].map(([k, v]) => [String(k), v])) },
     uptimeSeconds: Math.round((Date.now() - stats.startedAt) / 1000),
+    ...(ctx.tunnel ? { tunnel: ctx.tunnel() } : {}),
     memory: memory(),
   };
 }
@@ -80,6 +84,10 @@ export function renderMetrics(s: AgentStatus): string {
   metric('edgectl_forward_last_success_timestamp_seconds', 'gauge', 'Time of the last successful delivery', [[{}, s.forward.lastSuccessAt ? Date.parse(s.forward.lastSuccessAt) / 1000 : 0]]);
   metric('edgectl_intake_duplicates_total', 'counter', 'Forwarded messages dropped as duplicates', [[{}, s.intake.duplicatesDropped]]);
   metric('edgectl_process_resident_memory_bytes', 'gauge', 'Resident set size of the agent', [[{}, s.memory.rssBytes]]);
+  if (s.tunnel) {
+    metric('edgectl_tunnel_up', 'gauge', '1 while the reverse tunnel listens on its relay', [[{ relay: s.tunnel.relay }, s.tunnel.state === 'up' ? 1 : 0]]);
+    metric('edgectl_tunnel_reconnects_total', 'counter', 'Reverse tunnel connections after the first', [[{ relay: s.tunnel.relay }, s.tunnel.reconnects]]);
+  }
   metric('edgectl_http_responses_total', 'counter', 'HTTP responses by status', Object.entries(s.intake.responses).map(([k, v]) => [{ code: k }, v]));
   return out.join('\n') + '\n';
 }

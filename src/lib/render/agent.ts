@@ -6,6 +6,8 @@ import { isIP } from 'node:net';
 import { appId, type RenderContext } from './context.js';
 import { fastcgiSocket } from './nginx.js';
 import { acceptForwardFor } from './uplink.js';
+import { agentTunnel } from './agent-tunnel.js';
+import type { KnownHostEntry } from '../transport/known-hosts.js';
 
 const MiB = 1024 * 1024;
 export const DEFAULT_SPOOL_MB = 256;
@@ -76,10 +78,11 @@ function nodePart(ctx: RenderContext, node: ResolvedNode): NodePart {
   return part;
 }
 
-export function buildAgentConfig(ctx: RenderContext, node: ResolvedNode, apps: AppResource[]): AgentConfig {
+export function buildAgentConfig(ctx: RenderContext, node: ResolvedNode, apps: AppResource[], knownHosts: readonly KnownHostEntry[] = []): AgentConfig {
   if (!RE.dnsLabel.test(node.name)) throw new EdgectlError('EDGECTL_RENDER', `node name ${JSON.stringify(node.name)} cannot go into agent.json`);
   const p = nodePart(ctx, node);
   const root = node.root.replace(/\/+$/, '');
+  const tunnel = agentTunnel(ctx, node, knownHosts);
   const tenantNames = node.role === 'edge' ? [...new Set(apps.map((a) => a.spec.tenant))].sort() : [...ctx.tenants.keys()].sort();
   // Fields in the contract's order (src/lib/bundle/agent-json.ts), so the file reads like it.
   return {
@@ -100,6 +103,7 @@ export function buildAgentConfig(ctx: RenderContext, node: ResolvedNode, apps: A
       const id = appId(a);
       return { app: id, socket: fastcgiSocket(node, id), root: `${root}/current/apps/${id}` };
     }),
+    ...(tunnel ? { tunnel } : {}),
   };
 }
 
@@ -139,9 +143,10 @@ function agentTenant(ctx: RenderContext, name: string): AgentTenant {
 
 /** agent.json bytes for one node. */
 export class AgentRenderer {
-  constructor(private readonly ctx: RenderContext) {}
+  /** knownHosts: the fleet's known_hosts, where a reverse node's relay key is found when the relay pins none. */
+  constructor(private readonly ctx: RenderContext, private readonly knownHosts: readonly KnownHostEntry[] = []) {}
 
   render(node: ResolvedNode, apps: AppResource[]): Buffer {
-    return Buffer.from(JSON.stringify(buildAgentConfig(this.ctx, node, apps), null, 2) + '\n');
+    return Buffer.from(JSON.stringify(buildAgentConfig(this.ctx, node, apps, this.knownHosts), null, 2) + '\n');
   }
 }

@@ -1,0 +1,144 @@
+import type { Client, ClientChannel } from 'ssh2';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cli, json } from '../helpers/cli.js';
+import { createTunnelLab, relayClient, until, type TunnelLab } from './tunnel-lab.js';
+
+/**
+ * The reverse tunnel the agent holds (issue 16), against real sshd: the relay runs the rendered
+ * drop-in and authorized_keys, the NAT'd node runs the bundled agent, and edgectl reaches the
+ * node only through the relay's 127.0.0.1:tunnelPort.
+ */
+const CAP_MS = 2000;
+let t: TunnelLab;
+const plan = () => cli(['plan', '--fleet', t.fleet, '--identity', t.lab.clientKey, '--json', '--node', 'edge-nat'], { home: t.home, timeout: 60_000 });
+
+beforeAll(async () => {
+  t = await createTunnelLab({ backoffCapMs: CAP_MS });
+  await t.installRelayKeys();
+}, 120_000);
+afterAll(async () => {
+  await t?.close();
+});
+
+const forwardIn = (c: Client, port: number) => new Promise<void>((resolve, reject) => c.forwardIn('127.0.0.1', port, (err) => (err ? reject(err) : resolve())));
+const exec = (c: Client, cmd: string, opts: Record<string, unknown> = {}) =>
+  new Promise<{ code: number | null; out: string }>((resolve, reject) => {
+    c.exec(cmd, opts, (err, ch: ClientChannel) => {
+      if (err) return reject(err);
+      let out = '';
+      ch.on('data', (d: Buffer) => (out += d));
+      ch.stderr.on('data', (d: Buffer) => (out += d));
+      ch.on('exit', (code: number | null) => resolve({ code, out }));
+      ch.on('close', () => resolve({ code: null, out }));
+    });
+  });
+
+describe('the relay holds each node key to its own forward', () => {
+  it('renders one restricted line per reverse node behind the relay', async () => {
+    const keys = await t.installRelayKeys();
+    const lines = keys.split('\n').filter((l) => l && !l.startsWith('#'));
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).toMatch(new RegExp(`^restrict,port-forwarding,permitlisten="127\\.0\\.0\\.1:${t.nat.tunnelPort}",command="/bin/false" ssh-ed25519 \\S+ edgectl-tunnel:edge-nat$`));
+  });
+
+  it('a key may listen on its own port (the control), not on another node\'s, and another port is refused', async () => {
+    const b = await relayClient(t, t.keyB);
+    try {
+      await expect(forwardIn(b, t.nat.tunnelPort!)).rejects.toThrow();
+      await forwardIn(b, t.portB);
+      expect(await t.listening(t.portB)).toBe(true);
+    } finally {
+      b.end();
+    }
+    const a = await relayClient(t, t.keyA);
+    try {
+      await expect(forwardIn(a, t.portB)).rejects.toThrow();
+      await expect(forwardIn(a, t.nat.tunnelPort! + 2)).rejects.toThrow();
+      expect(await t.listening(t.nat.tunnelPort! + 2)).toBe(false);
+    } finally {
+      a.end();
+    }
+  });
+
+  it('a key that is not in the file is refused at authentication', async () => {
+    await expect(relayClient(t, t.lab.clientKey)).rejects.toThrow(/authentication/i);
+  });
+
+  it('the node key opens no shell, runs no command, gets no pty, forwards no agent, opens no direct-tcpip channel', async () => {
+    const a = await relayClient(t, t.keyA, { agent: '/nonexistent/agent.sock' });
+    try {
+      const cmd = await exec(a, 'echo MARK; id');
+      expect(cmd.out).not.toContain('MARK');
+      expect(cmd.out).not.toContain('uid=');
+      expect(cmd.code).toBe(1); // /bin/false, whatever was asked
+      const sh = await new Promise<{ out: string; code: number | null }>((resolve, reject) => a.shell(false, (err, ch) => {
+        if (err) return reject(err);
+        let out = '';
+        ch.on('data', (d: Buffer) => (out += d));
+        ch.on('exit', (code: number | null) => resolve({ out, code }));
+        ch.end('echo MARK\nid\n');
+      }));
+      expect(sh.out).not.toContain('MARK');
+      expect(sh.code).toBe(1);
+      await expect(exec(a, 'tty', { pty: true })).rejects.toThrow(/pty|pseudo|terminal/i);
+      await expect(exec(a, 'echo $SSH_AUTH_SOCK', { agentForward: true })).rejects.toThrow(/agent/i);
+      await expect(new Promise((resolve, reject) => a.forwardOut('127.0.0.1', 0, '127.0.0.1', 22, (err, ch) => (err ? reject(err) : resolve(ch))))).rejects.toThrow(/prohibited|open failed|denied/i);
+    } finally {
+      a.end();
+    }
+  });
+});
+
+describe('the agent holds the tunnel', () => {
+  it('comes up, and plan reaches the node through the relay\'s port', async () => {
+    t.startAgent();
+    await until(() => t.listening(t.nat.tunnelPort!), 'the agent\'s tunnel on the relay');
+    const s = await t.status();
+    expect(s.tunnel).toMatchObject({ state: 'up', relay: 'relay-1', listen: `127.0.0.1:${t.nat.tunnelPort}`, reconnects: 0 });
+    expect(Date.parse(s.tunnel.upSince)).toBeGreaterThan(0);
+    const r = await plan();
+    const p = json(r);
+    expect(p.nodes).toEqual([expect.objectContaining({ node: 'edge-nat', action: 'create' })]);
+  }, 60_000);
+
+  it('the relay\'s sshd restarted: the tunnel is back by itself within the cap + 2 s', async () => {
+    await t.stopRelay();
+    await until(async () => (await t.status()).tunnel.state !== 'up', 'the agent to notice');
+    await t.lab.start(t.relay);
+    const back = await until(() => t.listening(t.nat.tunnelPort!), 'the tunnel back', CAP_MS + 10_000, 20);
+    expect(back).toBeLessThan(CAP_MS + 2000);
+    const s = await t.status();
+    expect(s.tunnel.state).toBe('up');
+    expect(s.tunnel.reconnects).toBeGreaterThanOrEqual(1);
+    expect(s.tunnel.lastError).toBeTruthy();
+    expect(json(await plan()).nodes[0].action).toBe('create');
+  }, 60_000);
+
+  it('a node whose tunnel is down is "tunnel down" in plan, not a timeout', async () => {
+    await t.stopAgent();
+    await until(async () => !(await t.listening(t.nat.tunnelPort!)), 'the listener to go');
+    const r = await plan();
+    const reason = json(r).nodes[0].reason as string;
+    expect(reason).toContain('tunnel down');
+    expect(reason).toContain(`127.0.0.1:${t.nat.tunnelPort} of relay-1`);
+    t.startAgent();
+    await until(() => t.listening(t.nat.tunnelPort!), 'the tunnel back');
+  }, 60_000);
+
+  it('a changed relay host key is refused, and /status says so', async () => {
+    const old = t.relay.fingerprint;
+    await t.stopRelay();
+    await t.lab.rekey(t.relay);
+    await until(async () => !!(await t.status()).tunnel.hostKeyRefused, 'the refusal in /status', 15_000);
+    const s = (await t.status()).tunnel;
+    expect(s.state).not.toBe('up');
+    expect(s.hostKeyRefused).toContain('HOST KEY CHANGED for relay relay-1');
+    expect(s.hostKeyRefused).toContain(t.relay.fingerprint);
+    expect(s.hostKeyRefused).toContain(old);
+    expect(s.lastError).toContain('HOST KEY CHANGED');
+    // Refused on every attempt, never accepted: still no listener after a few backoff rounds.
+    await new Promise((r) => setTimeout(r, CAP_MS * 2));
+    expect(await t.listening(t.nat.tunnelPort!)).toBe(false);
+    expect((await t.status()).tunnel.state).not.toBe('up');
+  }, 60_000);
+});
