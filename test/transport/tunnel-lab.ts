@@ -54,7 +54,7 @@ async function keygen(path: string, comment: string): Promise<string> {
   return (await readFile(path + '.pub', 'utf8')).trim().split(' ').slice(0, 2).join(' ');
 }
 
-export async function createTunnelLab(o: { backoffCapMs?: number; keepaliveIntervalMs?: number; clientAlive?: [number, number] } = {}): Promise<TunnelLab> {
+export async function createTunnelLab(o: { backoffBaseMs?: number; backoffCapMs?: number; keepaliveIntervalMs?: number; clientAlive?: [number, number] } = {}): Promise<TunnelLab> {
   const lab = await createLab();
   const relay = await lab.addHost('relay-1', { relay: true });
   const nat = await lab.addHost('edge-nat', { behind: relay, reverseTunnel: true });
@@ -98,7 +98,7 @@ export async function createTunnelLab(o: { backoffCapMs?: number; keepaliveInter
       await writeFile(join(relay.root, 'current', 'tunnel', 'authorized_keys'), keys, { mode: 0o644 });
       // The node's agent.json as rendered, but for the lab's tunnel user and the test's pace.
       const cfg = JSON.parse(file('edge-nat', 'agent/agent.json').toString()) as AgentConfig;
-      cfg.tunnel = { ...cfg.tunnel!, user: TUNNEL_USER, keepaliveIntervalMs: o.keepaliveIntervalMs ?? 1000, backoffBaseMs: 200, backoffCapMs: o.backoffCapMs ?? 2000 };
+      cfg.tunnel = { ...cfg.tunnel!, user: TUNNEL_USER, keepaliveIntervalMs: o.keepaliveIntervalMs ?? 1000, backoffBaseMs: o.backoffBaseMs ?? 200, backoffCapMs: o.backoffCapMs ?? 2000 };
       cfg.heartbeatSeconds = 0;
       await writeFile(agentConfig, JSON.stringify(cfg, null, 2));
       return keys.toString();
@@ -126,7 +126,12 @@ export async function createTunnelLab(o: { backoffCapMs?: number; keepaliveInter
       const tree = new Set(root ? [root] : []);
       for (let grew = true; grew; ) {
         grew = false;
-        for (const p of procs) if (tree.has(p.ppid) && !tree.has(p.pid)) (tree.add(p.pid), (grew = true));
+        for (const p of procs) {
+          if (tree.has(p.ppid) && !tree.has(p.pid)) {
+            tree.add(p.pid);
+            grew = true;
+          }
+        }
       }
       if (root) tree.delete(root);
       for (const pid of tree) signal(pid, 'SIGKILL');

@@ -125,6 +125,31 @@ describe('the agent holds the tunnel', () => {
     await until(() => t.listening(t.nat.tunnelPort!), 'the tunnel back');
   }, 60_000);
 
+  it('a relay still holding a listener for the port refuses it; the agent retries until the port is free, then holds it', async () => {
+    await t.stopAgent();
+    await until(async () => !(await t.listening(t.nat.tunnelPort!)), 'the listener to go');
+    // What a dead link leaves on the relay: a session of this node's key still holding the port.
+    const stale = await relayClient(t, t.keyA);
+    await new Promise<void>((resolve, reject) => stale.forwardIn('127.0.0.1', t.nat.tunnelPort!, (err) => (err ? reject(err) : resolve())));
+    t.startAgent();
+    await until(async () => /refused to listen on 127\.0\.0\.1/.test((await t.status()).tunnel?.lastError ?? ''), 'the refusal in /status');
+    expect((await t.status()).tunnel.state).not.toBe('up');
+    stale.end(); // sshd drops the old listener (ClientAliveInterval × ClientAliveCountMax on a real dead link)
+    const back = await until(async () => (await t.status()).tunnel.state === 'up', 'the agent to take the port', CAP_MS + 10_000, 20);
+    expect(back).toBeLessThan(CAP_MS + 2000);
+    expect(json(await plan()).nodes[0].action).toBe('create');
+  }, 60_000);
+
+  it('the node\'s link cut and restored: keepalives notice, and the tunnel is back by itself', async () => {
+    await t.lab.execIn(t.nat, ['ip', 'link', 'set', 'up0', 'down']);
+    await until(async () => (await t.status()).tunnel.state !== 'up', 'keepalives to notice', 10_000);
+    await t.lab.execIn(t.nat, ['ip', 'link', 'set', 'up0', 'up']);
+    await t.lab.execIn(t.nat, ['ip', 'route', 'replace', 'default', 'via', `10.231.${t.relay.down!.octet}.1`]);
+    // Bounded by the relay dropping the dead session (its next client-alive probe meets a reset) plus the backoff.
+    await until(async () => (await t.status()).tunnel.state === 'up', 'the tunnel back', 10_000 + CAP_MS + 2000, 20);
+    expect(json(await plan()).nodes[0].action).toBe('create');
+  }, 60_000);
+
   it('a changed relay host key is refused, and /status says so', async () => {
     const old = t.relay.fingerprint;
     await t.stopRelay();
