@@ -14,10 +14,16 @@ import type { AgentConfig } from '../../src/lib/bundle/agent-json.js';
  * The reverse-tunnel lab: a relay on real sshd with the rendered tunnel drop-in and keys, and a
  * NAT'd node (its sshd on its own 127.0.0.1, no inbound route) whose tunnel the bundled agent
  * holds. The lab's hand-made `ssh -R` is dropped once the node is up: only the agent's tunnel
- * remains. The relay's tunnel user is `nobody` here (a real relay has its own edgectl-tunnel
- * user; the test machine gets no new account).
+ * remains.
+ *
+ * The machine gets no new account: the relay's one sshd also listens on TUNNEL_PORT, where the
+ * rendered drop-in applies to root (`Match User root LocalPort …`, root's real shell included, so a
+ * shell that is not refused would run), and on KEYS_ONLY_PORT, where only the rendered
+ * authorized_keys applies (what the key options alone allow). Port 22 stays the lab's, for edgectl.
  */
-export const TUNNEL_USER = 'nobody';
+export const TUNNEL_USER = 'root';
+export const TUNNEL_PORT = 2222;
+export const KEYS_ONLY_PORT = 2223;
 
 export interface TunnelLab {
   lab: Lab;
@@ -78,10 +84,17 @@ export async function createTunnelLab(o: { backoffBaseMs?: number; backoffCapMs?
   await writeFile(join(fleet, 'nodes.yaml'), [lab.nodeDoc(relay, { pin: true }), lab.nodeDoc(nat, { pin: true, spec: { tunnelKey: `${pubA} edge-nat` } }), docB].join('---\n'));
 
   // The relay reads tunnel keys through the rendered drop-in (the operator's one-time install).
-  let dropIn = renderTunnelSshdConfig(relay.root, TUNNEL_USER).toString();
+  let dropIn = renderTunnelSshdConfig(relay.root, TUNNEL_USER).toString().replace(`Match User ${TUNNEL_USER}`, `Match User ${TUNNEL_USER} LocalPort ${TUNNEL_PORT}`);
   if (o.clientAlive) dropIn = dropIn.replace('ClientAliveInterval 10', `ClientAliveInterval ${o.clientAlive[0]}`).replace('ClientAliveCountMax 3', `ClientAliveCountMax ${o.clientAlive[1]}`);
   await writeFile(join(relay.dir, 'edgectl-tunnel.conf'), dropIn);
-  await appendFile(join(relay.dir, 'sshd_config'), `Include ${join(relay.dir, 'edgectl-tunnel.conf')}\n`);
+  await appendFile(join(relay.dir, 'sshd_config'), [
+    `ListenAddress 0.0.0.0:${TUNNEL_PORT}`,
+    `ListenAddress 0.0.0.0:${KEYS_ONLY_PORT}`,
+    `Include ${join(relay.dir, 'edgectl-tunnel.conf')}`,
+    `Match LocalPort ${KEYS_ONLY_PORT}`,
+    `  AuthorizedKeysFile ${join(relay.root, 'current', 'tunnel', 'authorized_keys')}`,
+    '',
+  ].join('\n'));
   await lab.stop(relay);
   await lab.start(relay);
 
@@ -96,9 +109,9 @@ export async function createTunnelLab(o: { backoffBaseMs?: number; backoffCapMs?
       await mkdir(join(relay.root, 'current', 'tunnel'), { recursive: true });
       await chmod(relay.root, 0o755);
       await writeFile(join(relay.root, 'current', 'tunnel', 'authorized_keys'), keys, { mode: 0o644 });
-      // The node's agent.json as rendered, but for the lab's tunnel user and the test's pace.
+      // The node's agent.json as rendered, but for the lab's tunnel user and port, at the test's pace.
       const cfg = JSON.parse(file('edge-nat', 'agent/agent.json').toString()) as AgentConfig;
-      cfg.tunnel = { ...cfg.tunnel!, user: TUNNEL_USER, keepaliveIntervalMs: o.keepaliveIntervalMs ?? 1000, backoffBaseMs: o.backoffBaseMs ?? 200, backoffCapMs: o.backoffCapMs ?? 2000 };
+      cfg.tunnel = { ...cfg.tunnel!, user: TUNNEL_USER, port: TUNNEL_PORT, keepaliveIntervalMs: o.keepaliveIntervalMs ?? 1000, backoffBaseMs: o.backoffBaseMs ?? 200, backoffCapMs: o.backoffCapMs ?? 2000 };
       cfg.heartbeatSeconds = 0;
       await writeFile(agentConfig, JSON.stringify(cfg, null, 2));
       return keys.toString();
@@ -161,7 +174,7 @@ export async function until(f: () => Promise<boolean>, what: string, timeoutMs =
 }
 
 /** An ssh2 connection to the relay as the tunnel user with `key` (from here: the relay is reachable from the root namespace). */
-export async function relayClient(t: TunnelLab, key: string, extra: Partial<ConnectConfig> = {}): Promise<Client> {
+export async function relayClient(t: TunnelLab, key: string, extra: Partial<ConnectConfig> = {}, port = TUNNEL_PORT): Promise<Client> {
   const { Client } = await import('ssh2');
   const c = new Client();
   const keyData = await readFile(key);
@@ -170,7 +183,7 @@ export async function relayClient(t: TunnelLab, key: string, extra: Partial<Conn
     c.once('error', reject);
     c.connect({
       host: t.relay.address,
-      port: t.relay.port,
+      port,
       username: TUNNEL_USER,
       authHandler: [{ type: 'publickey', username: TUNNEL_USER, key: keyData }] as never,
       hostVerifier: (blob: Buffer) => blob.equals(Buffer.from(t.relay.hostKey.split(' ')[1], 'base64')),

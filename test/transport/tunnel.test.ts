@@ -1,7 +1,7 @@
 import type { Client, ClientChannel } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, json } from '../helpers/cli.js';
-import { createTunnelLab, relayClient, until, type TunnelLab } from './tunnel-lab.js';
+import { createTunnelLab, KEYS_ONLY_PORT, relayClient, TUNNEL_PORT, until, type TunnelLab } from './tunnel-lab.js';
 
 /**
  * The reverse tunnel the agent holds (issue 16), against real sshd: the relay runs the rendered
@@ -41,8 +41,8 @@ describe('the relay holds each node key to its own forward', () => {
     expect(lines[1]).toMatch(new RegExp(`^restrict,port-forwarding,permitlisten="127\\.0\\.0\\.1:${t.nat.tunnelPort}",command="/bin/false" ssh-ed25519 \\S+ edgectl-tunnel:edge-nat$`));
   });
 
-  it('a key may listen on its own port (the control), not on another node\'s, and another port is refused', async () => {
-    const b = await relayClient(t, t.keyB);
+  it.each([['with the drop-in', TUNNEL_PORT], ['by its key options alone', KEYS_ONLY_PORT]])('%s, a key may listen on its own port (the control), not on another node\'s, and another port is refused', async (_how, port) => {
+    const b = await relayClient(t, t.keyB, {}, port);
     try {
       await expect(forwardIn(b, t.nat.tunnelPort!)).rejects.toThrow();
       await forwardIn(b, t.portB);
@@ -50,7 +50,7 @@ describe('the relay holds each node key to its own forward', () => {
     } finally {
       b.end();
     }
-    const a = await relayClient(t, t.keyA);
+    const a = await relayClient(t, t.keyA, {}, port);
     try {
       await expect(forwardIn(a, t.portB)).rejects.toThrow();
       await expect(forwardIn(a, t.nat.tunnelPort! + 2)).rejects.toThrow();
@@ -58,31 +58,51 @@ describe('the relay holds each node key to its own forward', () => {
     } finally {
       a.end();
     }
+    await until(async () => !(await t.listening(t.portB)), 'the control listener to go');
   });
 
   it('a key that is not in the file is refused at authentication', async () => {
     await expect(relayClient(t, t.lab.clientKey)).rejects.toThrow(/authentication/i);
+    await expect(relayClient(t, t.lab.clientKey, {}, KEYS_ONLY_PORT)).rejects.toThrow(/authentication/i);
   });
 
-  it('the node key opens no shell, runs no command, gets no pty, forwards no agent, opens no direct-tcpip channel', async () => {
+  /** The tunnel user is root with bash here: whatever is not refused would run. */
+  async function expectNoSession(a: Client) {
+    const cmd = await exec(a, 'echo MARK; id');
+    expect(cmd.out).not.toContain('MARK');
+    expect(cmd.out).not.toContain('uid=');
+    expect(cmd.code).toBe(1); // /bin/false, whatever was asked
+    const sh = await new Promise<{ out: string; code: number | null }>((resolve, reject) => a.shell(false, (err, ch) => {
+      if (err) return reject(err);
+      let out = '';
+      ch.on('data', (d: Buffer) => (out += d));
+      ch.on('exit', (code: number | null) => resolve({ out, code }));
+      ch.end('echo MARK\nid\n');
+    }));
+    expect(sh.out).not.toContain('MARK');
+    expect(sh.code).toBe(1);
+    await expect(exec(a, 'tty', { pty: true })).rejects.toThrow(/pty|pseudo|terminal/i);
+    await expect(exec(a, 'echo $SSH_AUTH_SOCK', { agentForward: true })).rejects.toThrow(/agent/i);
+  }
+  const direct = (a: Client) => new Promise((resolve, reject) => a.forwardOut('127.0.0.1', 0, '127.0.0.1', 22, (err, ch) => (err ? reject(err) : resolve(ch))));
+
+  it('with the drop-in, the node key opens no shell, runs no command, gets no pty, forwards no agent, opens no direct-tcpip channel', async () => {
     const a = await relayClient(t, t.keyA, { agent: '/nonexistent/agent.sock' });
     try {
-      const cmd = await exec(a, 'echo MARK; id');
-      expect(cmd.out).not.toContain('MARK');
-      expect(cmd.out).not.toContain('uid=');
-      expect(cmd.code).toBe(1); // /bin/false, whatever was asked
-      const sh = await new Promise<{ out: string; code: number | null }>((resolve, reject) => a.shell(false, (err, ch) => {
-        if (err) return reject(err);
-        let out = '';
-        ch.on('data', (d: Buffer) => (out += d));
-        ch.on('exit', (code: number | null) => resolve({ out, code }));
-        ch.end('echo MARK\nid\n');
-      }));
-      expect(sh.out).not.toContain('MARK');
-      expect(sh.code).toBe(1);
-      await expect(exec(a, 'tty', { pty: true })).rejects.toThrow(/pty|pseudo|terminal/i);
-      await expect(exec(a, 'echo $SSH_AUTH_SOCK', { agentForward: true })).rejects.toThrow(/agent/i);
-      await expect(new Promise((resolve, reject) => a.forwardOut('127.0.0.1', 0, '127.0.0.1', 22, (err, ch) => (err ? reject(err) : resolve(ch))))).rejects.toThrow(/prohibited|open failed|denied/i);
+      await expectNoSession(a);
+      await expect(direct(a)).rejects.toThrow(/prohibited|open failed|denied/i);
+    } finally {
+      a.end();
+    }
+  });
+
+  it('by its key options alone, the same, except direct-tcpip: that is the drop-in\'s to refuse', async () => {
+    const a = await relayClient(t, t.keyA, { agent: '/nonexistent/agent.sock' }, KEYS_ONLY_PORT);
+    try {
+      await expectNoSession(a);
+      // Documented in docs/transport.md: permitopen has no "none", so a key option cannot refuse it.
+      const ch = (await direct(a)) as ClientChannel;
+      ch.close();
     } finally {
       a.end();
     }
