@@ -145,6 +145,8 @@ export class ReverseTunnel {
     if (this.pins.empty) throw new Error(`no host key is pinned for relay ${this.cfg.relay} in this node's release (pin it: spec.ssh.hostKey of ${this.cfg.relay} or the fleet's known_hosts, then apply): refusing to connect to a relay it cannot verify`);
     const key = await loadTunnelKey(this.cfg.keyFile);
     const { Client } = await import('ssh2');
+    // stop() may have come while the key was read: no connection is started after it.
+    if (this.stopped) return 0;
     const client = new Client();
     this.client = client;
     let upAt = 0;
