@@ -131,7 +131,10 @@ describe('render', () => {
 
   it('without a pin on the relay, its keys come from the fleet\'s known_hosts, revoked ones never', async () => {
     const f = join(dir, 'k');
-    await writeFleet(f, [{ name: 'e1', tunnel: 'reverse', tunnelPort: 2201, tunnelKey: keyA }], { knownHosts: `[198.51.100.7]:2222 ${relayKey}\n[198.51.100.7]:2222 ${keyB}\n198.51.100.7 ${keyA}\n@revoked * ${keyB}\n` });
+    // A blob whose own type string is not a key type (the fleet's file is the fleet's to craft).
+    const str = (b: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, b.length]), b]);
+    const crafted = Buffer.concat([str(Buffer.from('ssh-ed25519"\n')), str(Buffer.alloc(32, 1))]).toString('base64');
+    await writeFleet(f, [{ name: 'e1', tunnel: 'reverse', tunnelPort: 2201, tunnelKey: keyA }], { knownHosts: `[198.51.100.7]:2222 ${relayKey}\n[198.51.100.7]:2222 ${keyB}\n[198.51.100.7]:2222 ssh-ed25519 ${crafted}\n198.51.100.7 ${keyA}\n@revoked * ${keyB}\n` });
     const { file } = await render(f);
     expect(JSON.parse(file('e1', 'agent/agent.json')!).tunnel.hostKeys).toEqual([relayKey]);
   });

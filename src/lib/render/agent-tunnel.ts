@@ -1,5 +1,5 @@
-import type { AgentTunnel } from '../bundle/agent-json.js';
-import { tunnelKeyFile } from '../bundle/agent-json.js';
+import { agentTunnelSchema, tunnelKeyFile, type AgentTunnel } from '../bundle/agent-json.js';
+import { RE } from '../fleet/values.js';
 import { EdgectlError } from '../errors.js';
 import type { ResolvedNode } from '../fleet/model.js';
 import { unbracket } from '../fleet/ip.js';
@@ -18,7 +18,7 @@ export function agentTunnel(ctx: RenderContext, node: ResolvedNode, knownHosts: 
   const last = node.via[node.via.length - 1];
   const relay = last === undefined ? undefined : ctx.nodeByName.get(last);
   if (!relay) throw new EdgectlError('EDGECTL_RENDER', `node ${node.name}: tunnel: reverse needs a relay in via`);
-  return {
+  const parsed = agentTunnelSchema.safeParse({
     relay: relay.name,
     host: unbracket(relay.address),
     port: relay.ssh.port,
@@ -27,7 +27,13 @@ export function agentTunnel(ctx: RenderContext, node: ResolvedNode, knownHosts: 
     remotePort: node.tunnelPort,
     keyFile: tunnelKeyFile(node.root),
     target: `127.0.0.1:${node.ssh.port}`,
-  };
+  });
+  // A config the agent would refuse would stop its HTTPQ too: refused here, naming the node.
+  if (!parsed.success) {
+    const i = parsed.error.issues[0];
+    throw new EdgectlError('EDGECTL_RENDER', `node ${node.name}: agent.json would be invalid at tunnel.${i.path.join('.')}: ${i.message}`);
+  }
+  return parsed.data;
 }
 
 export function relayHostKeys(relay: ResolvedNode, knownHosts: readonly KnownHostEntry[]): string[] {
@@ -38,6 +44,7 @@ export function relayHostKeys(relay: ResolvedNode, knownHosts: readonly KnownHos
     return ok(blob) ? [keyLine(blob)] : [];
   }
   const name = hostName(relay.address, relay.ssh.port);
-  const lines = knownHosts.filter((e) => !e.marker && entryMatches(e, name) && ok(e.key)).map((e) => keyLine(e.key));
+  // The type comes from the blob, which the fleet's file may have crafted: only plain key lines.
+  const lines = knownHosts.filter((e) => !e.marker && entryMatches(e, name) && ok(e.key)).map((e) => keyLine(e.key)).filter((l) => RE.hostKey.test(l));
   return [...new Set(lines)].sort();
 }
