@@ -3,7 +3,7 @@ import { appendFile, chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path';
 import type { Client, ConnectConfig } from 'ssh2';
 import { createLab, type Lab, type LabHost } from '../helpers/hosts.js';
-import { listProcs, run, signal, sleep } from '../helpers/lab-util.js';
+import { listProcs, readCmdline, run, signal, sleep } from '../helpers/lab-util.js';
 import { REPO } from '../helpers/paths.js';
 import { loadFleet } from '../../src/lib/fleet/load.js';
 import { renderFleet } from '../../src/lib/render/index.js';
@@ -149,6 +149,10 @@ export async function createTunnelLab(o: { backoffBaseMs?: number; backoffCapMs?
       if (root) tree.delete(root);
       for (const pid of tree) signal(pid, 'SIGKILL');
       await lab.stop(relay);
+      // A node that reconnected while the master was still up holds a session the master's exit
+      // leaves alive (re-parented): every sshd left in the relay's namespace is one of those.
+      const left = await lab.execIn(undefined, ['ip', 'netns', 'pids', relay.netns!]);
+      for (const pid of left.stdout.split('\n').filter(Boolean).map(Number)) if (readCmdline(pid).startsWith('sshd')) signal(pid, 'SIGKILL');
     },
     listening: (port) => listeningOn(lab, relay, port),
     close: async () => {

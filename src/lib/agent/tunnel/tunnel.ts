@@ -34,8 +34,13 @@ export interface TunnelStatus {
 /** curve25519 first: ssh2's other key exchanges can stall for seconds (ssh2#1031, #1325). */
 const KEX = ['curve25519-sha256', 'curve25519-sha256@libssh.org', 'ecdh-sha2-nistp256', 'ecdh-sha2-nistp384', 'ecdh-sha2-nistp521', 'diffie-hellman-group14-sha256'];
 
-/** A connection that stayed up this long was a good one: the next failure starts the backoff over. */
-const STABLE_MS = 10_000;
+/**
+ * A connection whose forward was granted and that stayed up this long was a good one: the next
+ * failure starts the backoff over (after a short outage the node is back within a second, not at
+ * the grown delay). One dropped sooner is a relay that lets the node in and drops it at once: the
+ * backoff goes on growing, so such a relay is not hammered.
+ */
+const STABLE_MS = 1000;
 
 export interface TunnelDeps {
   log: Logger;
