@@ -27,7 +27,7 @@ export interface ResolvedNode {
   root: string;
   via: string[];
   tunnel: 'none' | 'reverse';
-  /** tunnel: reverse: the port on the last relay's 127.0.0.1 where the node's `ssh -R` tunnel lands. */
+  /** tunnel: reverse: the port on the last relay's 127.0.0.1 where the node's tunnel lands. */
   tunnelPort?: number;
   /** tunnel: reverse: `type base64` of the key the node's agent authenticates to its relay with (no comment). */
   tunnelKey?: string;
