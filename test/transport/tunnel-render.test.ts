@@ -10,6 +10,9 @@ import { renderFleet } from '../../src/lib/render/index.js';
 import { agentConfigSchema } from '../../src/lib/bundle/agent-json.js';
 import { parseSshPublicKey } from '../../src/lib/fleet/ssh-public-key.js';
 import { backoffDelay } from '../../src/lib/agent/tunnel/backoff.js';
+import { ReverseTunnel, tunnelHeartbeat } from '../../src/lib/agent/tunnel/tunnel.js';
+import { renderMetrics, type AgentStatus } from '../../src/lib/agent/status.js';
+import { silentLogger } from '../../src/lib/logger.js';
 
 /**
  * The fleet's tunnel keys (validated to the byte), the relay's authorized_keys and drop-in, the
@@ -163,5 +166,19 @@ describe('backoff', () => {
     expect(backoffDelay(10, p, () => 0.999)).toBe(29_970);
     expect(backoffDelay(5000, p, () => 0.999)).toBe(29_970);
     expect(backoffDelay(4, p, () => 0)).toBe(0);
+  });
+});
+
+describe('tunnel status views', () => {
+  it('the heartbeat and /metrics read the tunnel\'s status', () => {
+    const tunnel = new ReverseTunnel({ relay: 'r1', host: '198.51.100.7', port: 22, user: 'edgectl-tunnel', hostKeys: [relayKey], remotePort: 2201, keyFile: '/var/lib/edgectl/secrets/tunnel-key', target: '127.0.0.1:22' }, { log: silentLogger });
+    const st = tunnel.status();
+    expect(st).toMatchObject({ state: 'stopped', relay: 'r1', listen: '127.0.0.1:2201', upSince: null, reconnects: 0, lastError: null });
+    expect(tunnelHeartbeat({ ...st, state: 'up', upSince: '2026-12-02T07:00:00.000Z', reconnects: 3 })).toEqual({ state: 'up', upSince: '2026-12-02T07:00:00.000Z', reconnects: 3, lastError: null });
+    const base = { queues: [], intake: { responses: {} }, store: { state: 'open', incidents: [], quarantined: [], writeErrors: 0 }, forward: { messages: 0, errors: 0, lastSuccessAt: null }, memory: { rssBytes: 0 } } as unknown as AgentStatus;
+    const m = renderMetrics({ ...base, tunnel: { ...st, state: 'up', reconnects: 2 } });
+    expect(m).toContain('edgectl_tunnel_up{relay="r1"} 1\n');
+    expect(m).toContain('edgectl_tunnel_reconnects_total{relay="r1"} 2\n');
+    expect(renderMetrics(base)).not.toContain('edgectl_tunnel');
   });
 });
