@@ -229,7 +229,12 @@ export class ReverseTunnel {
     });
     let ch: ClientChannel | undefined;
     sock.once('connect', () => {
-      ch = accept();
+      try {
+        ch = accept();
+      } catch {
+        // The relay connection went while the node's sshd answered: nothing to hand it to.
+        return void sock.destroy();
+      }
       ch.on('error', () => sock.destroy());
       ch.on('close', () => sock.destroy());
       sock.on('close', () => ch?.close());
