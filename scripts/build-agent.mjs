@@ -28,7 +28,7 @@ await build({
   format: 'cjs',
   legalComments: 'none',
   logLevel: 'warning',
-  // Optional native speedups of ssh2/nats code paths the agent never loads.
+  // Optional native speedups of ssh2 and nats: the agent's tunnel (ssh2) runs without them.
   external: ['cpu-features', './crypto/build/Release/sshcrypto.node'],
 });
 await rm(join(out, 'entry.ts'));

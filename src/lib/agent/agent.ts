@@ -17,6 +17,7 @@ import { meterStep } from './metering/index.js';
 import { createHttpClient, type HttpClient } from '../http-client.js';
 import { splitHostPort } from '../fleet/ip.js';
 import type { NodeRuntime } from './node-runtime.js';
+import { ReverseTunnel } from './tunnel/tunnel.js';
 
 export type AgentState = 'created' | 'running' | 'stopping' | 'stopped';
 
@@ -34,6 +35,7 @@ export class Agent {
   private timer?: NodeJS.Timeout;
   private lastHeartbeat = 0;
   private maintaining = false;
+  private tunnel?: ReverseTunnel;
 
   private constructor(readonly ctx: AgentContext, private forwarder?: Forwarder, private ownHttp?: HttpClient) {
     this.device = buildDeviceApp(ctx);
@@ -72,6 +74,11 @@ export class Agent {
     wake.fw = fw;
     const agent = new Agent(ctx, fw, deps.http ? undefined : http);
     agent.startedAt = t0;
+    if (config.tunnel) {
+      const tunnel = new ReverseTunnel(config.tunnel, { log });
+      agent.tunnel = tunnel;
+      ctx.tunnel = () => tunnel.status();
+    }
     return agent;
   }
 
@@ -96,6 +103,7 @@ export class Agent {
     // The config allows only loopback literals; what was bound is checked all the same.
     if (!isLoopbackHost(admin.slice(0, admin.lastIndexOf(':')))) throw new EdgectlError('EDGECTL_AGENT_CONFIG', `the admin API is bound to ${admin}, which is not a loopback address`);
     this.forwarder?.start();
+    this.tunnel?.start();
     this.timer = setInterval(() => void this.maintain(), 1000);
     this.state = 'running';
     this.ctx.log.info('agent running', { node: c.node, role: c.role, listen, admin, epoch: this.ctx.spool.epoch, startupMs: Date.now() - this.startedAt });
@@ -133,6 +141,7 @@ export class Agent {
     if (this.state === 'stopping' || this.state === 'stopped') return;
     this.state = 'stopping';
     clearInterval(this.timer);
+    await this.tunnel?.stop();
     await Promise.all(this.servers.map((s) => new Promise<void>((r) => { s.close(() => r()); s.closeAllConnections(); })));
     await this.forwarder?.stop();
     await this.ownHttp?.close();

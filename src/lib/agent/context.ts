@@ -5,6 +5,7 @@ import type { Logger } from '../logger.js';
 import type { Spool } from './store/spool.js';
 import { AgentStats } from './stats.js';
 import type { NodeRuntime } from './node-runtime.js';
+import type { TunnelStatus } from './tunnel/tunnel.js';
 
 export interface TenantRuntime {
   name: string;
@@ -69,6 +70,8 @@ export interface AgentContext {
   notify: () => void;
   /** The agent process's config digest, FastCGI apps and last reload (serve.ts); absent in tests that build a bare context. */
   node?: NodeRuntime;
+  /** The reverse tunnel's state (tunnel: reverse nodes only): for /status and the heartbeat. */
+  tunnel?: () => TunnelStatus;
 }
 
 export const sha256hex = (s: string | Buffer) => createHash('sha256').update(s).digest('hex');

@@ -2,6 +2,7 @@ import type { AgentContext } from './context.js';
 import { listQuarantine } from './store/open.js';
 import type { AppStatus } from './fastcgi/supervisor.js';
 import type { ReloadReport } from './node-runtime.js';
+import type { TunnelStatus } from './tunnel/tunnel.js';
 
 export interface AgentStatus {
   node: string;
@@ -16,6 +17,8 @@ export interface AgentStatus {
   config: string | null;
   fastcgi: AppStatus[];
   reload: ReloadReport | null;
+  /** tunnel: reverse nodes only. */
+  tunnel?: TunnelStatus;
   memory: { rssBytes: number; heapUsedBytes: number; heapTotalBytes: number; externalBytes: number };
 }
 
@@ -51,6 +54,7 @@ export async function collectStatus(ctx: AgentContext): Promise<AgentStatus> {
     config: ctx.node?.configDigest ?? null,
     fastcgi: ctx.node?.fastcgi?.status() ?? [],
     reload: ctx.node?.reload ?? null,
+    ...(ctx.tunnel ? { tunnel: ctx.tunnel() } : {}),
     memory: memory(),
   };
 }
@@ -93,6 +97,10 @@ export function renderMetrics(s: AgentStatus): string {
   metric('edgectl_fastcgi_up', 'gauge', '1 when every process of the FastCGI app runs without a recent crash', apps((a) => (a.state === 'running' ? 1 : 0)));
   metric('edgectl_fastcgi_processes', 'gauge', 'Processes of the FastCGI app running now', apps((a) => a.pids.length));
   metric('edgectl_fastcgi_restarts_total', 'counter', 'Processes of the FastCGI app started again after an exit', apps((a) => a.restarts));
+  if (s.tunnel) {
+    metric('edgectl_tunnel_up', 'gauge', '1 while the reverse tunnel listens on its relay', [[{ relay: s.tunnel.relay }, s.tunnel.state === 'up' ? 1 : 0]]);
+    metric('edgectl_tunnel_reconnects_total', 'counter', 'Reverse tunnel connections after the first', [[{ relay: s.tunnel.relay }, s.tunnel.reconnects]]);
+  }
   metric('edgectl_http_responses_total', 'counter', 'HTTP responses by status', Object.entries(s.intake.responses).map(([k, v]) => [{ code: k }, v]));
   return out.join('\n') + '\n';
 }

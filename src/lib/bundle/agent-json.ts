@@ -35,6 +35,33 @@ export const acceptForwardSchema = z.object({
   behind: z.array(z.string().regex(RE.dnsLabel, 'must be a node name')).default([]),
 }).strict();
 
+/**
+ * tunnel: reverse: the one SSH connection the agent keeps from the node to the last relay of its
+ * via chain, asking the relay to listen on its 127.0.0.1:remotePort and to hand each connection
+ * there to `target` (the node's own sshd). The relay's host key must be one of `hostKeys`.
+ */
+export const agentTunnelSchema = z.object({
+  /** The relay's fleet name, for messages and /status. */
+  relay: z.string().regex(RE.dnsLabel, 'must be a node name'),
+  /** Where the node dials the relay's sshd. */
+  host: z.string().regex(/^(?:[A-Za-z0-9.-]+|[0-9a-fA-F:]+)$/, 'must be a hostname or an IP address'),
+  port: z.number().int().min(1).max(65535),
+  user: z.string().regex(RE.sshUser, 'must be a unix user name'),
+  /** The relay's pinned host keys (`type base64`); any other key is refused. Empty: nothing to check against, so no tunnel. */
+  hostKeys: z.array(z.string().regex(RE.hostKey, 'must be "<type> <base64>"')),
+  /** The port on the relay's 127.0.0.1 where the tunnel lands (the fleet's tunnelPort). */
+  remotePort: z.number().int().min(1).max(65535),
+  /** The node's private key (born on the node, never in git). */
+  keyFile: z.string().regex(/^\/[A-Za-z0-9._/-]+$/, 'must be an absolute path of letters, digits, ".", "_", "-", "/"'),
+  /** Where tunnelled connections go: the node's sshd, on loopback. */
+  target: hostPort.refine((hp) => isLoopbackHost(hp.slice(0, hp.lastIndexOf(':'))), 'must be a loopback address (127.x.x.x or [::1]): the tunnel reaches the node\'s own sshd only'),
+  /** Keepalive every this many ms; three unanswered: the connection is dead (default 10000). */
+  keepaliveIntervalMs: z.number().int().min(100).max(600_000).optional(),
+  /** Reconnect backoff: full jitter over base·2^attempt, capped (defaults 500 and 30000). */
+  backoffBaseMs: z.number().int().min(1).max(60_000).optional(),
+  backoffCapMs: z.number().int().min(1).max(3_600_000).optional(),
+}).strict();
+
 export const agentTopicSchema = z.object({
   name: z.string().regex(RE.topic),
   whenFull: z.enum(['reject', 'drop-oldest']).default('reject'),
@@ -143,9 +170,12 @@ export const agentConfigSchema = z.object({
       seen.add(a.app).add(a.socket);
     });
   }),
+  /** tunnel: reverse nodes only. */
+  tunnel: agentTunnelSchema.optional(),
 }).strict();
 
 export type AgentConfig = z.infer<typeof agentConfigSchema>;
+export type AgentTunnel = z.infer<typeof agentTunnelSchema>;
 export type AcceptForward = z.infer<typeof acceptForwardSchema>;
 
 export type AgentTenant = z.infer<typeof agentTenantSchema>;
@@ -167,6 +197,9 @@ export function agentAdminAddress(listen: string): { host: string; port: number 
 
 /** The agent's state directory under a node root, as render writes it (dataDir). */
 export const agentDataDir = (root: string) => `${root.replace(/\/+$/, '')}/spool`;
+
+/** Where the node's tunnel key lives under a node root, as render writes it (keyFile). */
+export const tunnelKeyFile = (root: string) => `${root.replace(/\/+$/, '')}/secrets/tunnel-key`;
 
 /** Where the agent keeps its admin token when agent.json does not say: in its state directory. */
 export const agentAdminTokenFile = (dataDir: string) => `${dataDir.replace(/\/+$/, '')}/admin-token`;

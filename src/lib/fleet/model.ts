@@ -27,8 +27,10 @@ export interface ResolvedNode {
   root: string;
   via: string[];
   tunnel: 'none' | 'reverse';
-  /** tunnel: reverse: the port on the last relay's 127.0.0.1 where the node's `ssh -R` tunnel lands. */
+  /** tunnel: reverse: the port on the last relay's 127.0.0.1 where the node's tunnel lands. */
   tunnelPort?: number;
+  /** tunnel: reverse: `type base64` of the key the node's agent authenticates to its relay with (no comment). */
+  tunnelKey?: string;
   capacity: { cpu: number; memoryMb: number };
   kong: boolean;
   http: { address?: string; port: number };
@@ -91,6 +93,7 @@ export function resolveNode(fleet: Pick<FleetSpec, 'defaults'>, n: NodeResource)
     via: s.via ?? [],
     tunnel: s.tunnel ?? 'none',
     tunnelPort: s.tunnelPort,
+    tunnelKey: s.tunnelKey?.split(' ').slice(0, 2).join(' '),
     capacity: { cpu: s.capacity?.cpu ?? DEFAULTS.cpu, memoryMb: s.capacity?.memoryMb ?? DEFAULTS.memoryMb },
     kong: s.kong ?? false,
     http: { address: s.http?.address ?? d.http?.address, port: s.http?.port ?? d.http?.port ?? DEFAULTS.httpPort },

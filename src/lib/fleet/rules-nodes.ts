@@ -22,7 +22,7 @@ export function viaRules(ctx: RuleContext): void {
       report(ctx, n, ['spec', 'tunnel'], 'reverse-without-relay', 'a reverse tunnel needs a relay to dial out to', 'Add `via: [<relay>]`: the node keeps a tunnel open to the last relay in the list.');
     }
     if (n.spec.tunnel === 'reverse' && n.spec.tunnelPort === undefined) {
-      report(ctx, n, ['spec', 'tunnel'], 'reverse-without-port', 'a reverse tunnel needs spec.tunnelPort: the port on the last relay\'s 127.0.0.1 where the tunnel lands', 'The node runs `ssh -N -R 127.0.0.1:<tunnelPort>:127.0.0.1:<its sshd port> <relay>`; see docs/transport.md.');
+      report(ctx, n, ['spec', 'tunnel'], 'reverse-without-port', 'a reverse tunnel needs spec.tunnelPort: the port on the last relay\'s 127.0.0.1 where the tunnel lands', 'The node\'s agent asks the relay to listen on 127.0.0.1:<tunnelPort> and hands what arrives there to its own sshd; see docs/transport.md.');
     }
     if (n.spec.tunnelPort !== undefined && n.spec.tunnel !== 'reverse') {
       report(ctx, n, ['spec', 'tunnelPort'], 'tunnel-port-without-tunnel', 'spec.tunnelPort only applies with tunnel: reverse');

@@ -5,6 +5,7 @@ import { appRules } from './rules-apps.js';
 import { credentialRules } from './rules-credentials.js';
 import { endpointRules, viaRules } from './rules-nodes.js';
 import { tenantRules } from './rules-tenants.js';
+import { tunnelKeyRules } from './rules-tunnel.js';
 import { upstreamRules } from './rules-upstreams.js';
 import { domainZoneRules, payloadPathRules } from './rules-tenancy.js';
 
@@ -16,6 +17,7 @@ import { domainZoneRules, payloadPathRules } from './rules-tenancy.js';
 export function crossRules(m: RuleInput): Problem[] {
   const ctx: RuleContext = { m, nodes: new Map(m.nodes.map((n) => [n.name, n])), resolved: resolveNodes(m.nodes, m.defaults), tenants: new Map(m.tenants.map((t) => [t.name, t])), out: [] };
   viaRules(ctx);
+  tunnelKeyRules(ctx);
   endpointRules(ctx);
   appRules(ctx);
   tenantRules(ctx);

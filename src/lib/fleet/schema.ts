@@ -4,6 +4,7 @@ import { ipSpellingProblem, unbracket } from './ip.js';
 import { RE, COUNT_OR_PERCENT, UNIX_HOST_REASON, checkHttpUrl, isAddress, isDomain, releaseRootProblem } from './values.js';
 import { MAX_MESSAGE_BYTES } from '../limits.js';
 import { FASTCGI_MAX_PROCESSES, fastcgiCommandProblems } from './fastcgi-command.js';
+import { parseSshPublicKey } from './ssh-public-key.js';
 
 /**
  * zod schemas of the edgectl/v1 documents. Every object is strict: an unknown field is an
@@ -61,6 +62,12 @@ export const metadataSchema = z.object({
   labels: labels.optional(),
   annotations: z.record(re(RE.labelKey, 'an annotation key (lowercase letters, digits, ".", "_", "-", "/")'), re(RE.note, 'text of at most 1000 characters without control or bidi characters')).optional(),
 }).strict();
+
+/** An OpenSSH public key line that goes into a relay's authorized_keys (ssh-public-key.ts checks it to the byte). */
+const publicKey = z.string().superRefine((s, ctx) => {
+  const k = parseSshPublicKey(s);
+  if (typeof k === 'string') ctx.addIssue({ code: z.ZodIssueCode.custom, message: k });
+});
 
 const sshSchema = z.object({
   user: re(RE.sshUser, 'a unix user name').optional(),
@@ -135,6 +142,8 @@ export const nodeSpecSchema = z.object({
   tunnel: z.enum(['none', 'reverse']).optional(),
   /** tunnel: reverse only: the port on the last relay's loopback where the node's reverse tunnel lands. */
   tunnelPort: port.optional(),
+  /** tunnel: reverse only: the public key the node's agent opens its tunnel with (its private part is born on the node). */
+  tunnelKey: publicKey.optional(),
   capacity: z.object({
     cpu: z.number().positive().max(1024).optional(),
     memoryMb: z.number().int().positive().max(16_777_216).optional(),

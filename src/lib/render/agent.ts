@@ -9,6 +9,8 @@ import { isIP } from 'node:net';
 import { appId, type RenderContext } from './context.js';
 import { fastcgiSocket } from './nginx.js';
 import { acceptForwardFor } from './uplink.js';
+import { agentTunnel } from './agent-tunnel.js';
+import type { KnownHostEntry } from '../transport/known-hosts.js';
 
 const MiB = 1024 * 1024;
 export const DEFAULT_SPOOL_MB = 256;
@@ -80,11 +82,12 @@ function nodePart(ctx: RenderContext, node: ResolvedNode): NodePart {
   return part;
 }
 
-/** digestOf: an app's FastCGI digest (fastcgiDigest); by default as if it shipped no files. */
-export function buildAgentConfig(ctx: RenderContext, node: ResolvedNode, apps: AppResource[], digestOf: (a: AppResource) => string = (a) => fastcgiDigest([], a.spec.fastcgi?.command, a.spec.fastcgi?.processes ?? 1)): AgentConfig {
+/** digestOf: an app's FastCGI digest (fastcgiDigest); by default as if it shipped no files. knownHosts: see AgentRenderer. */
+export function buildAgentConfig(ctx: RenderContext, node: ResolvedNode, apps: AppResource[], digestOf: (a: AppResource) => string = (a) => fastcgiDigest([], a.spec.fastcgi?.command, a.spec.fastcgi?.processes ?? 1), knownHosts: readonly KnownHostEntry[] = []): AgentConfig {
   if (!RE.dnsLabel.test(node.name)) throw new EdgectlError('EDGECTL_RENDER', `node name ${JSON.stringify(node.name)} cannot go into agent.json`);
   const p = nodePart(ctx, node);
   const root = node.root.replace(/\/+$/, '');
+  const tunnel = agentTunnel(ctx, node, knownHosts);
   const tenantNames = node.role === 'edge' ? [...new Set(apps.map((a) => a.spec.tenant))].sort() : [...ctx.tenants.keys()].sort();
   // Fields in the contract's order (src/lib/bundle/agent-json.ts), so the file reads like it.
   return {
@@ -103,6 +106,7 @@ export function buildAgentConfig(ctx: RenderContext, node: ResolvedNode, apps: A
     tenants: tenantNames.map((t) => cachedTenant(ctx, t)),
     ...(p.metering ? { metering: p.metering } : {}),
     fastcgi: apps.filter((a) => a.spec.type === 'fastcgi').map((a) => fastcgiEntry(node, root, a, digestOf)),
+    ...(tunnel ? { tunnel } : {}),
   };
 }
 
@@ -166,7 +170,8 @@ export class AgentRenderer {
   /** FastCGI digests by app name: one app's payload goes to many nodes, hashed once. */
   private readonly digests = new Map<string, string>();
 
-  constructor(private readonly ctx: RenderContext, private readonly payloads: ReadonlyMap<string, PayloadFile[]> = new Map()) {}
+  /** knownHosts: the fleet's known_hosts, where a reverse node's relay key is found when the relay pins none. */
+  constructor(private readonly ctx: RenderContext, private readonly payloads: ReadonlyMap<string, PayloadFile[]> = new Map(), private readonly knownHosts: readonly KnownHostEntry[] = []) {}
 
   private readonly digestOf = (a: AppResource): string => {
     let d = this.digests.get(a.name);
@@ -175,6 +180,6 @@ export class AgentRenderer {
   };
 
   render(node: ResolvedNode, apps: AppResource[]): Buffer {
-    return Buffer.from(JSON.stringify(buildAgentConfig(this.ctx, node, apps, this.digestOf), null, 2) + '\n');
+    return Buffer.from(JSON.stringify(buildAgentConfig(this.ctx, node, apps, this.digestOf, this.knownHosts), null, 2) + '\n');
   }
 }

@@ -11,6 +11,8 @@ import { loadPayloads } from './payloads.js';
 import { loadTemplates } from './templates.js';
 import { selectNodes } from '../nodes/select.js';
 import { assertNginxSafeOnce } from '../nginx/guard.js';
+import { parseKnownHosts } from '../transport/known-hosts.js';
+import { tunnelFiles } from './tunnel-keys.js';
 
 export type { Bundle, BundleFile, Manifest };
 export { manifestBytes };
@@ -50,7 +52,9 @@ export async function renderFleet(loaded: LoadedFleet, opts: RenderOptions): Pro
   for (const n of selected) for (const a of ctx.placement.byNode.get(n.name) ?? []) placedApps.add(a);
   const payloads = await loadPayloads(source, [...placedApps].map((a) => ctx.apps.get(a)!));
   const nginx = new NginxRenderer(templates);
-  const agents = new AgentRenderer(ctx, payloads);
+  // Reverse nodes pin their relay's host key from here when the relay has no spec.ssh.hostKey.
+  const knownHosts = selected.some((n) => n.tunnel === 'reverse') ? parseKnownHosts((await source.readExtra('known_hosts'))?.toString('utf8') ?? '') : [];
+  const agents = new AgentRenderer(ctx, payloads, knownHosts);
   const kong = new KongRenderer(templates, ctx.tenants);
   const fleet = { name: model.name, commit: model.commit ?? null, dirty: model.dirty };
   const bundles: Bundle[] = [];
@@ -62,6 +66,7 @@ export async function renderFleet(loaded: LoadedFleet, opts: RenderOptions): Pro
     files.push({ path: 'nginx/mime.types', data: templates.mimeTypes, mode: 0o644 });
     for (const s of templates.snippets) if (apps.length > 0 || s.path.startsWith('nginx/http.d/')) files.push({ path: s.path, data: s.data, mode: 0o644 });
     files.push({ path: 'agent/agent.json', data: agents.render(node, apps), mode: 0o644 });
+    files.push(...tunnelFiles(node, ctx.nodes));
     if (node.kong) {
       files.push({ path: 'kong/kong.yml', data: kong.render(apps.filter((a) => a.spec.type === 'api')), mode: 0o644 });
     }

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { EdgectlError } from '../errors.js';
+import { EdgectlError, isEdgectlError } from '../errors.js';
 import { readRegularFile, UnsafeFileError } from '../safe-fs/regular-file.js';
 import { prepareWriteDir } from '../safe-fs/write-dir.js';
 import { silentLogger, type Logger } from '../logger.js';
@@ -112,7 +112,7 @@ export function createConnector(opts: ConnectorOptions): Connector {
       hops.push({
         ...hopFor(n, { host: '127.0.0.1', port: n.tunnelPort }),
         label: `${n.name} (reverse tunnel at 127.0.0.1:${n.tunnelPort} on ${relay})`,
-        hint: `${n.name} must keep \`ssh -N -R 127.0.0.1:${n.tunnelPort}:127.0.0.1:${n.ssh.port} ${relay}\` running (see docs/transport.md); check it on the node, and \`ss -ltn\` on ${relay}.`,
+        hint: tunnelHint(n.name, relay, n.tunnelPort, n.ssh.port),
       });
     } else {
       hops.push(hopFor(n));
@@ -140,7 +140,9 @@ export function createConnector(opts: ConnectorOptions): Connector {
   return {
     async open(nodeName) {
       const hops = route(nodeName);
-      const conn = await pool.acquire(hops);
+      const conn = await pool.acquire(hops).catch((e: unknown) => {
+        throw tunnelDown(find(nodeName), e);
+      });
       return new SshTransport(nodeName, find(nodeName).root, conn, () => pool.release(hops), { execTimeoutMs: opts.execTimeoutMs });
     },
     close: () => pool.closeAll(),
@@ -149,6 +151,24 @@ export function createConnector(opts: ConnectorOptions): Connector {
     hostKeys: () => [...hostKeys.observed],
     route: (nodeName) => route(nodeName).map((h) => h.node),
   };
+}
+
+function tunnelHint(node: string, relay: string, port: number, sshPort: number): string {
+  return `${node}'s agent holds its tunnel (agent.json \`tunnel\`): look at the \`tunnel\` part of its /status on the node, and at \`ss -ltn\` on ${relay}; without the agent, \`ssh -N -R 127.0.0.1:${port}:127.0.0.1:${sshPort} ${relay}\` holds the same tunnel (see docs/transport.md).`;
+}
+
+/**
+ * A reverse node whose relay has nothing listening on the tunnel port is not a network timeout:
+ * the node's tunnel is down (its link, its agent, or the relay refusing its key or port). Said so,
+ * so that plan's "unreachable" reads "tunnel down".
+ */
+function tunnelDown(n: ResolvedNode, e: unknown): unknown {
+  if (n.tunnel !== 'reverse' || !isEdgectlError(e) || e.code !== 'EDGECTL_TRANSPORT') return e;
+  const relay = n.via[n.via.length - 1];
+  const m = e.message.indexOf(`cannot open a connection to 127.0.0.1:${n.tunnelPort}:`);
+  if (m < 0) return e;
+  const cause = e.message.slice(m + `cannot open a connection to 127.0.0.1:${n.tunnelPort}:`.length).trim();
+  return new EdgectlError('EDGECTL_TRANSPORT', `${n.name} (reverse tunnel at 127.0.0.1:${n.tunnelPort} on ${relay}): tunnel down: nothing listens on 127.0.0.1:${n.tunnelPort} of ${relay} (${cause})`, { cause: e, hint: e.hint ?? tunnelHint(n.name, relay, n.tunnelPort!, n.ssh.port) });
 }
 
 function localConnector(localRoot: string, fleetRoot: string, find: (n: string) => ResolvedNode, execTimeoutMs?: number): Connector {
