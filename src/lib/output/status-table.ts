@@ -21,7 +21,7 @@ export function bytesText(n: number | null | undefined): string {
 export function durationText(s: number | null | undefined): string {
   if (s === null || s === undefined) return dash;
   if (s < 90) return `${Math.round(s)}s`;
-  if (s < 90 * 60) return `${Math.round(s / 60)}m`;
+  if (s < 3600) return `${Math.round(s / 60)}m`;
   if (s < 48 * 3600) return `${Math.round(s / 3600)}h`;
   return `${Math.round(s / 86400)}d`;
 }
@@ -51,7 +51,7 @@ function nginxText(n: NodeStatus): string {
 
 function agentText(n: NodeStatus): string {
   const a = n.agent;
-  if (!n.reachable && n.source === 'live') return dash;
+  if ((!n.reachable && n.source === 'live') || (a.state === 'unknown' && !a.detail)) return dash;
   if (a.state !== 'up') return a.state;
   return [a.version ?? '', `up${a.uptimeSeconds !== null ? ` ${durationText(a.uptimeSeconds)}` : ''}`].filter(Boolean).join(' ');
 }
