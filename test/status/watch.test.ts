@@ -1,0 +1,50 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeTestFleet } from '../apply/helpers.js';
+import { BIN } from '../helpers/paths.js';
+
+/** `status --watch`: a round every --interval seconds until interrupted; the last round's exit status. */
+let dir: string;
+let fleet: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ec-status-watch-'));
+  fleet = join(dir, 'fleet');
+  await writeTestFleet(fleet, { nodes: ['w1', 'w2'], apps: [] });
+});
+
+afterAll(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('edgectl status --watch', { timeout: 30_000 }, () => {
+  it('redraws every interval until SIGINT, then exits with the last round\'s status', async () => {
+    const p = execa(process.execPath, [BIN, 'status', '--fleet', fleet, '--local', join(dir, 'nodes'), '--local-port-base', '42000', '--local-port-range', '10', '--watch', '--interval', '1', '--json'], { reject: false, env: { NO_COLOR: '1' } });
+    const lines: string[] = [];
+    let buf = '';
+    p.stdout!.on('data', (c: Buffer) => {
+      buf += c.toString();
+      const parts = buf.split('\n');
+      buf = parts.pop()!;
+      lines.push(...parts.filter(Boolean));
+    });
+    const t0 = Date.now();
+    while (lines.length < 3 && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 50));
+    const took = Date.now() - t0;
+    p.kill('SIGINT');
+    const r = await p;
+    expect(lines.length).toBeGreaterThanOrEqual(3);
+    const rounds = lines.map((l) => JSON.parse(l));
+    expect(rounds.every((x) => x.format === 'edgectl-status/v1' && x.nodes.length === 2)).toBe(true);
+    // One round per interval, each a new report: not one report printed thrice, nor a busy loop.
+    expect(new Set(rounds.map((x) => x.at)).size).toBe(rounds.length);
+    expect(Date.parse(rounds[2].at) - Date.parse(rounds[0].at)).toBeGreaterThanOrEqual(1900);
+    expect(took).toBeGreaterThanOrEqual(1900);
+    // The nodes never had a release: degraded, so the last round leaves exit 2 (not a signal's death).
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr).toBe('');
+  });
+});
