@@ -96,6 +96,7 @@ afterAll(async () => {
 describe('a hostile agent or node', { timeout: 60_000 }, () => {
   it('junk, bad fields and another node\'s name: each is refused or dropped, the rows say so', async () => {
     seen.clear();
+    leaked.length = 0;
     const r = await run(['status']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(2);
@@ -118,6 +119,7 @@ describe('a hostile agent or node', { timeout: 60_000 }, () => {
 
   it('no curl on the node: the agent is asked through bash\'s /dev/tcp, with the same answers', async () => {
     seen.clear();
+    leaked.length = 0;
     const path = await pathWith('nocurl', ['bash', 'readlink', 'head', 'tail', 'df', 'cat', 'timeout']);
     const r = await run(['status', '--node', 'n2'], { PATH: path });
     expect(r.stderr).toBe('');
@@ -128,6 +130,7 @@ describe('a hostile agent or node', { timeout: 60_000 }, () => {
 
   it('neither curl nor bash: "agent unknown", nothing asked', async () => {
     seen.clear();
+    leaked.length = 0;
     const path = await pathWith('bare', ['readlink', 'head', 'tail', 'df', 'cat']);
     const r = await run(['status', '--node', 'n2'], { PATH: path });
     expect(row(r, 'n2').agent).toMatchObject({ state: 'unknown', detail: 'the node has neither curl nor bash to ask it with' });
