@@ -1,5 +1,5 @@
 import type { NodeStatus, StatusReport } from '../status/types.js';
-import { ago } from '../status/hub.js';
+import { ago } from '../status/ago.js';
 import { cell, type TableData } from './plan-table.js';
 import type { Paint } from './validate-report.js';
 

@@ -2,6 +2,7 @@ import { EdgectlError, errorMessage } from '../errors.js';
 import type { ResolvedNode } from '../fleet/model.js';
 import type { Heartbeat } from '../agent/telemetry.js';
 import { fastcgiOf, hexId, isoTime, num, obj, releaseName, text, tunnelOf, version, word } from './agent-report.js';
+import { ago } from './ago.js';
 import { assess } from './assess.js';
 import { pathText, statusTargets } from './fleet.js';
 import { blankStatus } from './live.js';
@@ -63,15 +64,6 @@ async function readLatest(url: string, names: string[]): Promise<HubRow[]> {
   } finally {
     await sql.end({ timeout: 2 }).catch(() => {});
   }
-}
-
-/** "3 h ago" and the like. */
-export function ago(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
-  if (s < 90) return `${s} s ago`;
-  if (s < 90 * 60) return `${Math.round(s / 60)} min ago`;
-  if (s < 36 * 3600) return `${Math.round(s / 3600)} h ago`;
-  return `${Math.round(s / 86400)} d ago`;
 }
 
 /** One row from a stored heartbeat (or its absence). Pure: the body came from a node through the hub, and is read as hostile. */
