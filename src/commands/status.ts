@@ -25,9 +25,10 @@ A node that cannot be reached is a row too, with why.
 --watch redraws every --interval seconds until interrupted (Ctrl-C); with --json it prints one
 JSON object per line per round.
 
-Exit status: 0 every node healthy, 2 some degraded (no release, current not good, nginx down,
-agent down, a store quarantined, a FastCGI app or the tunnel not up, disk almost full) and none
-unreachable, 1 an error or any node unreachable (or its answer refused).`;
+Exit status: 0 every node healthy, 2 some degraded (no release, current not good, nginx down or
+serving another config than current's, agent down, a store quarantined, a FastCGI app or the
+tunnel not up, disk almost full) and none unreachable, 1 an error or any node unreachable (or its
+answer refused).`;
   static override examples = [
     '<%= config.bin %> status',
     '<%= config.bin %> status bj-edge-01 --json',

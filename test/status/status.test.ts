@@ -102,6 +102,9 @@ describe('edgectl status over SSH', { timeout: 180_000 }, () => {
       expect(readFileSync(`/proc/${pid}/comm`, 'utf8').trim()).toBe('nginx');
       expect(n.nginx).toMatchObject({ up: true, pid, workers: childrenOf(pid) });
       expect(n.nginx.workers).toBeGreaterThan(0);
+      // The config nginx serves is current's, as its manifest names it.
+      const manifest = JSON.parse(readFileSync(join(h.root, 'current', 'manifest.json'), 'utf8'));
+      expect(n.nginx).toMatchObject({ configId: manifest.nginxConfigId, currentConfigId: manifest.nginxConfigId });
       expect(n.release).toEqual({ current: applied[h.name], good: applied[h.name], commit: head, goodCommit: head, behind: 0 });
       expect((await readlink(join(h.root, 'current'))).replace('releases/', '')).toBe(applied[h.name]);
       expect(n.disk.totalBytes).toBeGreaterThan(n.disk.freeBytes);
@@ -151,6 +154,20 @@ describe('edgectl status over SSH', { timeout: 180_000 }, () => {
     const r = await run(['status', 'edge-2', ...flags(), '--json']);
     expect(row(r, 'edge-2').release.behind).toBe(1);
     expect((await run(['status', 'edge-2', ...flags()])).stdout).toMatch(/\+1 in git/);
+  });
+
+  it('nginx serving another config than current\'s (a reload it refused): degraded, exit 2', async () => {
+    const file = join(relay.root, 'current', 'manifest.json');
+    const text = readFileSync(file, 'utf8');
+    const m = JSON.parse(text);
+    await writeFile(file, JSON.stringify({ ...m, nginxConfigId: 'f'.repeat(m.nginxConfigId.length) }));
+    try {
+      const r = await run(['status', 'relay-1', ...flags(), '--json']);
+      expect(r.code, r.stderr).toBe(2);
+      expect(row(r, 'relay-1')).toMatchObject({ health: 'degraded', problems: ["nginx serves another config than current's"], nginx: { configId: m.nginxConfigId } });
+    } finally {
+      await writeFile(file, text);
+    }
   });
 
   it('nginx stopped on one node: that row is degraded, exit 2', async () => {

@@ -17,6 +17,12 @@ export function assess(n: Omit<NodeStatus, 'health' | 'problems'>, o: { refused?
   if (!n.release.current) p.push('no release');
   else if (n.release.good !== n.release.current) p.push(n.release.good ? 'current is not the good release' : 'no good release');
   if (!n.nginx.up) p.push('nginx down');
+  else if (n.source === 'live' && n.nginx.currentConfigId && n.agent.state !== 'unknown') {
+    // nginx -s reload exits 0 when nginx rejects a config: the one it serves is the truth. (A node
+    // with neither curl nor bash, agent "unknown", could not be asked.)
+    if (!n.nginx.configId) p.push('nginx does not answer /.edgectl/config');
+    else if (n.nginx.configId !== n.nginx.currentConfigId) p.push("nginx serves another config than current's");
+  }
   if (n.agent.state === 'down') p.push(`agent down${n.agent.detail ? ` (${n.agent.detail})` : ''}`);
   else if (n.agent.store && n.agent.store !== 'open') p.push(`agent store ${n.agent.store}`);
   if (n.spool && n.spool.quarantined > 0) p.push(`${n.spool.quarantined} store(s) quarantined`);

@@ -92,7 +92,7 @@ export function statusOfHeartbeat(n: ResolvedNode, row: HubRow | undefined, now:
     error: stale ? `last seen ${time ? ago(age) : 'at an unknown time'}` : null,
     lastSeen: time,
     release: { current: releaseName(release?.current), good: releaseName(release?.good), commit: null, goodCommit: null, behind: null },
-    nginx: nginx ? { up: nginx.up === true, pid: num(nginx.masterPid), workers: num(nginx.workers), configId: hexId(nginx.configId) } : { up: false, pid: null, workers: null, configId: null },
+    nginx: nginx ? { up: nginx.up === true, pid: num(nginx.masterPid), workers: num(nginx.workers), configId: hexId(nginx.configId), currentConfigId: null } : { up: false, pid: null, workers: null, configId: null, currentConfigId: null },
     agent: { state: 'up', version: version(agent?.version), uptimeSeconds: num(agent?.uptimeSeconds), store: word(hb.store), detail: null },
     spool: { depth: num(hb.depth) ?? 0, bytes: num(hb.bytes) ?? 0, oldestAgeSeconds: num(spool?.oldestAgeSeconds), dropped: num(spool?.dropped) ?? 0, expired: num(spool?.expired) ?? 0, quarantined: num(hb.quarantined) ?? 0 },
     lastForward: isoTime(hb.lastForward),

@@ -4,11 +4,12 @@ import { agentAdminAddress, agentAdminTokenFile, agentDataDir } from '../bundle/
 import { unbracket } from '../fleet/ip.js';
 import type { ResolvedNode } from '../fleet/model.js';
 import { normaliseRoot } from '../release/layout.js';
+import { nginxTargetOf } from '../release/nginx.js';
 import { failureText, runScript } from '../release/remote.js';
 import type { Transport } from '../transport/types.js';
-import { fastcgiOf, hexId, jsonObject, isoTime, num, obj, spoolOfStatus, text, tunnelOf, versionOfStatus, word } from './agent-report.js';
+import { fastcgiOf, jsonObject, isoTime, num, obj, spoolOfStatus, text, tunnelOf, versionOfStatus, word } from './agent-report.js';
 import { assess } from './assess.js';
-import { parseNodeAnswer, RefusedAnswer, type NodeFacts } from './parse.js';
+import { CONFIG_ID, parseNodeAnswer, RefusedAnswer, type NodeFacts } from './parse.js';
 import { STATUS_SCRIPT } from './script.js';
 import type { AgentInfo, NodeStatus } from './types.js';
 
@@ -26,7 +27,7 @@ export function blankStatus(c: Pick<NodeContext, 'path'> & { node: Pick<Resolved
   return {
     node: c.node.name, role: c.node.role, path: c.path, source: o.source ?? 'live', reachable: o.reachable, error: o.error, lastSeen: null,
     release: { current: null, good: null, commit: null, goodCommit: null, behind: null },
-    nginx: { up: false, pid: null, workers: null, configId: null },
+    nginx: { up: false, pid: null, workers: null, configId: null, currentConfigId: null },
     agent: { state: 'unknown', version: null, uptimeSeconds: null, store: null, detail: null },
     spool: null, lastForward: null, fastcgi: null, tunnel: null, disk: null, load: null,
   };
@@ -46,7 +47,10 @@ export async function observeNode(t: Transport, c: NodeContext): Promise<NodeSta
   // Only an address literal reaches the script (agentAdminAddress makes any other a loopback one).
   const safeHost = isIP(host) ? host : '127.0.0.1';
   const nonce = randomBytes(8).toString('hex');
-  const args = [root, safeHost, String(admin?.port ?? 0), agentAdminTokenFile(agentDataDir(root)), nonce, isIP(safeHost) === 6 ? `[${safeHost}]` : safeHost];
+  const ng = nginxTargetOf(n);
+  const ngHost = isIP(ng.host) ? ng.host : '127.0.0.1';
+  const urlHost = (h: string) => (isIP(h) === 6 ? `[${h}]` : h);
+  const args = [root, safeHost, urlHost(safeHost), String(admin?.port ?? 0), agentAdminTokenFile(agentDataDir(root)), nonce, ngHost, urlHost(ngHost), String(ng.port)];
   const r = await runScript(t, STATUS_SCRIPT, args, { timeoutMs: 30_000 });
   let facts: NodeFacts;
   try {
@@ -83,7 +87,7 @@ export function statusOfFacts(f: NodeFacts, c: Pick<NodeContext, 'node' | 'path'
       goodCommit: f.good ? f.commits.get(f.good) ?? null : null,
       behind,
     },
-    nginx: { up: f.nginxPid !== null, pid: f.nginxPid, workers: f.workers, configId: hexId(hz?.config) },
+    nginx: { up: f.nginxPid !== null, pid: f.nginxPid, workers: f.workers, configId: servedConfig(f), currentConfigId: f.wantConfig },
     agent,
     spool: status ? spoolOfStatus(status) : null,
     lastForward: status ? isoTime(obj(status.forward)?.lastSuccessAt) : null,
@@ -93,6 +97,13 @@ export function statusOfFacts(f: NodeFacts, c: Pick<NodeContext, 'node' | 'path'
     load: f.load,
   };
   return { ...s, ...assess(s) };
+}
+
+/** The config id nginx answered GET /.edgectl/config with (its first line), when it is one. */
+function servedConfig(f: NodeFacts): string | null {
+  const a = f.http.get('config');
+  const id = a?.status === 200 ? a.body.split(/\r?\n/)[0].trim() : '';
+  return CONFIG_ID.test(id) ? id : null;
 }
 
 function agentInfo(f: NodeFacts, hz: Record<string, unknown> | undefined, hzCode: number | undefined, status: Record<string, unknown> | undefined, stCode: number | undefined): AgentInfo {

@@ -5,6 +5,7 @@ import { MAX_HTTP_ANSWER, MAX_STATUS_OUTPUT } from './script.js';
 const MAX_LINE = 4096;
 const COMMIT = /^[0-9a-f]{7,64}(-dirty)?$/;
 const VERSION = /^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$/;
+export const CONFIG_ID = /^[0-9a-f]{16,64}$/;
 
 /** What the node said about itself, validated: anything that did not pass is absent, never passed on. */
 export interface NodeFacts {
@@ -21,7 +22,9 @@ export interface NodeFacts {
   token: 'ok' | 'missing' | 'bad' | null;
   disk: { freeBytes: number; totalBytes: number } | null;
   load: [number, number, number] | null;
-  /** The agent's answers by name (healthz, status); an empty answer is absent (nothing listened). */
+  /** The nginx config id current's manifest names. */
+  wantConfig: string | null;
+  /** The HTTP answers by name (config: nginx's /.edgectl/config; healthz, status: the agent's); an empty answer is absent (nothing listened). */
   http: Map<string, { status: number; body: string }>;
   /** The node has neither curl nor bash: the agent could not be asked. */
   agentUnknown: boolean;
@@ -85,7 +88,7 @@ export function parseHttp(raw: string): { status: number; body: string } | undef
 /** Parses STATUS_SCRIPT's output. Throws RefusedAnswer for an answer that is too big or not the script's. */
 export function parseNodeAnswer(out: string, nonce: string): NodeFacts {
   if (out.length > MAX_STATUS_OUTPUT) throw new RefusedAnswer(`${out.length} bytes, more than the ${MAX_STATUS_OUTPUT} a status answer can be`);
-  const f: NodeFacts = { initialised: true, current: null, good: null, commits: new Map(), nginxPid: null, workers: null, agentInstalled: null, token: null, disk: null, load: null, http: new Map(), agentUnknown: false };
+  const f: NodeFacts = { initialised: true, current: null, good: null, commits: new Map(), wantConfig: null, nginxPid: null, workers: null, agentInstalled: null, token: null, disk: null, load: null, http: new Map(), agentUnknown: false };
   if (out.startsWith('noroot\n') || out === 'noroot') return { ...f, initialised: false };
   if (!out.startsWith('v\t1\n')) throw new RefusedAnswer(`it does not start as the status script's does (${JSON.stringify(out.slice(0, 40))})`);
   const end = `--${nonce}-end--`;
@@ -101,7 +104,7 @@ export function parseNodeAnswer(out: string, nonce: string): NodeFacts {
       const raw = lines.slice(i + 1, close).join('\n');
       // The node cut each answer at MAX_HTTP_ANSWER; one longer than that was not cut by our script.
       if (raw.length > MAX_HTTP_ANSWER + 1) throw new RefusedAnswer(`the agent's ${v.slice(0, 20)} answer is ${raw.length} bytes`);
-      const parsed = /^(healthz|status)$/.test(v) && raw.length > 0 ? parseHttp(raw) : undefined;
+      const parsed = /^(config|healthz|status)$/.test(v) && raw.length > 0 ? parseHttp(raw) : undefined;
       if (parsed) f.http.set(v, parsed);
       i = close;
     } else if (k === 'current') f.current = releaseOfLink(v) ?? null;
@@ -109,7 +112,8 @@ export function parseNodeAnswer(out: string, nonce: string): NodeFacts {
     else if (k === 'rec' && RELEASE_NAME.test(rest[0] ?? '')) {
       const c = recordCommit(rest.slice(1));
       if (c) f.commits.set(rest[0], c);
-    } else if (k === 'nginx') f.nginxPid = int(v, 4_194_304);
+    } else if (k === 'want') f.wantConfig = CONFIG_ID.test(v) ? v : null;
+    else if (k === 'nginx') f.nginxPid = int(v, 4_194_304);
     else if (k === 'workers') f.workers = int(v, 100_000);
     else if (k === 'agentv') f.agentInstalled = VERSION.test(v) ? v : null;
     else if (k === 'token' && (v === 'ok' || v === 'missing' || v === 'bad')) f.token = v;

@@ -65,7 +65,8 @@ export interface NodeStatus {
   /** --from-hub: when the node's last heartbeat was taken (null: none stored). */
   lastSeen: string | null;
   release: ReleaseStatus;
-  nginx: { up: boolean; pid: number | null; workers: number | null; configId: string | null };
+  /** configId: the config nginx serves (GET /.edgectl/config); currentConfigId: the one current's manifest names. */
+  nginx: { up: boolean; pid: number | null; workers: number | null; configId: string | null; currentConfigId: string | null };
   agent: AgentInfo;
   spool: SpoolInfo | null;
   lastForward: string | null;
