@@ -94,6 +94,8 @@ describe('edgectl status over SSH', { timeout: 180_000 }, () => {
     const r = await run(['status', ...flags(), '--json']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const rep = json(r);
+    expect(Object.keys(rep)).toEqual(['format', 'source', 'at', 'fleet', 'nodes', 'summary']);
+    expect(rep).toMatchObject({ format: 'edgectl-status/v1', source: 'live', fleet: { name: 'lab', dirty: false } });
     expect(rep.summary).toEqual({ nodes: 5, healthy: 5, degraded: 0, unreachable: 0, error: 0 });
     const head = (await git('rev-parse', 'HEAD')).stdout.trim();
     for (const h of [relay, e1, e2, nat, core]) {

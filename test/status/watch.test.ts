@@ -20,6 +20,26 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
+/** The CLI on a pseudo-terminal (util-linux script(1)): what an operator at a terminal sees, stdout and stderr together. */
+async function onTty(args: string[], env: Record<string, string> = {}): Promise<string> {
+  const cmd = [process.execPath, BIN, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
+  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'FORCE_COLOR' && k !== 'NO_COLOR'));
+  const r = await execa('script', ['-qec', cmd, '/dev/null'], { reject: false, env: { ...base, ...env, TERM: 'xterm' }, extendEnv: false, timeout: 20_000 });
+  return String(r.stdout);
+}
+
+describe('edgectl status on a terminal', { timeout: 30_000 }, () => {
+  const args = () => ['status', '--fleet', fleet, '--local', join(dir, 'nodes'), '--local-port-base', '42000', '--local-port-range', '10'];
+  it('shows progress and colour; NO_COLOR takes the colour away', async () => {
+    const tty = await onTty(args());
+    expect(tty).toMatch(/status: 2 node\(s\) answered/);
+    expect(tty).toContain('\x1b[33mdegraded');
+    const plain = await onTty(args(), { NO_COLOR: '1' });
+    expect(plain).toMatch(/w1\s.*degraded/);
+    expect(plain).not.toMatch(/\x1b\[\d+m/);
+  });
+});
+
 describe('edgectl status --watch', { timeout: 30_000 }, () => {
   it('redraws every interval until SIGINT, then exits with the last round\'s status', async () => {
     const p = execa(process.execPath, [BIN, 'status', '--fleet', fleet, '--local', join(dir, 'nodes'), '--local-port-base', '42000', '--local-port-range', '10', '--watch', '--interval', '1', '--json'], { reject: false, env: { NO_COLOR: '1' } });
