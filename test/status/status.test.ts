@@ -191,6 +191,30 @@ describe('edgectl status over SSH', { timeout: 180_000 }, () => {
     expect(row(r, 'edge-1')).toMatchObject({ health: 'degraded', agent: { state: 'down' }, problems: ['agent down (no answer on its admin port)'] });
   });
 
+  it('a reverse tunnel down: that node is unreachable, and the row says it is the tunnel', async () => {
+    const tunnel = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number).filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`127.0.0.1:${nat.tunnelPort}:127.0.0.1:22`);
+      } catch {
+        return false;
+      }
+    });
+    expect(tunnel.length).toBeGreaterThan(0);
+    for (const pid of tunnel) signal(pid, 'SIGKILL');
+    for (let i = 0; i < 50; i++) {
+      if ((await lab.execIn(relay, ['ss', '-Hltn', `sport = :${nat.tunnelPort}`])).stdout.trim() === '') break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const r = await run(['status', 'edge-9', 'edge-2', ...flags(), '--json']);
+    expect(r.code).toBe(1);
+    const n = row(r, 'edge-9');
+    expect(n).toMatchObject({ health: 'unreachable', reachable: false, path: 'tunnel via relay-1' });
+    expect(n.error).toMatch(/reverse tunnel at 127\.0\.0\.1:\d+ on relay-1/);
+    expect(n.hint).toMatch(/must keep `ssh -N -R/);
+    expect((await run(['status', 'edge-9', ...flags()])).stdout).toMatch(/edge-9: hint: edge-9 must keep `ssh -N -R/);
+    expect(row(r, 'edge-2').reachable).toBe(true);
+  });
+
   it('a node down: its row says unreachable and why, the others still answer, exit 1, no stack trace', async () => {
     await lab.stop(core);
     try {
@@ -203,7 +227,7 @@ describe('edgectl status over SSH', { timeout: 180_000 }, () => {
       const t = await run(['status', ...flags()]);
       expect(t.code).toBe(1);
       expect(t.stdout).toMatch(/core-1\s+direct\s+unreachable: /);
-      expect(t.stdout).toMatch(/5 node\(s\): 2 healthy, 2 degraded, 1 unreachable/);
+      expect(t.stdout).toMatch(/5 node\(s\): 1 healthy, 2 degraded, 2 unreachable/);
       expect(t.stdout + t.stderr).not.toMatch(/\n\s+at /);
     } finally {
       await lab.start(core);

@@ -89,6 +89,7 @@ export function statusTable(r: StatusReport, c: Paint, now: Date = new Date(r.at
     diskText(n),
     n.load ? n.load.map((x) => x.toFixed(2)).join(' ') : dash,
   ]);
+  for (const n of r.nodes) if (n.hint && n.health === 'unreachable') notes.push(`${n.node}: hint: ${n.hint}`);
   return { head, rows, notes };
 }
 

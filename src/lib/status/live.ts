@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { agentAdminAddress, agentAdminTokenFile, agentDataDir } from '../bundle/agent-json.js';
+import { isEdgectlError } from '../errors.js';
 import { unbracket } from '../fleet/ip.js';
 import type { ResolvedNode } from '../fleet/model.js';
 import { normaliseRoot } from '../release/layout.js';
@@ -25,7 +26,7 @@ export interface NodeContext {
 /** A row with nothing known but why: the node could not be reached, or its answer was refused. */
 export function blankStatus(c: Pick<NodeContext, 'path'> & { node: Pick<ResolvedNode, 'name' | 'role'> }, o: { reachable: boolean; error: string; source?: 'live' | 'hub' }): Omit<NodeStatus, 'health' | 'problems'> {
   return {
-    node: c.node.name, role: c.node.role, path: c.path, source: o.source ?? 'live', reachable: o.reachable, error: o.error, lastSeen: null,
+    node: c.node.name, role: c.node.role, path: c.path, source: o.source ?? 'live', reachable: o.reachable, error: o.error, hint: null, lastSeen: null,
     release: { current: null, good: null, commit: null, goodCommit: null, behind: null },
     nginx: { up: false, pid: null, workers: null, configId: null, currentConfigId: null },
     agent: { state: 'unknown', version: null, uptimeSeconds: null, store: null, detail: null },
@@ -34,7 +35,7 @@ export function blankStatus(c: Pick<NodeContext, 'path'> & { node: Pick<Resolved
 }
 
 export function unreachableStatus(c: Pick<NodeContext, 'node' | 'path'>, error: unknown): NodeStatus {
-  const s = blankStatus(c, { reachable: false, error: failureText(error) });
+  const s = { ...blankStatus(c, { reachable: false, error: failureText(error) }), hint: isEdgectlError(error) ? error.hint : null };
   return { ...s, ...assess(s) };
 }
 

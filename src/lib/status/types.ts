@@ -62,6 +62,8 @@ export interface NodeStatus {
   reachable: boolean;
   /** Unreachable: why (the connection's error); a refused answer says so here too. */
   error: string | null;
+  /** With an unreachable node: what to check (the connection error's hint). */
+  hint: string | null;
   /** --from-hub: when the node's last heartbeat was taken (null: none stored). */
   lastSeen: string | null;
   release: ReleaseStatus;
