@@ -38,10 +38,9 @@ export function jsonObject(body: string): Obj | undefined {
  * keyed by app (a /status may list them so). Absent: null.
  */
 export function fastcgiOf(v: unknown): FastcgiInfo[] | null {
-  const entries: [unknown, Obj][] = Array.isArray(v)
-    ? v.map((x) => [obj(x)?.app, obj(x) ?? {}])
-    : obj(v) ? Object.entries(obj(v)!).map(([k, x]) => [k, obj(x) ?? {}]) : [];
-  if (!Array.isArray(v) && !obj(v)) return null;
+  const o = obj(v);
+  if (!Array.isArray(v) && !o) return null;
+  const entries: [unknown, Obj][] = Array.isArray(v) ? v.map((x) => [obj(x)?.app, obj(x) ?? {}]) : Object.entries(o!).map(([k, x]) => [k, obj(x) ?? {}]);
   const out: FastcgiInfo[] = [];
   for (const [app, x] of entries.slice(0, MAX_APPS)) {
     const name = str(app, NAME);
