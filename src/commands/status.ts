@@ -49,7 +49,7 @@ answer refused).`;
 
   async run(): Promise<void> {
     const { flags, argv } = await this.parse(Status);
-    const { EdgectlError } = await import('../lib/errors.js');
+    const { EdgectlError, errorMessage } = await import('../lib/errors.js');
     const { statusExitCode } = await import('../lib/status/types.js');
     const { deps, target } = await fleetDeps(flags, this.config.version);
     const nodes = [...(target.nodes ?? []), ...(argv as string[])];
@@ -87,7 +87,12 @@ answer refused).`;
     process.once('SIGINT', interrupt);
     process.once('SIGTERM', interrupt);
     try {
-      await watchLoop({ intervalMs: flags.interval * 1000, round: once, show: (r) => show(r, true), exit: (r) => this.setExit(statusExitCode(r.summary)), signal: stop.signal });
+      const failed = (e: unknown) => {
+        const coded = e instanceof EdgectlError ? e : new EdgectlError('EDGECTL_INTERNAL', errorMessage(e));
+        this.err(`error ${coded.message} [${coded.code}]${coded.hint ? `\nhint: ${coded.hint}` : ''}`);
+        this.setExit(1);
+      };
+      await watchLoop({ intervalMs: flags.interval * 1000, round: once, show: (r) => show(r, true), exit: (r) => this.setExit(statusExitCode(r.summary)), failed, signal: stop.signal });
     } finally {
       process.off('SIGINT', interrupt);
       process.off('SIGTERM', interrupt);

@@ -67,4 +67,35 @@ describe('edgectl status --watch', { timeout: 30_000 }, () => {
     expect(r.exitCode, r.stderr).toBe(2);
     expect(r.stderr).toBe('');
   });
+
+  it('a round that fails (the fleet broken while being edited) is reported, and the watch goes on', async () => {
+    const { readFile, writeFile } = await import('node:fs/promises');
+    const file = join(fleet, 'nodes.yaml');
+    const good = await readFile(file, 'utf8');
+    const p = execa(process.execPath, [BIN, 'status', '--fleet', fleet, '--local', join(dir, 'nodes'), '--local-port-base', '42000', '--local-port-range', '10', '--watch', '--interval', '1', '--json'], { reject: false, env: { NO_COLOR: '1' } });
+    let out = '';
+    let err = '';
+    p.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    p.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+    const until = async (f: () => boolean) => {
+      for (let i = 0; i < 300 && !f(); i++) await new Promise((r) => setTimeout(r, 50));
+    };
+    try {
+      await until(() => out.split('\n').filter(Boolean).length >= 1);
+      await writeFile(file, 'apiVersion: edgectl/v1\nkind: Node\nmetadata: { name: [oops }\n');
+      await until(() => err.includes('EDGECTL_FLEET_INVALID'));
+      await writeFile(file, good);
+      const before = out.split('\n').filter(Boolean).length;
+      await until(() => out.split('\n').filter(Boolean).length > before);
+      expect(out.split('\n').filter(Boolean).length).toBeGreaterThan(before);
+    } finally {
+      await writeFile(file, good);
+      p.kill('SIGINT');
+    }
+    const r = await p;
+    expect(err).toMatch(/^error .*\[EDGECTL_FLEET_INVALID\]$/m);
+    expect(err).not.toMatch(/\n\s+at /);
+    // The last round read the repaired fleet: its status, not the failed round's 1.
+    expect(r.exitCode).toBe(2);
+  });
 });

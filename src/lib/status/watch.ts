@@ -6,6 +6,8 @@ export interface WatchLoop<R> {
   show: (r: R) => Promise<void> | void;
   /** After each round: the exit status it leaves (the last round's is the command's). */
   exit: (r: R) => void;
+  /** A round that failed (a fleet being edited that does not load): reported, and the watch goes on. */
+  failed: (e: unknown) => void;
   /** Aborted when the operator interrupts: the current wait ends at once, no new round starts. */
   signal: AbortSignal;
 }
@@ -16,10 +18,15 @@ export interface WatchLoop<R> {
  */
 export async function watchLoop<R>(o: WatchLoop<R>): Promise<void> {
   while (!o.signal.aborted) {
-    const r = await o.round();
-    if (o.signal.aborted) break;
-    await o.show(r);
-    o.exit(r);
+    try {
+      const r = await o.round();
+      if (o.signal.aborted) break;
+      await o.show(r);
+      o.exit(r);
+    } catch (e) {
+      if (o.signal.aborted) break;
+      o.failed(e);
+    }
     await sleep(o.intervalMs, undefined, { signal: o.signal }).catch(() => {});
   }
 }
