@@ -6,7 +6,7 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, json } from '../helpers/cli.js';
 import { writeTestFleet } from '../apply/helpers.js';
-import { HUB_SCHEMA_SQL } from './hub-schema.js';
+import { migrate } from '../../src/lib/agent/sinks/pg/migrate.js';
 import type { Heartbeat } from '../../src/lib/agent/telemetry.js';
 
 /**
@@ -51,7 +51,8 @@ beforeAll(async () => {
   await admin.unsafe(`create database ${DB}`);
   await admin.end();
   sql = postgres(URL_, { max: 1, onnotice: () => {} });
-  await sql.unsafe(HUB_SCHEMA_SQL);
+  // The hub's own schema: the PostgreSQL sink's migrations, exactly what a hub creates at start.
+  await migrate(sql);
   dir = await mkdtemp(join(tmpdir(), 'ec-status-hub-'));
   fleet = join(dir, 'fleet');
   await writeTestFleet(fleet, { nodes: NODES, apps: [] });
