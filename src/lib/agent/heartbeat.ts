@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { readFile, readlink, statfs } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import path from 'node:path';
+import { tunnelHeartbeat } from './tunnel/tunnel.js';
 import type { AgentContext } from './context.js';
 import { collectStatus } from './status.js';
 import { HEARTBEAT_TOPIC, INTERNAL_TENANT } from './forward/wire.js';
@@ -10,14 +11,6 @@ import { nginxWorkers, nginxMaster } from './metering/nginx-master.js';
 import { meterOf } from './metering/index.js';
 
 /** What other parts of the agent add to the heartbeat (FastCGI supervision, the tunnel), when they run. */
-export type HeartbeatProvider = () => Promise<Pick<Heartbeat, 'fastcgi' | 'tunnel'>> | Pick<Heartbeat, 'fastcgi' | 'tunnel'>;
-
-const providers = new WeakMap<AgentContext, HeartbeatProvider[]>();
-
-export function addHeartbeatProvider(ctx: AgentContext, p: HeartbeatProvider): void {
-  providers.set(ctx, [...(providers.get(ctx) ?? []), p]);
-}
-
 /** Heartbeats waiting in the spool, at most: the oldest make room (the newest says the most). */
 export const HEARTBEAT_QUOTA = 256 << 10;
 
@@ -31,7 +24,7 @@ export async function buildHeartbeat(ctx: AgentContext, now = Date.now()): Promi
   const beat: Heartbeat = {
     node: s.node, role: s.role, time: new Date(now).toISOString(), store: s.store.state,
     depth: s.totals.depth, bytes: s.totals.bytes, quarantined: s.store.quarantined.length, lastForward: s.forward.lastSuccessAt,
-    agent: { version: agentVersion(), uptimeSeconds: Math.round((now - ctx.stats.startedAt) / 1000), ...(rel?.digest ? { config: rel.digest } : {}) },
+    agent: { version: agentVersion(), uptimeSeconds: Math.round((now - ctx.stats.startedAt) / 1000), ...(ctx.node?.configDigest ? { config: ctx.node.configDigest } : rel?.digest ? { config: rel.digest } : {}) },
     spool: { oldestAgeSeconds: oldest, dropped: s.totals.dropped, expired: s.totals.expired },
     load: loadavg().map((x) => Math.round(x * 100) / 100) as [number, number, number],
   };
@@ -45,13 +38,12 @@ export async function buildHeartbeat(ctx: AgentContext, now = Date.now()): Promi
     const n = meter.position?.nginx;
     beat.metering = { garbageLines: n?.garbage ?? 0, unattributedLines: n?.unattributed ?? 0, accessLogOffset: n ? n.offset : null, failures: meter.stats.failures };
   }
+  // What the agent runs besides HTTPQ: its FastCGI apps (the agent's own, not the store's) and its tunnel.
+  const apps = ctx.node?.fastcgi?.status() ?? [];
+  if (apps.length) beat.fastcgi = apps.map((a) => ({ app: a.app, state: a.state, processes: a.pids.length, restarts: a.restarts }));
+  if (ctx.tunnel) beat.tunnel = tunnelHeartbeat(ctx.tunnel());
   const disk = await statfs(ctx.config.dataDir).catch(() => undefined);
   if (disk) beat.disk = { freeBytes: disk.bavail * disk.bsize, totalBytes: disk.blocks * disk.bsize };
-  for (const p of providers.get(ctx) ?? []) {
-    try {
-      Object.assign(beat, await p());
-    } catch { /* a provider's failure costs its fields, not the heartbeat */ }
-  }
   return beat;
 }
 
