@@ -12,8 +12,9 @@ export interface AgentProc {
   proc: ChildProcess;
   port: number;
   adminPort: number;
-  /** The loopback address it listens on (device and admin API). */
+  /** The address it listens on (device API, and the admin API unless adminHost). */
   host: string;
+  adminHost: string;
   /** Where the agent keeps its admin token (its data dir's admin-token, or --admin-token-file). */
   tokenFile: string;
   log: string[];
@@ -34,25 +35,27 @@ const running = new Set<AgentProc>();
 export const AGENT_NODE_OPTIONS = '--max-semi-space-size=4';
 
 /** Starts `node bin/run.js agent ...` as its own process and waits for /healthz to answer. */
-export async function startAgent(name: string, port: number, adminPort: number, args: string[], opts: { waitHealthy?: boolean; host?: string } = {}): Promise<AgentProc> {
+/** opts.host: where it listens (and its admin API, unless opts.adminHost: the admin API is loopback only). */
+export async function startAgent(name: string, port: number, adminPort: number, args: string[], opts: { waitHealthy?: boolean; host?: string; adminHost?: string } = {}): Promise<AgentProc> {
   const host = opts.host ?? '127.0.0.1';
-  const full = [BIN, 'agent', '--node', name, '--listen', `${host}:${port}`, '--admin', `${host}:${adminPort}`, ...args];
+  const adminHost = opts.adminHost ?? host;
+  const full = [BIN, 'agent', '--node', name, '--listen', `${host}:${port}`, '--admin', `${adminHost}:${adminPort}`, ...args];
   const proc = spawn(process.execPath, full, { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NO_COLOR: '1', NODE_OPTIONS: AGENT_NODE_OPTIONS } });
-  const a: AgentProc = { name, args, proc, port, adminPort, host, tokenFile: tokenFileOf(args), log: [] };
+  const a: AgentProc = { name, args, proc, port, adminPort, host, adminHost, tokenFile: tokenFileOf(args), log: [] };
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => { a.log.push(d); if (a.log.length > 2000) a.log.splice(0, 1000); });
   running.add(a);
   proc.once('exit', () => running.delete(a));
   if (opts.waitHealthy !== false) {
     await waitFor(async () => {
       if (proc.exitCode !== null) throw new Error(`${name} exited with status ${proc.exitCode}: ${a.log.join('')}`);
-      return (await fetch(`http://${host}:${adminPort}/healthz`).catch(() => undefined))?.status !== undefined;
+      return (await fetch(`http://${adminHost}:${adminPort}/healthz`).catch(() => undefined))?.status !== undefined;
     }, 90_000, `${name} to start\n${a.log.join('')}`);
   }
   return a;
 }
 
 export function restart(a: AgentProc): Promise<AgentProc> {
-  return startAgent(a.name, a.port, a.adminPort, a.args, { host: a.host });
+  return startAgent(a.name, a.port, a.adminPort, a.args, { host: a.host, adminHost: a.adminHost });
 }
 
 export async function kill9(a: AgentProc): Promise<void> {
@@ -89,7 +92,7 @@ export async function waitFor(cond: () => Promise<boolean> | boolean, timeoutMs:
 /** A request to the agent's admin API with its admin token. */
 export function admin(a: AgentProc, pathAndQuery: string, init: RequestInit = {}): Promise<Response> {
   const token = readFileSync(a.tokenFile, 'utf8').trim();
-  return fetch(`http://${a.host}:${a.adminPort}${pathAndQuery}`, { ...init, headers: { ...init.headers as Record<string, string>, authorization: `Bearer ${token}` } });
+  return fetch(`http://${a.adminHost}:${a.adminPort}${pathAndQuery}`, { ...init, headers: { ...init.headers as Record<string, string>, authorization: `Bearer ${token}` } });
 }
 
 export async function status(a: AgentProc): Promise<any> {

@@ -143,7 +143,8 @@ describe('apply --local (real nginx per node)', { timeout: 180_000 }, () => {
       const e3 = json(r).nodes.find((n: any) => n.node === 'e3');
       expect(e3).toMatchObject({ outcome: 'rolled-back', step: 'health' });
       expect(e3.output).toContain('answered 404, expected 200');
-      expect(e3.reloads).toBe(2);
+      // The nginx config is the same in both releases: neither the switch nor the switch back reloads.
+      expect(e3.reloads).toBe(0);
       expect(await current('e3')).toBe(before);
       expect((await get(ADDR, port('e3'), 'blog.acme.test')).body).toBe('<h1>blog v2</h1>\n');
     } finally {

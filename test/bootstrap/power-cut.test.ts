@@ -8,15 +8,26 @@ import { writeApps, writeTestFleet, type TestApp } from '../apply/helpers.js';
 import { cli, json } from '../helpers/cli.js';
 import { REPO } from '../helpers/paths.js';
 import { bootNode, type NspawnNode } from '../helpers/nspawn.js';
+import { freePort } from '../helpers/ports.js';
+import { killAll, startAgent, waitFor, type AgentProc } from '../agent/helpers.js';
 
 /**
- * Issue 13's first slice, on a real systemd node (Debian bookworm booted with systemd-nspawn in a
- * network namespace of its own): `trust`, `bootstrap`, `apply` with the real CLI over SSH; then a
- * power cut (SIGKILL to the container's init) and a boot with the link to the operator down.
- * Without any command from the operator, the node serves its last good release and the agent runs.
+ * Issue 13 on a real systemd node (Debian bookworm booted with systemd-nspawn in a network
+ * namespace of its own): `trust`, `bootstrap`, `apply` with the real CLI over SSH; devices POST
+ * through the node's nginx to a hub on the operator's side; the link is cut and more messages are
+ * acknowledged; `current` is broken, the power is cut (SIGKILL to the container's init) and the
+ * node boots with the link still down. Without any command from the operator: nginx serves the
+ * last good release, the agent is active, the FastCGI app (php-cgi) answers, the spool holds every
+ * acknowledged message; once the link is back, each reaches the hub exactly once.
  */
 const ROOT = '/srv/edgectl';
 const DOMAIN = 'www.boot.example';
+const QDOMAIN = 'q.boot.example';
+const PHPDOMAIN = 'php.boot.example';
+const TOKEN = 'boot-device-token';
+let hub: AgentProc | undefined;
+let hubPort: number;
+let sinkFile: string;
 let dir: string;
 let fleet: string;
 let key: string;
@@ -30,6 +41,17 @@ async function served(): Promise<string> {
   const r = await node.inNetns(['curl', '-sS', '--max-time', '3', '-H', `Host: ${DOMAIN}`, `http://${node.address}/`]);
   return r.code === 0 ? r.stdout : `curl exit ${r.code}: ${r.stderr}`;
 }
+/** A device message through the node's nginx (from inside its netns): the HTTP status. */
+async function post(body: string): Promise<string> {
+  const r = await node.inNetns(['curl', '-sS', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '10', '-H', `Host: ${QDOMAIN}`, '-H', `Authorization: Bearer ${TOKEN}`, '-H', 'Content-Type: application/json', '--data-binary', body, `http://${node.address}/v1/q/readings`]);
+  return r.stdout;
+}
+async function php(): Promise<string> {
+  const r = await node.inNetns(['curl', '-sS', '--max-time', '5', '-H', `Host: ${PHPDOMAIN}`, `http://${node.address}/index.php`]);
+  return r.code === 0 ? r.stdout : `curl exit ${r.code}: ${r.stderr}`;
+}
+const sinkRecords = async () => (await readFile(sinkFile, 'utf8').catch(() => '')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: string; tenant: string; body: string });
+const deviceRecords = async () => (await sinkRecords()).filter((r) => r.tenant === 'acme');
 async function eventually(what: () => Promise<string>, want: string, ms = 20_000): Promise<string> {
   let got = '';
   for (const t0 = Date.now(); Date.now() - t0 < ms; await new Promise((r) => setTimeout(r, 200))) if ((got = await what()) === want) break;
@@ -51,11 +73,25 @@ beforeAll(async () => {
   fleet = join(dir, 'fleet');
   const nodeDoc = `apiVersion: edgectl/v1\nkind: Node\nmetadata: { name: n1 }\nspec: { role: edge, address: ${node.address}, ssh: { user: root, port: 22 }, root: ${ROOT} }\n`;
   await writeTestFleet(fleet, { nodes: ['n1'], nodeDocs: nodeDoc, apps: app('v1\n') });
+  // The hub is on the operator's side of the node's link; devices of acme post to topic readings;
+  // a PHP app runs under the agent (php-cgi from Debian, on the node).
+  hubPort = await freePort(node.hostIp);
+  sinkFile = join(dir, 'hub-sink.jsonl');
+  await writeFile(join(fleet, 'fleet.yaml'), `apiVersion: edgectl/v1\nkind: Fleet\nmetadata: { name: t }\nspec:\n  hub: { url: "http://${node.hostIp}:${hubPort}/v1/forward" }\n`);
+  await writeFile(join(fleet, 'tenants.yaml'), `apiVersion: edgectl/v1\nkind: Tenant\nmetadata: { name: acme }\nspec:\n  uplink: { tokens: [{ name: devices, sha256: ${createHash('sha256').update(TOKEN).digest('hex')} }] }\n`);
+  await execa('mkdir', ['-p', join(fleet, 'sites', 'php')]);
+  await writeFile(join(fleet, 'sites', 'php', 'index.php'), '<?php echo "php ", PHP_VERSION, "\\n";\n');
+  const other = (name: string, spec: string) => `apiVersion: edgectl/v1\nkind: App\nmetadata: { name: ${name} }\nspec:\n  tenant: acme\n  placement: { nodes: [n1] }\n${spec}`;
+  await writeFile(join(fleet, 'apps-more.yaml'), [
+    other('q', `  type: static\n  domains: [${QDOMAIN}]\n  static: { path: sites/web }\n  uplink: { topics: [readings] }\n`),
+    other('php', `  type: fastcgi\n  domains: [${PHPDOMAIN}]\n  fastcgi: { path: sites/php, command: [php-cgi] }\n`),
+  ].join('---\n'));
   await execa('git', ['init', '-q', fleet]);
   await commit('v1');
 }, 1_500_000); // the first run makes the cached Debian root (debootstrap): minutes
 
 afterAll(async () => {
+  await killAll();
   await node?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
@@ -90,6 +126,8 @@ describe('edgectl bootstrap on a real systemd node, then a power cut', { timeout
     expect(diff).toContain(`credential: { sha256: ${r1.credentialSha256} }`);
     expect(diff.split('\n').filter((l) => /^[-+][^-+]/.test(l))).toHaveLength(2);
     await commit('record n1 credential');
+    // The hub accepts n1 by the credential's hash, as render derives it for a fleet's own hub.
+    hub = await startAgent('hub', hubPort, await freePort('127.0.0.1'), ['--role', 'hub', '--data', join(dir, 'hub'), '--sink', `file:${sinkFile}`, '--accept-forward', `n1:${r1.credentialSha256}`, '--topic', 'acme/readings', '--heartbeat-seconds', '0'], { host: node.hostIp, adminHost: '127.0.0.1' });
 
     const again = await edgectl(['bootstrap', 'n1', '--yes', '--json', '-i', key]);
     expect(again.code, again.stderr).toBe(0);
@@ -110,11 +148,19 @@ describe('edgectl bootstrap on a real systemd node, then a power cut', { timeout
     expect(await onNode(['readlink', `${ROOT}/current`])).toBe(v2);
     expect(v2).not.toBe(v1);
 
+    // The FastCGI app runs under the agent; devices post, and the messages reach the hub.
+    await waitFor(async () => /^php \d+\.\d+/.test(await php()), 20_000, 'the PHP page through nginx and php-cgi');
+    for (let i = 0; i < 5; i++) expect(await post(JSON.stringify({ n: i, phase: 'online' }))).toBe('202');
+    await waitFor(async () => (await deviceRecords()).length === 5, 30_000, 'the first 5 messages at the hub');
+
+    // The link to the core goes: the node keeps acknowledging, every message synced to its spool.
+    await node.link(false);
+    expect((await execa('ping', ['-c', '1', '-W', '1', node.address], { reject: false })).exitCode).not.toBe(0);
+    for (let i = 5; i < 12; i++) expect(await post(JSON.stringify({ n: i, phase: 'offline' }))).toBe('202');
+
     // An apply that died between switching current (back to v1) and its health check, then the power goes.
     await node.exec(['sh', '-c', `ln -sfn ${v1} ${ROOT}/current.tmp && mv -T ${ROOT}/current.tmp ${ROOT}/current`]);
     await node.powerCut();
-    await node.link(false);
-    expect((await execa('ping', ['-c', '1', '-W', '1', node.address], { reject: false })).exitCode).not.toBe(0);
     await node.boot();
 
     // Nobody touches it: the agent's reset-to-work put current back to good and started nginx.
@@ -125,7 +171,27 @@ describe('edgectl bootstrap on a real systemd node, then a power cut', { timeout
     expect(await journal()).toMatch(/"msg":"reset-to-work".*"release":"switched"/);
     const running = async () => (/"msg":"agent running"/.test(await journal()) ? 'running' : 'not yet');
     expect(await eventually(running, 'running')).toBe('running');
+    // The FastCGI app is back by itself, and the spool holds the 7 acknowledged while offline.
+    await waitFor(async () => /^php \d+\.\d+/.test(await php()), 20_000, 'the PHP page after the power cut');
+    const conf = JSON.parse(await onNode(['cat', `${ROOT}/current/agent/agent.json`])) as { admin: string; dataDir: string };
+    const adminToken = await onNode(['cat', `${conf.dataDir}/admin-token`]);
+    const spooled = async () => {
+      const r = await node.inNetns(['curl', '-sS', '--max-time', '3', '-H', `Authorization: Bearer ${adminToken}`, `http://${conf.admin}/status`]);
+      const st = JSON.parse(r.stdout || '{}') as { queues?: { tenant: string; depth: number }[] };
+      return String((st.queues ?? []).filter((q) => q.tenant === 'acme').reduce((n, q) => n + q.depth, 0));
+    };
+    expect(await eventually(spooled, '7')).toBe('7');
+    expect((await deviceRecords()).length).toBe(5);
+
+    // The link comes back: every acknowledged message reaches the hub, each exactly once.
     await node.link(true);
+    await waitFor(async () => (await deviceRecords()).length >= 12, 60_000, 'the 7 offline messages at the hub');
+    await new Promise((r) => setTimeout(r, 1500)); // a duplicate would arrive now
+    const got = await deviceRecords();
+    expect(got).toHaveLength(12);
+    expect(new Set(got.map((m) => m.id)).size).toBe(12);
+    expect(got.map((m) => (JSON.parse(m.body) as { n: number }).n).sort((a, b) => a - b)).toEqual([...Array(12).keys()]);
+    expect(await eventually(spooled, '0')).toBe('0');
   });
 
   it('rolls an agent upgrade that crashes at start back to the previous agent', async () => {

@@ -210,8 +210,9 @@ describe('edgectl status over SSH', { timeout: 180_000 }, () => {
     const n = row(r, 'edge-9');
     expect(n).toMatchObject({ health: 'unreachable', reachable: false, path: 'tunnel via relay-1' });
     expect(n.error).toMatch(/reverse tunnel at 127\.0\.0\.1:\d+ on relay-1/);
-    expect(n.hint).toMatch(/must keep `ssh -N -R/);
-    expect((await run(['status', 'edge-9', ...flags()])).stdout).toMatch(/edge-9: hint: edge-9 must keep `ssh -N -R/);
+    expect(n.error).toMatch(/tunnel down/);
+    expect(n.hint).toMatch(/edge-9's agent holds its tunnel/);
+    expect((await run(['status', 'edge-9', ...flags()])).stdout).toMatch(/edge-9: hint: edge-9's agent holds its tunnel/);
     expect(row(r, 'edge-2').reachable).toBe(true);
   });
 

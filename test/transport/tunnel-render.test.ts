@@ -175,7 +175,7 @@ describe('tunnel status views', () => {
     const st = tunnel.status();
     expect(st).toMatchObject({ state: 'stopped', relay: 'r1', listen: '127.0.0.1:2201', upSince: null, reconnects: 0, lastError: null });
     expect(tunnelHeartbeat({ ...st, state: 'up', upSince: '2026-12-02T07:00:00.000Z', reconnects: 3 })).toEqual({ state: 'up', upSince: '2026-12-02T07:00:00.000Z', reconnects: 3, lastError: null });
-    const base = { queues: [], intake: { responses: {} }, store: { state: 'open', incidents: [], quarantined: [], writeErrors: 0 }, forward: { messages: 0, errors: 0, lastSuccessAt: null }, memory: { rssBytes: 0 } } as unknown as AgentStatus;
+    const base = { queues: [], intake: { responses: {} }, store: { state: 'open', incidents: [], quarantined: [], writeErrors: 0 }, forward: { messages: 0, errors: 0, lastSuccessAt: null }, memory: { rssBytes: 0 }, fastcgi: [] } as unknown as AgentStatus;
     const m = renderMetrics({ ...base, tunnel: { ...st, state: 'up', reconnects: 2 } });
     expect(m).toContain('edgectl_tunnel_up{relay="r1"} 1\n');
     expect(m).toContain('edgectl_tunnel_reconnects_total{relay="r1"} 2\n');
