@@ -6,6 +6,7 @@ import { credentialRules } from './rules-credentials.js';
 import { endpointRules, viaRules } from './rules-nodes.js';
 import { tenantRules } from './rules-tenants.js';
 import { upstreamRules } from './rules-upstreams.js';
+import { secretRules, tlsRules } from './rules-tls.js';
 import { domainZoneRules, payloadPathRules } from './rules-tenancy.js';
 
 /**
@@ -23,5 +24,7 @@ export function crossRules(m: RuleInput): Problem[] {
   upstreamRules(ctx);
   domainZoneRules(ctx);
   payloadPathRules(ctx);
+  secretRules(ctx);
+  tlsRules(ctx);
   return ctx.out;
 }

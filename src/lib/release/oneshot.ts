@@ -1,3 +1,4 @@
+import { isSecretFile } from '../secrets/paths.js';
 import { randomBytes } from 'node:crypto';
 import { MANIFEST_FILE, releaseName } from '../bundle/manifest.js';
 import { EdgectlError } from '../errors.js';
@@ -156,6 +157,7 @@ function streamOf(bundle: ReleaseBundle, source: { name: string; manifest: Relea
     { path: '.edgectl-ctl/move', data: lines(move) },
     { path: '.edgectl-ctl/sums', data: Buffer.from(checklist(bundle.manifest)) },
     { path: '.edgectl-ctl/exec', data: lines(bundle.files.filter((f) => f.mode === 0o755).map((f) => f.path)) },
+    { path: '.edgectl-ctl/private', data: lines(bundle.files.filter(isSecretFile).map((f) => f.path)) },
   ]);
 }
 
