@@ -68,8 +68,7 @@ export async function fleetDeps(flags: TargetFlagValues, version: string) {
   // files), and never through a link inside the fleet (the demo's .edgectl/nodes is in it).
   const localRoot = flags.local ? await prepareWriteDir(resolve(flags.local), flags.fleet, 'local nodes') : undefined;
   const { secretOpener } = await import('../lib/secrets/opener.js');
-  // The embedded default may fall back to a demo identity the fleet ships (fleet.example does).
-  const secrets = secretOpener({ flag: flags['age-identity'], env: process.env, ...(localRoot ? { demoFleet: flags.fleet } : {}) });
+  const secrets = secretOpener({ flag: flags['age-identity'], env: process.env });
   const deps = {
     logger,
     secrets,

@@ -46,14 +46,14 @@ const nodeSchema = z.object({
 }).passthrough();
 
 /** A saved plan's sealed secrets, decrypted: by the sha256 of their bytes, which must match. */
-async function openSealed(p: Plan, file: string, secrets: SecretOpener | undefined): Promise<Map<string, Buffer>> {
+async function openSealed(p: Plan, file: string, secrets: SecretOpener | undefined, demoFleet: string | undefined): Promise<Map<string, Buffer>> {
   const out = new Map<string, Buffer>();
   const entries = Object.entries((p as { sealed?: Record<string, { file?: unknown; age?: unknown }> }).sealed ?? {});
   if (entries.length === 0) return out;
   const opener = secrets ?? secretOpener({ env: process.env });
   for (const [sha, s] of entries) {
     if (!/^[0-9a-f]{64}$/.test(sha) || typeof s?.file !== 'string' || !/^[A-Za-z0-9._/-]{1,300}\.age$/.test(s.file) || typeof s.age !== 'string') throw invalid(`${file}: sealed.${sha.slice(0, 64)}: not a sealed secret`);
-    const data = await opener.open(`${s.file} (sealed in ${file})`, Buffer.from(s.age, 'latin1'));
+    const data = await opener.open(`${s.file} (sealed in ${file})`, Buffer.from(s.age, 'latin1'), demoFleet);
     if (sha256Hex(data) !== sha) throw invalid(`${file}: the sealed ${s.file} does not decrypt to the file the plan names (plan edited?)`);
     out.set(sha, data);
   }
@@ -84,7 +84,7 @@ function checkPlanRoot(p: Plan, n: PlanNode, where: string): void {
 }
 
 /** Reads a saved plan: a hostile file until every manifest, digest and blob checks out. */
-export async function loadPlan(text: string, file: string, opts: { secrets?: SecretOpener } = {}): Promise<{ plan: Plan; bundles: Map<string, ReleaseBundle> }> {
+export async function loadPlan(text: string, file: string, opts: { secrets?: SecretOpener; demoFleet?: string } = {}): Promise<{ plan: Plan; bundles: Map<string, ReleaseBundle> }> {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -97,7 +97,7 @@ export async function loadPlan(text: string, file: string, opts: { secrets?: Sec
   const { guardProblems } = await import('../nginx/guard.js');
   const bundles = new Map<string, ReleaseBundle>();
   const blobs = p.blobs ?? {};
-  const sealed = await openSealed(p, file, opts.secrets);
+  const sealed = await openSealed(p, file, opts.secrets, opts.demoFleet);
   p.nodes.forEach((n: PlanNode, i: number) => {
     const where = `${file}: nodes[${i}]`;
     const r = nodeSchema.safeParse(n);

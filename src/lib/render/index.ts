@@ -54,7 +54,7 @@ export async function renderFleet(loaded: LoadedFleet, opts: RenderOptions): Pro
   const placedApps = new Set<string>();
   for (const n of selected) for (const a of ctx.placement.byNode.get(n.name) ?? []) placedApps.add(a);
   const payloads = await loadPayloads(source, [...placedApps].map((a) => ctx.apps.get(a)!));
-  const tls = await loadAppTls(source, [...placedApps].sort().map((a) => ctx.apps.get(a)!), opts.secrets);
+  const tls = await loadAppTls(source, [...placedApps].sort().map((a) => ctx.apps.get(a)!), opts.secrets, log);
   const nginx = new NginxRenderer(templates);
   const agents = new AgentRenderer(ctx);
   const kong = new KongRenderer(templates, ctx.tenants);

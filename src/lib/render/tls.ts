@@ -6,6 +6,8 @@ import { hasOcsp, keyProblem, parseChain } from '../secrets/chain.js';
 import { secretOpener, type SecretOpener } from '../secrets/opener.js';
 import { PRIVATE_MODE } from '../secrets/paths.js';
 import { appId } from './context.js';
+import { DEMO_IDENTITY_FILE } from '../secrets/identity.js';
+import { silentLogger, type Logger } from '../logger.js';
 
 /** What an app's server needs of its certificate: paths relative to nginx.conf, and the choices. */
 export interface TlsView {
@@ -26,7 +28,7 @@ export interface AppTls {
  * (everything nginx loads lives under nginx/, so a new key is a new config id and a reload). The
  * key is 0600 and carries its age file (`sealed`): a saved plan stores that, never the key.
  */
-export async function loadAppTls(source: FleetSource, apps: AppResource[], secrets: SecretOpener = secretOpener({ env: process.env })): Promise<Map<string, AppTls>> {
+export async function loadAppTls(source: FleetSource, apps: AppResource[], secrets: SecretOpener = secretOpener({ env: process.env }), log: Logger = silentLogger): Promise<Map<string, AppTls>> {
   const out = new Map<string, AppTls>();
   for (const app of apps) {
     const tls = app.spec.tls;
@@ -37,7 +39,7 @@ export async function loadAppTls(source: FleetSource, apps: AppResource[], secre
     if (typeof chain === 'string') throw new EdgectlError('EDGECTL_FLEET_INVALID', `app ${app.name}: ${tls.certificate} ${chain}`);
     const armored = await source.readExtra(tls.key);
     if (!armored) throw new EdgectlError('EDGECTL_SECRET', `app ${app.name}: cannot read its key ${tls.key}`);
-    const key = await secrets.open(tls.key, armored);
+    const key = await secrets.open(tls.key, armored, source.root);
     const why = keyProblem(key, chain[0]);
     if (why) throw new EdgectlError('EDGECTL_SECRET', `app ${app.name}: ${tls.key}, decrypted, ${why} ${tls.certificate}`, { hint: 'Commit the key that belongs to the certificate (`edgectl secret set`), or the certificate issued for that key.' });
     const id = appId(app);
@@ -51,5 +53,6 @@ export async function loadAppTls(source: FleetSource, apps: AppResource[], secre
       ],
     });
   }
+  if (secrets.usedDemo) log.warn(`decrypted the fleet's secrets with its demo identity (${DEMO_IDENTITY_FILE}): demo only, what is encrypted to it is public`);
   return out;
 }

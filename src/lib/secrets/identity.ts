@@ -9,10 +9,13 @@ export const IDENTITY_ENV = 'EDGECTL_AGE_IDENTITY_FILE';
 /** Where age's own tools keep keys is theirs (~/.config/sops/age/keys.txt for SOPS): ours is alongside. */
 export const defaultIdentityFile = (home = homedir()) => path.join(home, '.config', 'edgectl', 'age', 'keys.txt');
 /**
- * The name of the demo identity a fleet may ship (fleet.example does): used only by the embedded
- * default (--local) when no other identity is found, and never for real secrets.
+ * The name of the demo identity a fleet may ship (fleet.example does, so that its demo renders
+ * and applies with nothing to set up): used last, when no other identity is found, with a warning.
+ * What is encrypted to it is readable by anyone: never for real secrets.
  */
 export const DEMO_IDENTITY_FILE = 'DEMO-ONLY-NEVER-USE-FOR-REAL.age-identity.txt';
+
+export const DEMO_FROM = 'the fleet\'s demo identity (demo only)';
 
 export interface IdentitySource {
   /** --age-identity FILE */
@@ -20,7 +23,7 @@ export interface IdentitySource {
   /** process.env, for EDGECTL_AGE_IDENTITY_FILE */
   env?: Record<string, string | undefined>;
   home?: string;
-  /** The embedded default: a fleet directory whose demo identity may be used last. */
+  /** A fleet directory whose demo identity (DEMO_IDENTITY_FILE) may be used last. */
   demoFleet?: string;
 }
 
@@ -39,7 +42,7 @@ export function identityFile(src: IdentitySource): { file: string; from: string 
   const def = defaultIdentityFile(src.home);
   if (exists(def)) return { file: def, from: 'the default identity file' };
   const demo = src.demoFleet ? path.join(src.demoFleet, DEMO_IDENTITY_FILE) : undefined;
-  if (demo && exists(demo)) return { file: demo, from: 'the fleet\'s demo identity (--local only)' };
+  if (demo && exists(demo)) return { file: demo, from: DEMO_FROM };
   return { missing: ['--age-identity FILE', IDENTITY_ENV, def] };
 }
 

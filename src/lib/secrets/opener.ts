@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { EdgectlError } from '../errors.js';
 import { decryptWith } from './age.js';
-import { identityFile, readIdentities, type Identities, type IdentitySource } from './identity.js';
+import { DEMO_FROM, identityFile, readIdentities, type Identities, type IdentitySource } from './identity.js';
 
 /**
  * Decrypts the fleet's secrets for render and apply. The identity is looked up only when a secret
@@ -9,15 +9,18 @@ import { identityFile, readIdentities, type Identities, type IdentitySource } fr
  * the fleet and never quotes a byte of it or of the key.
  */
 export interface SecretOpener {
-  open(file: string, armored: Buffer): Promise<Buffer>;
+  /** demoFleet: the fleet's root, whose demo identity is the last resort (identity.ts). */
+  open(file: string, armored: Buffer, demoFleet?: string): Promise<Buffer>;
+  /** Set once the fleet's demo identity was used: the caller warns. */
+  readonly usedDemo: boolean;
 }
 
 export function secretOpener(src: IdentitySource): SecretOpener {
   let ids: Identities | undefined;
   const cache = new Map<string, Promise<Buffer>>();
-  const identities = (file: string): Identities => {
+  const identities = (file: string, demoFleet?: string): Identities => {
     if (ids) return ids;
-    const where = identityFile(src);
+    const where = identityFile({ ...src, demoFleet: src.demoFleet ?? demoFleet });
     if ('missing' in where) {
       throw new EdgectlError('EDGECTL_SECRET', `cannot decrypt ${file}: no age identity (looked for ${where.missing.join(', ')})`, {
         hint: 'Pass --age-identity FILE (or set EDGECTL_AGE_IDENTITY_FILE) with a key whose public key is in the Fleet\'s spec.secrets.recipients.',
@@ -26,11 +29,14 @@ export function secretOpener(src: IdentitySource): SecretOpener {
     return (ids = readIdentities(where.file, where.from));
   };
   return {
-    open(file, armored) {
+    get usedDemo() {
+      return ids?.from === DEMO_FROM;
+    },
+    open(file, armored, demoFleet) {
       const key = `${file}\0${createHash('sha256').update(armored).digest('hex')}`;
       let p = cache.get(key);
       if (!p) {
-        const id = identities(file);
+        const id = identities(file, demoFleet);
         p = decryptWith(id.keys, armored).then((plain) => {
           if (!plain) {
             throw new EdgectlError('EDGECTL_SECRET', `cannot decrypt ${file}: the age identity ${id.file} (from ${id.from}) is not one of its recipients`, {
