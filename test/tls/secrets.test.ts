@@ -88,6 +88,37 @@ describe('secrets: validate without a key, render and apply with one', { timeout
     expect((await cli(['validate', '--fleet', bad], bare())).code).toBe(0);
   });
 
+  it('secret rotate re-encrypts to the recipients as they are now: a new recipient can then render', async () => {
+    const fl = join(dir, 'rotate');
+    await cp(fleet, fl, { recursive: true });
+    const added = await makeIdentity(join(dir, 'added.txt'));
+    const fy = await readFile(join(fl, 'fleet.yaml'), 'utf8');
+    await writeFile(join(fl, 'fleet.yaml'), fy.replace(/recipients: \[(age1[a-z0-9]+)\]/, `recipients: [$1, ${added.recipient}]`));
+    expect((await cli(['validate', '--fleet', fl], bare())).code).toBe(1);
+    expect((await cli(['render', '--fleet', fl, '--out', join(dir, 'out-r1'), '--age-identity', added.file], bare())).code).toBe(1);
+    // The new recipient cannot rotate (it cannot decrypt yet); nothing is written.
+    const before = await readFile(join(fl, KEY));
+    const no = await cli(['secret', 'rotate', '--fleet', fl, '--age-identity', added.file], bare());
+    expect(no.code).toBe(1);
+    expect(await readFile(join(fl, KEY))).toEqual(before);
+    const r = await cli(['secret', 'rotate', '--fleet', fl, '--age-identity', join(EXAMPLE, DEMO_IDENTITY_FILE)], bare());
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`re-encrypted 1 secret(s) to 2 recipient(s): ${KEY}`);
+    expect((await cli(['validate', '--fleet', fl], bare())).code).toBe(0);
+    const ok = await cli(['render', '--fleet', fl, '--out', join(dir, 'out-r2'), '--age-identity', added.file], bare());
+    expect(ok.code, ok.stderr).toBe(0);
+  });
+
+  it('an edge node may not serve HTTP and HTTPS on one port', async () => {
+    const fl = join(dir, 'ports');
+    await cp(fleet, fl, { recursive: true });
+    const fy = await readFile(join(fl, 'fleet.yaml'), 'utf8');
+    await writeFile(join(fl, 'fleet.yaml'), fy.replace('https: { port: 443 }', 'https: { port: 80 }'));
+    const r = await cli(['validate', '--fleet', fl, '--json'], bare());
+    expect(r.code).toBe(1);
+    expect(json(r).problems.filter((p: { rule: string }) => p.rule === 'https-port-conflict').length).toBe(7);
+  });
+
   it('secret set refuses a name without .age, a path outside the fleet, and plaintext from inside the fleet', async () => {
     const a = await cli(['secret', 'set', '--fleet', fleet, join(fleet, 'tls', 'key.pem')], { input: 'x' });
     expect(a.code).toBe(1);

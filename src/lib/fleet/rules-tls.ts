@@ -56,6 +56,13 @@ export function secretRules(ctx: RuleContext): void {
  * rest with the decrypted key; render checks that key and certificate belong together.
  */
 export function tlsRules(ctx: RuleContext, now = Date.now()): void {
+  // nginx cannot serve one port both plain and with ssl: a TLS app needs https.port apart from http.port.
+  if (ctx.m.apps.some((a) => a.spec.tls)) {
+    for (const n of ctx.m.nodes) {
+      const r = ctx.resolved.get(n.name);
+      if (r && r.role === 'edge' && r.https.port === r.http.port) report(ctx, n, n.spec.https?.port !== undefined ? ['spec', 'https', 'port'] : ['spec'], 'https-port-conflict', `node "${n.name}" would serve HTTP and HTTPS on the same port ${r.http.port}`, 'Give the node (or the Fleet\'s defaults) an https.port other than its http.port.');
+    }
+  }
   for (const a of ctx.m.apps) {
     const tls = a.spec.tls;
     if (!tls) continue;

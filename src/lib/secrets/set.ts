@@ -52,7 +52,7 @@ export async function setSecret(o: SetSecretOptions): Promise<SetSecret> {
 }
 
 /** The Fleet document's recipients, read even when other documents have errors (the secret may be what they lack). */
-async function fleetRecipients(root: string): Promise<string[]> {
+export async function fleetRecipients(root: string): Promise<string[]> {
   const src = await readFleetDir(root);
   for (const f of src.files) {
     for (const { resource } of checkFile(f).docs) {
@@ -80,7 +80,7 @@ async function refusePlaintextInFleet(root: string, from: string): Promise<void>
   }
 }
 
-function writeAtomically(dir: string, name: string, data: Buffer): void {
+export function writeAtomically(dir: string, name: string, data: Buffer): void {
   const target = path.join(dir, name);
   try {
     if (lstatSync(target).isSymbolicLink()) throw refuse(`${target} is a symbolic link`, 'Remove the link: edgectl writes secrets only as regular files.');
