@@ -88,6 +88,15 @@ describe('HTTPS for tenant domains with given certificates (real nginx)', { time
     expect(m.files['nginx/tls/acme.www/key.pem'].mode).toBe(0o600);
     const d = await cli(['drift', ...flags, '--json']);
     expect(d.code, d.stdout + d.stderr).toBe(0);
+    // A key made readable on the node is drift, and drift --fix puts 0600 back.
+    await chmod(join(tlsDir, 'key.pem'), 0o644);
+    const d2 = await cli(['drift', ...flags, '--json']);
+    expect(d2.code).toBe(2);
+    expect(d2.stdout).toContain('nginx/tls/acme.www/key.pem');
+    const fix = await cli(['drift', ...flags, '--fix', '--yes', '--json']);
+    expect(json(fix).fix.nodes[0], fix.stderr).toMatchObject({ outcome: 'applied', notes: ['repaired mode changed: nginx/tls/acme.www/key.pem'] });
+    expect((await stat(join(tlsDir, 'key.pem'))).mode & 0o777).toBe(0o600);
+    expect((await cli(['drift', ...flags])).code).toBe(0);
   });
 
   it('a changed key and certificate is a new nginx config id: apply reloads nginx, which serves the new certificate', async () => {
