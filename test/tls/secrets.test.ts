@@ -109,6 +109,30 @@ describe('secrets: validate without a key, render and apply with one', { timeout
     expect(ok.code, ok.stderr).toBe(0);
   });
 
+  it('secret edit: the plaintext only in a private 0700 directory, gone afterwards; the result encrypted to the recipients', async () => {
+    const fl = join(dir, 'edit');
+    await cp(fleet, fl, { recursive: true });
+    const demo = join(EXAMPLE, DEMO_IDENTITY_FILE);
+    expect((await cli(['secret', 'set', '--fleet', fl, join(fl, 'tls', 'note.age')], { ...bare(), input: 'version one\n' })).code).toBe(0);
+    const log = join(dir, 'editor.log');
+    const editor = join(dir, 'editor.sh');
+    await writeFile(editor, `#!/bin/sh\nprintf '%s %s %s %s\\n' "$1" "$(stat -c %a "$1")" "$(stat -c %a "$(dirname "$1")")" "$(cat "$1")" > ${log}\nprintf 'version two\\n' > "$1"\n`, { mode: 0o755 });
+    const r = await cli(['secret', 'edit', '--fleet', fl, join(fl, 'tls', 'note.age'), '--age-identity', demo], { home, env: { EDGECTL_AGE_IDENTITY_FILE: undefined, XDG_RUNTIME_DIR: undefined, VISUAL: undefined, EDITOR: editor } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('re-encrypted tls/note.age');
+    const [file, mode, dirMode, ...before] = (await readFile(log, 'utf8')).trim().split(' ');
+    expect(file.startsWith(join(home, '.cache', 'edgectl') + '/')).toBe(true);
+    expect([mode, dirMode, before.join(' ')]).toEqual(['600', '700', 'version one']);
+    await expect(readFile(file)).rejects.toThrow(/ENOENT/);
+    const { secretOpener } = await import('../../src/lib/secrets/opener.js');
+    expect((await secretOpener({ flag: demo }).open('tls/note.age', await readFile(join(fl, 'tls', 'note.age')))).toString()).toBe('version two\n');
+    // An editor that fails leaves the secret as it was.
+    const same = await readFile(join(fl, 'tls', 'note.age'));
+    const bad = await cli(['secret', 'edit', '--fleet', fl, join(fl, 'tls', 'note.age'), '--age-identity', demo], { home, env: { XDG_RUNTIME_DIR: undefined, VISUAL: 'false' } });
+    expect(bad.code).toBe(1);
+    expect(await readFile(join(fl, 'tls', 'note.age'))).toEqual(same);
+  });
+
   it('an edge node may not serve HTTP and HTTPS on one port', async () => {
     const fl = join(dir, 'ports');
     await cp(fleet, fl, { recursive: true });
