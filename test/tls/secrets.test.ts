@@ -1,4 +1,4 @@
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -55,6 +55,23 @@ describe('secrets: validate without a key, render and apply with one', { timeout
     expect(g.code).toBe(1);
     expect(g.stderr).toContain(`${join(dir, 'garbage.txt')}:1: not an age X25519 identity`);
     expect(g.stderr).not.toContain('NOTAKEY');
+  });
+
+  it('the default identity file (a link is fine: it is the operator\'s); a demo identity in the fleet is never followed through a link', async () => {
+    const h = join(dir, 'home-default');
+    await mkdir(join(h, '.config', 'edgectl', 'age'), { recursive: true });
+    await symlink(join(EXAMPLE, DEMO_IDENTITY_FILE), join(h, '.config', 'edgectl', 'age', 'keys.txt'));
+    const ok = await cli(['render', '--fleet', fleet, '--out', join(dir, 'out-d1')], { home: h, env: { EDGECTL_AGE_IDENTITY_FILE: undefined } });
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stderr).not.toContain('demo identity');
+    await symlink(join(EXAMPLE, DEMO_IDENTITY_FILE), join(fleet, DEMO_IDENTITY_FILE));
+    try {
+      const r = await cli(['render', '--fleet', fleet, '--out', join(dir, 'out-d2')], bare());
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('no age identity');
+    } finally {
+      await rm(join(fleet, DEMO_IDENTITY_FILE));
+    }
   });
 
   it('validate refuses a plaintext or mis-encrypted secret, and a plaintext private key under tls/', async () => {

@@ -40,15 +40,18 @@ export function identityFile(src: IdentitySource): { file: string; from: string 
   const env = src.env?.[IDENTITY_ENV];
   if (env) return { file: env, from: IDENTITY_ENV };
   const def = defaultIdentityFile(src.home);
-  if (exists(def)) return { file: def, from: 'the default identity file' };
+  if (exists(def, false)) return { file: def, from: 'the default identity file' };
   const demo = src.demoFleet ? path.join(src.demoFleet, DEMO_IDENTITY_FILE) : undefined;
-  if (demo && exists(demo)) return { file: demo, from: DEMO_FROM };
+  if (demo && exists(demo, true)) return { file: demo, from: DEMO_FROM };
   return { missing: ['--age-identity FILE', IDENTITY_ENV, def] };
 }
 
-function exists(f: string): boolean {
+/** The operator's own files may be links (a dotfiles manager's); a file in the fleet never is followed. */
+const flags = (noFollow: boolean) => constants.O_RDONLY | constants.O_NONBLOCK | (noFollow ? constants.O_NOFOLLOW : 0);
+
+function exists(f: string, noFollow: boolean): boolean {
   try {
-    closeSync(openSync(f, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK));
+    closeSync(openSync(f, flags(noFollow)));
     return true;
   } catch {
     return false;
@@ -59,7 +62,7 @@ function exists(f: string): boolean {
 export function readIdentities(file: string, from: string): Identities {
   let data: Buffer;
   try {
-    const fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    const fd = openSync(file, flags(from === DEMO_FROM));
     try {
       const st = fstatSync(fd);
       if (!st.isFile()) throw new Error('not a regular file');
