@@ -19,7 +19,13 @@ export const targetFlags = {
   'local-port-base': Flags.integer({ summary: 'Embedded mode: first port; a node\'s nginx is on base + its slot, its agent on base + range + 2 × slot (plan shows them)', default: 18080, min: 1, max: 65000 }),
   'local-port-range': Flags.integer({ summary: 'Embedded mode: port slots; a node\'s slot is the hash of its name, stable when nodes are added', default: 1000, min: 1, max: 20000 }),
   'local-address': Flags.string({ summary: 'Embedded mode: the address every node\'s nginx listens on', default: '127.0.0.1' }),
+  'age-identity': ageIdentityFlag(),
 };
+
+/** --age-identity: decrypts the fleet's secrets (else EDGECTL_AGE_IDENTITY_FILE, else ~/.config/edgectl/age/keys.txt). */
+export function ageIdentityFlag() {
+  return Flags.string({ summary: 'age identity file that decrypts the fleet\'s secrets (default: $EDGECTL_AGE_IDENTITY_FILE, else ~/.config/edgectl/age/keys.txt)', helpValue: 'FILE' });
+}
 
 /** Rollout flags of apply and drift --fix; unset ones come from the fleet's spec.rollout. */
 export const rolloutFlags = {
@@ -48,6 +54,7 @@ export interface TargetFlagValues {
   'local-port-base': number;
   'local-port-range': number;
   'local-address': string;
+  'age-identity'?: string;
 }
 
 /** Deps and target options for the core, from the shared flags. */
@@ -60,8 +67,11 @@ export async function fleetDeps(flags: TargetFlagValues, version: string) {
   // Created mode 0755 (nginx workers, user nobody, traverse the node roots to serve static
   // files), and never through a link inside the fleet (the demo's .edgectl/nodes is in it).
   const localRoot = flags.local ? await prepareWriteDir(resolve(flags.local), flags.fleet, 'local nodes') : undefined;
+  const { secretOpener } = await import('../lib/secrets/opener.js');
+  const secrets = secretOpener({ flag: flags['age-identity'], env: process.env });
   const deps = {
     logger,
+    secrets,
     now: () => new Date(),
     edgectlVersion: version,
     connect: (model: import('../lib/fleet/model.js').FleetModel, lr?: string) => createConnector({ model, fleetRoot: flags.fleet, identity: flags.identity, acceptNew: flags['accept-new'], localRoot: lr ?? localRoot, logger }),

@@ -42,7 +42,7 @@ Exit status: 0 no changes (or changes, without --detailed-exitcode), 2 changes (
     const { plan } = planned;
     if (flags.out) {
       const { writeFile } = await import('node:fs/promises');
-      await writeFile(flags.out, serialisePlan(plan, planned.blobs), { mode: 0o600 });
+      await writeFile(flags.out, serialisePlan(plan, planned.blobs, planned.sealed), { mode: 0o600 });
     }
     if (flags.json) this.out(json(planView(plan)));
     else {

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import path from 'node:path';
 import { EdgectlCommand } from '../cli/base.js';
-import { targetFlags } from '../cli/fleet-flags.js';
+import { ageIdentityFlag, targetFlags } from '../cli/fleet-flags.js';
 import { stderrLogger } from '../cli/logger.js';
 import { colorsFor, json, table } from '../cli/output.js';
 import { EdgectlError } from '../lib/errors.js';
@@ -31,6 +31,7 @@ Exit status: 0 rendered (and checked), 1 invalid fleet, render error or failed c
     out: Flags.string({ char: 'o', summary: 'Output directory (default: <fleet>/.edgectl/render)' }),
     check: Flags.boolean({ summary: 'Run nginx -t and deck validate on the rendered bundles' }),
     json: Flags.boolean({ summary: 'Print a JSON summary' }),
+    'age-identity': ageIdentityFlag(),
   };
 
   async run(): Promise<void> {
@@ -39,7 +40,7 @@ Exit status: 0 rendered (and checked), 1 invalid fleet, render error or failed c
     const { renderToDir } = await import('../lib/render/to-dir.js');
     const view = await import('../lib/output/render-summary.js');
     const out = flags.out ?? path.join(flags.fleet, '.edgectl', 'render');
-    const r = await renderToDir({ fleet: flags.fleet, rev: flags.rev, nodes: flags.node, selector: parseSelector(flags.selector), out, check: flags.check, edgectlVersion: this.config.version, logger: stderrLogger({ progress: true }) });
+    const r = await renderToDir({ fleet: flags.fleet, rev: flags.rev, nodes: flags.node, selector: parseSelector(flags.selector), out, check: flags.check, ageIdentity: flags['age-identity'], edgectlVersion: this.config.version, logger: stderrLogger({ progress: true }) });
     const nodes = view.renderedNodes(r.bundles, r.model);
     const failed = r.check?.results.filter((x) => !x.ok) ?? [];
     const o = colorsFor(process.stdout);

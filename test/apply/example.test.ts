@@ -7,6 +7,7 @@ import { localPortBlock, type LocalPortBlock } from '../helpers/local-ports.js';
 import { cli, json } from '../helpers/cli.js';
 import { EXAMPLE } from '../helpers/paths.js';
 import { get, killNginx } from './helpers.js';
+import { tlsGet } from '../tls/helpers.js';
 
 /** README's first command: the example fleet applied on this machine, no SSH, every node's nginx real. */
 const ADDR = '127.0.2.3';
@@ -36,7 +37,10 @@ describe('apply --local on fleet.example', { timeout: 180_000 }, () => {
     // Kong is not installed here: said in the notes, not hidden, and not a failure.
     expect(rep.nodes.find((n: any) => n.node === 'bj-edge-01').notes.join(' ')).toMatch(/Kong is not installed/);
     // bj-edge-01's nginx, where local mode put it.
-    const www = await get(ADDR, WWW, 'www.acme.example');
+    // acme-www is served over HTTPS with the example's demo CA certificate; plain HTTP redirects.
+    expect((await get(ADDR, WWW, 'www.acme.example')).status).toBe(301);
+    const www = await tlsGet(ADDR, PORTS.of('bj-edge-01').https, 'www.acme.example', await readFile(join(EXAMPLE, 'tls', 'demo-ca.pem')));
+    expect(www.authorized).toBe(true);
     expect(www.status).toBe(200);
     expect(www.body).toContain('ACME Logistics');
     expect((await get(ADDR, WWW, 'www.acme.example', '/healthz')).body).toBe('ok acme/acme-www\n');

@@ -77,7 +77,7 @@ describe('--local through the CLI', { timeout: 120_000 }, () => {
     expect(r.code, r.stderr).toBe(0);
     for (const n of NODES) {
       const p = PORTS.of(n);
-      expect(r.stdout).toMatch(new RegExp(`^\\s*${n}\\s.*\\s${p.http} / ${p.agent}, ${p.admin}\\s*$`, 'm'));
+      expect(r.stdout).toMatch(new RegExp(`^\\s*${n}\\s.*\\s${p.http} / ${p.https} / ${p.agent}, ${p.admin}\\s*$`, 'm'));
     }
     const j = json(await cli(['plan', ...local(), '--json']));
     expect(j.local.ports).toEqual(Object.fromEntries(NODES.map((n) => [n, PORTS.of(n)])));

@@ -62,7 +62,8 @@ describe('render fleet.example', () => {
       expect(m.edgectl).toBe(TEST_VERSION);
       expect(m.fleet).toEqual({ name: 'demo', commit: null, dirty: false });
       expect(Object.keys(m.files)).toEqual(b.files.map((f) => f.path));
-      for (const f of b.files) expect(m.files[f.path]).toEqual({ sha256: sha256Hex(f.data), size: f.data.length, mode: 0o644 });
+      // Every file 0644 but a TLS key, 0600 (render/tls.ts).
+      for (const f of b.files) expect(m.files[f.path]).toEqual({ sha256: sha256Hex(f.data), size: f.data.length, mode: f.path.endsWith('/key.pem') ? 0o600 : 0o644 });
       expect(m.digest).toBe(bundleDigest(m.files));
       // The config id: the nginx files with the placeholder back in nginx.conf.
       const conf = b.files.find((f) => f.path === 'nginx/nginx.conf')!;

@@ -29,7 +29,7 @@ export function bundlesOf(planned: Pick<Planned, 'plan' | 'blobs'>): Map<string,
 export async function openSavedPlan(deps: FleetDeps, text: string, file: string, fleetDir: string, local?: Omit<LocalMode, 'root'>): Promise<{ plan: Plan; bundles: Map<string, ReleaseBundle>; connector: Connector; model: FleetModel }> {
   const { loadPlan } = await import('../plan/file.js');
   const { loadFleet } = await import('../fleet/load.js');
-  const { plan, bundles } = await loadPlan(text, file);
+  const { plan, bundles } = await loadPlan(text, file, { secrets: deps.secrets, demoFleet: fleetDir });
   const loaded = await loadFleet(fleetDir);
   const model = plan.local ? localModel(loaded.model, { root: plan.local.root, portBase: local?.portBase ?? 0, address: local?.address ?? '127.0.0.1' }) : loaded.model;
   requireNodes(plan.nodes.map((n) => n.node), resolvedNodes(model), { where: file, fleet: fleetDir });

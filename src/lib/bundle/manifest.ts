@@ -11,7 +11,7 @@ export const MANIFEST_FILE = 'manifest.json';
 export interface ManifestFile {
   sha256: string;
   size: number;
-  /** 0o644 or 0o755 */
+  /** 0o644, 0o755, or 0o600 for a secret (a TLS key) */
   mode: number;
 }
 
@@ -19,8 +19,10 @@ export interface ManifestFile {
 export interface BundleFile {
   path: string;
   data: Buffer;
-  /** 0o644 or 0o755 */
+  /** 0o644, 0o755, or 0o600 for a secret (a TLS key) */
   mode: number;
+  /** A secret's age file in the fleet (path and armored bytes): what a saved plan carries instead of `data`. */
+  sealed?: { file: string; data: Buffer };
 }
 
 export interface Manifest {

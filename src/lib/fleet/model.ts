@@ -34,6 +34,8 @@ export interface ResolvedNode {
   capacity: { cpu: number; memoryMb: number };
   kong: boolean;
   http: { address?: string; port: number };
+  /** HTTPS for apps with spec.tls, on http.address. */
+  https: { port: number };
   agent: { listen: string; maxMessageBytes: number };
   nginx: { binary: string; workerProcesses: 'auto' | number; workerConnections: number };
   /** sha256 of the credential the node forwards uplink data with; none: its parent refuses it. */
@@ -67,6 +69,7 @@ export const DEFAULTS = {
   sshPort: 22,
   root: '/var/lib/edgectl',
   httpPort: 80,
+  httpsPort: 443,
   agentListen: '127.0.0.1:7311',
   maxMessageBytes: 1024 * 1024,
   nginxBinary: '/usr/sbin/nginx',
@@ -97,6 +100,7 @@ export function resolveNode(fleet: Pick<FleetSpec, 'defaults'>, n: NodeResource)
     capacity: { cpu: s.capacity?.cpu ?? DEFAULTS.cpu, memoryMb: s.capacity?.memoryMb ?? DEFAULTS.memoryMb },
     kong: s.kong ?? false,
     http: { address: s.http?.address ?? d.http?.address, port: s.http?.port ?? d.http?.port ?? DEFAULTS.httpPort },
+    https: { port: s.https?.port ?? d.https?.port ?? DEFAULTS.httpsPort },
     agent: {
       listen: s.agent?.listen ?? d.agent?.listen ?? DEFAULTS.agentListen,
       maxMessageBytes: s.agent?.maxMessageBytes ?? d.agent?.maxMessageBytes ?? DEFAULTS.maxMessageBytes,

@@ -11,6 +11,10 @@ export interface RuleInput {
   nodes: NodeResource[];
   tenants: TenantResource[];
   apps: AppResource[];
+  /** The Fleet's spec.secrets.recipients, if the Fleet is valid. */
+  recipients?: string[];
+  /** Certificates and secrets by path (FleetSource.secretFiles), when the source read them. */
+  secretFiles?: Map<string, Buffer>;
   /** Paths of the fleet's documents (relative to the fleet root): app directories may not hold any. */
   files: string[];
   /**

@@ -7,6 +7,7 @@ import { endpointRules, viaRules } from './rules-nodes.js';
 import { tenantRules } from './rules-tenants.js';
 import { tunnelKeyRules } from './rules-tunnel.js';
 import { upstreamRules } from './rules-upstreams.js';
+import { secretRules, tlsRules } from './rules-tls.js';
 import { domainZoneRules, payloadPathRules } from './rules-tenancy.js';
 
 /**
@@ -25,5 +26,7 @@ export function crossRules(m: RuleInput): Problem[] {
   upstreamRules(ctx);
   domainZoneRules(ctx);
   payloadPathRules(ctx);
+  secretRules(ctx);
+  tlsRules(ctx);
   return ctx.out;
 }

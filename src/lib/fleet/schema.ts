@@ -5,6 +5,7 @@ import { RE, COUNT_OR_PERCENT, UNIX_HOST_REASON, checkHttpUrl, isAddress, isDoma
 import { MAX_MESSAGE_BYTES } from '../limits.js';
 import { FASTCGI_MAX_PROCESSES, fastcgiCommandProblems } from './fastcgi-command.js';
 import { parseSshPublicKey } from './ssh-public-key.js';
+import { RECIPIENT_RE } from '../secrets/age.js';
 
 /**
  * zod schemas of the edgectl/v1 documents. Every object is strict: an unknown field is an
@@ -23,6 +24,8 @@ const rootPath = z.string().superRefine((p, ctx) => {
 });
 const fileName = re(RE.fileName, 'a file name of letters, digits, ".", "_" and "-", not starting with "." or "-"');
 const relPath = re(RE.relPath, 'a relative path inside the fleet repo (letters, digits, ".", "_", "-", "/")').refine((p) => !p.split('/').some((s) => s === '..' || s === '.'), { message: 'must not contain "." or ".." segments' });
+/** A file under the fleet's tls/: certificates and their keys (read by validate and render, never shipped as a payload). */
+const tlsPath = relPath.refine((p) => p.startsWith('tls/'), { message: 'must be under tls/ of the fleet' });
 const httpUrl = (allowQuery = false) =>
   z.string().superRefine((s, ctx) => {
     const why = checkHttpUrl(s, { allowQuery });
@@ -82,6 +85,11 @@ const httpSchema = z.object({
   port: port.optional(),
 }).strict();
 
+/** HTTPS for apps with spec.tls: the port (the address is http.address). */
+const httpsSchema = z.object({
+  port: port.optional(),
+}).strict();
+
 const agentSchema = z.object({
   listen: hostPort.optional(),
   maxMessageBytes: z.number().int().min(1).max(MAX_MESSAGE_BYTES).optional(),
@@ -98,8 +106,13 @@ export const fleetSpecSchema = z.object({
     ssh: sshSchema.optional(),
     root: rootPath.optional(),
     http: httpSchema.optional(),
+    https: httpsSchema.optional(),
     agent: agentSchema.optional(),
     nginx: nginxSchema.optional(),
+  }).strict().optional(),
+  /** Who may decrypt the fleet's secrets (*.age files): age X25519 public keys of operators and CI. */
+  secrets: z.object({
+    recipients: z.array(re(RECIPIENT_RE, 'an age X25519 public key: "age1" and 58 lowercase bech32 characters (age-keygen -y prints it)')).min(1, 'needs at least one recipient').max(100),
   }).strict().optional(),
   hub: z.object({ url: httpUrl(true) }).strict(),
   /** The operator's exceptions to what tenants' apps may do: only here, never in an App. */
@@ -150,6 +163,7 @@ export const nodeSpecSchema = z.object({
   }).strict().optional(),
   kong: z.boolean().optional(),
   http: httpSchema.optional(),
+  https: httpsSchema.optional(),
   agent: agentSchema.optional(),
   nginx: nginxSchema.optional(),
   /** The sha256 of the credential this node presents to its parent hop's /v1/forward (bootstrap writes it; never the credential). */
@@ -204,6 +218,13 @@ export const appSpecSchema = z.object({
     nodes: z.array(dnsName).optional(),
   }).strict().optional(),
   uplink: z.object({ topics: z.array(topicSchema).min(1) }).strict().optional(),
+  /** HTTPS for the app's domains with a given certificate (a PEM chain) and its age-encrypted key, both under tls/. */
+  tls: z.object({
+    certificate: tlsPath.refine((p) => /\.(?:pem|crt)$/.test(p), { message: 'must name a PEM file (*.pem or *.crt) under tls/' }),
+    key: tlsPath.refine((p) => p.endsWith('.age'), { message: 'must name an age-encrypted file (*.age) under tls/: a private key is never committed in plaintext' }),
+    redirect: z.boolean().optional(),
+    hsts: z.union([z.literal(false), z.object({ maxAge: z.number().int().min(0).max(63_072_000), includeSubDomains: z.boolean().optional() }).strict()]).optional(),
+  }).strict().optional(),
 }).strict();
 
 export const SPEC_SCHEMAS = {

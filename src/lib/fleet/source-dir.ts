@@ -5,7 +5,7 @@ import { EdgectlError } from '../errors.js';
 import { NoFollowTree } from '../safe-fs/no-follow-tree.js';
 import { readFd, UnsafeFileError } from '../safe-fs/regular-file.js';
 import { trackedUnder, worktreeStatus } from './git.js';
-import { MAX_FILE_BYTES, RESERVED_DIR, TEMPLATE_READ, isFleetDocumentPath, unsafePathMessage, type FleetSource, type SourceFile, type TemplateFile } from './source-types.js';
+import { MAX_FILE_BYTES, MAX_SECRET_FILE_BYTES, RESERVED_DIR, TEMPLATE_READ, isFleetDocumentPath, isSecretSourcePath, unsafePathMessage, type FleetSource, type SourceFile, type TemplateFile } from './source-types.js';
 
 function unsafeError(e: unknown, rel: string): unknown {
   if (e instanceof UnsafeFileError) return new EdgectlError('EDGECTL_FLEET_INVALID', unsafePathMessage(e.path, e.reason), { cause: e });
@@ -24,7 +24,7 @@ const isHidden = (name: string) => name.startsWith('.') || name === 'node_module
  * Both are noted in `links` (a top-level .edgectl link too). The top-level templates/ is read
  * once, by walkTemplates, whose links and special files are noted in `links` as well.
  */
-function walk(root: string, rel: string, out: { docs: string[]; links: string[]; templates: TemplateFile[] }): void {
+function walk(root: string, rel: string, out: { docs: string[]; links: string[]; templates: TemplateFile[]; secrets: string[] }): void {
   const entries = readdirSync(path.join(root, rel), { withFileTypes: true });
   for (const e of entries) {
     const r = rel ? `${rel}/${e.name}` : e.name;
@@ -41,6 +41,7 @@ function walk(root: string, rel: string, out: { docs: string[]; links: string[];
       if (!hidden) walk(root, r, out);
     } else if (e.isFile()) {
       if (isFleetDocumentPath(r)) out.docs.push(r);
+      else if (isSecretSourcePath(r)) out.secrets.push(r);
     } else if (!hidden || r === RESERVED_DIR) {
       out.links.push(r);
     }
@@ -62,10 +63,10 @@ function walkTemplates(root: string, rel: string, out: TemplateFile[]): Template
 }
 
 /** Reads a file, or only MAX_FILE_BYTES + 1 bytes of a larger one: enough for the parser to reject it. */
-function readCapped(full: string): Buffer {
+function readCapped(full: string, max = MAX_FILE_BYTES): Buffer {
   const fd = openSync(full, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
-    return readFd(fd, Math.min(fstatSync(fd).size, MAX_FILE_BYTES + 1));
+    return readFd(fd, Math.min(fstatSync(fd).size, max + 1));
   } finally {
     closeSync(fd);
   }
@@ -84,11 +85,13 @@ export async function readFleetDir(root: string): Promise<FleetSource> {
   const info = worktreeStatus(abs);
   const reserved = trackedUnder(abs, RESERVED_DIR);
   const files: SourceFile[] = [];
-  const found = { docs: [] as string[], links: [] as string[], templates: [] as TemplateFile[] };
+  const found = { docs: [] as string[], links: [] as string[], templates: [] as TemplateFile[], secrets: [] as string[] };
   const templates = found.templates;
+  const secretFiles: SourceFile[] = [];
   try {
     walk(abs, '', found);
     for (const rel of found.docs.sort()) files.push({ path: rel, bytes: readCapped(path.join(abs, rel)) });
+    for (const rel of found.secrets.sort()) secretFiles.push({ path: rel, bytes: readCapped(path.join(abs, rel), MAX_SECRET_FILE_BYTES) });
     templates.sort((a, b) => (a.path < b.path ? -1 : 1));
   } catch (e) {
     throw new EdgectlError('EDGECTL_FLEET_NOT_FOUND', `cannot read the fleet in ${root}: ${(e as Error).message}`, { cause: e });
@@ -104,6 +107,7 @@ export async function readFleetDir(root: string): Promise<FleetSource> {
     root: abs,
     files,
     templates,
+    secretFiles,
     commit,
     dirty,
     from: inGit ? 'worktree' : 'directory',

@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgectlError } from '../errors.js';
 import { blobReader, catFiles, runGit } from './git.js';
-import { MAX_FILE_BYTES, RESERVED_DIR, TEMPLATE_READ, isFleetDocumentPath, unsafePathMessage, type FleetSource, type TemplateFile } from './source-types.js';
+import { MAX_FILE_BYTES, MAX_SECRET_FILE_BYTES, RESERVED_DIR, TEMPLATE_READ, isFleetDocumentPath, isSecretSourcePath, unsafePathMessage, type FleetSource, type TemplateFile } from './source-types.js';
 
 /** Reads a fleet as it was at a git revision, without a checkout. */
 export async function readFleetRev(root: string, rev: string): Promise<FleetSource> {
@@ -59,11 +59,16 @@ export async function readFleetRev(root: string, rev: string): Promise<FleetSour
   (await catFiles(abs, smallT.map((t) => entries.get(t.path)!.oid))).forEach((b, i) => (smallT[i].bytes = b));
   for (const t of readT) t.bytes ??= Buffer.alloc(MAX_FILE_BYTES + 1);
   templates.sort((a, b) => (a.path < b.path ? -1 : 1));
+  const secretRels = [...entries.keys()].filter((r) => isSecretSourcePath(r) && !isFleetDocumentPath(r)).sort();
+  const smallS = secretRels.filter((r) => entries.get(r)!.size <= MAX_SECRET_FILE_BYTES);
+  const sBlobs = new Map((await catFiles(abs, smallS.map((r) => entries.get(r)!.oid))).map((b, i) => [smallS[i], b]));
+  const secretFiles = secretRels.map((rel) => ({ path: rel, bytes: sBlobs.get(rel) ?? Buffer.alloc(MAX_SECRET_FILE_BYTES + 1) }));
   const readBlob = blobReader(abs);
   return {
     root: abs,
     files,
     templates,
+    secretFiles,
     commit,
     dirty: false,
     from: 'rev',

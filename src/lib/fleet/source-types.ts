@@ -30,6 +30,11 @@ export interface FleetSource {
    * live: edgectl reads none of them, and validate reports those at paths it would read.
    */
   links?: string[];
+  /**
+   * Certificates and secrets, read once like templates (validate checks their shape, render ships
+   * them): every regular file under tls/ and every *.age file, each capped at MAX_SECRET_FILE_BYTES + 1.
+   */
+  secretFiles?: SourceFile[];
   /** Paths git tracks under .edgectl/, where edgectl writes (render output, local nodes). */
   reserved?: string[];
 }
@@ -51,6 +56,16 @@ export interface TemplateFile {
 
 /** Files under templates/ whose bytes are read (the rest are only listed, to be reported). */
 export const TEMPLATE_READ = /^templates\/nginx\/(?:(?:http|server)\.d\/[^/]+|mime\.types)$/;
+
+/** tls/ and *.age files larger than this are refused (a chain or a key is a few KiB). */
+export const MAX_SECRET_FILE_BYTES = 64 * 1024;
+
+/** Which files are certificates or secrets (SourceFile.secretFiles): under tls/, or *.age, outside dot-directories. */
+export function isSecretSourcePath(rel: string): boolean {
+  if (!rel.startsWith('tls/') && !rel.endsWith('.age')) return false;
+  const parts = rel.split('/');
+  return parts[0] !== 'templates' && !parts.some((p) => p.startsWith('.') || p === 'node_modules');
+}
 
 /** Files larger than this are rejected before parsing: a fleet document is never this big. */
 export const MAX_FILE_BYTES = 4 * 1024 * 1024;

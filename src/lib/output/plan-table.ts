@@ -60,9 +60,9 @@ export function planTable(plan: Plan, c: Paint): TableData {
     // Local mode: where each node's nginx and agent are on this machine (stable per node).
     rows.forEach((r, i) => {
       const p = ports[plan.nodes[i].node];
-      r.push(p ? `${p.http} / ${p.agent}, ${p.admin}` : '-');
+      r.push(p ? `${p.http} / ${p.https ?? '-'} / ${p.agent}, ${p.admin}` : '-');
     });
-    return { head: ['node', 'role', 'path', 'reachable', 'current → desired', 'files', 'action', 'ports: http / agent, admin'], rows, notes };
+    return { head: ['node', 'role', 'path', 'reachable', 'current → desired', 'files', 'action', 'ports: http / https / agent, admin'], rows, notes };
   }
   return { head: ['node', 'role', 'path', 'reachable', 'current → desired', 'files', 'action'], rows, notes };
 }

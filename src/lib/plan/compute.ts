@@ -1,5 +1,7 @@
 import { createTwoFilesPatch } from 'diff';
-import { releaseName } from '../bundle/manifest.js';
+import { releaseName, type ManifestFile } from '../bundle/manifest.js';
+import { PRIVATE_MODE } from '../secrets/paths.js';
+import { REDACTED } from './redact.js';
 import type { NodeState } from '../release/state.js';
 import { kongDiff } from './kong-diff.js';
 import { PLAN_FORMAT, type FileDiff, type NodeTarget, type Plan, type PlanAction, type PlanNode } from './types.js';
@@ -26,7 +28,9 @@ export interface PlanInput {
 }
 
 /** The bundle files a plan diff shows (and so the only ones plan reads or keeps the bytes of). */
-export const isDiffable = (p: string) => p.startsWith('nginx/') || p === 'kong/kong.yml';
+export const isDiffable = (p: string) => (p.startsWith('nginx/') && !p.startsWith(TLS_DIR)) || p === 'kong/kong.yml';
+/** Certificates and keys (render/tls.ts): shown by digest only, never read back or diffed as text. */
+const TLS_DIR = 'nginx/tls/';
 const MAX_DIFF_BYTES = 256 * 1024;
 
 /** Pure: desired bundles + what the nodes hold → the plan. Same inputs, same plan. */
@@ -87,7 +91,7 @@ function planNode(d: DesiredNode, o: ObservedNode, withDiff: boolean): PlanNode 
   const [action, reason] = actionOf(base, s);
   base.action = action;
   if (reason) base.reason = reason;
-  if (withDiff && action !== 'none') base.diff = diffOf(base, d, o);
+  if (withDiff && action !== 'none') base.diff = diffOf(base, d, o, old);
   return base;
 }
 
@@ -111,8 +115,16 @@ function describeEdits(v: NonNullable<PlanNode['current']['modified']>): string 
   return parts.filter(([, xs]) => xs.length > 0).map(([k, xs]) => `${k}: ${xs.slice(0, 5).join(', ')}${xs.length > 5 ? ` (+${xs.length - 5} more)` : ''}`).join('; ');
 }
 
-function diffOf(n: PlanNode, d: DesiredNode, o: ObservedNode): NonNullable<PlanNode['diff']> {
+function diffOf(n: PlanNode, d: DesiredNode, o: ObservedNode, old: Record<string, ManifestFile>): NonNullable<PlanNode['diff']> {
   const files: FileDiff[] = [];
+  for (const p of [...n.files.added, ...n.files.changed, ...n.files.removed].sort()) {
+    const a = old[p];
+    const b = n.manifest.files[p];
+    if (!p.startsWith(TLS_DIR) && a?.mode !== PRIVATE_MODE && b?.mode !== PRIVATE_MODE) continue;
+    const change = !a ? 'added' : !b ? 'removed' : 'changed';
+    const what = (f?: ManifestFile) => (f ? `sha256:${f.sha256}${f.mode === PRIVATE_MODE ? ' (secret, mode 0600)' : ''}` : '(none)');
+    files.push({ path: p, change, patch: `--- ${a ? `a/${p}` : '/dev/null'}\n+++ ${b ? `b/${p}` : '/dev/null'}\n${REDACTED} ${what(a)} -> ${what(b)}\n`, redacted: true });
+  }
   const paths = [...n.files.added, ...n.files.changed, ...n.files.removed].filter(isDiffable).filter((p) => p !== 'kong/kong.yml').sort();
   for (const p of paths) {
     const a = o.files?.get(p);

@@ -3,18 +3,20 @@ import type { Logger } from '../logger.js';
 import type { HealthTarget } from '../release/health.js';
 import { nginxTargetOf } from '../release/nginx.js';
 import { isDiffable, type DesiredNode } from './compute.js';
+import type { SecretOpener } from '../secrets/opener.js';
+import { isSecretFile } from '../secrets/paths.js';
 
 export interface DesiredSet {
   nodes: DesiredNode[];
-  bundles: Map<string, { files: { path: string; data: Buffer; mode: number }[] }>;
+  bundles: Map<string, { files: { path: string; data: Buffer; mode: number; sealed?: { file: string; data: Buffer } }[] }>;
 }
 
 /** Renders the selected nodes and describes what each should hold. */
-export async function desiredState(loaded: LoadedFleet, opts: { nodes?: string[]; selector?: Record<string, string>; edgectlVersion: string; logger: Logger; route: (node: string) => string[] }): Promise<DesiredSet> {
+export async function desiredState(loaded: LoadedFleet, opts: { nodes?: string[]; selector?: Record<string, string>; edgectlVersion: string; logger: Logger; route: (node: string) => string[]; secrets?: SecretOpener }): Promise<DesiredSet> {
   const { renderFleet } = await import('../render/index.js');
   const { renderContext, appsOnNode, appId } = await import('../render/context.js');
   const ctx = renderContext(loaded.model);
-  const bundles = await renderFleet(loaded, { nodes: opts.nodes, selector: opts.selector, edgectlVersion: opts.edgectlVersion, logger: opts.logger, context: ctx });
+  const bundles = await renderFleet(loaded, { nodes: opts.nodes, selector: opts.selector, edgectlVersion: opts.edgectlVersion, logger: opts.logger, context: ctx, secrets: opts.secrets });
   const nodes: DesiredNode[] = [];
   for (const b of bundles) {
     const r = ctx.nodeByName.get(b.node)!;
@@ -37,7 +39,8 @@ export async function desiredState(loaded: LoadedFleet, opts: { nodes?: string[]
       kong: r.kong,
       health,
       manifest: b.manifest,
-      files: new Map(b.files.filter((f) => isDiffable(f.path)).map((f) => [f.path, f.data])),
+      // A secret's bytes are never kept for a diff (it shows as redacted, by its digest).
+      files: new Map(b.files.filter((f) => isDiffable(f.path) && !isSecretFile(f)).map((f) => [f.path, f.data])),
     });
   }
   return { nodes, bundles: new Map(bundles.map((b) => [b.node, b])) };

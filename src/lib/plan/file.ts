@@ -6,22 +6,30 @@ import { releaseRootProblem } from '../fleet/values.js';
 import { normaliseRoot } from '../release/layout.js';
 import type { ReleaseBundle } from '../release/stage.js';
 import { PLAN_FORMAT, type Plan, type PlanNode } from './types.js';
+import { secretOpener, type SecretOpener } from '../secrets/opener.js';
+import { PRIVATE_MODE, isTlsFilePath } from '../secrets/paths.js';
 
 /** A saved plan carries the bytes of every file it would send: apply needs nothing else. */
-export function serialisePlan(plan: Plan, blobs: Map<string, Buffer>): string {
+export function serialisePlan(plan: Plan, blobs: Map<string, Buffer>, sealed: Map<string, { file: string; data: Buffer }> = new Map()): string {
   const need = new Set<string>();
   for (const n of plan.nodes) if (n.action !== 'none' && n.action !== 'unreachable') for (const f of Object.values(n.manifest.files)) need.add(f.sha256);
   const out: Record<string, string> = {};
+  const seal: Record<string, { file: string; age: string }> = {};
   for (const sha of [...need].sort()) {
-    const b = blobs.get(sha);
-    if (b) out[sha] = b.toString('base64');
+    // A secret goes as the fleet's age file, never as its bytes: apply decrypts it again.
+    const s = sealed.get(sha);
+    if (s) seal[sha] = { file: s.file, age: s.data.toString('latin1') };
+    else {
+      const b = blobs.get(sha);
+      if (b) out[sha] = b.toString('base64');
+    }
   }
-  return JSON.stringify({ ...plan, blobs: out }, null, 2) + '\n';
+  return JSON.stringify({ ...plan, blobs: out, ...(Object.keys(seal).length ? { sealed: seal } : {}) }, null, 2) + '\n';
 }
 
 /** Without the bytes: what `plan --json` prints. */
 export function planView(plan: Plan): Plan {
-  const { blobs: _b, ...rest } = plan;
+  const { blobs: _b, sealed: _s, ...rest } = plan;
   return rest;
 }
 
@@ -36,6 +44,21 @@ const nodeSchema = z.object({
   current: z.object({ release: z.string().regex(/^[0-9a-f]{20}$/).nullable() }).passthrough(),
   health: z.array(z.object({ app: z.string().regex(/^[a-z0-9-]+(?:\.[a-z0-9-]+)?$/), host: z.string().regex(/^[a-z0-9.-]+$/), path: z.string().regex(/^\/[A-Za-z0-9._~/-]*$/), expectStatus: z.number().int(), expectBody: z.string().max(200).optional(), page: z.enum(['static', 'fastcgi']).optional() })),
 }).passthrough();
+
+/** A saved plan's sealed secrets, decrypted: by the sha256 of their bytes, which must match. */
+async function openSealed(p: Plan, file: string, secrets: SecretOpener | undefined, demoFleet: string | undefined): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>();
+  const entries = Object.entries((p as { sealed?: Record<string, { file?: unknown; age?: unknown }> }).sealed ?? {});
+  if (entries.length === 0) return out;
+  const opener = secrets ?? secretOpener({ env: process.env });
+  for (const [sha, s] of entries) {
+    if (!/^[0-9a-f]{64}$/.test(sha) || typeof s?.file !== 'string' || !/^[A-Za-z0-9._/-]{1,300}\.age$/.test(s.file) || typeof s.age !== 'string') throw invalid(`${file}: sealed.${sha.slice(0, 64)}: not a sealed secret`);
+    const data = await opener.open(`${s.file} (sealed in ${file})`, Buffer.from(s.age, 'latin1'), demoFleet);
+    if (sha256Hex(data) !== sha) throw invalid(`${file}: the sealed ${s.file} does not decrypt to the file the plan names (plan edited?)`);
+    out.set(sha, data);
+  }
+  return out;
+}
 
 /** Anything wrong inside a plan file: its own code, so a script can tell an edited plan from a mistyped flag. */
 const invalid = (message: string, opts?: { hint?: string }) => new EdgectlError('EDGECTL_PLAN_INVALID', message, opts);
@@ -61,7 +84,7 @@ function checkPlanRoot(p: Plan, n: PlanNode, where: string): void {
 }
 
 /** Reads a saved plan: a hostile file until every manifest, digest and blob checks out. */
-export async function loadPlan(text: string, file: string): Promise<{ plan: Plan; bundles: Map<string, ReleaseBundle> }> {
+export async function loadPlan(text: string, file: string, opts: { secrets?: SecretOpener; demoFleet?: string } = {}): Promise<{ plan: Plan; bundles: Map<string, ReleaseBundle> }> {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -74,6 +97,7 @@ export async function loadPlan(text: string, file: string): Promise<{ plan: Plan
   const { guardProblems } = await import('../nginx/guard.js');
   const bundles = new Map<string, ReleaseBundle>();
   const blobs = p.blobs ?? {};
+  const sealed = await openSealed(p, file, opts.secrets, opts.demoFleet);
   p.nodes.forEach((n: PlanNode, i: number) => {
     const where = `${file}: nodes[${i}]`;
     const r = nodeSchema.safeParse(n);
@@ -85,11 +109,13 @@ export async function loadPlan(text: string, file: string): Promise<{ plan: Plan
     if (n.action === 'none' || n.action === 'unreachable') return;
     const files = Object.entries(pm.manifest.files).map(([path, f]) => {
       const b64 = blobs[f.sha256];
-      if (typeof b64 !== 'string') throw invalid(`${where}: the plan lacks the bytes of ${path}`);
-      const data = Buffer.from(b64, 'base64');
+      const opened = f.mode === PRIVATE_MODE ? sealed.get(f.sha256) : undefined;
+      if (typeof b64 !== 'string' && !opened) throw invalid(`${where}: the plan lacks the bytes of ${path}`);
+      if (f.mode === PRIVATE_MODE && !opened) throw invalid(`${where}: the secret ${path} is not sealed in the plan`);
+      const data = opened ?? Buffer.from(b64, 'base64');
       if (sha256Hex(data) !== f.sha256 || data.length !== f.size) throw invalid(`${where}: the bytes of ${path} do not match its sha256 (plan edited?)`);
       // Every file under nginx/ is one nginx may read (includes cannot leave it): each must parse and pass the guard.
-      if (path.startsWith('nginx/')) {
+      if (path.startsWith('nginx/') && !isTlsFilePath(path)) {
         const [bad] = guardProblems(data);
         if (bad) throw invalid(`${where}: ${path}:${bad.line}:${bad.column}: ${bad.message}`, { hint: 'A saved plan is applied as it is: edgectl refuses nginx config in it that could load code or reach outside the bundle. Make a new plan with `edgectl plan --out`.' });
       }

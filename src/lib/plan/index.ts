@@ -7,6 +7,7 @@ import { localModel, localPorts, type LocalMode } from '../nodes/local-mode.js';
 import { observeNodes } from './observe.js';
 import type { Plan } from './types.js';
 import type { NodeState } from '../release/state.js';
+import type { SecretOpener } from '../secrets/opener.js';
 
 export type { Plan } from './types.js';
 export { computePlan } from './compute.js';
@@ -18,6 +19,8 @@ export interface FleetDeps {
   edgectlVersion: string;
   /** Opens transports for the (possibly local-mode) model; localRoot: every node is <localRoot>/<node>. */
   connect: (model: FleetModel, localRoot?: string) => Connector;
+  /** Decrypts the fleet's secrets (render) and a saved plan's sealed files (apply PLAN). */
+  secrets?: SecretOpener;
 }
 
 export interface TargetOptions {
@@ -34,6 +37,8 @@ export interface Planned {
   plan: Plan;
   /** Bundle file contents by sha256: what a saved plan carries and apply sends. */
   blobs: Map<string, Buffer>;
+  /** Secret files by sha256: their age files from the fleet, which a saved plan carries instead of the bytes. */
+  sealed: Map<string, { file: string; data: Buffer }>;
   connector: Connector;
   /** The fleet as planned (local mode applied): callers need not load it again. */
   model: FleetModel;
@@ -49,7 +54,7 @@ export async function planFleet(deps: FleetDeps, opts: TargetOptions & { diff: b
   const connector = deps.connect(model);
   if (opts.keepConnections) connector.keepOpen();
   try {
-    const desired = await desiredState({ ...loaded, model }, { nodes: opts.nodes, selector: opts.selector, edgectlVersion: deps.edgectlVersion, logger: deps.logger, route: (n) => connector.route(n) });
+    const desired = await desiredState({ ...loaded, model }, { nodes: opts.nodes, selector: opts.selector, edgectlVersion: deps.edgectlVersion, logger: deps.logger, route: (n) => connector.route(n), secrets: deps.secrets });
     deps.logger.debug('rendered', { nodes: desired.nodes.length });
     const observed = await observeNodes(connector, desired.nodes, { concurrency: opts.concurrency, diff: opts.diff });
     const plan = computePlan(desired.nodes, observed, {
@@ -60,10 +65,16 @@ export async function planFleet(deps: FleetDeps, opts: TargetOptions & { diff: b
       diff: opts.diff,
     });
     const blobs = new Map<string, Buffer>();
-    for (const d of desired.nodes) for (const f of desired.bundles.get(d.node)!.files) blobs.set(d.manifest.files[f.path].sha256, f.data);
+    const sealed = new Map<string, { file: string; data: Buffer }>();
+    for (const d of desired.nodes) {
+      for (const f of desired.bundles.get(d.node)!.files) {
+        blobs.set(d.manifest.files[f.path].sha256, f.data);
+        if (f.sealed) sealed.set(d.manifest.files[f.path].sha256, f.sealed);
+      }
+    }
     const states = new Map<string, NodeState>();
     for (const [node, o] of observed) if (o.state) states.set(node, o.state);
-    return { plan, blobs, connector, model, states };
+    return { plan, blobs, sealed, connector, model, states };
   } catch (e) {
     await connector.close();
     throw e;

@@ -12,6 +12,8 @@ export interface FileDiff {
   change: 'added' | 'changed' | 'removed';
   /** Unified diff (the `diff` package); already redacted. */
   patch: string;
+  /** A certificate or secret: the patch shows digests only, never the bytes. */
+  redacted?: boolean;
 }
 
 export interface KongFieldChange {
@@ -70,9 +72,11 @@ export interface Plan {
   edgectl: string;
   fleet: { name: string; commit: string | null; dirty: boolean };
   /** Local mode: the nodes' directory, and each node's ports (nodes/local-mode.ts localPorts). */
-  local?: { root: string; ports?: Record<string, { http: number; agent: number; admin: number }> };
+  local?: { root: string; ports?: Record<string, { http: number; https?: number; agent: number; admin: number }> };
   nodes: PlanNode[];
   summary: PlanSummary;
   /** File contents by sha256 (base64), shared between nodes. Only in saved plans: apply needs the bytes. */
   blobs?: Record<string, string>;
+  /** Secret files by sha256, as their age files from the fleet (never their bytes). Only in saved plans. */
+  sealed?: Record<string, { file: string; age: string }>;
 }

@@ -11,7 +11,7 @@ const manifestSchema = z.object({
   edgectl: z.string().max(100),
   node: z.string().regex(/^[a-z0-9-]{1,63}$/),
   fleet: z.object({ name: z.string().max(200), commit: z.string().regex(/^[0-9a-f]{4,64}$/).nullable(), dirty: z.boolean() }).passthrough(),
-  files: z.record(z.string().refine(isSafeBundlePath, 'unsafe path'), z.object({ sha256: hex64, size: z.number().int().min(0), mode: z.union([z.literal(0o644), z.literal(0o755)]) }).passthrough()),
+  files: z.record(z.string().refine(isSafeBundlePath, 'unsafe path'), z.object({ sha256: hex64, size: z.number().int().min(0), mode: z.union([z.literal(0o644), z.literal(0o755), z.literal(0o600)]) }).passthrough()),
   digest: hex64,
   nginxConfigId: z.string().regex(/^[0-9a-f]{16,64}$/),
 }).passthrough();

@@ -1,3 +1,4 @@
+import { isSecretFile } from '../secrets/paths.js';
 import { randomBytes } from 'node:crypto';
 import { MANIFEST_FILE, releaseName } from '../bundle/manifest.js';
 import { EdgectlError } from '../errors.js';
@@ -21,6 +22,9 @@ export function oneShotBlocker(req: ActivateRequest, state: NodeState): string |
   if (req.kong && req.manifest.files['kong/kong.yml']) return 'the release configures Kong (validated and applied through its admin API)';
   if (!req.bundle && !state.releases.some((r) => r.name === releaseName(req.manifest.digest))) return 'the release is not on the node and no bytes were given';
   if (!healthTargets(req)?.every(probeSafe)) return 'a health target the node-side probe cannot send as it is';
+  // The script checks contents only: a mode changed on the node (a key made readable) is repaired step by step.
+  const v = state.current === releaseName(req.manifest.digest) ? state.currentVerify : undefined;
+  if (v && v.modeChanged.length > 0 && req.bundle) return `modes changed on the node (${v.modeChanged.slice(0, 3).join(', ')})`;
   return undefined;
 }
 
@@ -156,6 +160,7 @@ function streamOf(bundle: ReleaseBundle, source: { name: string; manifest: Relea
     { path: '.edgectl-ctl/move', data: lines(move) },
     { path: '.edgectl-ctl/sums', data: Buffer.from(checklist(bundle.manifest)) },
     { path: '.edgectl-ctl/exec', data: lines(bundle.files.filter((f) => f.mode === 0o755).map((f) => f.path)) },
+    { path: '.edgectl-ctl/private', data: lines(bundle.files.filter(isSecretFile).map((f) => f.path)) },
   ]);
 }
 

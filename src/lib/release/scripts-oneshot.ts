@@ -17,7 +17,8 @@ import { LIVE_NGINX_FN } from './remote.js';
  * info JSON  19 keep (names, space-separated)  20 the number of health targets.
  * Stdin: the script itself (ONESHOT_BOOT reads it: dropbear refuses a command over 9000 bytes),
  * the health targets one per line (host, path, status, body; tab-separated), then in stage mode
- * a tar of the files to send plus .edgectl-ctl/{copy,move,sums,exec}, in exists mode the
+ * a tar of the files to send plus .edgectl-ctl/{copy,move,sums,exec,private} (private: the
+ * secrets, chmod 600 after everything else is set to 644/755), in exists mode the
  * sha256sum checklist of the release.
  */
 /**
@@ -165,7 +166,7 @@ if [ "$mode" = stage ]; then
   for d in releases/.tmp-*; do [ -e "$d" ] && rm -rf "$d"; done
   if [ -d "$dir" ] && [ ! -f "$dir/manifest.json" ] && [ "$cur" != "$name" ]; then rm -rf "$dir"; fi
   s="releases/.tmp-$name-$nonce"; c="releases/.tmp-ctl-$name-$nonce"
-  mkdir "$s" || { fail "cannot create $s"; finish failed; }
+  mkdir -m 700 "$s" || { fail "cannot create $s"; finish failed; }
   out=$(tar -x -p --no-same-owner -f - -C "$s" 2>&1) || { printf '%s\\n' "$out" >&2; fail "unpacking the release failed"; finish failed; }
   mv -T "$s/.edgectl-ctl" "$c" || { fail "the stream carried no control files"; finish failed; }
   if [ -n "$src" ] && [ -s "$c/copy" ] && cd "releases/$src"; then
@@ -176,9 +177,12 @@ if [ "$mode" = stage ]; then
       case "$b" in */*) mkdir -p "$s/\${b%/*}";; esac; cp -p -- "releases/$src/$a" "$s/$b" 2>/dev/null
     done <"$c/move"
   fi
-  find "$s" \\( -type d -exec chmod 755 {} + \\) -o \\( -type f -exec chmod 644 {} + \\)
+  # $s stays 0700 until every mode is set: a secret (private) is never readable by others on the way.
+  find "$s" -mindepth 1 \\( -type d -exec chmod 755 {} + \\) -o \\( -type f -exec chmod 644 {} + \\)
   cd "$s" || { fail "cannot enter $s"; finish failed; }
   [ -s "$r/$c/exec" ] && xargs -r -d '\\n' chmod 755 -- <"$r/$c/exec"
+  [ -s "$r/$c/private" ] && xargs -r -d '\\n' chmod 600 -- <"$r/$c/private"
+  chmod 755 .
   if ! sha256sum --strict --quiet -c "$r/$c/sums" >"$r/$c/bad" 2>/dev/null; then
     cd "$r"; while IFS= read -r l; do printf 'bad %s\\n' "$l"; done <"$c/bad"
     rm -rf "$s" "$c"; fail "files copied on the node did not match"; finish retry

@@ -1,3 +1,4 @@
+import { isSecretFile } from '../secrets/paths.js';
 import { randomBytes } from 'node:crypto';
 import { MANIFEST_FILE, isSafeBundlePath, type BundleFile, type Manifest } from '../bundle/manifest.js';
 import type { Transport } from '../transport/types.js';
@@ -44,8 +45,9 @@ export async function stageRelease(t: Transport, root: string, name: string, bun
   await send_(t, staging, [...send, { path: MANIFEST_FILE, data: bundle.manifestData, mode: 0o644 }], stats);
 
   const exec = bundle.files.filter((f) => f.mode === 0o755).map((f) => f.path);
+  const secret = bundle.files.filter(isSecretFile).map((f) => f.path).join('\n');
   for (let attempt = 0; ; attempt++) {
-    const r = await runScript(t, FINISH_SCRIPT, [l.root, name, nonce, ...exec], { input: checklist(bundle.manifest), timeoutMs: 300_000 });
+    const r = await runScript(t, FINISH_SCRIPT, [l.root, name, nonce, secret, ...exec], { input: checklist(bundle.manifest), timeoutMs: 300_000 });
     if (r.code === 0) return;
     const bad = r.code === 4 ? failedPaths(r.stdout) : [];
     if (bad.length === 0 || attempt > 0) throw new NodeStepError(`finishing the release failed (exit ${r.code})`, (r.stderr || r.stdout).trim());

@@ -13,6 +13,9 @@ import { selectNodes } from '../nodes/select.js';
 import { assertNginxSafeOnce } from '../nginx/guard.js';
 import { parseKnownHosts } from '../transport/known-hosts.js';
 import { tunnelFiles } from './tunnel-keys.js';
+import { loadAppTls } from './tls.js';
+import { isTlsFilePath } from '../secrets/paths.js';
+import type { SecretOpener } from '../secrets/opener.js';
 
 export type { Bundle, BundleFile, Manifest };
 export { manifestBytes };
@@ -30,6 +33,8 @@ export interface RenderOptions {
   context?: RenderContext;
   /** Called with each bundle as soon as it is rendered (render --out writes while rendering goes on). */
   onBundle?: (b: Bundle) => Promise<void> | void;
+  /** Decrypts the fleet's secrets (TLS keys); default: the identity from EDGECTL_AGE_IDENTITY_FILE or the default file. */
+  secrets?: SecretOpener;
 }
 
 /** The one file a bundle rendered from uncommitted changes has more: what it was made from. */
@@ -51,6 +56,7 @@ export async function renderFleet(loaded: LoadedFleet, opts: RenderOptions): Pro
   const placedApps = new Set<string>();
   for (const n of selected) for (const a of ctx.placement.byNode.get(n.name) ?? []) placedApps.add(a);
   const payloads = await loadPayloads(source, [...placedApps].map((a) => ctx.apps.get(a)!));
+  const tls = await loadAppTls(source, [...placedApps].sort().map((a) => ctx.apps.get(a)!), opts.secrets, log);
   const nginx = new NginxRenderer(templates);
   // Reverse nodes pin their relay's host key from here when the relay has no spec.ssh.hostKey.
   const knownHosts = selected.some((n) => n.tunnel === 'reverse') ? parseKnownHosts((await source.readExtra('known_hosts'))?.toString('utf8') ?? '') : [];
@@ -61,8 +67,9 @@ export async function renderFleet(loaded: LoadedFleet, opts: RenderOptions): Pro
   const every = selected.length >= 2000 ? 1000 : selected.length >= 200 ? 100 : 0;
   for (const node of selected) {
     const apps = appsOnNode(ctx, node);
-    const { conf, fragments } = nginx.render(node, apps);
+    const { conf, fragments } = nginx.render(node, apps, tls);
     const files: BundleFile[] = fragments.map((f) => ({ path: f.path, data: f.data, mode: 0o644 }));
+    for (const a of apps) for (const f of tls.get(a.name)?.files ?? []) files.push(f);
     files.push({ path: 'nginx/mime.types', data: templates.mimeTypes, mode: 0o644 });
     for (const s of templates.snippets) if (apps.length > 0 || s.path.startsWith('nginx/http.d/')) files.push({ path: s.path, data: s.data, mode: 0o644 });
     files.push({ path: 'agent/agent.json', data: agents.render(node, apps), mode: 0o644 });
@@ -76,7 +83,8 @@ export async function renderFleet(loaded: LoadedFleet, opts: RenderOptions): Pro
     if (fleet.dirty) files.push({ path: DIRTY_MARKER, data: dirtyMarker(fleet.commit), mode: 0o644 });
     // Every file nginx will read, parsed as nginx parses it (each distinct buffer once).
     assertNginxSafeOnce('nginx/nginx.conf', conf);
-    for (const f of files) if (f.path.startsWith('nginx/')) assertNginxSafeOnce(f.path, f.data);
+    // Certificates and keys are PEM, not nginx syntax: nginx reads them as files (ssl_certificate).
+    for (const f of files) if (f.path.startsWith('nginx/') && !isTlsFilePath(f.path)) assertNginxSafeOnce(f.path, f.data);
     const bundle = assembleBundle(node.name, conf, files, { edgectl: opts.edgectlVersion, fleet });
     bundles.push(bundle);
     if (opts.onBundle) await opts.onBundle(bundle);

@@ -5,6 +5,7 @@ import { appId } from './context.js';
 import { upstreamTarget, type UpstreamTarget } from './nginx-quote.js';
 import type { Templates } from './templates.js';
 import { defaultMaxBatchBytes, MAX_FORWARD_BODY_BYTES } from '../limits.js';
+import type { AppTls, TlsView } from './tls.js';
 
 /** Where nginx finds Kong's proxy on a node with kong: true. */
 export const KONG_PROXY = '127.0.0.1:8000';
@@ -34,17 +35,19 @@ export class NginxRenderer {
   }
 
   /** nginx.conf (still with the placeholder, a shared Buffer) and the app fragments, in path order. */
-  render(node: ResolvedNode, apps: AppResource[]): { conf: Buffer; fragments: RenderedFile[] } {
+  render(node: ResolvedNode, apps: AppResource[], tls: ReadonlyMap<string, AppTls> = new Map()): { conf: Buffer; fragments: RenderedFile[] } {
     const locations = this.locationsFor(node);
     const n = node.nginx;
-    const key = `${node.role}|${node.http.address ?? ''}|${node.http.port}|${n.workerProcesses}|${n.workerConnections}|${apps.length > 0}|${locations}|${node.standIn ?? ""}`;
+    // The https port only matters to nodes with a TLS app: the others' nginx.conf stays as it was.
+    const https = apps.some((a) => tls.has(a.name)) ? { port: node.https.port } : undefined;
+    const key = `${node.role}|${node.http.address ?? ''}|${node.http.port}|${n.workerProcesses}|${n.workerConnections}|${apps.length > 0}|${locations}|${node.standIn ?? ""}|${https?.port ?? ''}`;
     let conf = this.confs.get(key);
     if (!conf) {
-      const text = this.t.render('nginx/nginx.conf.ejs', { node, locations, configId: CONFIG_ID_PLACEHOLDER, hasApps: apps.length > 0, snippets: this.snippets });
+      const text = this.t.render('nginx/nginx.conf.ejs', { node, locations, configId: CONFIG_ID_PLACEHOLDER, hasApps: apps.length > 0, snippets: this.snippets, https });
       conf = Buffer.from(text);
       this.confs.set(key, conf);
     }
-    const fragments = apps.map((a) => this.fragment(node, a, locations)).sort((a, b) => (a.path < b.path ? -1 : 1));
+    const fragments = apps.map((a) => this.fragment(node, a, locations, tls.get(a.name)?.view)).sort((a, b) => (a.path < b.path ? -1 : 1));
     return { conf, fragments };
   }
 
@@ -62,18 +65,20 @@ export class NginxRenderer {
     return text;
   }
 
-  private fragment(node: ResolvedNode, app: AppResource, locations: string): RenderedFile {
+  private fragment(node: ResolvedNode, app: AppResource, locations: string, tlsView?: TlsView): RenderedFile {
     // Everything the fragment depends on: the app, the node settings in its view, and the
     // locations (which depend on role and agent settings, already in the key).
-    const key = `${app.name}\0${node.http.address ?? ''}\0${node.http.port}\0${node.root}\0${node.role}\0${node.kong}\0${node.agent.listen}\0${node.agent.maxMessageBytes}\0${node.standIn ?? ''}`;
+    const key = `${app.name}\0${node.http.address ?? ''}\0${node.http.port}\0${tlsView ? node.https.port : ''}\0${node.root}\0${node.role}\0${node.kong}\0${node.agent.listen}\0${node.agent.maxMessageBytes}\0${node.standIn ?? ''}`;
     let f = this.fragments.get(key);
     if (!f) {
       const id = appId(app);
       // App templates see the node's settings, not its identity: the fragment is shared by every
       // node with the same settings, whatever its name.
       const view = { role: node.role, root: node.root, http: node.http, agent: node.agent, kong: node.kong };
-      const head = this.t.render('nginx/server-head.conf.ejs', { node: view, app: appView(app), locations, snippets: this.snippets });
-      const text = this.t.render(`nginx/app-${app.spec.type}.conf.ejs`, { node: view, id, head, ...typeData(node, app, id, this.params) });
+      const tls = tlsView && { ...tlsView, port: node.https.port };
+      const head = this.t.render('nginx/server-head.conf.ejs', { node: view, app: appView(app), locations, snippets: this.snippets, tls });
+      let text = this.t.render(`nginx/app-${app.spec.type}.conf.ejs`, { node: view, id, head, ...typeData(node, app, id, this.params) });
+      if (tls?.redirect) text += this.t.render('nginx/tls-redirect.conf.ejs', { node: view, app: appView(app), locations, tls });
       const path = `nginx/conf.d/${id}.conf`;
       f = { path, data: Buffer.from(text) };
       this.fragments.set(key, f);

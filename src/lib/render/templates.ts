@@ -23,6 +23,7 @@ export const TEMPLATE_NAMES = [
   'nginx/app-proxy.conf.ejs',
   'nginx/app-fastcgi.conf.ejs',
   'nginx/app-api.conf.ejs',
+  'nginx/tls-redirect.conf.ejs',
   'kong/kong.yml.ejs',
 ] as const;
 export type TemplateName = (typeof TEMPLATE_NAMES)[number];
@@ -61,7 +62,7 @@ export const NGINX_HELPERS = {
 export const KONG_HELPERS = { y };
 
 /** Names a template may use (EJS `destructuredLocals`: no `with`, fast lookups). */
-const NGINX_LOCALS = [...Object.keys(NGINX_HELPERS), 'node', 'app', 'id', 'head', 'locations', 'params', 'upstream', 'cache', 'root', 'index', 'php', 'socket', 'kong', 'httpq', 'configId', 'hasApps', 'snippets'];
+const NGINX_LOCALS = [...Object.keys(NGINX_HELPERS), 'node', 'app', 'id', 'head', 'locations', 'params', 'upstream', 'cache', 'root', 'index', 'php', 'socket', 'kong', 'httpq', 'configId', 'hasApps', 'snippets', 'tls', 'https'];
 const KONG_LOCALS = ['y', 'services', 'upstreams', 'consumers'];
 
 type Compiled = (data: Record<string, unknown>) => string;

@@ -13,6 +13,8 @@ export interface RenderToDirOptions {
   check: boolean;
   edgectlVersion: string;
   logger: Logger;
+  /** --age-identity: decrypts the fleet's secrets (else the variable, else the default file). */
+  ageIdentity?: string;
 }
 
 export interface RenderedToDir {
@@ -28,13 +30,15 @@ export async function renderToDir(o: RenderToDirOptions): Promise<RenderedToDir>
   const { loadFleet } = await import('../fleet/load.js');
   const { renderFleet } = await import('./index.js');
   const { BundleWriter } = await import('./write-pipeline.js');
+  const { secretOpener } = await import('../secrets/opener.js');
   const loaded = await loadFleet(o.fleet, o.rev);
+  const secrets = secretOpener({ flag: o.ageIdentity, env: process.env });
   const started = performance.now();
   // Bundles are written on a worker thread as they are rendered.
   const writer = new BundleWriter(o.out, { fleetRoot: o.fleet });
   let bundles;
   try {
-    bundles = await renderFleet(loaded, { nodes: o.nodes, selector: o.selector, edgectlVersion: o.edgectlVersion, logger: o.logger, onBundle: (b) => writer.add(b) });
+    bundles = await renderFleet(loaded, { nodes: o.nodes, selector: o.selector, edgectlVersion: o.edgectlVersion, logger: o.logger, secrets, onBundle: (b) => writer.add(b) });
   } catch (e) {
     await writer.abort();
     throw e;
