@@ -158,7 +158,7 @@ ${opts.variety && tenantNames.indexOf(name) % 2 === 0 ? `  consumers: [{ name: p
     if (type === 'proxy') body = `  upstream: { urls: ["http://${ipOf(a, 100)}:8080"] }\n  cache: ${cache}\n`;
     if (type === 'api') body = `  upstream: { urls: ["http://${ipOf(a, 100)}:9000"] }\n  routes:\n    - { paths: [/v1], methods: [GET, POST] }\n`;
     if (type === 'static') { body = `  static: { path: sites/${name} }\n`; sites.push(name); }
-    if (type === 'fastcgi') { body = `  fastcgi: { path: sites/${name}, index: index.php }\n`; sites.push(name); }
+    if (type === 'fastcgi') { body = `  fastcgi: { path: sites/${name}, index: index.php, command: [php-cgi] }\n`; sites.push(name); }
     const uplink = a % 3 !== 0 ? '' : opts.variety ? '  uplink: { topics: [events, { name: telemetry, whenFull: drop-oldest, ttl: 1d }] }\n' : '  uplink: { topics: [events] }\n';
     const domain = `${name}.${tenant}.example`;
     docs.apps.push({ name, text: `apiVersion: edgectl/v1

@@ -57,12 +57,12 @@ function directiveProblem(d: NginxDirective, parents: string[]): string | undefi
     if (!off && !(relativeInside(target, false) && WRITE_DIRS.has(target.split('/')[0]))) return `${d.name} ${JSON.stringify(target)}: nginx writes only under log/, run/, cache/ or tmp/ of the node's root`;
   }
   if (!data && SERVES_FILES.has(n) && !relativeInside(d.args[0] ?? '', false)) return `${d.name} ${JSON.stringify(d.args[0] ?? '')}: files are served only from inside the release (a relative path, no "..")`;
-  // Certificates and keys come from the release (nginx/tls/), never from elsewhere on the node.
-  if (!data && SSL_FILES.test(n) && !relativeInside(d.args[0] ?? '', true)) return `${d.name} ${JSON.stringify(d.args[0] ?? '')}: certificates and keys are read only from inside the bundle's nginx/ (a relative path, no "..")`;
   for (const w of d.words) {
     if (w.value.includes('\0')) return `a NUL byte in "${d.name}"`;
     if (/^(?:engine|store):/i.test(w.value) && /certificate|_key$/.test(n)) return `${d.name} ${JSON.stringify(w.value)}: OpenSSL engines and stores load code`;
   }
+  // Certificates and keys come from the release (nginx/tls/), never from elsewhere on the node.
+  if (!data && SSL_FILES.test(n) && !relativeInside(d.args[0] ?? '', true)) return `${d.name} ${JSON.stringify(d.args[0] ?? '')}: certificates and keys are read only from inside the bundle's nginx/ (a relative path, no "..")`;
   return undefined;
 }
 

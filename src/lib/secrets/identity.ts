@@ -1,4 +1,5 @@
-import { closeSync, constants, fstatSync, openSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { EdgectlError } from '../errors.js';
@@ -34,16 +35,35 @@ export interface Identities {
   keys: string[];
 }
 
-/** Which identity file applies, first of: the flag, the variable, the default file, the fleet's demo file (--local only). */
+/** Which identity file applies, first of: the flag, the variable, the default file, the demo file of edgectl's own fleet.example. */
 export function identityFile(src: IdentitySource): { file: string; from: string } | { missing: string[] } {
   if (src.flag) return { file: src.flag, from: '--age-identity' };
   const env = src.env?.[IDENTITY_ENV];
   if (env) return { file: env, from: IDENTITY_ENV };
   const def = defaultIdentityFile(src.home);
   if (exists(def, false)) return { file: def, from: 'the default identity file' };
-  const demo = src.demoFleet ? path.join(src.demoFleet, DEMO_IDENTITY_FILE) : undefined;
+  // Only edgectl's own example fleet: a fleet made from it (edgectl init) or copied elsewhere that
+  // still holds the demo identity must not decrypt with a key the whole world has, unasked.
+  const demo = src.demoFleet && isExampleFleet(src.demoFleet) ? path.join(src.demoFleet, DEMO_IDENTITY_FILE) : undefined;
   if (demo && exists(demo, true)) return { file: demo, from: DEMO_FROM };
   return { missing: ['--age-identity FILE', IDENTITY_ENV, def] };
+}
+
+/** The fleet.example that ships with edgectl (its real path). */
+const EXAMPLE = (() => {
+  try {
+    return realpathSync(fileURLToPath(new URL('../../../fleet.example', import.meta.url)));
+  } catch {
+    return undefined;
+  }
+})();
+
+function isExampleFleet(dir: string): boolean {
+  try {
+    return EXAMPLE !== undefined && realpathSync(dir) === EXAMPLE;
+  } catch {
+    return false;
+  }
 }
 
 /** The operator's own files may be links (a dotfiles manager's); a file in the fleet never is followed. */
