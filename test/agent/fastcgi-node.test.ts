@@ -317,6 +317,31 @@ describe('FastCGI apps supervised by the agent', { timeout: 120_000 }, () => {
     expect(back.fastcgi.map((a) => a.app)).not.toContain('acme.evil');
   });
 
+  it('apply to a node whose agent does not take the new agent.json (hung): rolled back at the agent step, the old release and its agent.json back', async () => {
+    const s0 = await status();
+    const before = (await readFile(join(root, 'current', 'manifest.json'), 'utf8'));
+    const pid = await agentPid();
+    const master = nginxPid(nodes, 'f1');
+    await writeFleet({ php: 'v2', topics: ['t1', 't2', 't3'] }); // agent.json alone changes
+    process.kill(pid, 'SIGSTOP');
+    let r: Awaited<ReturnType<typeof cli>>;
+    try {
+      r = await cli(['apply', '--fleet', fleet, '--local', nodes, '--local-port-base', String(BASE), '--local-port-range', '1', '--local-address', ADDR, '--yes', '--json'], { timeout: 120_000 });
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    expect(r.code).toBe(1);
+    const res = JSON.parse(r.stdout).nodes[0];
+    expect(res).toMatchObject({ outcome: 'rolled-back', step: 'agent', reloads: 0 });
+    expect(res.cause).toMatch(/did not come up with the new agent.json/);
+    expect(await readFile(join(root, 'current', 'manifest.json'), 'utf8')).toBe(before);
+    // Woken, the agent handles the signals it was sent and runs the old release's agent.json again.
+    await until('the agent on the old agent.json', async () => ((await healthz()).config === s0.config ? true : undefined));
+    expect(await currentConfigDigest()).toBe(s0.config);
+    expect(nginxPid(nodes, 'f1')).toBe(master);
+    await writeFleet({ php: 'v2', topics: ['t1', 't2'] });
+  });
+
   it('an agent killed outright: its keeper stops php-cgi; with the keeper killed too, the next agent stops the leftovers', async () => {
     // The agent alone (a crash): the keepers see their channel close and stop their processes.
     let s = await status();

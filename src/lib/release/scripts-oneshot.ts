@@ -103,13 +103,12 @@ agent_conf() { # release -> sets ad (sha256 of its agent.json), ah/ap (where its
   fi
   return 0
 }
-agent_runs() { # digest, tries (about 0.25 s each): the agent answers /healthz ok with that agent.json
-  local i=0 l b
-  while [ $i -lt "$2" ]; do
-    i=$((i+1))
+agent_runs() { # digest, seconds: the agent answers /healthz ok with that agent.json before then
+  local end=$((SECONDS + $2)) b
+  while [ $SECONDS -lt $end ]; do
     if [ -n "$ah" ] && { exec 4<>"/dev/tcp/$ah/$ap"; } 2>/dev/null; then
       printf 'GET /healthz HTTP/1.0\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&4
-      b=; IFS= read -r -d '' -t 3 -N 4096 b <&4; exec 4<&-
+      b=; IFS= read -r -d '' -t 1 -N 4096 b <&4; exec 4<&-
       [[ "$b" == *'"ok":true'* && "$b" == *'"config":"'"$1"'"'* ]] && return 0
     fi
     sleep 0.25
@@ -121,7 +120,7 @@ agent_back() { # after a revert: the agent back on the previous release's agent.
   [ $agent_hup = 1 ] || return 0
   local p; p=$(agent_pid) || return 0
   kill -HUP "$p" 2>/dev/null; agent_conf "$prev" || return 0
-  agent_runs "$ad" 40 || note "the agent did not come back on $prev's agent.json"
+  agent_runs "$ad" 10 || note "the agent did not come back on $prev's agent.json"
 }
 errlog_since() { tail -c +$((errlog + 1)) log/error.log 2>/dev/null | tail -c 4096 >&2; }
 stop_nginx() {
@@ -241,7 +240,7 @@ if apid=$(agent_pid) && agent_conf "$name"; then
     step agent
     agent_conf "$name"
     agent_hup=1; kill -HUP "$apid" 2>/dev/null
-    if ! agent_runs "$new_ad" 60; then record failed agent; fail "the agent did not come up with the new agent.json (no /healthz ok with its digest within 15 s)"; revert; fi
+    if ! agent_runs "$new_ad" 15; then record failed agent; fail "the agent did not come up with the new agent.json (no /healthz ok with its digest within 15 s)"; revert; fi
     echo "agent $new_ad"
   fi
 fi
