@@ -192,6 +192,7 @@ describe('edgectl bootstrap on a real systemd node, then a power cut', { timeout
     expect(new Set(got.map((m) => m.id)).size).toBe(12);
     expect(got.map((m) => (JSON.parse(m.body) as { n: number }).n).sort((a, b) => a - b)).toEqual([...Array(12).keys()]);
     expect(await eventually(spooled, '0')).toBe('0');
+    expect(hub?.proc.exitCode, 'the hub kept running').toBeNull();
   });
 
   it('rolls an agent upgrade that crashes at start back to the previous agent', async () => {
