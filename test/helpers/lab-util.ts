@@ -48,17 +48,23 @@ export async function cleanSlot(s: number): Promise<void> {
   // Its root-namespace sshds (and daemons) name its directory, and would hold the slot's ports.
   const mark = join(TEST_DATA_DIR, `ec-lab${s}-`);
   const procs = listProcs();
-  const doomed = new Set(procs.filter((p) => p.pid !== process.pid && readCmdline(p.pid).includes(mark)).map((p) => p.pid));
+  const doomed = withDescendants(procs, procs.filter((p) => p.pid !== process.pid && readCmdline(p.pid).includes(mark)).map((p) => p.pid));
+  for (const pid of doomed) signal(pid, 'SIGKILL');
+}
+
+/** The given pids and every process below them in `procs` (children, grandchildren…). */
+export function withDescendants(procs: readonly { pid: number; ppid: number }[], roots: readonly number[]): Set<number> {
+  const tree = new Set(roots);
   for (let grew = true; grew; ) {
     grew = false;
     for (const p of procs) {
-      if (doomed.has(p.ppid) && !doomed.has(p.pid)) {
-        doomed.add(p.pid);
+      if (tree.has(p.ppid) && !tree.has(p.pid)) {
+        tree.add(p.pid);
         grew = true;
       }
     }
   }
-  for (const pid of doomed) signal(pid, 'SIGKILL');
+  return tree;
 }
 
 export function readCmdline(pid: number): string {

@@ -3,7 +3,7 @@ import { appendFile, chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path';
 import type { Client, ConnectConfig } from 'ssh2';
 import { createLab, type Lab, type LabHost } from '../helpers/hosts.js';
-import { listProcs, readCmdline, run, signal, sleep } from '../helpers/lab-util.js';
+import { listProcs, readCmdline, run, signal, sleep, withDescendants } from '../helpers/lab-util.js';
 import { REPO } from '../helpers/paths.js';
 import { loadFleet } from '../../src/lib/fleet/load.js';
 import { renderFleet } from '../../src/lib/render/index.js';
@@ -135,17 +135,7 @@ export async function createTunnelLab(o: { backoffBaseMs?: number; backoffCapMs?
     },
     async stopRelay() {
       const root = relay.sshd?.pid;
-      const procs = listProcs();
-      const tree = new Set(root ? [root] : []);
-      for (let grew = true; grew; ) {
-        grew = false;
-        for (const p of procs) {
-          if (tree.has(p.ppid) && !tree.has(p.pid)) {
-            tree.add(p.pid);
-            grew = true;
-          }
-        }
-      }
+      const tree = withDescendants(listProcs(), root ? [root] : []);
       if (root) tree.delete(root);
       for (const pid of tree) signal(pid, 'SIGKILL');
       await lab.stop(relay);
