@@ -55,13 +55,18 @@ intent() { # op from to
 point() { # link release
   { [ ! -L ".$1.tmp" ] || rm -f ".$1.tmp"; } && ln -s "releases/$2" ".$1.tmp" && mv -T ".$1.tmp" "$1"
 }
+send() { # fd, bytes: a peer that reset the connection (a server closing as it reloads) is a
+  # failed try, not a SIGPIPE that ends the whole activation without an outcome
+  local rc; trap '' PIPE; printf '%s' "$2" 2>/dev/null >&"$1"; rc=$?; trap - PIPE; return $rc
+}
 probe() { # host-header path -> ps (status), pb (first 2000 bytes of the body)
   ps=; pb=; local l
   { exec 3<>"/dev/tcp/$ph/$pp"; } 2>/dev/null || return 1
-  printf 'GET %s HTTP/1.0\\r\\nHost: %s\\r\\nUser-Agent: edgectl\\r\\nConnection: close\\r\\n\\r\\n' "$2" "$1" >&3
-  IFS=' ' read -r -t 5 l ps l <&3 || { exec 3<&-; return 1; }
-  while IFS= read -r -t 5 l <&3; do [ -z "\${l%$'\\r'}" ] && break; done
-  IFS= read -r -d '' -t 5 -N 2000 pb <&3
+  printf -v l 'GET %s HTTP/1.0\\r\\nHost: %s\\r\\nUser-Agent: edgectl\\r\\nConnection: close\\r\\n\\r\\n' "$2" "$1"
+  send 3 "$l" || { exec 3<&-; return 1; }
+  IFS=' ' read -r -t 5 l ps l <&3 2>/dev/null || { exec 3<&-; return 1; }
+  while IFS= read -r -t 5 l <&3 2>/dev/null; do [ -z "\${l%$'\\r'}" ] && break; done
+  IFS= read -r -d '' -t 5 -N 2000 pb <&3 2>/dev/null
   exec 3<&-
   return 0
 }
@@ -107,8 +112,8 @@ agent_runs() { # digest, seconds: the agent answers /healthz ok with that agent.
   local end=$((SECONDS + $2)) b
   while [ $SECONDS -lt $end ]; do
     if [ -n "$ah" ] && { exec 4<>"/dev/tcp/$ah/$ap"; } 2>/dev/null; then
-      printf 'GET /healthz HTTP/1.0\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&4
-      b=; IFS= read -r -d '' -t 1 -N 4096 b <&4; exec 4<&-
+      b=; send 4 $'GET /healthz HTTP/1.0\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' &&
+        IFS= read -r -d '' -t 1 -N 4096 b <&4 2>/dev/null; exec 4<&-
       [[ "$b" == *'"ok":true'* && "$b" == *'"config":"'"$1"'"'* ]] && return 0
     fi
     sleep 0.25
