@@ -10,10 +10,10 @@ import { stderrLogger } from './logger.js';
  */
 export const targetFlags = {
   fleet: Flags.string({ char: 'f', summary: 'Fleet repo directory', default: '.' }),
-  node: Flags.string({ char: 'n', summary: 'Only this node (repeatable)', multiple: true }),
-  selector: Flags.string({ char: 'l', summary: 'Only nodes with these labels, key=value (repeatable)', multiple: true }),
+  node: Flags.string({ char: 'n', summary: 'Only this node (repeatable)', multiple: true, multipleNonGreedy: true }),
+  selector: Flags.string({ char: 'l', summary: 'Only nodes with these labels, key=value (repeatable)', multiple: true, multipleNonGreedy: true }),
   concurrency: Flags.integer({ summary: 'Nodes handled in parallel', default: 16, min: 1, max: 1000 }),
-  identity: Flags.string({ char: 'i', summary: 'SSH private key file (repeatable)', multiple: true }),
+  identity: Flags.string({ char: 'i', summary: 'SSH private key file (repeatable)', multiple: true, multipleNonGreedy: true }),
   'accept-new': Flags.boolean({ summary: 'Record first-seen host keys in the fleet\'s known_hosts (a changed key is always refused)' }),
   local: Flags.string({ summary: 'Embedded mode: every node is the directory DIR/<node> on this machine (no SSH)', helpValue: 'DIR' }),
   'local-port-base': Flags.integer({ summary: 'Embedded mode: first port; a node\'s nginx is on base + its slot, its agent on base + range + 2 × slot (plan shows them)', default: 18080, min: 1, max: 65000 }),

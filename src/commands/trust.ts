@@ -17,7 +17,7 @@ Exit status: 0 every node's key is trusted, 1 any node failed.`;
   static override args = { node: Args.string({ description: 'Node names', required: true }) };
   static override flags = {
     fleet: Flags.string({ char: 'f', summary: 'Fleet repo directory', default: '.' }),
-    identity: Flags.string({ char: 'i', summary: 'SSH private key file (repeatable)', multiple: true }),
+    identity: Flags.string({ char: 'i', summary: 'SSH private key file (repeatable)', multiple: true, multipleNonGreedy: true }),
     json: Flags.boolean({ summary: 'Print JSON' }),
   };
 

@@ -67,4 +67,11 @@ describe('edgectl trust', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('no node named "nope"');
   });
+
+  it('a repeatable flag takes one value per use: `-i KEY NODE` leaves NODE a node name, not a second key', async () => {
+    const r = await edgectl(['trust', '--fleet', fleet, '-i', join(fleet, 'no-such-key'), 'nope']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('no node named "nope"');
+    expect(r.stderr).not.toContain('Missing 1 required arg');
+  });
 });

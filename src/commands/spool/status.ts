@@ -7,7 +7,7 @@ import { targetFlags } from '../../cli/fleet-flags.js';
 export const spoolFlags = {
   node: Flags.string({ char: 'n', summary: 'Node whose agent to ask (through its SSH connection)' }),
   fleet: Flags.string({ char: 'f', summary: 'Fleet repo directory (with --node)', default: '.' }),
-  identity: Flags.string({ char: 'i', summary: 'SSH private key file (repeatable)', multiple: true }),
+  identity: Flags.string({ char: 'i', summary: 'SSH private key file (repeatable)', multiple: true, multipleNonGreedy: true }),
   admin: Flags.string({ summary: 'Admin API URL of a local agent instead of --node (e.g. http://127.0.0.1:8481)' }),
   'admin-token-file': Flags.string({ summary: 'With --admin: the agent\'s admin token file (DATA/admin-token); --node reads it on the node' }),
   local: targetFlags.local,
