@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import { type AgentProc, credential, depth, kill9, killAll, restart, sha, startAgent, waitFor } from './helpers.js';
+import { type Chain, depth, kill9, killAll, restart, startChain, waitFor } from './helpers.js';
 import { deleteStream, readStream } from './nats-read.js';
 import { freePortRange } from '../helpers/ports.js';
 
@@ -13,7 +13,7 @@ const STREAM = `EDGECTL_CRASH_${RUN}`;
 const PREFIX = `edgectltest_${RUN}`;
 const TOPICS = ['t1', 't2', 't3'];
 let dir: string;
-const procs: Record<'edge' | 'relay' | 'hub', AgentProc> = {} as never;
+const procs: Chain = {} as never;
 // Free ports, found in beforeAll: each agent's device API (its admin API on the next port).
 const P = { edge: 0, relay: 0, hub: 0 };
 
@@ -21,14 +21,7 @@ beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'edgectl-crash-'));
   for (const k of ['edge', 'relay', 'hub'] as const) P[k] = await freePortRange(2);
   const common = ['--heartbeat-seconds', '1', ...TOPICS.map((t) => `--topic=acme/${t}`)];
-  const edgeCred = credential(dir, 'edge-c');
-  const relayCred = credential(dir, 'relay-c');
-  procs.hub = await startAgent('hub-c', P.hub, P.hub + 1, ['--role', 'hub', '--data', path.join(dir, 'hub'), '--sink', `nats://127.0.0.1:4222?stream=${STREAM}&prefix=${PREFIX}&duplicateWindow=900`,
-    '--accept-forward', relayCred.accept('edge-c'), ...common]);
-  procs.relay = await startAgent('relay-c', P.relay, P.relay + 1, ['--role', 'relay', '--data', path.join(dir, 'relay'), '--upstream', `http://127.0.0.1:${P.hub}/v1/forward`,
-    '--credential-file', relayCred.file, '--accept-forward', edgeCred.accept(), ...common]);
-  procs.edge = await startAgent('edge-c', P.edge, P.edge + 1, ['--role', 'edge', '--data', path.join(dir, 'edge'), '--upstream', `http://127.0.0.1:${P.relay}/v1/forward`,
-    '--credential-file', edgeCred.file, '--token', `acme:${sha('tok')}`, ...common]);
+  Object.assign(procs, await startChain(dir, P, { hubSink: `nats://127.0.0.1:4222?stream=${STREAM}&prefix=${PREFIX}&duplicateWindow=900`, common }));
 }, 300_000);
 
 afterAll(async () => {

@@ -112,6 +112,25 @@ export function credential(dir: string, node: string): { file: string; secret: s
   return { file, secret, sha256, accept: (...behind) => `${node}:${sha256}${behind.length ? `:${behind.join(',')}` : ''}` };
 }
 
+export type Chain = Record<'edge' | 'relay' | 'hub', AgentProc>;
+
+/**
+ * edge -> relay -> hub, each a real agent process (device API on P[k], its admin API on the next
+ * port, data under dir/<k>), each hop accepting only the one below it by its credential, the edge
+ * taking device token "tok" for tenant acme. `afterHub` runs once the hub is up (its sink ready).
+ */
+export async function startChain(dir: string, P: Record<keyof Chain, number>, o: { hubSink: string; common: string[]; afterHub?: () => Promise<void> }): Promise<Chain> {
+  const edgeCred = credential(dir, 'edge-c');
+  const relayCred = credential(dir, 'relay-c');
+  const hub = await startAgent('hub-c', P.hub, P.hub + 1, ['--role', 'hub', '--data', path.join(dir, 'hub'), '--sink', o.hubSink, '--accept-forward', relayCred.accept('edge-c'), ...o.common]);
+  await o.afterHub?.();
+  const relay = await startAgent('relay-c', P.relay, P.relay + 1, ['--role', 'relay', '--data', path.join(dir, 'relay'), '--upstream', `http://127.0.0.1:${P.hub}/v1/forward`,
+    '--credential-file', relayCred.file, '--accept-forward', edgeCred.accept(), ...o.common]);
+  const edge = await startAgent('edge-c', P.edge, P.edge + 1, ['--role', 'edge', '--data', path.join(dir, 'edge'), '--upstream', `http://127.0.0.1:${P.relay}/v1/forward`,
+    '--credential-file', edgeCred.file, '--token', `acme:${sha('tok')}`, ...o.common]);
+  return { edge, relay, hub };
+}
+
 /** Messages waiting in the spool, the agent's own heartbeats excluded. */
 export async function depth(a: AgentProc): Promise<number> {
   const s = await status(a);

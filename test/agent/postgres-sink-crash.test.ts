@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { freePortRange } from '../helpers/ports.js';
-import { type AgentProc, credential, depth, kill9, killAll, restart, sha, startAgent, waitFor } from './helpers.js';
+import { type Chain, depth, kill9, killAll, restart, startChain, waitFor } from './helpers.js';
 import { createTestDb, type TestDb } from './pg-db.js';
 
 // edge -> relay -> hub -> PostgreSQL, each a real process, kill -9 at random under load (the
@@ -15,7 +15,7 @@ import { createTestDb, type TestDb } from './pg-db.js';
 const TOPICS = ['t1', 't2', 't3'];
 let dir: string;
 let db: TestDb;
-const procs: Record<'edge' | 'relay' | 'hub', AgentProc> = {} as never;
+const procs: Chain = {} as never;
 const P = { edge: 0, relay: 0, hub: 0 };
 
 beforeAll(async () => {
@@ -23,15 +23,10 @@ beforeAll(async () => {
   db = await createTestDb('edgectl_pgsink_crash');
   for (const k of ['edge', 'relay', 'hub'] as const) P[k] = await freePortRange(2);
   const common = ['--heartbeat-seconds', '1', '--forward-batch-messages', '50', ...TOPICS.map((t) => `--topic=acme/${t}`)];
-  const edgeCred = credential(dir, 'edge-c');
-  const relayCred = credential(dir, 'relay-c');
-  procs.hub = await startAgent('hub-c', P.hub, P.hub + 1, ['--role', 'hub', '--data', path.join(dir, 'hub'), '--sink', db.url(), '--accept-forward', relayCred.accept('edge-c'), ...common]);
-  await db.sql.unsafe(`create function edgectl_test_slow_commit() returns trigger language plpgsql as $$ begin perform pg_sleep(0.001); return null; end $$;
-    create constraint trigger edgectl_test_slow_commit after insert on edgectl_messages deferrable initially deferred for each row execute function edgectl_test_slow_commit();`).simple();
-  procs.relay = await startAgent('relay-c', P.relay, P.relay + 1, ['--role', 'relay', '--data', path.join(dir, 'relay'), '--upstream', `http://127.0.0.1:${P.hub}/v1/forward`,
-    '--credential-file', relayCred.file, '--accept-forward', edgeCred.accept(), ...common]);
-  procs.edge = await startAgent('edge-c', P.edge, P.edge + 1, ['--role', 'edge', '--data', path.join(dir, 'edge'), '--upstream', `http://127.0.0.1:${P.relay}/v1/forward`,
-    '--credential-file', edgeCred.file, '--token', `acme:${sha('tok')}`, ...common]);
+  Object.assign(procs, await startChain(dir, P, { hubSink: db.url(), common, afterHub: async () => {
+    await db.sql.unsafe(`create function edgectl_test_slow_commit() returns trigger language plpgsql as $$ begin perform pg_sleep(0.001); return null; end $$;
+      create constraint trigger edgectl_test_slow_commit after insert on edgectl_messages deferrable initially deferred for each row execute function edgectl_test_slow_commit();`).simple();
+  } }));
 }, 300_000);
 
 afterAll(async () => {
