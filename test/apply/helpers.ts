@@ -1,8 +1,9 @@
 import { request } from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { alive, signal } from '../helpers/lab-util.js';
+import type { Lab } from '../helpers/hosts.js';
 
 /** A real HTTP request to a node's nginx, with a Host header. */
 export function get(address: string, port: number, host: string, path = '/'): Promise<{ status: number; body: string }> {
@@ -63,6 +64,17 @@ export async function killNginx(root: string): Promise<void> {
   for (const pid of pids) signal(pid, 'SIGTERM'); // fast shutdown: the master takes its workers with it
   for (let i = 0; i < 40 && pids.some(alive); i++) await new Promise((r) => setTimeout(r, 50));
   for (const pid of pids.filter(alive)) signal(pid, 'SIGKILL');
+}
+
+/**
+ * afterAll of a lab test: the nginx daemons first (they run inside the namespaces, from roots the
+ * lab is about to delete), then the lab (sshd, namespaces), then the test's own directory.
+ * Safe when beforeAll failed halfway (either may be undefined).
+ */
+export async function closeNginxLab(lab: Lab | undefined, dir: string | undefined): Promise<void> {
+  for (const h of lab?.hosts ?? []) await killNginx(join(h.root, '..'));
+  await lab?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
 }
 
 export function nginxPid(root: string, node: string): number | undefined {

@@ -1,4 +1,4 @@
-import { appendFile, chmod, mkdtemp, readlink, rm, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, mkdtemp, readlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +12,7 @@ import { cli, json } from '../helpers/cli.js';
 import { createLab, type Lab, type LabHost } from '../helpers/hosts.js';
 import { countingTransport } from '../helpers/counting.js';
 import { freePortRange } from '../helpers/ports.js';
-import { killNginx, writeApps, type TestApp } from './helpers.js';
+import { closeNginxLab, writeApps, type TestApp } from './helpers.js';
 
 /**
  * Nodes without SFTP: real dropbear (no sftp-server, as on OpenWrt) and an OpenSSH with the
@@ -85,9 +85,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  for (const h of lab?.hosts ?? []) await killNginx(join(h.root, '..'));
-  await lab?.close();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await closeNginxLab(lab, dir);
 });
 
 describe('apply, drift and rollback on nodes without SFTP', { timeout: 180_000 }, () => {

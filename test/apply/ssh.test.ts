@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLab, type Lab, type LabHost } from '../helpers/hosts.js';
 import { cli, json } from '../helpers/cli.js';
-import { killNginx, writeApps, type TestApp } from './helpers.js';
+import { closeNginxLab, writeApps, type TestApp } from './helpers.js';
 
 /**
  * End to end over real sshd: a relay in its own network namespace, two edge nodes reachable
@@ -63,10 +63,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  // nginx daemons run inside the namespaces: stop them before the lab deletes their roots and namespaces.
-  for (const h of lab?.hosts ?? []) await killNginx(join(h.root, '..'));
-  await lab?.close();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await closeNginxLab(lab, dir);
 });
 
 describe('apply over SSH through a relay', { timeout: 180_000 }, () => {

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +12,7 @@ import { createLab, type Lab, type LabHost } from '../helpers/hosts.js';
 import { freePort } from '../helpers/ports.js';
 import { startWanProxy, wanProxyArgv, type WanProxy } from '../helpers/wan-proxy.js';
 import { countingTransport } from '../helpers/counting.js';
-import { killNginx, writeApps, type TestApp } from './helpers.js';
+import { closeNginxLab, writeApps, type TestApp } from './helpers.js';
 
 /**
  * Round trips per node over a slow link: the three-node relay lab (relay-1, edge-1 and edge-2
@@ -102,9 +102,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await wan?.close();
-  for (const h of lab?.hosts ?? []) await killNginx(join(h.root, '..'));
-  await lab?.close();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await closeNginxLab(lab, dir);
 });
 
 describe(`apply over a ${DELAY_MS} ms one-way link through a relay`, { timeout: 120_000 }, () => {

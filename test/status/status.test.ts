@@ -1,5 +1,5 @@
 import { readFileSync, readdirSync } from 'node:fs';
-import { mkdtemp, readlink, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -9,7 +9,7 @@ import { createLab, type Lab, type LabHost } from '../helpers/hosts.js';
 import { cli, json } from '../helpers/cli.js';
 import { BIN } from '../helpers/paths.js';
 import { alive, signal } from '../helpers/lab-util.js';
-import { killNginx, writeApps } from '../apply/helpers.js';
+import { closeNginxLab, writeApps } from '../apply/helpers.js';
 import { sha } from '../agent/helpers.js';
 
 /**
@@ -84,9 +84,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   agent?.kill('SIGKILL');
-  for (const h of lab?.hosts ?? []) await killNginx(join(h.root, '..'));
-  await lab?.close();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await closeNginxLab(lab, dir);
 });
 
 describe('edgectl status over SSH', { timeout: 180_000 }, () => {
