@@ -99,9 +99,10 @@ agent_conf() { # release -> sets ad (sha256 of its agent.json), ah/ap (where its
   [ -f "$f" ] || return 1
   ad=$(sha256sum <"$f"); ad=\${ad%% *}
   j=$(head -c 65536 "$f")
-  # /healthz is on the agent's device listener (the admin API wants its token); a wildcard
-  # listener is asked on loopback.
-  local re='"listen":[[:space:]]*"([0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}|\\[[0-9a-fA-F:]{2,39}\\]):([0-9]{1,5})"'
+  # /healthz is on the agent's device listener (the admin API wants its token): the top-level
+  # "listen" of the file render writes (two-space indent; a nested one is not it); a wildcard
+  # listener is asked on loopback. No such line: no address, and the gate cannot pass.
+  local re=$'\\n  ''"listen":[[:space:]]*"([0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}|\\[[0-9a-fA-F:]{2,39}\\]):([0-9]{1,5})"'
   if [[ "$j" =~ $re ]]; then
     ah=\${BASH_REMATCH[1]}; ap=\${BASH_REMATCH[2]}; ah=\${ah#[}; ah=\${ah%]}
     case "$ah" in 0.0.0.0) ah=127.0.0.1;; ::) ah=::1;; esac

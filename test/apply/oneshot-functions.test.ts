@@ -1,4 +1,7 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ONESHOT_SCRIPT } from '../../src/lib/release/scripts-oneshot.js';
@@ -22,14 +25,14 @@ let server: Server | undefined;
 afterEach(() => new Promise<void>((r) => (server ? server.close(() => r()) : r())));
 
 /** Resets the first `resets` connections as soon as they are accepted, then answers like the agent. */
-function resettingAgent(resets: number, body: string): Promise<number> {
+function resettingAgent(resets: number, body: string, host = '127.0.0.1'): Promise<number> {
   let n = 0;
   server = createServer((c: Socket) => {
     n++;
     if (n <= resets) return void c.resetAndDestroy();
     c.once('data', () => c.end(`HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n${body}`));
   });
-  return new Promise((r) => server!.listen(0, '127.0.0.1', () => r((server!.address() as { port: number }).port)));
+  return new Promise((r) => server!.listen(0, host, () => r((server!.address() as { port: number }).port)));
 }
 
 describe('one-shot activation against a peer that resets connections', () => {
@@ -57,5 +60,44 @@ describe('one-shot activation against a peer that resets connections', () => {
     const r = await execa('bash', ['-c', script], { reject: false });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toBe('try=301 ps=200 pb=cfg-id');
+  });
+});
+
+describe('one-shot activation: where it asks the agent for /healthz (agent_conf)', () => {
+  let dir: string;
+  afterEach(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  /** agent_conf on a release whose agent.json has this device listener, pretty-printed as render writes it. */
+  async function conf(listen: string | undefined): Promise<string> {
+    dir = await mkdtemp(join(tmpdir(), 'ec-agentconf-'));
+    await mkdir(join(dir, 'releases', 'r1', 'agent'), { recursive: true });
+    const doc = { format: 'edgectl-agent/v1', role: 'edge', ...(listen === undefined ? {} : { listen }), admin: '127.0.0.1:7312', tunnel: { listen: '127.0.0.1:7399' } };
+    await writeFile(join(dir, 'releases', 'r1', 'agent', 'agent.json'), `${JSON.stringify(doc, null, 2)}\n`);
+    const r = await execa('bash', ['-c', [fn('agent_conf'), `cd ${dir}`, 'agent_conf r1; echo "rc=$? ah=$ah ap=$ap ${#ad}"'].join('\n')], { reject: false });
+    expect(r.exitCode, r.stderr).toBe(0);
+    return r.stdout;
+  }
+
+  it.each([
+    ['127.0.0.1:7311', 'rc=0 ah=127.0.0.1 ap=7311 64'],
+    ['0.0.0.0:7311', 'rc=0 ah=127.0.0.1 ap=7311 64'], // a wildcard listener is asked on loopback
+    ['[::]:7311', 'rc=0 ah=::1 ap=7311 64'],
+    ['[2001:db8::7]:7311', 'rc=0 ah=2001:db8::7 ap=7311 64'],
+    ['192.0.2.7:7311', 'rc=0 ah=192.0.2.7 ap=7311 64'],
+  ])('listen %s: asked at the right host and port, digest of the file', async (listen, want) => {
+    expect(await conf(listen)).toBe(want);
+  });
+
+  it('no top-level device listener: no address, a nested "listen" is not taken for it (the gate then cannot pass, and the release is reverted)', async () => {
+    expect(await conf(undefined)).toBe('rc=0 ah= ap= 64');
+  });
+
+  it('the gate reaches an agent on IPv6 loopback ([::] listener)', async () => {
+    const port = await resettingAgent(3, '{"ok":true,"config":"d6"}', '::1');
+    const script = [fn('send'), fn('agent_runs').replace('sleep 0.25', ':'), `ah=::1 ap=${port}`, 'agent_runs d6 10 && echo passed'].join('\n');
+    const r = await execa('bash', ['-c', script], { reject: false });
+    expect(r.stdout, r.stderr).toBe('passed');
   });
 });
