@@ -5,6 +5,8 @@ import { computePlan } from './compute.js';
 import { desiredState } from './desired.js';
 import { localModel, localPorts, type LocalMode } from '../nodes/local-mode.js';
 import { observeNodes } from './observe.js';
+import { selectNodes } from '../nodes/select.js';
+import { warmConnections, type Warmed } from '../nodes/warm.js';
 import type { Plan } from './types.js';
 import type { NodeState } from '../release/state.js';
 import type { SecretOpener } from '../secrets/opener.js';
@@ -53,10 +55,20 @@ export async function planFleet(deps: FleetDeps, opts: TargetOptions & { diff: b
   const model = opts.local ? localModel(loaded.model, opts.local) : loaded.model;
   const connector = deps.connect(model);
   if (opts.keepConnections) connector.keepOpen();
+  let warm: Warmed | undefined;
   try {
+    // The first nodes' handshakes run while the fleet renders (an unknown name: render says so).
+    let first: string[] = [];
+    try {
+      first = selectNodes(model.nodes, { nodes: opts.nodes, selector: opts.selector }).map((n) => n.name);
+    } catch {
+      /* reported by the render */
+    }
+    warm = warmConnections(connector, first, opts.concurrency);
     const desired = await desiredState({ ...loaded, model }, { nodes: opts.nodes, selector: opts.selector, edgectlVersion: deps.edgectlVersion, logger: deps.logger, route: (n) => connector.route(n), secrets: deps.secrets });
     deps.logger.debug('rendered', { nodes: desired.nodes.length });
     const observed = await observeNodes(connector, desired.nodes, { concurrency: opts.concurrency, diff: opts.diff });
+    await warm.release();
     const plan = computePlan(desired.nodes, observed, {
       createdAt: deps.now().toISOString(),
       edgectl: deps.edgectlVersion,
@@ -76,6 +88,7 @@ export async function planFleet(deps: FleetDeps, opts: TargetOptions & { diff: b
     for (const [node, o] of observed) if (o.state) states.set(node, o.state);
     return { plan, blobs, sealed, connector, model, states };
   } catch (e) {
+    await warm?.release();
     await connector.close();
     throw e;
   }
