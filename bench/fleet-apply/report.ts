@@ -1,4 +1,4 @@
-import Table from 'cli-table3';
+import { table } from '../../src/cli/output.js';
 import type { SizeResult, Step } from './run-size.js';
 
 /** The figures as a table on stdout, then the ratios against the goals of issue 4. */
@@ -22,7 +22,7 @@ export function ratios(r: SizeResult) {
 }
 
 export function printReport(results: SizeResult[]): void {
-  const t = new Table({ head: ['nodes', 'tool', 'step', 'wall s', 'CPU s', 'peak RSS MB', 'tree RSS MB', 'exit', 'check'] });
+  const t: (string | number)[][] = [];
   for (const r of results) {
     const row = (tool: string, name: string, s: Step | undefined, check = '') => {
       if (s) t.push([r.nodes, tool, name, `${s.timedOut ? '≥ ' : ''}${f(s.wallS)}`, f(s.cpuS, 1), f(s.maxRssMb, 0), f(s.treeRssMb, 0), String(s.exitCode), [s.ok ? 'ok' : 'FAILED', s.note, check].filter(Boolean).join('; ')]);
@@ -41,7 +41,8 @@ export function printReport(results: SizeResult[]): void {
       row(`ansible f=${a.forks}`, 'no-change run', a.noop, a.noop ? `changed=${a.noop.changed}` : '');
     }
   }
-  console.log(t.toString());
+  // Colour and borders only on a TTY (NO_COLOR respected), as edgectl's own tables.
+  console.log(table(['nodes', 'tool', 'step', 'wall s', 'CPU s', 'peak RSS MB', 'tree RSS MB', 'exit', 'check'], t));
   for (const r of results) {
     const q = ratios(r);
     const line = (name: string, v: number | undefined, goal: number, lower: boolean) =>

@@ -22,7 +22,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Table from 'cli-table3';
+import { table } from '../../src/cli/output.js';
 import { startWanProxy, type WanStats } from '../../test/helpers/wan-proxy.js';
 import { parseRecap, writeAnsible } from './ansible.js';
 import { baselineArgv, baselineCounts, baselineEnv, writeBaselineList, type BaselineNode } from './baseline.js';
@@ -237,11 +237,11 @@ ssh -o ControlPath=${q([ctl])} -O exit relay 2>/dev/null; exit $rc`;
   clearTimeout(watchdog);
 }
 
-const t = new Table({ head: ['tool', 'step', 'wall s', 'CPU s', 'peak RSS MB', 'load', 'turns/changed node', 'bytes up/down', 'TCP conns', 'check'] });
+const t: (string | number)[][] = [];
 for (const r of rows) {
   t.push([r.tool, r.step, r.wallS.toFixed(2), r.cpuS.toFixed(2), r.maxRssMb.toFixed(0), r.loadAvg1.toFixed(1), r.turns?.changedNodeMax ? `${r.turns.changedNodeMax} (${r.turns.changed} applied)` : r.turns ? `- (${r.turns.unchanged} unchanged)` : '', `${r.wire.up}/${r.wire.down}`, r.wire.connections, [r.ok ? 'ok' : 'FAILED', r.note].filter(Boolean).join('; ')]);
 }
-console.log(t.toString());
+console.log(table(['tool', 'step', 'wall s', 'CPU s', 'peak RSS MB', 'load', 'turns/changed node', 'bytes up/down', 'TCP conns', 'check'], t));
 const ratio = (step: string) => {
   const e = rows.find((r) => r.tool === 'edgectl' && r.step === step);
   const b = rows.find((r) => r.tool === 'baseline' && r.step === step);
