@@ -60,7 +60,9 @@ fi
 if [ ! -f "$a/$v/.complete" ]; then
   [ -d "$in" ] || fail "agent $v is not on the node and was not uploaded"
   (cd "$in" && sha256sum -c --quiet SHA256SUMS) >&2 || fail "the upload of agent $v is damaged (sha256sum -c)"
-  : > "$in/.complete" && sync -f "$in/.complete" 2>/dev/null
+  # Every file and directory of the upload on disk before it is renamed into place (fsync each,
+  # not sync(1): a whole-machine flush costs seconds on a busy node).
+  : > "$in/.complete" && find "$in" -exec sync -- {} + || fail "cannot sync the upload of agent $v"
   rm -rf "$a/$v" && mv "$in" "$a/$v" || fail "cannot move agent $v into place"
   changed="$changed agent"
 fi
@@ -94,8 +96,14 @@ if ! cmp -s "$a/.unit.new" "$unit"; then
 fi
 rm -f "$a/.unit.new"
 systemctl is-enabled --quiet edgectl-agent.service || { systemctl enable --quiet edgectl-agent.service || fail "systemctl enable failed"; changed="$changed enabled"; }
-# What a power cut right after this must still find on disk.
-[ -n "$changed" ] && sync
+# What a power cut right after this must still find on disk: the entries and files changed.
+if [ -n "$changed" ]; then
+  ud=\${unit%/*}
+  set -- "$a" "$r/secrets" "$r/secrets/agent-token" "$unit" "$ud"
+  [ -d "$ud/multi-user.target.wants" ] && set -- "$@" "$ud/multi-user.target.wants"
+  [ -n "$rd" ] && set -- "$@" "$a/runtime" "$a/runtime/$rd" "$a/runtime/$rd/node"
+  sync -- "$@" 2>/dev/null || sync
+fi
 for c in $changed; do echo "changed $c"; done
 restart=""
 case "$changed" in *agent*|*current*|*unit*) restart=yes;; esac
@@ -149,7 +157,7 @@ echo "agent $v: $why" >&2
 journalctl -u edgectl-agent.service -n 20 --no-pager -o cat >&2 2>/dev/null
 if [ -n "$prev" ] && [ "$prev" != "$v" ] && [ -f "$a/$prev/.complete" ]; then
   ln -sfn "$prev" "$a/.current.tmp" && mv -T "$a/.current.tmp" "$a/current"
-  sync
+  sync -- "$a"
   systemctl restart edgectl-agent.service && healthy "$prev" 15 || echo "the previous agent $prev did not come back healthy either: $why" >&2
   echo 'result rolled-back'; exit 5
 fi
