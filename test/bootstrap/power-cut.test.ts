@@ -246,4 +246,27 @@ describe('edgectl bootstrap on a real systemd node, then a power cut', { timeout
     expect(await healthz()).toMatchObject({ ok: true, version: before });
     expect(await served()).toBe('v2');
   });
+
+  it('before any release, an upgrade whose agent never writes its state line is rolled back, and the old agent waits again', async () => {
+    const before = await onNode(['readlink', `${ROOT}/agent/current`]);
+    const hung = join(dir, 'hung-agent'); // the previous test's build: up, silent
+    // A node with no release (reset-to-work finds neither current nor good): no /healthz to ask.
+    await node.exec(['sh', '-c', `mv -T ${ROOT}/current ${ROOT}/current.keep && mv -T ${ROOT}/good ${ROOT}/good.keep`]);
+    try {
+      const r = await edgectl(['bootstrap', 'n1', '--yes', '--json', '-i', key], { EDGECTL_AGENT_DIST: hung });
+      expect(r.code, r.stderr).toBe(1);
+      const res = json(r).nodes[0];
+      expect(res).toMatchObject({ status: 'rolled-back' });
+      expect(res.error.output).toContain(`run/agent.state did not name pid`);
+      expect(res.error.output).toContain(`and version ${res.version} within 15 s`);
+      expect(await onNode(['readlink', `${ROOT}/agent/current`])).toBe(before);
+      // The old build came back and passed the same gate: its state line, from the service's main pid.
+      const mainPid = await onNode(['systemctl', 'show', '-p', 'MainPID', '--value', 'edgectl-agent.service']);
+      expect(await onNode(['cat', `${ROOT}/run/agent.state`])).toBe(`${mainPid} ${before} waiting`);
+    } finally {
+      await node.exec(['sh', '-c', `mv -T ${ROOT}/current.keep ${ROOT}/current; mv -T ${ROOT}/good.keep ${ROOT}/good; systemctl restart edgectl-agent.service`]);
+    }
+    await waitFor(async () => (await healthz().catch(() => ({}) as { version?: string })).version === before, 20_000, 'the agent serving the release again');
+    expect(await served()).toBe('v2');
+  });
 });
