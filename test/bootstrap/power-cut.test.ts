@@ -62,6 +62,13 @@ async function commit(msg: string): Promise<void> {
   await execa('git', ['-C', fleet, '-c', 'user.email=t@t.example', '-c', 'user.name=t', 'commit', '-qm', msg]);
 }
 const onNode = async (argv: string[]) => (await node.exec(argv)).stdout.trim();
+/** The node's agent's /healthz (its device listener, from agent.json), asked inside the node's netns. */
+async function healthz(): Promise<{ ok?: boolean; version?: string | null; config?: string }> {
+  const conf = JSON.parse(await onNode(['cat', `${ROOT}/current/agent/agent.json`])) as { listen: string };
+  const host = conf.listen.replace(/^0\.0\.0\.0:/, '127.0.0.1:');
+  const r = await node.exec(['curl', '-sS', '--max-time', '3', `http://${host}/healthz`]);
+  return JSON.parse(r.stdout || '{}') as never;
+}
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ec-bootstrap-'));
@@ -116,6 +123,9 @@ describe('edgectl bootstrap on a real systemd node, then a power cut', { timeout
     expect(await onNode(['readlink', `${ROOT}/agent/current`])).toBe(r1.version);
     expect(await onNode(['systemctl', 'is-active', 'edgectl-agent.service'])).toBe('active');
     expect(await onNode(['systemctl', 'is-enabled', 'edgectl-agent.service'])).toBe('enabled');
+    // No release yet, so no /healthz: the gate was the new build's own state line, from the service's main pid.
+    const mainPid = await onNode(['systemctl', 'show', '-p', 'MainPID', '--value', 'edgectl-agent.service']);
+    expect(await onNode(['cat', `${ROOT}/run/agent.state`])).toBe(`${mainPid} ${r1.version} waiting`);
     const verify = await node.exec(['systemd-analyze', 'verify', '/etc/systemd/system/edgectl-agent.service']);
     expect(verify.code, verify.stderr).toBe(0);
     expect(verify.stderr).not.toMatch(/edgectl-agent\.service:/);
@@ -181,6 +191,7 @@ describe('edgectl bootstrap on a real systemd node, then a power cut', { timeout
       return String((st.queues ?? []).filter((q) => q.tenant === 'acme').reduce((n, q) => n + q.depth, 0));
     };
     expect(await eventually(spooled, '7')).toBe('7');
+    expect(await healthz()).toMatchObject({ ok: true, version: r1.version });
     expect((await deviceRecords()).length).toBe(5);
 
     // The link comes back: every acknowledged message reaches the hub, each exactly once.
@@ -212,5 +223,50 @@ describe('edgectl bootstrap on a real systemd node, then a power cut', { timeout
     // The good agent is what runs: a bootstrap of the real build finds nothing to change.
     const again = await edgectl(['bootstrap', 'n1', '--yes', '--json', '-i', key]);
     expect(json(again).nodes[0], again.stderr).toMatchObject({ status: 'unchanged', version: before });
+  });
+
+  it('rolls back an upgrade whose agent starts but never answers /healthz (a build that listens nowhere)', async () => {
+    const before = await onNode(['readlink', `${ROOT}/agent/current`]);
+    const hung = join(dir, 'hung-agent');
+    await cp(join(REPO, 'dist', 'agent'), hung, { recursive: true });
+    // Stays up (the old 3 s check passed it), writes no state line, answers nothing.
+    await writeFile(join(hung, 'edgectl-agent.cjs'), "process.stderr.write('edgectl-agent: up, serving nothing\\n'); setInterval(() => {}, 1 << 30);\n");
+    const t0 = Date.now();
+    const r = await edgectl(['bootstrap', 'n1', '--yes', '--json', '-i', key], { EDGECTL_AGENT_DIST: hung });
+    const took = Date.now() - t0;
+    expect(r.code, r.stderr).toBe(1);
+    const res = json(r).nodes[0];
+    expect(res).toMatchObject({ status: 'rolled-back', error: { code: 'EDGECTL_BOOTSTRAP', message: expect.stringContaining('did not come up healthy') } });
+    expect(res.version).not.toBe(before);
+    expect(res.error.output).toContain(`no /healthz ok with version ${res.version}`);
+    expect(res.error.output).toContain('up, serving nothing');
+    expect(took, 'bounded by the clock: 15 s for the new build, then the old one comes back').toBeLessThan(60_000);
+    expect(await onNode(['readlink', `${ROOT}/agent/current`])).toBe(before);
+    // The old build is what answers now.
+    expect(await healthz()).toMatchObject({ ok: true, version: before });
+    expect(await served()).toBe('v2');
+  });
+
+  it('before any release, an upgrade whose agent never writes its state line is rolled back, and the old agent waits again', async () => {
+    const before = await onNode(['readlink', `${ROOT}/agent/current`]);
+    const hung = join(dir, 'hung-agent'); // the previous test's build: up, silent
+    // A node with no release (reset-to-work finds neither current nor good): no /healthz to ask.
+    await node.exec(['sh', '-c', `mv -T ${ROOT}/current ${ROOT}/current.keep && mv -T ${ROOT}/good ${ROOT}/good.keep`]);
+    try {
+      const r = await edgectl(['bootstrap', 'n1', '--yes', '--json', '-i', key], { EDGECTL_AGENT_DIST: hung });
+      expect(r.code, r.stderr).toBe(1);
+      const res = json(r).nodes[0];
+      expect(res).toMatchObject({ status: 'rolled-back' });
+      expect(res.error.output).toContain(`run/agent.state did not name pid`);
+      expect(res.error.output).toContain(`and version ${res.version} within 15 s`);
+      expect(await onNode(['readlink', `${ROOT}/agent/current`])).toBe(before);
+      // The old build came back and passed the same gate: its state line, from the service's main pid.
+      const mainPid = await onNode(['systemctl', 'show', '-p', 'MainPID', '--value', 'edgectl-agent.service']);
+      expect(await onNode(['cat', `${ROOT}/run/agent.state`])).toBe(`${mainPid} ${before} waiting`);
+    } finally {
+      await node.exec(['sh', '-c', `mv -T ${ROOT}/current.keep ${ROOT}/current; mv -T ${ROOT}/good.keep ${ROOT}/good; systemctl restart edgectl-agent.service`]);
+    }
+    await waitFor(async () => (await healthz().catch(() => ({}) as { version?: string })).version === before, 20_000, 'the agent serving the release again');
+    expect(await served()).toBe('v2');
   });
 });

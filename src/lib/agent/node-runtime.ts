@@ -19,6 +19,8 @@ export interface ReloadReport {
 export interface NodeRuntime {
   /** sha256 hex of the agent.json bytes in force; null when the config came from flags alone. */
   configDigest: string | null;
+  /** The agent build running (bootstrap's version digest, the name of its directory under <root>/agent/); null when not run from one. */
+  version?: string | null;
   fastcgi?: { summary(): FastcgiSummary; status(): AppStatus[] };
   reload: ReloadReport | null;
 }

@@ -21,6 +21,10 @@ export interface ServeOptions {
   root?: string;
   /** Subscribes to reload requests (SIGHUP, forwarded by the entry point). */
   onReload?: (reload: () => void) => void;
+  /** The agent build (bootstrap's version digest), shown in /healthz. */
+  version?: string | null;
+  /** Called once the HTTPQ agent listens. */
+  onListening?: () => void | Promise<void>;
 }
 
 /**
@@ -59,7 +63,7 @@ function agentPart(c: AgentConfig): string {
 export async function serveNode(o: ServeOptions): Promise<void> {
   const { log } = o;
   let current = await o.load();
-  const node: NodeRuntime = { configDigest: current.digest, reload: null };
+  const node: NodeRuntime = { configDigest: current.digest, version: o.version ?? null, reload: null };
   const supervisor = o.root ? new FastcgiSupervisor({ runDir: `${o.root}/run/fastcgi`, appsDir: `${o.root}/current/apps`, nginxConf: `${o.root}/current/nginx/nginx.conf`, log }) : undefined;
   if (supervisor) {
     node.fastcgi = supervisor;
@@ -72,6 +76,7 @@ export async function serveNode(o: ServeOptions): Promise<void> {
     await supervisor?.stop();
     throw err;
   }
+  await o.onListening?.();
 
   const reload = async (): Promise<void> => {
     const at = new Date().toISOString();

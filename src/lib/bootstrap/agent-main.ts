@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { configFileLoader, nodeConfigFile, runOnNode } from './on-node.js';
+import { configFileLoader, nodeConfigFile, runOnNode, versionOfBundle } from './on-node.js';
 import { errorMessage, isEdgectlError } from '../errors.js';
 import { jsonLogger } from '../logger.js';
 
@@ -28,7 +28,10 @@ export async function agentMain(argv: string[]): Promise<void> {
   const stopped = new Promise<void>((resolve) => (stop = resolve));
   for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => stop());
   const config = v.config ?? nodeConfigFile(root);
-  await runOnNode({ root, nginxBinary: v['nginx-binary'], log, stopped, waitFor: config, load: configFileLoader(config) });
+  // Which build this is: the unit runs <root>/agent/current/edgectl-agent.cjs, resolved now (an
+  // upgrade switches current before it restarts the service, so this is the version started).
+  const version = versionOfBundle(process.argv[1]);
+  await runOnNode({ root, nginxBinary: v['nginx-binary'], log, stopped, waitFor: config, load: configFileLoader(config), version });
 }
 
 /** Run as the bundle's main: errors are one line on stderr and exit 1 (systemd restarts it). */

@@ -19,7 +19,7 @@ import { renderUnit, UNIT_PATH } from './unit.js';
 
 export interface BootstrapResult {
   node: string;
-  /** installed: something changed and the agent came up; unchanged: nothing to do; rolled-back: the new agent did not stay up. */
+  /** installed: something changed and the agent came up healthy; unchanged: nothing to do; rolled-back: the new agent did not (docs/bootstrap.md, Upgrades). */
   status: 'installed' | 'unchanged' | 'rolled-back' | 'failed';
   version?: string;
   runtime?: string;
@@ -107,6 +107,9 @@ async function bootstrapOne(t: Transport, n: ResolvedNode, o: BootstrapOptions):
   if (kv.get('systemd') !== 'yes') {
     throw new EdgectlError('EDGECTL_BOOTSTRAP', `${n.name}: the node does not run systemd (no systemctl, or /run/systemd/system missing)`, { hint: 'Run the agent under the node\'s own init instead (docs/bootstrap.md, "Nodes without systemd"). Nothing was installed.' });
   }
+  if (kv.get('bash') !== 'yes') {
+    throw new EdgectlError('EDGECTL_BOOTSTRAP', `${n.name}: the node has no bash (the install checks the new agent's /healthz through bash's /dev/tcp)`, { hint: 'Install bash on the node. Nothing was installed.' });
+  }
   const unit = await renderUnit({ root, runtime, nginx: n.nginx.binary });
   const files: TarFile[] = [{ path: '.unit.new', data: Buffer.from(unit), mode: 0o644 }];
   if (copy && !probed.rt.includes(copy.digest)) files.push({ path: `.incoming-runtime-${copy.digest}/node`, data: copy.data, mode: 0o755 });
@@ -115,14 +118,14 @@ async function bootstrapOne(t: Transport, n: ResolvedNode, o: BootstrapOptions):
     files.push({ path: `${dir}/SHA256SUMS`, data: sumsFile(pkg), mode: 0o644 });
     for (const f of pkg.files) files.push({ path: `${dir}/${f.path}`, data: f.data, mode: 0o644 });
   }
-  const r = await runScript(t, INSTALL_SCRIPT, [root, pkg.version, UNIT_PATH, copy?.digest ?? '', copy?.sha256 ?? ''], { input: tarArchive(files), timeoutMs: 180_000 });
+  const r = await t.exec(['bash', '-c', INSTALL_SCRIPT, 'edgectl', root, pkg.version, UNIT_PATH, copy?.digest ?? '', copy?.sha256 ?? ''], { input: tarArchive(files), timeoutMs: 180_000 });
   const out = parseLines(r.stdout);
   // What the node says is hostile too: only a well-formed digest goes anywhere near the fleet.
   const credentialSha256 = out.kv.get('credential');
   if (credentialSha256 !== undefined && !RE.sha256.test(credentialSha256)) throw new EdgectlError('EDGECTL_BOOTSTRAP', `${n.name}: the node answered a malformed credential digest`, { detail: credentialSha256.slice(0, 100) });
   const base = { node: n.name, version: pkg.version, runtime, changed: out.changed, credentialSha256, credentialRecorded: !!credentialSha256 && n.credentialSha256 === credentialSha256 };
   const result = out.kv.get('result');
-  if (r.code === 5 && result === 'rolled-back') return { ...base, status: 'rolled-back', error: { code: 'EDGECTL_BOOTSTRAP', message: `${n.name}: agent ${pkg.version} did not stay up; back to the previous agent`, output: r.stderr.trim() } };
+  if (r.code === 5 && result === 'rolled-back') return { ...base, status: 'rolled-back', error: { code: 'EDGECTL_BOOTSTRAP', message: `${n.name}: agent ${pkg.version} did not come up healthy; back to the previous agent`, output: r.stderr.trim() } };
   if (r.code !== 0 || (result !== 'installed' && result !== 'unchanged')) {
     throw new EdgectlError('EDGECTL_BOOTSTRAP', `${n.name}: installing the agent failed (exit ${r.code})`, { detail: (r.stderr || r.stdout).trim().slice(-2000) });
   }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { realpathSync } from 'node:fs';
 import { access, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import type { Logger } from '../logger.js';
 import { resetAtBoot } from '../reset/at-boot.js';
@@ -22,11 +23,34 @@ export interface OnNodeOptions {
   waitFor?: string;
   /** First retry of a failed reset-to-work. */
   retryFirstMs?: number;
+  /** The agent build (bootstrap's version digest, from the directory the bundle runs from), for /healthz and agent.state. */
+  version?: string | null;
 }
 
 const POLL_MS = 5000;
 
 export const agentPidFile = (root: string) => `${root.replace(/\/+$/, '')}/run/agent.pid`;
+
+/**
+ * `<root>/run/agent.state`: one line "PID VERSION STATE", STATE `waiting` (reset-to-work done, no
+ * release with an agent.json yet) or `serving` (the HTTPQ agent listens). What an agent upgrade
+ * checks (scripts.ts) when the node has no release, so no /healthz to ask. VERSION is `-` when
+ * the agent does not run from a bootstrap version directory.
+ */
+export const agentStateFile = (root: string) => `${root.replace(/\/+$/, '')}/run/agent.state`;
+
+/** The version directory a bundle runs from: `<root>/agent/<version>/edgectl-agent.cjs` (links resolved), else null. */
+export function versionOfBundle(path: string | undefined): string | null {
+  if (!path) return null;
+  let real: string;
+  try {
+    real = realpathSync(path);
+  } catch {
+    return null;
+  }
+  const m = /\/agent\/([0-9a-f]{20})\/[^/]+$/.exec(real);
+  return m ? m[1] : null;
+}
 
 /** The agent.json a node runs from: the current release's. */
 export const nodeConfigFile = (root: string) => `${root.replace(/\/+$/, '')}/current/agent/agent.json`;
@@ -56,9 +80,12 @@ export async function runOnNode(o: OnNodeOptions): Promise<void> {
   let stopping = false;
   void o.stopped.then(() => (stopping = true));
   const pidFile = agentPidFile(root);
-  await writePid(pidFile);
+  const stateFile = agentStateFile(root);
+  const state = (s: 'waiting' | 'serving') => writeLine(stateFile, `${process.pid} ${o.version ?? '-'} ${s}`).catch((err) => log.warn('cannot write the agent state file', { file: stateFile, error: String(err) }));
+  await writeLine(pidFile, String(process.pid));
   try {
     await resetAtBoot(root, { nginxBinary: o.nginxBinary, logger: log, stopped: o.stopped, retryFirstMs: o.retryFirstMs });
+    if (o.waitFor && !(await exists(o.waitFor))) await state('waiting');
     if (o.waitFor) {
       let said = false;
       while (!(await exists(o.waitFor))) {
@@ -74,23 +101,24 @@ export async function runOnNode(o: OnNodeOptions): Promise<void> {
       pending = false;
       l();
     };
-    await serveNode({ log, stopped: o.stopped, load: o.load, root, onReload });
+    await serveNode({ log, stopped: o.stopped, load: o.load, root, onReload, version: o.version, onListening: () => state('serving') });
   } finally {
     process.off('SIGHUP', onHup);
-    await removePid(pidFile);
+    await removeOwn(stateFile);
+    await removeOwn(pidFile);
   }
 }
 
-async function writePid(path: string): Promise<void> {
+async function writeLine(path: string, line: string): Promise<void> {
   await mkdir(path.slice(0, path.lastIndexOf('/')), { recursive: true });
-  await writeFile(`${path}.tmp`, `${process.pid}\n`, { mode: 0o644 });
+  await writeFile(`${path}.tmp`, `${line}\n`, { mode: 0o644 });
   await rename(`${path}.tmp`, path);
 }
 
-/** Only our own: a newer agent may already have written its pid there. */
-async function removePid(path: string): Promise<void> {
+/** Only our own (the file starts with our pid): a newer agent may already have written there. */
+async function removeOwn(path: string): Promise<void> {
   const text = await readFile(path, 'utf8').catch(() => '');
-  if (text.trim() === String(process.pid)) await unlink(path).catch(() => {});
+  if (text.trim().split(' ')[0] === String(process.pid)) await unlink(path).catch(() => {});
 }
 
 async function exists(path: string): Promise<boolean> {

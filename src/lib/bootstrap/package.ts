@@ -25,7 +25,21 @@ export function prebuildDirFor(unameM: string): string | undefined {
   return ARCH[unameM.trim()];
 }
 
-export async function agentPackage(unameM: string, dist = AGENT_DIST): Promise<AgentPackage> {
+/** Read and hashed once per build and architecture (a 50-node bootstrap asked 50 times). */
+const packages = new Map<string, Promise<AgentPackage>>();
+
+export function agentPackage(unameM: string, dist = AGENT_DIST): Promise<AgentPackage> {
+  const key = `${dist}\0${unameM.trim()}`;
+  let p = packages.get(key);
+  if (!p) {
+    p = readPackage(unameM, dist);
+    packages.set(key, p);
+    p.catch(() => packages.delete(key));
+  }
+  return p;
+}
+
+async function readPackage(unameM: string, dist: string): Promise<AgentPackage> {
   const arch = prebuildDirFor(unameM);
   if (!arch) throw new EdgectlError('EDGECTL_BOOTSTRAP', `the node's architecture "${unameM.slice(0, 40)}" has no LevelDB addon in the agent package (supported: x86_64, aarch64, armv7l, armv6l)`);
   const main = await readFile(join(dist, AGENT_MAIN)).catch(() => undefined);

@@ -28,9 +28,26 @@ export type RuntimeChoice = { use: string } | { copy: true };
 /** process.arch → the `uname -m` names it runs on. */
 const UNAME: Record<string, string[]> = { x64: ['x86_64', 'amd64'], arm64: ['aarch64', 'arm64'], arm: ['armv7l'] };
 
+let local: LocalRuntime | undefined;
 export function localRuntime(): LocalRuntime {
-  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
-  return { arch: process.arch, glibc: header?.glibcVersionRuntime, version: process.version };
+  return (local ??= readLocalRuntime());
+}
+
+/**
+ * Once per process, and without the report's network section: getReport() looks up the name of
+ * every open socket's peer (getnameinfo, synchronous), so with 16 SSH connections to nodes that
+ * have no reverse DNS each call blocked the event loop for seconds (50 nodes took 60 s, not 10).
+ */
+function readLocalRuntime(): LocalRuntime {
+  const r = process.report as (NodeJS.ProcessReport & { excludeNetwork?: boolean }) | undefined;
+  const was = r?.excludeNetwork;
+  if (r) r.excludeNetwork = true;
+  try {
+    const header = (r?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
+    return { arch: process.arch, glibc: header?.glibcVersionRuntime, version: process.version };
+  } finally {
+    if (r) r.excludeNetwork = was ?? false;
+  }
 }
 
 const major = (v?: string) => Number(/^v(\d+)\./.exec(v ?? '')?.[1] ?? 0);

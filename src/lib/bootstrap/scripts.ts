@@ -5,7 +5,7 @@
 
 /**
  * $1 root, $2 runtime (empty: find node). One "key value" line each: arch, libc, runtime,
- * version (the runtime's), glibc (its version, on glibc), systemd yes|no, current (agent version
+ * version (the runtime's), glibc (its version, on glibc), systemd yes|no, bash yes|no, current (agent version
  * linked), have VERSION (one line per agent version complete on the node), rt DIGEST (one per
  * runtime copied there by an earlier bootstrap), active (the service's state).
  */
@@ -21,6 +21,7 @@ fi
 printf 'runtime %s\\n' "$rt"
 [ -n "$rt" ] && [ -x "$rt" ] && printf 'version %s\\n' "$("$rt" --version 2>/dev/null | head -n 1)"
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then echo 'systemd yes'; else echo 'systemd no'; fi
+if command -v bash >/dev/null 2>&1; then echo 'bash yes'; else echo 'bash no'; fi
 printf 'current %s\\n' "$(readlink "$r/agent/current" 2>/dev/null)"
 for d in "$r"/agent/runtime/*/node; do [ -x "$d" ] && { d=\${d%/node}; echo "rt \${d##*/}"; }; done
 for d in "$r"/agent/*/.complete; do [ -f "$d" ] && { d=\${d%/.complete}; echo "have \${d##*/}"; }; done
@@ -35,8 +36,12 @@ exit 0
  * place, swaps agent/current with rename(2) (agent/previous keeps the one before, older ones
  * go), creates the node's credential if it has none (on the node: it never leaves it; only its
  * sha256 is printed), installs the unit, enables it and (re)starts the agent when anything it
- * runs changed. A new agent that does not stay up for 3 s is rolled back to previous (exit 5).
- * Lines: "changed WHAT", "credential SHA256", "result installed|unchanged|rolled-back".
+ * runs changed. Then the gate (bash: /dev/tcp, SECONDS): within 15 s the service's main process
+ * must be the new build and healthy: /healthz ok with its `version` when the node has a release,
+ * else run/agent.state naming its pid and version (it waits for a first agent.json, nothing
+ * listens yet); one that exits fails at once. Else current goes back to previous, the agent is
+ * restarted (exit 5). Lines: "changed WHAT", "credential SHA256", "result installed|unchanged|rolled-back".
+ * Run by bash (the probe said the node has one).
  */
 export const INSTALL_SCRIPT = `
 set -u
@@ -55,7 +60,9 @@ fi
 if [ ! -f "$a/$v/.complete" ]; then
   [ -d "$in" ] || fail "agent $v is not on the node and was not uploaded"
   (cd "$in" && sha256sum -c --quiet SHA256SUMS) >&2 || fail "the upload of agent $v is damaged (sha256sum -c)"
-  : > "$in/.complete" && sync -f "$in/.complete" 2>/dev/null
+  # Every file and directory of the upload on disk before it is renamed into place (fsync each,
+  # not sync(1): a whole-machine flush costs seconds on a busy node).
+  : > "$in/.complete" && find "$in" -exec sync -- {} + || fail "cannot sync the upload of agent $v"
   rm -rf "$a/$v" && mv "$in" "$a/$v" || fail "cannot move agent $v into place"
   changed="$changed agent"
 fi
@@ -89,26 +96,72 @@ if ! cmp -s "$a/.unit.new" "$unit"; then
 fi
 rm -f "$a/.unit.new"
 systemctl is-enabled --quiet edgectl-agent.service || { systemctl enable --quiet edgectl-agent.service || fail "systemctl enable failed"; changed="$changed enabled"; }
-# What a power cut right after this must still find on disk.
-[ -n "$changed" ] && sync
+# What a power cut right after this must still find on disk: the entries and files changed.
+if [ -n "$changed" ]; then
+  ud=\${unit%/*}
+  set -- "$a" "$r/secrets" "$r/secrets/agent-token" "$unit" "$ud"
+  [ -d "$ud/multi-user.target.wants" ] && set -- "$@" "$ud/multi-user.target.wants"
+  [ -n "$rd" ] && set -- "$@" "$a/runtime" "$a/runtime/$rd" "$a/runtime/$rd/node"
+  sync -- "$@" 2>/dev/null || sync
+fi
 for c in $changed; do echo "changed $c"; done
 restart=""
 case "$changed" in *agent*|*current*|*unit*) restart=yes;; esac
 systemctl is-active --quiet edgectl-agent.service || restart=yes
 [ -n "$restart" ] || { echo 'result unchanged'; exit 0; }
-healthy() {
-  systemctl restart edgectl-agent.service || return 1
-  sleep 3
-  [ "$(systemctl show -p ActiveState --value edgectl-agent.service)" = active ] && [ "$(systemctl show -p NRestarts --value edgectl-agent.service)" = 0 ]
+svc() { # ActiveState, NRestarts and MainPID of the service -> as, nr, mp
+  as=; nr=; mp=; local k x
+  while IFS='=' read -r k x; do case "$k" in ActiveState) as=$x;; NRestarts) nr=$x;; MainPID) mp=$x;; esac; done < <(systemctl show -p ActiveState -p NRestarts -p MainPID edgectl-agent.service 2>/dev/null)
 }
-if healthy; then echo 'result installed'; exit 0; fi
+send() { # fd, bytes: a peer that reset the connection is a failed try, not a SIGPIPE that ends the script
+  local rc; trap '' PIPE; printf '%s' "$2" 2>/dev/null >&"$1"; rc=$?; trap - PIPE; return $rc
+}
+listener() { # where the current release's agent answers /healthz -> ah, ap (empty: no release, or no TCP listener)
+  ah=; ap=; local f="$r/current/agent/agent.json" j
+  [ -f "$f" ] || return 1
+  j=$(head -c 65536 "$f")
+  local re='"listen":[[:space:]]*"([0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}|\\[[0-9a-fA-F:]{2,39}\\]):([0-9]{1,5})"'
+  if [[ "$j" =~ $re ]]; then
+    ah=\${BASH_REMATCH[1]}; ap=\${BASH_REMATCH[2]}; ah=\${ah#[}; ah=\${ah%]}
+    case "$ah" in 0.0.0.0) ah=127.0.0.1;; ::) ah=::1;; esac
+  fi
+  return 0
+}
+healthy() { # version, seconds: the service's main process is that agent build and healthy before then
+  # (docs/bootstrap.md): with a release, /healthz answers ok with "version" $1; with none yet (the
+  # agent waits for its first agent.json, nothing listens), run/agent.state names the service's
+  # main pid and $1. A process that exits (the service not active, or restarted by systemd) fails at once.
+  local end=$((SECONDS + $2)) nr0 b st
+  svc; nr0=$nr
+  while [ $SECONDS -lt $end ]; do
+    sleep 0.2
+    svc
+    if [ "$as" != active ] || [ "$nr" != "$nr0" ]; then why="the agent exited (service $as, $((nr - nr0)) automatic restarts)"; return 1; fi
+    if listener && [ -n "$ah" ]; then
+      why="no /healthz ok with version $1 on $ah:$ap within $2 s"
+      { exec 4<>"/dev/tcp/$ah/$ap"; } 2>/dev/null || continue
+      b=; send 4 $'GET /healthz HTTP/1.0\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' &&
+        IFS= read -r -d '' -t 1 -N 4096 b <&4 2>/dev/null; exec 4<&-
+      [[ "$b" == *'"ok":true'* && "$b" == *'"version":"'"$1"'"'* ]] && return 0
+    else
+      why="run/agent.state did not name pid $mp and version $1 within $2 s"
+      st=; IFS= read -r st <"$r/run/agent.state" 2>/dev/null
+      [[ "$st" == "$mp $1 "* ]] && return 0
+    fi
+  done
+  return 1
+}
+why=
+if systemctl restart edgectl-agent.service && healthy "$v" 15; then echo 'result installed'; exit 0; fi
+echo "agent $v: $why" >&2
 journalctl -u edgectl-agent.service -n 20 --no-pager -o cat >&2 2>/dev/null
 if [ -n "$prev" ] && [ "$prev" != "$v" ] && [ -f "$a/$prev/.complete" ]; then
   ln -sfn "$prev" "$a/.current.tmp" && mv -T "$a/.current.tmp" "$a/current"
-  systemctl restart edgectl-agent.service
+  sync -- "$a"
+  systemctl restart edgectl-agent.service && healthy "$prev" 15 || echo "the previous agent $prev did not come back healthy either: $why" >&2
   echo 'result rolled-back'; exit 5
 fi
-echo 'the agent does not stay up' >&2; exit 4
+echo 'the agent does not come up healthy' >&2; exit 4
 `;
 
 /** "key value" lines → a map (the last of a key wins; "changed", "have" and "rt" lines are collected). */

@@ -13,6 +13,7 @@ import { readState, type NodeState } from './state.js';
 import { markGood, pruneReleases, recordRelease, removeCurrent, switchCurrent, clearIntent } from './switch.js';
 import { readRelease } from './read.js';
 import { activateOneShot, oneShotBlocker } from './oneshot.js';
+import { agentBack, agentConf, reloadAgent } from './agent-steps.js';
 
 export type Step = 'connect' | 'lock' | 'stale' | 'read' | 'upload' | 'verify' | 'validate' | 'switch' | 'reload' | 'config' | 'agent' | 'kong' | 'health' | 'good' | 'rollback' | 'done';
 export type Outcome = 'applied' | 'unchanged' | 'failed' | 'rolled-back' | 'stale' | 'locked' | 'unreachable' | 'skipped';
@@ -184,8 +185,22 @@ async function activateLocked(t: Transport, req: ActivateRequest, state: NodeSta
   const prev = state.current !== to ? state.current : state.good !== to ? state.good : undefined;
   await switchCurrent(t, req.root, { op: req.op === 'rollback' ? 'rollback' : 'activate', from: state.current ?? null, to, by: req.holder.holder, at: (req.now ?? systemNow)().toISOString() });
   let kongApplied = false;
+  let agentHupped = false;
   try {
     await goLive(t, req, res, step);
+    // The node's agent (bootstrap's service) takes a changed agent.json on SIGHUP, gated on its
+    // /healthz showing the new digest: the one-shot's `step agent` (agent-steps.ts).
+    const newAgent = req.manifest.files['agent/agent.json'];
+    const oldAgent = state.current && state.current !== to ? state.currentManifest?.files['agent/agent.json'] : undefined;
+    if (newAgent && newAgent.sha256 !== oldAgent?.sha256) {
+      const bytes = req.bundle?.files.find((f) => f.path === 'agent/agent.json')?.data ?? (await t.readFile(`${dir}/agent/agent.json`));
+      if (bytes) {
+        step('agent');
+        agentHupped = true;
+        res.agentReloaded = await reloadAgent(t, req.root, agentConf(bytes));
+        agentHupped = res.agentReloaded;
+      }
+    }
     if (hasKong) {
       step('kong');
       const k = await kongApply(t, (await t.readFile(`${dir}/kong/kong.yml`)) ?? Buffer.alloc(0));
@@ -203,7 +218,7 @@ async function activateLocked(t: Transport, req: ActivateRequest, state: NodeSta
     await record('failed', failedStep);
     res.cause = errorMessage(e);
     res.output = outputOf(e);
-    await rollBack(t, { ...req, layout: l }, state, res, prev, kongApplied);
+    await rollBack(t, { ...req, layout: l }, state, res, prev, kongApplied, agentHupped);
     res.step = failedStep;
     return;
   }
@@ -228,7 +243,7 @@ async function goLive(t: Transport, req: ActivateRequest, res: NodeResult, step:
   }
 }
 
-async function rollBack(t: Transport, req: ActivateRequest & { layout: Layout }, state: NodeState, res: NodeResult, prev: string | undefined, kongApplied: boolean): Promise<void> {
+async function rollBack(t: Transport, req: ActivateRequest & { layout: Layout }, state: NodeState, res: NodeResult, prev: string | undefined, kongApplied: boolean, agentHupped: boolean): Promise<void> {
   try {
     if (!prev && state.current) {
       res.notes.push('no earlier release on the node to roll back to');
@@ -253,6 +268,10 @@ async function rollBack(t: Transport, req: ActivateRequest & { layout: Layout },
     if (kongApplied) {
       const old = await t.readFile(`${req.layout.release(prev)}/kong/kong.yml`);
       if (old) await kongApply(t, old);
+    }
+    if (agentHupped) {
+      const note = await agentBack(t, req.root, await t.readFile(`${req.layout.release(prev)}/agent/agent.json`));
+      if (note) res.notes.push(note);
     }
     await clearIntent(t, req.root);
     res.outcome = 'rolled-back';

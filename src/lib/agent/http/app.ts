@@ -21,12 +21,14 @@ function guard(ctx: AgentContext, res: ServerResponse, p: Promise<void>): void {
 
 /**
  * `config` is the sha256 of the agent.json bytes this agent runs: apply compares it with the
- * release it switched to, to know that a reload took effect.
+ * release it switched to, to know that a reload took effect; `version` is the agent build that
+ * answers (bootstrap's version digest, null when not run from <root>/agent/<version>/), which an
+ * agent upgrade waits for.
  */
 function healthz(ctx: AgentContext, res: ServerResponse): void {
   const ok = ctx.spool.state === 'open';
   const n = ctx.node;
-  send(res, undefined, ok ? 200 : 503, { ok, store: ctx.spool.state, config: n?.configDigest ?? null, fastcgi: n?.fastcgi?.summary() ?? null, reload: n?.reload ? { at: n.reload.at, outcome: n.reload.outcome } : null });
+  send(res, undefined, ok ? 200 : 503, { ok, store: ctx.spool.state, version: n?.version ?? null, config: n?.configDigest ?? null, fastcgi: n?.fastcgi?.summary() ?? null, reload: n?.reload ? { at: n.reload.at, outcome: n.reload.outcome } : null });
 }
 
 /** Admin GETs: health, and status and metrics, which name every tenant and topic (so not on the device API). */
