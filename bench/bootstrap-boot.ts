@@ -1,7 +1,7 @@
 /**
  * bootstrap and the offline boot on a real systemd node (test/helpers/nspawn.ts: Debian bookworm
  * in systemd-nspawn, the cached root made once when missing). Prints, over RUNS power cuts:
- *   - bootstrap: first (upload, unit, start, the 3 s stays-up check) and with nothing to change;
+ *   - bootstrap: first (upload, unit, start, the health gate: /healthz with the new version, or run/agent.state before a first release) and with nothing to change;
  *   - with 100,000 device messages spooled on the node (its hub unreachable, so they stay), after
  *     `current` is broken by hand and a power cut (SIGKILL to the container's init), the node
  *     booted with its link down: ms from systemd-nspawn's start to nginx serving the good

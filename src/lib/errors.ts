@@ -24,7 +24,7 @@ export const ERROR_HINTS = {
   EDGECTL_AGENT_CONFIG: 'Check the agent configuration: its flags, agent.json and the files they name (`edgectl agent --help`).',
   EDGECTL_AGENT_UNREACHABLE: 'Is the agent running (systemctl status edgectl-agent on the node), with its admin API where --admin or the fleet says, and its admin token readable?',
   EDGECTL_AGENT_REFUSED: 'The agent answered but refused or failed the request: its message says why (a wrong admin token is a 401).',
-  EDGECTL_BOOTSTRAP: 'The message says what the node lacks or what failed there (docs/bootstrap.md): a Node.js >= 20 (`--runtime PATH`), systemd, or the agent staying up.',
+  EDGECTL_BOOTSTRAP: 'The message says what the node lacks or what failed there (docs/bootstrap.md): a Node.js >= 20 (`--runtime PATH`), systemd, bash, or a new agent that does not come up healthy (/healthz with its version, rolled back).',
   EDGECTL_HUB_DB: 'Check --hub-db (or EDGECTL_HUB_DB): a postgres:// URL of the hub\'s database, reachable from here, whose user may read edgectl_heartbeats_latest (the hub\'s PostgreSQL sink creates it).',
   EDGECTL_DIR_NOT_EMPTY: 'Choose a new or empty directory: `edgectl init` never overwrites files.',
   EDGECTL_SECRET: 'A secret of the fleet (an age-encrypted *.age file) could not be decrypted or written: the message names the file. Decrypting needs an identity whose public key is in spec.secrets.recipients (--age-identity FILE, EDGECTL_AGE_IDENTITY_FILE or ~/.config/edgectl/age/keys.txt).',
