@@ -15,7 +15,7 @@ import { recordCredentials } from './record-credential.js';
 import { agentPackage, sumsFile } from './package.js';
 import { chooseRuntime, localRuntime } from './runtime.js';
 import { INSTALL_SCRIPT, parseLines, PROBE_SCRIPT } from './scripts.js';
-import { renderUnit, UNIT_PATH } from './unit.js';
+import { renderUnit, systemdVersion, UNIT_PATH } from './unit.js';
 
 export interface BootstrapResult {
   node: string;
@@ -110,7 +110,7 @@ async function bootstrapOne(t: Transport, n: ResolvedNode, o: BootstrapOptions):
   if (kv.get('bash') !== 'yes') {
     throw new EdgectlError('EDGECTL_BOOTSTRAP', `${n.name}: the node has no bash (the install checks the new agent's /healthz through bash's /dev/tcp)`, { hint: 'Install bash on the node. Nothing was installed.' });
   }
-  const unit = await renderUnit({ root, runtime, nginx: n.nginx.binary });
+  const unit = await renderUnit({ root, runtime, nginx: n.nginx.binary }, systemdVersion(kv.get('systemdv')));
   const files: TarFile[] = [{ path: '.unit.new', data: Buffer.from(unit), mode: 0o644 }];
   if (copy && !probed.rt.includes(copy.digest)) files.push({ path: `.incoming-runtime-${copy.digest}/node`, data: copy.data, mode: 0o755 });
   if (!probed.have.includes(pkg.version)) {

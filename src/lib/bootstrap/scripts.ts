@@ -5,7 +5,8 @@
 
 /**
  * $1 root, $2 runtime (empty: find node). One "key value" line each: arch, libc, runtime,
- * version (the runtime's), glibc (its version, on glibc), systemd yes|no, bash yes|no, current (agent version
+ * version (the runtime's), glibc (its version, on glibc), systemd yes|no, bash yes|no, systemdv (the
+ * first line of `systemctl --version`), current (agent version
  * linked), have VERSION (one line per agent version complete on the node), rt DIGEST (one per
  * runtime copied there by an earlier bootstrap), active (the service's state).
  */
@@ -22,6 +23,7 @@ printf 'runtime %s\\n' "$rt"
 [ -n "$rt" ] && [ -x "$rt" ] && printf 'version %s\\n' "$("$rt" --version 2>/dev/null | head -n 1)"
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then echo 'systemd yes'; else echo 'systemd no'; fi
 if command -v bash >/dev/null 2>&1; then echo 'bash yes'; else echo 'bash no'; fi
+printf 'systemdv %s\\n' "$(systemctl --version 2>/dev/null | head -n 1)"
 printf 'current %s\\n' "$(readlink "$r/agent/current" 2>/dev/null)"
 for d in "$r"/agent/runtime/*/node; do [ -x "$d" ] && { d=\${d%/node}; echo "rt \${d##*/}"; }; done
 for d in "$r"/agent/*/.complete; do [ -f "$d" ] && { d=\${d%/.complete}; echo "have \${d##*/}"; }; done

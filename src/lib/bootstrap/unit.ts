@@ -15,11 +15,32 @@ export interface UnitValues {
   nginx: string;
 }
 
+/** systemd's version from the first line of `systemctl --version` ("systemd 252 (252.39-1~deb12u2)"); undefined if unreadable. */
+export function systemdVersion(line: string | undefined): number | undefined {
+  const m = /^systemd (\d{1,5})\b/.exec(line ?? '');
+  return m ? Number(m[1]) : undefined;
+}
+
+/** The first systemd whose restarts can back off (RestartSteps=, RestartMaxDelaySec=). */
+export const BACKOFF_SYSTEMD = 254;
+
+/**
+ * The restart policy's back-off lines: on systemd >= 254 the delay grows from RestartSec=2 to
+ * 60 s over 5 steps (a crash loop costs little, a node that recovers is back within a minute);
+ * older systemd does not know the keys (and warns about them), so there the agent is restarted
+ * every 2 s, never given up on.
+ */
+export function restartBackoff(version: number | undefined): string {
+  return version !== undefined && version >= BACKOFF_SYSTEMD
+    ? 'RestartSteps=5\nRestartMaxDelaySec=60'
+    : `# systemd ${version ?? 'of unknown version'} < ${BACKOFF_SYSTEMD}: no RestartSteps=, so a restart every 2 s, never giving up`;
+}
+
 /** templates/systemd/edgectl-agent.service with the node's values; every value is checked first. */
-export async function renderUnit(v: UnitValues, templateDir = BUILTIN_TEMPLATE_DIR): Promise<string> {
+export async function renderUnit(v: UnitValues, systemd: number | undefined, templateDir = BUILTIN_TEMPLATE_DIR): Promise<string> {
   for (const [k, val] of Object.entries(v)) {
     if (!SAFE_PATH.test(val) || val.split('/').includes('..')) throw new EdgectlError('EDGECTL_BOOTSTRAP', `${k} "${val.slice(0, 80)}" cannot go into the systemd unit (an absolute path of letters, digits and ._/+- only)`);
   }
   const text = await readFile(join(templateDir, 'systemd', UNIT_NAME), 'utf8');
-  return text.replaceAll('@ROOT@', v.root).replaceAll('@RUNTIME@', v.runtime).replaceAll('@NGINX@', v.nginx);
+  return text.replaceAll('@ROOT@', v.root).replaceAll('@RUNTIME@', v.runtime).replaceAll('@NGINX@', v.nginx).replace('@RESTART_BACKOFF@', restartBackoff(systemd));
 }
