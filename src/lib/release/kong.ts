@@ -29,24 +29,24 @@ export async function kongValidate(t: Transport, file: string): Promise<KongStep
  * DB-less Kong: POST /config?check_hash=1 with the whole document (applied or rejected whole),
  * then read /status to check that the running config's hash moved to a non-empty one.
  */
-export async function kongApply(t: Transport, yml: Buffer): Promise<KongStep> {
+export async function kongApply(t: Transport, yml: Buffer, admin: { host: string; port: number } = KONG_ADMIN): Promise<KongStep> {
   let before: string | undefined;
   try {
-    before = await configHash(t);
+    before = await configHash(t, admin);
   } catch (e) {
     if (!(await kongInstalled(t))) return { outcome: 'skipped', note: 'Kong is not installed on the node: kong.yml shipped in the release but not loaded' };
     throw new NodeStepError('Kong admin API unreachable on the node', errorMessage(e));
   }
-  const res = await t.http({ ...KONG_ADMIN, method: 'POST', path: '/config?check_hash=1', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ config: yml.toString() }), timeoutMs: 30_000 });
+  const res = await t.http({ ...admin, method: 'POST', path: '/config?check_hash=1', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ config: yml.toString() }), timeoutMs: 30_000 });
   if (res.status === 304) return { outcome: 'unchanged' };
   if (res.status !== 201 && res.status !== 200) throw new NodeStepError(`Kong rejected kong.yml (HTTP ${res.status})`, res.body.toString().slice(0, 4000));
-  const after = await configHash(t);
+  const after = await configHash(t, admin);
   if (!after || after === EMPTY_HASH || after === before) throw new NodeStepError('Kong accepted kong.yml but its running configuration hash did not change', `before ${before}, after ${after}`);
   return { outcome: 'applied' };
 }
 
-async function configHash(t: Transport): Promise<string | undefined> {
-  const res = await t.http({ ...KONG_ADMIN, method: 'GET', path: '/status', timeoutMs: 5000 });
+async function configHash(t: Transport, admin: { host: string; port: number }): Promise<string | undefined> {
+  const res = await t.http({ ...admin, method: 'GET', path: '/status', timeoutMs: 5000 });
   if (res.status !== 200) throw new Error(`GET /status answered ${res.status}`);
   return (JSON.parse(res.body.toString()) as { configuration_hash?: string }).configuration_hash;
 }
