@@ -4,18 +4,11 @@ import { json, tableOf } from '../cli/output.js';
 
 export default class Usage extends EdgectlCommand {
   static override summary = 'Print the per-tenant usage report a billing run needs, from the hub\'s PostgreSQL';
-  static override description = `Sums the usage minutes that edge agents ship to the hub (table edgectl_usage_minutes of --db or
-EDGECTL_HUB_DB, written by the hub's PostgreSQL sink) per tenant, app and period: requests served
-by nginx and HTTPQ messages accepted, bytes in and out, status classes, cache hits and misses, and
-upstream time. Every time is UTC; the report covers the minutes in [--from, --to): --from
-included, --to excluded, so consecutive reports (--from 2026-11 --to 2026-12, then --from 2026-12)
-count each minute once. Bounds are YYYY-MM, YYYY-MM-DD or an ISO 8601 date-time on a whole minute.
+  static override description = `Sums the usage minutes that edge agents ship to the hub (table edgectl_usage_minutes of --db or EDGECTL_HUB_DB, written by the hub's PostgreSQL sink) per tenant, app and period: requests served by nginx and HTTPQ messages accepted, bytes in and out, status classes, cache hits and misses, and upstream time. Every time is UTC; the report covers the minutes in [--from, --to): --from included, --to excluded, so consecutive reports (--from 2026-11 --to 2026-12, then --from 2026-12) count each minute once. Bounds are YYYY-MM, YYYY-MM-DD or an ISO 8601 date-time on a whole minute.
 
-Upstream time: each minute carries its own p50/p90/p99/max; a period shows the highest minute
-value of each, an upper bound of the period's percentile, and the exact max (docs/usage.md).
+Upstream time: each minute carries its own p50/p90/p99/max; a period shows the highest minute value of each, an upper bound of the period's percentile, and the exact max (docs/usage.md).
 
-Exit status: 0 the report was printed (also when it is empty), 1 bad flags or the database could
-not be read.`;
+Exit status: 0 the report was printed (also when it is empty), 1 bad flags or the database could not be read.`;
   static override examples = [
     '<%= config.bin %> usage --db postgres://edgectl@hub.example/edgectl --from 2026-11 --to 2026-12',
     '<%= config.bin %> usage --tenant acme --from 2026-12-01 --by day --csv > acme-december.csv',
