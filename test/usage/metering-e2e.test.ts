@@ -71,16 +71,21 @@ const expected = () => ({ acme: made.get('acme') ?? 0, globex: made.get('globex'
 async function expectExact(phase: string): Promise<void> {
   const last = Date.now();
   await waitFor(async () => Date.now() > minuteOf(last) + 60_000 + 3000, 70_000, 'the minute to end');
+  let has = {};
   await waitFor(async () => {
     const s = await stored();
+    has = Object.fromEntries(s);
     return s.get('acme') === made.get('acme') && s.get('globex') === made.get('globex');
-  }, 120_000, `${phase}: usage in PostgreSQL to reach ${JSON.stringify(expected())} (has ${JSON.stringify(Object.fromEntries(await stored()))})\n${edge.log.slice(-10).join('')}`, 1000);
+  }, 120_000, `${phase}: usage in PostgreSQL to reach ${JSON.stringify(expected())}`, 1000).catch((e: Error) => {
+    throw new Error(`${e.message}; it has ${JSON.stringify(has)}\n${edge.log.slice(-10).join('')}`);
+  });
   // Nothing more comes after: a line counted twice would land in a later minute, and would show here.
   await pause(5000);
   const r = await cli(['usage', '--db', db.url(), '--json', '--tenant', 'acme', '--tenant', 'globex']);
   expect(r.code, r.stderr).toBe(0);
   const totals = Object.fromEntries(json(r).totals.map((t: { tenant: string; nginxRequests: number }) => [t.tenant, t.nginxRequests]));
   expect(totals, phase).toEqual(expected());
+  console.log(`${phase}: edgectl usage shows ${JSON.stringify(totals)}, nginx answered ${JSON.stringify(expected())}`);
   // Per minute and app once, by construction of the key; per app the same sums.
   const rows = json(r).rows as { tenant: string; app: string; requests: number }[];
   expect(rows.map((x) => [x.tenant, x.app]).sort()).toEqual([['acme', 'acme.web'], ['globex', 'globex.shop']]);

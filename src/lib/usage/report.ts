@@ -21,7 +21,8 @@ export interface Counters {
  * p50/p90/p99/max of its own requests; how many of them went upstream is not stored). A true
  * percentile over a period cannot be rebuilt from those, so the report gives, for each, the
  * highest minute value: an upper bound of the period's percentile (if every minute has at most
- * 1% of its requests above its own p99, then at most 1% of all are above the highest p99). `max`
+ * 1% of its requests above its own p99, then at most 1% of all are above the highest p99), up to
+ * the histogram's resolution (whole milliseconds below 100 ms, agent/metering/minutes.ts). `max`
  * is exact. `null` when no minute of the period had an upstream (static files only).
  */
 export interface UpstreamMs {
