@@ -14,8 +14,9 @@
  * request, not a catch-up. Pairs alternate which arm goes first; the figure is the median of the
  * per-pair ratios. On a shared or small machine (wrk, nginx and the agent on the same cores) the
  * agent's CPU comes straight out of nginx's: read the figure with the machine's load beside it.
- * So it also prints the agent's own CPU time per request served during each "with" run (from
- * /proc), a figure the machine's other load moves much less than a rate does.
+ * So it also prints CPU time per request served (from /proc) of the agent and of nginx (master
+ * and workers): figures the machine's other load moves much less than a rate does. Where nginx is
+ * CPU-bound and shares its cores with the agent, the rate drops by about agent / (nginx + agent).
  */
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -73,6 +74,13 @@ async function stop(p: ChildProcess): Promise<void> {
 /** utime + stime of a process, in clock ticks (USER_HZ, 100 on Linux). */
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 const cpu = (pid: number) => { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' '); return Number(f[11]) + Number(f[12]); };
+
+/** CPU ticks of nginx's master and its workers (run/nginx.pid's children). */
+function nginxCpu(nodeRoot: string): number {
+  const master = Number(readFileSync(path.join(nodeRoot, 'run', 'nginx.pid'), 'utf8').trim());
+  const kids = readFileSync(`/proc/${master}/task/${master}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  return [master, ...kids].reduce((n, pid) => { try { return n + cpu(pid); } catch { return n; } }, 0);
+}
 
 /** Until the agent has read what nginx logged while it was away: under 2 ticks of CPU in 500 ms, twice. */
 async function settled(p: ChildProcess): Promise<number> {
@@ -132,6 +140,8 @@ async function main(): Promise<void> {
     const ratios: number[] = [];
     /** The agent's own CPU (user + system) per request served during a "with" run, in µs. */
     const agentUs: number[] = [];
+    /** nginx's CPU (master and workers) per request, both arms, in µs. */
+    const nginxUs: number[] = [];
     const runs: { without: number; with: number }[] = [];
     for (let i = 0; i < PAIRS; i++) {
       const pair = { without: 0, with: 0 };
@@ -141,16 +151,20 @@ async function main(): Promise<void> {
           await healthy(cfg.admin);
           const waited = await settled(edge);
           const ticks = cpu(edge.pid!);
+          const nt = nginxCpu(nodeRoot);
           const w = await wrk(url, host);
           agentUs.push(((cpu(edge.pid!) - ticks) / CLK_TCK) * 1e6 / Math.max(1, w.rps * SECONDS));
+          nginxUs.push(((nginxCpu(nodeRoot) - nt) / CLK_TCK) * 1e6 / Math.max(1, w.rps * SECONDS));
           const logged = statSync(log).size;
           await stop(edge);
           pair.with = w.rps;
-          console.log(`  pair ${i + 1} with:    ${fmt(w.rps)} req/s${w.non2xx ? `, ${w.non2xx} non-2xx` : ''}${w.errors ? `, ${w.errors}` : ''} (agent caught up in ${(waited / 1000).toFixed(1)} s; agent CPU ${agentUs[agentUs.length - 1].toFixed(2)} µs per request; live log ${fmt(logged / 1024)} KiB)`);
+          console.log(`  pair ${i + 1} with:    ${fmt(w.rps)} req/s${w.non2xx ? `, ${w.non2xx} non-2xx` : ''}${w.errors ? `, ${w.errors}` : ''} (agent caught up in ${(waited / 1000).toFixed(1)} s; agent CPU ${agentUs[agentUs.length - 1].toFixed(2)} µs, nginx ${nginxUs[nginxUs.length - 1].toFixed(2)} µs per request; live log ${fmt(logged / 1024)} KiB)`);
         } else {
+          const nt = nginxCpu(nodeRoot);
           const w = await wrk(url, host);
+          nginxUs.push(((nginxCpu(nodeRoot) - nt) / CLK_TCK) * 1e6 / Math.max(1, w.rps * SECONDS));
           pair.without = w.rps;
-          console.log(`  pair ${i + 1} without: ${fmt(w.rps)} req/s${w.non2xx ? `, ${w.non2xx} non-2xx` : ''}${w.errors ? `, ${w.errors}` : ''}`);
+          console.log(`  pair ${i + 1} without: ${fmt(w.rps)} req/s${w.non2xx ? `, ${w.non2xx} non-2xx` : ''}${w.errors ? `, ${w.errors}` : ''} (nginx CPU ${nginxUs[nginxUs.length - 1].toFixed(2)} µs per request)`);
         }
       }
       runs.push(pair);
@@ -161,7 +175,9 @@ async function main(): Promise<void> {
     const diff = (1 - m) * 100;
     console.log(`median ratio: ${(m * 100).toFixed(1)}% of the rate without the agent (${Math.abs(diff).toFixed(1)}% ${diff >= 0 ? 'lower' : 'higher'}; goal: under 3% lower); median rates ${fmt(median(runs.map((r) => r.with)))} with vs ${fmt(median(runs.map((r) => r.without)))} req/s without`);
     const us = median(agentUs);
-    console.log(`agent CPU: median ${us.toFixed(2)} µs per request served, i.e. ${(us * median(runs.map((r) => r.with)) / 1e4).toFixed(1)}% of one core at the measured rate; load after ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+    const ng = median(nginxUs);
+    console.log(`CPU per request: agent ${us.toFixed(2)} µs, nginx ${ng.toFixed(2)} µs (medians); where nginx is CPU-bound and the agent shares its cores, requests/s drop by about agent / (nginx + agent) = ${(100 * us / (ng + us)).toFixed(1)}%`);
+    console.log(`load after: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
     await stop(hub);
   } finally {
     await killNginx(root);
