@@ -19,7 +19,7 @@ import { createHttpClient, type HttpClient } from '../http-client.js';
 import { splitHostPort } from '../fleet/ip.js';
 import type { NodeRuntime } from './node-runtime.js';
 import { ReverseTunnel } from './tunnel/tunnel.js';
-import { HopServerCert, forwardOnly, type UpstreamTls } from '../tls-hop/hop-tls.js';
+import { HopServerCert, forwardOnly, tlsRequired, type UpstreamTls } from '../tls-hop/hop-tls.js';
 
 export type AgentState = 'created' | 'running' | 'stopping' | 'stopped';
 
@@ -107,7 +107,7 @@ export class Agent {
       const a = server.address() as AddressInfo;
       return `${a.address}:${a.port}`;
     };
-    const listen = await bind(c.listen, this.device);
+    const listen = await bind(c.listen, c.forwardTls ? tlsRequired(this.device) : this.device);
     const admin = await bind(c.admin, this.admin);
     const forwardTls = c.forwardTls ? await this.bindTls(c.forwardTls, timeout) : undefined;
     // The config allows only loopback literals; what was bound is checked all the same.

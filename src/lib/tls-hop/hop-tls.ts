@@ -147,3 +147,14 @@ export function forwardOnly(handler: (req: IncomingMessage, res: ServerResponse)
     res.writeHead(404, { 'content-type': 'application/json', connection: 'close' }).end('{"error":"not_found","message":"the TLS forward listener serves /v1/forward only"}\n');
   };
 }
+
+/**
+ * A hop with a TLS forward listener refuses /v1/forward on its plain listener (before reading
+ * the body): a sender that would send its credential and batches in clear is told to use TLS.
+ */
+export function tlsRequired(handler: (req: IncomingMessage, res: ServerResponse) => void) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    if ((req.url ?? '').split('?')[0] !== '/v1/forward') return handler(req, res);
+    res.writeHead(403, { 'content-type': 'application/json', connection: 'close' }).end('{"error":"tls_required","message":"this hop takes forwards over TLS only (its forwardTls listener)"}\n');
+  };
+}
