@@ -84,6 +84,26 @@ describe('render with spec.hops.tls', { timeout: 120_000 }, () => {
     for (const s of [d.toString('hex'), d.toString('base64').replace(/=+$/, ''), key.toString('utf8').split('\n')[1]]) expect(r.stdout + r.stderr).not.toContain(s);
   });
 
+  it('ca renew issues only what is due; ca issue takes the names from the fleet', async () => {
+    const kept = await cli(['ca', 'renew', '--fleet', fleet, '--json'], { env: env() });
+    expect(kept.code, kept.stderr).toBe(0);
+    expect(JSON.parse(kept.stdout).certificates.map((c: { node: string; issued: boolean }) => [c.node, c.issued])).toEqual([['core-1', false], ['relay-1', false]]);
+    await issueHopCert({ fleet, node: 'relay-1', names: ['198.51.100.7'], secrets: secretOpener({ flag: idFile, env: {} }), days: 10 });
+    const due = await cli(['ca', 'renew', '--fleet', fleet, '--json'], { env: env() });
+    expect(due.code, due.stderr).toBe(0);
+    const certs = JSON.parse(due.stdout).certificates as { node: string; issued: boolean; daysLeft: number; names: string[] }[];
+    expect(certs.map((c) => [c.node, c.issued])).toEqual([['core-1', false], ['relay-1', true]]);
+    expect(certs[1]).toMatchObject({ names: ['198.51.100.7'] });
+    expect(certs[1].daysLeft).toBeGreaterThan(360);
+    const byFleet = await cli(['ca', 'issue', 'core-1', '--fleet', fleet, '--json'], { env: env() });
+    expect(byFleet.code, byFleet.stderr).toBe(0);
+    expect(JSON.parse(byFleet.stdout)).toMatchObject({ node: 'core-1', names: ['hub.t.example'], issued: true });
+    const edge = await cli(['ca', 'issue', 'edge-1', '--fleet', fleet], { env: env() });
+    expect(edge.code).toBe(1);
+    expect(edge.stderr).toMatch(/edge-1 is no relay or core node/);
+    expect((await render('out4')).code).toBe(0);
+  });
+
   it('a plain http:// hub with spec.hops.tls: refused (never plain HTTP on a hop)', async () => {
     const f = path.join(fleet, 'fleet.yaml');
     await writeFile(f, (await readFile(f, 'utf8')).replace('https://hub.t.example', 'http://hub.t.example'));
