@@ -11,14 +11,15 @@ import { type AgentProc, admin, credential, killAll, sha, startAgent, waitFor } 
 import { makeCa, makeIdentity, writeTlsFleet } from './helpers.js';
 import { initFleetCa, issueHopCert } from '../../src/lib/tls-hop/fleet-ca.js';
 import { secretOpener } from '../../src/lib/secrets/opener.js';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { BIN, REPO } from '../helpers/paths.js';
 
 /**
  * HTTPS all the way: a device POSTs over HTTPS to a TLS app with an uplink topic on the edge's
  * real nginx (applied with --local, the app's certificate from a CA of the test's own), the edge
  * agent (run from the agent.json render wrote: upstreamCa pinned, https:// hub URL) forwards over
- * TLS to a hub agent whose hop certificate the fleet CA issued, and the message is in the hub's sink.
+ * TLS to a hub agent whose hop certificate the fleet CA issued for a key born on the hub's node
+ * (`ca issue --csr`), and the message is in the hub's sink.
  */
 const ADDR = '127.0.17.10', HUB = '127.0.17.20';
 const TOKEN = 'device-token-hopdev';
@@ -57,13 +58,14 @@ beforeAll(async () => {
   await writeFile(path.join(fleet, 'tenants.yaml'), `apiVersion: edgectl/v1\nkind: Tenant\nmetadata: { name: acme }\nspec: { uplink: { tokens: [{ name: dev, sha256: ${sha(TOKEN)} }] } }\n`);
   await writeFile(path.join(fleet, 'apps.yaml'), (await readFile(path.join(fleet, 'apps.yaml'), 'utf8')).replace(/\n(?=---|$)/g, '\n  uplink: { topics: [events] }\n'));
   await initFleetCa({ fleet });
-  await issueHopCert({ fleet, node: 'hub-d', names: [HUB], secrets: secretOpener({ flag: id.file, env: {} }) });
-  // The hub's node files, as render would ship them to a core node.
+  // The hub's key is born on its node (openssl there); the fleet CA signs its request.
   const hubNode = path.join(dir, 'hub-node');
   await mkdir(hubNode);
+  execFileSync('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', path.join(hubNode, 'hop.key.pem'), '-subj', '/CN=hub-d', '-out', path.join(hubNode, 'hop.csr')], { stdio: 'pipe' });
+  await chmod(path.join(hubNode, 'hop.key.pem'), 0o600);
+  const issued = await issueHopCert({ fleet, node: 'hub-d', names: [HUB], csr: await readFile(path.join(hubNode, 'hop.csr'), 'utf8'), secrets: secretOpener({ flag: id.file, env: {} }) });
+  expect(issued.keyOn).toBe('node');
   await writeFile(path.join(hubNode, 'hop.pem'), await readFile(path.join(fleet, 'tls/hops/hub-d.pem')));
-  const key = await secretOpener({ flag: id.file, env: {} }).open('tls/hops/hub-d.key.age', await readFile(path.join(fleet, 'tls/hops/hub-d.key.age')));
-  await writeFile(path.join(hubNode, 'hop.key.pem'), key, { mode: 0o600 });
   PORTS = await localPortBlock(['edge-1'], ADDR);
   const r = await cli(['apply', '--fleet', fleet, '--local', nodes, ...PORTS.flags, '--local-address', ADDR, '--age-identity', id.file, '--yes']);
   expect(r.code, r.stdout + r.stderr).toBe(0);

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPrivateKey } from 'node:crypto';
+import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -102,6 +103,40 @@ describe('render with spec.hops.tls', { timeout: 120_000 }, () => {
     expect(edge.code).toBe(1);
     expect(edge.stderr).toMatch(/edge-1 is no relay or core node/);
     expect((await render('out4')).code).toBe(0);
+  });
+
+  it('a key born on the node (ca issue --csr): only the certificate is in the fleet and the bundle; renewals re-sign that key', async () => {
+    const nodeDir = path.join(dir, 'relay-node');
+    await mkdir(nodeDir);
+    // On the node: the key never leaves it; the request (public) goes to the operator.
+    execFileSync('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', path.join(nodeDir, 'hop-key.pem'), '-subj', '/CN=relay-1', '-out', path.join(nodeDir, 'hop.csr')], { stdio: 'pipe' });
+    const nodeKey = await readFile(path.join(nodeDir, 'hop-key.pem'));
+    const r = await cli(['ca', 'issue', 'relay-1', '--fleet', fleet, '--csr', path.join(nodeDir, 'hop.csr'), '--json'], { env: env() });
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ keyOn: 'node', key: null, names: ['198.51.100.7'], issued: true });
+    await expect(stat(path.join(fleet, 'tls/hops/relay-1.key.age'))).rejects.toThrow();
+    const pub = (pem: Buffer | string) => new X509Certificate(pem).publicKey.export({ type: 'spki', format: 'der' }).toString('hex');
+    const nodePub = createPublicKey(nodeKey).export({ type: 'spki', format: 'der' }).toString('hex');
+    expect(pub(await readFile(path.join(fleet, 'tls/hops/relay-1.pem')))).toBe(nodePub);
+    const out = await render('out5');
+    expect(out.code, out.stderr).toBe(0);
+    expect((await agentJson('out5', 'relay-1')).forwardTls.keyFile).toBe('/var/lib/edgectl/secrets/hop-key.pem');
+    await expect(stat(path.join(dir, 'out5', 'relay-1', 'agent', 'tls', 'hop.key.pem'))).rejects.toThrow();
+    // Due: renewed for the same key, without the node.
+    await issueHopCert({ fleet, node: 'relay-1', names: ['198.51.100.7'], secrets: secretOpener({ flag: idFile, env: {} }), days: 10 });
+    const renewed = await cli(['ca', 'renew', '--fleet', fleet, '--json'], { env: env() });
+    expect(renewed.code, renewed.stderr).toBe(0);
+    expect(JSON.parse(renewed.stdout).certificates[1]).toMatchObject({ node: 'relay-1', issued: true, keyOn: 'node' });
+    expect(pub(await readFile(path.join(fleet, 'tls/hops/relay-1.pem')))).toBe(nodePub);
+    // A request that is not P-256, or not a request at all: refused.
+    execFileSync('openssl', ['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', path.join(nodeDir, 'rsa.key'), '-subj', '/CN=relay-1', '-out', path.join(nodeDir, 'rsa.csr')], { stdio: 'pipe' });
+    const rsa = await cli(['ca', 'issue', 'relay-1', '--fleet', fleet, '--csr', path.join(nodeDir, 'rsa.csr')], { env: env() });
+    expect(rsa.code).toBe(1);
+    expect(rsa.stderr).toMatch(/not for an ECDSA P-256 key/);
+    const junk = await cli(['ca', 'issue', 'relay-1', '--fleet', fleet, '--csr', path.join(nodeDir, 'hop-key.pem')], { env: env() });
+    expect(junk.code).toBe(1);
+    expect(junk.stderr).toMatch(/not a PEM certificate request/);
+    expect(junk.stdout + junk.stderr).not.toContain(nodeKey.toString('utf8').split('\n')[1]);
   });
 
   it('a plain http:// hub with spec.hops.tls: refused (never plain HTTP on a hop)', async () => {

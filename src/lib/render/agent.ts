@@ -12,6 +12,7 @@ import { acceptForwardFor } from './uplink.js';
 import { agentTunnel } from './agent-tunnel.js';
 import type { KnownHostEntry } from '../transport/known-hosts.js';
 import { HOP_CERT_FILE, HOP_KEY_FILE, hopUpstream, listensForForwards, type HopTls } from '../tls-hop/render.js';
+import { nodeHopKeyFile } from '../tls-hop/fleet-ca.js';
 
 const MiB = 1024 * 1024;
 export const DEFAULT_SPOOL_MB = 256;
@@ -143,7 +144,7 @@ function adminAddress(node: ResolvedNode): string {
 /** spec.hops.tls: a relay's or core node's TLS forward listener (all addresses), and the pinned fleet CA of every forwarding node. */
 function hopFields(node: ResolvedNode, root: string, hopTls: HopTls): Pick<AgentConfig, 'forwardTls' | 'upstreamCa'> {
   return {
-    ...(listensForForwards(node) ? { forwardTls: { listen: `0.0.0.0:${hopTls.port}`, certFile: `${root}/current/${HOP_CERT_FILE}`, keyFile: `${root}/current/${HOP_KEY_FILE}` } } : {}),
+    ...(listensForForwards(node) ? { forwardTls: { listen: `0.0.0.0:${hopTls.port}`, certFile: `${root}/current/${HOP_CERT_FILE}`, keyFile: hopTls.keyOnNode.has(node.name) ? nodeHopKeyFile(root) : `${root}/current/${HOP_KEY_FILE}` } } : {}),
     ...(node.role !== 'core' ? { upstreamCa: hopTls.caPem } : {}),
   };
 }

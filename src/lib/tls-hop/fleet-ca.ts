@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, realpathSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { EdgectlError } from '../errors.js';
 import { RE } from '../fleet/values.js';
@@ -66,7 +66,11 @@ export async function initFleetCa(o: { fleet: string; name?: string; now?: Date 
   }
 }
 
-export interface HopIssue { node: string; cert: string; key: string; names: string[]; notAfter: string; issued: boolean; daysLeft: number }
+/** keyOn: where the certificate's key lives: `fleet` (tls/hops/NODE.key.age, render ships it) or `node` (born there, never seen here). */
+export interface HopIssue { node: string; cert: string; key: string | null; keyOn: 'fleet' | 'node'; names: string[]; notAfter: string; issued: boolean; daysLeft: number }
+
+/** Where a node-born hop key lives on the node (outside releases; render points forwardTls.keyFile here). */
+export const nodeHopKeyFile = (root: string) => `${root.replace(/\/+$/, '')}/secrets/hop-key.pem`;
 
 /** Days from now to a certificate's notAfter (negative when expired). */
 export function daysLeft(cert: X509Certificate, now = Date.now()): number {
@@ -79,7 +83,7 @@ export function daysLeft(cert: X509Certificate, now = Date.now()): number {
  * the same names with more than RENEW_UNDER_DAYS left is kept (nothing written): what apply and
  * a cron job call.
  */
-export async function issueHopCert(o: { fleet: string; node: string; names: string[]; secrets: SecretOpener; ifDue?: boolean; days?: number; now?: Date; notBefore?: Date }): Promise<HopIssue> {
+export async function issueHopCert(o: { fleet: string; node: string; names: string[]; secrets: SecretOpener; ifDue?: boolean; days?: number; now?: Date; notBefore?: Date; csr?: string }): Promise<HopIssue> {
   const root = fleetRoot(o.fleet);
   if (!RE.dnsLabel.test(o.node)) throw err(`${JSON.stringify(o.node)} is not a node name`, 'Give the node\'s name as the fleet spells it.');
   const names = [...new Set(o.names)];
@@ -89,23 +93,45 @@ export async function issueHopCert(o: { fleet: string; node: string; names: stri
   }
   const certRel = hopCertPath(o.node), keyRel = hopKeyPath(o.node);
   const now = (o.now ?? new Date()).getTime();
-  if (o.ifDue && existsSync(path.join(root, certRel)) && existsSync(path.join(root, keyRel))) {
-    const old = new X509Certificate(readFileSync(path.join(root, certRel)));
+  const hasCert = existsSync(path.join(root, certRel)), hasKey = existsSync(path.join(root, keyRel));
+  // A certificate without a key in the fleet is for a key born on the node: renewed for the same key.
+  const keyOn: 'fleet' | 'node' = o.csr !== undefined || (hasCert && !hasKey) ? 'node' : 'fleet';
+  const oldPem = hasCert ? readFileSync(path.join(root, certRel), 'utf8') : undefined;
+  if (o.ifDue && oldPem && !o.csr) {
+    const old = new X509Certificate(oldPem);
     const left = daysLeft(old, now);
     const same = (old.subjectAltName ?? '').split(', ').map((s) => s.replace(/^(DNS|IP Address):/, '')).sort().join(',') === [...names].sort().join(',');
-    if (same && left > RENEW_UNDER_DAYS) return { node: o.node, cert: certRel, key: keyRel, names, notAfter: new Date(old.validTo).toISOString(), issued: false, daysLeft: left };
+    if (same && left > RENEW_UNDER_DAYS) return { node: o.node, cert: certRel, key: keyOn === 'fleet' ? keyRel : null, keyOn, names, notAfter: new Date(old.validTo).toISOString(), issued: false, daysLeft: left };
   }
   if (!existsSync(path.join(root, CA_CERT)) || !existsSync(path.join(root, CA_KEY))) throw err(`the fleet has no CA (${CA_CERT})`, 'Run `edgectl ca init` first.');
   const caCertPem = readFileSync(path.join(root, CA_CERT), 'utf8');
   const caKey = await o.secrets.open(CA_KEY, readFileSync(path.join(root, CA_KEY)), root);
-  const { issueServerCert } = await import('./x509.js');
+  const x = await import('./x509.js');
   const ca = { certPem: caCertPem, keyPem: caKey.toString('utf8') };
+  const opts = { cn: o.node, names, days: o.days ?? HOP_DAYS, now: new Date(now), notBefore: o.notBefore };
   try {
-    const hop = await issueServerCert(ca, { cn: o.node, names, days: o.days ?? HOP_DAYS, now: new Date(now), notBefore: o.notBefore });
-    await writeSecretAndCert(root, certRel, keyRel, hop.certPem, hop.keyPem);
-    hop.keyPem = '';
-    const c = new X509Certificate(hop.certPem);
-    return { node: o.node, cert: certRel, key: keyRel, names, notAfter: new Date(c.validTo).toISOString(), issued: true, daysLeft: daysLeft(c, now) };
+    let certPem: string;
+    if (keyOn === 'node') {
+      let pub;
+      if (o.csr !== undefined) {
+        pub = await x.csrPublicKey(o.csr);
+        if (typeof pub === 'string') throw err(`the request for ${o.node} ${pub}`, `Make it on the node: openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ${nodeHopKeyFile('ROOT')} -subj /CN=${o.node} -out hop.csr`);
+      } else {
+        pub = await x.certPublicKey(oldPem!);
+      }
+      certPem = await x.signServerCert(ca, pub, opts);
+      mkdirSync(path.dirname(path.join(root, certRel)), { recursive: true, mode: 0o755 });
+      writeAtomically(path.dirname(path.join(root, certRel)), path.basename(certRel), Buffer.from(certPem));
+      // A key of the fleet's from before would be shipped beside a certificate it does not match.
+      if (hasKey) unlinkSync(path.join(root, keyRel));
+    } else {
+      const hop = await x.issueServerCert(ca, opts);
+      await writeSecretAndCert(root, certRel, keyRel, hop.certPem, hop.keyPem);
+      hop.keyPem = '';
+      certPem = hop.certPem;
+    }
+    const c = new X509Certificate(certPem);
+    return { node: o.node, cert: certRel, key: keyOn === 'fleet' ? keyRel : null, keyOn, names, notAfter: new Date(c.validTo).toISOString(), issued: true, daysLeft: daysLeft(c, now) };
   } finally {
     ca.keyPem = '';
   }

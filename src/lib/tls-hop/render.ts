@@ -25,6 +25,8 @@ export interface HopTls {
   caPem: string;
   /** Relays and core nodes being rendered: their certificate and decrypted key, as bundle files. */
   files: Map<string, BundleFile[]>;
+  /** Those whose key was born on the node (no key in the fleet): only the certificate ships. */
+  keyOnNode: Set<string>;
 }
 
 /** Nodes that listen for forwards: relays and the core (hub). */
@@ -46,7 +48,8 @@ const names = (c: X509Certificate, host: string) => (isIP(host) ? c.checkIP(host
 /**
  * With spec.hops.tls: the fleet CA and, for each selected relay and core node, its hop
  * certificate (checked: signed by the fleet CA, naming the host its senders dial, its key's
- * own) and its key decrypted (0600, sealed: a saved plan stores the age file, never the key).
+ * own) and its key decrypted (0600, sealed: a saved plan stores the age file, never the key), or
+ * no key when the fleet has none for it: the key was born on the node (`ca issue --csr`).
  * A certificate under RENEW_UNDER_DAYS is a warning (`edgectl ca issue NODE --if-due` renews it);
  * an expired one still ships (the node keeps serving what it has; its senders refuse it and keep
  * their spools) and is a louder warning.
@@ -63,27 +66,31 @@ export async function loadHopTls(ctx: RenderContext, source: FleetSource, select
   if (why) throw fail(`${CA_CERT} ${why}`, 'It is the certificate `edgectl ca init` wrote.');
   const ca = new X509Certificate(caPem);
   const files = new Map<string, BundleFile[]>();
+  const keyOnNode = new Set<string>();
   for (const n of selected.filter(listensForForwards)) {
     const certRel = hopCertPath(n.name), keyRel = hopKeyPath(n.name), host = hopHost(ctx, n);
     const hint = `Run \`edgectl ca issue ${n.name} --name ${host}\` and commit tls/hops/${n.name}.*.`;
     const certBytes = await source.readExtra(certRel);
     const armored = await source.readExtra(keyRel);
-    if (!certBytes || !armored) throw fail(`node ${n.name}: no hop certificate (${certRel} and ${keyRel})`, hint);
+    if (!certBytes) throw fail(`node ${n.name}: no hop certificate (${certRel})`, hint);
     const chain = parseChain(certBytes);
     if (typeof chain === 'string') throw fail(`node ${n.name}: ${certRel} ${chain}`, hint);
     const leaf = chain[0];
     if (!leaf.checkIssued(ca) || !leaf.verify(ca.publicKey)) throw fail(`node ${n.name}: ${certRel} is not signed by the fleet CA (${CA_CERT})`, hint);
     if (!names(leaf, host)) throw fail(`node ${n.name}: ${certRel} does not name ${host}, the host its senders dial`, hint);
-    const key = await secrets.open(keyRel, armored, source.root);
-    const kp = keyProblem(key, leaf);
-    if (kp) throw fail(`node ${n.name}: ${keyRel}, decrypted, ${kp} ${certRel}`, hint);
+    let keyFile: BundleFile | undefined;
+    if (armored) {
+      const key = await secrets.open(keyRel, armored, source.root);
+      const kp = keyProblem(key, leaf);
+      if (kp) throw fail(`node ${n.name}: ${keyRel}, decrypted, ${kp} ${certRel}`, hint);
+      keyFile = { path: HOP_KEY_FILE, data: key, mode: PRIVATE_MODE, sealed: { file: keyRel, data: armored } };
+    } else {
+      keyOnNode.add(n.name);
+    }
     const left = daysLeft(leaf);
     if (left < 0) log.warn(`node ${n.name}: its hop certificate ${certRel} has expired: the nodes that forward to it refuse it and keep their spools until it is renewed`, { node: n.name, hint });
     else if (left < RENEW_UNDER_DAYS) log.warn(`node ${n.name}: its hop certificate ${certRel} expires in ${left} days`, { node: n.name, hint: `${hint} (--if-due renews only what is due)` });
-    files.set(n.name, [
-      { path: HOP_CERT_FILE, data: certBytes, mode: 0o644 },
-      { path: HOP_KEY_FILE, data: key, mode: PRIVATE_MODE, sealed: { file: keyRel, data: armored } },
-    ]);
+    files.set(n.name, [{ path: HOP_CERT_FILE, data: certBytes, mode: 0o644 }, ...(keyFile ? [keyFile] : [])]);
   }
-  return { port: spec.port ?? DEFAULT_HOP_TLS_PORT, caPem, files };
+  return { port: spec.port ?? DEFAULT_HOP_TLS_PORT, caPem, files, keyOnNode };
 }

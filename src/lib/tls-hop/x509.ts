@@ -68,13 +68,20 @@ export async function createCa(o: { name: string; days: number; now?: Date }): P
  * A hop's server certificate: a new P-256 key, signed by the CA, for `names` (DNS names and IP
  * addresses, as the next hop's upstream URL spells its host). serverAuth only.
  */
-export async function issueServerCert(ca: KeyAndCert, o: { cn: string; names: readonly string[]; days: number; now?: Date; notBefore?: Date }): Promise<KeyAndCert> {
+export async function issueServerCert(ca: KeyAndCert, o: ServerCertOptions): Promise<KeyAndCert> {
+  const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']) as KeyPair;
+  return { certPem: await signServerCert(ca, keys.publicKey, o), keyPem: await keyPem(keys.privateKey) };
+}
+
+export interface ServerCertOptions { cn: string; names: readonly string[]; days: number; now?: Date; notBefore?: Date }
+
+/** The same for a key the CA never sees (born on the node): its public key, from a CSR or the previous certificate. */
+export async function signServerCert(ca: Pick<KeyAndCert, 'certPem' | 'keyPem'>, publicKey: Key, o: ServerCertOptions): Promise<string> {
   const now = o.now ?? new Date();
   const caCert = new x509.X509Certificate(ca.certPem);
   const caKey = await importKey(ca.keyPem);
-  const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']) as KeyPair;
   const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: serial(), subject: `CN=${o.cn}`, issuer: caCert.subject, publicKey: keys.publicKey as never, signingKey: caKey as never, signingAlgorithm: ALG,
+    serialNumber: serial(), subject: `CN=${o.cn}`, issuer: caCert.subject, publicKey: publicKey as never, signingKey: caKey as never, signingAlgorithm: ALG,
     notBefore: o.notBefore ?? new Date(now.getTime() - 60_000), notAfter: new Date(now.getTime() + o.days * DAY),
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
@@ -84,5 +91,27 @@ export async function issueServerCert(ca: KeyAndCert, o: { cn: string; names: re
       await x509.AuthorityKeyIdentifierExtension.create(caCert),
     ],
   });
-  return { certPem: cert.toString('pem') + '\n', keyPem: await keyPem(keys.privateKey) };
+  return cert.toString('pem') + '\n';
 }
+
+const importSpki = (der: ArrayBuffer) => webcrypto.subtle.importKey('spki', der, ALG, true, ['verify']);
+
+/**
+ * The P-256 public key of a PKCS#10 request (`openssl req -new …` on the node), once its own
+ * signature verifies (whoever made it holds the key). Why not, as a string.
+ */
+export async function csrPublicKey(pem: string): Promise<Key | string> {
+  let csr: x509.Pkcs10CertificateRequest;
+  try {
+    csr = new x509.Pkcs10CertificateRequest(pem);
+  } catch {
+    return 'is not a PEM certificate request (CSR)';
+  }
+  const alg = csr.publicKey.algorithm as { name?: string; namedCurve?: string };
+  if (alg.name !== 'ECDSA' || alg.namedCurve !== 'P-256') return 'is not for an ECDSA P-256 key (openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256)';
+  if (!(await csr.verify())) return 'is not signed by its own key';
+  return importSpki(csr.publicKey.rawData);
+}
+
+/** The public key of a certificate (renewing a node-born key: the same key, a new validity). */
+export const certPublicKey = (pem: string): Promise<Key> => importSpki(new x509.X509Certificate(pem).publicKey.rawData);
