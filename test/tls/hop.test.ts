@@ -188,6 +188,19 @@ describe('TLS on the uplink hops (fleet CA)', { timeout: 240_000 }, () => {
     outputs.push(JSON.stringify(rs));
   });
 
+  it('a renewed pair that does not load is reported, and the pair in force stays', async () => {
+    const good = await fromFleet('relay-t');
+    const other = await createCa({ name: 'stray', days: 30 });
+    keys.push(other.keyPem);
+    // The fleet's certificate with a key that is not its own (a botched copy).
+    await install('relay', good.cert, other.keyPem);
+    await waitFor(async () => /is not the key of/.test((await status(relay)).forwardTls.lastError ?? ''), 15_000, 'the relay to report the bad pair');
+    await post(3, 'bad-pair');
+    await deliveredOnce('bad-pair', 3);
+    await install('relay', good.cert, good.key);
+    await waitFor(async () => (await status(relay)).forwardTls.lastError === null, 15_000, 'the relay to load the good pair again');
+  });
+
   it('the TLS listener serves only the hop API; the hop\'s plain listener refuses /v1/forward', async () => {
     const plain = await fetch(`http://${RELAY_IP}:${R}/v1/forward`, { method: 'POST', body: 'x', headers: { 'content-type': 'application/vnd.edgectl.batch', authorization: 'Bearer nope' } });
     expect(plain.status).toBe(403);
