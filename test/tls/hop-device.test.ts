@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import https from 'node:https';
+import { createPrivateKey } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { cli } from '../helpers/cli.js';
@@ -29,6 +30,8 @@ let H: number;
 let hub: AgentProc;
 let edgeAgent: ReturnType<typeof spawn> | undefined;
 const edgeLog: string[] = [];
+let relayKey: string;
+let applyOutput = '';
 
 function tlsPost(port: number, name: string, ca: Buffer, body: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -66,9 +69,17 @@ beforeAll(async () => {
   const issued = await issueHopCert({ fleet, node: 'hub-d', names: [HUB], csr: await readFile(path.join(hubNode, 'hop.csr'), 'utf8'), secrets: secretOpener({ flag: id.file, env: {} }) });
   expect(issued.keyOn).toBe('node');
   await writeFile(path.join(hubNode, 'hop.pem'), await readFile(path.join(fleet, 'tls/hops/hub-d.pem')));
-  PORTS = await localPortBlock(['edge-1'], ADDR);
-  const r = await cli(['apply', '--fleet', fleet, '--local', nodes, ...PORTS.flags, '--local-address', ADDR, '--age-identity', id.file, '--yes']);
+  // A relay too (nobody forwards through it here): apply ships its hop certificate and key.
+  await writeFile(path.join(fleet, 'nodes.yaml'), `${await readFile(path.join(fleet, 'nodes.yaml'), 'utf8')}---\napiVersion: edgectl/v1\nkind: Node\nmetadata: { name: relay-d }\nspec: { role: relay, address: 192.0.2.50 }\n`);
+  // In --local mode its senders would dial it on the local address: the certificate names both.
+  const renewed = await cli(['ca', 'issue', 'relay-d', '--fleet', fleet, '--name', '192.0.2.50', '--name', ADDR, '--json'], { env: { EDGECTL_AGE_IDENTITY_FILE: id.file } });
+  expect(renewed.code, renewed.stderr).toBe(0);
+  relayKey = (await secretOpener({ flag: id.file, env: {} }).open('tls/hops/relay-d.key.age', await readFile(path.join(fleet, 'tls/hops/relay-d.key.age')))).toString('utf8');
+  applyOutput = renewed.stdout + renewed.stderr;
+  PORTS = await localPortBlock(['edge-1', 'relay-d'], ADDR);
+  const r = await cli(['apply', '--fleet', fleet, '--local', nodes, ...PORTS.flags, '--local-address', ADDR, '--age-identity', id.file, '--yes', '--json']);
   expect(r.code, r.stdout + r.stderr).toBe(0);
+  applyOutput += r.stdout + r.stderr;
 }, 180_000);
 
 afterAll(async () => {
@@ -79,6 +90,17 @@ afterAll(async () => {
 });
 
 describe('a device POSTs over HTTPS on the edge; the message crosses the hop over TLS', { timeout: 180_000 }, () => {
+  it('apply ships the relay its hop certificate and key (0600), and prints no byte of the key', async () => {
+    const cur = path.join(nodes, 'relay-d', 'current');
+    const cfg = JSON.parse(await readFile(path.join(cur, 'agent', 'agent.json'), 'utf8'));
+    expect(cfg.forwardTls.keyFile).toBe(`${cfg.metering.root}/current/agent/tls/hop.key.pem`);
+    const { stat } = await import('node:fs/promises');
+    expect((await stat(path.join(cur, 'agent', 'tls', 'hop.key.pem'))).mode & 0o777).toBe(0o600);
+    expect(await readFile(path.join(cur, 'agent', 'tls', 'hop.key.pem'), 'utf8')).toBe(relayKey);
+    const d = Buffer.from(createPrivateKey(relayKey).export({ format: 'jwk' }).d!, 'base64url');
+    for (const spelled of [d.toString('hex'), d.toString('base64').replace(/=+$/, ''), d.toString('base64url'), relayKey.split('\n')[1]]) expect(applyOutput).not.toContain(spelled);
+  });
+
   it('reaches the hub', async () => {
     const cfgFile = path.join(nodes, 'edge-1', 'current', 'agent', 'agent.json');
     const cfg = JSON.parse(await readFile(cfgFile, 'utf8'));
