@@ -18,7 +18,7 @@ export const agentFlags = {
   'forward-tls-listen': Flags.string({ summary: 'TLS forward listener HOST:PORT (relays, the hub): /v1/forward over HTTPS with --forward-tls-cert and --forward-tls-key' }),
   'forward-tls-cert': Flags.string({ summary: 'The hop certificate (PEM) the TLS forward listener serves, issued by the fleet CA' }),
   'forward-tls-key': Flags.string({ summary: 'Its private key (PEM, mode 0600)' }),
-  'upstream-ca': Flags.string({ summary: 'The fleet CA (PEM file) https:// upstreams must chain to; no other root is trusted' }),
+  'upstream-ca': Flags.string({ summary: 'The fleet CA (PEM file) the upstreams must chain to: no other root is trusted, and every upstream must be https://' }),
   token: Flags.string({ summary: 'TENANT:SHA256 of a device token (repeatable; declares the tenant)', multiple: true }),
   topic: Flags.string({ summary: 'TENANT/TOPIC[:reject|:drop-oldest][:ttl=SECONDS] (repeatable)', multiple: true }),
   'spool-bytes': Flags.integer({ summary: 'Spool quota per tenant declared by flags (bytes, default 1 GiB)' }),

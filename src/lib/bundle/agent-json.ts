@@ -142,9 +142,9 @@ export const agentConfigSchema = z.object({
     keyFile: absPathOf(),
   }).strict().optional(),
   /**
-   * The fleet CA (one PEM certificate) that an https:// upstream's certificate must chain to; no
-   * other root is trusted. Required when an upstream is https://, and then every upstream must be
-   * (a hop never falls back to plain HTTP).
+   * The fleet CA (one PEM certificate) that the upstreams' certificates must chain to; no other
+   * root is trusted, and every upstream must then be https:// (a hop never falls back to plain
+   * HTTP). Without it an https:// upstream is checked against the system's roots.
    */
   upstreamCa: z.string().max(16384).superRefine((pem, c) => {
     const p = caProblem(pem);

@@ -18,9 +18,11 @@ export interface UpstreamTlsOptions {
  * POST /v1/forward to the next hop, over the agent's HTTP client (keep-alive connections, 30 s
  * idle, per upstream). It does not retry POSTs; the forwarder retries whole batches and the next hop dedupes by id.
  * Upstreams are tried in failover order; after a failover the first one is tried again every 30 s.
- * An https:// upstream is verified against the pinned fleet CA and its URL's host (tls.ca); a
- * certificate that does not verify (expired, another CA, another name) fails the delivery like an
- * unreachable hop: the batch stays in the spool and is retried, and never goes over plain HTTP.
+ * With the fleet CA pinned (tls.ca, spec.hops.tls) every upstream must be https:// and is
+ * verified against that CA only and its URL's host; without it an https:// upstream (a hub
+ * behind a public certificate) is verified against the system's roots, as before. A certificate
+ * that does not verify (expired, another CA, another name) fails the delivery like an unreachable
+ * hop: the batch stays in the spool and is retried, and never goes over plain HTTP.
  */
 export class UpstreamDeliverer implements Deliverer {
   get name(): string {
@@ -35,7 +37,6 @@ export class UpstreamDeliverer implements Deliverer {
     if (urls.length === 0) throw new Error('no upstream configured');
     const plain = urls.filter((u) => !u.startsWith('https:'));
     if (tls.ca && plain.length) throw new Error(`${plain[0]} is plain HTTP but the hops speak TLS (upstreamCa is set): every upstream must be https://`);
-    if (!tls.ca && plain.length !== urls.length) throw new Error('an https:// upstream needs the fleet CA (upstreamCa) to verify it: no other root is trusted');
   }
 
   async deliver(batch: Pick<Batch, 'records'>): Promise<void> {
