@@ -15,6 +15,10 @@ export const agentFlags = {
   'credential-file': Flags.string({ summary: 'File holding this node\'s bearer credential for /v1/forward' }),
   'accept-forward': Flags.string({ summary: 'NODE:SHA256[:BEHIND,...]: a node allowed to POST /v1/forward here, the sha256 of its credential, and the nodes whose messages it passes on (repeatable; none: nobody may)', multiple: true, multipleNonGreedy: true }),
   'forward-inflight-bytes': Flags.integer({ summary: 'Most bytes of /v1/forward bodies held at once; more is answered 503 (default 32 MiB; a larger body is taken alone)' }),
+  'forward-tls-listen': Flags.string({ summary: 'TLS forward listener HOST:PORT (relays, the hub): /v1/forward over HTTPS with --forward-tls-cert and --forward-tls-key' }),
+  'forward-tls-cert': Flags.string({ summary: 'The hop certificate (PEM) the TLS forward listener serves, issued by the fleet CA' }),
+  'forward-tls-key': Flags.string({ summary: 'Its private key (PEM, mode 0600)' }),
+  'upstream-ca': Flags.string({ summary: 'The fleet CA (PEM file) the upstreams must chain to: no other root is trusted, and every upstream must be https://' }),
   token: Flags.string({ summary: 'TENANT:SHA256 of a device token (repeatable; declares the tenant)', multiple: true, multipleNonGreedy: true }),
   topic: Flags.string({ summary: 'TENANT/TOPIC[:reject|:drop-oldest][:ttl=SECONDS] (repeatable)', multiple: true, multipleNonGreedy: true }),
   'spool-bytes': Flags.integer({ summary: 'Spool quota per tenant declared by flags (bytes, default 1 GiB)' }),
@@ -39,5 +43,6 @@ export function agentConfigInput(f: Interfaces.InferredFlags<typeof agentFlags>)
     maxMessageBytes: f['max-message-bytes'], requestTimeoutMs: f['request-timeout-ms'], heartbeatSeconds: f['heartbeat-seconds'],
     maxBatchBytes: f['max-batch-bytes'], maxBatchMessages: f['max-batch-messages'], forwardBatchMessages: f['forward-batch-messages'],
     forwardBatchBytes: f['forward-batch-bytes'], dedupeWindow: f['dedupe-window'], forwardInflightBytes: f['forward-inflight-bytes'],
+    forwardTlsListen: f['forward-tls-listen'], forwardTlsCert: f['forward-tls-cert'], forwardTlsKey: f['forward-tls-key'], upstreamCaFile: f['upstream-ca'],
   };
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Dispatcher } from 'undici';
 
 /**
@@ -14,6 +15,11 @@ export interface HttpRequest {
   timeoutMs: number;
   /** How long an idle connection to this origin is kept for reuse (undici's default: 4 s). */
   keepAliveMs?: number;
+  /**
+   * https:// only: the one CA (PEM) the server's certificate must chain to, instead of the
+   * system's roots (the uplink hops pin the fleet CA). The host name is checked as always.
+   */
+  ca?: string;
 }
 
 export interface HttpResponse {
@@ -37,11 +43,15 @@ export interface HttpClient {
 export function createHttpClient(opts: { connections?: number } = {}): HttpClient {
   const pools = new Map<string, Promise<Dispatcher>>();
   let closed = false;
-  const pool = (origin: string, keepAliveMs: number | undefined): Promise<Dispatcher> => {
-    const key = `${origin} ${keepAliveMs ?? ''}`;
+  const pool = (origin: string, keepAliveMs: number | undefined, ca: string | undefined): Promise<Dispatcher> => {
+    const key = `${origin} ${keepAliveMs ?? ''} ${ca ? createHash('sha256').update(ca).digest('hex') : ''}`;
     let p = pools.get(key);
     if (!p) {
-      p = import('undici').then(({ Pool }) => new Pool(origin, { connections: opts.connections ?? 2, ...(keepAliveMs !== undefined ? { keepAliveTimeout: keepAliveMs } : {}) }));
+      p = import('undici').then(({ Pool }) => new Pool(origin, {
+        connections: opts.connections ?? 2,
+        ...(keepAliveMs !== undefined ? { keepAliveTimeout: keepAliveMs } : {}),
+        ...(ca ? { connect: { ca, rejectUnauthorized: true } } : {}),
+      }));
       pools.set(key, p);
     }
     return p;
@@ -50,7 +60,8 @@ export function createHttpClient(opts: { connections?: number } = {}): HttpClien
     async request(url, req) {
       if (closed) throw new Error('the HTTP client is closed');
       const u = typeof url === 'string' ? new URL(url) : url;
-      const dispatcher = await pool(u.origin, req.keepAliveMs);
+      if (req.ca && u.protocol !== 'https:') throw new Error(`${u.origin}: a pinned CA is for https:// only`);
+      const dispatcher = await pool(u.origin, req.keepAliveMs, req.ca);
       const res = await dispatcher.request({
         path: u.pathname + u.search, method: req.method, headers: req.headers, body: req.body,
         headersTimeout: req.timeoutMs, bodyTimeout: req.timeoutMs,

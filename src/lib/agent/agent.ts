@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { agentAdminTokenFile, isLoopbackHost, type AgentConfig } from '../bundle/agent-json.js';
 import { loadAdminToken } from './admin-token.js';
@@ -18,6 +19,7 @@ import { createHttpClient, type HttpClient } from '../http-client.js';
 import { splitHostPort } from '../fleet/ip.js';
 import type { NodeRuntime } from './node-runtime.js';
 import { ReverseTunnel } from './tunnel/tunnel.js';
+import { HopServerCert, forwardOnly, tlsRequired, type UpstreamTls } from '../tls-hop/hop-tls.js';
 
 export type AgentState = 'created' | 'running' | 'stopping' | 'stopped';
 
@@ -36,6 +38,7 @@ export class Agent {
   private lastHeartbeat = 0;
   private maintaining = false;
   private tunnel?: ReverseTunnel;
+  private hopCert?: HopServerCert;
 
   private constructor(readonly ctx: AgentContext, private forwarder?: Forwarder, private ownHttp?: HttpClient) {
     this.device = buildDeviceApp(ctx);
@@ -59,8 +62,9 @@ export class Agent {
     }
     const http = deps.http ?? createHttpClient();
     let out: Deliverer;
+    const seen = { tls: (_t: UpstreamTls): void => {} };
     try {
-      out = config.role === 'hub' ? await hubSink(config, log, http, forward) : await upstream(config, log, http);
+      out = config.role === 'hub' ? await hubSink(config, log, http, forward) : await upstream(config, log, http, (t) => seen.tls(t));
     } catch (err) {
       await spool.close();
       if (!deps.http) await http.close();
@@ -69,6 +73,11 @@ export class Agent {
     const wake = { fw: undefined as Forwarder | undefined };
     const ctx = buildContext(config, spool, log, () => wake.fw?.notify());
     ctx.adminTokenHash = adminTokenHash;
+    seen.tls = (t) => {
+      const was = ctx.stats.upstreamTls?.state;
+      ctx.stats.upstreamTls = t;
+      if (t.state !== was) (t.state === 'ok' ? log.info : log.error).call(log, t.state === 'ok' ? 'the next hop\'s certificate verifies' : 'the next hop\'s certificate does not verify: nothing is sent to it, the spool keeps everything', { upstream: t.upstream, tls: t.state, ...(t.detail ? { code: t.detail } : {}) });
+    };
     ctx.node = deps.node;
     const fw = new Forwarder(spool, out, ctx.stats, log, forward);
     wake.fw = fw;
@@ -98,16 +107,53 @@ export class Agent {
       const a = server.address() as AddressInfo;
       return `${a.address}:${a.port}`;
     };
-    const listen = await bind(c.listen, this.device);
+    const listen = await bind(c.listen, c.forwardTls ? tlsRequired(this.device) : this.device);
     const admin = await bind(c.admin, this.admin);
+    const forwardTls = c.forwardTls ? await this.bindTls(c.forwardTls, timeout) : undefined;
     // The config allows only loopback literals; what was bound is checked all the same.
     if (!isLoopbackHost(admin.slice(0, admin.lastIndexOf(':')))) throw new EdgectlError('EDGECTL_AGENT_CONFIG', `the admin API is bound to ${admin}, which is not a loopback address`);
     this.forwarder?.start();
     this.tunnel?.start();
     this.timer = setInterval(() => void this.maintain(), 1000);
     this.state = 'running';
-    this.ctx.log.info('agent running', { node: c.node, role: c.role, listen, admin, epoch: this.ctx.spool.epoch, startupMs: Date.now() - this.startedAt });
+    this.ctx.log.info('agent running', { node: c.node, role: c.role, listen, admin, ...(forwardTls ? { forwardTls } : {}), epoch: this.ctx.spool.epoch, startupMs: Date.now() - this.startedAt });
     return { listen, admin };
+  }
+
+  /**
+   * The TLS forward listener (relays, the hub): /v1/forward and /healthz only, with the hop
+   * certificate, which maintain() reloads when its files change. A pair that does not load
+   * refuses the start: a hop that cannot prove who it is does not listen.
+   */
+  private async bindTls(t: NonNullable<AgentConfig['forwardTls']>, timeout: number): Promise<string> {
+    let server: ReturnType<typeof createHttpsServer> | undefined;
+    let first: { cert: Buffer; key: Buffer } | undefined;
+    const cert = new HopServerCert(t.certFile, t.keyFile, (pair) => {
+      if (server) server.setSecureContext({ ...pair, minVersion: 'TLSv1.2' });
+      else first = { cert: Buffer.from(pair.cert), key: Buffer.from(pair.key) };
+    });
+    try {
+      await cert.load();
+    } catch (err) {
+      throw new EdgectlError('EDGECTL_AGENT_CONFIG', `forwardTls: ${errorMessage(err)}`);
+    }
+    try {
+      server = createHttpsServer({ ...first!, minVersion: 'TLSv1.2', requestTimeout: timeout, headersTimeout: Math.min(timeout, 10_000), keepAliveTimeout: 65_000, connectionsCheckingInterval: Math.max(100, Math.min(1000, timeout / 4)) }, forwardOnly(this.device));
+    } finally {
+      first!.key.fill(0);
+    }
+    server.maxHeadersCount = 64;
+    const { host, port } = splitHostPort(t.listen);
+    const s = server;
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', reject);
+      s.listen(port, host, () => { s.off('error', reject); resolve(); });
+    });
+    this.servers.push(s);
+    this.hopCert = cert;
+    this.ctx.forwardTls = () => cert.status();
+    const a = s.address() as AddressInfo;
+    return `${a.address}:${a.port}`;
   }
 
   /** TTLs, dedupe window eviction, compaction, heartbeat. One run at a time. */
@@ -116,6 +162,7 @@ export class Agent {
     if (this.maintaining || spool.state !== 'open') return;
     this.maintaining = true;
     try {
+      await this.hopCert?.check();
       for (const t of this.ctx.tenants.values()) {
         for (const topic of t.topics.values()) {
           if (topic.ttlSeconds) await spool.expire(t.name, topic.name, now - topic.ttlSeconds * 1000);
@@ -160,9 +207,13 @@ async function hubSink(config: AgentConfig, log: Logger, http: HttpClient, forwa
   }
 }
 
-async function upstream(config: AgentConfig, log: Logger, http: HttpClient): Promise<Deliverer> {
+async function upstream(config: AgentConfig, log: Logger, http: HttpClient, onTls: (t: UpstreamTls) => void): Promise<Deliverer> {
   if (config.upstreams.length === 0) throw new EdgectlError('EDGECTL_AGENT_CONFIG', `role ${config.role} needs at least one upstream (--upstream http://relay:PORT/v1/forward)`);
   const credential = new CredentialFile(config.credentialFile, log);
   await credential.load();
-  return new UpstreamDeliverer(config.upstreams, credential, log, http);
+  try {
+    return new UpstreamDeliverer(config.upstreams, credential, log, http, 30_000, { ca: config.upstreamCa, onTls });
+  } catch (err) {
+    throw new EdgectlError('EDGECTL_AGENT_CONFIG', `upstreams: ${errorMessage(err)}`);
+  }
 }

@@ -6,6 +6,7 @@ import type { Spool } from './store/spool.js';
 import { AgentStats } from './stats.js';
 import type { NodeRuntime } from './node-runtime.js';
 import type { TunnelStatus } from './tunnel/tunnel.js';
+import type { ServerCertStatus } from '../tls-hop/hop-tls.js';
 
 export interface TenantRuntime {
   name: string;
@@ -72,6 +73,8 @@ export interface AgentContext {
   node?: NodeRuntime;
   /** The reverse tunnel's state (tunnel: reverse nodes only): for /status and the heartbeat. */
   tunnel?: () => TunnelStatus;
+  /** The TLS forward listener's certificate (forwardTls nodes only): for /status and the heartbeat. */
+  forwardTls?: () => ServerCertStatus;
 }
 
 export const sha256hex = (s: string | Buffer) => createHash('sha256').update(s).digest('hex');

@@ -30,6 +30,11 @@ export interface AgentFlags {
   forwardBatchBytes?: number;
   dedupeWindow?: number;
   forwardInflightBytes?: number;
+  forwardTlsListen?: string;
+  forwardTlsCert?: string;
+  forwardTlsKey?: string;
+  /** A PEM file: its text becomes upstreamCa. */
+  upstreamCaFile?: string;
 }
 
 type Raw = Record<string, unknown> & { tenants?: Record<string, unknown>[] };
@@ -74,6 +79,17 @@ export async function resolveAgentConfig(f: AgentFlags): Promise<AgentConfig> {
   set('forwardBatchMessages', f.forwardBatchMessages); set('forwardBatchBytes', f.forwardBatchBytes);
   set('adminTokenFile', f.adminTokenFile); set('forwardInflightBytes', f.forwardInflightBytes);
   if (f.upstream?.length) raw.upstreams = f.upstream;
+  if (f.forwardTlsListen || f.forwardTlsCert || f.forwardTlsKey) {
+    const t = (raw.forwardTls ?? {}) as Record<string, unknown>;
+    raw.forwardTls = { ...t, ...(f.forwardTlsListen ? { listen: f.forwardTlsListen } : {}), ...(f.forwardTlsCert ? { certFile: f.forwardTlsCert } : {}), ...(f.forwardTlsKey ? { keyFile: f.forwardTlsKey } : {}) };
+  }
+  if (f.upstreamCaFile) {
+    try {
+      raw.upstreamCa = await readFile(f.upstreamCaFile, 'utf8');
+    } catch (err) {
+      throw new EdgectlError('EDGECTL_AGENT_CONFIG', `--upstream-ca ${f.upstreamCaFile}: ${errorMessage(err)}`);
+    }
+  }
   if (f.acceptForward?.length) {
     raw.acceptForward = f.acceptForward.map((spec) => {
       const m = /^([^:]+):([^:]+)(?::([^:]*))?$/.exec(spec);

@@ -42,6 +42,12 @@ export async function buildHeartbeat(ctx: AgentContext, now = Date.now()): Promi
   const apps = ctx.node?.fastcgi?.status() ?? [];
   if (apps.length) beat.fastcgi = apps.map((a) => ({ app: a.app, state: a.state, processes: a.pids.length, restarts: a.restarts }));
   if (ctx.tunnel) beat.tunnel = tunnelHeartbeat(ctx.tunnel());
+  if (s.forward.tls || s.forwardTls) {
+    beat.tls = {
+      ...(s.forward.tls ? { upstream: s.forward.tls.state } : {}),
+      ...(s.forwardTls ? { server: { daysLeft: s.forwardTls.daysLeft, notAfter: s.forwardTls.notAfter } } : {}),
+    };
+  }
   const disk = await statfs(ctx.config.dataDir).catch(() => undefined);
   if (disk) beat.disk = { freeBytes: disk.bavail * disk.bsize, totalBytes: disk.blocks * disk.bsize };
   return beat;

@@ -1,3 +1,5 @@
+import type { UpstreamTls } from '../tls-hop/hop-tls.js';
+
 /** Counters the agent keeps in memory for /status and /metrics (the spool keeps its own on disk). */
 export class AgentStats {
   readonly startedAt = Date.now();
@@ -8,6 +10,8 @@ export class AgentStats {
   lastForwardAt?: number;
   lastForwardTo?: string;
   lastForwardError?: { at: string; message: string };
+  /** https:// upstreams: what the last attempt found of the next hop's certificate. */
+  upstreamTls?: UpstreamTls;
   receivedForwarded = 0;
   duplicatesDropped = 0;
 

@@ -3,6 +3,7 @@ import { listQuarantine } from './store/open.js';
 import type { AppStatus } from './fastcgi/supervisor.js';
 import type { ReloadReport } from './node-runtime.js';
 import type { TunnelStatus } from './tunnel/tunnel.js';
+import type { ServerCertStatus, UpstreamTls } from '../tls-hop/hop-tls.js';
 
 export interface AgentStatus {
   node: string;
@@ -10,7 +11,7 @@ export interface AgentStatus {
   store: { state: string; epoch: string; writeErrors: number; lastWriteError: { at: string; message: string } | null; incidents: readonly unknown[]; quarantined: string[]; commit: { batches: number; syncs: number; fdatasyncs: number; maxInFlight: number } };
   queues: Awaited<ReturnType<AgentContext['spool']['status']>>;
   totals: { depth: number; bytes: number; dropped: number; expired: number };
-  forward: { lastSuccessAt: string | null; lastSuccessTo: string | null; messages: number; batches: number; errors: number; lastError: { at: string; message: string } | null };
+  forward: { lastSuccessAt: string | null; lastSuccessTo: string | null; messages: number; batches: number; errors: number; lastError: { at: string; message: string } | null; tls: UpstreamTls | null };
   intake: { forwardedAccepted: number; duplicatesDropped: number; responses: Record<string, number> };
   uptimeSeconds: number;
   /** sha256 of the agent.json bytes in force (null: flags only). */
@@ -19,6 +20,8 @@ export interface AgentStatus {
   reload: ReloadReport | null;
   /** tunnel: reverse nodes only. */
   tunnel?: TunnelStatus;
+  /** forwardTls nodes only: the certificate this hop serves to the nodes that forward to it. */
+  forwardTls?: ServerCertStatus;
   memory: { rssBytes: number; heapUsedBytes: number; heapTotalBytes: number; externalBytes: number };
 }
 
@@ -48,6 +51,7 @@ export async function collectStatus(ctx: AgentContext): Promise<AgentStatus> {
       batches: stats.forwardedBatches,
       errors: stats.forwardErrors,
       lastError: stats.lastForwardError ?? null,
+      tls: stats.upstreamTls ?? null,
     },
     intake: { forwardedAccepted: stats.receivedForwarded, duplicatesDropped: stats.duplicatesDropped, responses: Object.fromEntries([...stats.responses].map(([k, v]) => [String(k), v])) },
     uptimeSeconds: Math.round((Date.now() - stats.startedAt) / 1000),
@@ -55,6 +59,7 @@ export async function collectStatus(ctx: AgentContext): Promise<AgentStatus> {
     fastcgi: ctx.node?.fastcgi?.status() ?? [],
     reload: ctx.node?.reload ?? null,
     ...(ctx.tunnel ? { tunnel: ctx.tunnel() } : {}),
+    ...(ctx.forwardTls ? { forwardTls: ctx.forwardTls() } : {}),
     memory: memory(),
   };
 }

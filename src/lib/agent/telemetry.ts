@@ -55,6 +55,8 @@ export interface Heartbeat {
   fastcgi?: { app: string; state: string; processes: number; restarts: number }[];
   tunnel?: { state: string; upSince: string | null; reconnects: number; lastError: string | null };
   disk?: { freeBytes: number; totalBytes: number };
+  /** TLS on the uplink hops (issue 17): what the next hop's certificate did last (ok, expired, untrusted, wrong-name, …), and the days left on this hop's own. */
+  tls?: { upstream?: string; server?: { daysLeft: number | null; notAfter: string | null } };
   load?: [number, number, number];
   /** Metering's position (agent/metering/): access-log lines skipped as unparseable, lines of the default server, failed steps. */
   metering?: { garbageLines: number; unattributedLines: number; accessLogOffset: number | null; failures: number };

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { RE } from '../fleet/values.js';
 import { unbracket } from '../fleet/ip.js';
 import { FASTCGI_MAX_PROCESSES, fastcgiCommandProblems } from '../fleet/fastcgi-command.js';
+import { caProblem } from '../tls-hop/hop-tls.js';
 import { MAX_FORWARD_BATCH_BYTES, MAX_FORWARD_BATCH_MESSAGES, MAX_MESSAGE_BYTES } from '../limits.js';
 
 /**
@@ -100,6 +101,8 @@ export const fastcgiAppSchema = z.object({
 
 export type FastcgiApp = z.infer<typeof fastcgiAppSchema>;
 
+const absPathOf = () => z.string().regex(RE.absPath, 'must be an absolute path');
+
 export const agentConfigSchema = z.object({
   format: z.literal('edgectl-agent/v1'),
   node: z.string().regex(RE.dnsLabel),
@@ -128,6 +131,25 @@ export const agentConfigSchema = z.object({
       hashes.add(a.sha256);
     });
   }),
+  /**
+   * TLS on the hop API (relays and the hub): a second listener serving /v1/forward (and /healthz)
+   * over HTTPS with the hop certificate the fleet CA issued (docs/tls.md, Uplink hops). A changed
+   * certificate file is served to new connections within seconds, without a restart.
+   */
+  forwardTls: z.object({
+    listen: hostPort,
+    certFile: absPathOf(),
+    keyFile: absPathOf(),
+  }).strict().optional(),
+  /**
+   * The fleet CA (one PEM certificate) that the upstreams' certificates must chain to; no other
+   * root is trusted, and every upstream must then be https:// (a hop never falls back to plain
+   * HTTP). Without it an https:// upstream is checked against the system's roots.
+   */
+  upstreamCa: z.string().max(16384).superRefine((pem, c) => {
+    const p = caProblem(pem);
+    if (p) c.addIssue({ code: z.ZodIssueCode.custom, message: `the fleet CA ${p}` });
+  }).optional(),
   /** Most bytes of /v1/forward bodies held at once (default 32 MiB; one larger body is taken alone); past it 503 before reading. */
   forwardInflightBytes: z.number().int().positive().optional(),
   /** Hub only: file:PATH | http(s)://… | nats://HOST:PORT */

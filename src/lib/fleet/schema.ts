@@ -115,6 +115,14 @@ export const fleetSpecSchema = z.object({
     recipients: z.array(re(RECIPIENT_RE, 'an age X25519 public key: "age1" and 58 lowercase bech32 characters (age-keygen -y prints it)')).min(1, 'needs at least one recipient').max(100),
   }).strict().optional(),
   hub: z.object({ url: httpUrl(true) }).strict(),
+  /**
+   * TLS on the uplink hops (docs/tls.md, Uplink hops): every relay and core node serves /v1/forward
+   * over HTTPS on this port with its hop certificate (tls/hops/<node>.pem, issued by the fleet CA
+   * tls/fleet-ca.pem), and every forward is verified against that CA. hub.url must be https://.
+   */
+  hops: z.object({
+    tls: z.object({ port: port.optional() }).strict(),
+  }).strict().optional(),
   /** The operator's exceptions to what tenants' apps may do: only here, never in an App. */
   policy: z.object({
     allowUpstreams: z.array(hostPort).max(1000).optional(),

@@ -11,6 +11,8 @@ import { fastcgiSocket } from './nginx.js';
 import { acceptForwardFor } from './uplink.js';
 import { agentTunnel } from './agent-tunnel.js';
 import type { KnownHostEntry } from '../transport/known-hosts.js';
+import { HOP_CERT_FILE, HOP_KEY_FILE, hopUpstream, listensForForwards, type HopTls } from '../tls-hop/render.js';
+import { nodeHopKeyFile } from '../tls-hop/fleet-ca.js';
 
 const MiB = 1024 * 1024;
 export const DEFAULT_SPOOL_MB = 256;
@@ -49,9 +51,9 @@ function cachedTenant(ctx: RenderContext, name: string): AgentTenant {
   return t;
 }
 
-function nodePart(ctx: RenderContext, node: ResolvedNode): NodePart {
+function nodePart(ctx: RenderContext, node: ResolvedNode, hopTls?: HopTls): NodePart {
   const role = node.role === 'core' ? 'hub' : node.role;
-  const hop = role === 'hub' ? undefined : nextHop(ctx, node);
+  const hop = role === 'hub' ? undefined : nextHop(ctx, node, hopTls);
   const key = `${role}|${node.agent.listen}|${node.agent.maxMessageBytes}|${node.root}|${hop ?? ''}`;
   const m = cacheOf(ctx).parts;
   let part = m.get(key);
@@ -82,11 +84,12 @@ function nodePart(ctx: RenderContext, node: ResolvedNode): NodePart {
   return part;
 }
 
-/** digestOf: an app's FastCGI digest (fastcgiDigest); by default as if it shipped no files. knownHosts: see AgentRenderer. */
-export function buildAgentConfig(ctx: RenderContext, node: ResolvedNode, apps: AppResource[], digestOf: (a: AppResource) => string = (a) => fastcgiDigest([], a.spec.fastcgi?.command, a.spec.fastcgi?.processes ?? 1), knownHosts: readonly KnownHostEntry[] = []): AgentConfig {
+/** digestOf: an app's FastCGI digest (fastcgiDigest); by default as if it shipped no files. knownHosts: see AgentRenderer. hopTls: spec.hops.tls (tls-hop/render.ts). */
+export function buildAgentConfig(ctx: RenderContext, node: ResolvedNode, apps: AppResource[], digestOf: (a: AppResource) => string = (a) => fastcgiDigest([], a.spec.fastcgi?.command, a.spec.fastcgi?.processes ?? 1), knownHosts: readonly KnownHostEntry[] = [], hopTls?: HopTls): AgentConfig {
   if (!RE.dnsLabel.test(node.name)) throw new EdgectlError('EDGECTL_RENDER', `node name ${JSON.stringify(node.name)} cannot go into agent.json`);
-  const p = nodePart(ctx, node);
+  const p = nodePart(ctx, node, hopTls);
   const root = node.root.replace(/\/+$/, '');
+  const tls = hopTls ? hopFields(node, root, hopTls) : {};
   const tunnel = agentTunnel(ctx, node, knownHosts);
   const tenantNames = node.role === 'edge' ? [...new Set(apps.map((a) => a.spec.tenant))].sort() : [...ctx.tenants.keys()].sort();
   // Fields in the contract's order (src/lib/bundle/agent-json.ts), so the file reads like it.
@@ -102,6 +105,7 @@ export function buildAgentConfig(ctx: RenderContext, node: ResolvedNode, apps: A
     upstreams: p.upstreams,
     credentialFile: p.credentialFile,
     acceptForward: acceptForwardFor(ctx, node),
+    ...tls,
     ...(p.sink !== undefined ? { sink: p.sink } : {}),
     tenants: tenantNames.map((t) => cachedTenant(ctx, t)),
     ...(p.metering ? { metering: p.metering } : {}),
@@ -137,11 +141,20 @@ function adminAddress(node: ResolvedNode): string {
   return `${a.host}:${a.port}`;
 }
 
-function nextHop(ctx: RenderContext, node: ResolvedNode): string {
+/** spec.hops.tls: a relay's or core node's TLS forward listener (all addresses), and the pinned fleet CA of every forwarding node. */
+function hopFields(node: ResolvedNode, root: string, hopTls: HopTls): Pick<AgentConfig, 'forwardTls' | 'upstreamCa'> {
+  return {
+    ...(listensForForwards(node) ? { forwardTls: { listen: `0.0.0.0:${hopTls.port}`, certFile: `${root}/current/${HOP_CERT_FILE}`, keyFile: hopTls.keyOnNode.has(node.name) ? nodeHopKeyFile(root) : `${root}/current/${HOP_KEY_FILE}` } } : {}),
+    ...(node.role !== 'core' ? { upstreamCa: hopTls.caPem } : {}),
+  };
+}
+
+function nextHop(ctx: RenderContext, node: ResolvedNode, hopTls?: HopTls): string {
   const last = node.via[node.via.length - 1];
   if (last === undefined) return ctx.model.fleet.spec.hub.url;
   const relay = ctx.nodeByName.get(last);
   if (!relay) throw new EdgectlError('EDGECTL_RENDER', `node ${node.name}: unknown relay ${last}`);
+  if (hopTls) return hopUpstream(ctx, relay, hopTls.port);
   const host = relay.http.address ?? relay.address;
   return `http://${isIP(host) === 6 ? `[${host}]` : host}:${relay.http.port}/v1/forward`;
 }
@@ -171,7 +184,7 @@ export class AgentRenderer {
   private readonly digests = new Map<string, string>();
 
   /** knownHosts: the fleet's known_hosts, where a reverse node's relay key is found when the relay pins none. */
-  constructor(private readonly ctx: RenderContext, private readonly payloads: ReadonlyMap<string, PayloadFile[]> = new Map(), private readonly knownHosts: readonly KnownHostEntry[] = []) {}
+  constructor(private readonly ctx: RenderContext, private readonly payloads: ReadonlyMap<string, PayloadFile[]> = new Map(), private readonly knownHosts: readonly KnownHostEntry[] = [], private readonly hopTls?: HopTls) {}
 
   private readonly digestOf = (a: AppResource): string => {
     let d = this.digests.get(a.name);
@@ -180,6 +193,6 @@ export class AgentRenderer {
   };
 
   render(node: ResolvedNode, apps: AppResource[]): Buffer {
-    return Buffer.from(JSON.stringify(buildAgentConfig(this.ctx, node, apps, this.digestOf, this.knownHosts), null, 2) + '\n');
+    return Buffer.from(JSON.stringify(buildAgentConfig(this.ctx, node, apps, this.digestOf, this.knownHosts, this.hopTls), null, 2) + '\n');
   }
 }

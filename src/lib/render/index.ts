@@ -14,6 +14,8 @@ import { assertNginxSafeOnce } from '../nginx/guard.js';
 import { parseKnownHosts } from '../transport/known-hosts.js';
 import { tunnelFiles } from './tunnel-keys.js';
 import { loadAppTls } from './tls.js';
+import { loadHopTls } from '../tls-hop/render.js';
+import { secretOpener } from '../secrets/opener.js';
 import { isTlsFilePath } from '../secrets/paths.js';
 import type { SecretOpener } from '../secrets/opener.js';
 
@@ -56,11 +58,13 @@ export async function renderFleet(loaded: LoadedFleet, opts: RenderOptions): Pro
   const placedApps = new Set<string>();
   for (const n of selected) for (const a of ctx.placement.byNode.get(n.name) ?? []) placedApps.add(a);
   const payloads = await loadPayloads(source, [...placedApps].map((a) => ctx.apps.get(a)!));
-  const tls = await loadAppTls(source, [...placedApps].sort().map((a) => ctx.apps.get(a)!), opts.secrets, log);
+  const secrets = opts.secrets ?? secretOpener({ env: process.env });
+  const tls = await loadAppTls(source, [...placedApps].sort().map((a) => ctx.apps.get(a)!), secrets, log);
+  const hopTls = await loadHopTls(ctx, source, selected, secrets, log);
   const nginx = new NginxRenderer(templates);
   // Reverse nodes pin their relay's host key from here when the relay has no spec.ssh.hostKey.
   const knownHosts = selected.some((n) => n.tunnel === 'reverse') ? parseKnownHosts((await source.readExtra('known_hosts'))?.toString('utf8') ?? '') : [];
-  const agents = new AgentRenderer(ctx, payloads, knownHosts);
+  const agents = new AgentRenderer(ctx, payloads, knownHosts, hopTls);
   const kong = new KongRenderer(templates, ctx.tenants);
   const fleet = { name: model.name, commit: model.commit ?? null, dirty: model.dirty };
   const bundles: Bundle[] = [];
@@ -74,6 +78,7 @@ export async function renderFleet(loaded: LoadedFleet, opts: RenderOptions): Pro
     for (const s of templates.snippets) if (apps.length > 0 || s.path.startsWith('nginx/http.d/')) files.push({ path: s.path, data: s.data, mode: 0o644 });
     files.push({ path: 'agent/agent.json', data: agents.render(node, apps), mode: 0o644 });
     files.push(...tunnelFiles(node, ctx.nodes));
+    files.push(...hopTls?.files.get(node.name) ?? []);
     if (node.kong) {
       files.push({ path: 'kong/kong.yml', data: kong.render(apps.filter((a) => a.spec.type === 'api')), mode: 0o644 });
     }

@@ -5,11 +5,24 @@ import type { Logger } from '../../logger.js';
 import { errorMessage } from '../../errors.js';
 import type { CredentialFile } from './credential.js';
 import type { HttpClient } from '../../http-client.js';
+import { tlsErrorState, type UpstreamTls } from '../../tls-hop/hop-tls.js';
+
+export interface UpstreamTlsOptions {
+  /** The fleet CA (PEM) every https:// upstream must chain to. */
+  ca?: string;
+  /** Told what each attempt at an https:// upstream found of its TLS (status, heartbeat). */
+  onTls?: (t: UpstreamTls) => void;
+}
 
 /**
  * POST /v1/forward to the next hop, over the agent's HTTP client (keep-alive connections, 30 s
  * idle, per upstream). It does not retry POSTs; the forwarder retries whole batches and the next hop dedupes by id.
  * Upstreams are tried in failover order; after a failover the first one is tried again every 30 s.
+ * With the fleet CA pinned (tls.ca, spec.hops.tls) every upstream must be https:// and is
+ * verified against that CA only and its URL's host; without it an https:// upstream (a hub
+ * behind a public certificate) is verified against the system's roots, as before. A certificate
+ * that does not verify (expired, another CA, another name) fails the delivery like an unreachable
+ * hop: the batch stays in the spool and is retried, and never goes over plain HTTP.
  */
 export class UpstreamDeliverer implements Deliverer {
   get name(): string {
@@ -20,8 +33,10 @@ export class UpstreamDeliverer implements Deliverer {
   private primaryAgainAt = 0;
   lastUsed = '';
 
-  constructor(private urls: string[], private credential: Pick<CredentialFile, 'get' | 'forget'>, private log: Logger, private http: HttpClient, private timeoutMs = 30_000) {
+  constructor(private urls: string[], private credential: Pick<CredentialFile, 'get' | 'forget'>, private log: Logger, private http: HttpClient, private timeoutMs = 30_000, private tls: UpstreamTlsOptions = {}) {
     if (urls.length === 0) throw new Error('no upstream configured');
+    const plain = urls.filter((u) => !u.startsWith('https:'));
+    if (tls.ca && plain.length) throw new Error(`${plain[0]} is plain HTTP but the hops speak TLS (upstreamCa is set): every upstream must be https://`);
   }
 
   async deliver(batch: Pick<Batch, 'records'>): Promise<void> {
@@ -33,11 +48,13 @@ export class UpstreamDeliverer implements Deliverer {
     for (let i = 0; i < this.urls.length; i++) {
       const idx = (this.current + i) % this.urls.length;
       const url = this.urls[idx];
+      const https = url.startsWith('https:');
       try {
         const res = await this.http.request(url, {
-          method: 'POST', body, timeoutMs: this.timeoutMs, keepAliveMs: 30_000,
+          method: 'POST', body, timeoutMs: this.timeoutMs, keepAliveMs: 30_000, ...(https ? { ca: this.tls.ca } : {}),
           headers: { 'content-type': FORWARD_CONTENT_TYPE, ...(credential ? { authorization: `Bearer ${credential}` } : {}) },
         });
+        if (https) this.tls.onTls?.({ state: 'ok', upstream: url, at: new Date().toISOString() });
         if (res.status >= 200 && res.status < 300) {
           if (idx !== this.current) {
             this.log.warn('failed over to another upstream', { upstream: url });
@@ -51,7 +68,9 @@ export class UpstreamDeliverer implements Deliverer {
         if (res.status === 401 || res.status === 403) this.credential.forget();
         last = new DeliveryError(`${url} answered ${res.status}: ${res.body.toString('utf8').slice(0, 200)}`, parseRetryAfter(res.headers['retry-after']));
       } catch (err) {
-        last = new DeliveryError(`${url}: ${errorMessage(err)}`, undefined, { cause: err });
+        const t = https ? tlsErrorState(err) : undefined;
+        if (t) this.tls.onTls?.({ state: t.state, upstream: url, at: new Date().toISOString(), detail: t.code });
+        last = new DeliveryError(`${url}: ${t ? `TLS: ${t.state} (${t.code}), not sent: ` : ''}${errorMessage(err)}`, undefined, { cause: err });
       }
     }
     throw last!;
