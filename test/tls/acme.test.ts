@@ -73,14 +73,15 @@ afterAll(async () => {
 const renew = (...extra: string[]) => run(['certs', 'renew', '--fleet', fleet, '--age-identity', id.file, ...extra]);
 
 describe('ACME certificates from pebble, served by a real nginx', { timeout: 300_000 }, () => {
-  it('before the first issue: validate warns, plan lists "no certificate yet", apply serves the app over HTTP only', async () => {
-    const v = await run(['validate', '--fleet', fleet, '--json']);
+  it('before the first issue: valid (even --strict), plan warns "no certificate yet", apply serves the app over HTTP only', async () => {
+    const v = await run(['validate', '--fleet', fleet, '--strict', '--json']);
     expect(v.code, v.stdout + v.stderr).toBe(0);
-    expect(json(v).problems).toEqual([expect.objectContaining({ rule: 'tls-acme-pending', severity: 'warning' })]);
+    expect(json(v).problems).toEqual([]);
     const p = await run(['plan', ...flags, '--json']);
     expect(p.code, p.stderr).toBe(0);
     expect(json(p).certificates).toEqual([expect.objectContaining({ app: 'www', acme: true, state: 'missing' })]);
-    expect(p.stderr).toContain('no certificate yet, served over HTTP only: run `edgectl certs renew`');
+    expect(p.stderr).toContain('warning app www: no certificate yet (tls/acme/www.pem): served over HTTP only; run `edgectl certs renew`');
+    expect((await run(['plan', ...flags])).stderr).toContain('shop/www: no certificate yet (tls/acme/www.pem)');
     const a = await run(['apply', ...flags, '--yes']);
     expect(a.code, a.stdout + a.stderr).toBe(0);
     expect(await get(ADDR, PORTS.of('edge-1').http, 'www.shop.example')).toMatchObject({ status: 200, body: expect.stringContaining('shop over ACME') });

@@ -71,9 +71,10 @@ export function tlsRules(ctx: RuleContext, now = Date.now()): void {
     const cert = files.get(tls.certificate);
     if (tls.acme && !ctx.m.acme && !ctx.m.partial.has('Fleet')) report(ctx, a, ['spec', 'tls', 'acme'], 'tls-acme-no-account', `app ${a.name} asks for an ACME certificate but the Fleet has no spec.acme`, 'Give the Fleet a spec.acme (directory, accountKey, dns01.hook): see docs/tls.md.');
     if (!cert && tls.acme) {
-      // Not issued yet: render serves the app over HTTP only until `certs renew` commits its certificate.
+      // Not issued yet: render serves the app over HTTP only until `certs renew` commits its
+      // certificate, and plan says so. No warning here: `validate --strict` in CI must pass the
+      // pull request that adds the app, since the certificate is issued after it is merged.
       if (files.has(tls.key)) report(ctx, a, ['spec', 'tls', 'certificate'], 'tls-file-missing', `certificate ${tls.certificate} is not in the fleet, but its key ${tls.key} is`, 'Run `edgectl certs renew` to issue both again, or commit the certificate issued for that key.');
-      else report(ctx, a, ['spec', 'tls', 'certificate'], 'tls-acme-pending', `no certificate yet for app ${a.name} (${tls.certificate}): it is served over HTTP only`, 'Run `edgectl certs renew`, review and commit what it writes, then apply.', 'warning');
       continue;
     }
     if (!cert) {
