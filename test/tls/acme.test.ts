@@ -80,7 +80,7 @@ describe('ACME certificates from pebble, served by a real nginx', { timeout: 300
     const p = await run(['plan', ...flags, '--json']);
     expect(p.code, p.stderr).toBe(0);
     expect(json(p).certificates).toEqual([expect.objectContaining({ app: 'www', acme: true, state: 'missing' })]);
-    expect(p.stderr).toContain('warning app www: no certificate yet (tls/acme/www.pem): served over HTTP only; run `edgectl certs renew`');
+    expect(p.stderr).toContain('warning shop/www: no certificate yet, served over HTTP only: run `edgectl certs renew`');
     expect((await run(['plan', ...flags])).stderr).toContain('shop/www: no certificate yet (tls/acme/www.pem)');
     const a = await run(['apply', ...flags, '--yes']);
     expect(a.code, a.stdout + a.stderr).toBe(0);

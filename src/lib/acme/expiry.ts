@@ -49,8 +49,7 @@ export function expiryLines(list: readonly CertExpiry[]): { lines: string[]; war
     const who = `${c.tenant}/${c.app}`;
     if (c.state === 'missing') {
       lines.push(`  ${who}: no certificate yet (${c.file})`);
-      // An ACME app before its first issue: render has warned already (served over HTTP only).
-      if (!c.acme) warnings.push(`${who}: certificate ${c.file} is missing`);
+      warnings.push(c.acme ? `${who}: no certificate yet, served over HTTP only: run \`edgectl certs renew\`` : `${who}: certificate ${c.file} is missing`);
     } else if (c.state === 'unreadable') {
       lines.push(`  ${who}: ${c.file} is not a PEM chain`);
     } else {
