@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -204,7 +205,39 @@ describe('ACME certificates from pebble, served by a real nginx', { timeout: 300
     }
   });
 
-  it('no output of validate, plan, renew or apply holds a byte of the decrypted keys', async () => {
+  it('also due: a domain the certificate does not cover, and a key that is not the certificate\'s (it decrypts to check)', async () => {
+    const apps = join(fleet, 'apps.yaml');
+    const good = await readFile(apps, 'utf8');
+    const keyFile = join(fleet, 'tls', 'acme', 'www.key.age');
+    try {
+      await writeFile(apps, good.replace('shop.example, "*.cdn', 'shop.example, new.shop.example, "*.cdn'));
+      const names = await renew('--days', '5', '--json');
+      expect(names.code, names.stderr).toBe(2);
+      expect(json(names).items[0]).toMatchObject({ reason: 'names', outcome: 'due' });
+      // A warning, not an error: the fleet stays valid, so renew can run and fix it.
+      const v = await run(['validate', '--fleet', fleet, '--json']);
+      expect(v.code).toBe(0);
+      expect(json(v).problems).toEqual(expect.arrayContaining([expect.objectContaining({ rule: 'tls-certificate-names', severity: 'warning', message: expect.stringContaining('"new.shop.example"') })]));
+      const fixed = await renew('--days', '5', '--yes', '--json');
+      expect(fixed.code, fixed.stderr).toBe(2);
+      expect(json(fixed).items[0]).toMatchObject({ reason: 'names', outcome: 'renewed' });
+      expect(new X509Certificate(await readFile(join(fleet, 'tls', 'acme', 'www.pem'))).subjectAltName).toContain('DNS:new.shop.example');
+      expect((await renew('--days', '5')).code).toBe(0);
+      await writeFile(apps, good);
+      const key = await readFile(keyFile);
+      const other = await readFile(join(fleet, 'tls', 'acme', 'account.key.age'));
+      await writeFile(keyFile, other); // a valid secret, but the account's key, not the certificate's
+      const mismatch = await renew('--days', '5', '--json');
+      expect(mismatch.code, mismatch.stderr).toBe(2);
+      expect(json(mismatch).items[0]).toMatchObject({ reason: 'key-mismatch', outcome: 'due' });
+      await writeFile(keyFile, key);
+    } finally {
+      await writeFile(apps, good);
+    }
+    expect((await renew('--days', '5')).code).toBe(0);
+  });
+
+  it('no output of validate, plan, renew or apply holds a byte of the decrypted keys, nor does any file of the fleet', async () => {
     const d = await run(['plan', ...flags, '--diff']);
     expect(d.code).toBe(0);
     const lines: string[] = [];
@@ -216,5 +249,12 @@ describe('ACME certificates from pebble, served by a real nginx', { timeout: 300
     expect(lines.length).toBeGreaterThan(2);
     expect(outputs.length).toBeGreaterThan(10);
     for (const o of outputs) for (const l of lines) expect(o.stdout + o.stderr).not.toContain(l);
+    // The plaintext keys are nowhere in the fleet repo (the keys are only there encrypted).
+    const all = execFileSync('find', [fleet, '-type', 'f'], { encoding: 'utf8' }).trim().split('\n');
+    expect(all.length).toBeGreaterThan(6);
+    for (const f of all) {
+      const text = await readFile(f, 'latin1');
+      for (const l of lines) expect(text, f).not.toContain(l);
+    }
   });
 });

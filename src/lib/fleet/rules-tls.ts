@@ -93,13 +93,18 @@ function checkCertificate(ctx: RuleContext, a: AppResource, file: string, bytes:
     return;
   }
   const leaf = chain[0];
+  // An ACME app's certificate is certs renew's to replace: a domain added to the app, or an expired
+  // certificate, is a warning (an error would make the fleet invalid, and renew could not run).
+  const acme = a.spec.tls?.acme === true;
+  const renew = 'Run `edgectl certs renew`, review and commit what it writes, then apply.';
+  const bad = acme ? 'warning' : 'error';
   for (const d of a.spec.domains) {
-    if (!covers(leaf, d)) report(ctx, a, at, 'tls-certificate-names', `${file} does not cover the app's domain "${d}" (its names: ${sanList(leaf).join(', ') || 'none'})`, 'Use a certificate whose subjectAltName lists every domain of the app (a wildcard domain needs the same wildcard in the certificate).');
+    if (!covers(leaf, d)) report(ctx, a, at, 'tls-certificate-names', `${file} does not cover the app's domain "${d}" (its names: ${sanList(leaf).join(', ') || 'none'})`, acme ? renew : 'Use a certificate whose subjectAltName lists every domain of the app (a wildcard domain needs the same wildcard in the certificate).', bad);
   }
   const end = Date.parse(leaf.validTo);
-  if (end <= now) report(ctx, a, at, 'tls-certificate-expired', `${file} expired on ${new Date(end).toISOString()}`, 'Commit a renewed certificate.');
-  else if (end - now < EXPIRY_WARN_DAYS * DAY) report(ctx, a, at, 'tls-certificate-expiring', `${file} expires in ${Math.floor((end - now) / DAY)} day(s) (${new Date(end).toISOString()})`, 'Renew it and commit the new chain before nodes serve an expired certificate.', 'warning');
-  if (Date.parse(leaf.validFrom) > now) report(ctx, a, at, 'tls-certificate-not-yet-valid', `${file} is not valid before ${new Date(Date.parse(leaf.validFrom)).toISOString()}`, 'Check the certificate and the clock of the machine that issued it.');
+  if (end <= now) report(ctx, a, at, 'tls-certificate-expired', `${file} expired on ${new Date(end).toISOString()}`, acme ? renew : 'Commit a renewed certificate.', bad);
+  else if (end - now < EXPIRY_WARN_DAYS * DAY) report(ctx, a, at, 'tls-certificate-expiring', `${file} expires in ${Math.floor((end - now) / DAY)} day(s) (${new Date(end).toISOString()})`, acme ? renew : 'Renew it and commit the new chain before nodes serve an expired certificate.', 'warning');
+  if (Date.parse(leaf.validFrom) > now) report(ctx, a, at, 'tls-certificate-not-yet-valid', `${file} is not valid before ${new Date(Date.parse(leaf.validFrom)).toISOString()}`, 'Check the certificate and the clock of the machine that issued it.', bad);
 }
 
 function sanList(c: X509Certificate): string[] {
