@@ -119,8 +119,8 @@ const acmeSchema = z.object({
   dns01: z.object({
     /** argv of the hook, run without a shell; env gives EDGECTL_ACME_ACTION (set|clear), _DOMAIN, _RECORD, _VALUE. */
     hook: z.array(z.string().min(1).max(4096).refine((a) => !/[\0\n\r]/.test(a), { message: 'must not hold NUL or line breaks' })).min(1, 'needs the hook program').max(64)
-      .refine((argv) => argv[0].startsWith('/') || argv[0].startsWith('./') || /^[A-Za-z0-9._+-]+$/.test(argv[0]), { message: 'the program must be an absolute path, a path starting with ./ (in the fleet repo) or a bare command name' })
-      .refine((argv) => !argv[0].split('/').includes('..'), { message: 'the program must not contain ".."' }),
+      .refine((argv) => argv.length === 0 || argv[0].startsWith('/') || argv[0].startsWith('./') || /^[A-Za-z0-9._+-]+$/.test(argv[0]), { message: 'the program must be an absolute path, a path starting with ./ (in the fleet repo) or a bare command name' })
+      .refine((argv) => argv.length === 0 || !argv[0].split('/').includes('..'), { message: 'the program must not contain ".."' }),
     /** Seconds to wait after the hook set the records, for DNS to propagate. */
     propagationSeconds: z.number().int().min(0).max(3600).optional(),
     timeoutSeconds: z.number().int().min(1).max(3600).optional(),
