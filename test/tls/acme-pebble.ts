@@ -17,7 +17,7 @@ export interface Pebble {
   challtest: string;
   /** pebble's issuing root, from its management endpoint /roots/0. */
   root(): Promise<Buffer>;
-  /** TXT records challtestsrv was asked to set, in order (host names). */
+  /** Stops pebble and challtestsrv (the processes this helper started, by their handles). */
   stop(): Promise<void>;
 }
 

@@ -100,7 +100,8 @@ export async function renewCerts(o: RenewOptions): Promise<RenewResult> {
   result.due = due.length;
   if (!o.issue || due.length === 0) return result;
 
-  const acme: Acme = (await import('acme-client')).default ?? (await import('acme-client'));
+  const mod = await import('acme-client');
+  const acme = (mod.default ?? mod) as Acme;
   acme.setLogger(() => {});
   const caFile = spec.directoryCa;
   if (caFile) {
