@@ -142,6 +142,11 @@ describe('ACME certificates from pebble, served by a real nginx', { timeout: 300
     // Not trusted without pebble's root: the chain is really checked.
     await expect(tlsGet(ADDR, https, 'www.shop.example', pebble.apiCa)).rejects.toThrow(/unable to (get|verify)|self[- ]signed/i);
     expect((await get(ADDR, http, 'www.shop.example', '/x')).status).toBe(301);
+    // status reads the leaf in the node's current release: days to expiry, and under 14 a problem.
+    const st = await run(['status', ...flags, '--json']);
+    const node = json(st).nodes[0];
+    expect(node.certs).toEqual([{ app: 'shop.www', notAfter: c.notAfter, days: c.days }]);
+    expect(node.problems).toContain(`certificate shop.www expires in ${c.days} day(s)`);
   });
 
   it('nothing due at --days 5 (exit 0, nothing written); at the default 30 a renewal reaches nginx while a client loops without one error', async () => {

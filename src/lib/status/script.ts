@@ -12,7 +12,7 @@ export const MAX_STATUS_OUTPUT = 3 * MAX_HTTP_ANSWER + 64 * 1024;
  * the node's nginx listens (as seen from the node), as a URL host, and its port.
  * One `key<TAB>value` line per fact:
  *   current/good  the links' targets;  rec NAME LINE  the release record of each;
- *   want  the nginx config id of current's manifest;  nginx PID and workers N  when the pid file
+ *   want  the nginx config id of current's manifest;  cert APP B64  the leaf of each TLS app's chain;  nginx PID and workers N  when the pid file
  *   names a live nginx;  agentv  the installed agent (agent/current, as bootstrap links it);
  *   token ok|missing|bad;  disk  df's line;  load;
  *   http NAME  then a raw HTTP answer (curl, else bash's /dev/tcp) up to --NONCE-end--: nginx's
@@ -33,6 +33,13 @@ for x in "$cur" "$good"; do
   [ -f ".edgectl/rel/$x" ] && printf 'rec\\t%s\\t%s\\n' "$x" "$(head -c 2048 ".edgectl/rel/$x" | head -n 1)"
 done
 [ -f current/manifest.json ] && printf 'want\\t%s\\n' "$(sed -n 's/.*"nginxConfigId": *"\\([0-9a-f]\\{1,64\\}\\)".*/\\1/p' current/manifest.json | head -n 1)"
+# cert APP BASE64: the leaf (first certificate) of each TLS app's chain in the release, for its expiry.
+for c in current/nginx/tls/*/chain.pem; do
+  [ -f "$c" ] || continue
+  a=\${c%/chain.pem}; a=\${a##*/}
+  b=$(sed -n '/^-----BEGIN CERTIFICATE-----/,/^-----END CERTIFICATE-----/{/^-----END/q;/^-----/d;p;}' "$c" 2>/dev/null | head -n 100 | tr -d '\\r\\n')
+  [ \${#b} -gt 0 ] && [ \${#b} -le 4000 ] && printf 'cert\\t%s\\t%s\\n' "$a" "$b"
+done
 ng=
 if p=$(live_nginx run/nginx.pid); then
   ng=1
