@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { RELEASE_NAME, releaseOfLink } from '../release/layout.js';
-import { MAX_HTTP_ANSWER, MAX_STATUS_OUTPUT } from './script.js';
+import { MAX_CERTS, MAX_CERT_B64, MAX_HTTP_ANSWER, MAX_STATUS_OUTPUT } from './script.js';
 
 /** A line of the node's own facts (not an agent answer) longer than this is no honest line. */
 const MAX_LINE = 4096;
@@ -11,7 +11,7 @@ const TLS_APP = /^[a-z0-9-]{1,63}\.[a-z0-9-]{1,63}$/;
 
 /** The expiry (ISO) of a certificate given as the base64 of its DER, or undefined when it is none. */
 function leafExpiry(b64: string): string | undefined {
-  if (!/^[A-Za-z0-9+/]{16,4000}={0,2}$/.test(b64)) return undefined;
+  if (b64.length > MAX_CERT_B64 || !/^[A-Za-z0-9+/]{16,}={0,2}$/.test(b64)) return undefined;
   try {
     const end = Date.parse(new X509Certificate(Buffer.from(b64, 'base64')).validTo);
     return Number.isFinite(end) ? new Date(end).toISOString() : undefined;
@@ -128,7 +128,7 @@ export function parseNodeAnswer(out: string, nonce: string): NodeFacts {
       const c = recordCommit(rest.slice(1));
       if (c) f.commits.set(rest[0], c);
     } else if (k === 'want') f.wantConfig = CONFIG_ID.test(v) ? v : null;
-    else if (k === 'cert' && TLS_APP.test(rest[0] ?? '') && f.certs.size < 1000) {
+    else if (k === 'cert' && TLS_APP.test(rest[0] ?? '') && f.certs.size < MAX_CERTS) {
       const end = leafExpiry(rest[1] ?? '');
       if (end) f.certs.set(rest[0], end);
     }
