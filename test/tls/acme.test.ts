@@ -244,6 +244,20 @@ describe('ACME certificates from pebble, served by a real nginx', { timeout: 300
     expect((await renew('--days', '5')).code).toBe(0);
   });
 
+  it('a key without its chain (a first issue cut short) keeps the fleet valid and HTTP-only, and renew issues both', async () => {
+    const pem = join(fleet, 'tls', 'acme', 'www.pem');
+    const saved = await readFile(pem);
+    await rm(pem);
+    const v = await run(['validate', '--fleet', fleet, '--json']);
+    expect(v.code, v.stdout).toBe(0);
+    expect(json(v).problems).toEqual([expect.objectContaining({ rule: 'tls-file-missing', severity: 'warning' })]);
+    const r = await renew('--days', '5', '--yes', '--json');
+    expect(r.code, r.stderr).toBe(2);
+    expect(json(r).items[0]).toMatchObject({ reason: 'missing', outcome: 'renewed' });
+    expect(await readFile(pem)).not.toEqual(saved);
+    expect((await renew('--days', '5')).code).toBe(0);
+  });
+
   it('no output of validate, plan, renew or apply holds a byte of the decrypted keys, nor does any file of the fleet', async () => {
     const d = await run(['plan', ...flags, '--diff']);
     expect(d.code).toBe(0);
