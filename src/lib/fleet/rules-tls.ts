@@ -74,6 +74,7 @@ export function tlsRules(ctx: RuleContext, now = Date.now()): void {
       // Not issued yet: render serves the app over HTTP only until `certs renew` commits its
       // certificate, and plan says so. No warning here: `validate --strict` in CI must pass the
       // pull request that adds the app, since the certificate is issued after it is merged.
+      //
       // A key without its chain (a renewal cut short between the two writes): a warning, since as an
       // error the fleet would be invalid and certs renew, which issues both again, could not run.
       if (files.has(tls.key)) report(ctx, a, ['spec', 'tls', 'certificate'], 'tls-file-missing', `certificate ${tls.certificate} is not in the fleet, but its key ${tls.key} is: the app is served over HTTP only`, 'Run `edgectl certs renew` to issue both again.', 'warning');
