@@ -9,6 +9,9 @@ export default class Plan extends EdgectlCommand {
 relays, or locally with --local) and prints one row per node: role, how it is reached, whether it
 answered, current → desired release, files added/changed/removed.
 
+Each TLS app's certificate is listed on stderr with its days to expiry (under "certificates" with
+--json), with a warning under 14 days, when expired, or for an ACME app with no certificate yet.
+
 --diff adds unified diffs of the nginx files and a Kong diff by entity (secrets redacted by their
 position in the structure). --out saves the plan with the bytes it would send (mode 0600); \`edgectl
 apply plan.json\` then applies exactly that plan.
@@ -44,13 +47,19 @@ Exit status: 0 no changes (or changes, without --detailed-exitcode), 2 changes (
       const { writeFile } = await import('node:fs/promises');
       await writeFile(flags.out, serialisePlan(plan, planned.blobs, planned.sealed), { mode: 0o600 });
     }
-    if (flags.json) this.out(json(planView(plan)));
+    const { certExpiries, expiryLines } = await import('../lib/acme/expiry.js');
+    const certificates = await certExpiries(planned.model.apps, planned.readExtra);
+    if (flags.json) this.out(json({ ...planView(plan), certificates }));
     else {
       const c = colorsFor(process.stdout);
       this.out(tableOf(view.planTable(plan, c)));
       if (flags.diff) this.out(planDiffText(plan, c));
       this.out(view.planSummaryLine(plan) + (flags.out ? `; saved to ${flags.out}` : ''));
     }
+    // Days to expiry on stderr (stdout is the plan itself); the same under "certificates" in --json.
+    const expiry = expiryLines(certificates);
+    if (!flags.json && expiry.lines.length) this.err(`certificates (days to expiry):\n${expiry.lines.join('\n')}`);
+    for (const w of expiry.warnings) this.err(`warning ${w}`);
     for (const n of plan.nodes.filter((x) => !x.reachable)) this.err(`unreachable: ${n.node}: ${n.error ?? n.reason}`);
     if (plan.summary.unreachable > 0 && !flags['skip-unreachable']) return this.setExit(1);
     this.setExit(flags['detailed-exitcode'] && plan.summary.changes > 0 ? 2 : 0);

@@ -28,6 +28,7 @@ export const ERROR_HINTS = {
   EDGECTL_HUB_DB: 'Check --hub-db (or EDGECTL_HUB_DB): a postgres:// URL of the hub\'s database, reachable from here, whose user may read edgectl_heartbeats_latest (the hub\'s PostgreSQL sink creates it).',
   EDGECTL_DIR_NOT_EMPTY: 'Choose a new or empty directory: `edgectl init` never overwrites files.',
   EDGECTL_SECRET: 'A secret of the fleet (an age-encrypted *.age file) could not be decrypted or written: the message names the file. Decrypting needs an identity whose public key is in spec.secrets.recipients (--age-identity FILE, EDGECTL_AGE_IDENTITY_FILE or ~/.config/edgectl/age/keys.txt).',
+  EDGECTL_ACME: 'Issuing a certificate failed: the message says at which step (the ACME directory, the account, the DNS-01 hook, the order). Check the Fleet\'s spec.acme and run the hook by hand with the environment docs/tls.md lists.',
   EDGECTL_INTERNAL: 'This is a bug in edgectl; please report it with the command you ran.',
 } as const;
 

@@ -26,7 +26,7 @@ describe('edgectl validate (process)', { timeout: 240_000 }, () => {
   it('exit 0 and a one-line summary for a valid fleet; no ANSI when stdout is not a TTY', () => {
     const r = cliSync(['validate', '--fleet', 'fleet.example']);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^✓ valid: 9 files, 10 nodes, 5 apps, 3 tenants; working tree at commit [0-9a-f]{12}, (clean|with uncommitted changes \(dirty\))\n$/);
+    expect(r.stdout).toMatch(/^✓ valid: 9 files, 10 nodes, 6 apps, 3 tenants; working tree at commit [0-9a-f]{12}, (clean|with uncommitted changes \(dirty\))\n$/);
     expect(r.stdout).not.toMatch(ANSI);
     // (stderr may carry oclif's warnings about other commands' modules; never ours)
     expect(r.stderr).not.toMatch(/EDGECTL_|✗|✓/);
@@ -52,7 +52,7 @@ describe('edgectl validate (process)', { timeout: 240_000 }, () => {
     const r = cliSync(['validate', '--fleet', bad, '--json']);
     expect(r.code).toBe(1);
     const j = JSON.parse(r.stdout);
-    expect(j).toMatchObject({ valid: false, errors: 2, warnings: 0, strict: false, source: { fleet: bad, from: 'directory', rev: null, commit: null, dirty: false }, counts: { files: 9, documents: 19, fleets: 1, tenants: 3, nodes: 9, apps: 4 } });
+    expect(j).toMatchObject({ valid: false, errors: 2, warnings: 0, strict: false, source: { fleet: bad, from: 'directory', rev: null, commit: null, dirty: false }, counts: { files: 9, documents: 20, fleets: 1, tenants: 3, nodes: 9, apps: 5 } });
     expect(j.problems[0]).toEqual({ severity: 'error', rule: 'unknown-field', file: 'apps/acme.yaml', line: 13, column: 45, path: 'spec.placement.replica', message: 'unknown field "replica"', hint: 'did you mean `replicas`?' });
     expect(cliSync(['validate', '--fleet', 'fleet.example', '--format', 'json']).code).toBe(0);
   });
@@ -118,7 +118,7 @@ describe('--rev and the working tree of a git repo', { timeout: 240_000 }, () =>
   it('reads a past commit without a checkout, and names it', async () => {
     const r = cliSync(['validate', '--fleet', path.join(repo, 'fleet'), '--rev', 'HEAD~1']);
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain(`✓ valid: 9 files, 10 nodes, 5 apps, 3 tenants; revision HEAD~1 (commit ${first.slice(0, 12)})`);
+    expect(r.stdout).toContain(`✓ valid: 9 files, 10 nodes, 6 apps, 3 tenants; revision HEAD~1 (commit ${first.slice(0, 12)})`);
     // The working tree was not touched.
     expect(await readFile(path.join(repo, 'fleet/nodes/core.yaml'), 'utf8')).toContain('role: cor\n');
     const j = JSON.parse(cliSync(['validate', '--fleet', path.join(repo, 'fleet'), '--rev', first, '--json']).stdout);
@@ -166,7 +166,7 @@ describe('edgectl init', { timeout: 240_000 }, () => {
     expect(git(dir, 'log', '--format=%s')).toBe('Start the fleet from the edgectl example');
     const v = cliSync(['validate'], { cwd: dir });
     expect(v.code).toBe(0);
-    expect(v.stdout).toMatch(/✓ valid: 9 files, 10 nodes, 5 apps, 3 tenants; working tree at commit [0-9a-f]{12}, clean/);
+    expect(v.stdout).toMatch(/✓ valid: 9 files, 10 nodes, 6 apps, 3 tenants; working tree at commit [0-9a-f]{12}, clean/);
   });
 
   it('the new fleet ignores what edgectl writes in it, its README is its own, and the next steps run as printed', async () => {

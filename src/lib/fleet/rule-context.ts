@@ -13,6 +13,8 @@ export interface RuleInput {
   apps: AppResource[];
   /** The Fleet's spec.secrets.recipients, if the Fleet is valid. */
   recipients?: string[];
+  /** Whether the Fleet has spec.acme (apps with tls.acme need it). */
+  acme?: boolean;
   /** Certificates and secrets by path (FleetSource.secretFiles), when the source read them. */
   secretFiles?: Map<string, Buffer>;
   /** Paths of the fleet's documents (relative to the fleet root): app directories may not hold any. */

@@ -69,6 +69,17 @@ export function tlsRules(ctx: RuleContext, now = Date.now()): void {
     const files = ctx.m.secretFiles;
     if (!files) continue; // a source built by hand: render checks what it reads
     const cert = files.get(tls.certificate);
+    if (tls.acme && !ctx.m.acme && !ctx.m.partial.has('Fleet')) report(ctx, a, ['spec', 'tls', 'acme'], 'tls-acme-no-account', `app ${a.name} asks for an ACME certificate but the Fleet has no spec.acme`, 'Give the Fleet a spec.acme (directory, accountKey, dns01.hook): see docs/tls.md.');
+    if (!cert && tls.acme) {
+      // Not issued yet: render serves the app over HTTP only until `certs renew` commits its
+      // certificate, and plan says so. No warning here: `validate --strict` in CI must pass the
+      // pull request that adds the app, since the certificate is issued after it is merged.
+      //
+      // A key without its chain (a renewal cut short between the two writes): a warning, since as an
+      // error the fleet would be invalid and certs renew, which issues both again, could not run.
+      if (files.has(tls.key)) report(ctx, a, ['spec', 'tls', 'certificate'], 'tls-file-missing', `certificate ${tls.certificate} is not in the fleet, but its key ${tls.key} is: the app is served over HTTP only`, 'Run `edgectl certs renew` to issue both again.', 'warning');
+      continue;
+    }
     if (!cert) {
       report(ctx, a, ['spec', 'tls', 'certificate'], 'tls-file-missing', `certificate ${tls.certificate} is not in the fleet (or is not a regular file)`, 'Commit the PEM chain (leaf certificate first) at that path.');
     } else checkCertificate(ctx, a, tls.certificate, cert, now);
@@ -85,13 +96,18 @@ function checkCertificate(ctx: RuleContext, a: AppResource, file: string, bytes:
     return;
   }
   const leaf = chain[0];
+  // An ACME app's certificate is certs renew's to replace: a domain added to the app, or an expired
+  // certificate, is a warning (an error would make the fleet invalid, and renew could not run).
+  const acme = a.spec.tls?.acme === true;
+  const renew = 'Run `edgectl certs renew`, review and commit what it writes, then apply.';
+  const bad = acme ? 'warning' : 'error';
   for (const d of a.spec.domains) {
-    if (!covers(leaf, d)) report(ctx, a, at, 'tls-certificate-names', `${file} does not cover the app's domain "${d}" (its names: ${sanList(leaf).join(', ') || 'none'})`, 'Use a certificate whose subjectAltName lists every domain of the app (a wildcard domain needs the same wildcard in the certificate).');
+    if (!covers(leaf, d)) report(ctx, a, at, 'tls-certificate-names', `${file} does not cover the app's domain "${d}" (its names: ${sanList(leaf).join(', ') || 'none'})`, acme ? renew : 'Use a certificate whose subjectAltName lists every domain of the app (a wildcard domain needs the same wildcard in the certificate).', bad);
   }
   const end = Date.parse(leaf.validTo);
-  if (end <= now) report(ctx, a, at, 'tls-certificate-expired', `${file} expired on ${new Date(end).toISOString()}`, 'Commit a renewed certificate.');
-  else if (end - now < EXPIRY_WARN_DAYS * DAY) report(ctx, a, at, 'tls-certificate-expiring', `${file} expires in ${Math.floor((end - now) / DAY)} day(s) (${new Date(end).toISOString()})`, 'Renew it and commit the new chain before nodes serve an expired certificate.', 'warning');
-  if (Date.parse(leaf.validFrom) > now) report(ctx, a, at, 'tls-certificate-not-yet-valid', `${file} is not valid before ${new Date(Date.parse(leaf.validFrom)).toISOString()}`, 'Check the certificate and the clock of the machine that issued it.');
+  if (end <= now) report(ctx, a, at, 'tls-certificate-expired', `${file} expired on ${new Date(end).toISOString()}`, acme ? renew : 'Commit a renewed certificate.', bad);
+  else if (end - now < EXPIRY_WARN_DAYS * DAY) report(ctx, a, at, 'tls-certificate-expiring', `${file} expires in ${Math.floor((end - now) / DAY)} day(s) (${new Date(end).toISOString()})`, acme ? renew : 'Renew it and commit the new chain before nodes serve an expired certificate.', 'warning');
+  if (Date.parse(leaf.validFrom) > now) report(ctx, a, at, 'tls-certificate-not-yet-valid', `${file} is not valid before ${new Date(Date.parse(leaf.validFrom)).toISOString()}`, 'Check the certificate and the clock of the machine that issued it.', bad);
 }
 
 function sanList(c: X509Certificate): string[] {

@@ -101,6 +101,34 @@ const nginxSchema = z.object({
   workerConnections: z.number().int().min(64).max(65536).optional(),
 }).strict();
 
+/**
+ * The ACME account and how its DNS-01 challenges are answered: a hook run without a shell on the
+ * machine that runs `edgectl certs renew` (the edges never take part: see docs/tls.md).
+ */
+const acmeSchema = z.object({
+  directory: z.string().superRefine((s, ctx) => {
+    const why = checkHttpUrl(s, { allowQuery: false });
+    if (why) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `URL ${why}` });
+    else if (!s.startsWith('https://')) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be an https:// URL (the ACME directory)' });
+  }),
+  email: z.string().regex(/^[A-Za-z0-9._%+-]{1,64}@[a-z0-9.-]{1,190}\.[a-z]{2,63}$/, { message: 'must be an e-mail address like ops@example.com' }).optional(),
+  /** The account's private key, age-encrypted (certs renew creates it on first use). */
+  accountKey: tlsPath.refine((p) => p.endsWith('.age'), { message: 'must name an age-encrypted file (*.age) under tls/' }),
+  /** PEM CA certificates to trust for the directory's HTTPS (a private ACME server), instead of the system's. */
+  directoryCa: tlsPath.refine((p) => /\.(?:pem|crt)$/.test(p), { message: 'must name a PEM file (*.pem or *.crt) under tls/' }).optional(),
+  dns01: z.object({
+    /** argv of the hook, run without a shell; env gives EDGECTL_ACME_ACTION (set|clear), _DOMAIN, _RECORD, _VALUE. */
+    hook: z.array(z.string().min(1).max(4096).refine((a) => !/[\0\n\r]/.test(a), { message: 'must not hold NUL or line breaks' })).min(1, 'needs the hook program').max(64)
+      .refine((argv) => argv.length === 0 || argv[0].startsWith('/') || argv[0].startsWith('./') || /^[A-Za-z0-9._+-]+$/.test(argv[0]), { message: 'the program must be an absolute path, a path starting with ./ (in the fleet repo) or a bare command name' })
+      .refine((argv) => argv.length === 0 || !argv[0].split('/').includes('..'), { message: 'the program must not contain ".."' }),
+    /** Seconds to wait after the hook set the records, for DNS to propagate. */
+    propagationSeconds: z.number().int().min(0).max(3600).optional(),
+    timeoutSeconds: z.number().int().min(1).max(3600).optional(),
+  }).strict(),
+  /** Renew when a certificate expires within this many days (default 30; --days overrides). */
+  renewDays: z.number().int().min(1).max(365).optional(),
+}).strict();
+
 export const fleetSpecSchema = z.object({
   defaults: z.object({
     ssh: sshSchema.optional(),
@@ -123,6 +151,8 @@ export const fleetSpecSchema = z.object({
   hops: z.object({
     tls: z.object({ port: port.optional() }).strict(),
   }).strict().optional(),
+  /** ACME issuance for apps with tls.acme (edgectl certs renew, on the operator's machine; docs/tls.md). */
+  acme: acmeSchema.optional(),
   /** The operator's exceptions to what tenants' apps may do: only here, never in an App. */
   policy: z.object({
     allowUpstreams: z.array(hostPort).max(1000).optional(),
@@ -226,8 +256,13 @@ export const appSpecSchema = z.object({
     nodes: z.array(dnsName).optional(),
   }).strict().optional(),
   uplink: z.object({ topics: z.array(topicSchema).min(1) }).strict().optional(),
-  /** HTTPS for the app's domains with a given certificate (a PEM chain) and its age-encrypted key, both under tls/. */
+  /**
+   * HTTPS for the app's domains with a certificate (a PEM chain) and its age-encrypted key, both
+   * under tls/: given, or with `acme: true` issued there by `edgectl certs renew` (until then the
+   * app is served over HTTP only).
+   */
   tls: z.object({
+    acme: z.boolean().optional(),
     certificate: tlsPath.refine((p) => /\.(?:pem|crt)$/.test(p), { message: 'must name a PEM file (*.pem or *.crt) under tls/' }),
     key: tlsPath.refine((p) => p.endsWith('.age'), { message: 'must name an age-encrypted file (*.age) under tls/: a private key is never committed in plaintext' }),
     redirect: z.boolean().optional(),

@@ -44,6 +44,8 @@ export interface Planned {
   connector: Connector;
   /** The fleet as planned (local mode applied): callers need not load it again. */
   model: FleetModel;
+  /** Reads a file of the fleet as planned (its revision with --rev): certificates for days to expiry. */
+  readExtra: (relPath: string) => Promise<Buffer | undefined>;
   /** Each reachable node's state as plan read it, over `connector`: apply starts from it instead of reading again. */
   states: Map<string, NodeState>;
 }
@@ -86,7 +88,7 @@ export async function planFleet(deps: FleetDeps, opts: TargetOptions & { diff: b
     }
     const states = new Map<string, NodeState>();
     for (const [node, o] of observed) if (o.state) states.set(node, o.state);
-    return { plan, blobs, sealed, connector, model, states };
+    return { plan, blobs, sealed, connector, model, states, readExtra: (p) => loaded.source.readExtra(p) };
   } catch (e) {
     await warm?.release();
     await connector.close();

@@ -34,6 +34,8 @@ export async function loadAppTls(source: FleetSource, apps: AppResource[], secre
     const tls = app.spec.tls;
     if (!tls) continue;
     const cert = await source.readExtra(tls.certificate);
+    // An ACME app not issued yet: served over HTTP only until `certs renew` (plan warns, render is quiet).
+    if (!cert && tls.acme) continue;
     if (!cert) throw new EdgectlError('EDGECTL_RENDER', `app ${app.name}: cannot read its certificate ${tls.certificate}`);
     const chain = parseChain(cert);
     if (typeof chain === 'string') throw new EdgectlError('EDGECTL_FLEET_INVALID', `app ${app.name}: ${tls.certificate} ${chain}`);

@@ -2,6 +2,8 @@ import type { Health, NodeStatus } from './types.js';
 
 /** Below this share of its disk free under the root, a node is degraded (a spool that cannot grow). */
 export const MIN_DISK_FREE = 0.02;
+/** A certificate in the current release this close to expiry makes its node degraded (plan and validate warn at the same). */
+export const CERT_WARN_DAYS = 14;
 /** Tunnel states that mean "up" (the tunnel's own words). */
 const TUNNEL_UP = new Set(['up', 'connected', 'open']);
 
@@ -28,6 +30,11 @@ export function assess(n: Omit<NodeStatus, 'health' | 'problems'>, o: { refused?
   if (n.spool && n.spool.quarantined > 0) p.push(`${n.spool.quarantined} store(s) quarantined`);
   for (const a of n.fastcgi ?? []) if (a.state !== 'running') p.push(`fastcgi ${a.app} ${a.state}`);
   if (n.tunnel && !TUNNEL_UP.has(n.tunnel.state)) p.push(`tunnel ${n.tunnel.state}`);
+  // A certificate the node serves that expires soon (or has): renew it (`edgectl certs renew`, or commit a new one) and apply.
+  for (const c of n.certs ?? []) {
+    if (c.days < 0) p.push(`certificate ${c.app} expired`);
+    else if (c.days < CERT_WARN_DAYS) p.push(`certificate ${c.app} expires in ${c.days} day(s)`);
+  }
   if (n.disk && n.disk.totalBytes > 0 && n.disk.freeBytes / n.disk.totalBytes < MIN_DISK_FREE) p.push(`disk ${((100 * n.disk.freeBytes) / n.disk.totalBytes).toFixed(1)}% free`);
   return { health: p.length ? 'degraded' : 'healthy', problems: p };
 }

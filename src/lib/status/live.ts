@@ -65,8 +65,8 @@ export async function observeNode(t: Transport, c: NodeContext): Promise<NodeSta
   return statusOfFacts(facts, c, await c.behind(facts.current ? facts.commits.get(facts.current) ?? null : null));
 }
 
-/** Facts and the agent's answers as a row. Pure. */
-export function statusOfFacts(f: NodeFacts, c: Pick<NodeContext, 'node' | 'path'>, behind: number | null): NodeStatus {
+/** Facts and the agent's answers as a row. Pure (`now` for the certificates' days to expiry). */
+export function statusOfFacts(f: NodeFacts, c: Pick<NodeContext, 'node' | 'path'>, behind: number | null, now = Date.now()): NodeStatus {
   const base = blankStatus(c, { reachable: true, error: '' });
   const health = f.http.get('healthz');
   const hz = health ? jsonObject(health.body) : undefined;
@@ -96,6 +96,7 @@ export function statusOfFacts(f: NodeFacts, c: Pick<NodeContext, 'node' | 'path'
     tunnel: status ? tunnelOf(status.tunnel) : null,
     disk: f.disk,
     load: f.load,
+    ...(f.certs.size ? { certs: [...f.certs].sort(([a], [b]) => (a < b ? -1 : 1)).map(([app, notAfter]) => ({ app, notAfter, days: Math.floor((Date.parse(notAfter) - now) / 86_400_000) })) } : {}),
   };
   return { ...s, ...assess(s) };
 }

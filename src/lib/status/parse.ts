@@ -1,11 +1,24 @@
+import { X509Certificate } from 'node:crypto';
 import { RELEASE_NAME, releaseOfLink } from '../release/layout.js';
-import { MAX_HTTP_ANSWER, MAX_STATUS_OUTPUT } from './script.js';
+import { MAX_CERTS, MAX_CERT_B64, MAX_HTTP_ANSWER, MAX_STATUS_OUTPUT } from './script.js';
 
 /** A line of the node's own facts (not an agent answer) longer than this is no honest line. */
 const MAX_LINE = 4096;
 const COMMIT = /^[0-9a-f]{7,64}(-dirty)?$/;
 const VERSION = /^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$/;
 export const CONFIG_ID = /^[0-9a-f]{16,64}$/;
+const TLS_APP = /^[a-z0-9-]{1,63}\.[a-z0-9-]{1,63}$/;
+
+/** The expiry (ISO) of a certificate given as the base64 of its DER, or undefined when it is none. */
+function leafExpiry(b64: string): string | undefined {
+  if (b64.length > MAX_CERT_B64 || !/^[A-Za-z0-9+/]{16,}={0,2}$/.test(b64)) return undefined;
+  try {
+    const end = Date.parse(new X509Certificate(Buffer.from(b64, 'base64')).validTo);
+    return Number.isFinite(end) ? new Date(end).toISOString() : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** What the node said about itself, validated: anything that did not pass is absent, never passed on. */
 export interface NodeFacts {
@@ -24,6 +37,8 @@ export interface NodeFacts {
   load: [number, number, number] | null;
   /** The nginx config id current's manifest names. */
   wantConfig: string | null;
+  /** TLS app (tenant.app) → when the leaf of its chain in the current release expires (ISO). */
+  certs: Map<string, string>;
   /** The HTTP answers by name (config: nginx's /.edgectl/config; healthz, status: the agent's); an empty answer is absent (nothing listened). */
   http: Map<string, { status: number; body: string }>;
   /** The node has neither curl nor bash: the agent could not be asked. */
@@ -88,7 +103,7 @@ export function parseHttp(raw: string): { status: number; body: string } | undef
 /** Parses STATUS_SCRIPT's output. Throws RefusedAnswer for an answer that is too big or not the script's. */
 export function parseNodeAnswer(out: string, nonce: string): NodeFacts {
   if (out.length > MAX_STATUS_OUTPUT) throw new RefusedAnswer(`${out.length} bytes, more than the ${MAX_STATUS_OUTPUT} a status answer can be`);
-  const f: NodeFacts = { initialised: true, current: null, good: null, commits: new Map(), wantConfig: null, nginxPid: null, workers: null, agentInstalled: null, token: null, disk: null, load: null, http: new Map(), agentUnknown: false };
+  const f: NodeFacts = { initialised: true, current: null, good: null, commits: new Map(), wantConfig: null, certs: new Map(), nginxPid: null, workers: null, agentInstalled: null, token: null, disk: null, load: null, http: new Map(), agentUnknown: false };
   if (out.startsWith('noroot\n') || out === 'noroot') return { ...f, initialised: false };
   if (!out.startsWith('v\t1\n')) throw new RefusedAnswer(`it does not start as the status script's does (${JSON.stringify(out.slice(0, 40))})`);
   const end = `--${nonce}-end--`;
@@ -113,6 +128,10 @@ export function parseNodeAnswer(out: string, nonce: string): NodeFacts {
       const c = recordCommit(rest.slice(1));
       if (c) f.commits.set(rest[0], c);
     } else if (k === 'want') f.wantConfig = CONFIG_ID.test(v) ? v : null;
+    else if (k === 'cert' && TLS_APP.test(rest[0] ?? '') && f.certs.size < MAX_CERTS) {
+      const end = leafExpiry(rest[1] ?? '');
+      if (end) f.certs.set(rest[0], end);
+    }
     else if (k === 'nginx') f.nginxPid = int(v, 4_194_304);
     else if (k === 'workers') f.workers = int(v, 100_000);
     else if (k === 'agentv') f.agentInstalled = VERSION.test(v) ? v : null;

@@ -3,7 +3,10 @@ import { LIVE_NGINX_FN } from '../release/remote.js';
 /** Each of the agent's answers is cut on the node at this many bytes (headers included). */
 export const MAX_HTTP_ANSWER = 256 * 1024;
 /** A whole answer longer than this is refused: no honest node says that much. */
-export const MAX_STATUS_OUTPUT = 3 * MAX_HTTP_ANSWER + 64 * 1024;
+/** Certificates the script reports (the leaf's base64, at most MAX_CERT_B64 characters each). */
+export const MAX_CERTS = 200;
+export const MAX_CERT_B64 = 3800; // with "cert", the app and two tabs, under parse.ts MAX_LINE
+export const MAX_STATUS_OUTPUT = 3 * MAX_HTTP_ANSWER + 64 * 1024 + MAX_CERTS * (MAX_CERT_B64 + 140);
 
 /**
  * What `edgectl status` asks a node, in one exec: POSIX sh (dash, busybox; bash may be missing).
@@ -12,7 +15,7 @@ export const MAX_STATUS_OUTPUT = 3 * MAX_HTTP_ANSWER + 64 * 1024;
  * the node's nginx listens (as seen from the node), as a URL host, and its port.
  * One `key<TAB>value` line per fact:
  *   current/good  the links' targets;  rec NAME LINE  the release record of each;
- *   want  the nginx config id of current's manifest;  nginx PID and workers N  when the pid file
+ *   want  the nginx config id of current's manifest;  cert APP B64  the leaf of each TLS app's chain;  nginx PID and workers N  when the pid file
  *   names a live nginx;  agentv  the installed agent (agent/current, as bootstrap links it);
  *   token ok|missing|bad;  disk  df's line;  load;
  *   http NAME  then a raw HTTP answer (curl, else bash's /dev/tcp) up to --NONCE-end--: nginx's
@@ -33,6 +36,15 @@ for x in "$cur" "$good"; do
   [ -f ".edgectl/rel/$x" ] && printf 'rec\\t%s\\t%s\\n' "$x" "$(head -c 2048 ".edgectl/rel/$x" | head -n 1)"
 done
 [ -f current/manifest.json ] && printf 'want\\t%s\\n' "$(sed -n 's/.*"nginxConfigId": *"\\([0-9a-f]\\{1,64\\}\\)".*/\\1/p' current/manifest.json | head -n 1)"
+# cert APP BASE64: the leaf (first certificate) of each TLS app's chain in the release, for its expiry.
+nc=0
+for c in current/nginx/tls/*/chain.pem; do
+  [ -f "$c" ] && [ $nc -lt ${MAX_CERTS} ] || continue
+  nc=$((nc+1))
+  a=\${c%/chain.pem}; a=\${a##*/}
+  b=$(sed -n '/^-----BEGIN CERTIFICATE-----/,/^-----END CERTIFICATE-----/{/^-----END/q;/^-----/d;p;}' "$c" 2>/dev/null | head -n 100 | tr -d '\\r\\n')
+  [ \${#b} -gt 0 ] && [ \${#b} -le ${MAX_CERT_B64} ] && printf 'cert\\t%s\\t%s\\n' "$a" "$b"
+done
 ng=
 if p=$(live_nginx run/nginx.pid); then
   ng=1

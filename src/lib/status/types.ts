@@ -76,6 +76,8 @@ export interface NodeStatus {
   tunnel: TunnelInfo | null;
   disk: { freeBytes: number; totalBytes: number } | null;
   load: [number, number, number] | null;
+  /** Live status: each TLS app's certificate in the current release, with its days to expiry (absent from the hub). */
+  certs?: { app: string; notAfter: string; days: number }[];
   health: Health;
   /** What makes the node degraded or unreachable, one short phrase each. */
   problems: string[];
