@@ -75,10 +75,12 @@ export interface TlsAnswer { status: number; headers: Record<string, string | st
 export function tlsGet(addr: string, port: number, name: string, ca: Buffer, urlPath = '/'): Promise<TlsAnswer> {
   return new Promise((resolve, reject) => {
     const req = https.request({ host: addr, port, path: urlPath, servername: name, ca, agent: false, timeout: 10_000, headers: { host: name, connection: 'close' } }, (res) => {
+      // Read off the socket now: with Connection: close it may be gone by 'end' (its certificate with it).
       const s = res.socket as TLSSocket;
+      const peer = { fingerprint: s.getPeerCertificate().fingerprint256, authorized: s.authorized, protocol: s.getProtocol() };
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString(), fingerprint: s.getPeerCertificate().fingerprint256, authorized: s.authorized, protocol: s.getProtocol() }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString(), ...peer }));
     });
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', reject);
