@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { configFileLoader, nodeConfigFile, runOnNode } from './on-node.js';
 import { errorMessage, isEdgectlError } from '../errors.js';
@@ -28,6 +29,14 @@ export async function agentMain(argv: string[]): Promise<void> {
   const stopped = new Promise<void>((resolve) => (stop = resolve));
   for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => stop());
   const config = v.config ?? nodeConfigFile(root);
+  // A packed node (docs/bootstrap.md) runs <root>/agent/first.json until its first release brings one.
+  const first = `${root}/agent/first.json`;
+  if (!v.config && !existsSync(config) && existsSync(first)) {
+    const fromRelease = configFileLoader(config);
+    const fromPack = configFileLoader(first);
+    await runOnNode({ root, nginxBinary: v['nginx-binary'], log, stopped, load: () => (existsSync(config) ? fromRelease() : fromPack()) });
+    return;
+  }
   await runOnNode({ root, nginxBinary: v['nginx-binary'], log, stopped, waitFor: config, load: configFileLoader(config) });
 }
 
