@@ -14,12 +14,15 @@ credential on the node (only its sha256 leaves it, written into the node's fleet
 spec.credential.sha256: a change to review and commit; --no-record only prints it), installs
 edgectl-agent.service, enables and (re)starts it. The agent runs with the node's own Node.js >= 20,
 or --runtime PATH on the node, else a copy of this machine's when the node's architecture and glibc
-fit. A second run with nothing to change changes nothing.
+fit. A second run with nothing to change changes nothing. A tunnel: reverse node gets its tunnel key
+made on the node (spec.tunnelKey recorded likewise; --rotate-tunnel-key makes a new one; a node
+installed from a pack gets a new key and credential at its first bootstrap).
+--pack NODE --out FILE writes an offline installer for a node nobody can reach instead (no connection).
 See docs/bootstrap.md.
 
 Exit status: 0 every node installed or unchanged, 1 any node failed or rolled back, or a
 credential could not be written into the fleet.`;
-  static override examples = ['<%= config.bin %> bootstrap bj-edge-01 --fleet fleet --yes', '<%= config.bin %> bootstrap --selector region=north --yes --json'];
+  static override examples = ['<%= config.bin %> bootstrap bj-edge-01 --fleet fleet --yes', '<%= config.bin %> bootstrap --pack bj-edge-04 --out /media/usb/bj-edge-04.tgz --fleet fleet', '<%= config.bin %> bootstrap --selector region=north --yes --json'];
   static override strict = false;
   static override args = { node: Args.string({ description: 'Node names (none: every node, or those matching --selector)' }) };
   static override flags = {
