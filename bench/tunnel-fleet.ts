@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { applyPlan, bundlesOf } from '../src/lib/apply/index.js';
 import type { FleetModel } from '../src/lib/fleet/model.js';
 import { silentLogger } from '../src/lib/logger.js';
+import { isSuccess } from '../src/lib/release/outcome.js';
 import { planFleet, type FleetDeps } from '../src/lib/plan/index.js';
 import { createConnector } from '../src/lib/transport/connect.js';
 import { killNginx, writeApps } from '../test/apply/helpers.js';
@@ -62,7 +63,7 @@ try {
       const r = await applyPlan(p.plan, bundlesOf(p), { connector: p.connector, logger: silentLogger, now: () => new Date(), states: p.states }, { canary: 0, batch: '100%', maxFailures: 0, concurrency: 16 });
       const outcomes = new Map<string, number>();
       for (const n of r.nodes) outcomes.set(n.outcome, (outcomes.get(n.outcome) ?? 0) + 1);
-      const failed = r.nodes.filter((n) => !['applied', 'unchanged', 'noop', 'skipped'].includes(n.outcome));
+      const failed = r.nodes.filter((n) => !isSuccess(n.outcome));
       if (failed.length) throw new Error(`${kind}: ${failed.length} nodes failed: ${JSON.stringify(failed[0]).slice(0, 400)}`);
       if (expectNoop && (outcomes.get('applied') ?? 0) > 0) throw new Error(`${kind}: the no-op apply applied ${outcomes.get('applied')} nodes`);
       return (performance.now() - t) / 1000;

@@ -1,4 +1,4 @@
-import { copyFile, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -207,25 +207,15 @@ describe('a NAT\'d node installed from a pack, behind a relay on real sshd', { t
     await execa('ip', ['-n', node.netns, 'link', 'set', 'nr0', 'up']);
     await execa('ip', ['-n', node.netns, 'route', 'replace', `${relay.address}/32`, 'via', relayLinkIp, 'dev', 'nr0']);
     const plan = () => edgectl(['plan', '--json', '-i', key, '--node', 'n1']);
-    let t0 = Date.now();
+    const t0 = Date.now();
     await until(async () => (await plan()).code === 0, 'a plan through the restored tunnel', 60_000);
     const back = Date.now() - t0;
-    // The relay's sshd restarted with every session it held (a relay that crashed): same.
-    // (Debian's sshd runs under PAM: each session is a logind scope of its own, outside ssh.service.)
-    await relay.exec(['systemctl', 'kill', '--signal=SIGKILL', 'ssh.service', 'session-*.scope']);
-    await until(async () => !(await tunnelUp()), 'the tunnel to go with the relay\'s sessions', 10_000);
-    await relay.exec(['systemctl', 'restart', 'ssh.service']);
-    t0 = Date.now();
-    await until(async () => (await plan()).code === 0, 'a plan through the tunnel after the relay restarted', 60_000);
-    const afterRestart = Date.now() - t0;
-    process.stderr.write(`pack-nat: plan through the tunnel ${back} ms after the link came back (the relay ${heldByRelay ? 'still held' : 'had dropped'} the old listener), ${afterRestart} ms after the relay's sshd restarted\n`);
-    expect(await reconnects()).toBeGreaterThanOrEqual(before + 2);
+    process.stderr.write(`pack-nat: plan through the tunnel ${back} ms after the link came back (the relay ${heldByRelay ? 'still held' : 'had dropped'} the old listener)\n`);
+    expect(await reconnects()).toBeGreaterThan(before);
     expect(back).toBeLessThan(30_000 + 8_000);
-    expect(afterRestart).toBeLessThan(30_000 + 8_000);
     await writeApps(fleet, app('v2\n'));
     await commit('v2');
     { const r = await edgectl(['apply', '--yes', '-i', key]); expect(r.code, r.stderr + r.stdout).toBe(0); }
     await until(async () => (await served()) === 'v2', 'v2 served on the node', 20_000);
-    await writeFile(join(dir, 'done'), '');
   });
 });
