@@ -34,6 +34,25 @@ try {
   const direct = await lab.addHosts(Array.from({ length: N }, (_, i) => `d-${i}`), { behind: relay });
   const reverse = await lab.addHosts(Array.from({ length: N }, (_, i) => `r-${i}`), { behind: relay, reverseTunnel: true });
   process.stderr.write(`lab: relay + ${N} direct + ${N} reverse hosts in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+  // The lab's `ssh -R` clients give up after 3 unanswered keepalives (15 s), which a loaded 2-core
+  // machine starting 200 nginx can cause: before each measurement, dead ones are opened again
+  // (same argv, more patient) and counted, so that both fleets are measured whole.
+  let reopened = 0;
+  const listening = async () => new Set((await lab.execIn(relay, ['ss', '-Hltn'])).stdout.split('\n').map((l) => /127\.0\.0\.1:(\d+)/.exec(l)?.[1]).filter(Boolean).map(Number));
+  async function keepTunnels(): Promise<void> {
+    const up = await listening();
+    const dead = reverse.filter((h) => !up.has(h.tunnelPort!));
+    for (const h of dead) {
+      reopened++;
+      lab.spawnIn(h, ['ssh', '-N', '-i', lab.clientKey, '-o', 'IdentitiesOnly=yes', '-o', `UserKnownHostsFile=${join(h.dir, 'relay_known_hosts')}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'ExitOnForwardFailure=yes', '-o', 'ServerAliveInterval=5', '-o', 'ServerAliveCountMax=60', '-o', 'BatchMode=yes', '-R', `127.0.0.1:${h.tunnelPort}:127.0.0.1:22`, `root@10.231.${relay.down!.octet}.1`], join(h.dir, 'tunnel-again.log'));
+    }
+    for (let i = 0; i < 200 && dead.length; i++) {
+      const now = await listening();
+      if (dead.every((h) => now.has(h.tunnelPort!))) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    if (dead.length) throw new Error('reverse tunnels did not come back');
+  }
   const HTTP = await freePort();
   const fleets: Record<string, string> = {};
   for (const [kind, hosts] of [['direct', direct], ['reverse', reverse]] as [string, LabHost[]][]) {
@@ -49,6 +68,7 @@ try {
     connect: (model: FleetModel) => createConnector({ model, fleetRoot: fleet, identity: [lab.clientKey], userKnownHosts: false, systemKnownHosts: false, sshConfig: false, agentSocket: false }),
   });
   async function planOnly(kind: string): Promise<number> {
+    if (kind === 'reverse') await keepTunnels();
     const t = performance.now();
     const p = await planFleet(deps(fleets[kind]), { fleet: fleets[kind], concurrency: 16, diff: false });
     const s = (performance.now() - t) / 1000;
@@ -57,6 +77,7 @@ try {
     return s;
   }
   async function apply(kind: string, expectNoop: boolean): Promise<number> {
+    if (kind === 'reverse') await keepTunnels();
     const t = performance.now();
     const p = await planFleet(deps(fleets[kind]), { fleet: fleets[kind], concurrency: 16, diff: false, keepConnections: true });
     try {
@@ -79,6 +100,7 @@ try {
   }
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   for (const kind of ['direct', 'reverse']) console.log(`${N} ${kind} nodes behind one relay: plan ${fmt(times[kind].plan)}; no-op apply ${fmt(times[kind].apply)}`);
+  console.log(`(${reopened} of the lab's ssh -R tunnels died under load and were opened again between measurements)`);
   console.log(`reverse / direct: plan ${(med(times.reverse.plan) / med(times.direct.plan)).toFixed(2)}×, no-op apply ${(med(times.reverse.apply) / med(times.direct.apply)).toFixed(2)}× (goal: within 1.5×; ${ROUNDS} rounds in alternation, machine shared with other work)`);
 } finally {
   await killNginx(lab.dir).catch(() => {});
