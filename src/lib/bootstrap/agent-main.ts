@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { configFileLoader, nodeConfigFile, runOnNode, versionOfBundle } from './on-node.js';
 import { errorMessage, isEdgectlError } from '../errors.js';
@@ -31,6 +32,14 @@ export async function agentMain(argv: string[]): Promise<void> {
   // Which build this is: the unit runs <root>/agent/current/edgectl-agent.cjs, resolved now (an
   // upgrade switches current before it restarts the service, so this is the version started).
   const version = versionOfBundle(process.argv[1]);
+  // A packed node (docs/bootstrap.md) runs <root>/agent/first.json until its first release brings one.
+  const first = `${root}/agent/first.json`;
+  if (!v.config && !existsSync(config) && existsSync(first)) {
+    const fromRelease = configFileLoader(config);
+    const fromPack = configFileLoader(first);
+    await runOnNode({ root, nginxBinary: v['nginx-binary'], log, stopped, load: () => (existsSync(config) ? fromRelease() : fromPack()), version });
+    return;
+  }
   await runOnNode({ root, nginxBinary: v['nginx-binary'], log, stopped, waitFor: config, load: configFileLoader(config), version });
 }
 

@@ -12,6 +12,8 @@ import { tarArchive, type TarFile } from '../transport/tar.js';
 import type { Transport } from '../transport/types.js';
 import { RE } from '../fleet/values.js';
 import { recordCredentials } from './record-credential.js';
+import { nodeTunnelKey } from './tunnel-key-node.js';
+import { recordTunnelKeys } from './tunnel-key-record.js';
 import { agentPackage, sumsFile } from './package.js';
 import { chooseRuntime, localRuntime } from './runtime.js';
 import { INSTALL_SCRIPT, parseLines, PROBE_SCRIPT } from './scripts.js';
@@ -33,6 +35,10 @@ export interface BootstrapResult {
   recordedIn?: string;
   /** Why the credential could not be written into the fleet (the node itself is installed). */
   recordError?: string;
+  /** tunnel: reverse: the public half of the node's tunnel key (made on the node): the fleet's spec.tunnelKey. */
+  tunnelKey?: string;
+  /** The fleet already records this tunnel key for the node. */
+  tunnelKeyRecorded?: boolean;
   error?: { code: string; message: string; hint?: string; output?: string };
 }
 
@@ -48,6 +54,8 @@ export interface BootstrapOptions extends Pick<ConnectorOptions, 'identity' | 'u
   agentDist?: string;
   /** Write new credential hashes into the fleet's node files (default true). */
   record?: boolean;
+  /** tunnel: reverse nodes: make a new tunnel key on the node even when it has one. */
+  rotateTunnelKey?: boolean;
 }
 
 /**
@@ -80,11 +88,12 @@ export async function bootstrapNodes(o: BootstrapOptions): Promise<BootstrapResu
 /** New credential hashes into the fleet's node files; a failure is the node's recordError. */
 function record(o: BootstrapOptions, results: BootstrapResult[]): void {
   const fileOf = new Map(o.model.nodes.filter((n) => !n.localDemo).map((n) => [n.name, n.source.file]));
-  const todo = results.filter((r) => r.credentialSha256 && !r.credentialRecorded && fileOf.has(r.node));
+  const todo = results.filter((r) => ((r.credentialSha256 && !r.credentialRecorded) || (r.tunnelKey && !r.tunnelKeyRecorded)) && fileOf.has(r.node));
   for (const r of todo) {
     try {
-      const [done] = recordCredentials(o.fleetRoot, [{ node: r.node, file: fileOf.get(r.node)!, sha256: r.credentialSha256! }]);
-      r.recordedIn = done.file;
+      const file = fileOf.get(r.node)!;
+      if (r.credentialSha256 && !r.credentialRecorded) r.recordedIn = recordCredentials(o.fleetRoot, [{ node: r.node, file, sha256: r.credentialSha256 }])[0].file;
+      if (r.tunnelKey && !r.tunnelKeyRecorded) r.recordedIn = recordTunnelKeys(o.fleetRoot, [{ node: r.node, file, key: r.tunnelKey }])[0].file;
     } catch (e) {
       r.recordError = errorMessage(e) + (isEdgectlError(e) && e.hint ? ` (${e.hint})` : '');
     }
@@ -123,8 +132,16 @@ async function bootstrapOne(t: Transport, n: ResolvedNode, o: BootstrapOptions):
   // What the node says is hostile too: only a well-formed digest goes anywhere near the fleet.
   const credentialSha256 = out.kv.get('credential');
   if (credentialSha256 !== undefined && !RE.sha256.test(credentialSha256)) throw new EdgectlError('EDGECTL_BOOTSTRAP', `${n.name}: the node answered a malformed credential digest`, { detail: credentialSha256.slice(0, 100) });
-  const base = { node: n.name, version: pkg.version, runtime, changed: out.changed, credentialSha256, credentialRecorded: !!credentialSha256 && n.credentialSha256 === credentialSha256 };
+  const base: Omit<BootstrapResult, 'status'> = { node: n.name, version: pkg.version, runtime, changed: out.changed, credentialSha256, credentialRecorded: !!credentialSha256 && n.credentialSha256 === credentialSha256 };
   const result = out.kv.get('result');
+  if (r.code === 0 && (result === 'installed' || result === 'unchanged') && n.tunnel === 'reverse') {
+    const k = await nodeTunnelKey(t, n.name, root, runtime, o.rotateTunnelKey === true);
+    base.changed.push(...k.changed);
+    base.tunnelKey = k.publicKey;
+    base.tunnelKeyRecorded = n.tunnelKey === k.publicKey;
+    if (k.credentialSha256) Object.assign(base, { credentialSha256: k.credentialSha256, credentialRecorded: n.credentialSha256 === k.credentialSha256 });
+    if (k.changed.length > 0 && result === 'unchanged') return { ...base, status: 'installed' };
+  }
   if (r.code === 5 && result === 'rolled-back') return { ...base, status: 'rolled-back', error: { code: 'EDGECTL_BOOTSTRAP', message: `${n.name}: agent ${pkg.version} did not come up healthy; back to the previous agent`, output: r.stderr.trim() } };
   if (r.code !== 0 || (result !== 'installed' && result !== 'unchanged')) {
     throw new EdgectlError('EDGECTL_BOOTSTRAP', `${n.name}: installing the agent failed (exit ${r.code})`, { detail: (r.stderr || r.stdout).trim().slice(-2000) });

@@ -94,7 +94,8 @@ export function recordCredentials(fleetRoot: string, entries: { node: string; fi
   return out;
 }
 
-function writeReplacing(target: string, text: string): void {
+/** Replaces a fleet file whole: a sibling temp file (O_EXCL, O_NOFOLLOW), fsync, rename(2). Also tunnel-key-record.ts's. */
+export function writeReplacing(target: string, text: string): void {
   const tmp = path.join(path.dirname(target), `.${path.basename(target)}.${randomBytes(6).toString('hex')}.tmp`);
   const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
   try {
