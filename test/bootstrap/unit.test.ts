@@ -57,7 +57,9 @@ describe('edgectl-agent.service', () => {
     ]);
   });
 
-  it('an unreadable version is taken as old (no keys systemd might not know)', async () => {
+  it('an unreadable version is taken as old, and the unit is the same text as for 252 (a packed node\'s first bootstrap then has no unit change to restart the agent for)', async () => {
     expect(await renderUnit(values(), undefined)).not.toMatch(/^RestartSteps=/m);
+    expect(await renderUnit(values(), undefined)).toBe(await renderUnit(values(), 252));
+    expect(await renderUnit(values(), 254)).toBe(await renderUnit(values(), 257));
   });
 });

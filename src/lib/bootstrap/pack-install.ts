@@ -2,7 +2,7 @@ import { EdgectlError } from '../errors.js';
 import { RE } from '../fleet/values.js';
 import { prebuildDirFor } from './package.js';
 import { MIN_NODE_MAJOR } from './runtime.js';
-import { UNIT_PATH } from './unit.js';
+import { BACKOFF_SYSTEMD, UNIT_PATH } from './unit.js';
 
 /** What the packed unit names as its runtime until install.sh finds the node's own Node.js. */
 export const PACK_RUNTIME_PLACEHOLDER = '/edgectl-pack-runtime/node';
@@ -71,7 +71,9 @@ for f in tunnel-key agent-token; do
 done
 : > "$r/secrets/packed"
 umask 022
-sed "s|${PACK_RUNTIME_PLACEHOLDER}|$rt|g" "$here/edgectl-agent.service" > "$unit.tmp" && chmod 644 "$unit.tmp" && mv "$unit.tmp" "$unit" || fail "cannot write $unit"
+uf="$here/edgectl-agent.service"; sv=$(systemctl --version 2>/dev/null | head -n 1); sv=\${sv#systemd }; sv=\${sv%% *}
+case "$sv" in ''|*[!0-9]*) ;; *) [ "$sv" -ge ${BACKOFF_SYSTEMD} ] && uf="$uf.backoff";; esac
+sed "s|${PACK_RUNTIME_PLACEHOLDER}|$rt|g" "$uf" > "$unit.tmp" && chmod 644 "$unit.tmp" && mv "$unit.tmp" "$unit" || fail "cannot write $unit"
 sync
 systemctl daemon-reload && systemctl enable --quiet edgectl-agent.service && systemctl restart edgectl-agent.service || fail "cannot start edgectl-agent.service"
 sleep 3

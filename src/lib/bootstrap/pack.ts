@@ -15,7 +15,7 @@ import { agentPackage, prebuildDirFor, sumsFile } from './package.js';
 import { packInstallScript, PACK_RUNTIME_PLACEHOLDER } from './pack-install.js';
 import { generateTunnelKey } from './tunnel-key.js';
 import { recordTunnelKeys } from './tunnel-key-record.js';
-import { renderUnit } from './unit.js';
+import { BACKOFF_SYSTEMD, renderUnit } from './unit.js';
 
 export interface PackOptions {
   loaded: LoadedFleet;
@@ -89,15 +89,18 @@ export async function packNode(o: PackOptions): Promise<PackResult> {
     runtime = `${root}/agent/runtime/${rt.digest}/node`;
     files.push({ path: `${top}/runtime/node`, data, mode: 0o755 });
   }
-  // The node's systemd is unknown at pack time: no back-off keys it may not know; its first
-  // bootstrap (which the pack needs anyway, for new keys) renders the unit for its version.
+  // The node's systemd is unknown at pack time: both units go in, install.sh takes the one for the
+  // node's version, which is the one its first bootstrap renders (so that bootstrap does not
+  // restart the agent whose tunnel it runs through for a unit that did not really change).
   const unit = await renderUnit({ root, runtime, nginx: n.nginx.binary }, undefined);
+  const unitBackoff = await renderUnit({ root, runtime, nginx: n.nginx.binary }, BACKOFF_SYSTEMD);
   const key = generateTunnelKey(n.name);
   const token = randomBytes(32).toString('hex');
   const credentialSha256 = createHash('sha256').update(token).digest('hex');
   files.push(
     { path: `${top}/install.sh`, data: Buffer.from(packInstallScript({ node: n.name, root, version: pkg.version, arch, runtime: rt })), mode: 0o755 },
     { path: `${top}/edgectl-agent.service`, data: Buffer.from(unit), mode: 0o644 },
+    { path: `${top}/edgectl-agent.service.backoff`, data: Buffer.from(unitBackoff), mode: 0o644 },
     { path: `${top}/first.json`, data: Buffer.from(JSON.stringify(first, null, 2) + '\n'), mode: 0o644 },
     { path: `${top}/secrets/tunnel-key`, data: key.privateKey, mode: 0o600 },
     { path: `${top}/secrets/agent-token`, data: Buffer.from(token), mode: 0o600 },

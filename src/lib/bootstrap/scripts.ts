@@ -47,6 +47,10 @@ exit 0
  */
 export const INSTALL_SCRIPT = `
 set -u
+# The connection that runs this may go while it runs: a reverse node's tunnel is held by the very
+# agent this restarts. With SIGPIPE (and SIGHUP) ignored, output to a closed connection is lost but
+# the script goes on to its health gate and, if the new agent fails it, its rollback.
+trap '' PIPE HUP
 r="$1"; v="$2"; unit="$3"; rd="$4"; rs="$5"; a="$r/agent"; in="$a/.incoming-$v"; rin="$a/.incoming-runtime-$rd"
 fail() { echo "$*" >&2; rm -rf "$in" "$rin" "$a/.unit.new"; exit 3; }
 mkdir -p "$a" || fail "cannot create $a"
@@ -115,14 +119,15 @@ svc() { # ActiveState, NRestarts and MainPID of the service -> as, nr, mp
   as=; nr=; mp=; local k x
   while IFS='=' read -r k x; do case "$k" in ActiveState) as=$x;; NRestarts) nr=$x;; MainPID) mp=$x;; esac; done < <(systemctl show -p ActiveState -p NRestarts -p MainPID edgectl-agent.service 2>/dev/null)
 }
-send() { # fd, bytes: a peer that reset the connection is a failed try, not a SIGPIPE that ends the script
-  local rc; trap '' PIPE; printf '%s' "$2" 2>/dev/null >&"$1"; rc=$?; trap - PIPE; return $rc
+send() { # fd, bytes: a peer that reset the connection is a failed try (SIGPIPE is ignored throughout)
+  printf '%s' "$2" 2>/dev/null >&"$1"
 }
 listener() { # where the current release's agent answers /healthz -> ah, ap (empty: no release, or no TCP listener)
   ah=; ap=; local f="$r/current/agent/agent.json" j
   [ -f "$f" ] || return 1
   j=$(head -c 65536 "$f")
-  local re='"listen":[[:space:]]*"([0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}|\\[[0-9a-fA-F:]{2,39}\\]):([0-9]{1,5})"'
+  # The top-level "listen" only (two-space indent, as render writes it): not a nested one.
+  local re=$'\\n  ''"listen":[[:space:]]*"([0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}|\\[[0-9a-fA-F:]{2,39}\\]):([0-9]{1,5})"'
   if [[ "$j" =~ $re ]]; then
     ah=\${BASH_REMATCH[1]}; ap=\${BASH_REMATCH[2]}; ah=\${ah#[}; ah=\${ah%]}
     case "$ah" in 0.0.0.0) ah=127.0.0.1;; ::) ah=::1;; esac

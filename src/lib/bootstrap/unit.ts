@@ -28,12 +28,13 @@ export const BACKOFF_SYSTEMD = 254;
  * The restart policy's back-off lines: on systemd >= 254 the delay grows from RestartSec=2 to
  * 60 s over 5 steps (a crash loop costs little, a node that recovers is back within a minute);
  * older systemd does not know the keys (and warns about them), so there the agent is restarted
- * every 2 s, never given up on.
+ * every 2 s, never given up on. The text depends only on which of the two it is: a unit rendered
+ * for an unknown version (a pack) is the one bootstrap renders for 252, so no restart follows.
  */
 export function restartBackoff(version: number | undefined): string {
   return version !== undefined && version >= BACKOFF_SYSTEMD
     ? 'RestartSteps=5\nRestartMaxDelaySec=60'
-    : `# systemd ${version ?? 'of unknown version'} < ${BACKOFF_SYSTEMD}: no RestartSteps=, so a restart every 2 s, never giving up`;
+    : `# systemd < ${BACKOFF_SYSTEMD} (or of unknown version) has no RestartSteps=: a restart every 2 s, never giving up`;
 }
 
 /** templates/systemd/edgectl-agent.service with the node's values; every value is checked first. */
