@@ -64,8 +64,37 @@ export interface Recorded { node: string; file: string }
  * file is replaced whole by rename(2) from a sibling temp file, then read back and checked.
  */
 export function recordCredentials(fleetRoot: string, entries: { node: string; file: string; sha256: string }[]): Recorded[] {
+  return recordInNodeFiles(fleetRoot, entries, {
+    what: 'credentials',
+    one: 'credential',
+    edit: (text, e) => setCredentialInText(text, e.node, e.sha256),
+    readsBack: (d, e) => d?.getIn(['spec', 'credential', 'sha256']) === e.sha256,
+    byHand: (e) => `credential: { sha256: ${e.sha256} }`,
+  });
+}
+
+/** One value bootstrap writes into nodes' documents (the credential hash, the tunnel key). */
+export interface NodeFieldEdit<E extends { node: string; file: string }> {
+  /** For messages: what is recorded (plural), and one of it. */
+  what: string;
+  one: string;
+  /** The file's text with e's value in e.node's document, or why not. */
+  edit: (text: string, e: E) => EditResult;
+  /** The node's document, parsed again from the edited text, holds e's value. */
+  readsBack: (doc: Document | undefined, e: E) => boolean;
+  /** The line the operator adds by hand when the edit is refused. */
+  byHand: (e: E) => string;
+}
+
+/**
+ * Writes each entry's value into its node's file below `fleetRoot` without following any link,
+ * all the entries of a file in one edit; the edited text is parsed again and every value checked
+ * before the file is replaced (rename from a sibling temp file, fsynced). Refusals name the file,
+ * the node and the line to add by hand.
+ */
+export function recordInNodeFiles<E extends { node: string; file: string }>(fleetRoot: string, entries: E[], f: NodeFieldEdit<E>): Recorded[] {
   const tree = new NoFollowTree(fleetRoot);
-  const byFile = new Map<string, { node: string; sha256: string }[]>();
+  const byFile = new Map<string, E[]>();
   for (const e of entries) byFile.set(e.file, [...(byFile.get(e.file) ?? []), e]);
   const out: Recorded[] = [];
   for (const [file, list] of byFile) {
@@ -76,26 +105,23 @@ export function recordCredentials(fleetRoot: string, entries: { node: string; fi
       if (!bytes) throw new Error('it is gone');
       text = bytes.toString('utf8');
     } catch (e) {
-      throw new EdgectlError('EDGECTL_FLEET_INVALID', `cannot record credentials in ${file}: ${(e as Error).message}`);
+      throw new EdgectlError('EDGECTL_FLEET_INVALID', `cannot record ${f.what} in ${file}: ${(e as Error).message}`);
     }
-    for (const { node, sha256 } of list) {
-      const r = setCredentialInText(text, node, sha256);
-      if ('error' in r) throw new EdgectlError('EDGECTL_FLEET_INVALID', `cannot record ${node}'s credential in ${file}: ${r.error}`, { hint: `add it by hand under the node's spec: credential: { sha256: ${sha256} }` });
+    for (const e of list) {
+      const r = f.edit(text, e);
+      if ('error' in r) throw new EdgectlError('EDGECTL_FLEET_INVALID', `cannot record ${e.node}'s ${f.one} in ${file}: ${r.error}`, { hint: `add it by hand under the node's spec: ${f.byHand(e)}` });
       text = r.text;
     }
-    const check = list.filter(({ node, sha256 }) => {
-      const d = (Y().parseAllDocuments(text, YAML_OPTIONS) as Document[]).find((x) => x.get('kind') === 'Node' && x.getIn(['metadata', 'name']) === node);
-      return d?.getIn(['spec', 'credential', 'sha256']) !== sha256;
-    });
-    if (check.length > 0) throw new EdgectlError('EDGECTL_FLEET_INVALID', `cannot record ${check[0].node}'s credential in ${file}: the edited file does not read back`, { hint: `add it by hand: credential: { sha256: ${check[0].sha256} }` });
+    const docs = Y().parseAllDocuments(text, YAML_OPTIONS) as Document[];
+    const bad = list.find((e) => !f.readsBack(docs.find((x) => x.get('kind') === 'Node' && x.getIn(['metadata', 'name']) === e.node), e));
+    if (bad) throw new EdgectlError('EDGECTL_FLEET_INVALID', `cannot record ${bad.node}'s ${f.one} in ${file}: the edited file does not read back`, { hint: `add it by hand: ${f.byHand(bad)}` });
     writeReplacing(path.join(fleetRoot, file), text);
     for (const { node } of list) out.push({ node, file });
   }
   return out;
 }
 
-/** Replaces a fleet file whole: a sibling temp file (O_EXCL, O_NOFOLLOW), fsync, rename(2). Also tunnel-key-record.ts's. */
-export function writeReplacing(target: string, text: string): void {
+function writeReplacing(target: string, text: string): void {
   const tmp = path.join(path.dirname(target), `.${path.basename(target)}.${randomBytes(6).toString('hex')}.tmp`);
   const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
   try {

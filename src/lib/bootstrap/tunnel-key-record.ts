@@ -1,11 +1,7 @@
-import path from 'node:path';
 import type { Document, Scalar, YAMLMap } from 'yaml';
-import { EdgectlError } from '../errors.js';
-import { MAX_FILE_BYTES } from '../fleet/source-types.js';
 import { parseSshPublicKey } from '../fleet/ssh-public-key.js';
 import { Y, YAML_OPTIONS } from '../fleet/yaml-lib.js';
-import { NoFollowTree } from '../safe-fs/no-follow-tree.js';
-import { writeReplacing, type EditResult, type Recorded } from './record-credential.js';
+import { recordInNodeFiles, type EditResult, type Recorded } from './record-credential.js';
 
 const isMap = (n: unknown): n is YAMLMap => !!n && Y().isMap(n);
 
@@ -45,32 +41,11 @@ export function setTunnelKeyInText(text: string, node: string, key: string): Edi
 
 /** Writes each node's tunnel key into its file below fleetRoot (no link followed), read back and checked. */
 export function recordTunnelKeys(fleetRoot: string, entries: { node: string; file: string; key: string }[]): Recorded[] {
-  const tree = new NoFollowTree(fleetRoot);
-  const out: Recorded[] = [];
-  const byFile = new Map<string, { node: string; key: string }[]>();
-  for (const e of entries) byFile.set(e.file, [...(byFile.get(e.file) ?? []), e]);
-  for (const [file, list] of byFile) {
-    if (file.split('/').some((s) => s === '..' || s === '') || path.isAbsolute(file)) throw new EdgectlError('EDGECTL_FLEET_INVALID', `${file}: not a path inside the fleet`);
-    let text: string;
-    try {
-      const bytes = tree.read(file, MAX_FILE_BYTES);
-      if (!bytes) throw new Error('it is gone');
-      text = bytes.toString('utf8');
-    } catch (e) {
-      throw new EdgectlError('EDGECTL_FLEET_INVALID', `cannot record tunnel keys in ${file}: ${(e as Error).message}`);
-    }
-    for (const { node, key } of list) {
-      const r = setTunnelKeyInText(text, node, key);
-      if ('error' in r) throw new EdgectlError('EDGECTL_FLEET_INVALID', `cannot record ${node}'s tunnel key in ${file}: ${r.error}`, { hint: `add it by hand under the node's spec: tunnelKey: "${key} ${node}"` });
-      text = r.text;
-    }
-    for (const { node, key } of list) {
-      const d = (Y().parseAllDocuments(text, YAML_OPTIONS) as Document[]).find((x) => x.get('kind') === 'Node' && x.getIn(['metadata', 'name']) === node);
-      const got = String(d?.getIn(['spec', 'tunnelKey']) ?? '');
-      if (!got.startsWith(`${key} `)) throw new EdgectlError('EDGECTL_FLEET_INVALID', `cannot record ${node}'s tunnel key in ${file}: the edited file does not read back`, { hint: `add it by hand: tunnelKey: "${key} ${node}"` });
-    }
-    writeReplacing(path.join(fleetRoot, file), text);
-    for (const { node } of list) out.push({ node, file });
-  }
-  return out;
+  return recordInNodeFiles(fleetRoot, entries, {
+    what: 'tunnel keys',
+    one: 'tunnel key',
+    edit: (text, e) => setTunnelKeyInText(text, e.node, e.key),
+    readsBack: (d, e) => String(d?.getIn(['spec', 'tunnelKey']) ?? '').startsWith(`${e.key} `),
+    byHand: (e) => `tunnelKey: "${e.key} ${e.node}"`,
+  });
 }
