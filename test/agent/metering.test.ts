@@ -272,7 +272,9 @@ describe('metering: real nginx, the rendered agent, a hub with a file sink', { t
     expect(edge.log.join('')).toContain('access log rotated');
     // Bounded by time, not by traffic: the live file holds what nginx writes while the agent is down
     // (up to ~3 s here), starts, drains the rotated file (1 s) and steps (1 s): well under the total.
-    expect(inodes.size).toBeGreaterThanOrEqual(3);
+    // At least one rotation inside the window (how many depends on how long the restarted agent
+    // ran between kills: a loaded CI box saw one); the bound itself is the size checks below.
+    expect(inodes.size).toBeGreaterThanOrEqual(2);
     expect(maxLog).toBeLessThan(requests * lineBytes * 0.7);
     expect((await stat(join(nodeRoot(), 'log', 'access.log.1'))).size).toBeLessThan(requests * lineBytes * 0.7);
     expect(down).toBeLessThan(10_000);
