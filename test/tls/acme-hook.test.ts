@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, writeFile, chmod, access } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile, chmod, access } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -35,6 +35,19 @@ describe('the DNS-01 hook', () => {
     const t0 = Date.now();
     await expect(runHook(['sleep', '30'], dir, call, 1)).rejects.toMatchObject({ code: 'EDGECTL_ACME', message: expect.stringMatching(/did not finish within 1 s/) });
     expect(Date.now() - t0).toBeLessThan(10_000);
+  });
+
+  it('a ./ hook that is a symbolic link, or lies under one, is refused before anything runs', async () => {
+    await mkdir(join(dir, 'real'), { recursive: true });
+    await writeFile(join(dir, 'real', 'ok.sh'), '#!/bin/sh\ntouch "$0.ran"\n');
+    await chmod(join(dir, 'real', 'ok.sh'), 0o755);
+    await symlink('/bin/true', join(dir, 'link.sh'));
+    await symlink('real', join(dir, 'via'));
+    await expect(runHook(['./link.sh'], dir, call)).rejects.toMatchObject({ code: 'EDGECTL_ACME', message: expect.stringMatching(/symbolic link \(link\.sh\)/) });
+    await expect(runHook(['./via/ok.sh'], dir, call)).rejects.toMatchObject({ code: 'EDGECTL_ACME', message: expect.stringMatching(/symbolic link \(via\)/) });
+    await expect(access(join(dir, 'real', 'ok.sh.ran'))).rejects.toThrow();
+    await runHook(['./real/ok.sh'], dir, call); // the same file, reached without a link: runs
+    await access(join(dir, 'real', 'ok.sh.ran'));
   });
 
   it('validate refuses a program that is relative (other than ./), climbs out with .., or holds a line break', () => {

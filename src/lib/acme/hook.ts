@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { lstatSync } from 'node:fs';
 import { execa } from 'execa';
 import { EdgectlError } from '../errors.js';
 
@@ -18,8 +19,23 @@ const MAX_OUTPUT = 400;
 /** The hook's program: a bare name (PATH), an absolute path, or ./PATH inside the fleet repo. */
 export function hookProgram(argv0: string, fleetRoot: string): string {
   if (!argv0.startsWith('./')) return argv0;
-  const abs = path.resolve(fleetRoot, argv0);
-  if (!abs.startsWith(fleetRoot + path.sep)) throw new EdgectlError('EDGECTL_ACME', `the DNS-01 hook ${argv0} is not inside the fleet repo`);
+  const root = path.resolve(fleetRoot);
+  const abs = path.resolve(root, argv0);
+  if (!abs.startsWith(root + path.sep)) throw new EdgectlError('EDGECTL_ACME', `the DNS-01 hook ${argv0} is not inside the fleet repo`);
+  // A file the fleet commits, run on the operator's machine: its own bytes only, never through a
+  // link (a committed symlink could name any program), on no path that climbs through one either.
+  let dir = root;
+  for (const part of path.relative(root, abs).split(path.sep)) {
+    dir = path.join(dir, part);
+    let st;
+    try {
+      st = lstatSync(dir);
+    } catch {
+      throw new EdgectlError('EDGECTL_ACME', `the DNS-01 hook ${argv0} is not in the fleet repo (${path.relative(root, dir)} is missing)`);
+    }
+    if (st.isSymbolicLink()) throw new EdgectlError('EDGECTL_ACME', `the DNS-01 hook ${argv0} goes through a symbolic link (${path.relative(root, dir)}): refused, a hook in the fleet must be a file of its own`);
+    if (dir === abs && !st.isFile()) throw new EdgectlError('EDGECTL_ACME', `the DNS-01 hook ${argv0} is not a regular file`);
+  }
   return abs;
 }
 
