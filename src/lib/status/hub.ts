@@ -8,6 +8,7 @@ import { pathText, statusTargets } from './fleet.js';
 import { blankStatus } from './live.js';
 import { STATUS_FORMAT, summarise, type NodeStatus, type StatusReport } from './types.js';
 import type { TargetOptions } from '../plan/index.js';
+import type { Sql } from 'postgres';
 
 /** Where the hub's PostgreSQL sink keeps each node's last heartbeat (its body: telemetry.ts Heartbeat). */
 export const HEARTBEATS_LATEST = 'edgectl_heartbeats_latest';
@@ -46,19 +47,28 @@ export async function statusFromHub(o: HubOptions): Promise<StatusReport> {
 }
 
 async function readLatest(url: string, names: string[]): Promise<HubRow[]> {
-  const { default: postgres } = await import('postgres');
   const fail = (e: unknown) => new EdgectlError('EDGECTL_HUB_DB', `cannot read heartbeats from ${redactUrl(url)}: ${redactUrl(errorMessage(e))}`);
-  let sql;
+  // Parameters only; an oversized body is left in the database, not read into this process.
+  return withHubDb(url, 'edgectl status', fail, (sql) => sql<HubRow[]>`
+      select node, time, case when pg_column_size(body) <= ${MAX_BODY} then body end as body
+      from ${sql(HEARTBEATS_LATEST)} where node = any(${names}::text[])`);
+}
+
+/**
+ * One short session on the hub's database for an operator command (status --from-hub, usage):
+ * one connection, opened for `fn` and closed after it whatever happens; every error, the
+ * connection's included, goes out through `fail` (which keeps the password out of it).
+ */
+export async function withHubDb<T>(url: string, applicationName: string, fail: (e: unknown) => Error, fn: (sql: Sql) => Promise<T>): Promise<T> {
+  const { default: postgres } = await import('postgres');
+  let sql: Sql;
   try {
-    sql = postgres(url, { max: 1, connect_timeout: 10, idle_timeout: 1, onnotice: () => {}, connection: { application_name: 'edgectl status' } });
+    sql = postgres(url, { max: 1, connect_timeout: 10, idle_timeout: 1, onnotice: () => {}, connection: { application_name: applicationName } });
   } catch (e) {
     throw fail(e);
   }
   try {
-    // Parameters only; an oversized body is left in the database, not read into this process.
-    return await sql<HubRow[]>`
-      select node, time, case when pg_column_size(body) <= ${MAX_BODY} then body end as body
-      from ${sql(HEARTBEATS_LATEST)} where node = any(${names}::text[])`;
+    return await fn(sql);
   } catch (e) {
     throw fail(e);
   } finally {

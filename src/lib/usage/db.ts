@@ -1,5 +1,5 @@
 import { EdgectlError, errorMessage } from '../errors.js';
-import { redactUrl } from '../status/hub.js';
+import { redactUrl, withHubDb } from '../status/hub.js';
 import type { Granularity } from './bounds.js';
 import type { SummedRow } from './report.js';
 
@@ -28,19 +28,12 @@ function unreachable(e: unknown): boolean {
  */
 export async function readUsage(url: string, o: ReadOptions): Promise<SummedRow[]> {
   if (!/^postgres(ql)?:\/\//.test(url)) throw new EdgectlError('EDGECTL_USAGE', `--db must be a postgres:// URL, got ${JSON.stringify(redactUrl(url).slice(0, 80))}`);
-  const { default: postgres } = await import('postgres');
   const fail = (e: unknown) => unreachable(e)
     ? new EdgectlError('EDGECTL_HUB_DB', `cannot reach the hub database ${redactUrl(url)}: ${redactUrl(errorMessage(e))}`, { hint: HINT })
     : (e as { code?: string }).code === '42P01'
       ? new EdgectlError('EDGECTL_HUB_DB', `the hub database ${redactUrl(url)} has no table ${USAGE_TABLE}: no hub with the PostgreSQL sink has started on it`, { hint: HINT })
       : new EdgectlError('EDGECTL_HUB_DB', `cannot read usage from ${redactUrl(url)}: ${redactUrl(errorMessage(e))}`, { hint: HINT });
-  let sql;
-  try {
-    sql = postgres(url, { max: 1, connect_timeout: 10, idle_timeout: 1, onnotice: () => {}, connection: { application_name: 'edgectl usage' } });
-  } catch (e) {
-    throw fail(e);
-  }
-  try {
+  return withHubDb(url, 'edgectl usage', fail, async (sql) => {
     const period = o.by ? sql`date_trunc(${o.by}, minute at time zone 'UTC') at time zone 'UTC'` : sql`null::timestamptz`;
     return await sql.begin('read only', (tx) => tx<SummedRow[]>`
       select ${period} as period, tenant, app, source,
@@ -58,9 +51,5 @@ export async function readUsage(url: string, o: ReadOptions): Promise<SummedRow[
         ${o.tenants ? sql`and tenant = any(${o.tenants}::text[])` : sql``}
         and tenant <> '_agent'
       group by 1, tenant, app, source`);
-  } catch (e) {
-    throw fail(e);
-  } finally {
-    await sql.end({ timeout: 2 }).catch(() => {});
-  }
+  });
 }
