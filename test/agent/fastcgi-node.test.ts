@@ -10,6 +10,7 @@ import { cli } from '../helpers/cli.js';
 import { BIN, REPO } from '../helpers/paths.js';
 import { freePort, freePortRange } from '../helpers/ports.js';
 import { get, killNginx, nginxPid } from '../apply/helpers.js';
+import { untilValue } from './helpers.js';
 
 /**
  * FastCGI apps on a node, through the real parts: a fleet rendered and applied by edgectl in
@@ -69,20 +70,7 @@ async function healthz(): Promise<{ ok: boolean; config: string | null; fastcgi:
   return (await fetch(`http://${ADDR}:${BASE + 1}/healthz`)).json() as never;
 }
 
-async function until<T>(what: string, f: () => Promise<T | undefined | false>, ms = 15_000): Promise<T> {
-  const t0 = Date.now();
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await f();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what} (${String(last ?? '')}); agent log:\n${log.slice(-3000)}`);
-    await sleep(100);
-  }
-}
+const until = <T>(what: string, f: () => Promise<T | undefined | false>, ms?: number): Promise<T> => untilValue(what, f, () => log, ms);
 
 async function status(): Promise<Status> {
   const token = (await readFile(join(root, 'spool', 'admin-token'), 'utf8')).trim();

@@ -149,3 +149,22 @@ export async function post(port: number, topic: string, body: string | Buffer, h
   try { json = JSON.parse(text); } catch { json = text; }
   return { status: r.status, json, headers: r.headers };
 }
+
+/**
+ * The value f gives once it gives one (truthy), asked every 100 ms; a throw is a "not yet". Past
+ * `ms`, fails naming what it waited for, the last error, and the tail of the agent's log.
+ */
+export async function untilValue<T>(what: string, f: () => Promise<T | undefined | false>, agentLog: () => string, ms = 15_000): Promise<T> {
+  const t0 = Date.now();
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await f();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what} (${String(last ?? '')}); agent log:\n${agentLog().slice(-3000)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -13,6 +13,7 @@ import { createConnector } from '../../src/lib/transport/connect.js';
 import { REPO } from '../helpers/paths.js';
 import { freePortRange } from '../helpers/ports.js';
 import { get, killNginx } from '../apply/helpers.js';
+import { untilValue } from '../agent/helpers.js';
 
 /**
  * apply's step-by-step path (the one used when the one-shot cannot run: no bash on the node, a
@@ -62,20 +63,7 @@ interface Healthz { ok: boolean; config: string | null; reload: { at: string; ou
 async function healthz(): Promise<Healthz> {
   return (await fetch(`http://${ADDR}:${BASE + 1}/healthz`, { signal: AbortSignal.timeout(2000) })).json() as never;
 }
-async function until<T>(what: string, f: () => Promise<T | undefined | false>, ms = 15_000): Promise<T> {
-  const t0 = Date.now();
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await f();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what} (${String(last ?? '')}); agent log:\n${log.slice(-3000)}`);
-    await sleep(100);
-  }
-}
+const until = <T>(what: string, f: () => Promise<T | undefined | false>, ms?: number): Promise<T> => untilValue(what, f, () => log, ms);
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ec-steps-agent-'));
