@@ -2,7 +2,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { expect } from 'vitest';
 import { BIN, REPO } from '../helpers/paths.js';
+import { cli } from '../helpers/cli.js';
+import { localPortBlock, type LocalPortBlock } from '../helpers/local-ports.js';
+import { writeTestFleet } from '../apply/helpers.js';
 
 export const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
@@ -167,4 +171,23 @@ export async function untilValue<T>(what: string, f: () => Promise<T | undefined
     if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what} (${String(last ?? '')}); agent log:\n${agentLog().slice(-3000)}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * One edge node `e1` applied with `edgectl apply --local` under dir/nodes (real nginx on `addr`,
+ * the rendered agent.json and JSON access log), serving two tenants' static apps: acme's
+ * www.acme.test and globex's shop.globex.test. The metering tests' node.
+ */
+export async function appliedMeteringNode(dir: string, addr: string): Promise<{ ports: LocalPortBlock; root: string }> {
+  const ports = await localPortBlock(['e1'], addr);
+  const fleet = path.join(dir, 'fleet');
+  const root = path.join(dir, 'nodes');
+  await writeTestFleet(fleet, { nodes: ['e1'], apps: [
+    { name: 'web', tenant: 'acme', domain: 'www.acme.test', nodes: ['e1'], html: '<h1>acme</h1>\n' },
+    { name: 'shop', tenant: 'globex', domain: 'shop.globex.test', nodes: ['e1'], html: '<h1>globex shop</h1>\n' },
+  ] });
+  writeFileSync(path.join(fleet, 'tenants.yaml'), ['acme', 'globex'].map((t) => `apiVersion: edgectl/v1\nkind: Tenant\nmetadata: { name: ${t} }\nspec: {}\n`).join('---\n'));
+  const r = await cli(['apply', '--fleet', fleet, '--local', root, ...ports.flags, '--local-address', addr, '--yes']);
+  expect(r.code, r.stderr).toBe(0);
+  return { ports, root };
 }

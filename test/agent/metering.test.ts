@@ -4,12 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, request } from 'node:http';
-import { cli } from '../helpers/cli.js';
 import { REPO } from '../helpers/paths.js';
-import { localPortBlock, type LocalPortBlock } from '../helpers/local-ports.js';
+import type { LocalPortBlock } from '../helpers/local-ports.js';
 import { freePorts } from '../helpers/ports.js';
-import { killNginx, nginxPid, writeTestFleet } from '../apply/helpers.js';
-import { type AgentProc, credential, kill9, killAll, restart, sha, startAgent, waitFor } from './helpers.js';
+import { killNginx, nginxPid } from '../apply/helpers.js';
+import { type AgentProc, appliedMeteringNode, credential, kill9, killAll, restart, sha, startAgent, waitFor } from './helpers.js';
 import type { Heartbeat, UsageMinute } from '../../src/lib/agent/telemetry.js';
 
 /**
@@ -106,16 +105,7 @@ async function waitAwayFromMinuteEdge(): Promise<void> {
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ec-metering-'));
   await chmod(dir, 0o755); // nginx workers (nobody) traverse node roots to serve static files
-  PORTS = await localPortBlock(['e1'], ADDR);
-  const fleet = join(dir, 'fleet');
-  root = join(dir, 'nodes');
-  await writeTestFleet(fleet, { nodes: ['e1'], apps: [
-    { name: 'web', tenant: 'acme', domain: 'www.acme.test', nodes: ['e1'], html: '<h1>acme</h1>\n' },
-    { name: 'shop', tenant: 'globex', domain: 'shop.globex.test', nodes: ['e1'], html: '<h1>globex shop</h1>\n' },
-  ] });
-  await writeFile(join(fleet, 'tenants.yaml'), ['acme', 'globex'].map((t) => `apiVersion: edgectl/v1\nkind: Tenant\nmetadata: { name: ${t} }\nspec: {}\n`).join('---\n'));
-  const r = await cli(['apply', '--fleet', fleet, '--local', root, ...PORTS.flags, '--local-address', ADDR, '--yes']);
-  expect(r.code, r.stderr).toBe(0);
+  ({ ports: PORTS, root } = await appliedMeteringNode(dir, ADDR));
 
   // apply's own checks went through nginx (GET /.edgectl/config per server): the agent, starting
   // on this log for the first time, counts them too.

@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import { Agent, request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, json } from '../helpers/cli.js';
-import { localPortBlock, type LocalPortBlock } from '../helpers/local-ports.js';
+import type { LocalPortBlock } from '../helpers/local-ports.js';
 import { freePorts } from '../helpers/ports.js';
-import { killNginx, writeTestFleet } from '../apply/helpers.js';
-import { type AgentProc, credential, kill9, killAll, restart, startAgent, waitFor } from '../agent/helpers.js';
+import { killNginx } from '../apply/helpers.js';
+import { type AgentProc, appliedMeteringNode, credential, kill9, killAll, restart, startAgent, waitFor } from '../agent/helpers.js';
 import { createTestDb, type TestDb } from '../agent/pg-db.js';
 
 /**
@@ -100,16 +100,7 @@ async function expectExact(phase: string): Promise<void> {
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ec-usage-e2e-'));
   await chmod(dir, 0o755); // nginx workers (nobody) traverse node roots to serve static files
-  PORTS = await localPortBlock(['e1'], ADDR);
-  const fleet = join(dir, 'fleet');
-  root = join(dir, 'nodes');
-  await writeTestFleet(fleet, { nodes: ['e1'], apps: [
-    { name: 'web', tenant: 'acme', domain: 'www.acme.test', nodes: ['e1'], html: '<h1>acme</h1>\n' },
-    { name: 'shop', tenant: 'globex', domain: 'shop.globex.test', nodes: ['e1'], html: '<h1>globex shop</h1>\n' },
-  ] });
-  await writeFile(join(fleet, 'tenants.yaml'), ['acme', 'globex'].map((t) => `apiVersion: edgectl/v1\nkind: Tenant\nmetadata: { name: ${t} }\nspec: {}\n`).join('---\n'));
-  const r = await cli(['apply', '--fleet', fleet, '--local', root, ...PORTS.flags, '--local-address', ADDR, '--yes']);
-  expect(r.code, r.stderr).toBe(0);
+  ({ ports: PORTS, root } = await appliedMeteringNode(dir, ADDR));
   // apply's own checks went through nginx: the agent, new to this log, counts them too, and so must we.
   for (const l of (await readFile(join(nodeRoot(), 'log', 'access.log'), 'utf8')).split('\n')) {
     if (!l.trim()) continue;
