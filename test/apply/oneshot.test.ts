@@ -86,6 +86,29 @@ afterAll(async () => {
 });
 
 describe('one-round-trip activation', () => {
+  it('under a umask of 077 every file gets its manifest mode and every directory 755, staged and copied alike', { timeout: 60_000 }, async () => {
+    const old = process.umask(0o077);
+    try {
+      for (const extra of [{}, { domain: 'www.acme.test, www3.acme.test' }]) {
+        await bump(extra); // the second release copies the unchanged files from the first on the node
+        expect(await apply()).toMatchObject({ outcome: 'applied', path: 'oneshot' });
+        const rel = join(root, 'n1', 'releases', await current());
+        const manifest = JSON.parse(await readFile(join(rel, 'manifest.json'), 'utf8')) as { files: Record<string, { mode: number }> };
+        const { stdout } = await execa('find', [rel, '-mindepth', '1', '-printf', '%y %m %P\\n']);
+        const seen = stdout.split('\n').map((l) => l.split(' '));
+        const dirs = seen.filter(([y]) => y === 'd');
+        expect(dirs.length).toBeGreaterThan(0);
+        for (const [, m, p] of dirs) expect(`${p} ${m}`).toBe(`${p} 755`);
+        const files = seen.filter(([y]) => y === 'f');
+        expect(files.length).toBeGreaterThan(2);
+        for (const [, m, p] of files) expect(`${p} ${m}`).toBe(`${p} ${(p === 'manifest.json' ? 0o644 : manifest.files[p].mode).toString(8)}`);
+        expect((await execa('stat', ['-c', '%a', rel])).stdout).toBe('755');
+      }
+    } finally {
+      process.umask(old);
+    }
+  });
+
   it('a stream cut midway fails at upload: the node keeps serving its release; the next apply succeeds and cleans up', { timeout: 60_000 }, async () => {
     const before = await current();
     const page = await served();

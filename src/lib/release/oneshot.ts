@@ -1,4 +1,3 @@
-import { isSecretFile } from '../secrets/paths.js';
 import { randomBytes } from 'node:crypto';
 import { MANIFEST_FILE, releaseName } from '../bundle/manifest.js';
 import { EdgectlError } from '../errors.js';
@@ -159,9 +158,15 @@ function streamOf(bundle: ReleaseBundle, source: { name: string; manifest: Relea
     { path: '.edgectl-ctl/copy', data: lines(copy) },
     { path: '.edgectl-ctl/move', data: lines(move) },
     { path: '.edgectl-ctl/sums', data: Buffer.from(checklist(bundle.manifest)) },
-    { path: '.edgectl-ctl/exec', data: lines(bundle.files.filter((f) => f.mode === 0o755).map((f) => f.path)) },
-    { path: '.edgectl-ctl/private', data: lines(bundle.files.filter(isSecretFile).map((f) => f.path)) },
+    { path: '.edgectl-ctl/sync', data: lines(syncList([...bundle.files.map((f) => f.path), MANIFEST_FILE])) },
   ]);
+}
+
+/** Every file of the release and every directory above one (not the release's own): what the node syncs before the rename. */
+export function syncList(files: string[]): string[] {
+  const dirs = new Set<string>();
+  for (const f of files) for (let i = f.indexOf('/'); i > 0; i = f.indexOf('/', i + 1)) dirs.add(f.slice(0, i));
+  return [...dirs, ...files];
 }
 
 function healthTargets(req: ActivateRequest): HealthTarget[] | undefined {

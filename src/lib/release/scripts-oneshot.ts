@@ -17,9 +17,9 @@ import { LIVE_NGINX_FN } from './remote.js';
  * info JSON  19 keep (names, space-separated)  20 the number of health targets.
  * Stdin: the script itself (ONESHOT_BOOT reads it: dropbear refuses a command over 9000 bytes),
  * the health targets one per line (host, path, status, body; tab-separated), then in stage mode
- * a tar of the files to send plus .edgectl-ctl/{copy,move,sums,exec,private} (private: the
- * secrets, chmod 600 after everything else is set to 644/755), in exists mode the
- * sha256sum checklist of the release.
+ * a tar of the files to send (each with its mode: 644, 755, 600 for a secret) plus
+ * .edgectl-ctl/{copy,move,sums,sync} (sync: every file and directory of the release, for one
+ * sync call), in exists mode the sha256sum checklist of the release.
  */
 /**
  * The command line: reads the script's exact length from stdin (bash's read takes a pipe a byte
@@ -29,6 +29,7 @@ export const ONESHOT_BOOT = 'LC_ALL=C; IFS= read -r -d "" -N "$1" s || exit 97; 
 
 export const ONESHOT_SCRIPT = `
 set -u
+umask 022
 r=$1 name=$2 nonce=$3 holder=$4 needle=$5 expect=$6 mode=$7 src=$8 ng=$9
 prev=\${10} prevcfg=\${11} cfg=\${12} ph=\${13} pp=\${14} op=\${15} at=\${16} by=\${17} info=\${18} keep=\${19} nh=\${20}
 targets=()
@@ -48,9 +49,9 @@ fail() { printf 'fail %s %s\\n' "$cur_step" "$1"; }
 record() { # a builtin write, no fork (.edgectl/rel exists from the start; a torn record reads as unknown)
   printf '%s\\t%s\\t%s\\t%s\\n' "$1" "$2" "$at" "$info" >".edgectl/rel/$name"
 }
-intent() { # op from to
+intent() { # op from to [more to sync with it]
   printf '{"op":"%s","from":%s,"to":"%s","by":%s,"at":"%s"}\\n' "$1" "$2" "$3" "$by" "$at" >.edgectl/intent.json.tmp
-  mv -f -T .edgectl/intent.json.tmp .edgectl/intent.json && sync -- .edgectl/intent.json .edgectl
+  mv -f -T .edgectl/intent.json.tmp .edgectl/intent.json && sync -- .edgectl/intent.json .edgectl "\${@:4}"
 }
 point() { # link release
   { [ ! -L ".$1.tmp" ] || rm -f ".$1.tmp"; } && ln -s "releases/$2" ".$1.tmp" && mv -T ".$1.tmp" "$1"
@@ -80,11 +81,12 @@ serving() { # config id, tries (22: about 8 s)
   seen="\${pb%%[$'\\r\\n']*}"; return 1
 }
 reload() { # sets act (reloaded|started) and errlog (the error log's size before); nginx's words in tmp/.edgectl-ng.err
-  errlog=0; [ -f log/error.log ] && errlog=$(stat -c %s log/error.log)
+  errlog=0; [ -s log/error.log ] && errlog=$(stat -c %s log/error.log)
   if live_nginx run/nginx.pid >/dev/null; then
     act=reloaded; "$ng" -p "$r/" -c "$r/current/nginx/nginx.conf" -s reload </dev/null >/dev/null 2>tmp/.edgectl-ng.err
   else
-    rm -f run/demo-upstream.sock # the local demo's stand-in, stale when no nginx runs (see nginx.ts)
+    # the local demo's stand-in, stale when no nginx runs (see nginx.ts)
+    { [ -e run/demo-upstream.sock ] || [ -L run/demo-upstream.sock ]; } && rm -f run/demo-upstream.sock
     act=started; "$ng" -p "$r/" -c "$r/current/nginx/nginx.conf" </dev/null >/dev/null 2>tmp/.edgectl-ng.err
   fi
 }
@@ -161,11 +163,11 @@ fi
 locked=1
 printf '%s\\n' "$holder" >.edgectl/lock/holder.tmp && mv -f .edgectl/lock/holder.tmp .edgectl/lock/holder
 step read
-cur=$(readlink current 2>/dev/null); cur=\${cur%/}; cur=\${cur##*/}
+cur=; [ -L current ] && cur=$(readlink current 2>/dev/null); cur=\${cur%/}; cur=\${cur##*/}
 echo "from $cur"
 # A node already at the target (a saved plan applied twice) is not stale: it is unchanged below.
 if [ "$expect" != "-" ] && [ "$cur" != "$expect" ] && [ "$cur" != "$name" ]; then fail "current release is \${cur:-none}, the plan was made against \${expect:-none}"; finish stale; fi
-dir="releases/$name"
+dir="releases/$name" staged=0
 if [ "$mode" = stage ]; then
   step upload
   for d in releases/.tmp-*; do [ -e "$d" ] && rm -rf "$d"; done
@@ -182,11 +184,10 @@ if [ "$mode" = stage ]; then
       case "$b" in */*) mkdir -p "$s/\${b%/*}";; esac; cp -p -- "releases/$src/$a" "$s/$b" 2>/dev/null
     done <"$c/move"
   fi
-  # $s stays 0700 until every mode is set: a secret (private) is never readable by others on the way.
-  find "$s" -mindepth 1 \\( -type d -exec chmod 755 {} + \\) -o \\( -type f -exec chmod 644 {} + \\)
+  # Every mode comes from the stream (tar -p: 644, 755, 600 for a secret, exactly, whatever the
+  # umask) or from the release it was copied from (cp -p); the directories tar makes are 755 under
+  # the umask set above. $s stays 0700 until then: a secret is never readable by others on the way.
   cd "$s" || { fail "cannot enter $s"; finish failed; }
-  [ -s "$r/$c/exec" ] && xargs -r -d '\\n' chmod 755 -- <"$r/$c/exec"
-  [ -s "$r/$c/private" ] && xargs -r -d '\\n' chmod 600 -- <"$r/$c/private"
   chmod 755 .
   if ! sha256sum --strict --quiet -c "$r/$c/sums" >"$r/$c/bad" 2>/dev/null; then
     cd "$r"; while IFS= read -r l; do printf 'bad %s\\n' "$l"; done <"$c/bad"
@@ -200,10 +201,12 @@ if [ "$mode" = stage ]; then
     fi
     rm -rf "$s" "$c"
   else
-    find "$s" -exec sync -- {} +
+    # One sync for every file and directory of the release (the stream lists them), not a find.
+    mapfile -t P <"$c/sync"; sync -- "$s" "\${P[@]/#/$s/}"
     rm -rf "$c"
+    # Made durable with the intent below, before current can point at it (one sync fewer).
     mv -T "$s" "$dir" || { rm -rf "$s"; fail "cannot rename the staged release into place"; finish failed; }
-    sync -- releases
+    staged=1
     record staged ""
   fi
 else
@@ -222,7 +225,9 @@ if ! "$ng" -t -q -p "$r/" -c "$r/$dir/nginx/nginx.conf" >tmp/.edgectl-t.err 2>&1
 fi
 step switch
 fromj=null; [ -n "$cur" ] && fromj="\\"$cur\\""
-intent "$op" "$fromj" "$name" && point current "$name" && touch -c "$dir" && sync -- . || { fail "switching current failed"; finish failed; }
+# A release staged by this run has the activation time as its mtime already (its last entry was
+# made just now): touched only when it was on the node before (the activation time is the mtime).
+intent "$op" "$fromj" "$name" releases && point current "$name" && { [ $staged = 1 ] || touch -c "$dir"; } && sync -- . || { fail "switching current failed"; finish failed; }
 step reload
 # nginx reads every file through current/: the same nginx config (an agent.json, a page or a
 # FastCGI script changed) is served without a reload once current points at the new release.
