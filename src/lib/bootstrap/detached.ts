@@ -36,6 +36,8 @@ export interface InstallOptions {
   /** How long to wait for the detached gate's outcome (default 150 s: the gate's two 15 s rounds, two restarts, the tunnel's 30 s backoff cap, with room). */
   waitMs?: number;
   pollMs?: number;
+  /** Before the first try (default 1.5 s: the gate starts a second after the install's exit). */
+  firstTryMs?: number;
   logger?: Logger;
 }
 
@@ -59,17 +61,18 @@ export async function runInstall(t: Transport, o: InstallOptions): Promise<Insta
   // This connection rides the tunnel the gate is about to take down.
   await t.close().catch(() => {});
   o.logger?.info(`${o.node}: agent restart and health gate detached on the node (upgrade ${id}); waiting for the tunnel to come back`, {});
-  const w = await awaitOutcome(o, id);
+  const w = await awaitUpgrade(o, id);
   const result = { code: w.code, stdout: first.stdout + w.stdout, stderr: [first.stderr.trim(), w.stderr.trim()].filter(Boolean).join('\n') };
   return { result, transport: w.transport, close: w.close };
 }
 
-interface Outcome extends ExecResult {
+export interface Outcome extends ExecResult {
   transport: Transport;
   close(): Promise<void>;
 }
 
-async function awaitOutcome(o: InstallOptions, id: string): Promise<Outcome> {
+/** The detached gate's outcome (RESULT_SCRIPT), over a new connection per failed try; then removed from the node. */
+export async function awaitUpgrade(o: Pick<InstallOptions, 'node' | 'root' | 'connector' | 'waitMs' | 'pollMs' | 'firstTryMs' | 'logger'>, id: string): Promise<Outcome> {
   const waitMs = o.waitMs ?? 150_000;
   const pollMs = o.pollMs ?? 500;
   const deadline = Date.now() + waitMs;
@@ -82,7 +85,7 @@ async function awaitOutcome(o: InstallOptions, id: string): Promise<Outcome> {
     t = conn = undefined;
   };
   // The gate starts a second after the install's exit: a first try sooner would ride the old tunnel into the restart.
-  await sleep(Math.min(1500, waitMs));
+  await sleep(Math.min(o.firstTryMs ?? 1500, waitMs));
   while (Date.now() < deadline) {
     try {
       conn ??= o.connector();
@@ -108,6 +111,7 @@ async function awaitOutcome(o: InstallOptions, id: string): Promise<Outcome> {
         throw e;
       }
       last = errorMessage(e);
+      o.logger?.debug('agent upgrade: outcome not readable yet, retrying', { node: o.node, upgrade: id, error: last });
       await drop();
     }
     await sleep(Math.max(0, Math.min(pollMs, deadline - Date.now())));
