@@ -131,19 +131,19 @@ async function bootstrapOne(t: Transport, n: ResolvedNode, o: BootstrapOptions, 
   // A reverse node's gate runs detached (its restart takes down the tunnel this exec rides): detached.ts.
   const run = await runInstall(t, { node: n.name, root, args: [root, pkg.version, UNIT_PATH, copy?.digest ?? '', copy?.sha256 ?? ''], input: tarArchive(files), detach: n.tunnel === 'reverse', connector: reconnect, logger: o.logger });
   try {
-    return await installed(run.transport, n, o, root, runtime, pkg.version, run.result);
+    return await installed(run.transport, n, o, root, runtime, pkg, run.result);
   } finally {
     await run.close();
   }
 }
 
 /** What the install's output says, and for a reverse node its tunnel key (over `t`, the connection the install left). */
-async function installed(t: Transport, n: ResolvedNode, o: BootstrapOptions, root: string, runtime: string, version: string, r: ExecResult): Promise<BootstrapResult> {
+async function installed(t: Transport, n: ResolvedNode, o: BootstrapOptions, root: string, runtime: string, pkg: { version: string }, r: ExecResult): Promise<BootstrapResult> {
   const out = parseLines(r.stdout);
   // What the node says is hostile too: only a well-formed digest goes anywhere near the fleet.
   const credentialSha256 = out.kv.get('credential');
   if (credentialSha256 !== undefined && !RE.sha256.test(credentialSha256)) throw new EdgectlError('EDGECTL_BOOTSTRAP', `${n.name}: the node answered a malformed credential digest`, { detail: credentialSha256.slice(0, 100) });
-  const base: Omit<BootstrapResult, 'status'> = { node: n.name, version, runtime, changed: out.changed, credentialSha256, credentialRecorded: !!credentialSha256 && n.credentialSha256 === credentialSha256 };
+  const base: Omit<BootstrapResult, 'status'> = { node: n.name, version: pkg.version, runtime, changed: out.changed, credentialSha256, credentialRecorded: !!credentialSha256 && n.credentialSha256 === credentialSha256 };
   const result = out.kv.get('result');
   if (r.code === 0 && (result === 'installed' || result === 'unchanged') && n.tunnel === 'reverse') {
     const k = await nodeTunnelKey(t, n.name, root, runtime, o.rotateTunnelKey === true);
@@ -153,7 +153,7 @@ async function installed(t: Transport, n: ResolvedNode, o: BootstrapOptions, roo
     if (k.credentialSha256) Object.assign(base, { credentialSha256: k.credentialSha256, credentialRecorded: n.credentialSha256 === k.credentialSha256 });
     if (k.changed.length > 0 && result === 'unchanged') return { ...base, status: 'installed' };
   }
-  if (r.code === 5 && result === 'rolled-back') return { ...base, status: 'rolled-back', error: { code: 'EDGECTL_BOOTSTRAP', message: `${n.name}: agent ${version} did not come up healthy; back to the previous agent`, output: r.stderr.trim() } };
+  if (r.code === 5 && result === 'rolled-back') return { ...base, status: 'rolled-back', error: { code: 'EDGECTL_BOOTSTRAP', message: `${n.name}: agent ${pkg.version} did not come up healthy; back to the previous agent`, output: r.stderr.trim() } };
   if (r.code !== 0 || (result !== 'installed' && result !== 'unchanged')) {
     throw new EdgectlError('EDGECTL_BOOTSTRAP', `${n.name}: installing the agent failed (exit ${r.code})`, { detail: (r.stderr || r.stdout).trim().slice(-2000) });
   }
