@@ -223,6 +223,9 @@ describe('a NAT\'d node installed from a pack, behind a relay on real sshd', { t
     expect(await mainState()).toBe(`${await onNode(['systemctl', 'show', '-p', 'MainPID', '--value', 'edgectl-agent.service'])} ${ru.version} serving`);
     // The outcome was read and removed; nothing else of the upgrade is left in run/.
     expect(await onNode(['sh', '-c', `ls ${ROOT}/run | grep -c '^upgrade-' || true`])).toBe('0');
+    // The gate ran as its own transient unit (not in the SSH session), collected once done.
+    expect(await onNode(['sh', '-c', "journalctl -q -o cat --no-pager | grep -c 'edgectl: agent .* restart, health gate, rollback (upgrade ' || true"])).not.toBe('0');
+    expect(await onNode(['sh', '-c', "systemctl list-units --all --plain --no-legend 'edgectl-upgrade-*' | wc -l"])).toBe('0');
     // A build that crashes at start: rolled back on the node, reported as such, as fast.
     const bad = join(dir, 'bad-agent');
     await cp(join(REPO, 'dist', 'agent'), bad, { recursive: true });
