@@ -1,4 +1,4 @@
-import { copyFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { appendFile, copyFile, cp, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeApps, writeTestFleet, type TestApp } from '../apply/helpers.js';
 import { cli, json } from '../helpers/cli.js';
 import { bootNode, type NspawnNode } from '../helpers/nspawn.js';
+import { REPO } from '../helpers/paths.js';
 
 /**
  * Issue 16 end to end, on real systemd nodes (Debian bookworm under systemd-nspawn, each in a
@@ -16,6 +17,8 @@ import { bootNode, type NspawnNode } from '../helpers/nspawn.js';
  * copied into its file system: the USB stick), its agent opens the tunnel, edgectl applies through
  * it, a bootstrap through it rotates the packed key and credential (the relay then refuses the
  * packed key), the node's link to the relay is cut and restored, and a second apply works.
+ * An agent upgrade through the tunnel (and a build that crashes at start, rolled back) reports its
+ * outcome at once, the relay's sshd killed and started again: the tunnel comes back.
  * Forged tunnels (another key for this port, this key for another port) are test/transport/tunnel.test.ts's.
  */
 const ROOT = '/srv/edgectl';
@@ -195,6 +198,64 @@ describe('a NAT\'d node installed from a pack, behind a relay on real sshd', { t
     // A second bootstrap keeps the key (no rotation unasked).
     const b2 = await edgectl(['bootstrap', 'n1', '--yes', '--json', '-i', key]);
     expect(json(b2).nodes[0], b2.stderr).toMatchObject({ status: 'unchanged', tunnelKey: rb.tunnelKey, tunnelKeyRecorded: true });
+
+    // An agent upgrade through the node's own tunnel: the restart takes the tunnel down under the
+    // install's exec, so the gate runs detached on the node and edgectl comes back for its outcome
+    // once the new agent holds the tunnel again, well within the exec's old 180 s wait.
+    const mainState = async () => {
+      const pid = await onNode(['systemctl', 'show', '-p', 'MainPID', '--value', 'edgectl-agent.service']);
+      return (await onNode(['cat', `${ROOT}/run/agent.state`])).startsWith(`${pid} `) ? onNode(['cat', `${ROOT}/run/agent.state`]) : '';
+    };
+    const oldVersion = await onNode(['readlink', `${ROOT}/agent/current`]);
+    const newer = join(dir, 'newer-agent');
+    await cp(join(REPO, 'dist', 'agent'), newer, { recursive: true });
+    await appendFile(join(newer, 'edgectl-agent.cjs'), '\n// pack-nat: another build of the same agent\n');
+    let t1 = Date.now();
+    const up = await edgectl(['bootstrap', 'n1', '--yes', '--json', '-i', key], { EDGECTL_AGENT_DIST: newer });
+    const upMs = Date.now() - t1;
+    expect(up.code, up.stderr + up.stdout).toBe(0);
+    const ru = json(up).nodes[0];
+    expect(ru).toMatchObject({ status: 'installed', tunnelKey: rb.tunnelKey });
+    expect(ru.version).not.toBe(oldVersion);
+    expect(ru.changed).toEqual(expect.arrayContaining(['agent', 'current']));
+    expect(upMs).toBeLessThan(60_000);
+    expect(await onNode(['readlink', `${ROOT}/agent/current`])).toBe(ru.version);
+    expect(await mainState()).toBe(`${await onNode(['systemctl', 'show', '-p', 'MainPID', '--value', 'edgectl-agent.service'])} ${ru.version} serving`);
+    // The outcome was read and removed; nothing else of the upgrade is left in run/.
+    expect(await onNode(['sh', '-c', `ls ${ROOT}/run | grep -c '^upgrade-' || true`])).toBe('0');
+    // The gate ran as its own transient unit (not in the SSH session), collected once done.
+    expect(await onNode(['sh', '-c', "journalctl -q -o cat --no-pager | grep -c 'edgectl: agent .* restart, health gate, rollback (upgrade ' || true"])).not.toBe('0');
+    expect(await onNode(['sh', '-c', "systemctl list-units --all --plain --no-legend 'edgectl-upgrade-*' | wc -l"])).toBe('0');
+    // A build that crashes at start: rolled back on the node, reported as such, as fast.
+    const bad = join(dir, 'bad-agent');
+    await cp(join(REPO, 'dist', 'agent'), bad, { recursive: true });
+    await writeFile(join(bad, 'edgectl-agent.cjs'), "process.stderr.write('edgectl-agent: boom at start\\n'); process.exit(1);\n");
+    t1 = Date.now();
+    const down = await edgectl(['bootstrap', 'n1', '--yes', '--json', '-i', key], { EDGECTL_AGENT_DIST: bad });
+    const downMs = Date.now() - t1;
+    expect(down.code, down.stderr).toBe(1);
+    const rd = json(down).nodes[0];
+    expect(rd).toMatchObject({ status: 'rolled-back', error: { code: 'EDGECTL_BOOTSTRAP', message: expect.stringContaining('did not come up healthy') } });
+    expect(rd.error.output).toContain('boom at start');
+    expect(downMs).toBeLessThan(60_000);
+    expect(await onNode(['readlink', `${ROOT}/agent/current`])).toBe(ru.version);
+    await until(async () => (await mainState()).endsWith(`${ru.version} serving`), 'the previous agent serving again', 20_000);
+    await until(tunnelUp, 'the tunnel back after the rollback', 40_000);
+    process.stderr.write(`pack-nat: agent upgrade through the tunnel ${upMs} ms, crashing build rolled back and reported in ${downMs} ms (load ${(await readFile('/proc/loadavg', 'utf8')).trim()})\n`);
+
+    // The relay's sshd restarted, every session it held dropped (a crash or a reboot of the relay;
+    // `systemctl restart ssh` alone keeps sessions): the tunnel comes back by itself, a plan works.
+    const beforeRelay = Number((await agentStatus()).tunnel?.reconnects ?? -1);
+    {
+      const r = await relay.exec(['sh', '-c', 'systemctl stop ssh.service; for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = sshd ] && kill -KILL "${p#/proc/}"; done; systemctl start ssh.service']);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    t1 = Date.now();
+    await until(async () => (await edgectl(['plan', '--json', '-i', key, '--node', 'n1'])).code === 0, 'a plan through the tunnel after the relay\'s sshd restart', 60_000);
+    const relayMs = Date.now() - t1;
+    process.stderr.write(`pack-nat: plan through the tunnel ${relayMs} ms after the relay's sshd restart\n`);
+    expect(Number((await agentStatus()).tunnel?.reconnects ?? -1)).toBeGreaterThan(beforeRelay);
+    expect(relayMs).toBeLessThan(30_000 + 8_000);
 
     // The link to the relay is cut for longer than the agent's keepalives allow (3 × 10 s): the
     // agent gives the connection up and backs off. Restored: the tunnel comes back by itself (a new

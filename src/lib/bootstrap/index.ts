@@ -7,16 +7,17 @@ import { runNodes } from '../nodes/run-nodes.js';
 import { selectNodes, type NodeSelection } from '../nodes/select.js';
 import { normaliseRoot } from '../release/layout.js';
 import { outputOf, runScript } from '../release/remote.js';
-import { createConnector, type ConnectorOptions } from '../transport/connect.js';
+import { createConnector, type Connector, type ConnectorOptions } from '../transport/connect.js';
 import { tarArchive, type TarFile } from '../transport/tar.js';
-import type { Transport } from '../transport/types.js';
+import type { ExecResult, Transport } from '../transport/types.js';
 import { RE } from '../fleet/values.js';
 import { recordCredentials } from './record-credential.js';
 import { nodeTunnelKey } from './tunnel-key-node.js';
 import { recordTunnelKeys } from './tunnel-key-record.js';
 import { agentPackage, sumsFile } from './package.js';
 import { chooseRuntime, localRuntime } from './runtime.js';
-import { INSTALL_SCRIPT, parseLines, PROBE_SCRIPT } from './scripts.js';
+import { runInstall } from './detached.js';
+import { parseLines, PROBE_SCRIPT } from './scripts.js';
 import { renderUnit, systemdVersion, UNIT_PATH } from './unit.js';
 
 export interface BootstrapResult {
@@ -74,7 +75,7 @@ export async function bootstrapNodes(o: BootstrapOptions): Promise<BootstrapResu
     results = await runNodes(conn, nodes, {
       concurrency: o.concurrency ?? 16,
       node: (n) => n.name,
-      run: (t, n) => bootstrapOne(t, n, o).catch((e) => failed(n.name, e)),
+      run: (t, n) => bootstrapOne(t, n, o, () => createConnector({ ...o, connectRetries: 0 })).catch((e) => failed(n.name, e)),
       unreachable: (n, e) => failed(n.name, e),
       onResult: (n, r) => o.logger?.info(`${n.name}: ${r.status}`, {}),
     });
@@ -104,7 +105,7 @@ function failed(node: string, e: unknown): BootstrapResult {
   return { node, status: 'failed', changed: [], error: { code: isEdgectlError(e) ? e.code : 'EDGECTL_BOOTSTRAP', message: errorMessage(e), ...(isEdgectlError(e) ? { hint: e.hint } : {}), ...(outputOf(e) ? { output: outputOf(e) } : {}) } };
 }
 
-async function bootstrapOne(t: Transport, n: ResolvedNode, o: BootstrapOptions): Promise<BootstrapResult> {
+async function bootstrapOne(t: Transport, n: ResolvedNode, o: BootstrapOptions, reconnect: () => Connector): Promise<BootstrapResult> {
   const root = normaliseRoot(n.root);
   const probed = parseLines((await mustProbe(t, n.name, [root, o.runtime ?? ''])).stdout);
   const kv = probed.kv;
@@ -127,7 +128,17 @@ async function bootstrapOne(t: Transport, n: ResolvedNode, o: BootstrapOptions):
     files.push({ path: `${dir}/SHA256SUMS`, data: sumsFile(pkg), mode: 0o644 });
     for (const f of pkg.files) files.push({ path: `${dir}/${f.path}`, data: f.data, mode: 0o644 });
   }
-  const r = await t.exec(['bash', '-c', INSTALL_SCRIPT, 'edgectl', root, pkg.version, UNIT_PATH, copy?.digest ?? '', copy?.sha256 ?? ''], { input: tarArchive(files), timeoutMs: 180_000 });
+  // A reverse node's gate runs detached (its restart takes down the tunnel this exec rides): detached.ts.
+  const run = await runInstall(t, { node: n.name, root, args: [root, pkg.version, UNIT_PATH, copy?.digest ?? '', copy?.sha256 ?? ''], input: tarArchive(files), detach: n.tunnel === 'reverse', connector: reconnect, logger: o.logger });
+  try {
+    return await installed(run.transport, n, o, root, runtime, pkg, run.result);
+  } finally {
+    await run.close();
+  }
+}
+
+/** What the install's output says, and for a reverse node its tunnel key (over `t`, the connection the install left). */
+async function installed(t: Transport, n: ResolvedNode, o: BootstrapOptions, root: string, runtime: string, pkg: { version: string }, r: ExecResult): Promise<BootstrapResult> {
   const out = parseLines(r.stdout);
   // What the node says is hostile too: only a well-formed digest goes anywhere near the fleet.
   const credentialSha256 = out.kv.get('credential');

@@ -33,17 +33,17 @@ exit 0
 
 /**
  * $1 root, $2 version, $3 unit path, $4 and $5 the digest (directory name) and sha256 of a copied
- * runtime (empty: none); stdin: a tar of .incoming-<version>/ (absent when the node has that
- * version), .incoming-runtime-<digest>/node (a runtime to copy, absent when there) and .unit.new. Checks the upload against its SHA256SUMS, renames it into
- * place, swaps agent/current with rename(2) (agent/previous keeps the one before, older ones
- * go), creates the node's credential if it has none (on the node: it never leaves it; only its
- * sha256 is printed), installs the unit, enables it and (re)starts the agent when anything it
- * runs changed. Then the gate (bash: /dev/tcp, SECONDS): within 15 s the service's main process
- * must be the new build and healthy: /healthz ok with its `version` when the node has a release,
- * else run/agent.state naming its pid and version (it waits for a first agent.json, nothing
- * listens yet); one that exits fails at once. Else current goes back to previous, the agent is
- * restarted (exit 5). Lines: "changed WHAT", "credential SHA256", "result installed|unchanged|rolled-back".
- * Run by bash (the probe said the node has one).
+ * runtime (empty: none), $6 GATE_SCRIPT, $7 an upgrade id (16 hex digits: run the gate detached;
+ * empty: in this connection); stdin: a tar of .incoming-<version>/ (absent when the node has that
+ * version), .incoming-runtime-<digest>/node (a runtime to copy, absent when there) and .unit.new.
+ * Checks the upload against its SHA256SUMS, renames it into place, swaps agent/current with
+ * rename(2) (agent/previous keeps the one before, older ones go), creates the node's credential
+ * if it has none (on the node: it never leaves it; only its sha256 is printed), installs the
+ * unit, enables it, and when anything the agent runs changed, runs the gate (GATE_SCRIPT: restart,
+ * health gate, rollback). With an id the gate runs as a transient systemd unit after this script
+ * has exited, writing <root>/run/upgrade-<id>/{out,err,code} (RESULT_SCRIPT reads them), and this
+ * prints "result detached". Lines: "changed WHAT", "credential SHA256", "result
+ * installed|unchanged|rolled-back|detached". Run by bash (the probe said the node has one).
  */
 export const INSTALL_SCRIPT = `
 set -u
@@ -51,8 +51,10 @@ set -u
 # agent this restarts. With SIGPIPE (and SIGHUP) ignored, output to a closed connection is lost but
 # the script goes on to its health gate and, if the new agent fails it, its rollback.
 trap '' PIPE HUP
-r="$1"; v="$2"; unit="$3"; rd="$4"; rs="$5"; a="$r/agent"; in="$a/.incoming-$v"; rin="$a/.incoming-runtime-$rd"
+r="$1"; v="$2"; unit="$3"; rd="$4"; rs="$5"; gate="$6"; id="\${7-}"; a="$r/agent"; in="$a/.incoming-$v"; rin="$a/.incoming-runtime-$rd"
 fail() { echo "$*" >&2; rm -rf "$in" "$rin" "$a/.unit.new"; exit 3; }
+# Outcomes of detached upgrades nobody came back for (a day old).
+[ -d "$r/run" ] && find "$r/run" -maxdepth 1 -name 'upgrade-*' -mtime +0 -exec rm -rf {} + 2>/dev/null
 mkdir -p "$a" || fail "cannot create $a"
 tar -x -p --no-same-owner -f - -C "$a" || fail "cannot unpack the upload into $a"
 changed=""
@@ -115,6 +117,43 @@ restart=""
 case "$changed" in *agent*|*current*|*unit*) restart=yes;; esac
 systemctl is-active --quiet edgectl-agent.service || restart=yes
 [ -n "$restart" ] || { echo 'result unchanged'; exit 0; }
+# A reverse node's tunnel is held by the agent the gate restarts: that exec would lose its connection
+# and never see the outcome. The gate runs detached (a transient systemd unit) and writes its outcome
+# under run/upgrade-<id>/; edgectl reconnects once the tunnel is back and reads it (RESULT_SCRIPT).
+if [ -n "$id" ]; then
+  case "$id" in *[!0-9a-f]*|'') fail "malformed upgrade id";; esac
+  d="$r/run/upgrade-$id"
+  mkdir -p "$d" || fail "cannot create $d"
+  # Run by the unit: once this script has exited and its exit status had a second to cross the
+  # tunnel, the gate with its output and exit code in files (code last, by rename).
+  wrap='g=$1; d=$2; p=$3; shift 3
+for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+sleep 1
+bash -c "$g" edgectl-gate "$@" >"$d/out" 2>"$d/err"
+echo $? >"$d/code.tmp"; sync -- "$d/out" "$d/err" "$d/code.tmp" 2>/dev/null; mv -f "$d/code.tmp" "$d/code"; sync -- "$d" 2>/dev/null'
+  if systemd-run --quiet --collect --unit "edgectl-upgrade-$id" --description "edgectl: agent $v restart, health gate, rollback (upgrade $id)" \
+      "$(command -v bash)" -c "$wrap" edgectl-detach "$gate" "$d" "$$" "$r" "$v" "$prev"; then
+    echo 'result detached'; exit 0
+  fi
+  echo "systemd-run failed: running the health gate in this connection" >&2
+  rm -rf "$d"
+fi
+bash -c "$gate" edgectl-gate "$r" "$v" "$prev"
+`;
+
+/**
+ * $1 root, $2 the new agent version, $3 the one before it (empty: none). Restarts the agent, then
+ * the gate (bash: /dev/tcp, SECONDS): within 15 s the service's main process must be the new
+ * build and healthy: /healthz ok with its `version` when the node has a release, else
+ * run/agent.state naming its pid and version (it waits for a first agent.json, nothing listens
+ * yet); one that exits fails at once. Else current goes back to previous and the agent is
+ * restarted (exit 5). Lines: "result installed|rolled-back". Run by the install script, in its
+ * connection or (a reverse node) detached.
+ */
+export const GATE_SCRIPT = `
+set -u
+trap '' PIPE HUP
+r="$1"; v="$2"; prev="$3"; a="$r/agent"
 svc() { # ActiveState, NRestarts and MainPID of the service -> as, nr, mp
   as=; nr=; mp=; local k x
   while IFS='=' read -r k x; do case "$k" in ActiveState) as=$x;; NRestarts) nr=$x;; MainPID) mp=$x;; esac; done < <(systemctl show -p ActiveState -p NRestarts -p MainPID edgectl-agent.service 2>/dev/null)
@@ -170,6 +209,23 @@ if [ -n "$prev" ] && [ "$prev" != "$v" ] && [ -f "$a/$prev/.complete" ]; then
 fi
 echo 'the agent does not come up healthy' >&2; exit 4
 `;
+
+/**
+ * $1 root, $2 upgrade id: the outcome of a detached gate. stdout: "state none|running|done", and
+ * when done "code N" and the gate's own stdout; stderr: the gate's stderr.
+ */
+export const RESULT_SCRIPT = `
+d="$1/run/upgrade-$2"
+[ -d "$d" ] || { echo 'state none'; exit 0; }
+[ -f "$d/code" ] || { echo 'state running'; exit 0; }
+cat "$d/out" 2>/dev/null
+cat "$d/err" >&2 2>/dev/null
+printf 'state done\ncode %s\n' "$(cat "$d/code")"
+exit 0
+`;
+
+/** $1 root, $2 upgrade id: removes that outcome once read. */
+export const RESULT_DONE_SCRIPT = `rm -rf -- "$1/run/upgrade-$2"`;
 
 /** "key value" lines → a map (the last of a key wins; "changed", "have" and "rt" lines are collected). */
 export function parseLines(stdout: string): { kv: Map<string, string>; changed: string[]; have: string[]; rt: string[] } {
