@@ -83,7 +83,13 @@ export function daysLeft(cert: X509Certificate, now = Date.now()): number {
  * the same names with more than RENEW_UNDER_DAYS left is kept (nothing written): what apply and
  * a cron job call.
  */
-export async function issueHopCert(o: { fleet: string; node: string; names: string[]; secrets: SecretOpener; ifDue?: boolean; days?: number; now?: Date; notBefore?: Date; csr?: string }): Promise<HopIssue> {
+export async function issueHopCert(o: {
+  fleet: string; node: string; names: string[]; secrets: SecretOpener; ifDue?: boolean; days?: number; now?: Date; notBefore?: Date; csr?: string;
+  /** A node-born key's public half (SPKI DER), its possession already proven to the caller (bootstrap: hop-key.ts). */
+  publicKey?: Buffer;
+  /** Renew for the key the current certificate is for (node's or fleet's): the key file is left as it is (apply's renewal). */
+  sameKey?: boolean;
+}): Promise<HopIssue> {
   const root = fleetRoot(o.fleet);
   if (!RE.dnsLabel.test(o.node)) throw err(`${JSON.stringify(o.node)} is not a node name`, 'Give the node\'s name as the fleet spells it.');
   const names = [...new Set(o.names)];
@@ -95,9 +101,10 @@ export async function issueHopCert(o: { fleet: string; node: string; names: stri
   const now = (o.now ?? new Date()).getTime();
   const hasCert = existsSync(path.join(root, certRel)), hasKey = existsSync(path.join(root, keyRel));
   // A certificate without a key in the fleet is for a key born on the node: renewed for the same key.
-  const keyOn: 'fleet' | 'node' = o.csr !== undefined || (hasCert && !hasKey) ? 'node' : 'fleet';
+  const keyOn: 'fleet' | 'node' = o.csr !== undefined || o.publicKey !== undefined || (hasCert && !hasKey) ? 'node' : 'fleet';
   const oldPem = hasCert ? readFileSync(path.join(root, certRel), 'utf8') : undefined;
-  if (o.ifDue && oldPem && !o.csr) {
+  if (o.sameKey && !oldPem) throw err(`${o.node} has no hop certificate (${certRel}) to renew`, `Run \`edgectl ca issue ${o.node}\` (or bootstrap it).`);
+  if (o.ifDue && oldPem && !o.csr && !o.publicKey) {
     const old = new X509Certificate(oldPem);
     const left = daysLeft(old, now);
     const same = (old.subjectAltName ?? '').split(', ').map((s) => s.replace(/^(DNS|IP Address):/, '')).sort().join(',') === [...names].sort().join(',');
@@ -111,9 +118,16 @@ export async function issueHopCert(o: { fleet: string; node: string; names: stri
   const opts = { cn: o.node, names, days: o.days ?? HOP_DAYS, now: new Date(now), notBefore: o.notBefore };
   try {
     let certPem: string;
-    if (keyOn === 'node') {
+    if (o.sameKey) {
+      // The same public key, a new validity: the key file (the fleet's age file, or the node's) stays as it is.
+      certPem = await x.signServerCert(ca, await x.certPublicKey(oldPem!), opts);
+      writeAtomically(path.dirname(path.join(root, certRel)), path.basename(certRel), Buffer.from(certPem));
+    } else if (keyOn === 'node') {
       let pub;
-      if (o.csr !== undefined) {
+      if (o.publicKey !== undefined) {
+        pub = await x.spkiPublicKey(o.publicKey);
+        if (typeof pub === 'string') throw err(`the public key ${o.node} answered ${pub}`, 'The node makes its hop key with its own Node.js at bootstrap (ECDSA P-256).');
+      } else if (o.csr !== undefined) {
         pub = await x.csrPublicKey(o.csr);
         if (typeof pub === 'string') throw err(`the request for ${o.node} ${pub}`, `Make it on the node: openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ${nodeHopKeyFile('ROOT')} -subj /CN=${o.node} -out hop.csr`);
       } else {
