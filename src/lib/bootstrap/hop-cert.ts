@@ -38,8 +38,7 @@ const sameNames = (c: X509Certificate, names: string[]) =>
  * for the node's key; an older NODE.key.age is removed (issueHopCert).
  */
 export async function recordHopCert(o: { fleetRoot: string; model: FleetModel; node: ResolvedNode; spki: Buffer; secrets: SecretOpener; now?: Date }): Promise<HopCertResult> {
-  const { renderContext } = await import('../render/context.js');
-  const names = [hopHost(renderContext(o.model), o.node)];
+  const names = [hopHost({ model: o.model }, o.node)];
   const root = o.fleetRoot, certRel = hopCertPath(o.node.name);
   const now = (o.now ?? new Date()).getTime();
   if (existsSync(path.join(root, certRel))) {
