@@ -64,9 +64,10 @@ describe('bootstrap: the hop key born on the node, its certificate signed by the
   });
 
   it('without a fleet CA no hop key is made; with one, relays and core nodes only', async () => {
-    const nodes = resolvedNodes((await loadFleet(fleet)).model);
-    expect(wantsHopKey(fleet, nodes.get('relay-1')!)).toBe(false);
     await initFleetCa({ fleet });
+    const nodes = resolvedNodes((await loadFleet(fleet)).model);
+    await mkdir(path.join(dir, 'no-ca'));
+    expect(wantsHopKey(path.join(dir, 'no-ca'), nodes.get('relay-1')!)).toBe(false);
     expect([...nodes.values()].filter((n) => wantsHopKey(fleet, n)).map((n) => n.name).sort()).toEqual(['core-1', 'relay-1']);
   });
 

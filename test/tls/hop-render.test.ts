@@ -53,7 +53,8 @@ describe('render with spec.hops.tls', { timeout: 120_000 }, () => {
     await issueHopCert({ fleet, node: 'relay-1', names: ['198.51.100.99'], secrets });
     const r = await render('out1');
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/relay-1: tls\/hops\/relay-1\.pem does not name 198\.51\.100\.7/);
+    // validate's rule (the fleet is invalid before render runs): the file, the node, the host.
+    expect(r.stderr).toMatch(/tls\/hops\/relay-1\.pem:1:1 tls\/hops\/relay-1\.pem \(node relay-1\) does not name 198\.51\.100\.7/);
   });
 
   it('ships each hop its certificate and key (0600), pins the fleet CA, and points every forward at https://', async () => {

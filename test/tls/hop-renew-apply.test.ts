@@ -59,7 +59,7 @@ beforeAll(async () => {
   const secrets = secretOpener({ flag: idFile, env: {} });
   await recordHopCert({ fleetRoot: fleet, model, node: resolvedNodes(model).get('relay-r')!, spki, secrets });
   // In --local mode its senders dial the local address: the certificate names it (docs/tls.md, Known limits).
-  await issueHopCert({ fleet, node: 'relay-r', names: [ADDR], secrets, sameKey: true, days: 10 });
+  await issueHopCert({ fleet, node: 'relay-r', names: ['192.0.2.60', ADDR], secrets, sameKey: true, days: 10 });
   PORTS = await localPortBlock(['relay-r'], ADDR);
   git('init', '-q');
   git('add', '-A');
@@ -105,6 +105,7 @@ describe('apply renews a hop certificate due within 30 days', { timeout: 180_000
     const c = new X509Certificate(fleetCert);
     expect((Date.parse(c.validTo) - Date.now()) / 86_400_000).toBeGreaterThan(360);
     expect(spkiOf(fleetCert).equals(spki)).toBe(true);
+    expect(c.subjectAltName).toBe('IP Address:192.0.2.60, IP Address:127.0.32.10'); // its names kept
     expect(git('status', '--porcelain').trim()).toBe('M tls/hops/relay-r.pem');
     const cur = path.join(nodes, 'relay-r', 'current');
     expect(await readFile(path.join(cur, 'agent', 'tls', 'hop.pem'))).toEqual(fleetCert);
@@ -140,7 +141,7 @@ describe('apply renews a hop certificate due within 30 days', { timeout: 180_000
   });
 
   it('a fleet with other uncommitted changes: not renewed (a warning), and the apply refused as dirty', async () => {
-    await issueHopCert({ fleet, node: 'relay-r', names: [ADDR], secrets: secretOpener({ flag: idFile, env: {} }), sameKey: true, days: 5 });
+    await issueHopCert({ fleet, node: 'relay-r', names: ['192.0.2.60', ADDR], secrets: secretOpener({ flag: idFile, env: {} }), sameKey: true, days: 5 });
     git('-c', 'user.name=t', '-c', 'user.email=t@t.example', 'commit', '-qam', 'due again');
     await writeFile(path.join(fleet, 'tenants.yaml'), 'apiVersion: edgectl/v1\nkind: Tenant\nmetadata: { name: acme }\nspec: {}\n# an edit\n');
     const before = await readFile(path.join(fleet, 'tls/hops/relay-r.pem'));

@@ -12,7 +12,7 @@ import { hopHost, listensForForwards } from './render.js';
 /**
  * Hop certificates renewed by apply (issue 17): a selected relay's or core node's certificate
  * with RENEW_UNDER_DAYS or fewer left (the rule of `ca renew`) is signed again for the same
- * public key when the fleet CA's key can be decrypted, written into the fleet's working tree and
+ * public key and names when the fleet CA's key can be decrypted, written into the fleet's working tree and
  * rendered into this apply's release. Plan only says what apply would do. Nothing is written when
  * the fleet is read at a git revision (--rev) or the key cannot be decrypted: a warning, and the
  * old certificate ships (a missing or misnamed one is render's error, as before).
@@ -42,6 +42,8 @@ export interface HopRenewOptions {
 
 /** "expires in N days", "expired N day(s) ago": what plan and apply say of a hop certificate. */
 export const expiresText = (left: number) => (left < 0 ? `expired ${-left} day(s) ago` : `expires in ${left} days`);
+
+const sanNames = (c: X509Certificate) => (c.subjectAltName ?? '').split(', ').filter((x) => /^(DNS|IP Address):/.test(x)).map((x) => x.replace(/^(DNS|IP Address):/, ''));
 
 const hint = (node: string) => `run \`edgectl ca renew\` (or \`edgectl ca issue ${node} --if-due\`), commit tls/hops/ and apply`;
 const why = (e: unknown) => errorMessage(e) + (isEdgectlError(e) && e.hint ? ` (${e.hint})` : '');
@@ -93,7 +95,9 @@ export async function renewDueHopCerts(loaded: LoadedFleet, model: FleetModel, o
       else r.outcome = 'due';
     } else {
       try {
-        const issued = await issueHopCert({ fleet: source.root, node: n.name, names: [host], secrets: o.secrets, sameKey: true, ifDue: true, now: o.now });
+        // Its names kept (a local-mode or extra --name stays), the host its senders dial among them.
+        const names = [...new Set([...sanNames(leaf), host])];
+        const issued = await issueHopCert({ fleet: source.root, node: n.name, names, secrets: o.secrets, sameKey: true, ifDue: true, now: o.now });
         r.outcome = 'renewed';
         r.renewedUntil = issued.notAfter;
       } catch (e) {
