@@ -7,7 +7,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { cli } from '../helpers/cli.js';
 import { localPortBlock, type LocalPortBlock } from '../helpers/local-ports.js';
-import { freePort } from '../helpers/ports.js';
 import { killNginx } from '../apply/helpers.js';
 import { waitFor } from '../agent/helpers.js';
 import { makeIdentity } from './helpers.js';
@@ -47,8 +46,9 @@ beforeAll(async () => {
   await mkdir(fleet);
   const id = await makeIdentity(path.join(dir, 'id.txt'));
   idFile = id.file;
-  TLS_PORT = await freePort('0.0.0.0');
-  await writeFile(path.join(fleet, 'fleet.yaml'), `apiVersion: edgectl/v1\nkind: Fleet\nmetadata: { name: t }\nspec:\n  hub: { url: "https://hub.t.example:${TLS_PORT}/v1/forward" }\n  hops: { tls: { port: ${TLS_PORT} } }\n  secrets: { recipients: [${id.recipient}] }\n`);
+  PORTS = await localPortBlock(['relay-r'], ADDR);
+  TLS_PORT = PORTS.of('relay-r').hopTls; // local mode: the relay's own TLS port (spec.hops.tls.port is for real nodes)
+  await writeFile(path.join(fleet, 'fleet.yaml'), `apiVersion: edgectl/v1\nkind: Fleet\nmetadata: { name: t }\nspec:\n  hub: { url: "https://hub.t.example:${TLS_PORT}/v1/forward" }\n  hops: { tls: { port: 8443 } }\n  secrets: { recipients: [${id.recipient}] }\n`);
   await writeFile(path.join(fleet, 'tenants.yaml'), 'apiVersion: edgectl/v1\nkind: Tenant\nmetadata: { name: acme }\nspec: {}\n');
   await writeFile(path.join(fleet, 'nodes.yaml'), 'apiVersion: edgectl/v1\nkind: Node\nmetadata: { name: relay-r }\nspec: { role: relay, address: 192.0.2.60 }\n');
   await initFleetCa({ fleet });
@@ -60,7 +60,6 @@ beforeAll(async () => {
   await recordHopCert({ fleetRoot: fleet, model, node: resolvedNodes(model).get('relay-r')!, spki, secrets });
   // In --local mode its senders dial the local address: the certificate names it (docs/tls.md, Known limits).
   await issueHopCert({ fleet, node: 'relay-r', names: ['192.0.2.60', ADDR], secrets, sameKey: true, days: 10 });
-  PORTS = await localPortBlock(['relay-r'], ADDR);
   git('init', '-q');
   git('add', '-A');
   git('-c', 'user.name=t', '-c', 'user.email=t@t.example', 'commit', '-qm', 'fleet');
@@ -112,6 +111,7 @@ describe('apply renews a hop certificate due within 30 days', { timeout: 180_000
     const cfgFile = path.join(cur, 'agent', 'agent.json');
     const cfg = JSON.parse(await readFile(cfgFile, 'utf8'));
     expect(cfg.forwardTls.keyFile).toBe(path.join(nodes, 'relay-r', 'secrets', 'hop-key.pem'));
+    expect(cfg.forwardTls.listen).toBe(`${ADDR}:${TLS_PORT}`);
     // The relay's real agent: its TLS listener serves the renewed certificate, verified against the fleet CA.
     relayAgent = spawn(process.execPath, [BIN, 'agent', '--config', cfgFile, '--heartbeat-seconds', '0'], { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
     relayAgent.stderr!.setEncoding('utf8').on('data', (d: string) => relayLog.push(d));
