@@ -48,7 +48,7 @@ Exit status: 0 every node applied or unchanged, 1 any node failed, was refused, 
         confirm: async (plan, c) => (await confirmApply(plan, { yes: flags.yes, allowDirty: flags['allow-dirty'], colors: ce, dirtyOnlyByHopRenewal: c.dirtyOnlyByHopRenewal }), stop.arm()),
       });
       progress.end();
-      for (const r of hopRenewals) if (r.outcome === 'renewed') this.err(`renewed ${r.cert} (${r.node}, until ${r.renewedUntil}): shipped by this apply; review and commit it`);
+      for (const r of hopRenewals) if (r.outcome === 'renewed') this.err(`renewed ${r.cert} (${r.node}, until ${r.renewedUntil}): in this apply's release of ${r.node}; review and commit it`);
       if (flags.json) this.out(json(hopRenewals.length ? { ...report, hopCertificates: hopRenewals } : report));
       else this.out(resultsText(report.nodes.filter((r) => r.outcome !== 'unchanged'), applySummaryLine(report) + dirtyNote(plan)));
       this.setExit(allSucceeded(report.nodes) ? 0 : 1);

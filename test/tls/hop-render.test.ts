@@ -147,4 +147,14 @@ describe('render with spec.hops.tls', { timeout: 120_000 }, () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/spec\.hub\.url .* is not https:\/\//);
   });
+  it('ca renew keeps a name added by hand (a local-mode address) when it renews what is only due', async () => {
+    await issueHopCert({ fleet, node: 'relay-1', names: ['198.51.100.7', '127.0.32.9'], secrets: secretOpener({ flag: idFile, env: {} }), days: 10 });
+    const r = await cli(['ca', 'renew', '--fleet', fleet, '--json'], { env: env() });
+    expect(r.code, r.stderr).toBe(0);
+    const relay = (JSON.parse(r.stdout).certificates as { node: string; issued: boolean; names: string[]; daysLeft: number }[]).find((c) => c.node === 'relay-1')!;
+    expect(relay).toMatchObject({ issued: true, names: ['198.51.100.7', '127.0.32.9'] });
+    expect(new X509Certificate(await readFile(path.join(fleet, 'tls/hops/relay-1.pem'))).subjectAltName).toBe('IP Address:198.51.100.7, IP Address:127.0.32.9');
+    const again = await cli(['ca', 'renew', '--fleet', fleet, '--json'], { env: env() });
+    expect((JSON.parse(again.stdout).certificates as { node: string; issued: boolean }[]).find((c) => c.node === 'relay-1')!.issued).toBe(false);
+  });
 });

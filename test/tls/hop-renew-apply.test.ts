@@ -99,7 +99,7 @@ describe('apply renews a hop certificate due within 30 days', { timeout: 180_000
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const rep = JSON.parse(r.stdout);
     expect(rep.hopCertificates).toMatchObject([{ node: 'relay-r', outcome: 'renewed' }]);
-    expect(r.stderr).toMatch(/renewed tls\/hops\/relay-r\.pem \(relay-r, until .*\): shipped by this apply; review and commit it/);
+    expect(r.stderr).toMatch(/renewed tls\/hops\/relay-r\.pem \(relay-r, until .*\): in this apply's release of relay-r; review and commit it/);
     const fleetCert = await readFile(path.join(fleet, 'tls/hops/relay-r.pem'));
     const c = new X509Certificate(fleetCert);
     expect((Date.parse(c.validTo) - Date.now()) / 86_400_000).toBeGreaterThan(360);

@@ -79,9 +79,9 @@ export function daysLeft(cert: X509Certificate, now = Date.now()): number {
 
 /**
  * `edgectl ca issue NODE`: a server certificate for the node's forward listener, signed by the
- * fleet CA (decrypted here, in memory), for `names`. With `ifDue`, an existing certificate for
- * the same names with more than RENEW_UNDER_DAYS left is kept (nothing written): what apply and
- * a cron job call.
+ * fleet CA (decrypted here, in memory), for `names`. With `ifDue`, an existing certificate that
+ * names all of them with more than RENEW_UNDER_DAYS left is kept (nothing written), and one that
+ * is only due is renewed with the names it has: what apply and a cron job call.
  */
 export async function issueHopCert(o: {
   fleet: string; node: string; names: string[]; secrets: SecretOpener; ifDue?: boolean; days?: number; now?: Date; notBefore?: Date; csr?: string;
@@ -92,7 +92,7 @@ export async function issueHopCert(o: {
 }): Promise<HopIssue> {
   const root = fleetRoot(o.fleet);
   if (!RE.dnsLabel.test(o.node)) throw err(`${JSON.stringify(o.node)} is not a node name`, 'Give the node\'s name as the fleet spells it.');
-  const names = [...new Set(o.names)];
+  let names = [...new Set(o.names)];
   if (names.length === 0) throw err(`no name for ${o.node}'s certificate`, 'Give --name with each host name or IP address its next hops use in their upstream URL.');
   for (const n of names) {
     if (!/^(?:[A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}$|^[0-9a-fA-F:.]+$/.test(n)) throw err(`--name ${JSON.stringify(n)} is not a host name or an IP address`, 'Names go into the certificate as DNS or IP subject alternative names.');
@@ -107,8 +107,12 @@ export async function issueHopCert(o: {
   if (o.ifDue && oldPem && !o.csr && !o.publicKey) {
     const old = new X509Certificate(oldPem);
     const left = daysLeft(old, now);
-    const same = (old.subjectAltName ?? '').split(', ').map((s) => s.replace(/^(DNS|IP Address):/, '')).sort().join(',') === [...names].sort().join(',');
-    if (same && left > RENEW_UNDER_DAYS) return { node: o.node, cert: certRel, key: keyOn === 'fleet' ? keyRel : null, keyOn, names, notAfter: new Date(old.validTo).toISOString(), issued: false, daysLeft: left };
+    const oldNames = (old.subjectAltName ?? '').split(', ').filter((x) => /^(DNS|IP Address):/.test(x)).map((x) => x.replace(/^(DNS|IP Address):/, ''));
+    // Covered: every name asked for is in it (a name added by hand, like a local-mode address, stays).
+    const covered = names.every((n) => oldNames.includes(n));
+    if (covered && left > RENEW_UNDER_DAYS) return { node: o.node, cert: certRel, key: keyOn === 'fleet' ? keyRel : null, keyOn, names: oldNames, notAfter: new Date(old.validTo).toISOString(), issued: false, daysLeft: left };
+    // Only due: renewed with the names it has.
+    if (covered) names = oldNames;
   }
   if (!existsSync(path.join(root, CA_CERT)) || !existsSync(path.join(root, CA_KEY))) throw err(`the fleet has no CA (${CA_CERT})`, 'Run `edgectl ca init` first.');
   const caCertPem = readFileSync(path.join(root, CA_CERT), 'utf8');
