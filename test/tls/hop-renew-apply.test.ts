@@ -37,6 +37,12 @@ let spki: Buffer;
 const git = (...args: string[]) => execFileSync('git', ['-C', fleet, ...args], { encoding: 'utf8' });
 const spkiOf = (pem: Buffer | string) => new X509Certificate(pem).publicKey.export({ format: 'der', type: 'spki' });
 const local = () => ['--local', nodes, ...PORTS.flags, '--local-address', ADDR];
+const outputs: string[] = [];
+const run = async (args: string[], o: Parameters<typeof cli>[1] = {}) => {
+  const r = await cli(args, o);
+  outputs.push(r.stdout, r.stderr);
+  return r;
+};
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'ec-hoprenew-'));
@@ -73,7 +79,7 @@ afterAll(async () => {
 
 describe('apply renews a hop certificate due within 30 days', { timeout: 180_000 }, () => {
   it('plan without an identity: a warning naming the node, the days and ca renew; nothing written', async () => {
-    const r = await cli(['plan', '--fleet', fleet, ...local(), '--json'], { env: { EDGECTL_AGE_IDENTITY_FILE: path.join(dir, 'none.txt'), HOME: dir } });
+    const r = await run(['plan', '--fleet', fleet, ...local(), '--json'], { env: { EDGECTL_AGE_IDENTITY_FILE: path.join(dir, 'none.txt'), HOME: dir } });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/hop certificate of relay-r expires in (9|10) days; run edgectl ca renew/);
     expect(r.stderr).toMatch(/not renewed here: cannot read the age identity file/);
@@ -82,12 +88,12 @@ describe('apply renews a hop certificate due within 30 days', { timeout: 180_000
   });
 
   it('plan with an identity: apply renews it; still nothing written', async () => {
-    const r = await cli(['plan', '--fleet', fleet, ...local(), '--age-identity', idFile, '--json']);
+    const r = await run(['plan', '--fleet', fleet, ...local(), '--age-identity', idFile, '--json']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/hop certificate of relay-r expires in (9|10) days: apply renews it/);
     expect(JSON.parse(r.stdout).hopCertificates).toMatchObject([{ node: 'relay-r', outcome: 'due' }]);
     // At a git revision: never a write to the working tree, a warning instead.
-    const rev = await cli(['plan', '--fleet', fleet, ...local(), '--age-identity', idFile, '--rev', 'HEAD', '--json']);
+    const rev = await run(['plan', '--fleet', fleet, ...local(), '--age-identity', idFile, '--rev', 'HEAD', '--json']);
     expect(rev.code, rev.stderr).toBe(0);
     expect(JSON.parse(rev.stdout).hopCertificates).toMatchObject([{ node: 'relay-r', outcome: 'not-renewed', reason: expect.stringMatching(/git revision/) }]);
     expect(rev.stderr).toMatch(/hop certificate of relay-r expires in (9|10) days; run edgectl ca renew/);
@@ -95,7 +101,7 @@ describe('apply renews a hop certificate due within 30 days', { timeout: 180_000
   });
 
   it('apply renews it for the same key, writes it into the fleet, ships it, and the relay\'s agent serves it', async () => {
-    const r = await cli(['apply', '--fleet', fleet, ...local(), '--age-identity', idFile, '--yes', '--json']);
+    const r = await run(['apply', '--fleet', fleet, ...local(), '--age-identity', idFile, '--yes', '--json']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const rep = JSON.parse(r.stdout);
     expect(rep.hopCertificates).toMatchObject([{ node: 'relay-r', outcome: 'renewed' }]);
@@ -133,7 +139,7 @@ describe('apply renews a hop certificate due within 30 days', { timeout: 180_000
   it('once committed, a second apply renews nothing and writes nothing', async () => {
     git('-c', 'user.name=t', '-c', 'user.email=t@t.example', 'commit', '-qam', 'renewed hop certificate');
     const before = await readFile(path.join(fleet, 'tls/hops/relay-r.pem'));
-    const r = await cli(['apply', '--fleet', fleet, ...local(), '--age-identity', idFile, '--yes', '--json']);
+    const r = await run(['apply', '--fleet', fleet, ...local(), '--age-identity', idFile, '--yes', '--json']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).hopCertificates).toBeUndefined();
     expect(await readFile(path.join(fleet, 'tls/hops/relay-r.pem'))).toEqual(before);
@@ -145,10 +151,22 @@ describe('apply renews a hop certificate due within 30 days', { timeout: 180_000
     git('-c', 'user.name=t', '-c', 'user.email=t@t.example', 'commit', '-qam', 'due again');
     await writeFile(path.join(fleet, 'tenants.yaml'), 'apiVersion: edgectl/v1\nkind: Tenant\nmetadata: { name: acme }\nspec: {}\n# an edit\n');
     const before = await readFile(path.join(fleet, 'tls/hops/relay-r.pem'));
-    const r = await cli(['apply', '--fleet', fleet, ...local(), '--age-identity', idFile, '--yes']);
+    const r = await run(['apply', '--fleet', fleet, ...local(), '--age-identity', idFile, '--yes']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/hop certificate of relay-r expires in [45] days; run edgectl ca renew \(not renewed here: the fleet has uncommitted changes/);
     expect(r.stderr).toMatch(/the fleet has uncommitted changes .*would get a release that is in no commit/);
     expect(await readFile(path.join(fleet, 'tls/hops/relay-r.pem'))).toEqual(before);
+  });
+
+  it('no output of plan or apply holds a byte of the fleet CA\'s key or the relay\'s hop key', async () => {
+    const { createPrivateKey } = await import('node:crypto');
+    const ca = (await secretOpener({ flag: idFile, env: {} }).open('tls/fleet-ca.key.age', await readFile(path.join(fleet, 'tls/fleet-ca.key.age')))).toString('utf8');
+    const hop = await readFile(path.join(nodes, 'relay-r', 'secrets', 'hop-key.pem'), 'utf8');
+    const all = outputs.join('\n') + relayLog.join('');
+    expect(outputs.length).toBeGreaterThan(8);
+    for (const pem of [ca, hop]) {
+      const d = Buffer.from(createPrivateKey(pem).export({ format: 'jwk' }).d!, 'base64url');
+      for (const spelled of [d.toString('hex'), d.toString('base64').replace(/=+$/, ''), d.toString('base64url'), pem.split('\n')[1]]) expect(all).not.toContain(spelled);
+    }
   });
 });

@@ -84,10 +84,11 @@ export async function renewDueHopCerts(loaded: LoadedFleet, model: FleetModel, o
       // Its release would be in no commit anyway (refused without --allow-dirty): the renewal waits for a clean tree.
       r.reason = 'the fleet has uncommitted changes: commit them, then apply renews it';
     } else if (o.mode === 'plan') {
-      // Whether apply could: the CA key decrypted in memory once, then dropped.
+      // Whether apply could: the CA key decrypted in memory once, never printed. (Not zeroed here: the
+      // opener caches the plaintext for whoever opens the same file next in this process.)
       caOpen ??= source.readExtra(CA_KEY).then(async (armored) => {
         if (!armored) return `the fleet has no ${CA_KEY}`;
-        (await o.secrets.open(CA_KEY, armored, source.root)).fill(0);
+        await o.secrets.open(CA_KEY, armored, source.root);
         return undefined;
       }).catch(why);
       const cannot = await caOpen;
