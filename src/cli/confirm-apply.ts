@@ -9,9 +9,10 @@ import { tableOf, type Colors } from './output.js';
  * refused unless --allow-dirty (what git holds is what the fleet is); then the one confirmation,
  * showing only the nodes that would change.
  */
-export async function confirmApply(plan: Plan, o: { yes?: boolean; allowDirty?: boolean; colors: Colors }): Promise<void> {
+export async function confirmApply(plan: Plan, o: { yes?: boolean; allowDirty?: boolean; colors: Colors; dirtyOnlyByHopRenewal?: boolean }): Promise<void> {
   const n = plan.summary.changes;
-  if (plan.fleet.dirty && !o.allowDirty) {
+  // The only uncommitted changes are the hop certificates this apply renewed (docs/tls.md): shipped, to commit.
+  if (plan.fleet.dirty && !o.allowDirty && !o.dirtyOnlyByHopRenewal) {
     const at = plan.fleet.commit ? ` (at commit ${plan.fleet.commit.slice(0, 12)})` : '';
     throw new EdgectlError('EDGECTL_FLEET_DIRTY', `the fleet has uncommitted changes${at}: ${n} node(s) would get a release that is in no commit`);
   }

@@ -43,12 +43,13 @@ Exit status: 0 every node applied or unchanged, 1 any node failed, was refused, 
     const progress = applyProgress((s) => process.stderr.write(s), { tty: !!process.stderr.isTTY, colors: ce });
     const stop = interruptible(() => this.err(ce.yellow('interrupted: no new nodes will be started; nodes in flight finish or roll back')), (s) => this.err(s));
     try {
-      const { report, plan } = await applyFleet(deps, {
+      const { report, plan, hopRenewals } = await applyFleet(deps, {
         ...target, planFile: args.plan, rollout: rolloutOverrides(flags), signal: stop.signal, onEvent: progress.onEvent,
-        confirm: async (plan) => (await confirmApply(plan, { yes: flags.yes, allowDirty: flags['allow-dirty'], colors: ce }), stop.arm()),
+        confirm: async (plan, c) => (await confirmApply(plan, { yes: flags.yes, allowDirty: flags['allow-dirty'], colors: ce, dirtyOnlyByHopRenewal: c.dirtyOnlyByHopRenewal }), stop.arm()),
       });
       progress.end();
-      if (flags.json) this.out(json(report));
+      for (const r of hopRenewals) if (r.outcome === 'renewed') this.err(`renewed ${r.cert} (${r.node}, until ${r.renewedUntil}): in this apply's release of ${r.node}; review and commit it`);
+      if (flags.json) this.out(json(hopRenewals.length ? { ...report, hopCertificates: hopRenewals } : report));
       else this.out(resultsText(report.nodes.filter((r) => r.outcome !== 'unchanged'), applySummaryLine(report) + dirtyNote(plan)));
       this.setExit(allSucceeded(report.nodes) ? 0 : 1);
     } finally {

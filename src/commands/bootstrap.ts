@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { EdgectlCommand } from '../cli/base.js';
-import { parseSelector } from '../cli/fleet-flags.js';
+import { ageIdentityFlag, parseSelector } from '../cli/fleet-flags.js';
 import { stderrLogger } from '../cli/logger.js';
 import { colorsFor, json, table } from '../cli/output.js';
 import { EdgectlError } from '../lib/errors.js';
@@ -16,12 +16,15 @@ edgectl-agent.service, enables and (re)starts it. The agent runs with the node's
 or --runtime PATH on the node, else a copy of this machine's when the node's architecture and glibc
 fit. A second run with nothing to change changes nothing. A tunnel: reverse node gets its tunnel key
 made on the node (spec.tunnelKey recorded likewise; --rotate-tunnel-key makes a new one; a node
-installed from a pack gets a new key and credential at its first bootstrap).
+installed from a pack gets a new key and credential at its first bootstrap). A relay or core node of a fleet
+with a CA (edgectl ca init) gets its hop key made on the node (<root>/secrets/hop-key.pem) and its hop
+certificate signed with the fleet CA (decrypted with --age-identity) into tls/hops/NODE.pem, to commit;
+a valid one is kept. If the CA key cannot be decrypted the node is still installed and bootstrap exits 1.
 --pack NODE --out FILE writes an offline installer for a node nobody can reach instead (no connection).
 See docs/bootstrap.md.
 
 Exit status: 0 every node installed or unchanged, 1 any node failed or rolled back, or a
-credential could not be written into the fleet.`;
+credential or hop certificate could not be written into the fleet.`;
   static override examples = ['<%= config.bin %> bootstrap bj-edge-01 --fleet fleet --yes', '<%= config.bin %> bootstrap --pack bj-edge-04 --out /media/usb/bj-edge-04.tgz --fleet fleet', '<%= config.bin %> bootstrap --selector region=north --yes --json'];
   static override strict = false;
   static override args = { node: Args.string({ description: 'Node names (none: every node, or those matching --selector)' }) };
@@ -37,6 +40,7 @@ credential could not be written into the fleet.`;
     pack: Flags.boolean({ summary: 'Write an offline installer for NODE (one tunnel: reverse node) to --out instead of connecting to it' }),
     out: Flags.string({ summary: 'With --pack: the installer to write (tar.gz, mode 0600, never inside the fleet repo)', helpValue: 'FILE' }),
     arch: Flags.string({ summary: 'With --pack: the node\'s architecture (uname -m; default this machine\'s)' }),
+    'age-identity': ageIdentityFlag(),
     json: Flags.boolean({ summary: 'Print JSON' }),
   };
 
@@ -50,8 +54,10 @@ credential could not be written into the fleet.`;
     if (flags.out || flags.arch) throw new EdgectlError('EDGECTL_USAGE', '--out and --arch go with --pack');
     const { model } = await loadFleet(flags.fleet);
     await ensureConfirmed({ yes: flags.yes, offTerminal: 'bootstrap installs a service on nodes and this is not a terminal', ask: () => `Install the edgectl agent on ${nodes.length ? nodes.join(', ') : 'the selected nodes'}?` });
-    const results = await bootstrapNodes({ model, fleetRoot: flags.fleet, selection: { nodes, selector: parseSelector(flags.selector) }, identity: flags.identity, runtime: flags.runtime, agentDist: process.env.EDGECTL_AGENT_DIST || undefined, concurrency: flags.concurrency, record: flags.record, rotateTunnelKey: flags['rotate-tunnel-key'], logger: stderrLogger() });
-    this.setExit(results.every((r) => (r.status === 'installed' || r.status === 'unchanged') && !r.recordError) ? 0 : 1);
+    const { secretOpener } = await import('../lib/secrets/opener.js');
+    const secrets = secretOpener({ flag: flags['age-identity'], env: process.env });
+    const results = await bootstrapNodes({ secrets, model, fleetRoot: flags.fleet, selection: { nodes, selector: parseSelector(flags.selector) }, identity: flags.identity, runtime: flags.runtime, agentDist: process.env.EDGECTL_AGENT_DIST || undefined, concurrency: flags.concurrency, record: flags.record, rotateTunnelKey: flags['rotate-tunnel-key'], logger: stderrLogger() });
+    this.setExit(results.every((r) => (r.status === 'installed' || r.status === 'unchanged') && !r.recordError && !r.hopCertError) ? 0 : 1);
     if (flags.json) return this.out(json({ format: 'edgectl-bootstrap/v1', nodes: results }));
     const c = colorsFor(process.stdout);
     const status = (s: string) => (s === 'installed' ? c.green(s) : s === 'unchanged' ? s : c.red(s));
@@ -61,6 +67,11 @@ credential could not be written into the fleet.`;
       if (r.error) this.err(`${c.red('error')} ${r.node}: ${r.error.message} [${r.error.code}]${r.error.hint ? `\n  hint: ${r.error.hint}` : ''}${r.error.output ? `\n${r.error.output}` : ''}`);
       if (r.recordError) this.err(`${c.red('error')} ${r.node}: ${r.recordError}`);
       else if (r.credentialSha256 && !r.credentialRecorded && !r.recordedIn) this.err(`${r.node}: record its credential in the fleet: spec.credential.sha256: ${r.credentialSha256}`);
+    }
+    for (const r of results) {
+      if (r.hopCertError) this.err(`${c.red('error')} ${r.node}: its hop certificate was not issued: ${r.hopCertError}; the node is installed: bootstrap it again with an identity that can decrypt the fleet CA's key`);
+      else if (r.hopCert?.outcome === 'issued') this.err(`${r.node}: issued its hop certificate ${r.hopCert.cert} for its own key (until ${r.hopCert.notAfter}): review and commit, then apply`);
+      else if (r.hopPublicKey && !r.hopCert && flags.record === false) this.err(`${r.node}: its hop certificate was not checked (--no-record): bootstrap it again without --no-record`);
     }
     const files = [...new Set(results.flatMap((r) => (r.recordedIn ? [r.recordedIn] : [])))];
     if (files.length) this.err(`recorded ${results.filter((r) => r.recordedIn).length} node credential(s) or tunnel key(s) in ${files.join(', ')}: review and commit, then apply (the relays and the hub accept those nodes from then on)`);

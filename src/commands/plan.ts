@@ -49,7 +49,8 @@ Exit status: 0 no changes (or changes, without --detailed-exitcode), 2 changes (
     }
     const { certExpiries, expiryLines } = await import('../lib/acme/expiry.js');
     const certificates = await certExpiries(planned.model.apps, planned.readExtra);
-    if (flags.json) this.out(json({ ...planView(plan), certificates }));
+    const hop = planned.hopRenewals.length ? { hopCertificates: planned.hopRenewals } : {};
+    if (flags.json) this.out(json({ ...planView(plan), certificates, ...hop }));
     else {
       const c = colorsFor(process.stdout);
       this.out(tableOf(view.planTable(plan, c)));
@@ -60,6 +61,8 @@ Exit status: 0 no changes (or changes, without --detailed-exitcode), 2 changes (
     const expiry = expiryLines(certificates);
     if (!flags.json && expiry.lines.length) this.err(`certificates (days to expiry):\n${expiry.lines.join('\n')}`);
     for (const w of expiry.warnings) this.err(`warning ${w}`);
+    const { expiresText } = await import('../lib/tls-hop/apply-renew.js');
+    for (const r of planned.hopRenewals) if (r.outcome === 'due') this.err(`hop certificate of ${r.node} ${expiresText(r.daysLeft)}: apply renews it (same key, written to ${r.cert})`);
     for (const n of plan.nodes.filter((x) => !x.reachable)) this.err(`unreachable: ${n.node}: ${n.error ?? n.reason}`);
     if (plan.summary.unreachable > 0 && !flags['skip-unreachable']) return this.setExit(1);
     this.setExit(flags['detailed-exitcode'] && plan.summary.changes > 0 ? 2 : 0);

@@ -2,7 +2,7 @@ import { DEFAULT_LOCAL_PORT_RANGE, localPorts, type LocalPorts } from '../../src
 import { freePortRange } from './ports.js';
 
 /**
- * Ports for a local-mode test: a free block of 4 × range ports on `host` (range: one slot per
+ * Ports for a local-mode test: a free block of 5 × range ports on `host` (range: one slot per
  * node, or more when the test adds nodes later), and where each node's nginx and agent are in it
  * (nodes/local-mode.ts: the slot is the hash of the node's name, not its index).
  */
@@ -17,7 +17,7 @@ export interface LocalPortBlock {
 
 export async function localPortBlock(nodes: readonly string[], host = '127.0.0.1', range = Math.max(1, nodes.length)): Promise<LocalPortBlock> {
   if (range > DEFAULT_LOCAL_PORT_RANGE) throw new Error('range too large for a test');
-  const base = await freePortRange(4 * range, host);
+  const base = await freePortRange(5 * range, host);
   return {
     base,
     range,

@@ -53,7 +53,8 @@ describe('render with spec.hops.tls', { timeout: 120_000 }, () => {
     await issueHopCert({ fleet, node: 'relay-1', names: ['198.51.100.99'], secrets });
     const r = await render('out1');
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/relay-1: tls\/hops\/relay-1\.pem does not name 198\.51\.100\.7/);
+    // validate's rule (the fleet is invalid before render runs): the file, the node, the host.
+    expect(r.stderr).toMatch(/tls\/hops\/relay-1\.pem:1:1 tls\/hops\/relay-1\.pem \(node relay-1\) does not name 198\.51\.100\.7/);
   });
 
   it('ships each hop its certificate and key (0600), pins the fleet CA, and points every forward at https://', async () => {
@@ -145,5 +146,15 @@ describe('render with spec.hops.tls', { timeout: 120_000 }, () => {
     const r = await render('out3');
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/spec\.hub\.url .* is not https:\/\//);
+  });
+  it('ca renew keeps a name added by hand (a local-mode address) when it renews what is only due', async () => {
+    await issueHopCert({ fleet, node: 'relay-1', names: ['198.51.100.7', '127.0.32.9'], secrets: secretOpener({ flag: idFile, env: {} }), days: 10 });
+    const r = await cli(['ca', 'renew', '--fleet', fleet, '--json'], { env: env() });
+    expect(r.code, r.stderr).toBe(0);
+    const relay = (JSON.parse(r.stdout).certificates as { node: string; issued: boolean; names: string[]; daysLeft: number }[]).find((c) => c.node === 'relay-1')!;
+    expect(relay).toMatchObject({ issued: true, names: ['198.51.100.7', '127.0.32.9'] });
+    expect(new X509Certificate(await readFile(path.join(fleet, 'tls/hops/relay-1.pem'))).subjectAltName).toBe('IP Address:198.51.100.7, IP Address:127.0.32.9');
+    const again = await cli(['ca', 'renew', '--fleet', fleet, '--json'], { env: env() });
+    expect((JSON.parse(again.stdout).certificates as { node: string; issued: boolean }[]).find((c) => c.node === 'relay-1')!.issued).toBe(false);
   });
 });

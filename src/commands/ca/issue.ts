@@ -9,7 +9,8 @@ export default class CaIssue extends EdgectlCommand {
 certificate (1 year) for every --name (the host names or IP addresses its senders use in their upstream URL;
 default: the host the fleet gives them, a relay's http.address or address, a core node's spec.hub.url host),
 and writes tls/hops/NODE.pem and tls/hops/NODE.key.age (encrypted to the Fleet's recipients). With --if-due an
-existing certificate for the same names with more than 30 days left is kept and nothing is written (for cron).
+existing certificate naming every --name with more than 30 days left is kept and nothing is written (for cron);
+one that is only due is renewed with the names it has.
 With --csr FILE the key is the node's own (a PKCS#10 request made on the node: docs/tls.md): only the
 certificate is written, and renewals re-sign the same key.
 
@@ -20,7 +21,7 @@ Exit status: 0 issued or kept, 1 refused or failed (nothing written).`;
     fleet: Flags.string({ char: 'f', summary: 'Fleet repo directory', default: '.' }),
     name: Flags.string({ summary: 'A DNS name or IP address for the certificate (repeatable; default: from the fleet)', multiple: true }),
     csr: Flags.string({ summary: 'Sign the key of this certificate request (made on the node, whose key never leaves it) instead of making a key', helpValue: 'FILE' }),
-    'if-due': Flags.boolean({ summary: 'Keep a certificate for the same names with more than 30 days left' }),
+    'if-due': Flags.boolean({ summary: 'Keep a certificate that names all of them with more than 30 days left' }),
     'age-identity': ageIdentityFlag(),
     json: Flags.boolean({ summary: 'Print JSON' }),
   };

@@ -12,6 +12,9 @@ import { tarArchive, type TarFile } from '../transport/tar.js';
 import type { ExecResult, Transport } from '../transport/types.js';
 import { RE } from '../fleet/values.js';
 import { recordCredentials } from './record-credential.js';
+import { hopCertErrorText, recordHopCert, wantsHopKey, type HopCertResult } from './hop-cert.js';
+import { nodeHopKey } from './hop-key.js';
+import type { SecretOpener } from '../secrets/opener.js';
 import { nodeTunnelKey } from './tunnel-key-node.js';
 import { recordTunnelKeys } from './tunnel-key-record.js';
 import { agentPackage, sumsFile } from './package.js';
@@ -40,6 +43,12 @@ export interface BootstrapResult {
   tunnelKey?: string;
   /** The fleet already records this tunnel key for the node. */
   tunnelKeyRecorded?: boolean;
+  /** A relay or core node of a fleet with a CA: its hop key's public half (SPKI DER, base64), made on the node. */
+  hopPublicKey?: string;
+  /** Its hop certificate in the fleet (tls/hops/NODE.pem): issued for that key, or kept (docs/tls.md). */
+  hopCert?: HopCertResult;
+  /** Why the hop certificate could not be issued (the node itself is installed): the fleet CA's key not decryptable, … */
+  hopCertError?: string;
   error?: { code: string; message: string; hint?: string; output?: string };
 }
 
@@ -57,6 +66,8 @@ export interface BootstrapOptions extends Pick<ConnectorOptions, 'identity' | 'u
   record?: boolean;
   /** tunnel: reverse nodes: make a new tunnel key on the node even when it has one. */
   rotateTunnelKey?: boolean;
+  /** Decrypts the fleet CA's key to sign relays' and core nodes' hop certificates (with record). */
+  secrets?: SecretOpener;
 }
 
 /**
@@ -83,6 +94,7 @@ export async function bootstrapNodes(o: BootstrapOptions): Promise<BootstrapResu
     await conn.close();
   }
   if (o.record !== false) record(o, results);
+  if (o.record !== false) await recordHops(o, nodes, results);
   return results;
 }
 
@@ -97,6 +109,21 @@ function record(o: BootstrapOptions, results: BootstrapResult[]): void {
       if (r.tunnelKey && !r.tunnelKeyRecorded) r.recordedIn = recordTunnelKeys(o.fleetRoot, [{ node: r.node, file, key: r.tunnelKey }])[0].file;
     } catch (e) {
       r.recordError = errorMessage(e) + (isEdgectlError(e) && e.hint ? ` (${e.hint})` : '');
+    }
+  }
+}
+
+/** Hop certificates for the node-born keys, one node after the other (they write the same fleet); a failure is the node's hopCertError. */
+async function recordHops(o: BootstrapOptions, nodes: ResolvedNode[], results: BootstrapResult[]): Promise<void> {
+  const byName = new Map(nodes.map((n) => [n.name, n]));
+  for (const r of results) {
+    const n = byName.get(r.node);
+    if (!r.hopPublicKey || !n) continue;
+    try {
+      if (!o.secrets) throw new EdgectlError('EDGECTL_SECRET', 'no age identity to decrypt the fleet CA\'s key with');
+      r.hopCert = await recordHopCert({ fleetRoot: o.fleetRoot, model: o.model, node: n, spki: Buffer.from(r.hopPublicKey, 'base64'), secrets: o.secrets });
+    } catch (e) {
+      r.hopCertError = hopCertErrorText(e);
     }
   }
 }
@@ -145,14 +172,22 @@ async function installed(t: Transport, n: ResolvedNode, o: BootstrapOptions, roo
   if (credentialSha256 !== undefined && !RE.sha256.test(credentialSha256)) throw new EdgectlError('EDGECTL_BOOTSTRAP', `${n.name}: the node answered a malformed credential digest`, { detail: credentialSha256.slice(0, 100) });
   const base: Omit<BootstrapResult, 'status'> = { node: n.name, version: pkg.version, runtime, changed: out.changed, credentialSha256, credentialRecorded: !!credentialSha256 && n.credentialSha256 === credentialSha256 };
   const result = out.kv.get('result');
-  if (r.code === 0 && (result === 'installed' || result === 'unchanged') && n.tunnel === 'reverse') {
+  const ok = r.code === 0 && (result === 'installed' || result === 'unchanged');
+  const before = base.changed.length;
+  if (ok && n.tunnel === 'reverse') {
     const k = await nodeTunnelKey(t, n.name, root, runtime, o.rotateTunnelKey === true);
     base.changed.push(...k.changed);
     base.tunnelKey = k.publicKey;
     base.tunnelKeyRecorded = n.tunnelKey === k.publicKey;
     if (k.credentialSha256) Object.assign(base, { credentialSha256: k.credentialSha256, credentialRecorded: n.credentialSha256 === k.credentialSha256 });
-    if (k.changed.length > 0 && result === 'unchanged') return { ...base, status: 'installed' };
   }
+  // A relay or core node of a fleet with a CA: its hop key, made on the node; the certificate is signed after (recordHops).
+  if (ok && wantsHopKey(o.fleetRoot, n)) {
+    const h = await nodeHopKey(t, n.name, root, runtime);
+    base.changed.push(...h.changed);
+    base.hopPublicKey = h.spki.toString('base64');
+  }
+  if (ok && result === 'unchanged' && base.changed.length > before) return { ...base, status: 'installed' };
   if (r.code === 5 && result === 'rolled-back') return { ...base, status: 'rolled-back', error: { code: 'EDGECTL_BOOTSTRAP', message: `${n.name}: agent ${pkg.version} did not come up healthy; back to the previous agent`, output: r.stderr.trim() } };
   if (r.code !== 0 || (result !== 'installed' && result !== 'unchanged')) {
     throw new EdgectlError('EDGECTL_BOOTSTRAP', `${n.name}: installing the agent failed (exit ${r.code})`, { detail: (r.stderr || r.stdout).trim().slice(-2000) });

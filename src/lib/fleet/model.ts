@@ -10,6 +10,8 @@ export interface Resource<K extends Kind, S> {
   source: ParsedDoc;
   /** Set by the embedded default only (nodes/local-mode.ts), never by a fleet: see ResolvedNode.standIn. */
   localDemo?: true;
+  /** Set by the embedded default only: a relay's or core node's TLS forward listener port (ResolvedNode.hopTlsPort). */
+  localHopTlsPort?: number;
 }
 
 export type FleetResource = Resource<'Fleet', FleetSpec>;
@@ -45,6 +47,8 @@ export interface ResolvedNode {
    * where its own nginx answers, so nothing a local demo serves is proxied off this machine.
    */
   standIn?: string;
+  /** The embedded default: this node's own TLS forward listener port (spec.hops.tls.port otherwise). */
+  hopTlsPort?: number;
 }
 
 export interface ResolvedTopic {
@@ -112,6 +116,7 @@ export function resolveNode(fleet: Pick<FleetSpec, 'defaults'>, n: NodeResource)
     },
     credentialSha256: s.credential?.sha256,
     ...(n.localDemo ? { standIn: `${(s.root ?? d.root ?? DEFAULTS.root).replace(/\/+$/, '')}/run/demo-upstream.sock` } : {}),
+    ...(n.localHopTlsPort ? { hopTlsPort: n.localHopTlsPort } : {}),
   };
 }
 

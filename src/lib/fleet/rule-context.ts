@@ -13,6 +13,9 @@ export interface RuleInput {
   apps: AppResource[];
   /** The Fleet's spec.secrets.recipients, if the Fleet is valid. */
   recipients?: string[];
+  /** Whether the Fleet has spec.hops.tls (relays and core nodes need hop certificates), and its hub URL. */
+  hopTls?: boolean;
+  hubUrl?: string;
   /** Whether the Fleet has spec.acme (apps with tls.acme need it). */
   acme?: boolean;
   /** Certificates and secrets by path (FleetSource.secretFiles), when the source read them. */

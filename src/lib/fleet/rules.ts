@@ -8,6 +8,7 @@ import { tenantRules } from './rules-tenants.js';
 import { tunnelKeyRules } from './rules-tunnel.js';
 import { upstreamRules } from './rules-upstreams.js';
 import { secretRules, tlsRules } from './rules-tls.js';
+import { hopTlsRules } from './rules-hop-tls.js';
 import { domainZoneRules, payloadPathRules } from './rules-tenancy.js';
 
 /**
@@ -28,5 +29,6 @@ export function crossRules(m: RuleInput): Problem[] {
   payloadPathRules(ctx);
   secretRules(ctx);
   tlsRules(ctx);
+  hopTlsRules(ctx);
   return ctx.out;
 }

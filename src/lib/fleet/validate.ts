@@ -177,7 +177,7 @@ export function assemble(src: FleetSource, checks: FileCheck[]): ValidationResul
 
   const unique = <T extends Resource<Kind, unknown>>(list: T[]) => list.filter((r, i) => i === 0 || r.name !== list[i - 1].name);
   const fleet = fleets[0] as FleetResource | undefined;
-  const input = { defaults: fleet?.spec.defaults, policy: fleet?.spec.policy, recipients: fleet?.spec.secrets?.recipients, acme: fleet?.spec.acme !== undefined, secretFiles: src.secretFiles && new Map(src.secretFiles.map((f) => [f.path, f.bytes])), files: src.files.map((f) => f.path), tenants: unique(byKind.Tenant) as TenantResource[], nodes: unique(byKind.Node) as NodeResource[], apps: unique(byKind.App) as AppResource[], invalid, partial };
+  const input = { defaults: fleet?.spec.defaults, policy: fleet?.spec.policy, recipients: fleet?.spec.secrets?.recipients, acme: fleet?.spec.acme !== undefined, hopTls: fleet?.spec.hops?.tls !== undefined, hubUrl: fleet?.spec.hub.url, secretFiles: src.secretFiles && new Map(src.secretFiles.map((f) => [f.path, f.bytes])), files: src.files.map((f) => f.path), tenants: unique(byKind.Tenant) as TenantResource[], nodes: unique(byKind.Node) as NodeResource[], apps: unique(byKind.App) as AppResource[], invalid, partial };
   counts.tenants = input.tenants.length;
   counts.nodes = input.nodes.length;
   counts.apps = input.apps.length;

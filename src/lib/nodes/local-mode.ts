@@ -15,12 +15,13 @@ export interface LocalMode {
   portRange?: number;
 }
 
-/** One node's ports in local mode: its nginx (HTTP, HTTPS), its agent's device API and the agent's admin API (listen + 1). */
+/** One node's ports in local mode: its nginx (HTTP, HTTPS), its agent's device API, the agent's admin API (listen + 1) and, for a relay or core node with spec.hops.tls, its TLS forward listener. */
 export interface LocalPorts {
   http: number;
   https: number;
   agent: number;
   admin: number;
+  hopTls: number;
 }
 
 /**
@@ -29,13 +30,14 @@ export interface LocalPorts {
  * removed, whatever their names. A node's slot is the hash of its name in [0, range); nodes whose
  * slots collide are placed in the order of their whole hash (never of their names or of the fleet
  * order), each taking the next free slot. Slot s: nginx on base + s, the agent on
- * base + range + 2s and its admin API on the port after, nginx's HTTPS on base + 3 × range + s:
- * 4 × range ports from base in all.
+ * base + range + 2s and its admin API on the port after, nginx's HTTPS on base + 3 × range + s,
+ * the agent's TLS forward listener (relays and core nodes, with spec.hops.tls) on base + 4 × range + s:
+ * 5 × range ports from base in all.
  */
 export function localPorts(names: readonly string[], o: Pick<LocalMode, 'portBase' | 'portRange'>): Map<string, LocalPorts> {
   const range = o.portRange ?? DEFAULT_LOCAL_PORT_RANGE;
   if (!Number.isInteger(range) || range < 1) throw new EdgectlError('EDGECTL_USAGE', `--local-port-range must be a positive count, got ${range}`);
-  if (o.portBase + 4 * range - 1 > 65535) throw new EdgectlError('EDGECTL_USAGE', `local mode uses ports ${o.portBase} to ${o.portBase + 4 * range - 1} (--local-port-base + 4 × --local-port-range), beyond 65535: lower either`);
+  if (o.portBase + 5 * range - 1 > 65535) throw new EdgectlError('EDGECTL_USAGE', `local mode uses ports ${o.portBase} to ${o.portBase + 5 * range - 1} (--local-port-base + 5 × --local-port-range), beyond 65535: lower either`);
   const unique = [...new Set(names)];
   if (unique.length > range) throw new EdgectlError('EDGECTL_USAGE', `local mode has ${range} port slots (--local-port-range) for ${unique.length} nodes: raise it`);
   const hashed = unique.map((name) => {
@@ -50,7 +52,7 @@ export function localPorts(names: readonly string[], o: Pick<LocalMode, 'portBas
     while (taken.has(s)) s = (s + 1) % range;
     taken.add(s);
     const agent = o.portBase + range + 2 * s;
-    out.set(h.name, { http: o.portBase + s, https: o.portBase + 3 * range + s, agent, admin: agent + 1 });
+    out.set(h.name, { http: o.portBase + s, https: o.portBase + 3 * range + s, agent, admin: agent + 1, hopTls: o.portBase + 4 * range + s });
   }
   return out;
 }
@@ -68,7 +70,8 @@ export function localModel(model: FleetModel, local: LocalMode): FleetModel {
     nodes: model.nodes.map((n) => {
       const p = ports.get(n.name)!;
       // localDemo: proxy apps are answered by a stand-in on the node (ResolvedNode.standIn), not their upstreams.
-      return { ...n, localDemo: true as const, spec: { ...n.spec, root: `${local.root.replace(/\/+$/, '')}/${n.name}`, http: { address: local.address, port: p.http }, https: { port: p.https }, agent: { ...n.spec.agent, listen: `${host}:${p.agent}` } } };
+      const hop = n.spec.role === 'relay' || n.spec.role === 'core' ? { localHopTlsPort: p.hopTls } : {};
+      return { ...n, localDemo: true as const, ...hop, spec: { ...n.spec, root: `${local.root.replace(/\/+$/, '')}/${n.name}`, http: { address: local.address, port: p.http }, https: { port: p.https }, agent: { ...n.spec.agent, listen: `${host}:${p.agent}` } } };
     }),
   };
 }

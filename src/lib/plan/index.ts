@@ -10,6 +10,7 @@ import { warmConnections, type Warmed } from '../nodes/warm.js';
 import type { Plan } from './types.js';
 import type { NodeState } from '../release/state.js';
 import type { SecretOpener } from '../secrets/opener.js';
+import type { HopRenewal } from '../tls-hop/apply-renew.js';
 
 export type { Plan } from './types.js';
 export { computePlan } from './compute.js';
@@ -48,13 +49,27 @@ export interface Planned {
   readExtra: (relPath: string) => Promise<Buffer | undefined>;
   /** Each reachable node's state as plan read it, over `connector`: apply starts from it instead of reading again. */
   states: Map<string, NodeState>;
+  /** Hop certificates due within the renew threshold: renewed (apply) or to be (plan); tls-hop/apply-renew.ts. */
+  hopRenewals: HopRenewal[];
+  /** The fleet was clean and only this apply's renewed hop certificates make it dirty. */
+  dirtyOnlyByHopRenewal: boolean;
 }
 
 /** Render, read every target node concurrently, compute the plan. The caller closes `connector`. */
-export async function planFleet(deps: FleetDeps, opts: TargetOptions & { diff: boolean; keepConnections?: boolean }): Promise<Planned> {
+export async function planFleet(deps: FleetDeps, opts: TargetOptions & { diff: boolean; keepConnections?: boolean; renewHops?: 'plan' | 'apply' }): Promise<Planned> {
   const { loadFleet } = await import('../fleet/load.js');
-  const loaded = await loadFleet(opts.fleet, opts.rev);
-  const model = opts.local ? localModel(loaded.model, opts.local) : loaded.model;
+  let loaded = await loadFleet(opts.fleet, opts.rev);
+  let model = opts.local ? localModel(loaded.model, opts.local) : loaded.model;
+  // Hop certificates due: apply renews them into the working tree (then renders from it), plan says so.
+  const { renewDueHopCerts } = await import('../tls-hop/apply-renew.js');
+  const { secretOpener } = await import('../secrets/opener.js');
+  const hopRenewals = await renewDueHopCerts(loaded, model, { mode: opts.renewHops ?? 'plan', nodes: opts.nodes, selector: opts.selector, secrets: deps.secrets ?? secretOpener({ env: process.env }), log: deps.logger, now: deps.now() });
+  const wasClean = !loaded.model.dirty;
+  if (hopRenewals.some((r) => r.outcome === 'renewed')) {
+    loaded = await loadFleet(opts.fleet, opts.rev);
+    model = opts.local ? localModel(loaded.model, opts.local) : loaded.model;
+  }
+  const dirtyOnlyByHopRenewal = wasClean && loaded.model.dirty && hopRenewals.some((r) => r.outcome === 'renewed');
   const connector = deps.connect(model);
   if (opts.keepConnections) connector.keepOpen();
   let warm: Warmed | undefined;
@@ -88,7 +103,8 @@ export async function planFleet(deps: FleetDeps, opts: TargetOptions & { diff: b
     }
     const states = new Map<string, NodeState>();
     for (const [node, o] of observed) if (o.state) states.set(node, o.state);
-    return { plan, blobs, sealed, connector, model, states, readExtra: (p) => loaded.source.readExtra(p) };
+    const source = loaded.source;
+    return { plan, blobs, sealed, connector, model, states, readExtra: (p) => source.readExtra(p), hopRenewals, dirtyOnlyByHopRenewal };
   } catch (e) {
     await warm?.release();
     await connector.close();

@@ -144,9 +144,16 @@ function adminAddress(node: ResolvedNode): string {
 /** spec.hops.tls: a relay's or core node's TLS forward listener (all addresses), and the pinned fleet CA of every forwarding node. */
 function hopFields(node: ResolvedNode, root: string, hopTls: HopTls): Pick<AgentConfig, 'forwardTls' | 'upstreamCa'> {
   return {
-    ...(listensForForwards(node) ? { forwardTls: { listen: `0.0.0.0:${hopTls.port}`, certFile: `${root}/current/${HOP_CERT_FILE}`, keyFile: hopTls.keyOnNode.has(node.name) ? nodeHopKeyFile(root) : `${root}/current/${HOP_KEY_FILE}` } } : {}),
+    ...(listensForForwards(node) ? { forwardTls: { listen: hopListen(node, hopTls.port), certFile: `${root}/current/${HOP_CERT_FILE}`, keyFile: hopTls.keyOnNode.has(node.name) ? nodeHopKeyFile(root) : `${root}/current/${HOP_KEY_FILE}` } } : {}),
     ...(node.role !== 'core' ? { upstreamCa: hopTls.caPem } : {}),
   };
+}
+
+/** All addresses on the fleet's port; in local mode (every node on this machine) the node's own port on the local address. */
+function hopListen(node: ResolvedNode, port: number): string {
+  if (node.hopTlsPort === undefined) return `0.0.0.0:${port}`;
+  const host = node.http.address ?? '127.0.0.1';
+  return `${isIP(host) === 6 ? `[${host}]` : host}:${node.hopTlsPort}`;
 }
 
 function nextHop(ctx: RenderContext, node: ResolvedNode, hopTls?: HopTls): string {
@@ -154,7 +161,7 @@ function nextHop(ctx: RenderContext, node: ResolvedNode, hopTls?: HopTls): strin
   if (last === undefined) return ctx.model.fleet.spec.hub.url;
   const relay = ctx.nodeByName.get(last);
   if (!relay) throw new EdgectlError('EDGECTL_RENDER', `node ${node.name}: unknown relay ${last}`);
-  if (hopTls) return hopUpstream(ctx, relay, hopTls.port);
+  if (hopTls) return hopUpstream(ctx, relay, relay.hopTlsPort ?? hopTls.port);
   const host = relay.http.address ?? relay.address;
   return `http://${isIP(host) === 6 ? `[${host}]` : host}:${relay.http.port}/v1/forward`;
 }

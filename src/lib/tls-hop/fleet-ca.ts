@@ -79,14 +79,20 @@ export function daysLeft(cert: X509Certificate, now = Date.now()): number {
 
 /**
  * `edgectl ca issue NODE`: a server certificate for the node's forward listener, signed by the
- * fleet CA (decrypted here, in memory), for `names`. With `ifDue`, an existing certificate for
- * the same names with more than RENEW_UNDER_DAYS left is kept (nothing written): what apply and
- * a cron job call.
+ * fleet CA (decrypted here, in memory), for `names`. With `ifDue`, an existing certificate that
+ * names all of them with more than RENEW_UNDER_DAYS left is kept (nothing written), and one that
+ * is only due is renewed with the names it has: what apply and a cron job call.
  */
-export async function issueHopCert(o: { fleet: string; node: string; names: string[]; secrets: SecretOpener; ifDue?: boolean; days?: number; now?: Date; notBefore?: Date; csr?: string }): Promise<HopIssue> {
+export async function issueHopCert(o: {
+  fleet: string; node: string; names: string[]; secrets: SecretOpener; ifDue?: boolean; days?: number; now?: Date; notBefore?: Date; csr?: string;
+  /** A node-born key's public half (SPKI DER), its possession already proven to the caller (bootstrap: hop-key.ts). */
+  publicKey?: Buffer;
+  /** Renew for the key the current certificate is for (node's or fleet's): the key file is left as it is (apply's renewal). */
+  sameKey?: boolean;
+}): Promise<HopIssue> {
   const root = fleetRoot(o.fleet);
   if (!RE.dnsLabel.test(o.node)) throw err(`${JSON.stringify(o.node)} is not a node name`, 'Give the node\'s name as the fleet spells it.');
-  const names = [...new Set(o.names)];
+  let names = [...new Set(o.names)];
   if (names.length === 0) throw err(`no name for ${o.node}'s certificate`, 'Give --name with each host name or IP address its next hops use in their upstream URL.');
   for (const n of names) {
     if (!/^(?:[A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}$|^[0-9a-fA-F:.]+$/.test(n)) throw err(`--name ${JSON.stringify(n)} is not a host name or an IP address`, 'Names go into the certificate as DNS or IP subject alternative names.');
@@ -95,13 +101,18 @@ export async function issueHopCert(o: { fleet: string; node: string; names: stri
   const now = (o.now ?? new Date()).getTime();
   const hasCert = existsSync(path.join(root, certRel)), hasKey = existsSync(path.join(root, keyRel));
   // A certificate without a key in the fleet is for a key born on the node: renewed for the same key.
-  const keyOn: 'fleet' | 'node' = o.csr !== undefined || (hasCert && !hasKey) ? 'node' : 'fleet';
+  const keyOn: 'fleet' | 'node' = o.csr !== undefined || o.publicKey !== undefined || (hasCert && !hasKey) ? 'node' : 'fleet';
   const oldPem = hasCert ? readFileSync(path.join(root, certRel), 'utf8') : undefined;
-  if (o.ifDue && oldPem && !o.csr) {
+  if (o.sameKey && !oldPem) throw err(`${o.node} has no hop certificate (${certRel}) to renew`, `Run \`edgectl ca issue ${o.node}\` (or bootstrap it).`);
+  if (o.ifDue && oldPem && !o.csr && !o.publicKey) {
     const old = new X509Certificate(oldPem);
     const left = daysLeft(old, now);
-    const same = (old.subjectAltName ?? '').split(', ').map((s) => s.replace(/^(DNS|IP Address):/, '')).sort().join(',') === [...names].sort().join(',');
-    if (same && left > RENEW_UNDER_DAYS) return { node: o.node, cert: certRel, key: keyOn === 'fleet' ? keyRel : null, keyOn, names, notAfter: new Date(old.validTo).toISOString(), issued: false, daysLeft: left };
+    const oldNames = (old.subjectAltName ?? '').split(', ').filter((x) => /^(DNS|IP Address):/.test(x)).map((x) => x.replace(/^(DNS|IP Address):/, ''));
+    // Covered: every name asked for is in it (a name added by hand, like a local-mode address, stays).
+    const covered = names.every((n) => oldNames.includes(n));
+    if (covered && left > RENEW_UNDER_DAYS) return { node: o.node, cert: certRel, key: keyOn === 'fleet' ? keyRel : null, keyOn, names: oldNames, notAfter: new Date(old.validTo).toISOString(), issued: false, daysLeft: left };
+    // Only due: renewed with the names it has.
+    if (covered) names = oldNames;
   }
   if (!existsSync(path.join(root, CA_CERT)) || !existsSync(path.join(root, CA_KEY))) throw err(`the fleet has no CA (${CA_CERT})`, 'Run `edgectl ca init` first.');
   const caCertPem = readFileSync(path.join(root, CA_CERT), 'utf8');
@@ -111,9 +122,16 @@ export async function issueHopCert(o: { fleet: string; node: string; names: stri
   const opts = { cn: o.node, names, days: o.days ?? HOP_DAYS, now: new Date(now), notBefore: o.notBefore };
   try {
     let certPem: string;
-    if (keyOn === 'node') {
+    if (o.sameKey) {
+      // The same public key, a new validity: the key file (the fleet's age file, or the node's) stays as it is.
+      certPem = await x.signServerCert(ca, await x.certPublicKey(oldPem!), opts);
+      writeAtomically(path.dirname(path.join(root, certRel)), path.basename(certRel), Buffer.from(certPem));
+    } else if (keyOn === 'node') {
       let pub;
-      if (o.csr !== undefined) {
+      if (o.publicKey !== undefined) {
+        pub = await x.spkiPublicKey(o.publicKey);
+        if (typeof pub === 'string') throw err(`the public key ${o.node} answered ${pub}`, 'The node makes its hop key with its own Node.js at bootstrap (ECDSA P-256).');
+      } else if (o.csr !== undefined) {
         pub = await x.csrPublicKey(o.csr);
         if (typeof pub === 'string') throw err(`the request for ${o.node} ${pub}`, `Make it on the node: openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ${nodeHopKeyFile('ROOT')} -subj /CN=${o.node} -out hop.csr`);
       } else {

@@ -33,7 +33,7 @@ export interface HopTls {
 export const listensForForwards = (n: ResolvedNode) => n.role === 'relay' || n.role === 'core';
 
 /** The host a node's senders put in their upstream URL (what its certificate must name). */
-export function hopHost(ctx: RenderContext, n: ResolvedNode): string {
+export function hopHost(ctx: Pick<RenderContext, 'model'>, n: ResolvedNode): string {
   if (n.role === 'core') return new URL(ctx.model.fleet.spec.hub.url).hostname.replace(/^\[|\]$/g, '');
   return n.http.address ?? n.address;
 }
@@ -89,7 +89,7 @@ export async function loadHopTls(ctx: RenderContext, source: FleetSource, select
     }
     const left = daysLeft(leaf);
     if (left < 0) log.warn(`node ${n.name}: its hop certificate ${certRel} has expired: the nodes that forward to it refuse it and keep their spools until it is renewed`, { node: n.name, hint });
-    else if (left < RENEW_UNDER_DAYS) log.warn(`node ${n.name}: its hop certificate ${certRel} expires in ${left} days`, { node: n.name, hint: `${hint} (--if-due renews only what is due)` });
+    else if (left < RENEW_UNDER_DAYS) log.warn(`node ${n.name}: its hop certificate ${certRel} expires in ${left} days`, { node: n.name, hint: `apply renews it when it can decrypt the fleet CA's key (an age identity); else run \`edgectl ca renew\`, commit tls/hops/ and apply` });
     files.set(n.name, [{ path: HOP_CERT_FILE, data: certBytes, mode: 0o644 }, ...(keyFile ? [keyFile] : [])]);
   }
   return { port: spec.port ?? DEFAULT_HOP_TLS_PORT, caPem, files, keyOnNode };

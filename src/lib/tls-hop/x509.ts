@@ -115,3 +115,12 @@ export async function csrPublicKey(pem: string): Promise<Key | string> {
 
 /** The public key of a certificate (renewing a node-born key: the same key, a new validity). */
 export const certPublicKey = (pem: string): Promise<Key> => importSpki(new x509.X509Certificate(pem).publicKey.rawData);
+
+/** A P-256 public key as SPKI DER (what bootstrap reads back from the node). Why not, as a string. */
+export async function spkiPublicKey(der: Buffer): Promise<Key | string> {
+  try {
+    return await importSpki(new Uint8Array(der).buffer);
+  } catch {
+    return 'is not an ECDSA P-256 public key';
+  }
+}
