@@ -81,10 +81,10 @@ async function run(side, round) {
     const lua = path.join(dir, 'post.lua');
     writeFileSync(lua, `wrk.method = "POST"\nwrk.body = ${JSON.stringify('{"temp":21.5,"device":"d-0001"}')}\nwrk.headers["Authorization"] = "Bearer ${token}"\nwrk.headers["Content-Type"] = "application/json"\n`);
     // One second of warm-up, then the measured run.
-    execFileSync('wrk', ['-t', '2', '-c', String(CONNS), '-d', '1s', '-s', lua, `http://127.0.0.1:${P}/v1/q/single`]);
+    execFileSync('wrk', ['-t', CONNS > 1 ? '2' : '1', '-c', String(CONNS), '-d', '1s', '-s', lua, `http://127.0.0.1:${P}/v1/q/single`]);
     const s0 = (await status()).store.commit;
     const l0 = load();
-    const out = execFileSync('wrk', ['-t', '2', '-c', String(CONNS), '-d', `${SECONDS}s`, '--latency', '-s', lua, `http://127.0.0.1:${P}/v1/q/single`], { encoding: 'utf8' });
+    const out = execFileSync('wrk', ['-t', CONNS > 1 ? '2' : '1', '-c', String(CONNS), '-d', `${SECONDS}s`, '--latency', '-s', lua, `http://127.0.0.1:${P}/v1/q/single`], { encoding: 'utf8' });
     const s1 = (await status()).store.commit;
     const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
     const total = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
