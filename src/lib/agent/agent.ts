@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { agentAdminTokenFile, isLoopbackHost, type AgentConfig } from '../bundle/agent-json.js';
@@ -8,6 +8,7 @@ import { EdgectlError, errorMessage } from '../errors.js';
 import { Spool } from './store/spool.js';
 import { type AgentContext, buildContext } from './context.js';
 import { buildAdminApp, buildDeviceApp, type Handler } from './http/app.js';
+import { fastIntakeEnabled, fastIntakeFront } from './http/fast-intake.js';
 import { Forwarder } from './forward/forwarder.js';
 import type { Deliverer } from './forward/deliverer.js';
 import { UpstreamDeliverer } from './forward/upstream.js';
@@ -33,7 +34,7 @@ export class Agent {
   state: AgentState = 'created';
   readonly device: Handler;
   readonly admin: Handler;
-  private servers: Server[] = [];
+  private servers: { close(cb: () => void): unknown; closeAllConnections(): void }[] = [];
   private timer?: NodeJS.Timeout;
   private lastHeartbeat = 0;
   private maintaining = false;
@@ -95,19 +96,22 @@ export class Agent {
   async listen(): Promise<{ listen: string; admin: string }> {
     const c = this.ctx.config;
     const timeout = c.requestTimeoutMs ?? 30_000;
-    const bind = async (hp: string, handler: Handler): Promise<string> => {
+    // fast: the device port's front (http/fast-intake.ts) answers the plainest single POSTs and hands every other connection to the HTTP server.
+    const bind = async (hp: string, handler: Handler, fast = false): Promise<string> => {
       const server = createServer({ requestTimeout: timeout, headersTimeout: Math.min(timeout, 10_000), keepAliveTimeout: 65_000, connectionsCheckingInterval: Math.max(100, Math.min(1000, timeout / 4)) }, handler);
       server.maxHeadersCount = 64;
+      const front = fast ? fastIntakeFront(this.ctx, server, 65_000) : undefined;
+      const listener = front ? front.server : server;
       const { host, port } = splitHostPort(hp);
       await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host, () => { server.off('error', reject); resolve(); });
+        listener.once('error', reject);
+        listener.listen(port, host, () => { listener.off('error', reject); resolve(); });
       });
-      this.servers.push(server);
-      const a = server.address() as AddressInfo;
+      this.servers.push(front ?? server);
+      const a = listener.address() as AddressInfo;
       return `${a.address}:${a.port}`;
     };
-    const listen = await bind(c.listen, c.forwardTls ? tlsRequired(this.device) : this.device);
+    const listen = await bind(c.listen, c.forwardTls ? tlsRequired(this.device) : this.device, fastIntakeEnabled);
     const admin = await bind(c.admin, this.admin);
     const forwardTls = c.forwardTls ? await this.bindTls(c.forwardTls, timeout) : undefined;
     // The config allows only loopback literals; what was bound is checked all the same.

@@ -6,12 +6,14 @@ import { fail, send } from './respond.js';
 import { isJsonText } from './json-check.js';
 import { CONTENT_TYPE, SAFE_TOKEN } from '../store/record.js';
 import type { NewMessage } from '../store/spool.js';
+import { now, record, tracing } from '../store/trace.js';
 
 const NDJSON = /^application\/(x-)?ndjson\b/i;
 
 /** POST /v1/q/{topic}: one message (any content type) or an NDJSON batch, acknowledged once synced. */
 export async function handleEnqueue(ctx: AgentContext, req: IncomingMessage, res: ServerResponse, rawTopic: string): Promise<void> {
   const st = ctx.stats;
+  const t0 = tracing ? now() : 0;
   const token = bearer(req);
   if (!token) return fail(res, st, 401, 'unauthorized', 'Authorization: Bearer <token> is required');
   const tenant = tenantForToken(ctx, token);
@@ -28,6 +30,7 @@ export async function handleEnqueue(ctx: AgentContext, req: IncomingMessage, res
   const limit = batch ? ctx.limits.maxBatchBytes : ctx.limits.maxMessageBytes;
   const body = await readBodyOr413(ctx, req, res, limit, batch ? 'batch' : 'message');
   if (!body) return;
+  const t1 = tracing ? now() : 0;
   let msgs: NewMessage[];
   if (batch) {
     const parsed = splitNdjson(body, ctx.limits.maxMessageBytes, ctx.limits.maxBatchMessages);
@@ -38,8 +41,17 @@ export async function handleEnqueue(ctx: AgentContext, req: IncomingMessage, res
   }
   try {
     const ids = await ctx.spool.append(tenant.name, topic.name, msgs, { quotaBytes: tenant.spoolBytes, whenFull: topic.whenFull, idempotencyKey: idem });
+    const t2 = tracing ? now() : 0;
     ctx.notify();
     send(res, st, 202, batch ? { ids } : { id: ids[0] });
+    if (tracing) {
+      const t3 = now();
+      record('http: handler entry to body read', t1 - t0);
+      record('http: body read to stored and synced', t2 - t1);
+      record('http: synced to res.end returned', t3 - t2);
+      record('http: handler entry to res.end returned', t3 - t0);
+      res.once('finish', () => record('http: res.end to finish', now() - t3));
+    }
   } catch (err) {
     storeFailed(ctx, res, err, 'enqueue');
   }

@@ -2,11 +2,14 @@ import { errorMessage } from '../../errors.js';
 import { SpoolUnavailableError } from './errors.js';
 import type { Db } from './open.js';
 import type { Op } from './window.js';
+import { now, record, tracing } from './trace.js';
 
 interface Job {
   ops: Op[];
   resolve: () => void;
   reject: (err: Error) => void;
+  /** When traced (trace.ts): when the job was queued. */
+  t?: number;
 }
 
 /** A batch whose write returned (it is in LevelDB's log, in the kernel) and that waits for its fdatasync. */
@@ -14,6 +17,8 @@ interface Written {
   jobs: Job[];
   /** The global seq once this batch's messages were numbered: every seq below it is in this batch or an earlier one. */
   seqAfter: number;
+  /** When traced: the write's start and end. */
+  tw?: [number, number];
 }
 
 /** What the group commit writes to, and whom it tells when a write fails. */
@@ -41,6 +46,8 @@ export const SYNC_SLOTS = 4;
 interface Sync {
   slot: number;
   batches: Written[];
+  /** When traced: when its fdatasync began. */
+  t?: number;
 }
 
 /**
@@ -81,7 +88,7 @@ export class GroupCommit {
         reject(new SpoolUnavailableError(`spool is ${this.target.state}`));
         return;
       }
-      this.pending.push({ ops, resolve, reject });
+      this.pending.push(tracing ? { ops, resolve, reject, t: now() } : { ops, resolve, reject });
       this.pump();
     });
   }
@@ -115,6 +122,7 @@ export class GroupCommit {
     // Taken synchronously with the jobs: the snapshot and the seq reflect exactly this batch and those before it.
     for (const op of this.target.snapshot()) ops.push(op);
     const seqAfter = this.target.nextSeq;
+    const tw0 = tracing ? now() : 0;
     try {
       // The chained form: several times cheaper per operation than batch(array) in abstract-level.
       const b = this.target.db.batch();
@@ -134,7 +142,8 @@ export class GroupCommit {
       return;
     }
     this.stats.batches++;
-    this.written.push({ jobs, seqAfter });
+    if (tracing) record(`commit: batch write with ${this.syncs.length} syncs in flight at its end`, now() - tw0);
+    this.written.push(tracing ? { jobs, seqAfter, tw: [tw0, now()] } : { jobs, seqAfter });
     let n = this.written.length;
     for (const s of this.syncs) n += s.batches.length;
     this.stats.maxInFlight = Math.max(this.stats.maxInFlight, n);
@@ -144,7 +153,7 @@ export class GroupCommit {
   private async sync(): Promise<void> {
     const slot = this.freeSlots.pop()!;
     const round = this.round;
-    const mine: Sync = { slot, batches: this.written };
+    const mine: Sync = tracing ? { slot, batches: this.written, t: now() } : { slot, batches: this.written };
     this.written = [];
     this.syncs.push(mine);
     try {
@@ -161,6 +170,7 @@ export class GroupCommit {
     const i = this.syncs.indexOf(mine);
     if (i !== -1) {
       const done = this.syncs.splice(0, i + 1);
+      if (tracing) traceDone(done, mine);
       for (const s of done) for (const b of s.batches) for (const j of b.jobs) j.resolve();
       const last = done[done.length - 1].batches;
       this.target.onSynced(last[last.length - 1].seqAfter);
@@ -184,4 +194,23 @@ export class GroupCommit {
     this.failPending(e);
     this.target.onWriteError(err);
   }
+}
+
+/** trace.ts: each answered job's time queued, in its write, waiting for a sync slot, and until the covering sync ended. */
+function traceDone(done: Sync[], by: Sync): void {
+  const end = now();
+  record('commit: fdatasync (own slot)', end - by.t!);
+  let jobs = 0;
+  for (const s of done) {
+    for (const b of s.batches) {
+      for (const j of b.jobs) {
+        record('commit: queued before its batch write', b.tw![0] - j.t!);
+        record('commit: batch write (LevelDB, no sync)', b.tw![1] - b.tw![0]);
+        record('commit: written, waiting for a sync slot', s.t! - b.tw![1]);
+        record('commit: sync begun until covered', end - s.t!);
+        jobs++;
+      }
+    }
+  }
+  record('commit: jobs answered per sync (count, not us)', jobs / 1000);
 }
