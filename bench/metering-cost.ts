@@ -35,7 +35,7 @@ const arg = (name: string, dflt: number) => { const i = process.argv.indexOf(nam
 const PAIRS = arg('--pairs', QUICK ? 2 : 5);
 const SECONDS = arg('--seconds', QUICK ? 3 : 8);
 const CONNECTIONS = 32;
-const ADDR = '127.0.2.89';
+const ADDR = '127.0.31.89';
 const children = new Set<ChildProcess>();
 process.on('exit', () => { for (const c of children) c.kill('SIGKILL'); });
 const execFileP = promisify(execFile);
