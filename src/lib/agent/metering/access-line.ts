@@ -80,10 +80,10 @@ function upstreamMs(v: unknown): number | null {
 const STR = String.raw`(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*`;
 const PLAIN = String.raw`([^"\\\x00-\x1f]*)`;
 const INT = '(0|[1-9][0-9]{0,14})';
-const shape = (plain: string, int: string) =>
-  `\\{"time":"${plain}","tenant":"${plain}","app":"${plain}","host":"${STR}","method":"${STR}","uri":"${STR}",` +
+const shape = (plain: string, int: string, str = STR) =>
+  `\\{"time":"${plain}","tenant":"${plain}","app":"${plain}","host":"${str}","method":"${str}","uri":"${str}",` +
   `"status":${int},"bytes_sent":${int},"request_length":${int},"request_time":(?:0|[1-9][0-9]*)(?:\\.[0-9]+)?,` +
-  `"upstream_time":"${plain}","cache":"${plain}","remote_addr":"${STR}"\\}`;
+  `"upstream_time":"${plain}","cache":"${plain}","remote_addr":"${str}"\\}`;
 const LINE = new RegExp(`^${shape(PLAIN, INT)}$`);
 
 export function fastAccessLine(s: string): AccessLine | 'unattributed' | 'garbage' | undefined {
@@ -126,7 +126,8 @@ function parseTime(t: string): number {
 // pair (a small table of recent ones), the time parsed once per distinct second, and the answer is
 // written into one object, lent to the caller until the next line. A line that does not match is
 // decoded as UTF-8 for parseAccessJson, as before.
-const LINE_NL = new RegExp(`${shape('[^"\\\\\\x00-\\x1f]*', '(?:0|[1-9][0-9]{0,14})')}\\n`, 'y');
+const NORMAL = '[^"\\\\\\x00-\\x1f]*';
+const LINE_NL = new RegExp(`${shape(NORMAL, '(?:0|[1-9][0-9]{0,14})', `${NORMAL}(?:\\\\(?:["\\\\/bfnrt]|u[0-9a-fA-F]{4})${NORMAL})*`)}\\n`, 'y');
 /** Lines are decoded in windows of about this many bytes (a longer line is decoded alone). */
 const WINDOW = 16 << 10;
 
@@ -145,14 +146,8 @@ function cacheOf(b: Uint8Array, i: number, e: number): 'hit' | 'miss' | null {
   return null;
 }
 
-const quoteFrom = (b: Uint8Array, i: number) => { while (b[i] !== 0x22) i++; return i; };
-/** The digits at `i` (the shape guarantees at most 15: exact). */
-function digits(b: Uint8Array, i: number): number {
-  let v = 0;
-  for (let c = b[i]; c >= 0x30 && c <= 0x39; c = b[++i]) v = v * 10 + (c - 0x30);
-  return v;
-}
-const digitsEnd = (b: Uint8Array, i: number) => { while (b[i] >= 0x30 && b[i] <= 0x39) i++; return i; };
+const Q = 0x22; // "
+const quoteFrom = (b: Uint8Array, i: number) => { while (b[i] !== Q) i++; return i; };
 
 /** upstreamMs on bytes when they are ASCII; undefined: let the string version decide. */
 function upstreamBytes(b: Uint8Array, i: number, e: number): number | null | undefined {
@@ -185,73 +180,110 @@ function upstreamBytes(b: Uint8Array, i: number, e: number): number | null | und
   return any ? sum : null;
 }
 
-/** Tenant and app of recent lines, by the bytes from the tenant's first to the app's last. */
+/** A tenant and app seen lately: the line's bytes from the tenant's first to the app's last (`key`). */
 interface Pair { key: Uint8Array; tenant: string; app: string; verdict: 'ok' | 'unattributed' | 'garbage' }
+/** The most recent first; a line's pair is compared with these before its fields are looked for. */
+const RECENT: Pair[] = [];
 const PAIRS = new Array<Pair | undefined>(256).fill(undefined);
-function pairOf(b: Buffer, ts: number, te: number, as: number, ae: number): Pair {
+
+/** b[i, i + k.length) is k, and a quote follows it. */
+function keyAt(b: Uint8Array, i: number, k: Uint8Array): boolean {
+  const n = k.length;
+  if (b[i + n] !== Q) return false;
+  for (let j = 0; j < n; j++) if (b[i + j] !== k[j]) return false;
+  return true;
+}
+
+/**
+ * The pair of the line whose tenant starts at `tn`. A recent pair's key followed by a quote is this
+ * line's: neither name holds a quote, so the bytes that match end the tenant and the app where the
+ * key does. Otherwise the fields are found, and their names decoded and checked once.
+ */
+function pairAt(b: Buffer, tn: number): Pair {
+  for (let r = 0; r < RECENT.length; r++) {
+    const p = RECENT[r];
+    if (keyAt(b, tn, p.key)) {
+      if (r > 0) { RECENT[r] = RECENT[0]; RECENT[0] = p; }
+      return p;
+    }
+  }
+  const te = quoteFrom(b, tn);
+  const as = te + '","app":"'.length;
+  const ae = quoteFrom(b, as);
   // A hash of a few bytes picks the slot; the whole key is compared.
-  const slot = ((ae - ts) * 31 + b[ts] * 7 + b[te - 1] * 3 + b[ae - 1]) & 255;
-  const p = PAIRS[slot];
-  if (p !== undefined && p.key.length === ae - ts) {
-    const k = p.key;
-    let j = 0;
-    while (j < k.length && k[j] === b[ts + j]) j++;
-    if (j === k.length) return p;
+  const slot = ((ae - tn) * 31 + b[tn] * 7 + b[te - 1] * 3 + b[ae - 1]) & 255;
+  let p = PAIRS[slot];
+  if (p === undefined || p.key.length !== ae - tn || !keyAt(b, tn, p.key)) {
+    const tenant = b.toString('utf8', tn, te);
+    const app = b.toString('utf8', as, ae);
+    const verdict = tenant === UNATTRIBUTED ? 'unattributed' : RE.dnsLabel.test(tenant) && RE.dnsLabel.test(app) ? 'ok' : 'garbage';
+    p = PAIRS[slot] = { key: Uint8Array.from(b.subarray(tn, ae)), tenant, app, verdict };
   }
-  const tenant = b.toString('utf8', ts, te);
-  const app = b.toString('utf8', as, ae);
-  const verdict = tenant === UNATTRIBUTED ? 'unattributed' : RE.dnsLabel.test(tenant) && RE.dnsLabel.test(app) ? 'ok' : 'garbage';
-  return (PAIRS[slot] = { key: Uint8Array.from(b.subarray(ts, ae)), tenant, app, verdict });
+  RECENT.unshift(p);
+  if (RECENT.length > 4) RECENT.pop();
+  return p;
 }
 
-// The last line's time text (nginx's $time_iso8601: 25 bytes) and its value.
-const lastTimeBytes = new Uint8Array(32);
-let lastTimeLen = -1;
+// The last line's time text (nginx's $time_iso8601: 25 bytes, the same for a second's lines) and its value.
+let lastTimeBytes = new Uint8Array(0);
 const scratch: AccessLine = { tenant: '', app: '', time: NaN, status: 0, bytesIn: 0, bytesOut: 0, cache: null, upstreamMs: null };
-/** Sets scratch.time. */
-function timeOf(b: Buffer, i: number, e: number): void {
-  const n = e - i;
-  if (n === lastTimeLen) {
-    let j = 0;
-    while (j < n && lastTimeBytes[j] === b[i + j]) j++;
-    if (j === n) return; // scratch.time still holds it
-  }
-  scratch.time = parseTime(b.toString('utf8', i, e));
-  if (n <= lastTimeBytes.length) { lastTimeBytes.set(b.subarray(i, e)); lastTimeLen = n; } else lastTimeLen = -1;
+/** Sets scratch.time from the time at `ts`; where the time ends (its closing quote). */
+function timeAt(b: Buffer, ts: number): number {
+  if (keyAt(b, ts, lastTimeBytes)) return ts + lastTimeBytes.length; // scratch.time holds its value
+  const te = quoteFrom(b, ts);
+  scratch.time = parseTime(b.toString('utf8', ts, te));
+  lastTimeBytes = Uint8Array.from(b.subarray(ts, te));
+  return te;
 }
 
-/** A line that matched LINE_NL, at b[s..): parseAccessLine's verdict. */
-function matched(b: Buffer, s: number): AccessLine | 'unattributed' | 'garbage' {
-  const ts = s + '{"time":"'.length;
-  const te = quoteFrom(b, ts);
-  const tn = te + '","tenant":"'.length;
-  const tnEnd = quoteFrom(b, tn);
-  const ap = tnEnd + '","app":"'.length;
-  const apEnd = quoteFrom(b, ap);
+const quoteBack = (b: Uint8Array, i: number) => { while (b[i] !== Q) i--; return i; };
+/** The digits that end before `e` (at most 15, the shape says: exact); their first in `at`. */
+let at = 0;
+function digitsBack(b: Uint8Array, e: number): number {
+  let v = 0;
+  let m = 1;
+  let i = e - 1;
+  for (let c = b[i]; c >= 0x30 && c <= 0x39; c = b[--i]) { v += (c - 0x30) * m; m *= 10; }
+  at = i + 1;
+  return v;
+}
+
+const K_ADDR = '","remote_addr":"'.length;
+const K_CACHE = '","cache":"'.length;
+const K_UPSTREAM = ',"upstream_time":"'.length;
+const K_RTIME = ',"request_time":'.length;
+const K_LENGTH = ',"request_length":'.length;
+const K_SENT = ',"bytes_sent":'.length;
+
+/**
+ * A line that matched LINE_NL, b[s, nl) (nl: its newline): parseAccessLine's verdict. The time,
+ * tenant and app are found from the start; the rest from the end, back to the status: the only
+ * quote that follows a colon that follows a quote, from the end, is the one that opens the remote
+ * address (in a JSON string a quote follows its backslash), and the fields before it are a PLAIN
+ * field (no quote) or numbers. So host, method and URI, however long, are not read again.
+ */
+function matched(b: Buffer, s: number, nl: number): AccessLine | 'unattributed' | 'garbage' {
+  const te = timeAt(b, s + '{"time":"'.length);
+  const p = pairAt(b, te + '","tenant":"'.length);
   // The same checks, in the same order, as parseAccessJson's.
-  const p = pairOf(b, tn, tnEnd, ap, apEnd);
   if (p.verdict !== 'ok') return p.verdict;
-  let st = apEnd;
-  while (!(b[st] === 0x2c && b[st + 1] === 0x22 && b[st + 2] === 0x73)) st++; // ,"s: the first is ,"status":
-  st += ',"status":'.length;
-  const status = digits(b, st);
-  timeOf(b, ts, te);
-  if (!Number.isFinite(scratch.time) || status > 999) return 'garbage';
-  const sent = digitsEnd(b, st) + ',"bytes_sent":'.length;
-  const len = digitsEnd(b, sent) + ',"request_length":'.length;
-  let up = digitsEnd(b, len) + ',"request_time":'.length;
-  up = digitsEnd(b, up);
-  if (b[up] === 0x2e) up = digitsEnd(b, up + 1);
-  up += ',"upstream_time":"'.length;
-  const upEnd = quoteFrom(b, up);
-  const ca = upEnd + '","cache":"'.length;
+  let q = nl - 5; // the end is "} and the address can be empty: its opening quote is at nl - 3 or before
+  while (!(b[q + 2] === Q && b[q + 1] === 0x3a && b[q] === Q)) q--;
+  const caEnd = q + 3 - K_ADDR;
+  const ca = quoteBack(b, caEnd - 1) + 1;
+  const upEnd = ca - K_CACHE;
+  const up = quoteBack(b, upEnd - 1) + 1;
+  let i = up - K_UPSTREAM - 1;
+  while (b[i] !== 0x3a) i--; // over request_time, to the colon before it
   const l = scratch;
+  l.bytesIn = digitsBack(b, i + 1 - K_RTIME);
+  l.bytesOut = digitsBack(b, at - K_LENGTH);
+  const status = digitsBack(b, at - K_SENT);
+  if (!Number.isFinite(l.time) || status > 999) return 'garbage';
   l.tenant = p.tenant;
   l.app = p.app;
   l.status = status;
-  l.bytesOut = digits(b, sent);
-  l.bytesIn = digits(b, len);
-  l.cache = cacheOf(b, ca, quoteFrom(b, ca));
+  l.cache = cacheOf(b, ca, caEnd);
   const u = upstreamBytes(b, up, upEnd);
   l.upstreamMs = u !== undefined ? u : upstreamMs(b.toString('utf8', up, upEnd));
   return l;
@@ -269,8 +301,9 @@ export function scanAccessLines(b: Buffer, end: number, on: (l: AccessLine | 'un
     for (let i = 0; i < text.length;) {
       LINE_NL.lastIndex = i;
       if (LINE_NL.test(text)) {
-        on(matched(b, w + i));
-        i = LINE_NL.lastIndex;
+        const next = LINE_NL.lastIndex;
+        on(matched(b, w + i, w + next - 1));
+        i = next;
       } else {
         const nl = text.indexOf('\n', i);
         if (nl > i) on(parseAccessJson(b.toString('utf8', w + i, w + nl)));
