@@ -3,7 +3,11 @@
  * with the edge agent tailing nginx's access log against without it, alternated in one run.
  * Prints figures; exits 0 whatever they are (goal: under 3% lower with the agent).
  *
- *   npm run build && npx vite-node bench/metering-cost.ts [--quick] [--pairs N] [--seconds S]
+ *   npm run build && npx vite-node bench/metering-cost.ts [--quick] [--pairs N] [--seconds S] [--baseline DIR]
+ *
+ * --baseline DIR: a third arm, "base", runs the agent of another built tree of edgectl (DIR/bin/run.js,
+ * e.g. the previous commit: git archive + npm run build) on the same node, store and log, so that
+ * the agent's CPU per request before and after a change is compared in one run.
  *
  * One edge node applied with `edgectl apply --local` (real nginx, the rendered config and its
  * JSON access log), its agent started from the release's agent.json, shipping to a hub agent with
@@ -35,7 +39,8 @@ const arg = (name: string, dflt: number) => { const i = process.argv.indexOf(nam
 const PAIRS = arg('--pairs', QUICK ? 2 : 5);
 const SECONDS = arg('--seconds', QUICK ? 3 : 8);
 const CONNECTIONS = 32;
-const ADDR = '127.0.2.89';
+const BASELINE = process.argv.includes('--baseline') ? path.resolve(process.argv[process.argv.indexOf('--baseline') + 1], 'bin', 'run.js') : undefined;
+const ADDR = '127.0.31.89';
 const children = new Set<ChildProcess>();
 process.on('exit', () => { for (const c of children) c.kill('SIGKILL'); });
 const execFileP = promisify(execFile);
@@ -47,8 +52,8 @@ function run(args: string[]): string {
   return r.stdout;
 }
 
-function start(name: string, args: string[]): ChildProcess {
-  const p = spawn(process.execPath, [BIN, 'agent', ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NO_COLOR: '1', NODE_OPTIONS: '--max-semi-space-size=4' } });
+function start(name: string, args: string[], bin = BIN): ChildProcess {
+  const p = spawn(process.execPath, [bin, 'agent', ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NO_COLOR: '1', NODE_OPTIONS: '--max-semi-space-size=4' } });
   let log = '';
   p.stderr!.setEncoding('utf8').on('data', (d: string) => { log = (log + d).slice(-4000); });
   p.once('exit', (code, sig) => { children.delete(p); if (code && !sig) process.stderr.write(`${name} exited ${code}: ${log}\n`); });
@@ -82,12 +87,16 @@ function nginxCpu(nodeRoot: string): number {
   return [master, ...kids].reduce((n, pid) => { try { return n + cpu(pid); } catch { return n; } }, 0);
 }
 
-/** Until the agent has read what nginx logged while it was away: under 2 ticks of CPU in 500 ms, twice. */
+/**
+ * Until the agent has read what nginx logged while it was away: under 2 ticks of CPU in 500 ms,
+ * twice, and not before 3 s (its first metering step comes a second after it starts: quiet before
+ * that is not caught up).
+ */
 async function settled(p: ChildProcess): Promise<number> {
   const t0 = Date.now();
   let quiet = 0;
   let last = cpu(p.pid!);
-  while (quiet < 2 && Date.now() - t0 < 60_000) {
+  while ((quiet < 2 || Date.now() - t0 < 3000) && Date.now() - t0 < 60_000) {
     await sleep(500);
     const now = cpu(p.pid!);
     quiet = now - last < 2 ? quiet + 1 : 0;
@@ -137,46 +146,59 @@ async function main(): Promise<void> {
 
     console.log(`metering cost: wrk -t2 -c${CONNECTIONS} -d${SECONDS}s keep-alive GET ${host}/, ${PAIRS} pairs, ${os.cpus().length} CPU(s), load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
     await wrk(url, host); // warm-up: nginx's caches, the page in memory
-    const ratios: number[] = [];
-    /** The agent's own CPU (user + system) per request served during a "with" run, in µs. */
-    const agentUs: number[] = [];
-    /** nginx's CPU (master and workers) per request, both arms, in µs. */
+    type Arm = 'without' | 'with' | 'base';
+    const agents: Arm[] = BASELINE ? ['with', 'base'] : ['with'];
+    const ratios: Record<string, number[]> = { with: [], base: [] };
+    /** The agent's own CPU (user + system) per request served during a run with it, in µs. */
+    const agentUs: Record<string, number[]> = { with: [], base: [] };
+    /** nginx's CPU (master and workers) per request, every arm, in µs. */
     const nginxUs: number[] = [];
-    const runs: { without: number; with: number }[] = [];
+    /** The agent's CPU per second with no traffic, in ms (CLK_TCK resolution: 10 ms in 3 s). */
+    const idleMs: Record<string, number[]> = { with: [], base: [] };
+    const rates: Record<Arm, number[]> = { without: [], with: [], base: [] };
     for (let i = 0; i < PAIRS; i++) {
-      const pair = { without: 0, with: 0 };
-      for (const arm of (i % 2 === 0 ? ['without', 'with'] : ['with', 'without']) as ('with' | 'without')[]) {
-        if (arm === 'with') {
-          const edge = start('edge', ['--config', edgeConfig]);
+      const pair: Partial<Record<Arm, number>> = {};
+      const arms: Arm[] = ['without', ...agents];
+      for (let k = 0; k < i % arms.length; k++) arms.push(arms.shift()!); // each arm goes first in turn
+      for (const arm of arms) {
+        if (arm !== 'without') {
+          const edge = start(arm === 'base' ? 'edge (baseline)' : 'edge', ['--config', edgeConfig], arm === 'base' ? BASELINE : BIN);
           await healthy(cfg.admin);
           const waited = await settled(edge);
+          // Its CPU with no traffic (timers, store, heartbeats): part of the figure below, whatever the rate.
+          const idle0 = cpu(edge.pid!);
+          await sleep(3000);
+          idleMs[arm].push(((cpu(edge.pid!) - idle0) / CLK_TCK) * 1000 / 3);
           const ticks = cpu(edge.pid!);
           const nt = nginxCpu(nodeRoot);
           const w = await wrk(url, host);
-          agentUs.push(((cpu(edge.pid!) - ticks) / CLK_TCK) * 1e6 / Math.max(1, w.rps * SECONDS));
+          const us = ((cpu(edge.pid!) - ticks) / CLK_TCK) * 1e6 / Math.max(1, w.rps * SECONDS);
+          agentUs[arm].push(us);
           nginxUs.push(((nginxCpu(nodeRoot) - nt) / CLK_TCK) * 1e6 / Math.max(1, w.rps * SECONDS));
-          const logged = statSync(log).size;
+          const logged = statSync(log, { throwIfNoEntry: false })?.size ?? 0; // just rotated: nginx is reopening it
           await stop(edge);
-          pair.with = w.rps;
-          console.log(`  pair ${i + 1} with:    ${fmt(w.rps)} req/s${w.non2xx ? `, ${w.non2xx} non-2xx` : ''}${w.errors ? `, ${w.errors}` : ''} (agent caught up in ${(waited / 1000).toFixed(1)} s; agent CPU ${agentUs[agentUs.length - 1].toFixed(2)} µs, nginx ${nginxUs[nginxUs.length - 1].toFixed(2)} µs per request; live log ${fmt(logged / 1024)} KiB)`);
+          pair[arm] = w.rps;
+          console.log(`  pair ${i + 1} ${arm === 'base' ? 'baseline' : 'with    '}: ${fmt(w.rps)} req/s${w.non2xx ? `, ${w.non2xx} non-2xx` : ''}${w.errors ? `, ${w.errors}` : ''} (agent caught up in ${(waited / 1000).toFixed(1)} s; agent CPU ${us.toFixed(2)} µs, nginx ${nginxUs[nginxUs.length - 1].toFixed(2)} µs per request; idle ${idleMs[arm][idleMs[arm].length - 1].toFixed(1)} ms/s; live log ${fmt(logged / 1024)} KiB; load ${os.loadavg()[0].toFixed(2)})`);
         } else {
           const nt = nginxCpu(nodeRoot);
           const w = await wrk(url, host);
           nginxUs.push(((nginxCpu(nodeRoot) - nt) / CLK_TCK) * 1e6 / Math.max(1, w.rps * SECONDS));
           pair.without = w.rps;
-          console.log(`  pair ${i + 1} without: ${fmt(w.rps)} req/s${w.non2xx ? `, ${w.non2xx} non-2xx` : ''}${w.errors ? `, ${w.errors}` : ''} (nginx CPU ${nginxUs[nginxUs.length - 1].toFixed(2)} µs per request)`);
+          console.log(`  pair ${i + 1} without : ${fmt(w.rps)} req/s${w.non2xx ? `, ${w.non2xx} non-2xx` : ''}${w.errors ? `, ${w.errors}` : ''} (nginx CPU ${nginxUs[nginxUs.length - 1].toFixed(2)} µs per request; load ${os.loadavg()[0].toFixed(2)})`);
         }
       }
-      runs.push(pair);
-      ratios.push(pair.with / pair.without);
+      for (const a of ['without', ...agents] as Arm[]) rates[a].push(pair[a]!);
+      for (const a of agents) ratios[a].push(pair[a]! / pair.without!);
     }
-    const m = median(ratios);
-    console.log(`per-pair with/without: ${ratios.map((r) => r.toFixed(3)).join(' ')}`);
-    const diff = (1 - m) * 100;
-    console.log(`median ratio: ${(m * 100).toFixed(1)}% of the rate without the agent (${Math.abs(diff).toFixed(1)}% ${diff >= 0 ? 'lower' : 'higher'}; goal: under 3% lower); median rates ${fmt(median(runs.map((r) => r.with)))} with vs ${fmt(median(runs.map((r) => r.without)))} req/s without`);
-    const us = median(agentUs);
     const ng = median(nginxUs);
-    console.log(`CPU per request: agent ${us.toFixed(2)} µs, nginx ${ng.toFixed(2)} µs (medians); where nginx is CPU-bound and the agent shares its cores, requests/s drop by about agent / (nginx + agent) = ${(100 * us / (ng + us)).toFixed(1)}%`);
+    for (const a of agents) {
+      const m = median(ratios[a]);
+      const diff = (1 - m) * 100;
+      const name = a === 'base' ? 'baseline agent' : 'agent';
+      console.log(`${name}: per-pair with/without ${ratios[a].map((r) => r.toFixed(3)).join(' ')}; median ${(m * 100).toFixed(1)}% of the rate without (${Math.abs(diff).toFixed(1)}% ${diff >= 0 ? 'lower' : 'higher'}; goal: under 3% lower); median rates ${fmt(median(rates[a]))} with vs ${fmt(median(rates.without))} req/s without`);
+      const us = median(agentUs[a]);
+      console.log(`${name}: CPU per request ${us.toFixed(2)} µs (runs: ${agentUs[a].map((x) => x.toFixed(2)).join(' ')}; idle ${median(idleMs[a]).toFixed(1)} ms/s), nginx ${ng.toFixed(2)} µs (median); where nginx is CPU-bound and the agent shares its cores, requests/s drop by about agent / (nginx + agent) = ${(100 * us / (ng + us)).toFixed(1)}%`);
+    }
     console.log(`load after: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
     await stop(hub);
   } finally {

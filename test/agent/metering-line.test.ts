@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { fastAccessLine, parseAccessJson, parseAccessLine } from '../../src/lib/agent/metering/access-line.js';
+import { type AccessLine, fastAccessLine, parseAccessJson, parseAccessLine, scanAccessLines } from '../../src/lib/agent/metering/access-line.js';
+import { addSample, emptyMinutes, LineCounter } from '../../src/lib/agent/metering/minutes.js';
 
 /**
  * The access-log line's fast path against JSON.parse: on every line, generated as nginx's
@@ -83,6 +84,53 @@ describe('access-log line: the fast path gives JSON.parse\'s verdict or gives up
     expect(clean, 'the generator makes good lines too').toBeGreaterThan(1_000);
     // Lines whose tenant, app, time and the like need no escapes (most of nginx's) take the fast path.
     expect(fast).toBeGreaterThan(10_000);
+  });
+
+  it('on bytes (what the agent runs): every line of a buffer gets JSON.parse\'s verdict on its UTF-8 text, invalid bytes and windows included', () => {
+    seed = 11;
+    const BYTES = [[0xff], [0xc3], [0xe4, 0xb8], [0x80], [0xc3, 0x22], [0xf0, 0x9f, 0x98], [0xa0], [0xc2, 0xa0]];
+    const lines: Buffer[] = [];
+    for (let n = 0; n < 20_000; n++) {
+      let l = Buffer.from(rnd(3) === 0 ? mutate(line()) : line());
+      if (rnd(4) === 0) {
+        const i = rnd(l.length + 1);
+        l = Buffer.concat([l.subarray(0, i), Buffer.from(pick(BYTES)), l.subarray(i + (rnd(2) ? 0 : 1))]);
+      }
+      if (rnd(10) === 0) l = Buffer.from(line().replace(/"upstream_time":"[^"]*"/, `"upstream_time":"${pick(['0.5', ' 1.25 ,2', '1:2', '12.3456', '0001.1', '1234567890', '1.', '.5', '1 2', '3,', ',', '- , 0.010', '\u00a01', 'x'.repeat(201), `${'1,'.repeat(100)}1`])}"`));
+      lines.push(l);
+    }
+    const all = Buffer.concat(lines.flatMap((l) => [l, Buffer.from('\n')]));
+    const want = all.toString('utf8').split('\n').filter((l) => l.length > 0).map(parseAccessJson);
+    const got: (AccessLine | string)[] = [];
+    scanAccessLines(all, all.length, (l) => got.push(typeof l === 'object' ? { ...l } : l));
+    expect(got.length).toBe(want.length);
+    const texts = all.toString('utf8').split('\n').filter((l) => l.length > 0);
+    for (let i = 0; i < want.length; i++) expect(got[i], JSON.stringify(texts[i])).toEqual(want[i]);
+    expect(got.filter((g) => typeof g === 'object').length, 'good lines too').toBeGreaterThan(2_000);
+    // The same lines one buffer each (no window boundary to lean on).
+    for (const l of lines.slice(0, 3000)) {
+      const one = Buffer.concat([l, Buffer.from('\n')]);
+      const w = one.toString('utf8').split('\n').filter((x) => x.length > 0).map(parseAccessJson);
+      const g: (AccessLine | string)[] = [];
+      scanAccessLines(one, one.length, (x) => g.push(typeof x === 'object' ? { ...x } : x));
+      expect(g, JSON.stringify(l.toString('latin1'))).toEqual(w);
+    }
+  });
+
+  it('LineCounter counts as addSample does', () => {
+    seed = 3;
+    const a = emptyMinutes();
+    const b = emptyMinutes();
+    const c = new LineCounter();
+    for (let n = 0; n < 5000; n++) {
+      const l = parseAccessJson(line());
+      if (typeof l !== 'object') continue;
+      const m = { ...l, time: l.time + rnd(4) * 30_000, upstreamMs: pick([null, 3, 150, 4000]) };
+      addSample(a, { ...m, app: `${m.tenant}.${m.app}` });
+      c.add(b, m);
+      if (n === 2500) { a.watermark = b.watermark = Date.parse('2026-12-02T14:21:00Z'); }
+    }
+    expect(JSON.parse(JSON.stringify(b))).toEqual(JSON.parse(JSON.stringify(a)));
   });
 
   it('a line as nginx writes it for a real request', () => {

@@ -1,7 +1,7 @@
 import { open, rename, stat } from 'node:fs/promises';
 import type { Logger } from '../../logger.js';
 import { errorMessage } from '../../errors.js';
-import { type AccessLine, parseAccessLine } from './access-line.js';
+import { type AccessLine, parseAccessJson, scanAccessLines } from './access-line.js';
 import { nginxMaster } from './nginx-master.js';
 
 /** A file by identity: a rename keeps it, a new file at the same path does not. */
@@ -42,13 +42,18 @@ const idOf = (s: { dev: number; ino: number }): FileId => ({ dev: s.dev, ino: s.
 export class AccessLog {
   private drain?: { ino: number; size: number; since: number };
   private lastSignal = 0;
+  /** One read buffer, reused: nothing of it outlives a call of onLine. */
+  private buf?: Buffer;
   readonly rotated: string;
 
   constructor(private readonly o: AccessLogOptions, private readonly log: Logger) {
     this.rotated = `${o.path}.1`;
   }
 
-  /** Reads from `pos` (changed in place), handing each line to `onLine`; true when it reached the end of the live file. */
+  /**
+   * Reads from `pos` (changed in place), handing each line to `onLine`; true when it reached the end
+   * of the live file. The AccessLine is lent: onLine copies what it keeps (the next line reuses it).
+   */
   async read(pos: LogPosition, now: number, onLine: (l: AccessLine) => void): Promise<boolean> {
     let budget = this.o.maxBytes ?? 16 * CHUNK;
     // Each pass reads, switches file or resets the offset; a file that keeps changing under us waits for the next call.
@@ -69,19 +74,21 @@ export class AccessLog {
         if (!cur) return true;
         continue;
       }
-      const r = await readChunk(from, pos.file, pos.offset, Math.min(CHUNK, budget));
+      this.buf ??= Buffer.allocUnsafe(CHUNK);
+      const r = await readChunk(from, pos.file, pos.offset, Math.min(CHUNK, budget), this.buf);
       if (!r) continue; // replaced between stat and open: look again
       if (r.size < pos.offset) {
         this.log.warn('access log is shorter than the metering offset (truncated?); reading it from its start', { file: from });
         pos.offset = 0;
         continue;
       }
-      for (const line of r.lines) {
-        const l = parseAccessLine(line);
+      const count = (l: AccessLine | 'unattributed' | 'garbage') => {
         if (l === 'garbage') pos.garbage++;
         else if (l === 'unattributed') pos.unattributed++;
         else onLine(l);
-      }
+      };
+      if (r.long !== undefined) count(parseAccessJson(r.long));
+      else scanAccessLines(this.buf, r.consumed, count);
       pos.offset += r.consumed;
       budget -= r.consumed;
       if (r.consumed > 0 && pos.offset < r.size) {
@@ -130,25 +137,24 @@ export class AccessLog {
   }
 }
 
-/** Whole lines from `offset` of the file at `path` if it still is `id`; undefined if it is not. */
-async function readChunk(path: string, id: FileId, offset: number, max: number): Promise<{ lines: string[]; consumed: number; size: number } | undefined> {
+/**
+ * Reads from `offset` of the file at `path`, if it still is `id`, into `buf`: `consumed` bytes of
+ * whole lines there (0 if no newline yet); undefined if it is not that file. `long`: a "line"
+ * longer than a whole chunk (not nginx's), consumed as one line, of which its start stands.
+ */
+async function readChunk(path: string, id: FileId, offset: number, max: number, buf: Buffer): Promise<{ consumed: number; size: number; long?: string } | undefined> {
   const fh = await open(path, 'r').catch(() => undefined);
   if (!fh) return undefined;
   try {
     const s = await fh.stat();
     if (!same(idOf(s), id)) return undefined;
-    if (s.size <= offset) return { lines: [], consumed: 0, size: s.size };
-    const buf = Buffer.allocUnsafe(Math.min(max, s.size - offset));
-    const { bytesRead } = await fh.read(buf, 0, buf.length, offset);
-    const data = buf.subarray(0, bytesRead);
-    let end = data.lastIndexOf(0x0a);
+    if (s.size <= offset) return { consumed: 0, size: s.size };
+    const { bytesRead } = await fh.read(buf, 0, Math.min(max, buf.length, s.size - offset), offset);
+    const end = buf.subarray(0, bytesRead).lastIndexOf(0x0a);
     // A "line" longer than a whole chunk is not nginx's: skip it as one garbage line.
-    if (end < 0 && bytesRead === max) return { lines: [data.toString('latin1', 0, 64)], consumed: bytesRead, size: s.size };
-    if (end < 0) return { lines: [], consumed: 0, size: s.size };
-    end += 1;
-    const lines = data.toString('utf8', 0, end).split('\n');
-    lines.pop();
-    return { lines: lines.filter((l) => l.length > 0), consumed: end, size: s.size };
+    if (end < 0 && bytesRead === max) return { consumed: bytesRead, size: s.size, long: buf.toString('latin1', 0, 64) };
+    if (end < 0) return { consumed: 0, size: s.size };
+    return { consumed: end + 1, size: s.size };
   } finally {
     await fh.close();
   }

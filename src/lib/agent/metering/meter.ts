@@ -5,7 +5,7 @@ import { INTERNAL_TENANT } from '../forward/wire.js';
 import { USAGE_TOPIC } from '../telemetry.js';
 import { AccessLog, type LogPosition } from './access-log.js';
 import { httpqStep, type HttpqPosition } from './httpq.js';
-import { addSample, closableBefore, closeMinutes, emptyMinutes, usageOf, type Minutes } from './minutes.js';
+import { closableBefore, closeMinutes, emptyMinutes, LineCounter, usageOf, type Minutes } from './minutes.js';
 
 /** The store key of metering's state (store/meta.ts). */
 export const METER_META = 'metering';
@@ -37,6 +37,7 @@ export interface MeterOptions {
 export class Meter {
   private state?: MeterState;
   private readonly access?: AccessLog;
+  private readonly lines = new LineCounter();
   /** For /status and the tests. */
   readonly stats = { ticks: 0, shipped: 0, failures: 0 };
 
@@ -55,7 +56,7 @@ export class Meter {
       if (this.access) {
         const pos = (next.nginx ??= { file: null, offset: 0, garbage: 0, unattributed: 0, minutes: emptyMinutes() });
         // The app's id as edgectl names it everywhere (render/context.ts appId: apps/<tenant>.<app>).
-        caughtUp = await this.access.read(pos, now, (l) => addSample(pos.minutes, { ...l, app: `${l.tenant}.${l.app}` }));
+        caughtUp = await this.access.read(pos, now, (l) => this.lines.add(pos.minutes, l));
         for (const a of closeMinutes(pos.minutes, closableBefore(pos.minutes, now, caughtUp, this.o.graceMs))) closed.push(usageOf(a, this.o.node, 'nginx'));
       }
       if (this.o.httpq) {

@@ -63,9 +63,65 @@ export function addSample(m: Minutes, s: Sample): void {
   if (s.cache === 'hit') a.hit += n;
   else if (s.cache === 'miss') a.miss += n;
   if (s.upstreamMs !== undefined && s.upstreamMs !== null) {
-    const b = String(bucketOf(s.upstreamMs));
+    const b = bucketOf(s.upstreamMs);
     a.up[b] = (a.up[b] ?? 0) + 1;
     if (s.upstreamMs > a.upMax) a.upMax = s.upstreamMs;
+  }
+}
+
+const newAgg = (tenant: string, app: string, minute: number): MinuteAgg =>
+  ({ tenant, app, minute, requests: 0, bytesIn: 0, bytesOut: 0, status: [0, 0, 0, 0, 0], hit: 0, miss: 0, up: {}, upMax: -1 });
+
+interface Slot { app: string; of?: Minutes; minute: number; agg?: MinuteAgg }
+
+/**
+ * addSample for nginx's lines, one per request, as the agent reads them: the same counts as
+ * addSample(m, { ...l, app: `${l.tenant}.${l.app}` }), without the object, the app's id and the
+ * key string that would take per line. It remembers, per tenant and app (a few: the strings are
+ * the parser's own), the minute it counted into last and in which Minutes; the aggregate it keeps
+ * stays in `m.open` until closeMinutes, which only takes minutes before the watermark, and every
+ * line counts at or after it.
+ */
+export class LineCounter {
+  private readonly slots = new Map<string, Map<string, Slot>>();
+  private size = 0;
+
+  add(m: Minutes, l: { tenant: string; app: string; time: number; status: number; bytesIn: number; bytesOut: number; cache: 'hit' | 'miss' | null; upstreamMs: number | null }): void {
+    let apps = this.slots.get(l.tenant);
+    if (!apps) {
+      if (this.size >= 4096) { this.slots.clear(); this.size = 0; }
+      this.slots.set(l.tenant, (apps = new Map()));
+    }
+    let s = apps.get(l.app);
+    if (!s) {
+      apps.set(l.app, (s = { app: `${l.tenant}.${l.app}`, minute: NaN }));
+      this.size++;
+    }
+    const t = l.time;
+    const mo = Math.floor(t / MINUTE_MS) * MINUTE_MS;
+    const minute = mo > m.watermark ? mo : m.watermark;
+    if (t > m.latest) m.latest = t;
+    let a = s.agg;
+    if (s.of !== m || s.minute !== minute || !a) {
+      const key = `${minute}|${l.tenant}|${s.app}`;
+      a = m.open[key] ??= newAgg(l.tenant, s.app, minute);
+      s.of = m;
+      s.minute = minute;
+      s.agg = a;
+    }
+    a.requests++;
+    a.bytesIn += l.bytesIn;
+    a.bytesOut += l.bytesOut;
+    const cls = Math.floor(l.status / 100);
+    if (cls >= 1 && cls <= 5) a.status[cls - 1]++;
+    if (l.cache === 'hit') a.hit++;
+    else if (l.cache === 'miss') a.miss++;
+    const u = l.upstreamMs;
+    if (u !== null) {
+      const b = bucketOf(u);
+      a.up[b] = (a.up[b] ?? 0) + 1;
+      if (u > a.upMax) a.upMax = u;
+    }
   }
 }
 
