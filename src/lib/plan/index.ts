@@ -55,6 +55,14 @@ export interface Planned {
   dirtyOnlyByHopRenewal: boolean;
 }
 
+/**
+ * Handshakes begun while the fleet renders: at least this many (more with a higher --concurrency).
+ * plan keeps its connections for apply anyway; this bounds how many handshakes run at once. At 50
+ * nodes on loopback, warming all of them instead of the first 16 made a no-op apply about 10-15%
+ * faster (bench/fleet-apply/RESULTS.md).
+ */
+const WARM_AT_LEAST = 64;
+
 /** Render, read every target node concurrently, compute the plan. The caller closes `connector`. */
 export async function planFleet(deps: FleetDeps, opts: TargetOptions & { diff: boolean; keepConnections?: boolean; renewHops?: 'plan' | 'apply' }): Promise<Planned> {
   const { loadFleet } = await import('../fleet/load.js');
@@ -81,7 +89,7 @@ export async function planFleet(deps: FleetDeps, opts: TargetOptions & { diff: b
     } catch {
       /* reported by the render */
     }
-    warm = warmConnections(connector, first, opts.concurrency);
+    warm = warmConnections(connector, first, Math.max(opts.concurrency, WARM_AT_LEAST));
     const desired = await desiredState({ ...loaded, model }, { nodes: opts.nodes, selector: opts.selector, edgectlVersion: deps.edgectlVersion, logger: deps.logger, route: (n) => connector.route(n), secrets: deps.secrets });
     deps.logger.debug('rendered', { nodes: desired.nodes.length });
     const observed = await observeNodes(connector, desired.nodes, { concurrency: opts.concurrency, diff: opts.diff });
