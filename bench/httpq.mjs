@@ -5,10 +5,11 @@
 // Ports 21900-21999 on 127.0.0.1 (BENCH_PORT_BASE moves them), data under $BENCH_DIR (default: a temp dir on the same filesystem as /tmp).
 import { spawn, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, openSync, writeSync, fdatasyncSync, closeSync, unlinkSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { fsyncRate, jetstreamRate } from './probes.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const QUICK = process.argv.includes('--quick');
@@ -89,37 +90,6 @@ function wrk(url, connections, seconds, lua, threads = connections > 1 ? 2 : 1) 
 
 const ndjsonLua = (token, lines, size) => `local line = '{"v":"' .. string.rep("x", ${Math.max(0, size - 8)}) .. '"}'\nlocal t = {}\nfor i = 1, ${lines} do t[i] = line end\nwrk.method = "POST"\nwrk.body = table.concat(t, "\\n") .. "\\n"\nwrk.headers["Authorization"] = "Bearer ${token}"\nwrk.headers["Content-Type"] = "application/x-ndjson"\n`;
 const postLua = (token, body) => `wrk.method = "POST"\nwrk.body = ${JSON.stringify(body)}\nwrk.headers["Authorization"] = "Bearer ${token}"\nwrk.headers["Content-Type"] = "application/json"\n`;
-
-function fsyncRate(where, ms = 2000) {
-  const f = path.join(where, 'fsync-probe');
-  const fd = openSync(f, 'w');
-  const b = Buffer.alloc(512, 1);
-  let n = 0;
-  const t0 = Date.now();
-  while (Date.now() - t0 < ms) { writeSync(fd, b); fdatasyncSync(fd); n++; }
-  closeSync(fd);
-  unlinkSync(f);
-  return n / ((Date.now() - t0) / 1000);
-}
-
-async function jetstreamRate(n, inflight, size) {
-  const { connect, StorageType } = await import('nats');
-  const nc = await connect({ servers: '127.0.0.1:4222' });
-  const jsm = await nc.jetstreamManager();
-  const stream = `EDGECTL_BENCH_JS_${randomBytes(3).toString('hex')}`;
-  await jsm.streams.add({ name: stream, subjects: [`${stream.toLowerCase()}.>`], storage: StorageType.File });
-  const js = nc.jetstream();
-  const body = Buffer.alloc(size, 120);
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: inflight }, async () => {
-    while (next < n) { const i = next++; await js.publish(`${stream.toLowerCase()}.x`, body, { msgID: `m${i}` }); }
-  }));
-  const rate = n / ((performance.now() - t0) / 1000);
-  await jsm.streams.delete(stream);
-  await nc.close();
-  return rate;
-}
 
 async function ndjsonRate(port, token, batches, perBatch, concurrency, size) {
   const line = JSON.stringify({ v: 'x'.repeat(Math.max(0, size - 8)) });

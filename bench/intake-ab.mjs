@@ -7,9 +7,10 @@
 // Ports BENCH_PORT_BASE (default 34000) + 0..9 on 127.0.0.1.
 import { spawn, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, openSync, writeSync, fdatasyncSync, closeSync, unlinkSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fsyncRate, jetstreamRate } from './probes.mjs';
 
 const arg = (name, dflt) => { const i = process.argv.indexOf(name); return i === -1 ? dflt : process.argv[i + 1]; };
 const PAIRS = Number(arg('--pairs', 3));
@@ -31,37 +32,6 @@ const sha = (s) => createHash('sha256').update(s).digest('hex');
 const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 const token = 'bench-token';
 
-function fsyncRate(where, ms = 1000) {
-  const f = path.join(where, 'fsync-probe');
-  const fd = openSync(f, 'w');
-  const b = Buffer.alloc(512, 1);
-  let n = 0;
-  const t0 = Date.now();
-  while (Date.now() - t0 < ms) { writeSync(fd, b); fdatasyncSync(fd); n++; }
-  closeSync(fd);
-  unlinkSync(f);
-  return n / ((Date.now() - t0) / 1000);
-}
-
-async function jetstreamRate(n, inflight, size) {
-  const { connect, StorageType } = await import('nats');
-  const nc = await connect({ servers: '127.0.0.1:4222' });
-  const jsm = await nc.jetstreamManager();
-  const stream = `EDGECTL_INTAKE_AB_${process.pid}`;
-  await jsm.streams.add({ name: stream, subjects: [`${stream.toLowerCase()}.>`], storage: StorageType.File });
-  const js = nc.jetstream();
-  const body = Buffer.alloc(size, 120);
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: inflight }, async () => {
-    while (next < n) { const i = next++; await js.publish(`${stream.toLowerCase()}.x`, body, { msgID: `m${i}` }); }
-  }));
-  const rate = n / ((performance.now() - t0) / 1000);
-  await jsm.streams.delete(stream);
-  await nc.close();
-  return rate;
-}
-
 async function run(side, round) {
   const data = path.join(dir, `${side.name}-${round}`);
   const traceFile = path.join(dir, `trace-${side.name}-${round}.json`);
@@ -77,7 +47,7 @@ async function run(side, round) {
     }
     const adminToken = readFileSync(path.join(data, 'admin-token'), 'utf8').trim();
     const status = async () => (await fetch(`http://127.0.0.1:${P + 1}/status`, { headers: { authorization: `Bearer ${adminToken}` } })).json();
-    const fs = fsyncRate(data);
+    const fs = fsyncRate(data, 1000);
     const lua = path.join(dir, 'post.lua');
     writeFileSync(lua, `wrk.method = "POST"\nwrk.body = ${JSON.stringify('{"temp":21.5,"device":"d-0001"}')}\nwrk.headers["Authorization"] = "Bearer ${token}"\nwrk.headers["Content-Type"] = "application/json"\n`);
     // One second of warm-up, then the measured run.

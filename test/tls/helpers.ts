@@ -92,3 +92,16 @@ export function tlsGet(addr: string, port: number, name: string, ca: Buffer, url
 export function keyLines(pem: Buffer): string[] {
   return pem.toString().split('\n').filter((l) => l.length >= 16 && !l.startsWith('-----'));
 }
+
+/** The three nodes most hop tests use: a core, a relay and an edge behind it (documentation addresses). */
+export const HOP_NODES = [
+  'apiVersion: edgectl/v1\nkind: Node\nmetadata: { name: core-1 }\nspec: { role: core, address: 192.0.2.10 }',
+  'apiVersion: edgectl/v1\nkind: Node\nmetadata: { name: relay-1 }\nspec: { role: relay, address: 198.51.100.7 }',
+  'apiVersion: edgectl/v1\nkind: Node\nmetadata: { name: edge-1 }\nspec: { role: edge, address: 203.0.113.5, via: [relay-1] }',
+].join('\n---\n') + '\n';
+
+/** A fleet with hop TLS (fleet.yaml: hub URL, `hops.tls`, the age recipient; nodes.yaml: `nodes`, default HOP_NODES). */
+export async function writeHopFleet(fleet: string, o: { recipient: string; hubUrl?: string; tls?: string; nodes?: string }): Promise<void> {
+  await writeFile(path.join(fleet, 'fleet.yaml'), `apiVersion: edgectl/v1\nkind: Fleet\nmetadata: { name: t }\nspec:\n  hub: { url: "${o.hubUrl ?? 'https://hub.t.example/v1/forward'}" }\n  hops: { tls: ${o.tls ?? '{}'} }\n  secrets: { recipients: [${o.recipient}] }\n`);
+  await writeFile(path.join(fleet, 'nodes.yaml'), o.nodes ?? HOP_NODES);
+}

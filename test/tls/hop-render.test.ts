@@ -5,7 +5,7 @@ import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import os from 'node:os';
 import path from 'node:path';
 import { cli } from '../helpers/cli.js';
-import { makeIdentity } from './helpers.js';
+import { makeIdentity, writeHopFleet } from './helpers.js';
 import { initFleetCa, issueHopCert } from '../../src/lib/tls-hop/fleet-ca.js';
 import { secretOpener } from '../../src/lib/secrets/opener.js';
 
@@ -25,12 +25,7 @@ beforeAll(async () => {
   await mkdir(fleet);
   const id = await makeIdentity(path.join(dir, 'id.txt'));
   idFile = id.file;
-  await writeFile(path.join(fleet, 'fleet.yaml'), `apiVersion: edgectl/v1\nkind: Fleet\nmetadata: { name: t }\nspec:\n  hub: { url: "https://hub.t.example/v1/forward" }\n  hops: { tls: { port: 8443 } }\n  secrets: { recipients: [${id.recipient}] }\n`);
-  await writeFile(path.join(fleet, 'nodes.yaml'), [
-    'apiVersion: edgectl/v1\nkind: Node\nmetadata: { name: core-1 }\nspec: { role: core, address: 192.0.2.10 }',
-    'apiVersion: edgectl/v1\nkind: Node\nmetadata: { name: relay-1 }\nspec: { role: relay, address: 198.51.100.7 }',
-    'apiVersion: edgectl/v1\nkind: Node\nmetadata: { name: edge-1 }\nspec: { role: edge, address: 203.0.113.5, via: [relay-1] }',
-  ].join('\n---\n') + '\n');
+  await writeHopFleet(fleet, { recipient: id.recipient, tls: '{ port: 8443 }' });
   await initFleetCa({ fleet });
 });
 
