@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { cli } from '../helpers/cli.js';
@@ -151,5 +151,21 @@ describe('render with spec.hops.tls', { timeout: 120_000 }, () => {
     expect(new X509Certificate(await readFile(path.join(fleet, 'tls/hops/relay-1.pem'))).subjectAltName).toBe('IP Address:198.51.100.7, IP Address:127.0.32.9');
     const again = await cli(['ca', 'renew', '--fleet', fleet, '--json'], { env: env() });
     expect((JSON.parse(again.stdout).certificates as { node: string; issued: boolean }[]).find((c) => c.node === 'relay-1')!.issued).toBe(false);
+  });
+
+  it('a committed symbolic link on the way to tls/hops/NODE.pem: ca issue refuses and writes nothing where it points', async () => {
+    const other = path.join(dir, 'linked-fleet');
+    const outside = path.join(dir, 'outside');
+    await mkdir(other);
+    await mkdir(outside);
+    const id = await makeIdentity(path.join(dir, 'linked-id.txt'));
+    await writeHopFleet(other, { recipient: id.recipient });
+    await initFleetCa({ fleet: other });
+    await symlink(outside, path.join(other, 'tls', 'hops'));
+    const r = await cli(['ca', 'issue', 'relay-1', '--fleet', other], { env: { EDGECTL_AGE_IDENTITY_FILE: id.file } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/tls\/hops in the fleet is a symbolic link/);
+    expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    expect(await readdir(outside)).toEqual([]);
   });
 });

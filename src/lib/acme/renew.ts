@@ -1,5 +1,5 @@
 import https from 'node:https';
-import { mkdirSync, realpathSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EdgectlError, errorMessage } from '../errors.js';
@@ -8,7 +8,7 @@ import type { AppResource } from '../fleet/model.js';
 import type { FleetSpec } from '../fleet/schema.js';
 import { keyProblem, parseChain } from '../secrets/chain.js';
 import type { SecretOpener } from '../secrets/opener.js';
-import { setSecret, writeAtomically } from '../secrets/set.js';
+import { setSecret, writeInFleet } from '../secrets/set.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { DAY_MS } from './expiry.js';
 import { runHook } from './hook.js';
@@ -119,7 +119,7 @@ export async function renewCerts(o: RenewOptions): Promise<RenewResult> {
       try {
         // The key first: a chain without its key would fail render's key check, never serve a wrong pair.
         const k = await setSecret({ fleet: root, target: path.join(root, item.key), plaintext: key });
-        writeFile(root, item.certificate, Buffer.from(chain));
+        writeInFleet(root, item.certificate, Buffer.from(chain));
         result.written.push(k.file, item.certificate);
       } finally {
         key.fill(0);
@@ -147,13 +147,6 @@ function covers(san: string, domain: string): boolean {
   return names.includes(`*.${parent}`);
 }
 
-function writeFile(root: string, rel: string, data: Buffer): void {
-  const abs = path.join(root, rel);
-  mkdirSync(path.dirname(abs), { recursive: true, mode: 0o755 });
-  const dir = realpathSync(path.dirname(abs));
-  if (!dir.startsWith(root + path.sep)) throw new EdgectlError('EDGECTL_ACME', `${rel} is not inside the fleet repo`);
-  writeAtomically(dir, path.basename(abs), data);
-}
 
 /** The account key from the fleet (decrypted in memory), or a new one written encrypted before it is used. */
 async function loadAccountKey(acme: Acme, spec: AcmeSpec, root: string, source: { readExtra(p: string): Promise<Buffer | undefined>; root: string }, secrets: SecretOpener, result: RenewResult, log: Logger): Promise<Buffer> {

@@ -80,6 +80,31 @@ async function refusePlaintextInFleet(root: string, from: string): Promise<void>
   }
 }
 
+/**
+ * Writes `rel` (a path inside the fleet repo at `root`) with writeAtomically, making its missing
+ * directories 0755 one at a time: every directory on the way must be a real directory of the repo,
+ * never a symbolic link (a committed link could point anywhere on the operator's machine), and
+ * nothing is created before that is known.
+ */
+export function writeInFleet(root: string, rel: string, data: Buffer): void {
+  const parts = rel.split('/');
+  if (path.isAbsolute(rel) || parts.some((p) => p === '' || p === '.' || p === '..')) throw refuse(`${rel} is not a plain path inside the fleet`, 'Name files relative to the fleet repo, without . or .. parts.');
+  let dir = realpathSync(root);
+  for (const p of parts.slice(0, -1)) {
+    dir = path.join(dir, p);
+    let st;
+    try {
+      st = lstatSync(dir);
+    } catch {
+      mkdirSync(dir, { mode: 0o755 });
+      continue;
+    }
+    if (st.isSymbolicLink()) throw refuse(`${path.relative(root, dir)} in the fleet is a symbolic link`, 'edgectl writes into the fleet only through real directories: replace the link with a directory.');
+    if (!st.isDirectory()) throw refuse(`${path.relative(root, dir)} in the fleet is not a directory`, 'Move the file out of the way.');
+  }
+  writeAtomically(dir, parts[parts.length - 1], data);
+}
+
 export function writeAtomically(dir: string, name: string, data: Buffer): void {
   const target = path.join(dir, name);
   try {

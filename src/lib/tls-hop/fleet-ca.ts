@@ -1,11 +1,11 @@
 import { X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, realpathSync, unlinkSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { EdgectlError } from '../errors.js';
 import { RE } from '../fleet/values.js';
 import { encryptTo } from '../secrets/age.js';
 import type { SecretOpener } from '../secrets/opener.js';
-import { fleetRecipients, writeAtomically } from '../secrets/set.js';
+import { fleetRecipients, writeInFleet } from '../secrets/set.js';
 
 /**
  * Where the fleet keeps its CA and the hop certificates, relative to the fleet root. Under tls/
@@ -40,10 +40,9 @@ async function writeSecretAndCert(root: string, certRel: string, keyRel: string,
   } finally {
     plain.fill(0);
   }
-  for (const rel of [certRel, keyRel]) mkdirSync(path.dirname(path.join(root, rel)), { recursive: true, mode: 0o755 });
   // The key first: a cert without its key would be a fleet that cannot render.
-  writeAtomically(path.dirname(path.join(root, keyRel)), path.basename(keyRel), armored);
-  writeAtomically(path.dirname(path.join(root, certRel)), path.basename(certRel), Buffer.from(certPem));
+  writeInFleet(root, keyRel, armored);
+  writeInFleet(root, certRel, Buffer.from(certPem));
   return recipients.length;
 }
 
@@ -125,7 +124,7 @@ export async function issueHopCert(o: {
     if (o.sameKey) {
       // The same public key, a new validity: the key file (the fleet's age file, or the node's) stays as it is.
       certPem = await x.signServerCert(ca, await x.certPublicKey(oldPem!), opts);
-      writeAtomically(path.dirname(path.join(root, certRel)), path.basename(certRel), Buffer.from(certPem));
+      writeInFleet(root, certRel, Buffer.from(certPem));
     } else if (keyOn === 'node') {
       let pub;
       if (o.publicKey !== undefined) {
@@ -138,8 +137,7 @@ export async function issueHopCert(o: {
         pub = await x.certPublicKey(oldPem!);
       }
       certPem = await x.signServerCert(ca, pub, opts);
-      mkdirSync(path.dirname(path.join(root, certRel)), { recursive: true, mode: 0o755 });
-      writeAtomically(path.dirname(path.join(root, certRel)), path.basename(certRel), Buffer.from(certPem));
+      writeInFleet(root, certRel, Buffer.from(certPem));
       // A key of the fleet's from before would be shipped beside a certificate it does not match.
       if (hasKey) unlinkSync(path.join(root, keyRel));
     } else {
