@@ -4,7 +4,7 @@ import path from 'node:path';
 import { errorMessage, isEdgectlError } from '../errors.js';
 import type { FleetModel, ResolvedNode } from '../fleet/model.js';
 import type { SecretOpener } from '../secrets/opener.js';
-import { CA_CERT, daysLeft, hopCertPath, hopKeyPath, issueHopCert, RENEW_UNDER_DAYS } from '../tls-hop/fleet-ca.js';
+import { CA_CERT, daysLeft, hopCertPath, hopKeyPath, issueHopCert, RENEW_UNDER_DAYS, sanNames } from '../tls-hop/fleet-ca.js';
 import { hopHost, listensForForwards } from '../tls-hop/render.js';
 
 /**
@@ -28,8 +28,7 @@ export function wantsHopKey(fleetRoot: string, n: ResolvedNode): boolean {
   return listensForForwards(n) && existsSync(path.join(fleetRoot, CA_CERT));
 }
 
-const sameNames = (c: X509Certificate, names: string[]) =>
-  (c.subjectAltName ?? '').split(', ').map((s) => s.replace(/^(DNS|IP Address):/, '')).sort().join(',') === [...names].sort().join(',');
+const sameNames = (c: X509Certificate, names: string[]) => sanNames(c).sort().join(',') === [...names].sort().join(',');
 
 /**
  * The fleet's certificate for the node is kept when it names the node's host, has more than

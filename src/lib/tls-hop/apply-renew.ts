@@ -6,7 +6,7 @@ import { resolvedNodes, type FleetModel } from '../fleet/model.js';
 import type { Logger } from '../logger.js';
 import { selectNodes } from '../nodes/select.js';
 import type { SecretOpener } from '../secrets/opener.js';
-import { CA_KEY, daysLeft, hopCertPath, issueHopCert, RENEW_UNDER_DAYS } from './fleet-ca.js';
+import { CA_KEY, daysLeft, hopCertPath, issueHopCert, RENEW_UNDER_DAYS, sanNames } from './fleet-ca.js';
 import { hopHost, listensForForwards } from './render.js';
 
 /**
@@ -42,8 +42,6 @@ export interface HopRenewOptions {
 
 /** "expires in N days", "expired N day(s) ago": what plan and apply say of a hop certificate. */
 export const expiresText = (left: number) => (left < 0 ? `expired ${-left} day(s) ago` : `expires in ${left} days`);
-
-const sanNames = (c: X509Certificate) => (c.subjectAltName ?? '').split(', ').filter((x) => /^(DNS|IP Address):/.test(x)).map((x) => x.replace(/^(DNS|IP Address):/, ''));
 
 const hint = (node: string) => `run \`edgectl ca renew\` (or \`edgectl ca issue ${node} --if-due\`), commit tls/hops/ and apply`;
 const why = (e: unknown) => errorMessage(e) + (isEdgectlError(e) && e.hint ? ` (${e.hint})` : '');

@@ -72,6 +72,11 @@ export interface HopIssue { node: string; cert: string; key: string | null; keyO
 export const nodeHopKeyFile = (root: string) => `${root.replace(/\/+$/, '')}/secrets/hop-key.pem`;
 
 /** Days from now to a certificate's notAfter (negative when expired). */
+/** The DNS names and IP addresses a certificate's subjectAltName lists, in its order. */
+export function sanNames(c: Pick<X509Certificate, 'subjectAltName'>): string[] {
+  return (c.subjectAltName ?? '').split(', ').filter((x) => /^(DNS|IP Address):/.test(x)).map((x) => x.replace(/^(DNS|IP Address):/, ''));
+}
+
 export function daysLeft(cert: X509Certificate, now = Date.now()): number {
   return Math.floor((Date.parse(cert.validTo) - now) / 86_400_000);
 }
@@ -106,7 +111,7 @@ export async function issueHopCert(o: {
   if (o.ifDue && oldPem && !o.csr && !o.publicKey) {
     const old = new X509Certificate(oldPem);
     const left = daysLeft(old, now);
-    const oldNames = (old.subjectAltName ?? '').split(', ').filter((x) => /^(DNS|IP Address):/.test(x)).map((x) => x.replace(/^(DNS|IP Address):/, ''));
+    const oldNames = sanNames(old);
     // Covered: every name asked for is in it (a name added by hand, like a local-mode address, stays).
     const covered = names.every((n) => oldNames.includes(n));
     if (covered && left > RENEW_UNDER_DAYS) return { node: o.node, cert: certRel, key: keyOn === 'fleet' ? keyRel : null, keyOn, names: oldNames, notAfter: new Date(old.validTo).toISOString(), issued: false, daysLeft: left };
