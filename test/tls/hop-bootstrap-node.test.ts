@@ -6,7 +6,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, json } from '../helpers/cli.js';
 import { bootNode, type NspawnNode } from '../helpers/nspawn.js';
-import { makeIdentity } from './helpers.js';
+import { makeIdentity, writeHopFleet } from './helpers.js';
 import { initFleetCa } from '../../src/lib/tls-hop/fleet-ca.js';
 
 /**
@@ -31,9 +31,8 @@ beforeAll(async () => {
   await mkdir(fleet);
   const id = await makeIdentity(join(dir, 'id.txt'));
   idFile = id.file;
-  await writeFile(join(fleet, 'fleet.yaml'), `apiVersion: edgectl/v1\nkind: Fleet\nmetadata: { name: t }\nspec:\n  hub: { url: "https://hub.t.example/v1/forward" }\n  hops: { tls: {} }\n  secrets: { recipients: [${id.recipient}] }\n`);
   await writeFile(join(fleet, 'tenants.yaml'), 'apiVersion: edgectl/v1\nkind: Tenant\nmetadata: { name: acme }\nspec: {}\n');
-  await writeFile(join(fleet, 'nodes.yaml'), `apiVersion: edgectl/v1\nkind: Node\nmetadata: { name: r1 }\nspec: { role: relay, address: ${node.address}, ssh: { user: root, port: 22 }, root: ${ROOT} }\n`);
+  await writeHopFleet(fleet, { recipient: id.recipient, nodes: `apiVersion: edgectl/v1\nkind: Node\nmetadata: { name: r1 }\nspec: { role: relay, address: ${node.address}, ssh: { user: root, port: 22 }, root: ${ROOT} }\n` });
   await initFleetCa({ fleet });
 }, 1_500_000);
 

@@ -10,7 +10,7 @@ import { cli } from '../helpers/cli.js';
 import { localPortBlock, type LocalPortBlock } from '../helpers/local-ports.js';
 import { killNginx } from '../apply/helpers.js';
 import { waitFor } from '../agent/helpers.js';
-import { makeIdentity } from './helpers.js';
+import { makeIdentity, writeHopFleet } from './helpers.js';
 import { initFleetCa, issueHopCert } from '../../src/lib/tls-hop/fleet-ca.js';
 import { localPorts } from '../../src/lib/nodes/local-mode.js';
 import { secretOpener } from '../../src/lib/secrets/opener.js';
@@ -46,14 +46,13 @@ beforeAll(async () => {
   nodes = path.join(dir, 'nodes');
   await mkdir(fleet);
   const id = await makeIdentity(path.join(dir, 'id.txt'));
-  await writeFile(path.join(fleet, 'fleet.yaml'), `apiVersion: edgectl/v1\nkind: Fleet\nmetadata: { name: t }\nspec:\n  hub: { url: "https://hub.t.example/v1/forward" }\n  hops: { tls: {} }\n  secrets: { recipients: [${id.recipient}] }\n`);
   await writeFile(path.join(fleet, 'tenants.yaml'), 'apiVersion: edgectl/v1\nkind: Tenant\nmetadata: { name: acme }\nspec: {}\n');
-  await writeFile(path.join(fleet, 'nodes.yaml'), [
+  await writeHopFleet(fleet, { recipient: id.recipient, nodes: [
     'apiVersion: edgectl/v1\nkind: Node\nmetadata: { name: core-l }\nspec: { role: core, address: 192.0.2.70 }',
     'apiVersion: edgectl/v1\nkind: Node\nmetadata: { name: relay-l1 }\nspec: { role: relay, address: 192.0.2.71 }',
     'apiVersion: edgectl/v1\nkind: Node\nmetadata: { name: relay-l2 }\nspec: { role: relay, address: 192.0.2.72 }',
     'apiVersion: edgectl/v1\nkind: Node\nmetadata: { name: edge-l }\nspec: { role: edge, address: 203.0.113.70, via: [relay-l2] }',
-  ].join('\n---\n') + '\n');
+  ].join('\n---\n') + '\n' });
   await initFleetCa({ fleet });
   const secrets = secretOpener({ flag: id.file, env: {} });
   // Their senders dial the local address in local mode: each certificate names it too (docs/tls.md).

@@ -9,7 +9,7 @@ import { cli } from '../helpers/cli.js';
 import { localPortBlock, type LocalPortBlock } from '../helpers/local-ports.js';
 import { killNginx } from '../apply/helpers.js';
 import { waitFor } from '../agent/helpers.js';
-import { makeIdentity } from './helpers.js';
+import { makeIdentity, writeHopFleet } from './helpers.js';
 import { initFleetCa } from '../../src/lib/tls-hop/fleet-ca.js';
 import { nodeHopKey } from '../../src/lib/bootstrap/hop-key.js';
 import { recordHopCert } from '../../src/lib/bootstrap/hop-cert.js';
@@ -54,9 +54,8 @@ beforeAll(async () => {
   idFile = id.file;
   PORTS = await localPortBlock(['relay-r'], ADDR);
   TLS_PORT = PORTS.of('relay-r').hopTls; // local mode: the relay's own TLS port (spec.hops.tls.port is for real nodes)
-  await writeFile(path.join(fleet, 'fleet.yaml'), `apiVersion: edgectl/v1\nkind: Fleet\nmetadata: { name: t }\nspec:\n  hub: { url: "https://hub.t.example:${TLS_PORT}/v1/forward" }\n  hops: { tls: { port: 8443 } }\n  secrets: { recipients: [${id.recipient}] }\n`);
   await writeFile(path.join(fleet, 'tenants.yaml'), 'apiVersion: edgectl/v1\nkind: Tenant\nmetadata: { name: acme }\nspec: {}\n');
-  await writeFile(path.join(fleet, 'nodes.yaml'), 'apiVersion: edgectl/v1\nkind: Node\nmetadata: { name: relay-r }\nspec: { role: relay, address: 192.0.2.60 }\n');
+  await writeHopFleet(fleet, { recipient: id.recipient, hubUrl: `https://hub.t.example:${TLS_PORT}/v1/forward`, tls: '{ port: 8443 }', nodes: 'apiVersion: edgectl/v1\nkind: Node\nmetadata: { name: relay-r }\nspec: { role: relay, address: 192.0.2.60 }\n' });
   await initFleetCa({ fleet });
   // The relay's key, born in its (local-mode) root as bootstrap makes it; its certificate due in 10 days.
   const root = path.join(nodes, 'relay-r');
