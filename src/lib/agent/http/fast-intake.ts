@@ -4,7 +4,7 @@ import type { AgentContext } from '../context.js';
 import { takeToken, tenantForToken } from '../context.js';
 import { RE } from '../../fleet/values.js';
 import { CONTENT_TYPE } from '../store/record.js';
-import { SpoolFullError, SpoolUnavailableError } from '../store/errors.js';
+import { storeFailure } from './intake.js';
 
 /**
  * The device port's front: single durable POSTs of the plainest shape are answered here, on the
@@ -152,12 +152,9 @@ export function fastIntakeFront(ctx: AgentContext, http: HttpServer, keepAliveMs
           ctx.stats.response(202);
           answer(socket, keepAliveS, 202, { id: ids[0] });
         }, (err: unknown) => {
-          // As storeFailed (intake.ts): nothing was stored in every case.
-          if (err instanceof SpoolFullError) { ctx.stats.response(507); return answer(socket, keepAliveS, 507, { error: 'spool_full', message: err.message }, 5); }
-          if (err instanceof SpoolUnavailableError) { ctx.stats.response(507); return answer(socket, keepAliveS, 507, { error: 'storage_unavailable', message: 'the spool cannot store messages right now (disk full or I/O error); nothing was stored' }, 5); }
-          ctx.log.error('enqueue failed', { error: String(err) });
-          ctx.stats.response(500);
-          answer(socket, keepAliveS, 500, { error: 'internal', message: 'internal error; nothing was stored' });
+          const f = storeFailure(ctx, err, 'enqueue'); // the answer Node's handler gives (intake.ts)
+          ctx.stats.response(f.status);
+          answer(socket, keepAliveS, f.status, { error: f.error, message: f.message }, f.retryAfter);
         }).finally(() => {
           if (socket.destroyed) return;
           // A client that sends but does not read: no more requests are taken until its answers drain (as Node's server does).

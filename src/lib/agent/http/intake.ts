@@ -49,10 +49,16 @@ export async function readBodyOr413(ctx: AgentContext, req: IncomingMessage, res
   }
 }
 
-/** Maps a failed spool write to its answer; nothing was stored in every case. */
-export function storeFailed(ctx: AgentContext, res: ServerResponse, err: unknown, what: string): void {
-  if (err instanceof SpoolFullError) return fail(res, ctx.stats, 507, 'spool_full', err.message, 5);
-  if (err instanceof SpoolUnavailableError) return fail(res, ctx.stats, 507, 'storage_unavailable', 'the spool cannot store messages right now (disk full or I/O error); nothing was stored', 5);
+/** A failed spool write's answer (nothing was stored in every case); an unexpected error is logged. */
+export function storeFailure(ctx: AgentContext, err: unknown, what: string): { status: number; error: string; message: string; retryAfter?: number } {
+  if (err instanceof SpoolFullError) return { status: 507, error: 'spool_full', message: err.message, retryAfter: 5 };
+  if (err instanceof SpoolUnavailableError) return { status: 507, error: 'storage_unavailable', message: 'the spool cannot store messages right now (disk full or I/O error); nothing was stored', retryAfter: 5 };
   ctx.log.error(`${what} failed`, { error: String(err) });
-  fail(res, ctx.stats, 500, 'internal', 'internal error; nothing was stored');
+  return { status: 500, error: 'internal', message: 'internal error; nothing was stored' };
+}
+
+/** Answers a failed spool write (storeFailure). */
+export function storeFailed(ctx: AgentContext, res: ServerResponse, err: unknown, what: string): void {
+  const f = storeFailure(ctx, err, what);
+  fail(res, ctx.stats, f.status, f.error, f.message, f.retryAfter);
 }
