@@ -101,3 +101,28 @@ describe('one-shot activation: where it asks the agent for /healthz (agent_conf)
     expect(r.stdout, r.stderr).toBe('passed');
   });
 });
+
+describe('one-shot activation: syncing a staged release', () => {
+  it('syncs the directory and every listed path, 1,000 to a call (a release of many files stays under the argument limit)', async () => {
+    const d = await mkdtemp(join(tmpdir(), 'ec-syncrel-'));
+    try {
+      const rel = join(d, 'rel');
+      await mkdir(join(rel, 'a'), { recursive: true });
+      const paths = ['a'];
+      for (let i = 0; i < 2500; i++) paths.push(`a/f${i}`);
+      await Promise.all(paths.slice(1).map((p) => writeFile(join(rel, p), 'x')));
+      await writeFile(join(d, 'list'), paths.map((p) => p + '\n').join(''));
+      const script = `${fn('sync_release')}sync() { echo "call $# $2 \${!#}"; command sync "$@"; }\nsync_release "$1" "$2"`;
+      const r = await execa('bash', ['-c', script, 'x', rel, join(d, 'list')], { reject: false });
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(r.stdout.split('\n')).toEqual([
+        // "--" and 1,000 paths: the directory itself, a/, a/f0 … then on
+        `call 1001 ${rel}/. ${rel}/a/f997`,
+        `call 1001 ${rel}/a/f998 ${rel}/a/f1997`,
+        `call 503 ${rel}/a/f1998 ${rel}/a/f2499`,
+      ]);
+    } finally {
+      await rm(d, { recursive: true, force: true });
+    }
+  });
+});

@@ -56,6 +56,11 @@ intent() { # op from to [more to sync with it]
 point() { # link release
   { [ ! -L ".$1.tmp" ] || rm -f ".$1.tmp"; } && ln -s "releases/$2" ".$1.tmp" && mv -T ".$1.tmp" "$1"
 }
+sync_release() { # dir, list: the dir and every path the list names under it (the stream lists the
+  # release's files and directories), 1,000 to a sync: no find, and under the kernel's limit on arguments
+  local P Q i; mapfile -t P <"$2"; P=(. "\${P[@]}")
+  for ((i = 0; i < \${#P[@]}; i += 1000)); do Q=("\${P[@]:i:1000}"); sync -- "\${Q[@]/#/$1/}"; done
+}
 send() { # fd, bytes: a peer that reset the connection (a server closing as it reloads) is a
   # failed try, not a SIGPIPE that ends the whole activation without an outcome
   local rc; trap '' PIPE; printf '%s' "$2" 2>/dev/null >&"$1"; rc=$?; trap - PIPE; return $rc
@@ -201,8 +206,7 @@ if [ "$mode" = stage ]; then
     fi
     rm -rf "$s" "$c"
   else
-    # One sync for every file and directory of the release (the stream lists them), not a find.
-    mapfile -t P <"$c/sync"; sync -- "$s" "\${P[@]/#/$s/}"
+    sync_release "$s" "$c/sync"
     rm -rf "$c"
     # Made durable with the intent below, before current can point at it (one sync fewer).
     mv -T "$s" "$dir" || { rm -rf "$s"; fail "cannot rename the staged release into place"; finish failed; }
