@@ -125,4 +125,17 @@ describe('one-shot activation: syncing a staged release', () => {
       await rm(d, { recursive: true, force: true });
     }
   });
+
+  it('a sync that fails (here: a listed path that is gone) fails the whole call, so the release is not renamed into place', async () => {
+    const d = await mkdtemp(join(tmpdir(), 'ec-syncrel-'));
+    try {
+      await mkdir(join(d, 'rel'));
+      await writeFile(join(d, 'list'), 'gone\n');
+      const r = await execa('bash', ['-c', `${fn('sync_release')}sync_release "$1" "$2"`, 'x', join(d, 'rel'), join(d, 'list')], { reject: false });
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr).toMatch(/gone/);
+    } finally {
+      await rm(d, { recursive: true, force: true });
+    }
+  });
 });

@@ -59,7 +59,7 @@ point() { # link release
 sync_release() { # dir, list: the dir and every path the list names under it (the stream lists the
   # release's files and directories), 1,000 to a sync: no find, and under the kernel's limit on arguments
   local P Q i; mapfile -t P <"$2"; P=(. "\${P[@]}")
-  for ((i = 0; i < \${#P[@]}; i += 1000)); do Q=("\${P[@]:i:1000}"); sync -- "\${Q[@]/#/$1/}"; done
+  for ((i = 0; i < \${#P[@]}; i += 1000)); do Q=("\${P[@]:i:1000}"); sync -- "\${Q[@]/#/$1/}" || return 1; done
 }
 send() { # fd, bytes: a peer that reset the connection (a server closing as it reloads) is a
   # failed try, not a SIGPIPE that ends the whole activation without an outcome
@@ -206,7 +206,8 @@ if [ "$mode" = stage ]; then
     fi
     rm -rf "$s" "$c"
   else
-    sync_release "$s" "$c/sync"
+    # Not durable (an I/O error, a full disk): never renamed into place.
+    sync_release "$s" "$c/sync" || { rm -rf "$s" "$c"; fail "syncing the staged release failed"; finish failed; }
     rm -rf "$c"
     # Made durable with the intent below, before current can point at it (one sync fewer).
     mv -T "$s" "$dir" || { rm -rf "$s"; fail "cannot rename the staged release into place"; finish failed; }
