@@ -127,6 +127,8 @@ describe('the agent holds the tunnel', () => {
     await t.lab.start(t.relay);
     const back = await until(() => t.listening(t.nat.tunnelPort!), 'the tunnel back', CAP_MS + 10_000, 20);
     expect(back).toBeLessThan(CAP_MS + 2000);
+    // The relay binds the port a moment before the agent reads its "forward granted" answer.
+    await until(async () => (await t.status()).tunnel.state === 'up', 'the agent to see its forward granted', 5000, 20);
     const s = await t.status();
     expect(s.tunnel.state).toBe('up');
     expect(s.tunnel.reconnects).toBeGreaterThanOrEqual(1);
