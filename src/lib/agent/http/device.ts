@@ -5,7 +5,7 @@ import { bearer, readBodyOr413, storeFailed } from './intake.js';
 import { fail, send } from './respond.js';
 import { isJsonText } from './json-check.js';
 import { CONTENT_TYPE, SAFE_TOKEN } from '../store/record.js';
-import type { NewMessage } from '../store/spool.js';
+import type { LineBatch, NewMessage } from '../store/spool.js';
 import { now, record, tracing } from '../store/trace.js';
 
 const NDJSON = /^application\/(x-)?ndjson\b/i;
@@ -31,11 +31,11 @@ export async function handleEnqueue(ctx: AgentContext, req: IncomingMessage, res
   const body = await readBodyOr413(ctx, req, res, limit, batch ? 'batch' : 'message');
   if (!body) return;
   const t1 = tracing ? now() : 0;
-  let msgs: NewMessage[];
+  let msgs: NewMessage[] | LineBatch;
   if (batch) {
-    const parsed = splitNdjson(body, ctx.limits.maxMessageBytes, ctx.limits.maxBatchMessages);
-    if (typeof parsed === 'string') return fail(res, st, parsed.startsWith('too') ? 413 : 400, parsed.startsWith('too') ? 'too_large' : 'malformed_batch', parsed);
-    msgs = parsed;
+    const spans = ndjsonSpans(body, ctx.limits.maxMessageBytes, ctx.limits.maxBatchMessages);
+    if (typeof spans === 'string') return fail(res, st, spans.startsWith('too') ? 413 : 400, spans.startsWith('too') ? 'too_large' : 'malformed_batch', spans);
+    msgs = { contentType: 'application/json', body, spans };
   } else {
     msgs = [{ contentType: ctype, body }];
   }
@@ -57,9 +57,13 @@ export async function handleEnqueue(ctx: AgentContext, req: IncomingMessage, res
   }
 }
 
-/** Each non-empty line must be one JSON text in UTF-8; any bad line rejects the whole batch (nothing stored). */
-export function splitNdjson(body: Buffer, maxLine: number, maxLines: number): NewMessage[] | string {
-  const out: NewMessage[] = [];
+/**
+ * Each non-empty line must be one JSON text in UTF-8; any bad line rejects the whole batch (nothing
+ * stored). Returns where each message is in `body` (start, end pairs; a line's CR is not part of it).
+ */
+export function ndjsonSpans(body: Buffer, maxLine: number, maxLines: number): Uint32Array | string {
+  let spans = new Uint32Array(2 * Math.min(maxLines, 1024));
+  let n = 0;
   let start = 0;
   let line = 0;
   while (start < body.length) {
@@ -70,14 +74,17 @@ export function splitNdjson(body: Buffer, maxLine: number, maxLines: number): Ne
     if (stop > start && body[stop - 1] === 13) stop--;
     if (stop > start) {
       if (stop - start > maxLine) return `too large: line ${line} exceeds ${maxLine} bytes`;
-      if (out.length >= maxLines) return `too many messages: more than ${maxLines} lines`;
+      if (n >= maxLines) return `too many messages: more than ${maxLines} lines`;
       if (!isJsonText(body, start, stop)) return `line ${line} is not valid JSON (or not UTF-8); nothing was stored`;
-      out.push({ contentType: 'application/json', body: body.subarray(start, stop) });
+      if (2 * n + 2 > spans.length) { const more = new Uint32Array(Math.min(2 * spans.length, 2 * maxLines)); more.set(spans); spans = more; }
+      spans[2 * n] = start;
+      spans[2 * n + 1] = stop;
+      n++;
     } else if (end < body.length) {
       return `line ${line} is empty; nothing was stored`;
     }
     start = end + 1;
   }
-  if (out.length === 0) return 'batch is empty';
-  return out;
+  if (n === 0) return 'batch is empty';
+  return spans.subarray(0, 2 * n);
 }

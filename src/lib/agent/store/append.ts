@@ -1,13 +1,24 @@
 import type { SpoolCore } from './core.js';
 import type { Retention } from './retention.js';
 import { messageKey } from './keys.js';
-import { encodeChunk, encodeRecord } from './record.js';
+import { encodeChunk, encodeChunkSpans, encodeRecord } from './record.js';
 import { SpoolFullError } from './errors.js';
 import type { Op } from './window.js';
 
 export interface NewMessage {
   contentType: string;
   body: Buffer;
+}
+
+/** A device's NDJSON batch as it came: message i is `body[spans[2i], spans[2i + 1])`, all of one content type. */
+export interface LineBatch {
+  contentType: string;
+  body: Buffer;
+  spans: Uint32Array;
+}
+
+export function isLineBatch(m: NewMessage[] | LineBatch): m is LineBatch {
+  return !Array.isArray(m);
 }
 
 export interface AppendOptions {
@@ -28,7 +39,7 @@ export class DeviceAppend {
   constructor(private readonly core: SpoolCore, private readonly retention: Retention) {}
 
   /** New ids (node:epoch:seq), all or nothing, resolved once synced. */
-  async append(tenant: string, topic: string, msgs: NewMessage[], opts: AppendOptions = {}): Promise<string[]> {
+  async append(tenant: string, topic: string, msgs: NewMessage[] | LineBatch, opts: AppendOptions = {}): Promise<string[]> {
     this.core.assertOpen();
     if (!opts.idempotencyKey) return this.appendNow(tenant, topic, msgs, opts);
     const ik = `${tenant}\u0000${opts.idempotencyKey}`;
@@ -47,13 +58,20 @@ export class DeviceAppend {
     }
   }
 
-  private async appendNow(tenant: string, topic: string, msgs: NewMessage[], opts: AppendOptions, ik?: string): Promise<string[]> {
+  private async appendNow(tenant: string, topic: string, msgs: NewMessage[] | LineBatch, opts: AppendOptions, ik?: string): Promise<string[]> {
     const { core } = this;
     const { counters } = core;
     const q = counters.queue(tenant, topic);
+    // The messages, whichever way they came: an array, or spans of one NDJSON request.
+    const lines = isLineBatch(msgs) ? msgs : undefined;
+    const spans = lines?.spans;
+    const count = lines ? spans!.length >> 1 : (msgs as NewMessage[]).length;
+    const list = lines ? undefined : (msgs as NewMessage[]);
+    const lenOf = (k: number) => (spans ? spans[2 * k + 1] - spans[2 * k] : list![k].body.length);
+    const ctypeOf = (k: number) => (lines ? lines.contentType : list![k].contentType);
     let estimate = 0;
     let bodyBytes = 0;
-    for (const m of msgs) { estimate += m.body.length + m.contentType.length + core.node.length + ID_OVERHEAD; bodyBytes += m.body.length; }
+    for (let k = 0; k < count; k++) { const n = lenOf(k); estimate += n + ctypeOf(k).length + core.node.length + ID_OVERHEAD; bodyBytes += n; }
     if (opts.quotaBytes !== undefined) {
       const over = () => counters.tenantUsed(tenant) + estimate - opts.quotaBytes!;
       if (over() > 0 && opts.whenFull === 'drop-oldest' && estimate <= opts.quotaBytes) await this.retention.makeRoom([q], over);
@@ -65,21 +83,23 @@ export class DeviceAppend {
     const ids: string[] = [];
     const idPrefix = `${core.node}:${core.epoch}:`;
     let bytes = 0;
-    for (let i = 0; i < msgs.length;) {
+    for (let i = 0; i < count;) {
       // A run of one content type within the chunk limits becomes one record.
-      const ctype = msgs[i].contentType;
+      const ctype = ctypeOf(i);
       let j = i + 1;
-      let size = msgs[i].body.length;
-      while (j < msgs.length && j - i < core.chunkMessages && msgs[j].contentType === ctype && size + 4 + msgs[j].body.length <= core.chunkBytes) size += 4 + msgs[j++].body.length;
+      let size = lenOf(i);
+      while (j < count && j - i < core.chunkMessages && ctypeOf(j) === ctype && size + 4 + lenOf(j) <= core.chunkBytes) size += 4 + lenOf(j++);
       const first = counters.reserveSeqs(j - i);
-      const rec = j - i === 1 ? encodeRecord(idPrefix + String(first), ctype, ts, msgs[i].body) : encodeChunk(idPrefix, ctype, ts, msgs.slice(i, j).map((m) => m.body));
+      const rec = j - i === 1
+        ? encodeRecord(idPrefix + String(first), ctype, ts, spans ? lines!.body.subarray(spans[2 * i], spans[2 * i + 1]) : list![i].body)
+        : spans ? encodeChunkSpans(idPrefix, ctype, ts, lines!.body, spans, i, j) : encodeChunk(idPrefix, ctype, ts, list!.slice(i, j).map((m) => m.body));
       ops.push({ type: 'put', key: messageKey(q.prefix, first), value: rec });
       for (let k = 0; k < j - i; k++) ids.push(idPrefix + String(first + k));
       bytes += rec.length;
       i = j;
     }
-    counters.addBytes(q, msgs.length, bytes);
-    counters.addIntake(q, msgs.length, bodyBytes);
+    counters.addBytes(q, count, bytes);
+    counters.addIntake(q, count, bodyBytes);
     if (opts.alsoWrite) ops.push(...opts.alsoWrite);
     if (ik) core.idempotency.add(ops, ik, Buffer.from(JSON.stringify(ids)));
     await core.commit(ops);

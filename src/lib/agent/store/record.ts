@@ -52,6 +52,24 @@ export function encodeChunk(idPrefix: string, contentType: string, ts: number, b
 }
 
 /**
+ * The same chunk, with its bodies taken straight from a device's NDJSON request: message i is
+ * `body[spans[2i], spans[2i + 1])` for i in [from, to). No Buffer per line on the way.
+ */
+export function encodeChunkSpans(idPrefix: string, contentType: string, ts: number, body: Buffer, spans: Uint32Array, from: number, to: number): Buffer {
+  let size = 0;
+  for (let i = from; i < to; i++) size += 4 + spans[2 * i + 1] - spans[2 * i];
+  const { out, at } = runHead(CHUNK, { idPrefix, first: 0, count: to - from, contentType, ts }, size);
+  let o = at;
+  for (let i = from; i < to; i++) {
+    const s = spans[2 * i];
+    const e = spans[2 * i + 1];
+    o = out.writeUInt32BE(e - s, o);
+    o += body.copy(out, o, s, e);
+  }
+  return out;
+}
+
+/**
  * A chunk as the next hop stores it: the ids keep the first hop's numbers, so the record says
  * where they start. `bodies` is a chunk's body region as is (count x (u32 length | body)).
  *   u8 3 | f64 enqueued-at ms | u32 count | u16 id-prefix length | id prefix | f64 first id number

@@ -1,6 +1,6 @@
 import { SpoolCore, type SpoolOptions, type SpoolState } from './core.js';
 import type { StoreIncident } from './open.js';
-import { DeviceAppend, type AppendOptions, type NewMessage } from './append.js';
+import { DeviceAppend, type AppendOptions, type LineBatch, type NewMessage } from './append.js';
 import { ForwardedAppend, type ForwardedOptions, type IncomingItem } from './forwarded.js';
 import { Reader, type Batch } from './read.js';
 import { Retention, type PurgedQueue } from './retention.js';
@@ -10,7 +10,7 @@ import { commitOwnMeta, getOwnMeta, putOwnMeta } from './meta.js';
 import type { Op } from './window.js';
 
 export type { SpoolOptions, SpoolState } from './core.js';
-export type { AppendOptions, NewMessage } from './append.js';
+export type { AppendOptions, LineBatch, NewMessage } from './append.js';
 export type { ForwardedOptions, IncomingItem, IncomingRun } from './forwarded.js';
 export { Batch, type ReadRecord } from './read.js';
 export type { PurgedQueue } from './retention.js';
@@ -73,7 +73,7 @@ export class Spool {
   }
 
   /** Device messages: new ids (node:epoch:seq), all or nothing, resolved once synced. */
-  append(tenant: string, topic: string, msgs: NewMessage[], opts?: AppendOptions): Promise<string[]> {
+  append(tenant: string, topic: string, msgs: NewMessage[] | LineBatch, opts?: AppendOptions): Promise<string[]> {
     return this.device.append(tenant, topic, msgs, opts);
   }
 
