@@ -63,9 +63,8 @@ live_nginx() {
  */
 export const STATE_SCRIPT = `
 cd "$1" 2>/dev/null || { echo "noroot"; command -v bash >/dev/null 2>&1 && printf 'cap\\tbash\\n'; exit 0; }
-${LIVE_NGINX_FN}cur=$(readlink current 2>/dev/null)
-printf 'current\\t%s\\n' "$cur"
-printf 'good\\t%s\\n' "$(readlink good 2>/dev/null)"
+# Both links in one find (current<TAB>target, good<TAB>target), not a readlink each.
+${LIVE_NGINX_FN}find current good -maxdepth 0 -type l -printf '%p\\t%l\\n' 2>/dev/null
 root=$1 nonce=$2 want=$3
 for f in .edgectl/rel/*; do
   [ -f "$f" ] && { l=; IFS= read -r l <"$f"; printf 'rec\\t%s\\t%s\\n' "\${f##*/}" "$l"; }
@@ -78,9 +77,10 @@ command -v bash >/dev/null 2>&1 && printf 'cap\\tbash\\n'
 set --
 for d in releases/*/; do [ -f "$d/manifest.json" ] && set -- "$@" "$d"; done
 [ $# -gt 0 ] && stat -c 'release %.3Y %n' -- "$@"
-if [ -n "$want" ] && [ "\${cur%/}" = "releases/$want" ] && cd current 2>/dev/null; then
+# current -ef releases/<want>: the link leads to that release's directory (test's -ef follows it).
+if [ -n "$want" ] && [ current -ef "releases/$want" ] && cd current 2>/dev/null; then
   echo "--$nonce-verify--"
-  sha256sum --strict -c - 2>/dev/null | grep -v ': OK$'
+  sha256sum --quiet --strict -c - 2>/dev/null
   echo "--files--"
   find . -mindepth 1 -printf '%y %m %P\\n'
   echo "--$nonce-end--"
