@@ -83,6 +83,16 @@ describe('device API limits', () => {
     expect(b.json.id).toBe(a.json.id);
     expect(await depth(edge)).toBe(before + 1);
     expect((await post(PORT, 'events', 'x', { ...auth, 'idempotency-key': 'a b' })).status).toBe(400);
+    // An NDJSON batch: its ids are consecutive, and a repeat answers the same list, byte for byte.
+    const nd = { ...auth, 'content-type': 'application/x-ndjson', 'idempotency-key': 'batch-7' };
+    const c = await post(PORT, 'events', '{"n":1}\n{"n":2}\n{"n":3}\n', nd);
+    const d = await post(PORT, 'events', '{"n":1}\n{"n":2}\n{"n":3}\n', nd);
+    expect(c.status).toBe(202);
+    expect(c.json.ids).toHaveLength(3);
+    const seqs = (c.json.ids as string[]).map((id) => Number(id.split(':').pop()));
+    expect(seqs).toEqual([seqs[0], seqs[0] + 1, seqs[0] + 2]);
+    expect(d.json).toEqual(c.json);
+    expect(await depth(edge)).toBe(before + 4);
   });
 
   it('rate-limits a tenant with 429 and Retry-After', async () => {

@@ -2,10 +2,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RE } from '../../fleet/values.js';
 import { type AgentContext, takeToken, tenantForToken } from '../context.js';
 import { bearer, readBodyOr413, storeFailed } from './intake.js';
-import { fail, send } from './respond.js';
+import { fail, send, sendJson } from './respond.js';
 import { isJsonText } from './json-check.js';
 import { CONTENT_TYPE, SAFE_TOKEN } from '../store/record.js';
-import type { LineBatch, NewMessage } from '../store/spool.js';
+import { type AppendedIds, idList, type LineBatch, type NewMessage } from '../store/spool.js';
 import { now, record, tracing } from '../store/trace.js';
 
 const NDJSON = /^application\/(x-)?ndjson\b/i;
@@ -40,10 +40,11 @@ export async function handleEnqueue(ctx: AgentContext, req: IncomingMessage, res
     msgs = [{ contentType: ctype, body }];
   }
   try {
-    const ids = await ctx.spool.append(tenant.name, topic.name, msgs, { quotaBytes: tenant.spoolBytes, whenFull: topic.whenFull, idempotencyKey: idem });
+    const ids = await ctx.spool.appendIds(tenant.name, topic.name, msgs, { quotaBytes: tenant.spoolBytes, whenFull: topic.whenFull, idempotencyKey: idem });
     const t2 = tracing ? now() : 0;
     ctx.notify();
-    send(res, st, 202, batch ? { ids } : { id: ids[0] });
+    if (batch) sendJson(res, st, 202, idsAnswer(ids));
+    else send(res, st, 202, { id: idList(ids)[0] });
     if (tracing) {
       const t3 = now();
       record('http: handler entry to body read', t1 - t0);
@@ -87,4 +88,19 @@ export function ndjsonSpans(body: Buffer, maxLine: number, maxLines: number): Ui
   }
   if (n === 0) return 'batch is empty';
   return spans.subarray(0, 2 * n);
+}
+
+/** What an id prefix (`<node>:<epoch>:`) may hold for the answer to be written without escaping. */
+const PLAIN_PREFIX = /^[A-Za-z0-9._:-]{1,200}$/;
+
+/**
+ * `{"ids":[…]}` for an NDJSON batch, concatenated from the range: the same text JSON.stringify
+ * gives, at a quarter of its cost for 1,000 ids (no array of strings first). A prefix with
+ * anything JSON would escape, or a stored list, goes through JSON.stringify.
+ */
+export function idsAnswer(a: AppendedIds): string {
+  if (Array.isArray(a) || a.count === 0 || !PLAIN_PREFIX.test(a.prefix)) return JSON.stringify({ ids: idList(a) });
+  let s = `{"ids":["${a.prefix}${a.first}`;
+  for (let k = 1; k < a.count; k++) s += `","${a.prefix}${a.first + k}`;
+  return `${s}"]}`;
 }

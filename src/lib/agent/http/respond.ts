@@ -10,6 +10,14 @@ export function send(res: ServerResponse, stats: AgentStats | undefined, status:
   res.end(text);
 }
 
+/** send() for a body already in JSON text (ASCII): not stringified again. */
+export function sendJson(res: ServerResponse, stats: AgentStats | undefined, status: number, json: string): void {
+  stats?.response(status);
+  if (res.headersSent || res.destroyed) return;
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) });
+  res.end(json);
+}
+
 export function fail(res: ServerResponse, stats: AgentStats | undefined, status: number, error: string, message: string, retryAfter?: number): void {
   send(res, stats, status, { error, message }, retryAfter === undefined ? {} : { 'retry-after': String(retryAfter) });
 }

@@ -32,20 +32,39 @@ export interface AppendOptions {
 
 const ID_OVERHEAD = 48;
 
+/**
+ * The ids one append gave: `<prefix><first>` … `<prefix><first + count - 1>` (the seqs of one
+ * append are consecutive), or the list stored for an idempotency key that was seen before.
+ */
+export type AppendedIds = { prefix: string; first: number; count: number } | string[];
+
+/** The ids as strings. */
+export function idList(a: AppendedIds): string[] {
+  if (Array.isArray(a)) return a;
+  const ids = new Array<string>(a.count);
+  for (let k = 0; k < a.count; k++) ids[k] = a.prefix + String(a.first + k);
+  return ids;
+}
+
 /** Device messages into the store: new ids, chunked records, the tenant quota, idempotency keys. */
 export class DeviceAppend {
-  private idemInflight = new Map<string, Promise<string[]>>();
+  private idemInflight = new Map<string, Promise<AppendedIds>>();
 
   constructor(private readonly core: SpoolCore, private readonly retention: Retention) {}
 
   /** New ids (node:epoch:seq), all or nothing, resolved once synced. */
   async append(tenant: string, topic: string, msgs: NewMessage[] | LineBatch, opts: AppendOptions = {}): Promise<string[]> {
+    return idList(await this.appendIds(tenant, topic, msgs, opts));
+  }
+
+  /** As append, with the ids as a range (an NDJSON answer is written from it without a string per id). */
+  async appendIds(tenant: string, topic: string, msgs: NewMessage[] | LineBatch, opts: AppendOptions = {}): Promise<AppendedIds> {
     this.core.assertOpen();
     if (!opts.idempotencyKey) return this.appendNow(tenant, topic, msgs, opts);
     const ik = `${tenant}\u0000${opts.idempotencyKey}`;
     const running = this.idemInflight.get(ik);
     if (running) return running;
-    const p = (async () => {
+    const p = (async (): Promise<AppendedIds> => {
       const [prev] = await this.core.idempotency.getMany(this.core.db, [ik]);
       if (prev) return JSON.parse(prev.toString()) as string[];
       return this.appendNow(tenant, topic, msgs, opts, ik);
@@ -58,7 +77,7 @@ export class DeviceAppend {
     }
   }
 
-  private async appendNow(tenant: string, topic: string, msgs: NewMessage[] | LineBatch, opts: AppendOptions, ik?: string): Promise<string[]> {
+  private async appendNow(tenant: string, topic: string, msgs: NewMessage[] | LineBatch, opts: AppendOptions, ik?: string): Promise<AppendedIds> {
     const { core } = this;
     const { counters } = core;
     const q = counters.queue(tenant, topic);
@@ -80,7 +99,7 @@ export class DeviceAppend {
     core.assertOpen();
     const ts = Date.now();
     const ops: Op[] = [];
-    const ids: string[] = [];
+    let first0 = 0;
     const idPrefix = `${core.node}:${core.epoch}:`;
     let bytes = 0;
     for (let i = 0; i < count;) {
@@ -94,14 +113,15 @@ export class DeviceAppend {
         ? encodeRecord(idPrefix + String(first), ctype, ts, spans ? lines!.body.subarray(spans[2 * i], spans[2 * i + 1]) : list![i].body)
         : spans ? encodeChunkSpans(idPrefix, ctype, ts, lines!.body, spans, i, j) : encodeChunk(idPrefix, ctype, ts, list!.slice(i, j).map((m) => m.body));
       ops.push({ type: 'put', key: messageKey(q.prefix, first), value: rec });
-      for (let k = 0; k < j - i; k++) ids.push(idPrefix + String(first + k));
+      if (i === 0) first0 = first;
       bytes += rec.length;
       i = j;
     }
     counters.addBytes(q, count, bytes);
     counters.addIntake(q, count, bodyBytes);
     if (opts.alsoWrite) ops.push(...opts.alsoWrite);
-    if (ik) core.idempotency.add(ops, ik, Buffer.from(JSON.stringify(ids)));
+    const ids: AppendedIds = { prefix: idPrefix, first: first0, count };
+    if (ik) core.idempotency.add(ops, ik, Buffer.from(JSON.stringify(idList(ids))));
     await core.commit(ops);
     return ids;
   }

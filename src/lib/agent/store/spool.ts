@@ -1,6 +1,6 @@
 import { SpoolCore, type SpoolOptions, type SpoolState } from './core.js';
 import type { StoreIncident } from './open.js';
-import { DeviceAppend, type AppendOptions, type LineBatch, type NewMessage } from './append.js';
+import { type AppendedIds, DeviceAppend, type AppendOptions, type LineBatch, type NewMessage } from './append.js';
 import { ForwardedAppend, type ForwardedOptions, type IncomingItem } from './forwarded.js';
 import { Reader, type Batch } from './read.js';
 import { Retention, type PurgedQueue } from './retention.js';
@@ -10,7 +10,8 @@ import { commitOwnMeta, getOwnMeta, putOwnMeta } from './meta.js';
 import type { Op } from './window.js';
 
 export type { SpoolOptions, SpoolState } from './core.js';
-export type { AppendOptions, LineBatch, NewMessage } from './append.js';
+export type { AppendedIds, AppendOptions, LineBatch, NewMessage } from './append.js';
+export { idList } from './append.js';
 export type { ForwardedOptions, IncomingItem, IncomingRun } from './forwarded.js';
 export { Batch, type ReadRecord } from './read.js';
 export type { PurgedQueue } from './retention.js';
@@ -75,6 +76,11 @@ export class Spool {
   /** Device messages: new ids (node:epoch:seq), all or nothing, resolved once synced. */
   append(tenant: string, topic: string, msgs: NewMessage[] | LineBatch, opts?: AppendOptions): Promise<string[]> {
     return this.device.append(tenant, topic, msgs, opts);
+  }
+
+  /** As append, with the ids as a range when they are new (see AppendedIds). */
+  appendIds(tenant: string, topic: string, msgs: NewMessage[] | LineBatch, opts?: AppendOptions): Promise<AppendedIds> {
+    return this.device.appendIds(tenant, topic, msgs, opts);
   }
 
   /** Messages and runs from the previous hop: ids kept, repeats per sender skipped. */
