@@ -57,5 +57,8 @@ describe('live_nginx', () => {
     await writeFile(join(dir, 'junk.pid'), '$(reboot)\n');
     expect(live(join(dir, 'junk.pid'))).toBe('no');
     expect(live(join(dir, 'missing.pid'))).toBe('no');
+    // The caller's variables are its own: the one-shot script keeps its staging dir in s and c.
+    const kept = execFileSync('sh', ['-c', `${LIVE_NGINX_FN}\np=P c=C s=S k=K v=V; live_nginx "$1" >/dev/null; echo "$p$c$s$k$v"`, 'sh', join(dir, 'other.pid')], { encoding: 'utf8' }).trim();
+    expect(kept).toBe('PCSKV');
   });
 });

@@ -45,13 +45,14 @@ export function failureText(e: unknown): string {
  */
 export const LIVE_NGINX_FN = `
 live_nginx() {
-  p=; read -r p 2>/dev/null <"$1"
-  case "$p" in ""|*[!0-9]*) return 1;; esac
-  c=; read -r c 2>/dev/null <"/proc/$p/comm" || return 1
-  case "$c" in nginx*) ;; *) return 1;; esac
-  s=; while read -r k v; do [ "$k" = State: ] && { s=$v; break; }; done 2>/dev/null <"/proc/$p/status"
-  case "$s" in Z*|X*|"") return 1;; esac
-  echo "$p"
+  # Its own names (sh has no local): the one-shot script keeps its staging dir in s and c.
+  _lnp=; read -r _lnp 2>/dev/null <"$1"
+  case "$_lnp" in ""|*[!0-9]*) return 1;; esac
+  _lnc=; read -r _lnc 2>/dev/null <"/proc/$_lnp/comm" || return 1
+  case "$_lnc" in nginx*) ;; *) return 1;; esac
+  _lns=; while read -r _lnk _lnv; do [ "$_lnk" = State: ] && { _lns=$_lnv; break; }; done 2>/dev/null <"/proc/$_lnp/status"
+  case "$_lns" in Z*|X*|"") return 1;; esac
+  echo "$_lnp"
 }
 `;
 
