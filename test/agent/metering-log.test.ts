@@ -6,6 +6,7 @@ import { Spool } from '../../src/lib/agent/store/spool.js';
 import { silentLogger as log } from '../../src/lib/logger.js';
 import { Meter, type MeterOptions } from '../../src/lib/agent/metering/meter.js';
 import type { UsageMinute } from '../../src/lib/agent/telemetry.js';
+import { AccessLog, type LogPosition } from '../../src/lib/agent/metering/access-log.js';
 
 // Metering against a real store and real files, with the test in nginx's place (it writes the
 // log, and reopens it after the agent's rotation): every crash window, deterministically.
@@ -91,6 +92,38 @@ describe('metering from the access log (store and files real, the test playing n
     expect(await a.meter.tick(T0 + 64_000)).toBe(1);
     expect((await usage(a.spool)).map((r) => [r.minute, r.requests])).toEqual([['2026-12-02T06:00:00.000Z', 4]]);
     await a.spool.close();
+  });
+
+  it('a backlog larger than one step reads (16 MB) is read over several steps with every line counted (issue 14: one per step was lost)', async () => {
+    // A step's read budget used to end its last read inside a line: the start of that line was
+    // taken for a "line longer than a chunk" and the rest for garbage, so one request per budget
+    // exhausted was lost (seen only in the garbage count). That needs a step with more than 16 MB
+    // to read: a busy nginx (~60,000 requests in a few seconds at ~250 bytes a line) and an agent
+    // a little behind (a restart, a slow step).
+    const logPath = path.join(dir, 'big.log');
+    const one = line('acme', 'web', T0 + 1000);
+    const n = Math.ceil((40 << 20) / one.length); // two and a half steps' worth, in minute 06:00
+    await writeFile(logPath, one.repeat(n) + line('acme', 'web', T0 + 62_000));
+    const { spool, meter } = await agentOn(path.join(dir, 'd6'), { logPath });
+    let steps = 0;
+    while ((await usage(spool)).length === 0 && steps < 10) { await meter.tick(T0 + 62_500); steps++; }
+    expect(steps).toBeGreaterThanOrEqual(2); // not read in one step: the budget was hit
+    expect(meter.position?.nginx?.garbage).toBe(0);
+    expect((await usage(spool)).map((r) => [r.minute, r.requests])).toEqual([['2026-12-02T06:00:00.000Z', n]]);
+    await spool.close();
+  });
+
+  it('a small read budget never splits a line, whatever the lengths of the lines', async () => {
+    const logPath = path.join(dir, 'budget.log');
+    const lines = Array.from({ length: 3000 }, (_, i) => line('acme', 'web', T0 + i, 200, { uri: `/${'x'.repeat(i % 997)}` }));
+    await writeFile(logPath, lines.join(''));
+    const a = new AccessLog({ path: logPath, pidFile: '', rotateBytes: 1 << 30, maxBytes: 1000 }, log);
+    const pos: LogPosition = { file: null, offset: 0, garbage: 0, unattributed: 0 };
+    let counted = 0;
+    let calls = 0;
+    while (!(await a.read(pos, T0, () => { counted++; })) && calls < 100_000) calls++;
+    expect(calls).toBeGreaterThan(0);
+    expect({ counted, garbage: pos.garbage }).toEqual({ counted: lines.length, garbage: 0 });
   });
 
   it('rotation: the agent renames the log past its size, finishes the old file, keeps one rotated file, and a restart in between loses nothing', async () => {

@@ -24,7 +24,7 @@ export interface AccessLogOptions {
   rotateBytes: number;
   /** The rotated file is finished once the new one exists and the old one did not grow for this long. */
   drainMs?: number;
-  /** Most bytes read per call, so one call stays short whatever the backlog. */
+  /** Most bytes read per call (give or take one chunk: a call stops after the chunk that reaches it), so one call stays short whatever the backlog. */
   maxBytes?: number;
 }
 
@@ -75,7 +75,9 @@ export class AccessLog {
         continue;
       }
       this.buf ??= Buffer.allocUnsafe(CHUNK);
-      const r = await readChunk(from, pos.file, pos.offset, Math.min(CHUNK, budget), this.buf);
+      // Always a whole chunk: the budget only decides whether to read another. A read cut short by
+      // what is left of the budget would end inside a line and take its start for a "long line".
+      const r = await readChunk(from, pos.file, pos.offset, this.buf);
       if (!r) continue; // replaced between stat and open: look again
       if (r.size < pos.offset) {
         this.log.warn('access log is shorter than the metering offset (truncated?); reading it from its start', { file: from });
@@ -138,21 +140,22 @@ export class AccessLog {
 }
 
 /**
- * Reads from `offset` of the file at `path`, if it still is `id`, into `buf`: `consumed` bytes of
- * whole lines there (0 if no newline yet); undefined if it is not that file. `long`: a "line"
- * longer than a whole chunk (not nginx's), consumed as one line, of which its start stands.
+ * Reads from `offset` of the file at `path`, if it still is `id`, into `buf` (as much as fits):
+ * `consumed` bytes of whole lines there (0 if no newline yet); undefined if it is not that file.
+ * `long`: a "line" longer than the whole buffer (not nginx's), consumed as one line, of which its
+ * start stands.
  */
-async function readChunk(path: string, id: FileId, offset: number, max: number, buf: Buffer): Promise<{ consumed: number; size: number; long?: string } | undefined> {
+async function readChunk(path: string, id: FileId, offset: number, buf: Buffer): Promise<{ consumed: number; size: number; long?: string } | undefined> {
   const fh = await open(path, 'r').catch(() => undefined);
   if (!fh) return undefined;
   try {
     const s = await fh.stat();
     if (!same(idOf(s), id)) return undefined;
     if (s.size <= offset) return { consumed: 0, size: s.size };
-    const { bytesRead } = await fh.read(buf, 0, Math.min(max, buf.length, s.size - offset), offset);
+    const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, s.size - offset), offset);
     const end = buf.subarray(0, bytesRead).lastIndexOf(0x0a);
     // A "line" longer than a whole chunk is not nginx's: skip it as one garbage line.
-    if (end < 0 && bytesRead === max) return { consumed: bytesRead, size: s.size, long: buf.toString('latin1', 0, 64) };
+    if (end < 0 && bytesRead === buf.length) return { consumed: bytesRead, size: s.size, long: buf.toString('latin1', 0, 64) };
     if (end < 0) return { consumed: 0, size: s.size };
     return { consumed: end + 1, size: s.size };
   } finally {
