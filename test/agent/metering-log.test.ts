@@ -94,7 +94,7 @@ describe('metering from the access log (store and files real, the test playing n
     await a.spool.close();
   });
 
-  it('a backlog larger than one step reads (16 MB) is read over several steps with every line counted (issue 14: one per step was lost)', async () => {
+  it('a backlog larger than one step reads (16 MB here) is read over several steps with every line counted (issue 14: one per step was lost)', async () => {
     // A step's read budget used to end its last read inside a line: the start of that line was
     // taken for a "line longer than a chunk" and the rest for garbage, so one request per budget
     // exhausted was lost (seen only in the garbage count). That needs a step with more than 16 MB
@@ -104,7 +104,7 @@ describe('metering from the access log (store and files real, the test playing n
     const one = line('acme', 'web', T0 + 1000);
     const n = Math.ceil((40 << 20) / one.length); // two and a half steps' worth, in minute 06:00
     await writeFile(logPath, one.repeat(n) + line('acme', 'web', T0 + 62_000));
-    const { spool, meter } = await agentOn(path.join(dir, 'd6'), { logPath });
+    const { spool, meter } = await agentOn(path.join(dir, 'd6'), { logPath, accessLog: { path: logPath, pidFile: path.join(dir, 'no-nginx.pid'), rotateBytes: 1 << 30, drainMs: 0, maxBytes: 16 << 20 } });
     let steps = 0;
     while ((await usage(spool)).length === 0 && steps < 10) { await meter.tick(T0 + 62_500); steps++; }
     expect(steps).toBeGreaterThanOrEqual(2); // not read in one step: the budget was hit
@@ -162,6 +162,60 @@ describe('metering from the access log (store and files real, the test playing n
     expect((await readdir(path.dirname(logPath))).sort()).toEqual(['access.log', 'access.log.1']);
     // Bounded: each file at most its size limit plus what "nginx" wrote before the next step (two rounds here, ~5 KB).
     for (const f of ['access.log', 'access.log.1']) expect((await stat(path.join(path.dirname(logPath), f))).size).toBeLessThan(rotateBytes + 6000);
+    await a.spool.close();
+  });
+
+  it('rotation while the reader is behind: a log nginx fills faster than a step reads is still rotated, and every line is counted once', async () => {
+    const logPath = path.join(dir, 'rb', 'access.log');
+    await rm(path.dirname(logPath), { recursive: true, force: true });
+    await mkdir(path.dirname(logPath));
+    await writeFile(logPath, '');
+    const rotateBytes = 8192;
+    // A step reads one whole 1 MB chunk (the budget, 4 KB, stops it after the first).
+    const a = await agentOn(path.join(dir, 'd7'), { logPath, accessLog: { path: logPath, pidFile: '', rotateBytes, drainMs: 0, maxBytes: 4096 } });
+    const files = async () => (await readdir(path.dirname(logPath))).filter((f) => f.startsWith('access.log'));
+    const size = (f: string) => stat(path.join(path.dirname(logPath), f)).then((s) => ({ ino: s.ino, size: s.size }), () => undefined);
+    let written = 0;
+    let t = T0 + 1000;
+    let rotations = 0;
+    let behind = 0;
+    let biggest = 0;
+    let last: number | undefined;
+    for (let round = 0; round < 30; round++) {
+      // nginx's side: ~1.5 MB a round into the file it has open, reopened at once after a rename.
+      if (!(await files()).includes('access.log')) await writeFile(logPath, '');
+      let text = '';
+      for (let i = 0; i < 6000; i++) { text += line('acme', 'web', t); t += 1; }
+      await appendFile(logPath, text);
+      written += 6000;
+      await a.meter.tick(t);
+      const live = await size('access.log');
+      const old = await size('access.log.1');
+      // A rotation renames the live log to PATH.1: a new inode there.
+      if (old && old.ino !== last) { rotations++; last = old.ino; }
+      // Unread bytes after this step: the rest of the reader's file, and the live one if it is on PATH.1.
+      const pos = a.meter.position!.nginx!;
+      const on = live?.ino === pos.file?.ino ? live : old;
+      const unread = (on ? on.size - pos.offset : 0) + (on === old && live ? live.size : 0);
+      if (unread > 0) behind++;
+      biggest = Math.max(biggest, live?.size ?? 0, old?.size ?? 0);
+      expect((await files()).length).toBeLessThanOrEqual(2);
+    }
+    // Bounded by about two rounds of writes (41 MB were written in all; before, the live log held them all).
+    expect(biggest).toBeLessThan(3 << 20);
+    expect(behind).toBeGreaterThanOrEqual(25); // the reader was behind after (nearly) every step
+    // Before, a log was rotated only once the reader had caught up: here (nearly) never.
+    expect(rotations).toBeGreaterThanOrEqual(3);
+    // nginx stops; the reader catches up (a missing log reopened as nginx would), then the minutes close.
+    for (let i = 0; i < 200; i++) {
+      if (!(await files()).includes('access.log')) await writeFile(logPath, '');
+      await a.meter.tick(t + i);
+    }
+    await a.meter.tick(t + 120_000);
+    const rows = await usage(a.spool);
+    expect(rows.reduce((n, r) => n + r.requests, 0)).toBe(written);
+    expect(a.meter.position!.nginx!.garbage).toBe(0);
+    expect(new Set(rows.map((r) => r.minute)).size).toBe(rows.length);
     await a.spool.close();
   });
 

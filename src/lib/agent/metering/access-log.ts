@@ -31,6 +31,12 @@ export interface AccessLogOptions {
 const CHUNK = 1 << 20;
 /** nginx's workers reopen within milliseconds of the master's USR1; a second of silence is plenty. */
 const DRAIN_MS = 1000;
+/**
+ * Most bytes one step reads (give or take a chunk): about 130 ms of parsing at 0.5 µs a line, a
+ * chunk at a time with the event loop free between chunks; 64 MB a second keeps up with some
+ * 250,000 requests a second of 250-byte lines.
+ */
+const STEP_BYTES = 64 * CHUNK;
 const same = (a: FileId | null, b: FileId | null) => !!a && !!b && a.dev === b.dev && a.ino === b.ino;
 const idOf = (s: { dev: number; ino: number }): FileId => ({ dev: s.dev, ino: s.ino });
 
@@ -55,7 +61,7 @@ export class AccessLog {
    * of the live file. The AccessLine is lent: onLine copies what it keeps (the next line reuses it).
    */
   async read(pos: LogPosition, now: number, onLine: (l: AccessLine) => void): Promise<boolean> {
-    let budget = this.o.maxBytes ?? 16 * CHUNK;
+    let budget = this.o.maxBytes ?? STEP_BYTES;
     // Each pass reads, switches file or resets the offset; a file that keeps changing under us waits for the next call.
     for (let pass = 0; pass < 64; pass++) {
       const cur = await stat(this.o.path).then(idOf, () => null);
@@ -113,7 +119,7 @@ export class AccessLog {
     return false;
   }
 
-  /** After a read that caught up with the live file: rotates it if it is past its size. */
+  /** When the reader is on the live file and has read past its size (caught up or not): rotates it. */
   async rotateIfDue(pos: LogPosition, now: number): Promise<boolean> {
     if (pos.offset < this.o.rotateBytes || !pos.file) return false;
     const cur = await stat(this.o.path).then(idOf, () => null);

@@ -22,7 +22,7 @@ export interface MeterState {
 export interface MeterOptions {
   node: string;
   /** nginx's access log; absent: no nginx metering. */
-  accessLog?: { path: string; pidFile: string; rotateBytes: number; drainMs?: number };
+  accessLog?: { path: string; pidFile: string; rotateBytes: number; drainMs?: number; maxBytes?: number };
   httpq: boolean;
   graceMs: number;
 }
@@ -74,7 +74,10 @@ export class Meter {
       }
       this.state = next;
       this.stats.shipped += closed.length;
-      if (this.access && next.nginx && caughtUp) await this.access.rotateIfDue(next.nginx, now);
+      // Behind or not: the reader follows the file it is on by inode, so a log renamed under it is
+      // read to its end as PATH.1, and the next rotation waits until it is back on the live file.
+      // (Rotating only once caught up let a log nginx fills faster than one step reads grow unbounded.)
+      if (this.access && next.nginx) await this.access.rotateIfDue(next.nginx, now);
       return closed.length;
     } catch (err) {
       // Forget what was read: the next call starts again from the store's copy.
