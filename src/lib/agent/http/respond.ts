@@ -3,18 +3,14 @@ import type { AgentStats } from '../stats.js';
 
 /** JSON answers with an error code a device can act on, and Retry-After where waiting helps. */
 export function send(res: ServerResponse, stats: AgentStats | undefined, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  stats?.response(status);
-  const text = JSON.stringify(body);
-  if (res.headersSent || res.destroyed) return;
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
-  res.end(text);
+  sendJson(res, stats, status, JSON.stringify(body), headers);
 }
 
-/** send() for a body already in JSON text (ASCII): not stringified again. */
-export function sendJson(res: ServerResponse, stats: AgentStats | undefined, status: number, json: string): void {
+/** send() for a body already in JSON text: not stringified again. */
+export function sendJson(res: ServerResponse, stats: AgentStats | undefined, status: number, json: string, headers: Record<string, string> = {}): void {
   stats?.response(status);
   if (res.headersSent || res.destroyed) return;
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) });
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json), ...headers });
   res.end(json);
 }
 

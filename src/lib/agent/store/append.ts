@@ -17,8 +17,34 @@ export interface LineBatch {
   spans: Uint32Array;
 }
 
-export function isLineBatch(m: NewMessage[] | LineBatch): m is LineBatch {
-  return !Array.isArray(m);
+/** The messages of one append, whichever way they came: an array, or spans of one NDJSON request. */
+interface MessageView {
+  count: number;
+  len(k: number): number;
+  ctype(k: number): string;
+  body(k: number): Buffer;
+  /** Messages [i, j) as one chunk record. */
+  chunk(idPrefix: string, ctype: string, ts: number, i: number, j: number): Buffer;
+}
+
+function viewOf(msgs: NewMessage[] | LineBatch): MessageView {
+  if (Array.isArray(msgs)) {
+    return {
+      count: msgs.length,
+      len: (k) => msgs[k].body.length,
+      ctype: (k) => msgs[k].contentType,
+      body: (k) => msgs[k].body,
+      chunk: (idPrefix, ctype, ts, i, j) => encodeChunk(idPrefix, ctype, ts, msgs.slice(i, j).map((m) => m.body)),
+    };
+  }
+  const { spans, body, contentType } = msgs;
+  return {
+    count: spans.length >> 1,
+    len: (k) => spans[2 * k + 1] - spans[2 * k],
+    ctype: () => contentType,
+    body: (k) => body.subarray(spans[2 * k], spans[2 * k + 1]),
+    chunk: (idPrefix, ctype, ts, i, j) => encodeChunkSpans(idPrefix, ctype, ts, body, spans, i, j),
+  };
 }
 
 export interface AppendOptions {
@@ -81,16 +107,11 @@ export class DeviceAppend {
     const { core } = this;
     const { counters } = core;
     const q = counters.queue(tenant, topic);
-    // The messages, whichever way they came: an array, or spans of one NDJSON request.
-    const lines = isLineBatch(msgs) ? msgs : undefined;
-    const spans = lines?.spans;
-    const count = lines ? spans!.length >> 1 : (msgs as NewMessage[]).length;
-    const list = lines ? undefined : (msgs as NewMessage[]);
-    const lenOf = (k: number) => (spans ? spans[2 * k + 1] - spans[2 * k] : list![k].body.length);
-    const ctypeOf = (k: number) => (lines ? lines.contentType : list![k].contentType);
+    const m = viewOf(msgs);
+    const count = m.count;
     let estimate = 0;
     let bodyBytes = 0;
-    for (let k = 0; k < count; k++) { const n = lenOf(k); estimate += n + ctypeOf(k).length + core.node.length + ID_OVERHEAD; bodyBytes += n; }
+    for (let k = 0; k < count; k++) { const n = m.len(k); estimate += n + m.ctype(k).length + core.node.length + ID_OVERHEAD; bodyBytes += n; }
     if (opts.quotaBytes !== undefined) {
       const over = () => counters.tenantUsed(tenant) + estimate - opts.quotaBytes!;
       if (over() > 0 && opts.whenFull === 'drop-oldest' && estimate <= opts.quotaBytes) await this.retention.makeRoom([q], over);
@@ -99,21 +120,19 @@ export class DeviceAppend {
     core.assertOpen();
     const ts = Date.now();
     const ops: Op[] = [];
-    let first0 = 0;
     const idPrefix = `${core.node}:${core.epoch}:`;
+    // One range of seqs for the whole append: message k has seq first0 + k.
+    const first0 = counters.reserveSeqs(count);
     let bytes = 0;
     for (let i = 0; i < count;) {
       // A run of one content type within the chunk limits becomes one record.
-      const ctype = ctypeOf(i);
+      const ctype = m.ctype(i);
       let j = i + 1;
-      let size = lenOf(i);
-      while (j < count && j - i < core.chunkMessages && ctypeOf(j) === ctype && size + 4 + lenOf(j) <= core.chunkBytes) size += 4 + lenOf(j++);
-      const first = counters.reserveSeqs(j - i);
-      const rec = j - i === 1
-        ? encodeRecord(idPrefix + String(first), ctype, ts, spans ? lines!.body.subarray(spans[2 * i], spans[2 * i + 1]) : list![i].body)
-        : spans ? encodeChunkSpans(idPrefix, ctype, ts, lines!.body, spans, i, j) : encodeChunk(idPrefix, ctype, ts, list!.slice(i, j).map((m) => m.body));
+      let size = m.len(i);
+      while (j < count && j - i < core.chunkMessages && m.ctype(j) === ctype && size + 4 + m.len(j) <= core.chunkBytes) size += 4 + m.len(j++);
+      const first = first0 + i;
+      const rec = j - i === 1 ? encodeRecord(idPrefix + String(first), ctype, ts, m.body(i)) : m.chunk(idPrefix, ctype, ts, i, j);
       ops.push({ type: 'put', key: messageKey(q.prefix, first), value: rec });
-      if (i === 0) first0 = first;
       bytes += rec.length;
       i = j;
     }
