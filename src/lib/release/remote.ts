@@ -64,8 +64,10 @@ live_nginx() {
  */
 export const STATE_SCRIPT = `
 cd "$1" 2>/dev/null || { echo "noroot"; command -v bash >/dev/null 2>&1 && printf 'cap\\tbash\\n'; exit 0; }
-# Both links in one find (current<TAB>target, good<TAB>target), not a readlink each.
-${LIVE_NGINX_FN}find current good -maxdepth 0 -type l -printf '%p\\t%l\\n' 2>/dev/null
+# Both links in one find (current<TAB>target, good<TAB>target), not a readlink each. Started at
+# . (always there) so that its status means something: a find without -printf is an error, not a
+# node without releases.
+${LIVE_NGINX_FN}find . -maxdepth 1 \\( -name current -o -name good \\) -type l -printf '%f\\t%l\\n' 2>/dev/null || { echo "nolinks"; exit 0; }
 root=$1 nonce=$2 want=$3
 for f in .edgectl/rel/*; do
   [ -f "$f" ] && { l=; IFS= read -r l <"$f"; printf 'rec\\t%s\\t%s\\n' "\${f##*/}" "$l"; }

@@ -58,6 +58,7 @@ export async function readState(t: Transport, root: string, o: StateOptions = {}
   const args = o.verify ? [l.root, nonce, o.verify.name] : [l.root];
   const r = await runScript(t, STATE_SCRIPT, args, { timeoutMs: 60_000, input: o.verify ? checklist(o.verify.manifest) : undefined });
   if (r.code !== 0) throw new NodeStepError(`reading the node's releases failed (exit ${r.code})`, r.stderr.trim());
+  if (r.stdout.endsWith('nolinks\n')) throw new NodeStepError('reading the node\'s current and good releases failed: its find cannot list them (GNU findutils with -printf is needed)', r.stderr.trim());
   return parseState(r.stdout, o.verify ? { nonce, manifest: o.verify.manifest } : undefined);
 }
 
