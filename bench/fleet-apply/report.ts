@@ -25,7 +25,7 @@ export function printReport(results: SizeResult[]): void {
   const t: (string | number)[][] = [];
   for (const r of results) {
     const row = (tool: string, name: string, s: Step | undefined, check = '') => {
-      if (s) t.push([r.nodes, tool, name, `${s.timedOut ? '≥ ' : ''}${f(s.wallS)}`, f(s.cpuS, 1), f(s.maxRssMb, 0), f(s.treeRssMb, 0), String(s.exitCode), [s.ok ? 'ok' : 'FAILED', s.note, check].filter(Boolean).join('; ')]);
+      if (s) t.push([r.nodes, tool, name, `${s.timedOut ? '≥ ' : ''}${f(s.wallS)}`, f(s.cpuS, 1), s.nodeCpuS === undefined ? '-' : `${f(s.nodeCpuS, 1)} (${f((s.nodeCpuS * 1000) / r.nodes, 0)} ms/node)`, f(s.maxRssMb, 0), f(s.treeRssMb, 0), String(s.exitCode), [s.ok ? 'ok' : 'FAILED', s.note, check].filter(Boolean).join('; ')]);
     };
     const served = (s?: { nodesServingSite: number; appInstances: number }) => (s ? `${s.nodesServingSite}/${r.nodes} nodes serve, ${s.appInstances} app instances` : '');
     row('edgectl', 'render (for Ansible)', r.render);
@@ -42,7 +42,7 @@ export function printReport(results: SizeResult[]): void {
     }
   }
   // Colour and borders only on a TTY (NO_COLOR respected), as edgectl's own tables.
-  console.log(table(['nodes', 'tool', 'step', 'wall s', 'CPU s', 'peak RSS MB', 'tree RSS MB', 'exit', 'check'], t));
+  console.log(table(['nodes', 'tool', 'step', 'wall s', 'CPU s', 'node CPU s', 'peak RSS MB', 'tree RSS MB', 'exit', 'check'], t));
   for (const r of results) {
     const q = ratios(r);
     const line = (name: string, v: number | undefined, goal: number, lower: boolean) =>

@@ -8,6 +8,7 @@ import { startFarm, type FarmNode } from './farm.js';
 import { writeBenchFleet, type BenchFleet } from './fleet.js';
 import { checkServing, type ServeCheck } from './http-check.js';
 import { measure, type Measured } from './measure.js';
+import { nodeCpuGroup, type NodeCpu } from './node-cpu.js';
 import { endRunProcs } from './procs.js';
 import { seedAnsibleState } from './seed.js';
 
@@ -20,6 +21,8 @@ export interface Step {
   loadAvg1: number;
   maxRssMb: number;
   treeRssMb: number;
+  /** CPU seconds on the nodes' side (the farm's sshds and all they forked, nginx included), when a cgroup could count it. */
+  nodeCpuS?: number;
   exitCode: number | null;
   ok: boolean;
   /** Stopped at its time limit: wallS is then a lower bound. */
@@ -80,11 +83,13 @@ interface SizeOptions {
 
 const STEP_TIMEOUT_MS = 20 * 60_000;
 
-function step(m: Measured, okCodes: number[], note?: string): Step {
+type Counted = Measured & { nodeCpuS?: number };
+
+function step(m: Counted, okCodes: number[], note?: string): Step {
   const ok = !m.timedOut && m.exitCode !== null && okCodes.includes(m.exitCode);
   const round = (x: number) => Math.round(x * 1000) / 1000;
   const notes = [m.timedOut ? `stopped at the time limit: the real time is longer` : '', note ?? ''].filter(Boolean).join('; ');
-  return { wallS: round(m.wallS), cpuS: round(m.cpuS), loadAvg1: round(os.loadavg()[0]), maxRssMb: round(m.maxRssMb), treeRssMb: round(m.treeRssMb), exitCode: m.exitCode, ok, timedOut: m.timedOut, ...(notes ? { note: notes } : {}) };
+  return { wallS: round(m.wallS), cpuS: round(m.cpuS), loadAvg1: round(os.loadavg()[0]), maxRssMb: round(m.maxRssMb), treeRssMb: round(m.treeRssMb), ...(m.nodeCpuS !== undefined ? { nodeCpuS: round(m.nodeCpuS) } : {}), exitCode: m.exitCode, ok, timedOut: m.timedOut, ...(notes ? { note: notes } : {}) };
 }
 
 function tail(s: string, n = 1500): string {
@@ -103,18 +108,29 @@ export async function runSize(o: SizeOptions): Promise<SizeResult> {
   const logs = path.join(dir, 'logs');
   await mkdir(logs, { recursive: true });
   const result: SizeResult = { nodes: o.nodes, loadAvg1: Math.round(os.loadavg()[0] * 100) / 100, edgectl: { concurrency: o.concurrency || null }, ansible: [], pending: [] };
+  let cpu: NodeCpu | undefined = undefined; // the farm's cgroup, once the farm is up
+  const counted = async (run: () => Promise<Measured>): Promise<Counted> => {
+    const before = await cpu?.usageNs();
+    const m = await run();
+    const after = await cpu?.usageNs();
+    return before !== undefined && after !== undefined ? { ...m, nodeCpuS: (after - before) / 1e9 } : m;
+  };
   const edgectl = (label: string, argv: string[]) =>
-    measure(label, [process.execPath, path.join(o.repo, 'bin/run.js'), ...argv], {
-      timeoutMs: STEP_TIMEOUT_MS,
-      logPrefix: path.join(logs, label),
-      env: { ...process.env, NO_COLOR: '1' },
-      onSpawn: (pid) => o.spawned.push(pid),
-    });
+    counted(() =>
+      measure(label, [process.execPath, path.join(o.repo, 'bin/run.js'), ...argv], {
+        timeoutMs: STEP_TIMEOUT_MS,
+        logPrefix: path.join(logs, label),
+        env: { ...process.env, NO_COLOR: '1' },
+        onSpawn: (pid) => o.spawned.push(pid),
+      }),
+    );
   const fail = (m: Measured, what: string) => new Error(`${what} exited ${m.exitCode}${m.timedOut ? ' (timed out)' : ''}:\n${tail(m.stdout)}\n${tail(m.stderr)}`);
 
   log(`== ${o.nodes} nodes: starting the farm`);
   const farm = await startFarm(dir, o.nodes, log, o.offset);
   o.spawned.push(...farm.sshdPids);
+  cpu = await nodeCpuGroup(`edgectl-bench-${process.pid}-n${o.nodes}`, farm.sshdPids);
+  if (!cpu) log('node-side CPU is not counted: no cgroup could be made for the farm');
   try {
     const common = { clientKey: farm.clientKey };
     const fleetE = await writeBenchFleet(path.join(dir, 'fleet-e'), farm.nodes, { ...common, rootsDir: path.join(dir, 'e'), httpPort: 8080 });
@@ -125,7 +141,7 @@ export async function runSize(o: SizeOptions): Promise<SizeResult> {
     if (!o.skipEdgectl) await runEdgectl(o, result, fleetE, farm.nodes, edgectl, fail);
     if (!o.skipBaseline) {
       const fleetB = await writeBenchFleet(path.join(dir, 'fleet-b'), farm.nodes, { ...common, rootsDir: path.join(dir, 'b'), httpPort: 8082 });
-      await runBaseline(o, result, dir, logs, farm, fleetB, edgectl, fail);
+      await runBaseline(o, result, dir, logs, farm, fleetB, edgectl, counted, fail);
     }
 
     if (!o.skipAnsible) {
@@ -145,6 +161,7 @@ export async function runSize(o: SizeOptions): Promise<SizeResult> {
     log(`== ${o.nodes} nodes: tearing down the farm`);
     await endRunProcs(dir, []);
     await farm.stop();
+    await cpu?.close();
   }
 }
 
@@ -158,7 +175,8 @@ function applySummary(stdout: string): ApplySummary | undefined {
   }
 }
 
-type Edgectl = (label: string, argv: string[]) => Promise<Measured>;
+type Edgectl = (label: string, argv: string[]) => Promise<Counted>;
+type Counting = (run: () => Promise<Measured>) => Promise<Counted>;
 type Fail = (m: Measured, what: string) => Error;
 
 async function runEdgectl(o: SizeOptions, result: SizeResult, fleet: BenchFleet, nodes: FarmNode[], edgectl: Edgectl, fail: Fail): Promise<void> {
@@ -200,7 +218,7 @@ async function runEdgectl(o: SizeOptions, result: SizeResult, fleet: BenchFleet,
   await endRunProcs(path.join(path.dirname(fleet.dir), 'e') + '/', []);
 }
 
-async function runBaseline(o: SizeOptions, result: SizeResult, dir: string, logs: string, farm: { nodes: FarmNode[]; clientKey: string; knownHosts: string }, fleet: BenchFleet, edgectl: Edgectl, fail: Fail): Promise<void> {
+async function runBaseline(o: SizeOptions, result: SizeResult, dir: string, logs: string, farm: { nodes: FarmNode[]; clientKey: string; knownHosts: string }, fleet: BenchFleet, edgectl: Edgectl, counted: Counting, fail: Fail): Promise<void> {
   const { log } = o;
   const conc = Number(o.concurrency || 16); // edgectl's default --concurrency
   result.baseline = { concurrency: conc };
@@ -212,7 +230,7 @@ async function runBaseline(o: SizeOptions, result: SizeResult, dir: string, logs
   const list = path.join(dir, 'baseline-nodes.txt');
   await writeBaselineList(list, farm.nodes.map((n) => ({ name: n.name, address: n.address, port: 22 })), fleet.roots, bundles);
   const env = baselineEnv({ clientKey: farm.clientKey, knownHosts: farm.knownHosts, tmp: o.tmp });
-  const run = (label: string, mode: 'apply' | 'noop') => measure(label, baselineArgv(mode, list, conc), { env, timeoutMs: STEP_TIMEOUT_MS, logPrefix: path.join(logs, label), onSpawn: (pid) => o.spawned.push(pid) });
+  const run = (label: string, mode: 'apply' | 'noop') => counted(() => measure(label, baselineArgv(mode, list, conc), { env, timeoutMs: STEP_TIMEOUT_MS, logPrefix: path.join(logs, label), onSpawn: (pid) => o.spawned.push(pid) }));
   log(`baseline apply (first), concurrency ${conc}`);
   const first = await run('baseline-first', 'apply');
   const c1 = baselineCounts(first.stdout);

@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, readFile, readlink, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, readlink, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -47,6 +47,11 @@ async function apply(wrap?: (t: Transport) => Transport) {
 const current = async () => (await readlink(join(root, 'n1', 'current'))).replace('releases/', '');
 const record = async (name: string) => (await readFile(join(root, 'n1', '.edgectl', 'rel', name), 'utf8')).split('\t').slice(0, 2);
 const served = async () => (await get(ADDR, BASE, 'www.acme.test')).body;
+/** What an activation leaves behind: staging and control directories, the stream's unused links. */
+const leftovers = async () => [
+  ...(await readdir(join(root, 'n1'))).filter((d) => /^\.(current|good)\.tmp/.test(d)),
+  ...(await readdir(join(root, 'n1', 'releases'))).filter((d) => d.startsWith('.tmp-')),
+];
 let apps: TestApp[];
 let html = 0;
 /** A new release: the app's page changes (and with it the release). */
@@ -123,9 +128,27 @@ describe('one-round-trip activation', () => {
     expect(await current()).toBe(before);
     expect(await served()).toBe(page);
     expect(await readdir(join(root, 'n1', '.edgectl'))).not.toContain('lock'); // unlocked on the way out
+    // A power cut after the stream's links were made (no run left to remove them): the next run does.
+    await symlink(`releases/${before}`, join(root, 'n1', '.current.tmp-0badf00d'));
+    await symlink(`releases/${before}`, join(root, 'n1', '.good.tmp-0badf00d'));
     expect(await apply()).toMatchObject({ outcome: 'applied' });
     expect(await served()).toBe(next);
-    expect((await readdir(join(root, 'n1', 'releases'))).filter((d) => d.startsWith('.tmp-'))).toEqual([]);
+    expect(await leftovers()).toEqual([]);
+  });
+
+  it('a stream cut after its links but before its end: failed at upload, the links removed on the way out', { timeout: 60_000 }, async () => {
+    const before = await current();
+    await bump();
+    // The last 2,560 bytes: the staging directory's last entry, the end marker (header and data) and the archive's two end blocks.
+    const cut = (t: Transport): Transport => ({
+      node: t.node, root: t.root, readFile: (p) => t.readFile(p), stat: (p) => t.stat(p), http: (r) => t.http(r), writeFiles: (f) => t.writeFiles(f), close: () => t.close(),
+      exec: (a, o) => (a[0] === 'bash' && Buffer.isBuffer(o?.input) ? t.exec(a, { ...o, input: o.input.subarray(0, o.input.length - 2560) }) : t.exec(a, o)),
+    });
+    expect(await apply(cut)).toMatchObject({ outcome: 'failed', step: 'upload' });
+    expect(await current()).toBe(before);
+    expect((await readdir(join(root, 'n1'))).filter((d) => /^\.(current|good)\.tmp/.test(d))).toEqual([]);
+    expect(await apply()).toMatchObject({ outcome: 'applied' });
+    expect(await leftovers()).toEqual([]);
   });
 
   it('nginx -t rejects the release: nothing switched, the release recorded as failed at validate, nginx\'s words reported', { timeout: 60_000 }, async () => {
@@ -140,6 +163,7 @@ describe('one-round-trip activation', () => {
       expect(await current()).toBe(before);
       expect(await served()).toBe(page);
       expect(await record(r.to!)).toEqual(['failed', 'validate']);
+      expect(await leftovers()).toEqual([]);
     } finally {
       await nginxMode('ok');
     }

@@ -72,9 +72,10 @@ async function runOnce(t: Transport, req: ActivateRequest, state: NodeState, res
   const holder = JSON.stringify({ ...req.holder, expires: new Date(now.getTime() + ONESHOT_TIMEOUT_MS).toISOString() });
   const keep = [...new Set([...[name, ...state.releases.map((r) => r.name).filter((n) => n !== name)].slice(0, KEEP_RELEASES), name, ...(prev ? [prev] : [])])];
   const health = healthTargets(req)!;
-  const input = exists ? checklist(req.manifest) : streamOf(req.bundle!, source, res);
+  const nonce = randomBytes(4).toString('hex');
+  const input = exists ? checklist(req.manifest) : streamOf(req.bundle!, source, res, name, nonce);
   const args = [
-    l.root, name, randomBytes(4).toString('hex'), holder, `"id":"${req.holder.id}"`,
+    l.root, name, nonce, holder, `"id":"${req.holder.id}"`,
     req.expectCurrent === undefined ? '-' : req.expectCurrent ?? '',
     exists ? 'exists' : 'stage', source?.name ?? '', req.nginx.binary, prev ?? '', prevCfg ?? '', req.manifest.nginxConfigId,
     req.nginx.host, String(req.nginx.port), req.op === 'rollback' ? 'rollback' : 'activate', now.toISOString(), JSON.stringify(req.holder.holder),
@@ -144,8 +145,16 @@ function settle(a: Answer, res: NodeResult): Ended {
   }
 }
 
-/** The tar the script unpacks: the files the node does not have, manifest.json, and the control lists. */
-function streamOf(bundle: ReleaseBundle, source: { name: string; manifest: ReleaseBundle['manifest'] } | undefined, res: NodeResult): Buffer {
+/**
+ * The tar the script unpacks at the node's root, so that it makes with one program what took
+ * four: the release's staging directory releases/.tmp-<name>-<nonce> (its first entry, 0700) with
+ * the files the node does not have and manifest.json, the control lists beside it in
+ * releases/.tmp-ctl-<name>-<nonce>, the links current and good will be renamed from
+ * (.current.tmp-<nonce>, .good.tmp-<nonce> -> releases/<name>), then the staging directory
+ * again with 0755 (GNU tar sets a directory's mode from its last entry once the archive ends),
+ * and last a marker the node checks for: a stream cut before its end is refused.
+ */
+function streamOf(bundle: ReleaseBundle, source: { name: string; manifest: ReleaseBundle['manifest'] } | undefined, res: NodeResult, name: string, nonce: string): Buffer {
   const { copy, moved, send } = partitionBundle(bundle, source);
   const move = moved.flatMap((m) => [m.from, m.to]);
   const files: TarFile[] = [...send, { path: MANIFEST_FILE, data: bundle.manifestData, mode: 0o644 }];
@@ -153,12 +162,21 @@ function streamOf(bundle: ReleaseBundle, source: { name: string; manifest: Relea
   res.transfer.bytes += files.reduce((n, f) => n + f.data.length, 0);
   res.transfer.copied += copy.length + moved.length;
   const lines = (xs: string[]) => Buffer.from(xs.map((x) => x + '\n').join(''));
+  const stage = `releases/.tmp-${name}-${nonce}`;
+  const ctl = `releases/.tmp-ctl-${name}-${nonce}`;
+  const none = Buffer.alloc(0);
   return tarArchive([
-    ...files,
-    { path: '.edgectl-ctl/copy', data: lines(copy) },
-    { path: '.edgectl-ctl/move', data: lines(move) },
-    { path: '.edgectl-ctl/sums', data: Buffer.from(checklist(bundle.manifest)) },
-    { path: '.edgectl-ctl/sync', data: lines(syncList([...bundle.files.map((f) => f.path), MANIFEST_FILE])) },
+    { path: stage, data: none, kind: 'dir', mode: 0o700 },
+    ...files.map((f) => ({ ...f, path: `${stage}/${f.path}` })),
+    { path: `${ctl}/copy`, data: lines(copy) },
+    { path: `${ctl}/move`, data: lines(move) },
+    { path: `${ctl}/sums`, data: Buffer.from(checklist(bundle.manifest)) },
+    { path: `${ctl}/sync`, data: lines(syncList([...bundle.files.map((f) => f.path), MANIFEST_FILE])) },
+    { path: `.current.tmp-${nonce}`, data: none, kind: 'symlink', link: `releases/${name}` },
+    { path: `.good.tmp-${nonce}`, data: none, kind: 'symlink', link: `releases/${name}` },
+    { path: stage, data: none, kind: 'dir', mode: 0o755 },
+    // Last: GNU tar takes an archive that stops at an entry's boundary (no end blocks) as whole.
+    { path: `${ctl}/end`, data: Buffer.from('end\n') },
   ]);
 }
 

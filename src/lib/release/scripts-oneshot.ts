@@ -17,9 +17,12 @@ import { LIVE_NGINX_FN } from './remote.js';
  * info JSON  19 keep (names, space-separated)  20 the number of health targets.
  * Stdin: the script itself (ONESHOT_BOOT reads it: dropbear refuses a command over 9000 bytes),
  * the health targets one per line (host, path, status, body; tab-separated), then in stage mode
- * a tar of the files to send (each with its mode: 644, 755, 600 for a secret) plus
- * .edgectl-ctl/{copy,move,sums,sync} (sync: every file and directory of the release, for one
- * sync call), in exists mode the sha256sum checklist of the release.
+ * a tar unpacked at the root (oneshot.ts streamOf): releases/.tmp-<name>-<nonce> with the files to
+ * send (each with its mode: 644, 755, 600 for a secret), releases/.tmp-ctl-<name>-<nonce>/{copy,
+ * move,sums,sync,end} (sync: every file and directory of the release, for one sync call) and the
+ * links .current.tmp-<nonce> and .good.tmp-<nonce>; in exists mode the sha256sum checklist.
+ * Programs are forked only where a shell has no builtin (rename, fsync, mkdir, unlink, tar,
+ * sha256, nginx): a first activation runs 15, one rm for the leftovers at the end (junk).
  */
 /**
  * The command line: reads the script's exact length from stdin (bash's read takes a pipe a byte
@@ -38,11 +41,17 @@ ${LIVE_NGINX_FN}
 step() { echo "step $1"; cur_step=$1; }
 note() { printf 'note %s\\n' "$1"; }
 locked=0
+junk=() # removed in one rm as the script ends, before the lock (nothing is deleted under the next holder)
 unlock() {
-  [ $locked = 1 ] || return 0
-  h=; IFS= read -r h <.edgectl/lock/holder 2>/dev/null
-  case "$h" in *"$needle"*) rm -rf .edgectl/lock;; esac
-  locked=0
+  local own=0
+  if [ $locked = 1 ]; then
+    h=; IFS= read -r h <.edgectl/lock/holder 2>/dev/null
+    case "$h" in *"$needle"*) own=1;; esac
+    locked=0
+  fi
+  if [ $own = 1 ]; then rm -rf -- \${junk[@]+"\${junk[@]}"} .edgectl/lock
+  elif [ \${#junk[@]} -gt 0 ]; then rm -rf -- "\${junk[@]}"; fi
+  junk=()
 }
 finish() { unlock; echo "outcome $1"; exit 0; }
 fail() { printf 'fail %s %s\\n' "$cur_step" "$1"; }
@@ -53,7 +62,8 @@ intent() { # op from to [more to sync with it]
   printf '{"op":"%s","from":%s,"to":"%s","by":%s,"at":"%s"}\\n' "$1" "$2" "$3" "$by" "$at" >.edgectl/intent.json.tmp
   mv -f -T .edgectl/intent.json.tmp .edgectl/intent.json && sync -- .edgectl/intent.json .edgectl "\${@:4}"
 }
-point() { # link release
+point() { # link release: the stream's link when it brought one to this release, else a new one
+  if [ "$2" = "$name" ] && [ -L ".$1.tmp-$nonce" ]; then mv -T ".$1.tmp-$nonce" "$1"; return; fi
   { [ ! -L ".$1.tmp" ] || rm -f ".$1.tmp"; } && ln -s "releases/$2" ".$1.tmp" && mv -T ".$1.tmp" "$1"
 }
 sync_release() { # dir, list: the dir and every path the list names under it (the stream lists the
@@ -160,13 +170,18 @@ revert() {
 }
 
 cur_step=lock
-mkdir -p "$r/.edgectl/rel" "$r/releases" "$r/log" "$r/run" "$r/cache" "$r/tmp" && cd "$r" || { fail "cannot enter the node root $r"; finish failed; }
+m=0; for d in .edgectl/rel releases log run cache tmp; do [ -d "$r/$d" ] || m=1; done
+{ [ $m = 0 ] || mkdir -p "$r/.edgectl/rel" "$r/releases" "$r/log" "$r/run" "$r/cache" "$r/tmp"; } && cd "$r" || { fail "cannot enter the node root $r"; finish failed; }
 step lock
 if ! mkdir .edgectl/lock 2>/dev/null; then
   h=; IFS= read -r h <.edgectl/lock/holder 2>/dev/null; printf 'holder %s\\n' "$h"; finish locked
 fi
 locked=1
-printf '%s\\n' "$holder" >.edgectl/lock/holder.tmp && mv -f .edgectl/lock/holder.tmp .edgectl/lock/holder
+# One write (a builtin): a reader that sees it half-written takes it for a live holder (lock.ts
+# isExpired: not JSON, not expired), as it does an empty one.
+printf '%s\\n' "$holder" >.edgectl/lock/holder
+# Links an earlier run's stream brought and never used (it failed, or the node lost power).
+for d in .current.tmp-* .good.tmp-*; do [ -L "$d" ] && [ "$d" != ".current.tmp-$nonce" ] && [ "$d" != ".good.tmp-$nonce" ] && junk+=("$d"); done
 step read
 cur=; [ -L current ] && cur=$(readlink current 2>/dev/null); cur=\${cur%/}; cur=\${cur##*/}
 echo "from $cur"
@@ -178,9 +193,13 @@ if [ "$mode" = stage ]; then
   for d in releases/.tmp-*; do [ -e "$d" ] && rm -rf "$d"; done
   if [ -d "$dir" ] && [ ! -f "$dir/manifest.json" ] && [ "$cur" != "$name" ]; then rm -rf "$dir"; fi
   s="releases/.tmp-$name-$nonce"; c="releases/.tmp-ctl-$name-$nonce"
-  mkdir -m 700 "$s" || { fail "cannot create $s"; finish failed; }
-  out=$(tar -x -p --no-same-owner -f - -C "$s" 2>&1) || { printf '%s\\n' "$out" >&2; fail "unpacking the release failed"; finish failed; }
-  mv -T "$s/.edgectl-ctl" "$c" || { fail "the stream carried no control files"; finish failed; }
+  junk+=(".current.tmp-$nonce" ".good.tmp-$nonce")
+  # tar makes $s (0700, the stream's first entry) and, once the archive ends, gives it 755 (its
+  # last); -m: every file and directory made now has the node's own time (a release's
+  # activation time is its directory's mtime).
+  out=$(tar -x -p -m --no-same-owner -f - -C "$r" 2>&1) || { printf '%s\\n' "$out" >&2; fail "unpacking the release failed"; finish failed; }
+  # The stream's last entry: without it the stream was cut (tar takes a cut at an entry's boundary as the end).
+  { [ -d "$s" ] && [ ! -L "$s" ] && [ -f "$c/end" ]; } || { junk+=("$s" "$c"); fail "the stream ended before its last entry"; finish failed; }
   if [ -n "$src" ] && [ -s "$c/copy" ] && cd "releases/$src"; then
     xargs -r -d '\\n' cp --parents -p -t "$r/$s" -- <"$r/$c/copy" 2>/dev/null; cd "$r"
   fi
@@ -191,9 +210,9 @@ if [ "$mode" = stage ]; then
   fi
   # Every mode comes from the stream (tar -p: 644, 755, 600 for a secret, exactly, whatever the
   # umask) or from the release it was copied from (cp -p); the directories tar makes are 755 under
-  # the umask set above. $s stays 0700 until then: a secret is never readable by others on the way.
+  # the umask set above. tar and cp create each file with its own mode or less (never more), and
+  # $s is 0700 until tar has written every byte: a secret is never readable by others on the way.
   cd "$s" || { fail "cannot enter $s"; finish failed; }
-  chmod 755 .
   if ! sha256sum --strict --quiet -c "$r/$c/sums" >"$r/$c/bad" 2>/dev/null; then
     cd "$r"; while IFS= read -r l; do printf 'bad %s\\n' "$l"; done <"$c/bad"
     rm -rf "$s" "$c"; fail "files copied on the node did not match"; finish retry
@@ -208,7 +227,7 @@ if [ "$mode" = stage ]; then
   else
     # Not durable (an I/O error, a full disk): never renamed into place.
     sync_release "$s" "$c/sync" || { rm -rf "$s" "$c"; fail "syncing the staged release failed"; finish failed; }
-    rm -rf "$c"
+    junk+=("$c")
     # Made durable with the intent below, before current can point at it (one sync fewer).
     mv -T "$s" "$dir" || { rm -rf "$s"; fail "cannot rename the staged release into place"; finish failed; }
     staged=1
@@ -286,13 +305,20 @@ for t in "\${targets[@]}"; do
 done
 if [ $bad = 1 ]; then record failed health; fail "health check failed"; revert; fi
 step good
-point good "$name" && rm -f .edgectl/intent.json && sync -- . .edgectl || { fail "marking the release good failed"; finish failed; }
+point good "$name" || { fail "marking the release good failed"; finish failed; }
 record good ""
 for d in releases/*/; do
   d=\${d%/}; d=\${d#releases/}; k=0
   for x in $keep; do [ "$d" = "$x" ] && k=1; done
-  [ $k = 1 ] || rm -rf -- "releases/$d" ".edgectl/rel/$d"
+  [ $k = 1 ] || junk+=("releases/$d" ".edgectl/rel/$d")
 done
+# The intent goes in the one rm with the leftovers and the lock, and one sync then makes good and
+# its removal durable. A power cut before that sync leaves at worst the intent with current and
+# good the same release, or good back where it was: reset-to-work reloads, or switches current
+# back to good (reset/index.ts), as it does for any switch cut short.
+junk+=(.edgectl/intent.json)
+unlock
+sync -- . .edgectl || { fail "marking the release good failed"; echo "outcome failed"; exit 0; }
 step done
-finish applied
+echo "outcome applied"
 `;

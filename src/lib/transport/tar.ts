@@ -3,14 +3,22 @@
  * bsdtar): 512-byte headers, data padded to 512, two zero blocks at the end, and a pax header
  * for a path too long for ustar's name and prefix fields. It is how files cross to a node in
  * one stream over a plain exec channel: `tar -x` on the node, no SFTP subsystem needed.
- * Only regular files; directories are created by tar as it extracts.
+ * Regular files, and where a caller needs them directories (an entry of its own: its mode, set
+ * by GNU tar when its last entry is read) and symlinks (a relative target, created as it is).
+ * Directories not given an entry are created by tar as it extracts.
  */
 export interface TarFile {
   /** Relative path, "/"-separated, no "..", no leading "/" (callers pass validated paths). */
   path: string;
   data: Buffer;
   mode?: number;
+  /** "file" (the default), "dir" (data must be empty) or "symlink" (to `link`). */
+  kind?: 'file' | 'dir' | 'symlink';
+  /** A symlink's target: relative, no "..", at most 100 bytes (ustar's linkname). */
+  link?: string;
 }
+
+const TYPE = { file: '0', dir: '5', symlink: '2' } as const;
 
 const BLOCK = 512;
 
@@ -18,12 +26,17 @@ export function tarArchive(files: TarFile[], mtime = Math.floor(Date.now() / 100
   const parts: Buffer[] = [];
   for (const f of files) {
     if (!f.path || f.path.startsWith('/') || f.path.split('/').some((s) => s === '..' || s === '' || s === '.')) throw new Error(`tar: unsafe path ${JSON.stringify(f.path)}`);
-    const split = splitUstar(f.path);
+    const kind = f.kind ?? 'file';
+    if (kind !== 'file' && f.data.length > 0) throw new Error(`tar: ${kind} ${JSON.stringify(f.path)} with data`);
+    if (kind === 'symlink' && !(f.link && !f.link.startsWith('/') && !f.link.split('/').includes('..') && Buffer.byteLength(f.link) <= 100)) throw new Error(`tar: unsafe symlink target ${JSON.stringify(f.link)}`);
+    const name = kind === 'dir' ? `${f.path}/` : f.path;
+    const split = splitUstar(name);
     if (!split) {
-      const rec = paxRecord('path', f.path);
+      const rec = paxRecord('path', name);
       parts.push(header({ name: 'PaxHeader', size: rec.length, mode: 0o644, mtime, type: 'x' }), pad(rec));
     }
-    parts.push(header({ name: split?.name ?? f.path.slice(-100), prefix: split?.prefix, size: f.data.length, mode: f.mode ?? 0o644, mtime, type: '0' }), pad(f.data));
+    const mode = f.mode ?? (kind === 'file' ? 0o644 : kind === 'dir' ? 0o755 : 0o777);
+    parts.push(header({ name: split?.name ?? name.slice(-100), prefix: split?.prefix, size: f.data.length, mode, mtime, type: TYPE[kind], link: f.link }), pad(f.data));
   }
   parts.push(Buffer.alloc(BLOCK * 2));
   return Buffer.concat(parts);
@@ -48,7 +61,7 @@ function paxRecord(key: string, value: string): Buffer {
   return Buffer.from(`${len}${body}`);
 }
 
-function header(h: { name: string; prefix?: string; size: number; mode: number; mtime: number; type: string }): Buffer {
+function header(h: { name: string; prefix?: string; size: number; mode: number; mtime: number; type: string; link?: string }): Buffer {
   const b = Buffer.alloc(BLOCK);
   b.write(h.name, 0, 100, 'utf8');
   octal(b, 100, 8, h.mode & 0o7777);
@@ -58,6 +71,7 @@ function header(h: { name: string; prefix?: string; size: number; mode: number; 
   octal(b, 136, 12, h.mtime);
   b.fill(' ', 148, 156);
   b.write(h.type, 156, 1, 'ascii');
+  if (h.link) b.write(h.link, 157, 100, 'utf8');
   b.write('ustar\u000000', 257, 8, 'ascii');
   b.write('root', 265, 32, 'ascii');
   b.write('root', 297, 32, 'ascii');
