@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,10 +56,25 @@ describe('one-shot activation against a peer that resets connections', () => {
 
   it('the nginx probe: a reset is "no answer", then the status and body of the answer', async () => {
     const port = await resettingAgent(300, 'cfg-id\n');
-    const script = [fn('send'), fn('probe'), `ph=127.0.0.1 pp=${port}`, 'for i in $(seq 400); do probe x /.edgectl/config && break; done; echo "try=$i ps=$ps pb=${pb%%$\'\\n\'*}"'].join('\n');
+    const script = [fn('send'), fn('probe'), `ph=127.0.0.1 pp=${port}`, 'for i in $(seq 400); do probe x /.edgectl/config body && break; done; echo "try=$i ps=$ps pb=${pb%%$\'\\n\'*}"'].join('\n');
     const r = await execa('bash', ['-c', script], { reject: false });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toBe('try=301 ps=200 pb=cfg-id');
+  });
+
+  it('the nginx probe without "body" reads the status line only (bash reads a socket a byte at a time)', async () => {
+    const port = await resettingAgent(0, 'cfg-id\n');
+    const script = [fn('send'), fn('probe'), `ph=127.0.0.1 pp=${port}`, 'probe x /; echo "rc=$? ps=$ps pb=[$pb]"'].join('\n');
+    const trace = join(tmpdir(), `ec-probe-${process.pid}.strace`);
+    const r = await execa('strace', ['-qq', '-e', 'trace=read', '-o', trace, 'bash', '-c', script], { reject: false });
+    const lines = (await readFile(trace, 'utf8')).split('\n');
+    await rm(trace, { force: true });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toBe('rc=0 ps=200 pb=[]');
+    // one read per byte of "HTTP/1.0 200 OK\r\n", none of the headers or body after it
+    const fromSocket = lines.filter((l) => /^read\(\d+, ".{1,4}", 1\)\s+= 1$/.test(l));
+    expect(fromSocket.length).toBeGreaterThan(5);
+    expect(fromSocket.length).toBe('HTTP/1.0 200 OK\r\n'.length);
   });
 });
 

@@ -75,21 +75,24 @@ send() { # fd, bytes: a peer that reset the connection (a server closing as it r
   # failed try, not a SIGPIPE that ends the whole activation without an outcome
   local rc; trap '' PIPE; printf '%s' "$2" 2>/dev/null >&"$1"; rc=$?; trap - PIPE; return $rc
 }
-probe() { # host-header path -> ps (status), pb (first 2000 bytes of the body)
+probe() { # host-header path [body] -> ps (status), and with "body" pb (its first 2000 bytes).
+  # bash reads a socket a byte at a time: a status alone is its first line, not the whole answer.
   ps=; pb=; local l
   { exec 3<>"/dev/tcp/$ph/$pp"; } 2>/dev/null || return 1
   printf -v l 'GET %s HTTP/1.0\\r\\nHost: %s\\r\\nUser-Agent: edgectl\\r\\nConnection: close\\r\\n\\r\\n' "$2" "$1"
   send 3 "$l" || { exec 3<&-; return 1; }
   IFS=' ' read -r -t 5 l ps l <&3 2>/dev/null || { exec 3<&-; return 1; }
-  while IFS= read -r -t 5 l <&3 2>/dev/null; do [ -z "\${l%$'\\r'}" ] && break; done
-  IFS= read -r -d '' -t 5 -N 2000 pb <&3 2>/dev/null
+  if [ "\${3-}" = body ]; then
+    while IFS= read -r -t 5 l <&3 2>/dev/null; do [ -z "\${l%$'\\r'}" ] && break; done
+    IFS= read -r -d '' -t 5 -N 2000 pb <&3 2>/dev/null
+  fi
   exec 3<&-
   return 0
 }
 serving() { # config id, tries (22: about 8 s)
   local i=0 d=0.05
   while :; do
-    probe edgectl.invalid /.edgectl/config && [ "$ps" = 200 ] && [ "\${pb%%[$'\\r\\n']*}" = "$1" ] && return 0
+    probe edgectl.invalid /.edgectl/config body && [ "$ps" = 200 ] && [ "\${pb%%[$'\\r\\n']*}" = "$1" ] && return 0
     i=$((i+1)); [ $i -ge "$2" ] && break
     sleep $d; case $d in 0.05) d=0.1;; 0.1) d=0.2;; *) d=0.4;; esac
   done
@@ -287,7 +290,7 @@ for t in "\${targets[@]}"; do
   why=
   for i in 0 1 2 3; do
     [ $i -gt 0 ] && sleep "0.$((25 * i))"
-    if ! probe "$hh" "$hp"; then why="GET $hp (Host: $hh): no answer from nginx"; continue; fi
+    if ! probe "$hh" "$hp" \${hb:+body}; then why="GET $hp (Host: $hh): no answer from nginx"; continue; fi
     case "$hs" in page-*)
       # The app's own page (health.ts judgePage): nginx's own answers fail, an upstream down is a note.
       case "$ps" in
