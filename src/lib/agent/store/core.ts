@@ -168,8 +168,11 @@ export class SpoolCore {
           this.log.warn('spool store reopened; accepting writes again', {});
           return;
         } catch (err) {
-          this.lastError = { at: new Date().toISOString(), message: `reopen failed: ${errorMessage(err)}` };
-          this.log.error('spool reopen failed; retrying', { error: errorMessage(err), corrupt: isCorruption(err) });
+          // LevelDB's reason ("IO error: …: No space left on device") is the cause of abstract-level's "Database failed to open".
+          const cause = (err as { cause?: unknown } | undefined)?.cause;
+          const why = cause === undefined ? errorMessage(err) : `${errorMessage(err)}: ${errorMessage(cause)}`;
+          this.lastError = { at: new Date().toISOString(), message: `reopen failed: ${why}` };
+          this.log.error('spool reopen failed; retrying', { error: why, corrupt: isCorruption(err) });
           try { await this.store?.close(); } catch { /* ignore */ }
           await new Promise((r) => setTimeout(r, delay));
           delay = Math.min(delay * 2, 5000);
