@@ -45,6 +45,17 @@ describe('LogSync', () => {
     });
   }
 
+  it('an fdatasync that fails while a large directory is listed on the thread pool fails the sync (and is no unhandled rejection)', async () => {
+    for (let i = 0; i < 500; i++) await writeFile(join(dir, `${String(100 + i).padStart(6, '0')}.ldb`), '');
+    await log(5);
+    const s = new LogSync(dir);
+    await s.sync();
+    const fh = (s as unknown as { files: Map<number, { datasync: () => Promise<void> }> }).files.get(5)!;
+    fh.datasync = () => Promise.reject(Object.assign(new Error('EIO injected'), { code: 'EIO' }));
+    await expect(s.sync()).rejects.toThrow('EIO injected');
+    await s.close();
+  });
+
   it('a listing that fails is an error of the sync, not a sync that seems to have covered everything', async () => {
     await log(5);
     const s = new LogSync(dir);
