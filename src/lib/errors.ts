@@ -59,3 +59,19 @@ export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
 }
+
+/**
+ * The message with those of its causes after it ("Database failed to open: IO error: …: No space
+ * left on device"): abstract-level keeps LevelDB's reason as the cause of its own generic error.
+ * At most four deep; a cause that says nothing new is left out.
+ */
+export function errorChain(err: unknown): string {
+  const parts: string[] = [];
+  let e: unknown = err;
+  for (let i = 0; i < 4 && e !== undefined && e !== null; i++) {
+    const m = errorMessage(e);
+    if (!parts.some((p) => p.includes(m))) parts.push(m);
+    e = (e as { cause?: unknown }).cause;
+  }
+  return parts.join(': ');
+}

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../../logger.js';
-import { errorMessage } from '../../errors.js';
+import { errorChain } from '../../errors.js';
 import { META_EPOCH, windowMetaKey } from './keys.js';
 import { type Db, type StoreIncident, openStore, isCorruption } from './open.js';
 import { DedupeWindow, type Op } from './window.js';
@@ -150,8 +150,8 @@ export class SpoolCore {
 
   onWriteError(err: unknown): void {
     this.errors++;
-    this.lastError = { at: new Date().toISOString(), message: errorMessage(err) };
-    this.log.error('spool write failed; refusing writes until the store is reopened', { error: errorMessage(err) });
+    this.lastError = { at: new Date().toISOString(), message: errorChain(err) };
+    this.log.error('spool write failed; refusing writes until the store is reopened', { error: errorChain(err) });
     if (this.current === 'open') this.current = 'degraded';
     void this.recover();
   }
@@ -168,11 +168,8 @@ export class SpoolCore {
           this.log.warn('spool store reopened; accepting writes again', {});
           return;
         } catch (err) {
-          // LevelDB's reason ("IO error: …: No space left on device") is the cause of abstract-level's "Database failed to open".
-          const cause = (err as { cause?: unknown } | undefined)?.cause;
-          const why = cause === undefined ? errorMessage(err) : `${errorMessage(err)}: ${errorMessage(cause)}`;
-          this.lastError = { at: new Date().toISOString(), message: `reopen failed: ${why}` };
-          this.log.error('spool reopen failed; retrying', { error: why, corrupt: isCorruption(err) });
+          this.lastError = { at: new Date().toISOString(), message: `reopen failed: ${errorChain(err)}` };
+          this.log.error('spool reopen failed; retrying', { error: errorChain(err), corrupt: isCorruption(err) });
           try { await this.store?.close(); } catch { /* ignore */ }
           await new Promise((r) => setTimeout(r, delay));
           delay = Math.min(delay * 2, 5000);

@@ -1,4 +1,4 @@
-import { errorMessage } from '../../errors.js';
+import { errorChain } from '../../errors.js';
 import { SpoolUnavailableError } from './errors.js';
 import type { Db } from './open.js';
 import type { Op } from './window.js';
@@ -185,7 +185,7 @@ export class GroupCommit {
    */
   private fail(err: unknown, jobs: Job[]): void {
     this.round++;
-    const e = new SpoolUnavailableError(`spool write failed: ${errorMessage(err)}`, { cause: err });
+    const e = new SpoolUnavailableError(`spool write failed: ${errorChain(err)}`, { cause: err });
     for (const j of jobs) j.reject(e);
     const open = [...this.syncs.flatMap((s) => s.batches), ...this.written];
     this.syncs = [];

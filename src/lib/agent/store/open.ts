@@ -2,7 +2,7 @@ import { cp, mkdir, rename, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { ClassicLevel } from 'classic-level';
 import type { Logger } from '../../logger.js';
-import { errorMessage } from '../../errors.js';
+import { errorChain, errorMessage } from '../../errors.js';
 
 export type Db = ClassicLevel<Buffer, Buffer>;
 
@@ -57,7 +57,7 @@ export async function openStore(dataDir: string, log: Logger, now: () => Date = 
     return { db: await tryOpen(dir), incidents, repaired: false };
   } catch (err) {
     if (!isCorruption(err)) throw err;
-    log.error('spool store is corrupt; running LevelDB repair', { dir, error: errorMessage(err) });
+    log.error('spool store is corrupt; running LevelDB repair', { dir, error: errorChain(err) });
   }
   const { ClassicLevel } = await import('classic-level');
   const qdir = path.join(dataDir, 'quarantine');
@@ -79,8 +79,8 @@ export async function openStore(dataDir: string, log: Logger, now: () => Date = 
     }
     const movedTo = path.join(qdir, `spool-${stamp()}-unrepairable`);
     await rename(dir, movedTo);
-    incidents.push({ kind: 'quarantined', at: now().toISOString(), reason: `store could not be opened after repair: ${errorMessage(err)}`, movedTo });
-    log.error('spool store quarantined; starting with a fresh store', { dir, movedTo, error: errorMessage(err) });
+    incidents.push({ kind: 'quarantined', at: now().toISOString(), reason: `store could not be opened after repair: ${errorChain(err)}`, movedTo });
+    log.error('spool store quarantined; starting with a fresh store', { dir, movedTo, error: errorChain(err) });
     return { db: await tryOpen(dir), incidents, repaired: false };
   }
 }
