@@ -61,3 +61,7 @@ export function releaseOfLink(target: string | undefined): string | undefined {
 }
 
 export const manifestPath = (releaseDir: string) => `${releaseDir}/${MANIFEST_FILE}`;
+
+/** Where a release is built before it is renamed into place (under releases/), and its control lists beside it. */
+export const stagingName = (name: string, nonce: string) => `.tmp-${checkReleaseName(name)}-${nonce}`;
+export const controlName = (name: string, nonce: string) => `.tmp-ctl-${checkReleaseName(name)}-${nonce}`;

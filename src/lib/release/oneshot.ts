@@ -5,7 +5,7 @@ import { tarArchive, type TarFile } from '../transport/tar.js';
 import type { Transport } from '../transport/types.js';
 import type { ActivateRequest, NodeResult, Step } from './activate.js';
 import { targetsFromRelease, type HealthTarget } from './health.js';
-import { KEEP_RELEASES, layout } from './layout.js';
+import { controlName, KEEP_RELEASES, layout, stagingName } from './layout.js';
 import { describeHolder, isExpired, breakLock } from './lock.js';
 import { NodeStepError } from './remote.js';
 import { ONESHOT_BOOT, ONESHOT_SCRIPT } from './scripts-oneshot.js';
@@ -159,22 +159,21 @@ function streamOf(bundle: ReleaseBundle, source: { name: string; manifest: Relea
   const move = moved.flatMap((m) => [m.from, m.to]);
   const files: TarFile[] = [...send, { path: MANIFEST_FILE, data: bundle.manifestData, mode: 0o644 }];
   res.transfer.files += files.length;
-  res.transfer.bytes += files.reduce((n, f) => n + f.data.length, 0);
+  res.transfer.bytes += files.reduce((n, f) => n + (f.data?.length ?? 0), 0);
   res.transfer.copied += copy.length + moved.length;
   const lines = (xs: string[]) => Buffer.from(xs.map((x) => x + '\n').join(''));
-  const stage = `releases/.tmp-${name}-${nonce}`;
-  const ctl = `releases/.tmp-ctl-${name}-${nonce}`;
-  const none = Buffer.alloc(0);
+  const stage = `releases/${stagingName(name, nonce)}`;
+  const ctl = `releases/${controlName(name, nonce)}`;
   return tarArchive([
-    { path: stage, data: none, kind: 'dir', mode: 0o700 },
+    { path: stage, kind: 'dir', mode: 0o700 },
     ...files.map((f) => ({ ...f, path: `${stage}/${f.path}` })),
     { path: `${ctl}/copy`, data: lines(copy) },
     { path: `${ctl}/move`, data: lines(move) },
     { path: `${ctl}/sums`, data: Buffer.from(checklist(bundle.manifest)) },
     { path: `${ctl}/sync`, data: lines(syncList([...bundle.files.map((f) => f.path), MANIFEST_FILE])) },
-    { path: `.current.tmp-${nonce}`, data: none, kind: 'symlink', link: `releases/${name}` },
-    { path: `.good.tmp-${nonce}`, data: none, kind: 'symlink', link: `releases/${name}` },
-    { path: stage, data: none, kind: 'dir', mode: 0o755 },
+    { path: `.current.tmp-${nonce}`, kind: 'symlink', link: `releases/${name}` },
+    { path: `.good.tmp-${nonce}`, kind: 'symlink', link: `releases/${name}` },
+    { path: stage, kind: 'dir', mode: 0o755 },
     // Last: GNU tar takes an archive that stops at an entry's boundary (no end blocks) as whole.
     { path: `${ctl}/end`, data: Buffer.from('end\n') },
   ]);

@@ -43,15 +43,13 @@ note() { printf 'note %s\\n' "$1"; }
 locked=0
 junk=() # removed in one rm as the script ends, before the lock (nothing is deleted under the next holder)
 unlock() {
-  local own=0
+  set -- \${junk[@]+"\${junk[@]}"}; junk=()
   if [ $locked = 1 ]; then
     h=; IFS= read -r h <.edgectl/lock/holder 2>/dev/null
-    case "$h" in *"$needle"*) own=1;; esac
+    case "$h" in *"$needle"*) set -- "$@" .edgectl/lock;; esac
     locked=0
   fi
-  if [ $own = 1 ]; then rm -rf -- \${junk[@]+"\${junk[@]}"} .edgectl/lock
-  elif [ \${#junk[@]} -gt 0 ]; then rm -rf -- "\${junk[@]}"; fi
-  junk=()
+  [ $# = 0 ] || rm -rf -- "$@"
 }
 finish() { unlock; echo "outcome $1"; exit 0; }
 fail() { printf 'fail %s %s\\n' "$cur_step" "$1"; }
@@ -173,8 +171,8 @@ revert() {
 }
 
 cur_step=lock
-m=0; for d in .edgectl/rel releases log run cache tmp; do [ -d "$r/$d" ] || m=1; done
-{ [ $m = 0 ] || mkdir -p "$r/.edgectl/rel" "$r/releases" "$r/log" "$r/run" "$r/cache" "$r/tmp"; } && cd "$r" || { fail "cannot enter the node root $r"; finish failed; }
+m=(); for d in .edgectl/rel releases log run cache tmp; do [ -d "$r/$d" ] || m+=("$r/$d"); done
+{ [ \${#m[@]} = 0 ] || mkdir -p "\${m[@]}"; } && cd "$r" || { fail "cannot enter the node root $r"; finish failed; }
 step lock
 if ! mkdir .edgectl/lock 2>/dev/null; then
   h=; IFS= read -r h <.edgectl/lock/holder 2>/dev/null; printf 'holder %s\\n' "$h"; finish locked
@@ -184,7 +182,7 @@ locked=1
 # isExpired: not JSON, not expired), as it does an empty one.
 printf '%s\\n' "$holder" >.edgectl/lock/holder
 # Links an earlier run's stream brought and never used (it failed, or the node lost power).
-for d in .current.tmp-* .good.tmp-*; do [ -L "$d" ] && [ "$d" != ".current.tmp-$nonce" ] && [ "$d" != ".good.tmp-$nonce" ] && junk+=("$d"); done
+for d in .current.tmp-* .good.tmp-*; do [ -L "$d" ] && junk+=("$d"); done
 step read
 cur=; [ -L current ] && cur=$(readlink current 2>/dev/null); cur=\${cur%/}; cur=\${cur##*/}
 echo "from $cur"

@@ -2,7 +2,7 @@ import { isSecretFile } from '../secrets/paths.js';
 import { randomBytes } from 'node:crypto';
 import { MANIFEST_FILE, isSafeBundlePath, type BundleFile, type Manifest } from '../bundle/manifest.js';
 import type { Transport } from '../transport/types.js';
-import { layout } from './layout.js';
+import { layout, stagingName } from './layout.js';
 import { mustRun, NodeStepError, runScript } from './remote.js';
 import { FINISH_SCRIPT, PREPARE_SCRIPT, REPAIR_SCRIPT, VERIFY_SCRIPT } from './scripts-stage.js';
 
@@ -36,7 +36,7 @@ export async function stageRelease(t: Transport, root: string, name: string, bun
   const { copy, moved, send } = partitionBundle(bundle, source);
   // Same content under another path: copied on the node too (one more cp, no bytes sent).
   await mustRun(t, 'preparing the release directory', PREPARE_SCRIPT, [l.root, name, nonce, source && copy.length > 0 ? source.name : ''], { input: copy.map((p) => p + '\n').join(''), timeoutMs: 120_000 });
-  const staging = `${l.releases}/.tmp-${name}-${nonce}`;
+  const staging = `${l.releases}/${stagingName(name, nonce)}`;
   if (moved.length > 0 && source) {
     const r = await runScript(t, `set -e\ncd "$1"\nwhile IFS= read -r a && IFS= read -r b; do mkdir -p "$2/$(dirname -- "$b")"; cp -p -- "./$a" "$2/$b"; done`, [l.release(source.name), staging], { input: moved.map((m) => `${m.from}\n${m.to}\n`).join(''), timeoutMs: 120_000 });
     if (r.code !== 0) send.push(...moved.map((m) => bundle.files.find((f) => f.path === m.to)!)); // fall back to sending them

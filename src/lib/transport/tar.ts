@@ -10,9 +10,10 @@
 export interface TarFile {
   /** Relative path, "/"-separated, no "..", no leading "/" (callers pass validated paths). */
   path: string;
-  data: Buffer;
+  /** A file's bytes (none: empty); a directory or a symlink has none. */
+  data?: Buffer;
   mode?: number;
-  /** "file" (the default), "dir" (data must be empty) or "symlink" (to `link`). */
+  /** "file" (the default), "dir" or "symlink" (to `link`). */
   kind?: 'file' | 'dir' | 'symlink';
   /** A symlink's target: relative, no "..", at most 100 bytes (ustar's linkname). */
   link?: string;
@@ -21,13 +22,15 @@ export interface TarFile {
 const TYPE = { file: '0', dir: '5', symlink: '2' } as const;
 
 const BLOCK = 512;
+const EMPTY = Buffer.alloc(0);
 
 export function tarArchive(files: TarFile[], mtime = Math.floor(Date.now() / 1000)): Buffer {
   const parts: Buffer[] = [];
   for (const f of files) {
     if (!f.path || f.path.startsWith('/') || f.path.split('/').some((s) => s === '..' || s === '' || s === '.')) throw new Error(`tar: unsafe path ${JSON.stringify(f.path)}`);
     const kind = f.kind ?? 'file';
-    if (kind !== 'file' && f.data.length > 0) throw new Error(`tar: ${kind} ${JSON.stringify(f.path)} with data`);
+    const data = f.data ?? EMPTY;
+    if (kind !== 'file' && data.length > 0) throw new Error(`tar: ${kind} ${JSON.stringify(f.path)} with data`);
     if (kind === 'symlink' && !(f.link && !f.link.startsWith('/') && !f.link.split('/').includes('..') && Buffer.byteLength(f.link) <= 100)) throw new Error(`tar: unsafe symlink target ${JSON.stringify(f.link)}`);
     const name = kind === 'dir' ? `${f.path}/` : f.path;
     const split = splitUstar(name);
@@ -36,7 +39,7 @@ export function tarArchive(files: TarFile[], mtime = Math.floor(Date.now() / 100
       parts.push(header({ name: 'PaxHeader', size: rec.length, mode: 0o644, mtime, type: 'x' }), pad(rec));
     }
     const mode = f.mode ?? (kind === 'file' ? 0o644 : kind === 'dir' ? 0o755 : 0o777);
-    parts.push(header({ name: split?.name ?? name.slice(-100), prefix: split?.prefix, size: f.data.length, mode, mtime, type: TYPE[kind], link: f.link }), pad(f.data));
+    parts.push(header({ name: split?.name ?? name.slice(-100), prefix: split?.prefix, size: data.length, mode, mtime, type: TYPE[kind], link: f.link }), pad(data));
   }
   parts.push(Buffer.alloc(BLOCK * 2));
   return Buffer.concat(parts);
