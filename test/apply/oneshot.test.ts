@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, readFile, readlink, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, readlink, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -386,5 +386,32 @@ describe('a lock left by a holder that died', () => {
     const r = await apply();
     expect(r, r.cause).toMatchObject({ outcome: 'applied', path: 'oneshot', turns: 3 }); // refused, lock broken, applied
     expect(await readdir(join(root, 'n1', '.edgectl'))).not.toContain('lock');
+  });
+});
+
+describe('the last sync fails (an I/O error as good is made durable)', () => {
+  it('is reported failed at good, the lock is released on the way, and the next apply finds the node at its target', { timeout: 60_000 }, async () => {
+    const bin = join(dir, 'failing-sync');
+    await mkdir(bin, { recursive: true });
+    // Only the final sync (good and the intent's removal) fails; every earlier one is the real one.
+    await writeFile(join(bin, 'sync'), `#!/bin/sh
+[ "$*" = "-- . .edgectl" ] && { echo 'sync: error syncing .: Input/output error' >&2; exit 1; }
+exec /usr/bin/sync "$@"
+`, { mode: 0o755 });
+    const page = await bump();
+    const path = process.env.PATH;
+    process.env.PATH = `${bin}:${path}`;
+    let r;
+    try {
+      r = await apply();
+    } finally {
+      process.env.PATH = path;
+    }
+    expect(r).toMatchObject({ outcome: 'failed', step: 'good', cause: 'marking the release good failed' });
+    expect(await readdir(join(root, 'n1', '.edgectl'))).not.toContain('lock');
+    expect(await current()).toBe(r.to);
+    expect(await served()).toBe(page);
+    expect(await leftovers()).toEqual([]);
+    expect(await apply()).toMatchObject({ outcome: 'unchanged' });
   });
 });
