@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isJsonText } from '../../src/lib/agent/http/json-check.js';
+import { mulberry32 as rng } from '../helpers/prng.js';
 
 // The NDJSON line check must agree with JSON.parse on every valid UTF-8 input (differential test),
 // and refuse what is not UTF-8 or nested past the limit.
@@ -22,17 +23,6 @@ function validUtf8(b: Buffer): boolean {
   }
 }
 
-// A small deterministic PRNG, so a failure names a seed that reproduces it.
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 function randomValue(r: () => number, depth = 0): unknown {
   const k = Math.floor(r() * (depth > 3 ? 5 : 7));
