@@ -5,6 +5,7 @@ import { takeToken, tenantForToken } from '../context.js';
 import { RE } from '../../fleet/values.js';
 import { CONTENT_TYPE } from '../store/record.js';
 import { storeFailure } from './intake.js';
+import { firstId } from '../store/append.js';
 
 /**
  * The device port's front: single durable POSTs of the plainest shape are answered here, on the
@@ -233,21 +234,31 @@ export function fastIntakeFront(ctx: AgentContext, http: HttpServer, keepAliveMs
         buf = buf.length === p.headEnd + p.length ? undefined : buf.subarray(p.headEnd + p.length);
         busy = true;
         socket.pause();
-        ctx.spool.append(tenant.name, topic.name, [{ contentType: p.contentType, body }], { quotaBytes: tenant.spoolBytes, whenFull: topic.whenFull }).then((ids) => {
-          ctx.notify();
-          ctx.stats.response(202);
-          answer(socket, keepAliveS, 202, { id: ids[0] });
+        // Two callbacks on the commit's promise, no more promises per request: this is the hot path.
+        ctx.spool.appendIds(tenant.name, topic.name, [{ contentType: p.contentType, body }], { quotaBytes: tenant.spoolBytes, whenFull: topic.whenFull }).then((ids) => {
+          try {
+            ctx.notify();
+            ctx.stats.response(202);
+            answer(socket, keepAliveS, 202, { id: firstId(ids) });
+          } finally {
+            answered();
+          }
         }, (err: unknown) => {
-          const f = storeFailure(ctx, err, 'enqueue'); // the answer Node's handler gives (intake.ts)
-          ctx.stats.response(f.status);
-          answer(socket, keepAliveS, f.status, { error: f.error, message: f.message }, f.retryAfter);
-        }).finally(() => {
-          if (socket.destroyed) return;
-          // A client that sends but does not read: no more requests are taken until its answers drain (as Node's server does).
-          if (socket.writableNeedDrain) socket.once('drain', proceed);
-          else proceed();
+          try {
+            const f = storeFailure(ctx, err, 'enqueue'); // the answer Node's handler gives (intake.ts)
+            ctx.stats.response(f.status);
+            answer(socket, keepAliveS, f.status, { error: f.error, message: f.message }, f.retryAfter);
+          } finally {
+            answered();
+          }
         });
       }
+    };
+    const answered = () => {
+      if (socket.destroyed) return;
+      // A client that sends but does not read: no more requests are taken until its answers drain (as Node's server does).
+      if (socket.writableNeedDrain) socket.once('drain', proceed);
+      else proceed();
     };
     const proceed = () => {
       busy = false;

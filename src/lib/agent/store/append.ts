@@ -4,6 +4,7 @@ import { messageKey } from './keys.js';
 import { encodeChunk, encodeChunkSpans, encodeRecord } from './record.js';
 import { SpoolFullError } from './errors.js';
 import type { Op } from './window.js';
+import type { QueueState } from './counters.js';
 
 export interface NewMessage {
   contentType: string;
@@ -72,6 +73,11 @@ export function idList(a: AppendedIds): string[] {
   return ids;
 }
 
+/** The first id of an append. */
+export function firstId(a: AppendedIds): string {
+  return Array.isArray(a) ? a[0] : a.prefix + String(a.first);
+}
+
 /** Device messages into the store: new ids, chunked records, the tenant quota, idempotency keys. */
 export class DeviceAppend {
   private idemInflight = new Map<string, Promise<AppendedIds>>();
@@ -83,11 +89,25 @@ export class DeviceAppend {
     return idList(await this.appendIds(tenant, topic, msgs, opts));
   }
 
-  /** As append, with the ids as a range (an NDJSON answer is written from it without a string per id). */
-  async appendIds(tenant: string, topic: string, msgs: NewMessage[] | LineBatch, opts: AppendOptions = {}): Promise<AppendedIds> {
-    this.core.assertOpen();
-    if (!opts.idempotencyKey) return this.appendNow(tenant, topic, msgs, opts);
-    const ik = `${tenant}\u0000${opts.idempotencyKey}`;
+  /**
+   * As append, with the ids as a range (an NDJSON answer is written from it without a string per
+   * id). Without an idempotency key and with room in the quota, the only promise on the way is the
+   * group commit's (this runs for every device request).
+   */
+  appendIds(tenant: string, topic: string, msgs: NewMessage[] | LineBatch, opts: AppendOptions = {}): Promise<AppendedIds> {
+    try {
+      this.core.assertOpen();
+      if (!opts.idempotencyKey) return this.appendNow(tenant, topic, msgs, opts);
+    } catch (err) {
+      // Whatever goes wrong is the promise's rejection, as from an async function.
+      return Promise.reject(err);
+    }
+    return this.appendOnce(tenant, topic, msgs, opts, opts.idempotencyKey);
+  }
+
+  /** An append under an idempotency key: a key seen before gets the ids it got then. */
+  private async appendOnce(tenant: string, topic: string, msgs: NewMessage[] | LineBatch, opts: AppendOptions, key: string): Promise<AppendedIds> {
+    const ik = `${tenant}\u0000${key}`;
     const running = this.idemInflight.get(ik);
     if (running) return running;
     const p = (async (): Promise<AppendedIds> => {
@@ -103,7 +123,7 @@ export class DeviceAppend {
     }
   }
 
-  private async appendNow(tenant: string, topic: string, msgs: NewMessage[] | LineBatch, opts: AppendOptions, ik?: string): Promise<AppendedIds> {
+  private appendNow(tenant: string, topic: string, msgs: NewMessage[] | LineBatch, opts: AppendOptions, ik?: string): Promise<AppendedIds> {
     const { core } = this;
     const { counters } = core;
     const q = counters.queue(tenant, topic);
@@ -113,11 +133,25 @@ export class DeviceAppend {
     let bodyBytes = 0;
     for (let k = 0; k < count; k++) { const n = m.len(k); estimate += n + m.ctype(k).length + core.node.length + ID_OVERHEAD; bodyBytes += n; }
     if (opts.quotaBytes !== undefined) {
-      const over = () => counters.tenantUsed(tenant) + estimate - opts.quotaBytes!;
-      if (over() > 0 && opts.whenFull === 'drop-oldest' && estimate <= opts.quotaBytes) await this.retention.makeRoom([q], over);
-      if (over() > 0) throw new SpoolFullError(`tenant ${tenant} spool quota of ${opts.quotaBytes} bytes is full`);
+      const quota = opts.quotaBytes;
+      const over = () => counters.tenantUsed(tenant) + estimate - quota;
+      if (over() > 0) {
+        if (opts.whenFull !== 'drop-oldest' || estimate > quota) return Promise.reject(new SpoolFullError(`tenant ${tenant} spool quota of ${quota} bytes is full`));
+        return this.retention.makeRoom([q], over).then(() => {
+          if (over() > 0) throw new SpoolFullError(`tenant ${tenant} spool quota of ${quota} bytes is full`);
+          core.assertOpen();
+          return this.store(q, m, bodyBytes, opts, ik);
+        });
+      }
     }
-    core.assertOpen();
+    return this.store(q, m, bodyBytes, opts, ik);
+  }
+
+  /** New seqs, the records and counters for them, into the next synced batch. */
+  private store(q: QueueState, m: MessageView, bodyBytes: number, opts: AppendOptions, ik?: string): Promise<AppendedIds> {
+    const { core } = this;
+    const { counters } = core;
+    const count = m.count;
     const ts = Date.now();
     const ops: Op[] = [];
     const idPrefix = `${core.node}:${core.epoch}:`;
@@ -141,7 +175,6 @@ export class DeviceAppend {
     if (opts.alsoWrite) ops.push(...opts.alsoWrite);
     const ids: AppendedIds = { prefix: idPrefix, first: first0, count };
     if (ik) core.idempotency.add(ops, ik, Buffer.from(JSON.stringify(idList(ids))));
-    await core.commit(ops);
-    return ids;
+    return core.commit(ops).then(() => ids);
   }
 }
