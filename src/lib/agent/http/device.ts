@@ -94,13 +94,39 @@ export function ndjsonSpans(body: Buffer, maxLine: number, maxLines: number): Ui
 const PLAIN_PREFIX = /^[A-Za-z0-9._:-]{1,200}$/;
 
 /**
- * `{"ids":[…]}` for an NDJSON batch, concatenated from the range: the same text JSON.stringify
- * gives, at a quarter of its cost for 1,000 ids (no array of strings first). A prefix with
- * anything JSON would escape, or a stored list, goes through JSON.stringify.
+ * `{"ids":[…]}` for an NDJSON batch, written as bytes from the range: the same text
+ * JSON.stringify gives (UTF-8), without a string per id or a string for the whole answer (for
+ * 1,000 ids this was a twentieth of the intake's time as strings). The number is kept as ASCII
+ * digits and counted up in place. A prefix with anything JSON would escape, or a stored list,
+ * goes through JSON.stringify.
  */
-export function idsAnswer(a: AppendedIds): string {
-  if (Array.isArray(a) || a.count === 0 || !PLAIN_PREFIX.test(a.prefix)) return JSON.stringify({ ids: idList(a) });
-  let s = `{"ids":["${a.prefix}${a.first}`;
-  for (let k = 1; k < a.count; k++) s += `","${a.prefix}${a.first + k}`;
-  return `${s}"]}`;
+export function idsAnswer(a: AppendedIds): Buffer {
+  if (Array.isArray(a) || a.count === 0 || !PLAIN_PREFIX.test(a.prefix)) return Buffer.from(JSON.stringify({ ids: idList(a) }));
+  const prefix = Buffer.from(a.prefix, 'latin1');
+  const first = String(a.first);
+  const most = String(a.first + a.count - 1).length;
+  const out = Buffer.allocUnsafe(OPEN.length + a.count * (prefix.length + most + 3) + CLOSE.length);
+  // The current number's digits, right-aligned in `digits`; `from` is its first digit.
+  const digits = Buffer.alloc(most, 0x30);
+  digits.write(first, most - first.length, 'latin1');
+  let from = most - first.length;
+  let o = OPEN.copy(out, 0);
+  for (let k = 0; k < a.count; k++) {
+    if (k > 0) {
+      out[o++] = 0x2c; // ,
+      let d = most - 1;
+      while (digits[d] === 0x39) digits[d--] = 0x30;
+      digits[d]++;
+      if (d < from) from = d;
+    }
+    out[o++] = 0x22;
+    for (let i = 0; i < prefix.length; i++) out[o++] = prefix[i];
+    for (let i = from; i < most; i++) out[o++] = digits[i];
+    out[o++] = 0x22;
+  }
+  o += CLOSE.copy(out, o);
+  return out.subarray(0, o);
 }
+
+const OPEN = Buffer.from('{"ids":[', 'latin1');
+const CLOSE = Buffer.from(']}', 'latin1');
