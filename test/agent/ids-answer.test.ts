@@ -6,17 +6,17 @@ describe('the answer to an NDJSON batch', () => {
   it('is the text JSON.stringify gives for the same ids, for a range and for a stored list', () => {
     // Across a power of ten (9 -> 10, 99,999 -> 100,000, 9,999,990 -> 10,000,014), from 0, near 2^53.
     for (const [prefix, first, count] of [['edge-1:0a1b2c3d:', 0, 1], ['edge-1:0a1b2c3d:', 41, 1000], ['n.x_y:e:', 9_999_990, 25], ['a:', 9, 3], ['a:', 0, 1000], ['a:', 99_995, 10], ['a:', 2 ** 53 - 10, 9]] as const) {
-      const text = idsAnswer({ prefix, first, count }).toString();
+      const text = idsAnswer({ prefix, first, count });
       const ids = Array.from({ length: count }, (_, k) => `${prefix}${first + k}`);
       expect(text).toBe(JSON.stringify({ ids }));
       expect(idList({ prefix, first, count })).toEqual(ids);
     }
-    expect(idsAnswer(['a:b:1', 'a:b:7']).toString()).toBe('{"ids":["a:b:1","a:b:7"]}');
+    expect(idsAnswer(['a:b:1', 'a:b:7'])).toBe('{"ids":["a:b:1","a:b:7"]}');
   });
 
   it('falls back to JSON.stringify for a prefix JSON would escape', () => {
     const prefix = 'we"ird\\node:e:';
-    const text = idsAnswer({ prefix, first: 3, count: 2 }).toString();
+    const text = idsAnswer({ prefix, first: 3, count: 2 });
     expect(JSON.parse(text)).toEqual({ ids: [`${prefix}3`, `${prefix}4`] });
   });
 

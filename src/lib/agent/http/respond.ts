@@ -6,8 +6,8 @@ export function send(res: ServerResponse, stats: AgentStats | undefined, status:
   sendJson(res, stats, status, JSON.stringify(body), headers);
 }
 
-/** send() for a body already in JSON text (a string, or its UTF-8 bytes): not stringified again. */
-export function sendJson(res: ServerResponse, stats: AgentStats | undefined, status: number, json: string | Buffer, headers: Record<string, string> = {}): void {
+/** send() for a body already in JSON text: not stringified again. */
+export function sendJson(res: ServerResponse, stats: AgentStats | undefined, status: number, json: string, headers: Record<string, string> = {}): void {
   stats?.response(status);
   if (res.headersSent || res.destroyed) return;
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json), ...headers });
