@@ -141,7 +141,14 @@ describe('ACME certificates from pebble, served by a real nginx', { timeout: 300
     }
     // Not trusted without pebble's root: the chain is really checked.
     await expect(tlsGet(ADDR, https, 'www.shop.example', pebble.apiCa)).rejects.toThrow(/unable to (get|verify)|self[- ]signed/i);
-    expect((await get(ADDR, http, 'www.shop.example', '/x')).status).toBe(301);
+    // HTTP redirects. A reload hands the listening sockets to new workers while the old ones
+    // finish: for a moment an old worker (HTTP only, 404 for /x) can still take a connection
+    // (seen once in a full parallel run), so the redirect must hold within a short while.
+    let redirect = 0;
+    for (let t = Date.now(); Date.now() - t < 3000 && redirect !== 301; await new Promise((r) => setTimeout(r, 50))) {
+      redirect = (await get(ADDR, http, 'www.shop.example', '/x')).status;
+    }
+    expect(redirect).toBe(301);
     // status reads the leaf in the node's current release: days to expiry, and under 14 a problem.
     const st = await run(['status', ...flags, '--json']);
     const node = json(st).nodes[0];
