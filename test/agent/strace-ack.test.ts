@@ -73,9 +73,9 @@ describe('syscall order (strace)', () => {
       for (let i = 0; i < 25; i++) {
         const marker = `mark${c}x${i}z`;
         const r = await fetch(`http://127.0.0.1:${port}/v1/q/s`, { method: 'POST', body: marker, headers: { authorization: 'Bearer tok' } });
-        const j = (await r.json()) as { id: string };
-        expect(r.status).toBe(202);
-        idOf.set(marker, j.id);
+        const text = await r.text();
+        expect(r.status, text).toBe(202);
+        idOf.set(marker, (JSON.parse(text) as { id: string }).id);
       }
     }));
     // SIGTERM to the agent itself (strace would detach and leave it running), then strace ends with it.

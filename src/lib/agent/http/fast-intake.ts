@@ -99,10 +99,11 @@ interface Plain {
  * The request at the start of `buf` if it is whole and of the plainest shape, else undefined
  * (Node takes it). One pass over the bytes of the head, no string per line: this ran for every
  * request, and the split, regexes and Map it replaced were a tenth of the event loop's time.
- * The rules are those of the regex form kept in the tests (test/agent/fast-intake.test.ts,
+ * The rules are those of the regex form kept in the tests (test/agent/fast-intake-parse.test.ts,
  * compared on generated requests): request line `POST /v1/q/<topic> HTTP/1.1`; header lines
- * `name:value` with a token name from PLAIN (each at most once, so ten lines at most) and a value of visible ASCII,
- * space and tab, trimmed of spaces and tabs; Host present; Connection, if any, keep-alive;
+ * `name:value` with a token name from PLAIN (each at most once, so ten lines at most) and a
+ * value of visible ASCII, space and tab, trimmed of spaces and tabs; Host present; Connection,
+ * if any, keep-alive;
  * Content-Length 1-9 digits, within maxBody and all read; `Bearer <1-512 visible chars>`; a
  * content type of 1-100 printable characters, not NDJSON (default application/octet-stream).
  */

@@ -139,7 +139,6 @@ export class DeviceAppend {
         if (opts.whenFull !== 'drop-oldest' || estimate > quota) return Promise.reject(new SpoolFullError(`tenant ${tenant} spool quota of ${quota} bytes is full`));
         return this.retention.makeRoom([q], over).then(() => {
           if (over() > 0) throw new SpoolFullError(`tenant ${tenant} spool quota of ${quota} bytes is full`);
-          core.assertOpen();
           return this.store(q, m, bodyBytes, opts, ik);
         });
       }
@@ -147,10 +146,12 @@ export class DeviceAppend {
     return this.store(q, m, bodyBytes, opts, ik);
   }
 
-  /** New seqs, the records and counters for them, into the next synced batch. */
+  /** New seqs, the records and counters for them, into the next synced batch (throws if the store is not open: nothing counted). */
   private store(q: QueueState, m: MessageView, bodyBytes: number, opts: AppendOptions, ik?: string): Promise<AppendedIds> {
     const { core } = this;
     const { counters } = core;
+    // Checked again here: the quota's room or an idempotency lookup may have waited for the store.
+    core.assertOpen();
     const count = m.count;
     const ts = Date.now();
     const ops: Op[] = [];
