@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, json, type CliResult } from '../helpers/cli.js';
 import { localPortBlock, type LocalPortBlock } from '../helpers/local-ports.js';
 import { get, killNginx } from '../apply/helpers.js';
+import { waitFor } from '../agent/helpers.js';
 import { decryptWith } from '../../src/lib/secrets/age.js';
 import { keyLines, makeIdentity, tlsGet } from './helpers.js';
 import { HOOK_SCRIPT, startPebble, type Pebble } from './acme-pebble.js';
@@ -145,9 +146,7 @@ describe('ACME certificates from pebble, served by a real nginx', { timeout: 300
     // finish: for a moment an old worker (HTTP only, 404 for /x) can still take a connection
     // (seen once in a full parallel run), so the redirect must hold within a short while.
     let redirect = 0;
-    for (let t = Date.now(); Date.now() - t < 3000 && redirect !== 301; await new Promise((r) => setTimeout(r, 50))) {
-      redirect = (await get(ADDR, http, 'www.shop.example', '/x')).status;
-    }
+    await waitFor(async () => (redirect = (await get(ADDR, http, 'www.shop.example', '/x')).status) === 301, 3000, 'the HTTP redirect', 50).catch(() => {});
     expect(redirect).toBe(301);
     // status reads the leaf in the node's current release: days to expiry, and under 14 a problem.
     const st = await run(['status', ...flags, '--json']);

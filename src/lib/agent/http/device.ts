@@ -5,7 +5,7 @@ import { bearer, readBodyOr413, storeFailed } from './intake.js';
 import { fail, send, sendJson } from './respond.js';
 import { isJsonText } from './json-check.js';
 import { CONTENT_TYPE, SAFE_TOKEN } from '../store/record.js';
-import { type AppendedIds, idList, type LineBatch, type NewMessage } from '../store/spool.js';
+import { type AppendedIds, firstId, idList, type LineBatch, type NewMessage } from '../store/spool.js';
 import { now, record, tracing } from '../store/trace.js';
 
 const NDJSON = /^application\/(x-)?ndjson\b/i;
@@ -44,7 +44,7 @@ export async function handleEnqueue(ctx: AgentContext, req: IncomingMessage, res
     const t2 = tracing ? now() : 0;
     ctx.notify();
     if (batch) sendJson(res, st, 202, idsAnswer(ids));
-    else send(res, st, 202, { id: idList(ids)[0] });
+    else send(res, st, 202, { id: firstId(ids) });
     if (tracing) {
       const t3 = now();
       record('http: handler entry to body read', t1 - t0);

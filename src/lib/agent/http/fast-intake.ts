@@ -5,7 +5,7 @@ import { takeToken, tenantForToken } from '../context.js';
 import { RE } from '../../fleet/values.js';
 import { CONTENT_TYPE } from '../store/record.js';
 import { storeFailure } from './intake.js';
-import { firstId } from '../store/append.js';
+import { firstId } from '../store/spool.js';
 
 /**
  * The device port's front: single durable POSTs of the plainest shape are answered here, on the

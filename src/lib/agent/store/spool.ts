@@ -11,7 +11,7 @@ import type { Op } from './window.js';
 
 export type { SpoolOptions, SpoolState } from './core.js';
 export type { AppendedIds, AppendOptions, LineBatch, NewMessage } from './append.js';
-export { idList } from './append.js';
+export { firstId, idList } from './append.js';
 export type { ForwardedOptions, IncomingItem, IncomingRun } from './forwarded.js';
 export { Batch, type ReadRecord } from './read.js';
 export type { PurgedQueue } from './retention.js';
