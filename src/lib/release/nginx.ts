@@ -2,7 +2,7 @@ import { unbracket } from '../fleet/ip.js';
 import type { ResolvedNode } from '../fleet/model.js';
 import type { Transport } from '../transport/types.js';
 import { layout } from './layout.js';
-import { LIVE_NGINX_FN, NodeStepError, runScript } from './remote.js';
+import { LIVE_NGINX_FN, NGINX_WORKERS_FN, NodeStepError, runScript } from './remote.js';
 
 /** How to reach and drive the node's own nginx. */
 export interface NginxTarget {
@@ -30,12 +30,14 @@ export async function nginxTest(t: Transport, root: string, releaseDir: string, 
 /**
  * Reloads nginx from `current`, or starts it when it is not running. The pid file is trusted
  * only if it names a live nginx process (a pid reused after a reboot must not get a HUP).
- * Prints "errlog <size>" first: what the error log held before, so its new lines can be shown.
+ * Prints "errlog <size>" first: what the error log held before, so its new lines can be shown,
+ * and on a reload "workers <pids>": the old workers, which take connections until they quit.
  */
 const RELOAD_SCRIPT = `
 b="$1"; r="$2"
-${LIVE_NGINX_FN}printf 'errlog %s\\n' "$(stat -c %s "$r/log/error.log" 2>/dev/null || echo 0)"
+${LIVE_NGINX_FN}${NGINX_WORKERS_FN}printf 'errlog %s\\n' "$(stat -c %s "$r/log/error.log" 2>/dev/null || echo 0)"
 if live_nginx "$r/run/nginx.pid" >/dev/null; then
+  nginx_workers "$_lnp"; printf 'workers %s\\n' "$nw"
   "$b" -p "$r/" -c "$r/current/nginx/nginx.conf" -s reload && echo reloaded
 else
   mkdir -p "$r/log" "$r/run" "$r/cache" "$r/tmp"
@@ -49,6 +51,8 @@ fi
 export interface ReloadResult {
   action: 'reloaded' | 'started';
   errorLogOffset: number;
+  /** The workers that took connections before a reload (none after a start). */
+  oldWorkers: number[];
 }
 
 export async function nginxReloadOrStart(t: Transport, root: string, ng: NginxTarget): Promise<ReloadResult> {
@@ -56,8 +60,9 @@ export async function nginxReloadOrStart(t: Transport, root: string, ng: NginxTa
   const r = await runScript(t, RELOAD_SCRIPT, [ng.binary, l.root], { timeoutMs: 60_000 });
   const offset = Number(/^errlog (\d+)/m.exec(r.stdout)?.[1] ?? 0);
   const action = /^(reloaded|started)$/m.exec(r.stdout)?.[1] as ReloadResult['action'] | undefined;
-  if (r.code !== 0 || !action) throw new NodeStepError(`nginx reload/start failed (exit ${r.code})`, (r.stderr || r.stdout.replace(/^errlog \d+\n/, '')).trim());
-  return { action, errorLogOffset: offset };
+  if (r.code !== 0 || !action) throw new NodeStepError(`nginx reload/start failed (exit ${r.code})`, (r.stderr || r.stdout.replace(/^(errlog|workers) .*\n/gm, '')).trim());
+  const oldWorkers = (/^workers (.*)$/m.exec(r.stdout)?.[1] ?? '').split(' ').filter((p) => /^\d+$/.test(p)).map(Number);
+  return { action, errorLogOffset: offset, oldWorkers };
 }
 
 const STOP_SCRIPT = `
@@ -91,14 +96,22 @@ export async function liveConfigId(t: Transport, ng: NginxTarget): Promise<strin
 
 /**
  * `nginx -s reload` exits 0 even when nginx rejects the new config (it keeps the old one).
- * So: ask the running nginx which config it serves until it is the expected one, bounded.
+ * So: ask the running nginx which config it serves until it is the expected one, bounded. That
+ * answer comes from a new worker; with the reload's `oldWorkers`, it then waits (up to 5 s) until
+ * those have stopped taking connections, so that no new client meets the old config afterwards.
+ * `lingering`: an old worker that still took connections at the end of that wait.
  */
-export async function waitForConfig(t: Transport, ng: NginxTarget, configId: string, timeoutMs = 8000): Promise<{ ok: boolean; seen?: string }> {
+export async function waitForConfig(t: Transport, ng: NginxTarget, configId: string, timeoutMs = 8000, oldWorkers: number[] = []): Promise<{ ok: boolean; seen?: string; lingering?: number }> {
   const deadline = Date.now() + timeoutMs;
   let seen: string | undefined;
   for (let i = 0; i < 200; i++) {
     seen = await liveConfigId(t, ng);
-    if (seen === configId) return { ok: true, seen };
+    if (seen === configId) {
+      if (oldWorkers.length === 0) return { ok: true, seen };
+      const w = await runScript(t, `${NGINX_WORKERS_FN}workers_quit 100 "$@" || { echo "$_wqp"; exit 1; }`, oldWorkers.map(String), { timeoutMs: 15_000 });
+      const lingering = w.code === 0 ? undefined : Number(/^(\d+)$/m.exec(w.stdout)?.[1] ?? oldWorkers[0]);
+      return { ok: true, seen, lingering };
+    }
     if (Date.now() >= deadline) break;
     await new Promise((r) => setTimeout(r, Math.min(50 * 2 ** Math.min(i, 4), 400)));
   }

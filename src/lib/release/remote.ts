@@ -42,6 +42,7 @@ export function failureText(e: unknown): string {
  * after a power cut of the service) still has /proc/<pid>/comm "nginx" but serves nothing, and a
  * HUP sent to it "succeeds": neither counts as running. Shell builtins only: each check used to
  * fork four processes (head, tr, cat, sed), and a fork and exec cost about 10 ms on the test VM.
+ * It leaves the pid in _lnp as well, for a caller that wants it without a subshell.
  */
 export const LIVE_NGINX_FN = `
 live_nginx() {
@@ -53,6 +54,45 @@ live_nginx() {
   _lns=; while read -r _lnk _lnv; do [ "$_lnk" = State: ] && { _lns=$_lnv; break; }; done 2>/dev/null <"/proc/$_lnp/status"
   case "$_lns" in Z*|X*|"") return 1;; esac
   echo "$_lnp"
+}
+`;
+
+/**
+ * Shell functions for nginx's graceful reload. The master starts new workers, then tells the old
+ * ones to quit; until an old worker takes that signal it still accepts new connections on the
+ * shared listening sockets and answers them with the old config. So one answer with the new config
+ * id (a new worker's) does not mean the old config is gone: `nginx_workers MASTER` lists the
+ * workers that take connections before the reload, `workers_quit TRIES PID...` waits (about 0.05 s
+ * a try) until each has exited or titles itself "shutting down", which nginx sets as it closes its
+ * listening sockets. Builtins only (the children file, or a scan of /proc where the kernel has none).
+ */
+export const NGINX_WORKERS_FN = `
+nginx_workers() { # master pid -> nw (the pids, space-separated)
+  _nwm=$1; _nwc=; nw=
+  if [ -r "/proc/$_nwm/task/$_nwm/children" ]; then read -r _nwc 2>/dev/null <"/proc/$_nwm/task/$_nwm/children"
+  else
+    for _nws in /proc/[0-9]*/stat; do
+      _nwl=; read -r _nwl 2>/dev/null <"$_nws" || continue
+      _nwl=\${_nwl##*) }; _nwl=\${_nwl#* }; [ "\${_nwl%% *}" = "$_nwm" ] || continue
+      _nwp=\${_nws#/proc/}; _nwc="$_nwc \${_nwp%/stat}"
+    done
+  fi
+  for _nwp in $_nwc; do
+    _nwt=; read -r _nwt 2>/dev/null <"/proc/$_nwp/cmdline" # NUL-padded, no newline: read fails at its end, having read it
+    case "$_nwt" in *"is shutting down"*) ;; *"worker process"*) nw="$nw $_nwp";; esac
+  done
+  nw=\${nw# }
+}
+workers_quit() { # tries pid... -> status 1 with _wqp the worker still taking connections
+  _wqn=$1; shift
+  for _wqp in "$@"; do
+    while :; do
+      _wqt=; read -r _wqt 2>/dev/null <"/proc/$_wqp/cmdline" # gone: empty
+      case "$_wqt" in *"is shutting down"*) break;; *"worker process"*) ;; *) break;; esac
+      _wqn=$((_wqn - 1)); [ "$_wqn" -gt 0 ] || return 1
+      sleep 0.05
+    done
+  done
 }
 `;
 

@@ -1,4 +1,4 @@
-import { LIVE_NGINX_FN } from './remote.js';
+import { LIVE_NGINX_FN, NGINX_WORKERS_FN } from './remote.js';
 
 /**
  * A whole activation in one round trip (bash, for its /dev/tcp probe: no curl needed, no fork
@@ -37,10 +37,11 @@ r=$1 name=$2 nonce=$3 holder=$4 needle=$5 expect=$6 mode=$7 src=$8 ng=$9
 prev=\${10} prevcfg=\${11} cfg=\${12} ph=\${13} pp=\${14} op=\${15} at=\${16} by=\${17} info=\${18} keep=\${19} nh=\${20}
 targets=()
 for ((i = 0; i < nh; i++)); do IFS= read -r l; targets+=("$l"); done
-${LIVE_NGINX_FN}
+${LIVE_NGINX_FN}${NGINX_WORKERS_FN}
 step() { echo "step $1"; cur_step=$1; }
 note() { printf 'note %s\\n' "$1"; }
 locked=0
+oldw= # the old workers of a reload (reload, quit_old)
 junk=() # removed in one rm as the script ends, before the lock (nothing is deleted under the next holder)
 unlock() {
   set -- \${junk[@]+"\${junk[@]}"}; junk=()
@@ -96,15 +97,24 @@ serving() { # config id, tries (22: about 8 s)
   done
   seen="\${pb%%[$'\\r\\n']*}"; return 1
 }
-reload() { # sets act (reloaded|started) and errlog (the error log's size before); nginx's words in tmp/.edgectl-ng.err
+reload() { # sets act (reloaded|started), errlog (the error log's size before) and oldw (the
+  # workers before a reload: see quit_old); nginx's words in tmp/.edgectl-ng.err
   errlog=0; [ -s log/error.log ] && errlog=$(stat -c %s log/error.log)
+  oldw=
   if live_nginx run/nginx.pid >/dev/null; then
+    nginx_workers "$_lnp"; oldw=$nw
     act=reloaded; "$ng" -p "$r/" -c "$r/current/nginx/nginx.conf" -s reload </dev/null >/dev/null 2>tmp/.edgectl-ng.err
   else
     # the local demo's stand-in, stale when no nginx runs (see nginx.ts)
     { [ -e run/demo-upstream.sock ] || [ -L run/demo-upstream.sock ]; } && rm -f run/demo-upstream.sock
     act=started; "$ng" -p "$r/" -c "$r/current/nginx/nginx.conf" </dev/null >/dev/null 2>tmp/.edgectl-ng.err
   fi
+}
+quit_old() { # once a new worker serves the config: no new client meets an old worker (up to 5 s)
+  [ -n "$oldw" ] || return 0
+  # shellcheck disable=SC2086 # a list of pids
+  workers_quit 100 $oldw || note "an old nginx worker (pid $_wqp) still took connections 5 s after the reload"
+  oldw=
 }
 agent_pid() { # the node's agent (bootstrap's service): its pid when one runs from this root
   local p=; IFS= read -r p 2>/dev/null <run/agent.pid || return 1
@@ -166,6 +176,7 @@ revert() {
   else echo "reloads $act"; fi
   agent_back
   if [ -n "$prevcfg" ] && ! serving "$prevcfg" 22; then note "rollback to $prev failed: previous release $prev is back in place but nginx does not serve it"; finish failed; fi
+  [ -n "$prevcfg" ] && quit_old
   rm -f .edgectl/intent.json; sync -- .edgectl
   note "rolled back to $prev"; finish rolled-back
 }
@@ -266,6 +277,7 @@ if ! serving "$cfg" 22; then
   errlog_since
   record failed config; fail "nginx $act but does not serve the new config (serving \${seen:-nothing}, expected $cfg)"; revert
 fi
+quit_old
 # The agent (when bootstrap's service runs one here) takes a changed agent.json on SIGHUP: its
 # FastCGI apps whose payload changed restart, the rest of it is re-created in-process. Part of the
 # gate: an agent that does not answer /healthz with the new config's digest reverts the release.
