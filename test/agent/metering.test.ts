@@ -203,7 +203,6 @@ describe('metering: real nginx, the rendered agent, a hub with a file sink', { t
     let maxLog = 0;
     const madeBefore = (made.get('acme.web') ?? 0) + (made.get('globex.shop') ?? 0);
     const files = new Set<string>();
-    const inodes = new Set<number>();
     const traffic = Promise.all(Array.from({ length: 4 }, async (_, w) => {
       for (let i = 0; running; i++) await hit((w + i) % 3 === 0 ? 'globex.shop' : 'acme.web');
     }));
@@ -218,26 +217,30 @@ describe('metering: real nginx, the rendered agent, a hub with a file sink', { t
         else await new Promise((res) => setTimeout(res, 100));
       }
     })();
+    const samples: { t: number; size: number; ino: number }[] = [];
     const watch = (async () => {
       while (running) {
         for (const f of await readdir(join(nodeRoot(), 'log'))) files.add(f);
         const st = await stat(join(nodeRoot(), 'log', 'access.log')).catch(() => ({ size: 0, ino: 0 }));
         maxLog = Math.max(maxLog, st.size);
-        if (st.ino) inodes.add(st.ino);
+        samples.push({ t: Date.now(), size: st.size, ino: st.ino });
         await new Promise((r) => setTimeout(r, 50));
       }
     })();
     const start = Date.now();
-    const until = start + 16_000;
     let down = 0;
+    let firstKill = 0;
     for (let k = 0; k < Number(process.env.KILLS ?? 3); k++) {
       await new Promise((r) => setTimeout(r, 1000 + Math.floor(Math.random() * 1500)));
       const t = Date.now();
+      firstKill ||= t;
       await kill9(edge);
       edge = await restart(edge);
       down = Math.max(down, Date.now() - t);
     }
-    await new Promise((r) => setTimeout(r, Math.max(0, until - Date.now())));
+    const lastUp = Date.now();
+    // At least 16 s in all, and 7 s with the last agent running: the bound after the kills is checked on those.
+    await new Promise((r) => setTimeout(r, Math.max(start + 16_000, lastUp + 7_000) - Date.now()));
     running = false;
     await Promise.all([traffic, watch, devices]);
     const end = Date.now();
@@ -260,13 +263,20 @@ describe('metering: real nginx, the rendered agent, a hub with a file sink', { t
     // Rotated by the agent: never a second rotated file, and the live one cut back near its limit.
     expect([...files].filter((f) => f.startsWith('access.log')).sort()).toEqual(['access.log', 'access.log.1']);
     expect(edge.log.join('')).toContain('access log rotated');
-    // Bounded by time, not by traffic: the live file holds what nginx writes while the agent is down
-    // (up to ~3 s here), starts, drains the rotated file (1 s) and steps (1 s): well under the total.
-    // At least one rotation inside the window (how many depends on how long the restarted agent
-    // ran between kills: a loaded CI box saw one); the bound itself is the size checks below.
-    expect(inodes.size).toBeGreaterThanOrEqual(2);
-    expect(maxLog).toBeLessThan(requests * lineBytes * 0.7);
-    expect((await stat(join(nodeRoot(), 'log', 'access.log.1'))).size).toBeLessThan(requests * lineBytes * 0.7);
+    // Bounded by time, not by traffic. While agents are killed one after the other, the live file
+    // holds what nginx writes from the first kill until an agent runs long enough to drain the
+    // rotated file (1 s still) and step (1 s) after the last restart: how long the kills took
+    // depends on the box (a loaded CI box took 11.8 s of the run's traffic without a rotation).
+    // Once the last agent runs, the file is cut back near its limit every step.
+    const rate = (requests * lineBytes) / ((end - start) / 1000); // bytes nginx wrote per second
+    expect(maxLog).toBeLessThan(rate * ((lastUp - firstKill) / 1000 + 4) + ROTATE);
+    const steady = samples.filter((x) => x.t > lastUp + 3_000 && x.ino);
+    expect(steady.length).toBeGreaterThan(20);
+    expect(new Set(steady.map((x) => x.ino)).size, 'rotations after the last restart').toBeGreaterThanOrEqual(2);
+    const bound = ROTATE + rate * 3;
+    expect(Math.max(...steady.map((x) => x.size))).toBeLessThan(bound);
+    expect((await stat(join(nodeRoot(), 'log', 'access.log.1'))).size).toBeLessThan(bound);
+    expect(bound, 'the bound is well under the run\'s traffic').toBeLessThan(requests * lineBytes * 0.4);
     expect(down).toBeLessThan(10_000);
   });
 
