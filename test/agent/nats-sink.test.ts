@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { connect } from 'nats';
+import { connect, DiscardPolicy, StorageType } from 'nats';
 import os from 'node:os';
 import path from 'node:path';
 import { depth, killAll, sha, startAgent, status, stopAgent, waitFor } from './helpers.js';
@@ -66,6 +66,33 @@ describe('nats sink', { timeout: 240_000 }, () => {
       expect((await readStream(stream)).map((m) => m.id)).toEqual([`e9:${RUN}:g2`]);
       expect(hub.log.join('')).toMatch(/no stream takes subjects .*503 no responders/);
     } finally {
+      await deleteStream(stream);
+    }
+  });
+
+  it('a JetStream ack that is an error (stream full, discard new) fails the batch: nothing is deleted, and it goes in whole once there is room', async () => {
+    const stream = `${STREAM}_FULL`;
+    const prefix = `${PREFIX}_full`;
+    const nc = await connect({ servers: '127.0.0.1:4222' });
+    const jsm = await nc.jetstreamManager();
+    await jsm.streams.add({ name: stream, subjects: [`${prefix}.>`], storage: StorageType.File, max_msgs: 2, discard: DiscardPolicy.New });
+    const port = await freePortRange(2);
+    const hub = await startAgent('hub-n5', port, port + 1, ['--role', 'hub', '--data', path.join(dir, 'e'), '--sink', `nats://127.0.0.1:4222?stream=${stream}&prefix=${prefix}`,
+      '--accept-forward', `e9:${sha('hop')}`, '--topic', 'acme/ev', '--heartbeat-seconds', '0']);
+    try {
+      const ids = [1, 2, 3].map((i) => `e9:${RUN}:full${i}`);
+      const body = encodeBatch(ids.map((id) => ({ id, tenant: 'acme', topic: 'ev', contentType: 'text/plain', ts: Date.now(), body: Buffer.from(id) })));
+      expect((await fetch(`http://127.0.0.1:${port}/v1/forward`, { method: 'POST', body, headers: { 'content-type': 'application/vnd.edgectl.batch', authorization: 'Bearer hop' } })).status).toBe(200);
+      await waitFor(async () => (await status(hub)).forward.errors >= 2, 30_000, 'failed deliveries into the full stream');
+      const full = await status(hub);
+      expect(full.totals.depth).toBe(3);
+      expect(full.forward.lastError.message).toMatch(/JetStream publish failed: maximum messages exceeded/);
+      await jsm.streams.update(stream, { max_msgs: 10 });
+      await waitFor(async () => (await depth(hub)) === 0, 60_000, 'delivery once the stream has room');
+      // The two that went in before are not there twice (Nats-Msg-Id, or the last-message check).
+      expect((await readStream(stream)).map((m) => m.id)).toEqual(ids);
+    } finally {
+      await nc.close();
       await deleteStream(stream);
     }
   });
