@@ -1,4 +1,4 @@
-import type { NatsConnection, JetStreamClient } from 'nats';
+import type { NatsConnection } from 'nats';
 import type { Deliverer } from '../forward/deliverer.js';
 import { DeliveryError } from '../forward/deliverer.js';
 import type { SpoolMessage } from '../store/record.js';
@@ -50,7 +50,6 @@ const ACK_TIMEOUT_MS = 15_000;
 export class NatsSink implements Deliverer {
   readonly name: string;
   private nc?: NatsConnection;
-  private js?: JetStreamClient;
   /** The inbox subscription's prefix (`<inbox>.`) and the batches waiting on it, by number. */
   private inbox = '';
   private waiting = new Map<number, Waiting>();
@@ -63,7 +62,7 @@ export class NatsSink implements Deliverer {
   }
 
   private async ready(): Promise<NatsConnection> {
-    if (this.js && this.nc && !this.nc.isClosed()) return this.nc;
+    if (this.inbox && this.nc && !this.nc.isClosed()) return this.nc;
     const { connect, nanos, createInbox, StorageType } = await import('nats');
     // noAsyncTraces: otherwise every request builds two Errors up front (stack traces for a timeout
     // it may never report).
@@ -75,12 +74,12 @@ export class NatsSink implements Deliverer {
       await jsm.streams.add({ name: this.opts.stream, subjects: [`${this.opts.prefix}.>`], storage: StorageType.File, duplicate_window: nanos(this.opts.duplicateWindowSeconds * 1000) });
       this.log.info('created JetStream stream', { stream: this.opts.stream, subjects: `${this.opts.prefix}.>` });
     }
-    this.inbox = `${createInbox()}.`;
+    const inbox = `${createInbox()}.`;
     const decoder = new TextDecoder();
-    nc.subscribe(`${this.inbox}*`, {
+    nc.subscribe(`${inbox}*`, {
       callback: (err, m) => {
         if (err) return; // the subscription ended (connection closed): its batches are failed by reset or time out
-        const w = this.waiting.get(Number(m.subject.slice(this.inbox.length)));
+        const w = this.waiting.get(Number(m.subject.slice(inbox.length)));
         if (!w) return; // a late ack of a batch that already failed: it is published again, deduplicated by id
         const h = m.headers;
         if (h?.hasError) return w.done(Object.assign(new Error(`${h.code} ${h.description}`), { noResponders: h.code === 503 }));
@@ -95,7 +94,7 @@ export class NatsSink implements Deliverer {
         if (--w.left === 0) w.done();
       },
     });
-    this.js = nc.jetstream();
+    this.inbox = inbox;
     return nc;
   }
 
@@ -189,7 +188,7 @@ export class NatsSink implements Deliverer {
   private async reset(): Promise<void> {
     const nc = this.nc;
     this.nc = undefined;
-    this.js = undefined;
+    this.inbox = '';
     for (const w of [...this.waiting.values()]) w.done(new Error('the NATS connection was closed'));
     await nc?.close().catch(() => {});
   }
