@@ -263,29 +263,27 @@ describe('metering: real nginx, the rendered agent, a hub with a file sink', { t
     // Rotated by the agent: never a second rotated file, and the live one cut back near its limit.
     expect([...files].filter((f) => f.startsWith('access.log')).sort()).toEqual(['access.log', 'access.log.1']);
     expect(edge.log.join('')).toContain('access log rotated');
-    // Bounded by time, not by traffic. While agents are killed one after the other, the live file
-    // holds what nginx writes from the first kill until an agent runs long enough to drain the
-    // rotated file (1 s still) and step (1 s) after the last restart: how long the kills took
-    // depends on the box (a loaded CI box took 11.8 s of the run's traffic without a rotation).
-    // Once the last agent runs, the file is cut back near its limit again and again.
+    // Bounded by time, not by traffic, once an agent runs. While agents are killed one after the
+    // other the live file grows with whatever nginx writes: how long that lasts is the box's (a
+    // loaded CI box went 11.8 s of the run's traffic without a rotation, over the kills and the
+    // agents' starts). So: the last agent rotates within a few ticks of starting, and from then
+    // on the file is cut back near its limit again and again.
     const rate = (requests * lineBytes) / ((end - start) / 1000); // bytes nginx wrote per second
-    expect(maxLog).toBeLessThan(rate * ((lastUp - firstKill) / 1000 + 5) + ROTATE);
-    // From the last agent's first rotation on (a loaded CI box took over 3 s to get there: the
-    // live file it found was read to its end first).
     const after = samples.filter((x) => x.t > lastUp && x.ino);
     const first = after.findIndex((x) => x.ino !== after[0]?.ino);
-    expect(first, 'a rotation after the last restart').toBeGreaterThan(0);
-    const steady = after.slice(first);
-    expect(steady.length).toBeGreaterThan(20);
-    expect(new Set(steady.map((x) => x.ino)).size, 'rotations after that').toBeGreaterThanOrEqual(2);
+    const steady = first > 0 ? after.slice(first) : [];
     // A rotation every two or three maintenance ticks (1 s): the reader finishes PATH.1, waits for
     // it to stay still 1 s, goes back to the live file and rotates it at the next tick (3.2 s of
     // traffic measured at most on a quiet box, at 1.1 MB/s).
     const bound = ROTATE + rate * 5;
-    const figures = JSON.stringify({ rate: Math.round(rate), killsMs: lastUp - firstKill, maxLog, firstRotationMs: after[first].t - lastUp, steadyMax: Math.max(...steady.map((x) => x.size)), bound: Math.round(bound) });
+    const figures = JSON.stringify({ rate: Math.round(rate), killsMs: lastUp - firstKill, maxLog, firstRotationMs: first > 0 ? after[first].t - lastUp : null, steadyMax: Math.max(0, ...steady.map((x) => x.size)), bound: Math.round(bound) });
+    expect(first, `a rotation after the last restart ${figures}`).toBeGreaterThan(0);
+    expect(after[first].t - lastUp, figures).toBeLessThan(10_000);
+    expect(steady.length, figures).toBeGreaterThan(20);
+    expect(new Set(steady.map((x) => x.ino)).size, `rotations after that ${figures}`).toBeGreaterThanOrEqual(2);
     expect(Math.max(...steady.map((x) => x.size)), figures).toBeLessThan(bound);
-    expect((await stat(join(nodeRoot(), 'log', 'access.log.1'))).size).toBeLessThan(bound);
-    expect(bound, 'the bound is well under the run\'s traffic').toBeLessThan(requests * lineBytes * 0.5);
+    expect((await stat(join(nodeRoot(), 'log', 'access.log.1'))).size, figures).toBeLessThan(bound);
+    expect(bound, `the bound is well under the run's traffic ${figures}`).toBeLessThan(requests * lineBytes * 0.5);
     expect(down).toBeLessThan(10_000);
   });
 
