@@ -7,7 +7,7 @@ import { kongApply, kongValidate } from './kong.js';
 import { layout, type Layout } from './layout.js';
 import { acquireLock, keepLock, releaseLock, type LockHolder } from './lock.js';
 import { errorLogSince, nginxReloadOrStart, nginxStop, nginxTest, waitForConfig, type NginxTarget } from './nginx.js';
-import { NodeStepError, outputOf } from './remote.js';
+import { NodeStepError, lingeringNote, outputOf } from './remote.js';
 import { isClean, noTransfer, repairRelease, stageRelease, verifyRelease, type ReleaseBundle, type TransferStats } from './stage.js';
 import { readState, type NodeState } from './state.js';
 import { markGood, pruneReleases, recordRelease, removeCurrent, switchCurrent, clearIntent } from './switch.js';
@@ -165,7 +165,7 @@ async function activateLocked(t: Transport, req: ActivateRequest, state: NodeSta
     await stageRelease(t, req.root, to, req.bundle, source, res.transfer);
   }
   if (!changed && state.nginxRunning) {
-    const live = await waitForConfig(t, req.nginx, req.manifest.nginxConfigId, 1000);
+    const live = await waitForConfig(t, req.nginx, req.manifest.nginxConfigId, { timeoutMs: 1000 });
     if (live.ok) return void done(res, 'unchanged');
   }
 
@@ -236,17 +236,12 @@ async function goLive(t: Transport, req: ActivateRequest, res: NodeResult, step:
   const r = await nginxReloadOrStart(t, req.root, req.nginx);
   res.reloads++;
   step('config');
-  const live = await waitForConfig(t, req.nginx, req.manifest.nginxConfigId, undefined, r.oldWorkers);
-  if (live.lingering !== undefined) res.notes.push(lingeringNote(live.lingering));
+  const live = await waitForConfig(t, req.nginx, req.manifest.nginxConfigId, { oldWorkers: r.oldWorkers });
+  if (live.lingering !== undefined) res.notes.push(lingeringNote(String(live.lingering)));
   if (!live.ok) {
     const log = await errorLogSince(t, req.root, r.errorLogOffset);
     throw new NodeStepError(`nginx ${r.action} but does not serve the new config (serving ${live.seen ?? 'nothing'}, expected ${req.manifest.nginxConfigId})`, log || '(nothing new in the error log)');
   }
-}
-
-/** An old nginx worker that did not take the reload's quit signal in time: some new clients may still meet the old config. */
-function lingeringNote(pid: number): string {
-  return `an old nginx worker (pid ${pid}) still took connections 5 s after the reload`;
 }
 
 async function rollBack(t: Transport, req: ActivateRequest & { layout: Layout }, state: NodeState, res: NodeResult, prev: string | undefined, kongApplied: boolean, agentHupped: boolean): Promise<void> {
@@ -268,8 +263,8 @@ async function rollBack(t: Transport, req: ActivateRequest & { layout: Layout },
     res.reloads++;
     const prevManifest = prev === state.current ? state.currentManifest : undefined;
     if (prevManifest) {
-      const live = await waitForConfig(t, req.nginx, prevManifest.nginxConfigId, undefined, r.oldWorkers);
-      if (live.lingering !== undefined) res.notes.push(lingeringNote(live.lingering));
+      const live = await waitForConfig(t, req.nginx, prevManifest.nginxConfigId, { oldWorkers: r.oldWorkers });
+      if (live.lingering !== undefined) res.notes.push(lingeringNote(String(live.lingering)));
       if (!live.ok) throw new NodeStepError(`previous release ${prev} is back in place but nginx does not serve it`, await errorLogSince(t, req.root, r.errorLogOffset));
     }
     if (kongApplied) {

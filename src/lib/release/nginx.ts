@@ -101,8 +101,9 @@ export async function liveConfigId(t: Transport, ng: NginxTarget): Promise<strin
  * those have stopped taking connections, so that no new client meets the old config afterwards.
  * `lingering`: an old worker that still took connections at the end of that wait.
  */
-export async function waitForConfig(t: Transport, ng: NginxTarget, configId: string, timeoutMs = 8000, oldWorkers: number[] = []): Promise<{ ok: boolean; seen?: string; lingering?: number }> {
-  const deadline = Date.now() + timeoutMs;
+export async function waitForConfig(t: Transport, ng: NginxTarget, configId: string, opts: { timeoutMs?: number; oldWorkers?: number[] } = {}): Promise<{ ok: boolean; seen?: string; lingering?: number }> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 8000);
+  const oldWorkers = opts.oldWorkers ?? [];
   let seen: string | undefined;
   for (let i = 0; i < 200; i++) {
     seen = await liveConfigId(t, ng);

@@ -66,6 +66,11 @@ live_nginx() {
  * a try) until each has exited or titles itself "shutting down", which nginx sets as it closes its
  * listening sockets. Builtins only (the children file, or a scan of /proc where the kernel has none).
  */
+/** An old worker that did not take the reload's quit signal in time (both paths: `pid` may be a shell expansion). */
+export function lingeringNote(pid: string): string {
+  return `an old nginx worker (pid ${pid}) still took connections 5 s after the reload`;
+}
+
 export const NGINX_WORKERS_FN = `
 nginx_workers() { # master pid -> nw (the pids, space-separated)
   _nwm=$1; _nwc=; nw=

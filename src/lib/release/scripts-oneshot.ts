@@ -1,4 +1,4 @@
-import { LIVE_NGINX_FN, NGINX_WORKERS_FN } from './remote.js';
+import { LIVE_NGINX_FN, NGINX_WORKERS_FN, lingeringNote } from './remote.js';
 
 /**
  * A whole activation in one round trip (bash, for its /dev/tcp probe: no curl needed, no fork
@@ -113,7 +113,7 @@ reload() { # sets act (reloaded|started), errlog (the error log's size before) a
 quit_old() { # once a new worker serves the config: no new client meets an old worker (up to 5 s)
   [ -n "$oldw" ] || return 0
   # shellcheck disable=SC2086 # a list of pids
-  workers_quit 100 $oldw || note "an old nginx worker (pid $_wqp) still took connections 5 s after the reload"
+  workers_quit 100 $oldw || note "${lingeringNote('$_wqp')}"
   oldw=
 }
 agent_pid() { # the node's agent (bootstrap's service): its pid when one runs from this root

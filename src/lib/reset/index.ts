@@ -88,7 +88,7 @@ export async function resetToWork(transportOrRoot: Transport | string, opts: Res
     res.nginx = r.action;
     if (opts.check && state.good) {
       const m = (await readState(t, root)).currentManifest;
-      if (m && !(await waitForConfig(t, ng, m.nginxConfigId, undefined, r.oldWorkers)).ok) res.notes.push('nginx does not serve the config of current');
+      if (m && !(await waitForConfig(t, ng, m.nginxConfigId, { oldWorkers: r.oldWorkers })).ok) res.notes.push('nginx does not serve the config of current');
     }
     if (switched && state.good && res.release === 'switched') await markGood(t, root, state.good);
     else if (switched) await clearIntent(t, root);
