@@ -27,12 +27,19 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** A hub's flags: its data directory under the test's, the sink, one accepted sender (e9, token "hop"). */
+const hubArgs = (data: string, sink: string) => ['--role', 'hub', '--data', path.join(dir, data), '--sink', sink, '--accept-forward', `e9:${sha('hop')}`, '--topic', 'acme/ev', '--heartbeat-seconds', '0'];
+/** POST /v1/forward as e9. */
+const forwardTo = (port: number, body: Buffer) => fetch(`http://127.0.0.1:${port}/v1/forward`, { method: 'POST', body, headers: { 'content-type': 'application/vnd.edgectl.batch', authorization: 'Bearer hop' } });
+/** One batch of acme/ev messages, each with its id as its body. */
+const batchOf = (ids: string[]) => encodeBatch(ids.map((id) => ({ id, tenant: 'acme', topic: 'ev', contentType: 'text/plain', ts: Date.now(), body: Buffer.from(id) })));
+
 describe('nats sink', { timeout: 240_000 }, () => {
   it('publishes subject <prefix>.<tenant>.<topic> with Nats-Msg-Id, and never twice even past the duplicate window', async () => {
     const sink = `nats://127.0.0.1:4222?stream=${STREAM}&prefix=${PREFIX}&duplicateWindow=1`;
     const msgs = Array.from({ length: 5 }, (_, i) => ({ id: `e9:${RUN}:${i + 1}`, tenant: 'acme', topic: 'ev', contentType: 'text/plain', ts: Date.now(), body: Buffer.from(`m${i}`) }));
-    const forward = (port: number, n: number) => fetch(`http://127.0.0.1:${port}/v1/forward`, { method: 'POST', body: encodeBatch(msgs.slice(0, n)), headers: { 'content-type': 'application/vnd.edgectl.batch', authorization: 'Bearer hop' } });
-    const args = (d: string) => ['--role', 'hub', '--data', path.join(dir, d), '--sink', sink, '--accept-forward', `e9:${sha('hop')}`, '--topic', 'acme/ev', '--heartbeat-seconds', '0'];
+    const forward = (port: number, n: number) => forwardTo(port, encodeBatch(msgs.slice(0, n)));
+    const args = (d: string) => hubArgs(d, sink);
     // Free ports for the two hubs (each admin API on the next port).
     const [pa, pb] = [await freePortRange(2), await freePortRange(2)];
     const a = await startAgent('hub-n1', pa, pa + 1, args('a'));
@@ -52,11 +59,10 @@ describe('nats sink', { timeout: 240_000 }, () => {
   it('recreates a stream deleted under a running hub and delivers into it, saying why it waited', async () => {
     const stream = `${STREAM}_GONE`;
     const prefix = `${PREFIX}_gone`;
-    const one = (id: string) => encodeBatch([{ id, tenant: 'acme', topic: 'ev', contentType: 'text/plain', ts: Date.now(), body: Buffer.from(id) }]);
+    const one = (id: string) => batchOf([id]);
     const port = await freePortRange(2);
-    const send = (body: Buffer) => fetch(`http://127.0.0.1:${port}/v1/forward`, { method: 'POST', body, headers: { 'content-type': 'application/vnd.edgectl.batch', authorization: 'Bearer hop' } });
-    const hub = await startAgent('hub-n3', port, port + 1, ['--role', 'hub', '--data', path.join(dir, 'c'), '--sink', `nats://127.0.0.1:4222?stream=${stream}&prefix=${prefix}`,
-      '--accept-forward', `e9:${sha('hop')}`, '--topic', 'acme/ev', '--heartbeat-seconds', '0']);
+    const send = (body: Buffer) => forwardTo(port, body);
+    const hub = await startAgent('hub-n3', port, port + 1, hubArgs('c', `nats://127.0.0.1:4222?stream=${stream}&prefix=${prefix}`));
     try {
       expect((await send(one(`e9:${RUN}:g1`))).status).toBe(200);
       await waitFor(async () => (await depth(hub)) === 0, 20_000, 'first delivery');
@@ -77,12 +83,10 @@ describe('nats sink', { timeout: 240_000 }, () => {
     const jsm = await nc.jetstreamManager();
     await jsm.streams.add({ name: stream, subjects: [`${prefix}.>`], storage: StorageType.File, max_msgs: 2, discard: DiscardPolicy.New });
     const port = await freePortRange(2);
-    const hub = await startAgent('hub-n5', port, port + 1, ['--role', 'hub', '--data', path.join(dir, 'e'), '--sink', `nats://127.0.0.1:4222?stream=${stream}&prefix=${prefix}`,
-      '--accept-forward', `e9:${sha('hop')}`, '--topic', 'acme/ev', '--heartbeat-seconds', '0']);
+    const hub = await startAgent('hub-n5', port, port + 1, hubArgs('e', `nats://127.0.0.1:4222?stream=${stream}&prefix=${prefix}`));
     try {
       const ids = [1, 2, 3].map((i) => `e9:${RUN}:full${i}`);
-      const body = encodeBatch(ids.map((id) => ({ id, tenant: 'acme', topic: 'ev', contentType: 'text/plain', ts: Date.now(), body: Buffer.from(id) })));
-      expect((await fetch(`http://127.0.0.1:${port}/v1/forward`, { method: 'POST', body, headers: { 'content-type': 'application/vnd.edgectl.batch', authorization: 'Bearer hop' } })).status).toBe(200);
+      expect((await forwardTo(port, batchOf(ids))).status).toBe(200);
       await waitFor(async () => (await status(hub)).forward.errors >= 2, 30_000, 'failed deliveries into the full stream');
       const full = await status(hub);
       expect(full.totals.depth).toBe(3);
@@ -102,11 +106,9 @@ describe('nats sink', { timeout: 240_000 }, () => {
     const port = await freePort();
     const hubPort = await freePortRange(2);
     const stream = `${STREAM}_LATE`;
-    const hub = await startAgent('hub-n4', hubPort, hubPort + 1, ['--role', 'hub', '--data', path.join(dir, 'd'), '--sink', `nats://127.0.0.1:${port}?stream=${stream}&prefix=${PREFIX}_late`,
-      '--accept-forward', `e9:${sha('hop')}`, '--topic', 'acme/ev', '--heartbeat-seconds', '0']);
+    const hub = await startAgent('hub-n4', hubPort, hubPort + 1, hubArgs('d', `nats://127.0.0.1:${port}?stream=${stream}&prefix=${PREFIX}_late`));
     const ids = [1, 2, 3].map((i) => `e9:${RUN}:late${i}`);
-    const body = encodeBatch(ids.map((id) => ({ id, tenant: 'acme', topic: 'ev', contentType: 'text/plain', ts: Date.now(), body: Buffer.from(id) })));
-    expect((await fetch(`http://127.0.0.1:${hubPort}/v1/forward`, { method: 'POST', body, headers: { 'content-type': 'application/vnd.edgectl.batch', authorization: 'Bearer hop' } })).status).toBe(200);
+    expect((await forwardTo(hubPort, batchOf(ids))).status).toBe(200);
     await waitFor(async () => (await status(hub)).forward.errors >= 2, 20_000, 'failed deliveries while NATS is down');
     const down = await status(hub);
     expect(down.totals.depth).toBe(3);

@@ -28,7 +28,7 @@ export function parseNatsSink(spec: string): NatsSinkOptions {
   return { servers: `${u.hostname}:${u.port || 4222}`, stream, prefix, duplicateWindowSeconds: dup };
 }
 
-/** A batch's publishes waiting for their acks (see NatsSink.acks). */
+/** A batch's publishes waiting for their acks (NatsSink.waiting). */
 interface Waiting {
   left: number;
   done: (err?: Error & { noResponders?: boolean }) => void;
@@ -63,6 +63,7 @@ export class NatsSink implements Deliverer {
 
   private async ready(): Promise<NatsConnection> {
     if (this.inbox && this.nc && !this.nc.isClosed()) return this.nc;
+    if (this.nc) await this.reset();
     const { connect, nanos, createInbox, StorageType } = await import('nats');
     // noAsyncTraces: otherwise every request builds two Errors up front (stack traces for a timeout
     // it may never report).
@@ -78,7 +79,13 @@ export class NatsSink implements Deliverer {
     const decoder = new TextDecoder();
     nc.subscribe(`${inbox}*`, {
       callback: (err, m) => {
-        if (err) return; // the subscription ended (connection closed): its batches are failed by reset or time out
+        if (err) {
+          // The subscription ended with an error: no ack can come on this connection. Its batches
+          // fail now (not after 15 s), and the next one starts on a new connection.
+          if (this.nc !== nc) return; // a connection already replaced
+          this.inbox = '';
+          return this.failWaiting(`the ack subscription ended: ${errorMessage(err)}`);
+        }
         const w = this.waiting.get(Number(m.subject.slice(inbox.length)));
         if (!w) return; // a late ack of a batch that already failed: it is published again, deduplicated by id
         const h = m.headers;
@@ -119,14 +126,16 @@ export class NatsSink implements Deliverer {
     const { headers } = await import('nats');
     const no = ++this.batchNo;
     const acked = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => done(new Error(`no ack for ${w.left} of ${msgs.length} message(s) within ${ACK_TIMEOUT_MS / 1000} s`)), ACK_TIMEOUT_MS);
-      const done = (err?: Error) => {
-        clearTimeout(timer);
-        this.waiting.delete(no);
-        if (err) reject(err);
-        else resolve();
+      const w: Waiting = {
+        left: msgs.length,
+        done: (err) => {
+          clearTimeout(timer);
+          this.waiting.delete(no);
+          if (err) reject(err);
+          else resolve();
+        },
       };
-      const w: Waiting = { left: msgs.length, done };
+      const timer = setTimeout(() => w.done(new Error(`no ack for ${w.left} of ${msgs.length} message(s) within ${ACK_TIMEOUT_MS / 1000} s`)), ACK_TIMEOUT_MS);
       this.waiting.set(no, w);
     });
     const reply = `${this.inbox}${no}`;
@@ -189,8 +198,12 @@ export class NatsSink implements Deliverer {
     const nc = this.nc;
     this.nc = undefined;
     this.inbox = '';
-    for (const w of [...this.waiting.values()]) w.done(new Error('the NATS connection was closed'));
+    this.failWaiting('the NATS connection was closed');
     await nc?.close().catch(() => {});
+  }
+
+  private failWaiting(why: string): void {
+    for (const w of [...this.waiting.values()]) w.done(new Error(why));
   }
 
   async close(): Promise<void> {
