@@ -72,15 +72,18 @@ export function lingeringNote(pid: string): string {
 }
 
 export const NGINX_WORKERS_FN = `
+children_scan() { # pid -> _nwc (its children, from every process's stat: the kernel has no children file)
+  _nwc=
+  for _nws in /proc/[0-9]*/stat; do
+    _nwl=; read -r _nwl 2>/dev/null <"$_nws" || continue
+    _nwl=\${_nwl##*) }; _nwl=\${_nwl#* }; [ "\${_nwl%% *}" = "$1" ] || continue
+    _nwp=\${_nws#/proc/}; _nwc="$_nwc \${_nwp%/stat}"
+  done
+}
 nginx_workers() { # master pid -> nw (the pids, space-separated)
   _nwm=$1; _nwc=; nw=
   if [ -r "/proc/$_nwm/task/$_nwm/children" ]; then read -r _nwc 2>/dev/null <"/proc/$_nwm/task/$_nwm/children"
-  else
-    for _nws in /proc/[0-9]*/stat; do
-      _nwl=; read -r _nwl 2>/dev/null <"$_nws" || continue
-      _nwl=\${_nwl##*) }; _nwl=\${_nwl#* }; [ "\${_nwl%% *}" = "$_nwm" ] || continue
-      _nwp=\${_nws#/proc/}; _nwc="$_nwc \${_nwp%/stat}"
-    done
+  else children_scan "$_nwm"
   fi
   for _nwp in $_nwc; do
     _nwt=; read -r _nwt 2>/dev/null <"/proc/$_nwp/cmdline" # NUL-padded, no newline: read fails at its end, having read it
