@@ -347,8 +347,12 @@ describe('FastCGI apps supervised by the agent', { timeout: 120_000 }, () => {
     // Agent and keepers killed at once (the OOM killer, say): php-cgi lives on, orphaned.
     old = appOf(s, 'acme.php').pids;
     const keepers = s.fastcgi.map((a) => a.keeper!).filter(Boolean);
-    agent!.kill('SIGKILL');
+    // Stopped first, so no keeper can see the agent's channel close and stop php-cgi between the
+    // kills (a loaded CI machine once ran a keeper's disconnect handler there).
+    agent!.kill('SIGSTOP');
+    for (const k of keepers) process.kill(k, 'SIGSTOP');
     for (const k of keepers) process.kill(k, 'SIGKILL');
+    agent!.kill('SIGKILL');
     await agent;
     await sleep(300);
     expect(old.every(alive)).toBe(true);
