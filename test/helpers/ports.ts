@@ -28,10 +28,11 @@ function candidates(): { lo: number; hi: number } {
 const RANGE = candidates();
 const pick = () => RANGE.lo + Math.floor(Math.random() * (RANGE.hi - RANGE.lo + 1));
 
+/** A server bound to host:port, or undefined when the port is taken; any other error (a host not on this machine) is thrown. */
 function bind(host: string, port: number): Promise<Server | undefined> {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     const s = createServer();
-    s.once('error', () => resolve(undefined));
+    s.once('error', (e: NodeJS.ErrnoException) => (e.code === 'EADDRINUSE' || e.code === 'EACCES' ? resolve(undefined) : reject(e)));
     s.listen({ host, port, exclusive: true }, () => resolve(s));
   });
 }
