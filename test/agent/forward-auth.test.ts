@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { type AgentProc, credential, depth, killAll, post, sha, startAgent, status, waitFor } from './helpers.js';
+import { type AgentProc, credential, depth, killAll, post, rssMb, sha, startAgent, status, waitFor } from './helpers.js';
 import { encodeBatch, FORWARD_CONTENT_TYPE } from '../../src/lib/agent/forward/wire.js';
 import { MAX_FORWARD_BODY_BYTES } from '../../src/lib/limits.js';
 import type { IncomingItem } from '../../src/lib/agent/store/spool.js';
@@ -51,6 +52,20 @@ function hold(port: number, headers: string[], length: number, first = 65536): P
   });
 }
 
+/** A POST /v1/forward as Node's HTTP client sends one: head and the whole body handed to the socket at once. */
+function sendWhole(port: number, headers: Record<string, string>, body: Buffer): Promise<string> {
+  return new Promise((resolve) => {
+    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/v1/forward', agent: false,
+      headers: { 'content-type': FORWARD_CONTENT_TYPE, 'content-length': body.length, ...headers } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(String(res.statusCode)));
+      res.on('error', () => resolve(String(res.statusCode)));
+    });
+    req.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+    req.end(body);
+  });
+}
+
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'edgectl-fwdauth-'));
   [R, H, A, LONE, LATE] = [await freePortRange(2), await freePortRange(2), await freePortRange(2), await freePortRange(2), await freePortRange(2)];
@@ -94,6 +109,22 @@ describe('POST /v1/forward: authenticated before the body is read', { timeout: 1
       expect(text).toMatch(/\r\nconnection: close\r\n/i);
       expect(Date.now() - t0).toBeLessThan(5000);
       expect(socket.destroyed || socket.readableEnded).toBe(true);
+    }
+    expect(await depth(relay)).toBe(0);
+  });
+
+  it('refused forwards whose clients send their whole bodies at once: the agent stops reading at the answer, its memory barely moves', async () => {
+    // The device port's front hands /v1/forward to Node's HTTP server; a refusal there must
+    // still stop the socket (it once read every body to the end: 40 x 16 MiB took 70 -> 576 MB).
+    const body = Buffer.alloc(16 << 20, 120);
+    for (const headers of [{}, { authorization: 'Bearer guess' }] as Record<string, string>[]) {
+      const before = rssMb(relay.proc.pid!);
+      const answers = await Promise.all(Array.from({ length: 20 }, () => sendWhole(R, headers, body)));
+      expect(new Set(answers)).toEqual(new Set([Object.keys(headers).length ? '403' : '401']));
+      await new Promise((r) => setTimeout(r, 1000));
+      const grown = rssMb(relay.proc.pid!) - before;
+      console.log(`refused forwards: relay RSS +${grown.toFixed(1)} MB after 20 x 16 MiB sent at once`);
+      expect(grown).toBeLessThan(50); // every body read would be up to +320 MB (+166 seen)
     }
     expect(await depth(relay)).toBe(0);
   });
